@@ -1,0 +1,62 @@
+"""The adapter interface: how a fault reaches a kind of target.
+
+An adapter resolves a fault's target selector to concrete targets (with identities that survive
+pid reuse), computes a *revert spec* before it touches anything, injects, and reverts from the
+spec alone. The spec is plain JSON data carrying the adapter's name, so another process (the
+watchdog, `chaos recover` after a reboot) can undo the injection without the runner's memory.
+
+    resolve(fault, scope) -> [TargetRef]        what would be hit (dry-run stops here)
+    prepare(fault, target) -> revert spec       written to the ledger before injecting
+    inject(fault, target, spec) -> spec'        may refine the spec (e.g. a worker's pid)
+    revert(spec) -> "reverted" | "gone"         idempotent; a vanished target counts as reverted
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
+
+from chaos.model.experiment import FaultSpec
+
+RevertOutcome = Literal["reverted", "gone", "nothing"]
+
+
+@dataclass(frozen=True)
+class TargetRef:
+    kind: str
+    label: str  # for people: "pid 4242 (python -m chaos.demo)"
+    identity: Mapping[str, Any]  # for journals: survives pid reuse (pid + create time, UID)
+    lock_key: str  # two runs may not hold the same key
+    pids: tuple[int, ...] = field(default=())  # local processes this touches, for guards
+
+
+class Scope(Protocol):
+    """What the runner offers adapters while resolving and injecting."""
+
+    seed: int  # random choices (count, percent) derive from it; the journal records it
+
+    def service_pid(self, name: str) -> int | None: ...
+
+    async def restart_service(self, name: str, signal_name: str | None) -> None: ...
+
+
+class Adapter(abc.ABC):
+    name: ClassVar[str]  # "local.process": recorded in every revert spec
+    target_kind: ClassVar[str]
+    fault_types: ClassVar[tuple[str, ...]]
+    abstract: ClassVar[bool] = False  # base classes set True to stay out of registries
+
+    @abc.abstractmethod
+    async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]: ...
+
+    @abc.abstractmethod
+    def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
+                     scope: Scope) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome: ...

@@ -1,0 +1,221 @@
+"""Local processes: select them with psutil, kill or freeze them, thaw them from plain data.
+
+A process's identity is its pid *and* its create time, so a revert never signals a stranger that
+reused the pid. psutil calls are quick /proc reads; the few that may block on a busy machine run
+in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import pwd
+import random
+import re
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
+from chaos.errors import FaultFailed, PermissionDenied, TargetNotFound
+from chaos.model.experiment import FaultSpec
+
+NAME = "local.process"
+CREATE_TIME_TOLERANCE = 0.05
+
+
+def identity(proc: psutil.Process) -> dict[str, Any]:
+    with proc.oneshot():
+        try:
+            cmdline = proc.cmdline()
+        except (psutil.AccessDenied, psutil.ZombieProcess):
+            cmdline = []
+        return {"pid": proc.pid, "create_time": proc.create_time(), "name": proc.name(),
+                "cmdline": " ".join(cmdline)[:200]}
+
+
+def target_ref(proc: psutil.Process, kind: str = "process",
+               extra: Mapping[str, Any] | None = None) -> TargetRef:
+    ident = {**identity(proc), **(extra or {})}
+    label = f"pid {ident['pid']} ({ident['cmdline'][:60] or ident['name']})"
+    return TargetRef(kind=kind, label=label, identity=ident,
+                     lock_key=f"process:{ident['pid']}:{ident['create_time']:.2f}",
+                     pids=(proc.pid,))
+
+
+def same_process(pid: int, create_time: float) -> psutil.Process | None:
+    """The live process with this identity, or None if it is gone (or the pid was reused)."""
+    try:
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - create_time) > CREATE_TIME_TOLERANCE:
+            return None
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc
+    except psutil.NoSuchProcess:
+        return None
+
+
+def _matches(proc: psutil.Process, sel: Mapping[str, Any], pattern: re.Pattern[str] | None,
+             uid: int | None) -> bool:
+    try:
+        with proc.oneshot():
+            if sel.get("name") is not None:
+                names = {proc.name()}
+                cmd = proc.cmdline()
+                if cmd:
+                    names.add(os.path.basename(cmd[0]))
+                if sel["name"] not in names:
+                    return False
+            if pattern is not None and not pattern.search(" ".join(proc.cmdline())):
+                return False
+            if uid is not None and proc.uids().real != uid:
+                return False
+            return proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def _pid_from_file(path: str) -> int:
+    try:
+        text = Path(path).read_text().strip()
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError) as exc:
+        raise TargetNotFound(f"cannot read a pid from pidfile {path}: {exc}") from None
+
+
+def find_processes(sel: Mapping[str, Any]) -> list[psutil.Process]:
+    """All live processes matching every given selector field, sorted by pid."""
+    pattern = None
+    if sel.get("cmdline") is not None:
+        try:
+            pattern = re.compile(sel["cmdline"])
+        except re.error as exc:
+            raise TargetNotFound(f"cmdline is not a valid regular expression: {exc}") from None
+    uid = None
+    if sel.get("user") is not None:
+        try:
+            uid = pwd.getpwnam(sel["user"]).pw_uid
+        except KeyError:
+            raise TargetNotFound(f"no user named {sel['user']!r}") from None
+    pid = sel.get("pid")
+    if sel.get("pidfile") is not None:
+        pid = _pid_from_file(sel["pidfile"])
+    me = os.getpid()
+    if pid is not None:
+        try:
+            candidates = [psutil.Process(pid)]
+        except psutil.NoSuchProcess:
+            return []
+    else:
+        candidates = [p for p in psutil.process_iter() if p.pid != me]
+    found = [p for p in candidates if _matches(p, sel, pattern, uid)]
+    return sorted(found, key=lambda p: p.pid)
+
+
+def choose(found: list[Any], count: int | None, percent: float | None, seed: int) -> list[Any]:
+    """A reproducible random subset (the seed is recorded in the journal)."""
+    if count is None and percent is None:
+        return found
+    n = count if count is not None else math.ceil(len(found) * (percent or 0.0))
+    n = min(max(n, 0), len(found))
+    return sorted(random.Random(seed).sample(found, n), key=lambda p: getattr(p, "pid", 0))
+
+
+def describe_selector(sel: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sel.items() if v is not None) or "(empty)"
+
+
+def suspend_spec(targets: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"adapter": NAME, "action": "resume",
+            "processes": [{"pid": t["pid"], "create_time": t["create_time"]} for t in targets]}
+
+
+def send(pid: int, create_time: float, sig: signal.Signals) -> bool:
+    """Signal a process if it is still the same one; False if it is gone."""
+    proc = same_process(pid, create_time)
+    if proc is None:
+        return False
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError as exc:
+        raise PermissionDenied(f"not allowed to send SIG{sig.name[3:]} to pid {pid}") from exc
+    return True
+
+
+def descendants(pid: int, create_time: float) -> list[dict[str, Any]]:
+    proc = same_process(pid, create_time)
+    if proc is None:
+        return []
+    try:
+        return [identity(c) for c in proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+async def inject_signal(fault: FaultSpec, target: TargetRef, spec: dict[str, Any]) -> None:
+    ident = target.identity
+    if fault.type == "process.kill":
+        sig = signal.Signals["SIG" + fault.params.get("signal", "KILL")]
+        if not send(ident["pid"], ident["create_time"], sig):
+            raise FaultFailed(f"{target.label} exited before it could be signalled")
+        return
+    stopped = 0
+    for proc in spec["processes"]:
+        if send(proc["pid"], proc["create_time"], signal.SIGSTOP):
+            stopped += 1
+    if not stopped:
+        raise FaultFailed(f"{target.label} exited before it could be suspended")
+
+
+def prepare_signal(fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
+    if fault.type == "process.kill":
+        return {"adapter": NAME, "action": "none"}
+    procs = [dict(target.identity)]
+    if fault.params.get("children"):
+        procs += descendants(target.identity["pid"], target.identity["create_time"])
+    return suspend_spec(procs)
+
+
+class ProcessAdapter(Adapter):
+    name = NAME
+    target_kind = "process"
+    fault_types = ("process.kill", "process.suspend")
+
+    async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
+        sel = fault.target.selector
+        found = await asyncio.to_thread(find_processes, sel)
+        if not found:
+            raise TargetNotFound(f"{fault.name}: no running process matches "
+                                 f"{describe_selector(sel)}")
+        chosen = choose(found, fault.target.count, fault.target.percent, scope.seed + fault.index)
+        refs = []
+        for proc in chosen:
+            try:
+                refs.append(target_ref(proc))
+            except psutil.NoSuchProcess:
+                continue
+        return refs
+
+    def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
+        return prepare_signal(fault, target)
+
+    async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
+                     scope: Scope) -> dict[str, Any]:
+        await inject_signal(fault, target, spec)
+        return spec
+
+    async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
+        if spec.get("action") == "none":
+            return "nothing"
+        resumed = 0
+        for proc in spec.get("processes", ()):
+            if send(proc["pid"], proc["create_time"], signal.SIGCONT):
+                resumed += 1
+        return "reverted" if resumed else "gone"

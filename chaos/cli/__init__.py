@@ -1,0 +1,86 @@
+"""The `chaos` command. Thin: parse, call the layers below, print, exit.
+
+Subcommands are imported only when invoked, so `chaos --help` and `chaos validate` stay fast and
+never import the Kubernetes client or chaoslib. `ChaosError` is caught once, here: the user sees
+what went wrong and what to do, never a traceback (`--debug` shows them).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+from chaos import __version__
+from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode
+
+COMMANDS = {
+    "run": ("chaos.cli.run:run", "Run experiments: check the hypothesis, inject, revert, record."),
+    "validate": ("chaos.cli.validate:validate", "Check experiment files; report every problem."),
+    "inject": ("chaos.cli.inject:inject", "Inject one fault now, in the foreground."),
+    "status": ("chaos.cli.ledger:status", "List active injections (all runs)."),
+    "stop": ("chaos.cli.ledger:stop", "Revert active injections by id or run, or all."),
+    "recover": ("chaos.cli.ledger:recover", "Revert everything left open by crashed runs."),
+    "faults": ("chaos.cli.catalogue:faults", "List the fault catalogue."),
+    "schema": ("chaos.cli.catalogue:schema", "Print the JSON Schema of experiment files."),
+    "report": ("chaos.cli.report:report", "Render a journal again (text, JUnit, JSON)."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, _, attr = COMMANDS[name][0].partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_) for name, (_, help_) in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, epilog=EXIT_CODE_HELP.replace("\n", "\n\n\b\n", 1),
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="chaos")
+@click.option("--debug", is_flag=True, help="Show debug logs and tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Chaos engineering experiments with SLO hypotheses and crash-safe rollback.
+
+    \b
+    Quickstart:  chaos run experiments/quickstart.yaml
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="chaos: %(levelname)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> Any:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        return cli.main(args=argv, prog_name="chaos", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.INVALID)
+    except ChaosError as exc:
+        if debug:
+            logging.exception("details")
+        click.echo(f"chaos: error: {exc}", err=True)
+        if exc.hint:
+            click.echo(f"  what to do: {exc.hint}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)

@@ -1,0 +1,116 @@
+"""`chaos status`, `chaos stop`, `chaos recover`: the ledger, read and acted on by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from chaos.cli.options import state_dir as state_dir_option
+from chaos.errors import ExitCode
+
+
+def _ledger(state_dir: Path | None):  # type: ignore[no-untyped-def]
+    from chaos.safety.ledger import Ledger
+
+    return Ledger(state_dir)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@state_dir_option
+def status(as_json: bool, state_dir: Path | None) -> None:
+    """List active injections from the ledger, across all runs.
+
+    A run whose runner is gone while injections are open needs `chaos recover`.
+    """
+    from chaos.safety.recover import runner_alive
+
+    ledger = _ledger(state_dir)
+    rows = []
+    for info in ledger.runs():
+        open_entries = [e for e in info.entries if e.is_open]
+        if not open_entries:
+            continue
+        alive = runner_alive(info)
+        for e in open_entries:
+            rows.append({"id": e.id, "run": e.run, "fault": e.fault, "target": e.target,
+                         "state": e.state, "since": e.created, "deadline": e.deadline,
+                         "runner_pid": info.pid, "runner_alive": alive, "error": e.error})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"no active injections (ledger: {ledger.directory})")
+        return
+    now = time.time()
+    for r in rows:
+        left = f"{r['deadline'] - now:.0f}s left" if r["deadline"] else "no deadline"
+        who = "runner running" if r["runner_alive"] else "RUNNER GONE: run `chaos recover`"
+        click.echo(f"{r['id']}  {r['fault']} on {r['target']}  [{r['state']}, {left}, "
+                   f"{who}]" + (f"  last error: {r['error']}" if r["error"] else ""))
+
+
+@click.command()
+@click.argument("ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Revert every active injection.")
+@state_dir_option
+def stop(ids: tuple[str, ...], everything: bool, state_dir: Path | None) -> None:
+    """Revert active injections: by injection ID, by run ID, or --all.
+
+    The runner of a stopped injection notices nothing: its own revert later is a no-op.
+    """
+    if not ids and not everything:
+        raise click.UsageError("give injection or run IDs (see `chaos status`), or --all")
+    ledger = _ledger(state_dir)
+    entries = [e for e in ledger.open_entries()
+               if everything or e.id in ids or e.run in ids]
+    if not entries:
+        click.echo("nothing to stop: no active injection matches")
+        sys.exit(ExitCode.OK if everything else ExitCode.INVALID)
+    sys.exit(_revert(ledger, entries, by="chaos stop"))
+
+
+@click.command()
+@click.option("--force", is_flag=True,
+              help="Also revert injections of runs whose runner is still alive.")
+@state_dir_option
+def recover(force: bool, state_dir: Path | None) -> None:
+    """Revert everything left open by runs whose runner and watchdog died.
+
+    Safe to run any time: reverts are idempotent, and a target that is gone counts as reverted.
+    """
+    from chaos.safety.recover import runner_alive
+
+    ledger = _ledger(state_dir)
+    entries = []
+    for info in ledger.runs():
+        open_entries = [e for e in info.entries if e.is_open]
+        if open_entries and (force or not runner_alive(info)):
+            entries += open_entries
+        elif open_entries:
+            click.echo(f"run {info.run} is still running (pid {info.pid}); skipped "
+                       "(--force reverts it anyway)")
+    if not entries:
+        click.echo("nothing to recover")
+        sys.exit(ExitCode.OK)
+    sys.exit(_revert(ledger, entries, by="chaos recover"))
+
+
+def _revert(ledger, entries, *, by: str) -> int:  # type: ignore[no-untyped-def]
+    from chaos.adapters.registry import default_registry
+    from chaos.safety.recover import revert_all
+
+    results = asyncio.run(revert_all(entries, ledger, default_registry(), by=by))
+    failed = 0
+    for r in results:
+        if r.outcome == "failed":
+            failed += 1
+            click.echo(f"FAILED  {r.entry.fault} on {r.entry.target}: {r.error}", err=True)
+        else:
+            click.echo(f"{r.outcome:<9} {r.entry.fault} on {r.entry.target} ({r.entry.id})")
+    return ExitCode.REVERT_FAILED if failed else ExitCode.OK

@@ -1,0 +1,144 @@
+"""`chaos run`: experiments in order, one aggregate exit code, one JUnit file."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+from chaos.cli.options import parse_vars, state_dir, variables
+from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode, ExperimentInvalid
+
+# When several experiments run, the exit code is the most serious of theirs, in this order.
+SEVERITY = [ExitCode.REVERT_FAILED, ExitCode.TERMINATED, ExitCode.INTERRUPTED, ExitCode.ABORTED,
+            ExitCode.INVALID, ExitCode.STEADY_STATE_NOT_MET, ExitCode.DEVIATED, ExitCode.OK]
+
+
+def aggregate(codes: list[int]) -> int:
+    return min(codes, key=lambda c: SEVERITY.index(ExitCode(c))) if codes else ExitCode.OK
+
+
+@click.command(epilog=EXIT_CODE_HELP.replace("\n", "\n\n\b\n", 1) +
+               "\n\nWith several files, the exit code is the most serious one "
+               "(5, 143, 130, 4, 2, 3, 1, 0).")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--dry-run", is_flag=True, help="Resolve targets and print the plan; inject nothing.")
+@click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the journal here (one file only) instead of RUNS_DIR/RUN_ID/.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a JUnit XML report of all experiments here.")
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("chaos-runs"), show_default=True, envvar="CHAOS_RUNS_DIR",
+              help="Each run writes its journal and service logs to RUNS_DIR/RUN_ID/.")
+@click.option("--seed", type=int, help="Seed for random target choices (recorded either way).")
+@click.option("-q", "--quiet", is_flag=True, help="Only the summaries, no live events.")
+@variables
+@state_dir
+def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
+        junit_path: Path | None, runs_dir: Path, seed: int | None, quiet: bool,
+        vars_: tuple[str, ...], state_dir: Path | None) -> None:
+    """Run experiment FILEs (or every *.yaml in DIRs) in order.
+
+    Each run checks the steady state, injects the faults on their timeline, reverts them
+    (also on failure, Ctrl-C, SIGTERM, and - through the watchdog - when the runner dies),
+    checks again, and writes a journal.
+    """
+    from chaos.runner.load import expand_paths, load_experiment
+
+    files = expand_paths(list(paths))
+    if not files:
+        raise click.UsageError("no experiment files found in " + ", ".join(paths))
+    if journal_path and len(files) > 1:
+        raise click.UsageError("--journal takes one experiment; use --runs-dir for several")
+    variables_ = parse_vars(vars_)
+    experiments, problems = [], []
+    for path in files:
+        try:
+            experiments.append(load_experiment(path, variables_))
+        except ExperimentInvalid as exc:
+            problems.append(exc)
+    if problems:
+        for exc in problems:
+            click.echo(str(exc), err=True)
+        _write_junit(junit_path, [_error_journal(e.source, ExitCode.INVALID, str(e))
+                                  for e in problems])
+        click.echo("nothing was run: fix the problems above (`chaos validate` checks files)",
+                   err=True)
+        sys.exit(ExitCode.INVALID)
+    if dry_run:
+        asyncio.run(_dry_run(experiments))
+        sys.exit(ExitCode.OK)
+    sys.exit(asyncio.run(_run_all(experiments, journal_path, junit_path, runs_dir, seed, quiet,
+                                  state_dir)))
+
+
+def _error_journal(source: str, code: int, reason: str) -> dict[str, object]:
+    from chaos.runner.journal import error_journal
+
+    return error_journal(source, code, reason)
+
+
+def _write_junit(path: Path | None, journals: list[dict[str, object]]) -> None:
+    if path is None:
+        return
+    from chaos.reports.junit import render
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(journals))
+
+
+async def _dry_run(experiments: list) -> None:  # type: ignore[type-arg]
+    from chaos.adapters.registry import default_registry
+    from chaos.runner.plan import plan
+    from chaos.units import format_duration
+
+    adapters = default_registry()
+    for exp in experiments:
+        click.echo(f"── {exp.title}  ({exp.source})  [dry run: nothing is injected]")
+        for s in exp.services:
+            click.echo(f"  service {s.name}: {' '.join(s.run)}")
+        if exp.hypothesis:
+            checks = ", ".join(c.text for c in exp.hypothesis.checks)
+            click.echo(f"  hypothesis: {checks} (before {format_duration(exp.hypothesis.before.window)}"
+                       f", after {format_duration(exp.hypothesis.after.window)})")
+        for p in await plan(exp, adapters):
+            timing = f"at {format_duration(p.start)}" + (
+                f" for {format_duration(p.duration)}" if p.duration else "")
+            click.echo(f"  {p.name}: {p.type} via {p.adapter} {timing}")
+            for label in p.targets:
+                click.echo(f"      -> {label}")
+            if p.problem:
+                click.echo(f"      !! {p.problem}")
+
+
+async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore[type-arg]
+                   junit_path: Path | None, runs_dir: Path, seed: int | None, quiet: bool,
+                   state_dir: Path | None) -> int:
+    from chaos.cli.view import LiveView
+    from chaos.reports.terminal import summary
+    from chaos.runner.session import RunOptions, run_experiment
+
+    options = RunOptions(runs_dir=runs_dir, journal_path=journal_path, state_dir=state_dir,
+                         seed=seed)
+    codes: list[int] = []
+    journals: list[dict[str, object]] = []
+    for exp in experiments:
+        subscribers = [] if quiet else [LiveView()]
+        try:
+            record = await run_experiment(exp, options, subscribers)
+        except ChaosError as exc:  # could not even start (e.g. the state dir is unwritable)
+            journals.append(_error_journal(exp.source, exc.exit_code, str(exc)))
+            codes.append(exc.exit_code)
+            click.echo(f"chaos: error: {exc}", err=True)
+            continue
+        journals.append(record.journal)
+        click.echo(summary(record.journal, str(record.journal_path)))
+        if record.result.error is not None and record.result.error.hint:
+            click.echo(f"  what to do: {record.result.error.hint}")
+        codes.append(int(record.result.exit_code))
+        if record.result.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
+            break  # the user asked to stop: do not start the next experiment
+    _write_junit(junit_path, journals)
+    return aggregate(codes)

@@ -1,0 +1,23 @@
+"""The fault catalogue as data. `default_registry()` holds the built-ins and entry-point plugins."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from chaos.faults import process, targets
+from chaos.faults.registry import FaultRegistry, FaultType
+
+__all__ = ["FaultRegistry", "FaultType", "default_registry", "new_registry"]
+
+
+def new_registry() -> FaultRegistry:
+    registry = FaultRegistry()
+    registry.add_target_kind("process", targets.PROCESS)
+    registry.add_target_kind("service", targets.SERVICE)
+    process.register(registry)
+    return registry
+
+
+@lru_cache(maxsize=1)
+def default_registry() -> FaultRegistry:
+    return new_registry()

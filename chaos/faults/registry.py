@@ -1,0 +1,77 @@
+"""The fault catalogue: one registry object, built-ins registered by decorator-like calls.
+
+A fault type is data: a name, a one-line summary, the parameter schema (types, units, defaults,
+docs) and the target kinds it supports. `chaos faults`, validation, the JSON Schema and the ad hoc
+`chaos inject` flags are all derived from it. Registration checks the declaration at once, so a
+broken plugin fails when it registers, not halfway through an experiment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from chaos.model.experiment import FaultShape
+from chaos.model.schema import Obj, Schema
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class FaultType:
+    name: str  # category.action, e.g. process.suspend
+    summary: str
+    params: Obj
+    target_kinds: tuple[str, ...]
+    instant: bool = False  # happens once (kill, restart): no duration, nothing to hold
+
+    @property
+    def category(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    def shape(self) -> FaultShape:
+        return FaultShape(self.params, self.target_kinds, self.instant)
+
+
+class FaultRegistry:
+    def __init__(self) -> None:
+        self._types: dict[str, FaultType] = {}
+        self._targets: dict[str, Schema] = {}
+
+    def add_target_kind(self, kind: str, selector: Schema) -> None:
+        if kind in self._targets:
+            raise ValueError(f"target kind {kind!r} is already registered")
+        self._targets[kind] = selector
+
+    def add(self, fault: FaultType) -> FaultType:
+        if not _NAME.fullmatch(fault.name):
+            raise ValueError(f"fault type {fault.name!r} must look like category.action")
+        if fault.name in self._types:
+            raise ValueError(f"fault type {fault.name!r} is already registered")
+        if not isinstance(fault.params, Obj):
+            raise TypeError(f"{fault.name}: params must be an Obj schema")
+        for key, spec in fault.params.fields.items():
+            if not spec.schema.doc:
+                raise ValueError(f"{fault.name}: parameter {key!r} needs a doc string")
+        unknown = [k for k in fault.target_kinds if k not in self._targets]
+        if unknown or not fault.target_kinds:
+            raise ValueError(f"{fault.name}: unknown target kinds {unknown}")
+        self._types[fault.name] = fault
+        return fault
+
+    def get(self, name: str) -> FaultType | None:
+        return self._types.get(name)
+
+    def __iter__(self) -> Iterator[FaultType]:
+        return iter(sorted(self._types.values(), key=lambda f: f.name))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    @property
+    def target_kinds(self) -> Mapping[str, Schema]:
+        return dict(self._targets)
+
+    def shapes(self) -> dict[str, FaultShape]:
+        return {name: f.shape() for name, f in self._types.items()}

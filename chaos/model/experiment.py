@@ -1,0 +1,163 @@
+"""The typed, immutable experiment model.
+
+Everything downstream (planner, engine, reports) reads these frozen objects; nothing mutates
+loaded input. Values are already converted: durations are seconds, percents are fractions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from chaos.errors import Location
+from chaos.model.schema import Obj, Schema
+
+
+def frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A read-only copy, nested mappings included."""
+    if not mapping:
+        return MappingProxyType({})
+    return MappingProxyType({
+        k: frozen(v) if isinstance(v, Mapping) else v for k, v in mapping.items()
+    })
+
+
+def thaw(value: Any) -> Any:
+    """Plain, JSON-serialisable copy of a frozen value (for journals and ledgers)."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [thaw(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str  # process | service | ... (the target kind picks the adapter)
+    selector: Mapping[str, Any]
+    count: int | None = None  # hit at most this many of the matches
+    percent: float | None = None  # or this fraction of them (rounded up)
+    location: Location | None = None
+
+    def describe(self) -> str:
+        if self.kind == "service":
+            return f"service {self.selector.get('name')}"
+        parts = ", ".join(f"{k}={v}" for k, v in self.selector.items() if v is not None)
+        return f"{self.kind}({parts})"
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    index: int
+    name: str
+    type: str
+    target: Target
+    params: Mapping[str, Any]
+    start: float  # seconds after the during phase starts
+    duration: float  # seconds; 0 for instant faults (kill)
+    location: Location | None = None
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    name: str
+    kind: str  # http | tcp | exec | process
+    spec: Mapping[str, Any]
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    text: str
+    parsed: Any  # the hypothesis engine's parsed form (chaos.slo.checks)
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Phase:
+    window: float = 0.0  # seconds of sampling (before/after)
+    every: float = 0.5  # seconds between probe rounds
+    settle: float = 0.0  # after: wait this long after the last revert before measuring
+    recover_within: float | None = None  # after: the checks must pass again within this
+    checks: tuple[CheckSpec, ...] = ()  # during: checks evaluated over the whole phase
+    abort: tuple[CheckSpec, ...] = ()  # during: guardrails evaluated every round
+    abort_window: float = 5.0  # during: guardrails look at this much recent history
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    probes: tuple[ProbeSpec, ...]
+    checks: tuple[CheckSpec, ...]
+    before: Phase
+    during: Phase
+    after: Phase
+
+
+@dataclass(frozen=True)
+class Readiness:
+    kind: str  # http | tcp | exec | delay
+    spec: Mapping[str, Any]
+    timeout: float
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    run: tuple[str, ...]
+    cwd: str | None
+    env: Mapping[str, str]
+    ready: Readiness | None
+    stop_signal: str
+    stop_timeout: float
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_duration: float = 600.0
+    max_targets: int = 5
+
+
+@dataclass(frozen=True)
+class Experiment:
+    title: str
+    source: str  # path as given
+    source_hash: str  # sha256 of the file text
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    services: tuple[ServiceSpec, ...] = ()
+    hypothesis: Hypothesis | None = None
+    faults: tuple[FaultSpec, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    variables: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def faults_end(self) -> float:
+        return max((f.end for f in self.faults), default=0.0)
+
+
+@dataclass(frozen=True)
+class FaultShape:
+    """What the model needs to know about a fault type to validate a file."""
+
+    params: Obj
+    target_kinds: tuple[str, ...]
+    instant: bool = False  # e.g. process.kill: no duration, nothing to hold
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The extension points' view for validation: faults, target kinds, probes, check grammar.
+
+    The model sits below faults and slo, so the layers above hand their registries in.
+    """
+
+    faults: Mapping[str, FaultShape]
+    targets: Mapping[str, Schema]
+    probes: Schema
+    parse_check: Callable[[str, frozenset[str]], Any]  # raises ValueError with the expectation

@@ -1,0 +1,64 @@
+"""JUnit XML from journals: one testsuite per experiment, one testcase per check and phase,
+plus one per injection (a failed revert is a failure CI must see)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+FAILING = {"FAIL", "NO_DATA", "INVALID"}
+
+
+def _suite(journal: Mapping[str, Any]) -> ET.Element:
+    exp = journal["experiment"]
+    suite = ET.Element("testsuite", name=exp["title"], file=exp["source"],
+                       timestamp=str(journal.get("started", "")),
+                       time=f"{journal.get('duration', 0):.3f}")
+    cases = failures = errors = 0
+    verdict = ET.SubElement(suite, "testcase", classname=exp["source"], name="verdict",
+                            time=f"{journal.get('duration', 0):.3f}")
+    cases += 1
+    if journal["exit_code"] != 0:
+        tag = "error" if journal["exit_code"] in (2, 5) else "failure"
+        node = ET.SubElement(verdict, tag, message=f"{journal['verdict']}: {journal['reason']}",
+                             type=journal["verdict"])
+        node.text = journal["reason"]
+        failures += tag == "failure"
+        errors += tag == "error"
+    for phase, data in journal.get("phases", {}).items():
+        for check in data.get("checks", []):
+            cases += 1
+            case = ET.SubElement(suite, "testcase", classname=f"{exp['source']}.{phase}",
+                                 name=check["check"])
+            if check["status"] in FAILING:
+                failures += 1
+                ET.SubElement(case, "failure", type=check["status"],
+                              message=f"{check['status']}: measured {check.get('measured')} "
+                                      f"over {check.get('events')} events "
+                                      f"{check.get('reason') or ''}".strip())
+            elif check["status"] == "ERROR":
+                errors += 1
+                ET.SubElement(case, "error", message=check.get("reason") or "error")
+    for inj in journal.get("injections", []):
+        cases += 1
+        case = ET.SubElement(suite, "testcase", classname=f"{exp['source']}.faults",
+                             name=f"{inj['fault']} on {inj['target']}")
+        if inj["outcome"] == "failed":
+            errors += 1
+            ET.SubElement(case, "error", type="revert_failed", message=inj.get("error", ""))
+    suite.set("tests", str(cases))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    return suite
+
+
+def render(journals: Iterable[Mapping[str, Any]], name: str = "chaos") -> str:
+    root = ET.Element("testsuites", name=name)
+    for journal in journals:
+        root.append(_suite(journal))
+    for attr in ("tests", "failures", "errors"):
+        root.set(attr, str(sum(int(s.get(attr, "0")) for s in root)))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+

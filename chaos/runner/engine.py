@@ -1,0 +1,399 @@
+"""The run engine: phases, the fault timeline, guardrails, signals, and the revert guarantee.
+
+    start watchdog + services
+    BEFORE  sample the hypothesis for a window        fails => exit 3, nothing injected
+    DURING  faults on their timeline: ledger intent -> inject -> applied -> (hold) -> revert
+            guardrails evaluated on every sample      breach => revert everything now, exit 4
+    AFTER   recovery time, settle, sample a window    fails => exit 1
+    cleanup (always, uninterruptible): revert what is still open, stop services, journal
+
+All work runs in one task. A signal or a guardrail cancels that task; the `finally` around it
+reverts at once, whatever the task was awaiting (a probe, a sleep, an injection). A second
+signal does not skip reverts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from chaos.adapters.base import Adapter, TargetRef
+from chaos.adapters.registry import AdapterRegistry
+from chaos.errors import ChaosError, ExitCode, FaultFailed, truncate
+from chaos.model.experiment import CheckSpec, Experiment, FaultSpec, thaw
+from chaos.runner.events import EventBus
+from chaos.runner.services import Services
+from chaos.safety import guards
+from chaos.safety.ledger import Ledger
+from chaos.safety.locks import TargetLocks
+from chaos.safety.recover import revert_spec
+from chaos.safety.watchdog import HEARTBEAT_EVERY, WatchdogHandle, spawn
+from chaos.slo.checks import Sample, Status, Verdict
+from chaos.slo.probes import Probe
+from chaos.slo.sampler import Sampler
+
+log = logging.getLogger(__name__)
+
+VERDICTS = {
+    ExitCode.OK: "held", ExitCode.DEVIATED: "deviated", ExitCode.INVALID: "error",
+    ExitCode.STEADY_STATE_NOT_MET: "steady-state-not-met", ExitCode.ABORTED: "aborted",
+    ExitCode.REVERT_FAILED: "revert-failed", ExitCode.INTERRUPTED: "interrupted",
+    ExitCode.TERMINATED: "interrupted",
+}
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def deadline_grace(duration: float) -> float:
+    """How long past a fault's end the watchdog waits before reverting it itself."""
+    return 5.0 + 0.1 * duration
+
+
+@dataclass
+class Injection:
+    id: str
+    fault: FaultSpec
+    target: TargetRef
+    adapter: Adapter
+    spec: dict[str, Any]
+    injected_at: float | None = None  # seconds since run start
+    reverted_at: float | None = None
+    outcome: str = "pending"  # pending | injected | reverted | gone | nothing | failed
+    by: str = ""
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "fault": self.fault.name, "type": self.fault.type,
+                "target": self.target.label, "identity": thaw(self.target.identity),
+                "injected_at": self.injected_at, "reverted_at": self.reverted_at,
+                "outcome": self.outcome, "reverted_by": self.by, "error": self.error,
+                "revert_spec": self.spec}
+
+
+@dataclass
+class RunResult:
+    run: str
+    exit_code: ExitCode
+    reason: str
+    error: ChaosError | None = None
+    verdicts: dict[str, list[Verdict]] = field(default_factory=dict)
+    injections: list[Injection] = field(default_factory=list)
+    recovery: float | None = None
+
+    @property
+    def verdict(self) -> str:
+        return VERDICTS[self.exit_code]
+
+
+class Engine:
+    def __init__(self, experiment: Experiment, *, adapters: AdapterRegistry, ledger: Ledger,
+                 bus: EventBus, out_dir: Path, seed: int | None = None,
+                 heartbeat_timeout: float | None = None) -> None:
+        self.experiment = experiment
+        self.adapters, self.ledger, self.bus = adapters, ledger, bus
+        self.out_dir = out_dir
+        self.run_id = new_run_id()
+        self.seed = seed if seed is not None else secrets.randbelow(2**31)
+        self.heartbeat_timeout = heartbeat_timeout
+        self.services = Services(experiment.services, out_dir, bus)
+        self.locks = TargetLocks(ledger.state_dir, self.run_id)
+        self.injections: list[Injection] = []
+        self.verdicts: dict[str, list[Verdict]] = {}
+        self.recovery: float | None = None
+        self.sampler: Sampler | None = None
+        self.watchdog: WatchdogHandle | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._work: asyncio.Task[None] | None = None
+        self._stop: tuple[ExitCode, str] | None = None  # why the work was cancelled
+        self._outcome: tuple[ExitCode, str] = (ExitCode.OK, "the hypothesis held")
+        self._error: ChaosError | None = None
+        self._during_started: float | None = None
+        self._protected: dict[int, str] = {}
+
+    # --- Scope, offered to adapters
+    def service_pid(self, name: str) -> int | None:
+        return self.services.pid(name)
+
+    async def restart_service(self, name: str, signal_name: str | None) -> None:
+        await self.services.restart(name, signal_name)
+
+    # --- control
+    def _interrupt(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self._stop is not None:
+            log.warning("%s received while reverting: reverts always finish; please wait", name)
+            return
+        code = ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
+        self.bus.emit("run.interrupted", signal=name)
+        self._cancel(code, f"interrupted by {name}")
+
+    def _cancel(self, code: ExitCode, reason: str) -> None:
+        if self._stop is None:
+            self._stop = (code, reason)
+            if self._work is not None:
+                self._work.cancel()
+
+    async def run(self) -> RunResult:
+        loop = asyncio.get_running_loop()
+        exp = self.experiment
+        me = psutil.Process()
+        self.ledger.start_run(self.run_id, pid=me.pid, pid_create_time=me.create_time(),
+                              title=exp.title)
+        self.bus.emit("run.started", run=self.run_id, title=exp.title, source=exp.source,
+                      seed=self.seed, dry_run=False)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._interrupt, signum)
+        try:
+            self._work = asyncio.create_task(self._main(), name="chaos-run")
+            try:
+                await self._work
+            except asyncio.CancelledError:
+                if self._stop is None:
+                    raise
+                self._outcome = self._stop
+            except ChaosError as exc:
+                self._error = exc
+                self._outcome = (exc.exit_code, str(exc))
+        finally:
+            await self._cleanup()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+        if any(i.outcome == "failed" for i in self.injections):
+            failed = [i for i in self.injections if i.outcome == "failed"]
+            self._outcome = (ExitCode.REVERT_FAILED,
+                             "; ".join(f"revert of {i.fault.name} on {i.target.label} failed: "
+                                       f"{i.error}" for i in failed))
+        code, reason = self._outcome
+        self.ledger.finish_run(self.run_id, exit_code=int(code))
+        self.bus.emit("run.finished", run=self.run_id, verdict=VERDICTS[code],
+                      exit_code=int(code), reason=reason)
+        return RunResult(self.run_id, code, reason, self._error, self.verdicts,
+                         self.injections, self.recovery)
+
+    async def _heartbeat(self) -> None:
+        while self.watchdog is not None:
+            self.watchdog.beat()
+            await asyncio.sleep(HEARTBEAT_EVERY)
+
+    async def _main(self) -> None:
+        exp = self.experiment
+        if exp.faults:
+            kwargs = {} if self.heartbeat_timeout is None else {
+                "heartbeat_timeout": self.heartbeat_timeout}
+            self.watchdog = await spawn(self.ledger.state_dir, self.run_id, **kwargs)
+            self._heartbeat_task = asyncio.create_task(self._heartbeat())
+            self._protected = guards.protected_pids([self.watchdog.pid])
+        await self.services.start_all()
+        hyp = exp.hypothesis
+        if hyp is not None:
+            self.sampler = Sampler([Probe.from_spec(p) for p in hyp.probes], self._on_sample)
+            self.bus.emit("phase.started", phase="before")
+            self.sampler.start(hyp.before.every)
+            start = time.monotonic()
+            await asyncio.sleep(hyp.before.window)
+            if not self._evaluate("before", hyp.checks, start, time.monotonic()):
+                self._outcome = (ExitCode.STEADY_STATE_NOT_MET,
+                                 "steady state not met before injection: " +
+                                 self._failures("before"))
+                return
+            self.sampler.every = hyp.during.every
+        await self._during()
+        if hyp is not None and exp.faults:
+            await self._after()
+
+    async def _during(self) -> None:
+        hyp = self.experiment.hypothesis
+        self.bus.emit("phase.started", phase="during")
+        start = self._during_started = time.monotonic()
+        try:
+            async with asyncio.TaskGroup() as group:
+                for fault in self.experiment.faults:
+                    group.create_task(self._fault(fault), name=f"fault:{fault.name}")
+        except ExceptionGroup as group:  # one fault failed: the rest were cancelled
+            raise group.exceptions[0] from None
+        if hyp is not None:
+            self._evaluate("during", hyp.during.checks, start, time.monotonic())
+
+    async def _after(self) -> None:
+        hyp = self.experiment.hypothesis
+        assert hyp is not None and self.sampler is not None
+        phase = hyp.after
+        self.bus.emit("phase.started", phase="after")
+        last_revert = time.monotonic()
+        self.sampler.every = phase.every
+        limit = phase.recover_within if phase.recover_within is not None else (
+            phase.settle + phase.window)
+        while (recovered := self.sampler.recovered_at(last_revert)) is None:
+            if time.monotonic() - last_revert > limit:
+                break
+            await asyncio.sleep(min(0.05, phase.every))
+        if recovered is not None:
+            self.recovery = max(0.0, recovered - last_revert)
+            self.bus.emit("run.recovered", after=round(self.recovery, 3))
+        await asyncio.sleep(max(0.0, phase.settle - (time.monotonic() - last_revert)))
+        start = time.monotonic()
+        await asyncio.sleep(phase.window)
+        passed = self._evaluate("after", hyp.checks, start, time.monotonic())
+        if phase.recover_within is not None:
+            ok = self.recovery is not None and self.recovery <= phase.recover_within
+            measured = "never" if self.recovery is None else f"{self.recovery:.2f}s"
+            self.bus.emit("check.evaluated", phase="after", verdict={
+                "check": f"recover_within {phase.recover_within:g}s",
+                "status": "PASS" if ok else "FAIL", "value": self.recovery,
+                "measured": measured, "threshold": phase.recover_within, "events": 0,
+                "window": phase.recover_within, "source": "recovery", "reason": ""})
+            if not ok:
+                passed = False
+                self._outcome = (ExitCode.DEVIATED, f"did not recover within "
+                                 f"{phase.recover_within:g}s (recovery: {measured})")
+        if not passed and self._outcome[0] is ExitCode.OK:
+            self._outcome = (ExitCode.DEVIATED, "hypothesis failed after the faults: " +
+                             self._failures("after"))
+        if self._outcome[0] is ExitCode.OK and not all(
+            v.passed for v in self.verdicts.get("during", [])
+        ):
+            self._outcome = (ExitCode.DEVIATED, "hypothesis failed during the faults: " +
+                             self._failures("during"))
+
+    def _failures(self, phase: str) -> str:
+        return "; ".join(f"{v.describe()}{' - ' + v.reason if v.reason else ''}"
+                         for v in self.verdicts.get(phase, []) if not v.passed)
+
+    def _evaluate(self, phase: str, checks: tuple[CheckSpec, ...], start: float,
+                  end: float) -> bool:
+        assert self.sampler is not None
+        samples = self.sampler.between(start, end)
+        verdicts: list[Verdict] = [c.parsed.evaluate(samples, end - start) for c in checks]
+        self.verdicts[phase] = verdicts
+        for v in verdicts:
+            self.bus.emit("check.evaluated", phase=phase, verdict=v.as_dict())
+        passed = all(v.passed for v in verdicts)
+        self.bus.emit("phase.finished", phase=phase, passed=passed)
+        return passed
+
+    def _on_sample(self, sample: Sample) -> None:
+        self.bus.emit("probe.sampled", probe=sample.probe, ok=sample.ok,
+                      latency=round(sample.latency, 6), detail=sample.detail,
+                      at=round(self.bus.elapsed(sample.at), 4))
+        hyp = self.experiment.hypothesis
+        if hyp is None or self._during_started is None or self._stop is not None:
+            return
+        now = time.monotonic()
+        since = max(self._during_started, now - hyp.during.abort_window)
+        recent = self.sampler.between(since, now + 1) if self.sampler else []
+        for spec in hyp.during.abort:
+            verdict = spec.parsed.evaluate(recent, now - since, min_events=2)
+            if verdict.status is Status.PASS:  # the abort condition holds
+                self.bus.emit("guardrail.breached", check=spec.text, verdict=verdict.as_dict())
+                self._cancel(ExitCode.ABORTED, f"guardrail breached: {verdict.describe()}")
+                return
+
+    # --- faults
+    async def _sleep_until(self, offset: float) -> None:
+        assert self._during_started is not None
+        delay = self._during_started + offset - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _fault(self, fault: FaultSpec) -> None:
+        await self._sleep_until(fault.start)
+        adapter = self.adapters.route(fault.type, fault.target.kind)
+        targets = await adapter.resolve(fault, self)
+        guards.check_targets(fault, targets, self.experiment.limits, self._protected)
+        self.bus.emit("fault.planned", fault=fault.name, type=fault.type,
+                      targets=[t.label for t in targets])
+        for target in targets:
+            self.locks.acquire(target.lock_key, target.label)
+        mine = [await self._inject(fault, adapter, target) for target in targets]
+        if not fault.duration:
+            for injection in mine:  # instant faults: nothing is held, close the entries
+                await self._revert(injection, by="runner")
+            return
+        await self._sleep_until(fault.end)
+        for injection in reversed(mine):
+            await self._revert(injection, by="runner")
+
+    async def _inject(self, fault: FaultSpec, adapter: Adapter, target: TargetRef) -> Injection:
+        spec = adapter.prepare(fault, target)
+        ident = f"{self.run_id}.{fault.index}.{len(self.injections)}"
+        deadline = time.time() + fault.duration + deadline_grace(fault.duration)
+        injection = Injection(ident, fault, target, adapter, spec)
+        # write-ahead: the revert spec is durable before anything is touched
+        self.ledger.intent(self.run_id, ident, fault=fault.type, target=target.label,
+                           revert=spec, deadline=deadline if fault.duration else None)
+        self.injections.append(injection)
+        try:
+            refined = await adapter.inject(fault, target, spec, self)
+        except ChaosError as exc:
+            injection.outcome, injection.error = "failed-inject", truncate(str(exc))
+            self.bus.emit("fault.failed", fault=fault.name, target=target.label,
+                          error=injection.error)
+            if isinstance(exc, FaultFailed):
+                raise
+            raise exc
+        except Exception as exc:
+            injection.outcome, injection.error = "failed-inject", truncate(str(exc))
+            self.bus.emit("fault.failed", fault=fault.name, target=target.label,
+                          error=injection.error)
+            raise FaultFailed(f"{fault.name} on {target.label}: {type(exc).__name__}: "
+                              f"{truncate(str(exc))}") from exc
+        if refined != spec:
+            injection.spec = refined
+        self.ledger.applied(self.run_id, ident, refined if refined != spec else None)
+        injection.injected_at = round(self.bus.elapsed(), 4)
+        injection.outcome = "injected"
+        self.bus.emit("fault.injected", fault=fault.name, type=fault.type, injection=ident,
+                      target=target.label, duration=fault.duration,
+                      deadline=time.time() + fault.duration)
+        return injection
+
+    async def _revert(self, injection: Injection, *, by: str) -> None:
+        if injection.reverted_at is not None:
+            return
+        injection.reverted_at = -1.0  # claimed: a concurrent cleanup will not revert it twice
+        outcome, error = await revert_spec(self.run_id, injection.id, injection.spec,
+                                           self.ledger, self.adapters, by=by)
+        injection.reverted_at = round(self.bus.elapsed(), 4)
+        injection.outcome, injection.by, injection.error = outcome, by, error or injection.error
+        if outcome == "failed":
+            self.bus.emit("fault.revert_failed", fault=injection.fault.name,
+                          injection=injection.id, target=injection.target.label, error=error)
+        else:
+            self.bus.emit("fault.reverted", fault=injection.fault.name, injection=injection.id,
+                          target=injection.target.label, outcome=outcome, by=by)
+
+    async def _cleanup(self) -> None:
+        """Runs whatever happened; must not be cancelled half-way (shielded by the caller)."""
+        for injection in reversed(self.injections):
+            await self._revert(injection, by="runner")
+        known = {i.id for i in self.injections}
+        for entry in self.ledger.open_entries(self.run_id):  # belt and braces
+            if entry.id not in known:
+                await revert_spec(self.run_id, entry.id, entry.revert, self.ledger,
+                                  self.adapters, by="runner")
+        if self.sampler is not None:
+            await self.sampler.stop()
+        with contextlib.suppress(Exception):
+            await self.services.stop_all()
+        if self.watchdog is not None:
+            handle, self.watchdog = self.watchdog, None
+            if self._heartbeat_task is not None:
+                self._heartbeat_task.cancel()
+            await handle.finish()
+        self.locks.release_all()
+
+
+def default_out_dir(run_id: str) -> Path:
+    return Path(os.environ.get("CHAOS_RUNS_DIR", "chaos-runs")) / run_id

@@ -1,0 +1,79 @@
+"""The event catalogue: the only way reporters, the live view and the journal learn what happens.
+
+The engine fires events; subscribers (journal recorder, terminal view, metrics) listen and never
+call back into the engine. Each event has a documented name and fields:
+
+    run.started          run, title, source, seed, dry_run
+    service.started      service, pid, argv, log
+    service.ready        service, after (seconds)
+    service.stopped      service, returncode
+    phase.started        phase (before | during | after)
+    phase.finished       phase, passed
+    probe.sampled        probe, ok, latency, detail
+    check.evaluated      phase, verdict (as dict)
+    fault.planned        fault, type, targets (labels)
+    fault.injected       fault, injection, target, deadline (epoch), duration
+    fault.failed         fault, target, error
+    fault.reverted       fault, injection, target, outcome, by
+    fault.revert_failed  fault, injection, target, error
+    guardrail.breached   check, verdict
+    run.interrupted      signal
+    run.recovered        after (seconds from the last revert until every probe answers ok)
+    run.finished         verdict, exit_code, reason
+
+Every event carries `t`: seconds since the run started (monotonic), and `ts`: wall-clock epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CATALOGUE = frozenset({
+    "run.started", "service.started", "service.ready", "service.stopped", "phase.started",
+    "phase.finished", "probe.sampled", "check.evaluated", "fault.planned", "fault.injected",
+    "fault.failed", "fault.reverted", "fault.revert_failed", "guardrail.breached",
+    "run.interrupted", "run.recovered", "run.finished",
+})
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    t: float
+    ts: float
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"event": self.name, "t": round(self.t, 4), "ts": self.ts, **self.data}
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+        self.started = time.monotonic()
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def elapsed(self, at: float | None = None) -> float:
+        return (time.monotonic() if at is None else at) - self.started
+
+    def emit(self, name: str, **data: Any) -> Event:
+        if name not in CATALOGUE:
+            raise ValueError(f"undocumented event {name!r}; add it to the catalogue")
+        event = Event(name, self.elapsed(), time.time(), data)
+        for subscriber in self._subscribers:
+            try:
+                subscriber(event)
+            except Exception:  # a broken reporter must not break a run, nor hide silently
+                log.exception("event subscriber %r failed on %s", subscriber, name)
+        return event

@@ -1,0 +1,139 @@
+"""The journal: one JSON document per run, built from events, written atomically.
+
+Its schema is versioned and documented in docs/journal.md. Reports (terminal, JUnit, and later
+Markdown/HTML) are rendered from it, never from the engine's memory, so `chaos report` can render
+an old run exactly as it was shown.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import math
+import os
+import platform
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from chaos import __version__
+from chaos.model.experiment import Experiment, thaw
+from chaos.runner.events import Event
+
+SCHEMA = "chaos.journal/v1"
+
+
+class Recorder:
+    """Subscribes to the event bus and keeps what the journal needs."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+
+    def series(self) -> list[dict[str, Any]]:
+        """Per-second, per-probe: requests, errors, latency percentiles of the successes."""
+        buckets: dict[tuple[int, str], list[Event]] = {}
+        for e in self.events:
+            if e.name == "probe.sampled":
+                buckets.setdefault((int(e.data["at"]), e.data["probe"]), []).append(e)
+        rows = []
+        for (second, probe), samples in sorted(buckets.items()):
+            latencies = sorted(s.data["latency"] for s in samples if s.data["ok"])
+            rows.append({
+                "t": second, "probe": probe, "requests": len(samples),
+                "errors": sum(not s.data["ok"] for s in samples),
+                "p50": _pct(latencies, 50), "p95": _pct(latencies, 95), "max": _pct(latencies, 100),
+            })
+        return rows
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return values[max(math.ceil(q / 100 * len(values)), 1) - 1]
+
+
+def experiment_summary(experiment: Experiment) -> dict[str, Any]:
+    return {
+        "title": experiment.title, "source": experiment.source,
+        "sha256": experiment.source_hash, "description": experiment.description,
+        "tags": list(experiment.tags), "variables": thaw(experiment.variables),
+        "services": [{"name": s.name, "run": list(s.run)} for s in experiment.services],
+        "faults": [{"name": f.name, "type": f.type, "target": f.target.describe(),
+                    "with": thaw(f.params), "start": f.start, "duration": f.duration}
+                   for f in experiment.faults],
+        "checks": [c.text for c in experiment.hypothesis.checks] if experiment.hypothesis else [],
+    }
+
+
+def build(experiment: Experiment, recorder: Recorder, result: Any,
+          started: float, finished: float) -> dict[str, Any]:
+    phases: dict[str, dict[str, Any]] = {}
+    for e in recorder.events:
+        if e.name == "phase.started":
+            phases.setdefault(e.data["phase"], {"started": e.t, "checks": []})
+        elif e.name == "phase.finished":
+            phases.setdefault(e.data["phase"], {"checks": []}).update(
+                finished=e.t, passed=e.data["passed"])
+        elif e.name == "check.evaluated":
+            phases.setdefault(e.data["phase"], {"checks": []})["checks"].append(e.data["verdict"])
+    first = next((e for e in recorder.events if e.name == "run.started"), None)
+    return {
+        "schema": SCHEMA,
+        "run": result.run,
+        "tool": {"name": "chaos", "version": __version__},
+        "host": platform.node(), "user": _user(),
+        "seed": first.data.get("seed") if first else None,
+        "experiment": experiment_summary(experiment),
+        "started": started, "finished": finished, "duration": round(finished - started, 3),
+        "verdict": result.verdict, "exit_code": int(result.exit_code), "reason": result.reason,
+        "phases": phases,
+        "injections": [i.as_dict() for i in result.injections],
+        "recovery": {"seconds": result.recovery,
+                     "within": (experiment.hypothesis.after.recover_within
+                                if experiment.hypothesis else None)},
+        "series": recorder.series(),
+        "events": [e.as_dict() for e in recorder.events if e.name != "probe.sampled"],
+    }
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def write(path: Path, document: Mapping[str, Any]) -> None:
+    """Atomically: a reader sees the old file or the whole new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(document, handle, indent=2, default=str)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ValueError(f"{path} is not a chaos journal ({SCHEMA})")
+    return data
+
+
+def error_journal(source: str, exit_code: int, reason: str) -> dict[str, Any]:
+    """A journal for a file that could not run at all (invalid, refused), so reports and JUnit
+    show it as an error rather than a gap."""
+    return {"schema": SCHEMA, "run": None, "tool": {"name": "chaos", "version": __version__},
+            "experiment": {"title": source, "source": source, "faults": []},
+            "verdict": "error", "exit_code": exit_code, "reason": reason, "duration": 0.0,
+            "phases": {}, "injections": [], "series": [], "events": []}

@@ -1,0 +1,54 @@
+"""Dry runs: resolve what each fault would hit and check the guards, inject nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chaos.adapters.registry import AdapterRegistry
+from chaos.errors import ChaosError
+from chaos.model.experiment import Experiment
+from chaos.safety import guards
+
+
+class _NoServices:
+    """Dry runs start no services: a service target resolves to a placeholder."""
+
+    seed = 0
+
+    def service_pid(self, name: str) -> int | None:
+        return None
+
+    async def restart_service(self, name: str, signal_name: str | None) -> None:
+        raise AssertionError("dry runs restart nothing")
+
+
+@dataclass(frozen=True)
+class PlannedFault:
+    name: str
+    type: str
+    adapter: str
+    start: float
+    duration: float
+    targets: tuple[str, ...]
+    problem: str = ""
+
+
+async def plan(experiment: Experiment, adapters: AdapterRegistry) -> list[PlannedFault]:
+    protected = guards.protected_pids()
+    planned = []
+    for fault in experiment.faults:
+        adapter = adapters.route(fault.type, fault.target.kind)
+        targets: tuple[str, ...] = ()
+        problem = ""
+        if fault.target.kind == "service":
+            targets = (f"service {fault.target.selector['name']} (started by the run)",)
+        else:
+            try:
+                refs = await adapter.resolve(fault, _NoServices())
+                guards.check_targets(fault, refs, experiment.limits, protected)
+                targets = tuple(r.label for r in refs)
+            except ChaosError as exc:
+                problem = str(exc)
+        planned.append(PlannedFault(fault.name, fault.type, adapter.name, fault.start,
+                                    fault.duration, targets, problem))
+    return planned

@@ -1,0 +1,59 @@
+"""One experiment run from start to journal: the engine, the recorder, the files it leaves.
+
+The CLI, game days and tests all run experiments through `run_experiment`, so a run looks the
+same wherever it starts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chaos.adapters.registry import AdapterRegistry, default_registry
+from chaos.model.experiment import Experiment
+from chaos.runner import journal
+from chaos.runner.engine import Engine, RunResult
+from chaos.runner.events import EventBus, Subscriber
+from chaos.safety.ledger import Ledger
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    runs_dir: Path = Path("chaos-runs")  # each run gets RUNS_DIR/RUN_ID/ (journal, service logs)
+    journal_path: Path | None = None  # overrides RUNS_DIR/RUN_ID/journal.json
+    state_dir: Path | None = None  # ledger, locks, watchdog logs
+    seed: int | None = None
+    heartbeat_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    result: RunResult
+    journal: dict[str, Any]
+    journal_path: Path
+    out_dir: Path
+
+
+async def run_experiment(experiment: Experiment, options: RunOptions,
+                         subscribers: Iterable[Subscriber] = (),
+                         adapters: AdapterRegistry | None = None) -> RunRecord:
+    bus = EventBus()
+    recorder = journal.Recorder()
+    bus.subscribe(recorder)
+    for subscriber in subscribers:
+        bus.subscribe(subscriber)
+    ledger = Ledger(options.state_dir)
+    engine = Engine(experiment, adapters=adapters or default_registry(), ledger=ledger, bus=bus,
+                    out_dir=Path("."), seed=options.seed,
+                    heartbeat_timeout=options.heartbeat_timeout)
+    out_dir = options.runs_dir / engine.run_id
+    engine.out_dir = engine.services.out_dir = out_dir
+    started = time.time()
+    result = await engine.run()
+    document = journal.build(experiment, recorder, result, started, time.time())
+    path = options.journal_path or out_dir / "journal.json"
+    journal.write(path, document)
+    return RunRecord(result, document, path, out_dir)

@@ -1,0 +1,64 @@
+"""Guards: refuse plans that would hurt the machine or the runner itself, before anything runs.
+
+Never PID 1, kernel threads, the runner, its watchdog, or their ancestors (freezing your own
+shell or terminal is not an experiment); never more targets than `limits.max_targets`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import psutil
+
+from chaos.adapters.base import TargetRef
+from chaos.errors import GuardRefused
+from chaos.model.experiment import FaultSpec, Limits
+
+KTHREADD = 2
+
+
+def ancestors(pid: int) -> set[int]:
+    found: set[int] = set()
+    try:
+        proc: psutil.Process | None = psutil.Process(pid)
+        while proc is not None and proc.pid not in found:
+            found.add(proc.pid)
+            proc = proc.parent()
+    except psutil.NoSuchProcess:
+        pass
+    return found
+
+
+def protected_pids(extra: Iterable[int] = ()) -> dict[int, str]:
+    """pid -> why it may not be targeted."""
+    protected = {1: "PID 1 (init)", KTHREADD: "the kernel thread daemon"}
+    for pid in ancestors(os.getpid()):
+        protected.setdefault(pid, "the chaos runner or one of its ancestors (your shell?)")
+    for pid in extra:
+        for ancestor in ancestors(pid):
+            protected.setdefault(ancestor, "the chaos watchdog or one of its ancestors")
+    return protected
+
+
+def _is_kernel_thread(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).ppid() == KTHREADD
+    except psutil.NoSuchProcess:
+        return False
+
+
+def check_targets(fault: FaultSpec, targets: list[TargetRef], limits: Limits,
+                  protected: dict[int, str]) -> None:
+    if len(targets) > limits.max_targets:
+        raise GuardRefused(
+            f"{fault.name}: the target selector matches {len(targets)} targets, more than "
+            f"limits.max_targets ({limits.max_targets})",
+            hint="narrow the selector, set target.count, or raise limits.max_targets",
+        )
+    for target in targets:
+        for pid in target.pids:
+            why = protected.get(pid) or ("a kernel thread" if _is_kernel_thread(pid) else None)
+            if why:
+                raise GuardRefused(f"{fault.name}: refusing to target pid {pid}: it is {why}",
+                                   hint="select a different process")

@@ -1,0 +1,188 @@
+"""The write-ahead ledger of injections: what was (maybe) injected, and how to undo it.
+
+One JSON-lines file per run under `<state dir>/ledger/`. Before a fault is injected its `intent`
+record, holding the revert spec as plain data, is appended and fsynced; then `applied`; then
+`reverted` or `revert_failed`. An injection is *open* until a `reverted` record follows it, so a
+runner killed between intent and inject still gets reverted (reverts are idempotent).
+
+Appends hold an exclusive flock, so the runner, its watchdog and `chaos stop` can write the same
+file. A torn last line (writer killed mid-write) is skipped when read and fenced off with a
+newline before the next append.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = 1
+OPEN_STATES = frozenset({"intent", "applied", "revert_failed"})
+
+
+def default_state_dir() -> Path:
+    explicit = os.environ.get("CHAOS_STATE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "chaos"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """The folded state of one injection."""
+
+    id: str
+    run: str
+    state: str  # intent | applied | reverted | revert_failed
+    fault: str
+    target: str  # human label
+    adapter: str
+    revert: Mapping[str, Any]
+    deadline: float | None  # epoch seconds after which the watchdog reverts it
+    created: float
+    updated: float
+    error: str = ""
+    reverted_by: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run: str
+    pid: int
+    pid_create_time: float
+    title: str
+    started: float
+    finished: bool
+    entries: tuple[Entry, ...] = field(default=())
+
+
+def _write_locked(path: Path, line: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        if size:
+            with open(path, "rb") as reader:
+                reader.seek(size - 1)
+                if reader.read(1) != b"\n":  # a torn line: fence it off
+                    line = b"\n" + line
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    records = []
+    for raw in data.split(b"\n"):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue  # torn write
+        if isinstance(record, dict) and "event" in record:
+            records.append(record)
+    return records
+
+
+def fold(records: list[dict[str, Any]]) -> list[Entry]:
+    """Per-injection state from the record history, in creation order."""
+    entries: dict[str, Entry] = {}
+    for r in records:
+        event, ident = r["event"], r.get("id")
+        if event == "intent" and ident:
+            entries[ident] = Entry(
+                id=ident, run=r.get("run", ""), state="intent", fault=r.get("fault", ""),
+                target=r.get("target", ""), adapter=r.get("revert", {}).get("adapter", ""),
+                revert=r.get("revert", {}), deadline=r.get("deadline"), created=r["ts"],
+                updated=r["ts"],
+            )
+        elif ident in entries and event in ("applied", "reverted", "revert_failed"):
+            old = entries[ident]
+            entries[ident] = Entry(
+                **{**old.__dict__, "state": event, "updated": r["ts"],
+                   "revert": r.get("revert", old.revert), "error": r.get("error", ""),
+                   "reverted_by": r.get("by", old.reverted_by)}
+            )
+    return list(entries.values())
+
+
+class Ledger:
+    """All runs' ledgers in one state directory."""
+
+    def __init__(self, state_dir: Path | None = None) -> None:
+        self.state_dir = Path(state_dir) if state_dir else default_state_dir()
+        self.directory = self.state_dir / "ledger"
+
+    def path(self, run: str) -> Path:
+        return self.directory / f"{run}.jsonl"
+
+    def append(self, run: str, event: str, **fields: Any) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        record = {"v": SCHEMA, "ts": time.time(), "event": event, "run": run, **fields}
+        _write_locked(self.path(run), (json.dumps(record, sort_keys=True) + "\n").encode())
+
+    # the protocol, in order
+    def start_run(self, run: str, *, pid: int, pid_create_time: float, title: str) -> None:
+        self.append(run, "run", pid=pid, pid_create_time=pid_create_time, title=title)
+
+    def intent(self, run: str, ident: str, *, fault: str, target: str,
+               revert: Mapping[str, Any], deadline: float | None) -> None:
+        self.append(run, "intent", id=ident, fault=fault, target=target, revert=dict(revert),
+                    deadline=deadline)
+
+    def applied(self, run: str, ident: str, revert: Mapping[str, Any] | None = None) -> None:
+        extra = {"revert": dict(revert)} if revert is not None else {}
+        self.append(run, "applied", id=ident, **extra)
+
+    def reverted(self, run: str, ident: str, *, by: str, outcome: str = "reverted") -> None:
+        self.append(run, "reverted", id=ident, by=by, outcome=outcome)
+
+    def revert_failed(self, run: str, ident: str, *, by: str, error: str) -> None:
+        self.append(run, "revert_failed", id=ident, by=by, error=error)
+
+    def finish_run(self, run: str, *, exit_code: int) -> None:
+        self.append(run, "finished", exit_code=exit_code)
+
+    # reading
+    def run_ids(self) -> list[str]:
+        if not self.directory.is_dir():
+            return []
+        files = sorted(self.directory.glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
+        return [p.stem for p in files]
+
+    def run_info(self, run: str) -> RunInfo:
+        records = read_records(self.path(run))
+        head = next((r for r in records if r["event"] == "run"), {})
+        return RunInfo(
+            run=run, pid=head.get("pid", 0), pid_create_time=head.get("pid_create_time", 0.0),
+            title=head.get("title", ""), started=head.get("ts", 0.0),
+            finished=any(r["event"] == "finished" for r in records),
+            entries=tuple(fold(records)),
+        )
+
+    def runs(self) -> Iterator[RunInfo]:
+        for run in self.run_ids():
+            yield self.run_info(run)
+
+    def entries(self, run: str) -> list[Entry]:
+        return fold(read_records(self.path(run)))
+
+    def open_entries(self, run: str | None = None) -> list[Entry]:
+        runs = [run] if run else self.run_ids()
+        return [e for r in runs for e in self.entries(r) if e.is_open]

@@ -1,0 +1,53 @@
+"""Per-target locks, so two runs cannot fight over one target.
+
+flock on a file per target key: the kernel drops the lock when the holder dies, so a crashed
+run never leaves a stale lock behind. The file names the holder for the error message.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from chaos.errors import TargetLocked
+
+
+class TargetLocks:
+    def __init__(self, state_dir: Path, run: str) -> None:
+        self.directory = state_dir / "locks"
+        self.run = run
+        self._held: dict[str, int] = {}
+
+    def _path(self, key: str) -> Path:
+        return self.directory / (hashlib.sha1(key.encode()).hexdigest()[:20] + ".lock")
+
+    def acquire(self, key: str, label: str) -> None:
+        if key in self._held:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self._path(key)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            except ValueError:
+                holder = {}
+            os.close(fd)
+            raise TargetLocked(f"{label} is already targeted by run {holder.get('run', '?')} "
+                               f"(pid {holder.get('pid', '?')})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"run": self.run, "pid": os.getpid(), "key": key}).encode(), 0)
+        self._held[key] = fd
+
+    def release_all(self) -> None:
+        for key, fd in list(self._held.items()):
+            try:
+                self._path(key).unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+        self._held.clear()

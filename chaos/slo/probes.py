@@ -1,0 +1,200 @@
+"""Probes: small questions asked of the system, each answering ok / not ok and a latency.
+
+    http     GET (or any method) a URL; ok when the status matches and the body matches a regex
+    tcp      connect to host:port
+    exec     run a command (argv, never a shell); ok when the exit code (and stdout) match
+    process  a process matching a selector is alive
+
+Every probe has a timeout and is cancellable at any await, so a signal or a guardrail never waits
+for a slow probe. A full open-model traffic generator is the SLO engine's job (chaos.slo.traffic);
+probes are for simple steady-state questions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from chaos.errors import ProbeError
+from chaos.model.experiment import ProbeSpec
+from chaos.model.schema import Argv, Bool, Duration, Int, List, Map, Obj, OneOf, Schema, Str
+from chaos.slo.checks import Sample
+
+MAX_BODY = 256 * 1024
+
+
+def _url_shorthand(node: yaml.Node) -> yaml.Node | None:
+    if isinstance(node, yaml.ScalarNode):
+        key = yaml.ScalarNode("tag:yaml.org,2002:str", "url", node.start_mark, node.end_mark)
+        return yaml.MappingNode("tag:yaml.org,2002:map", [(key, node)], node.start_mark,
+                                node.end_mark)
+    return None
+
+
+HTTP = Obj({
+    "url": Str("http:// or https:// URL", pattern=r"https?://.+"),
+    "method": Str("HTTP method", "GET", pattern=r"[A-Z]+"),
+    "headers": Map(Str(), "request headers"),
+    "body": Str("request body"),
+    "status": List(Int(min=100, max=599), "acceptable status codes (default: any 2xx)"),
+    "expect_body": Str("regular expression the response body must contain"),
+    "timeout": Duration("the answer must arrive within this", "1s", min=0.001),
+    "verify_tls": Bool("verify TLS certificates", True),
+}, "an HTTP request", shorthand=_url_shorthand)
+
+TCP = Obj({
+    "address": Str("host:port", pattern=r".+:\d{1,5}"),
+    "timeout": Duration("connect within this", "1s", min=0.001),
+}, "a TCP connect")
+
+EXEC = Obj({
+    "run": Argv(),
+    "exit_code": Int("expected exit code", 0),
+    "stdout": Str("regular expression stdout must contain"),
+    "timeout": Duration("kill the command after this", "5s", min=0.001),
+}, "a command (no shell)")
+
+PROCESS = Obj({
+    "name": Str("process name"),
+    "cmdline": Str("regular expression in the command line"),
+    "pid": Int("process id", min=1),
+    "pidfile": Str("file with the pid"),
+}, "a process is alive")
+
+SCHEMA = OneOf({"http": HTTP, "tcp": TCP, "exec": EXEC, "process": PROCESS},
+               "a probe", common={"name": Str("name used in checks", pattern=r"[A-Za-z0-9_-]+")})
+
+Runner = Callable[[Mapping[str, Any]], Awaitable[tuple[bool, str]]]
+
+
+def _required(spec: Mapping[str, Any], key: str, kind: str) -> Any:
+    if spec.get(key) is None:
+        raise ProbeError(f"{kind} probe needs `{key}`")
+    return spec[key]
+
+
+async def _http(spec: Mapping[str, Any]) -> tuple[bool, str]:
+    url = urlsplit(_required(spec, "url", "http"))
+    secure = url.scheme == "https"
+    port = url.port or (443 if secure else 80)
+    context = None
+    if secure:
+        context = ssl.create_default_context()
+        if spec.get("verify_tls") is False:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    reader, writer = await asyncio.open_connection(url.hostname, port, ssl=context)
+    try:
+        body = (spec.get("body") or "").encode()
+        path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        headers = {"Host": url.netloc, "User-Agent": "chaos-probe", "Connection": "close",
+                   "Content-Length": str(len(body)), **(spec.get("headers") or {})}
+        head = f"{spec.get('method') or 'GET'} {path} HTTP/1.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        writer.write(head.encode() + body)
+        await writer.drain()
+        status_line = await reader.readline()
+        parts = status_line.decode("latin-1").split(" ", 2)
+        if len(parts) < 2 or not parts[1].isdigit():
+            return False, f"not an HTTP response: {status_line[:60]!r}"
+        status = int(parts[1])
+        data = await reader.read(MAX_BODY)
+        wanted = spec.get("status")
+        if (status not in wanted) if wanted else not 200 <= status < 300:
+            return False, f"HTTP {status}"
+        pattern = spec.get("expect_body")
+        if pattern and not re.search(pattern, data.split(b"\r\n\r\n", 1)[-1].decode("utf-8",
+                                                                                   "replace")):
+            return False, f"HTTP {status}, body does not match {pattern!r}"
+        return True, f"HTTP {status}"
+    finally:
+        writer.close()
+
+
+async def _tcp(spec: Mapping[str, Any]) -> tuple[bool, str]:
+    host, _, port = str(_required(spec, "address", "tcp")).rpartition(":")
+    _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
+    writer.close()
+    return True, "connected"
+
+
+async def _exec(spec: Mapping[str, Any]) -> tuple[bool, str]:
+    argv = list(_required(spec, "run", "exec"))
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT)
+    except OSError as exc:
+        raise ProbeError(f"cannot run {argv[0]}: {exc.strerror}") from exc
+    try:
+        out, _ = await proc.communicate()
+    finally:
+        if proc.returncode is None:  # cancelled or timed out: never leave the child behind
+            proc.kill()
+            await proc.wait()
+    code = spec.get("exit_code", 0) or 0
+    if proc.returncode != code:
+        return False, f"exit code {proc.returncode}"
+    pattern = spec.get("stdout")
+    if pattern and not re.search(pattern, out.decode("utf-8", "replace")):
+        return False, f"stdout does not match {pattern!r}"
+    return True, "exit code 0"
+
+
+async def _process(spec: Mapping[str, Any]) -> tuple[bool, str]:
+    from chaos.adapters.local.process import find_processes
+
+    found = await asyncio.to_thread(find_processes, spec)
+    running = [p for p in found if _running(p)]
+    return (True, f"{len(running)} running") if running else (False, "no running process")
+
+
+def _running(proc: Any) -> bool:
+    import psutil
+
+    try:
+        return proc.status() not in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
+RUNNERS: dict[str, Runner] = {"http": _http, "tcp": _tcp, "exec": _exec, "process": _process}
+DEFAULT_TIMEOUTS = {"http": 1.0, "tcp": 1.0, "exec": 5.0, "process": 2.0}
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    kind: str
+    spec: Mapping[str, Any]
+
+    @classmethod
+    def from_spec(cls, spec: ProbeSpec) -> Probe:
+        return cls(spec.name, spec.kind, spec.spec)
+
+    @property
+    def timeout(self) -> float:
+        return float(self.spec.get("timeout") or DEFAULT_TIMEOUTS[self.kind])
+
+    async def sample(self) -> Sample:
+        started_wall = time.monotonic()
+        try:
+            async with asyncio.timeout(self.timeout):
+                ok, detail = await RUNNERS[self.kind](self.spec)
+        except TimeoutError:
+            ok, detail = False, f"no answer within {self.timeout:g}s"
+        except (OSError, ssl.SSLError, asyncio.IncompleteReadError, UnicodeError) as exc:
+            ok, detail = False, f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
+        return Sample(self.name, started_wall, ok, time.monotonic() - started_wall, detail)
+
+
+def probe_schema() -> Schema:
+    return SCHEMA
