@@ -33,7 +33,7 @@ from chaos.errors import ChaosError, ExitCode, FaultFailed, truncate
 from chaos.model.experiment import CheckSpec, Experiment, FaultSpec, thaw
 from chaos.runner.events import EventBus
 from chaos.runner.services import Services
-from chaos.safety import guards
+from chaos.safety import failpoints, guards
 from chaos.safety.ledger import Ledger
 from chaos.safety.locks import TargetLocks
 from chaos.safety.recover import revert_spec
@@ -331,9 +331,11 @@ class Engine:
         deadline = time.time() + fault.duration + deadline_grace(fault.duration)
         injection = Injection(ident, fault, target, adapter, spec)
         # write-ahead: the revert spec is durable before anything is touched
+        failpoints.hit("before_intent")
         self.ledger.intent(self.run_id, ident, fault=fault.type, target=target.label,
                            revert=spec, deadline=deadline if fault.duration else None)
         self.injections.append(injection)
+        failpoints.hit("after_intent")
         try:
             refined = await adapter.inject(fault, target, spec, self)
         except ChaosError as exc:
@@ -349,9 +351,11 @@ class Engine:
                           error=injection.error)
             raise FaultFailed(f"{fault.name} on {target.label}: {type(exc).__name__}: "
                               f"{truncate(str(exc))}") from exc
+        failpoints.hit("after_inject")
         if refined != spec:
             injection.spec = refined
         self.ledger.applied(self.run_id, ident, refined if refined != spec else None)
+        failpoints.hit("after_applied")
         injection.injected_at = round(self.bus.elapsed(), 4)
         injection.outcome = "injected"
         self.bus.emit("fault.injected", fault=fault.name, type=fault.type, injection=ident,
@@ -363,8 +367,10 @@ class Engine:
         if injection.reverted_at is not None:
             return
         injection.reverted_at = -1.0  # claimed: a concurrent cleanup will not revert it twice
+        failpoints.hit("before_revert")
         outcome, error = await revert_spec(self.run_id, injection.id, injection.spec,
                                            self.ledger, self.adapters, by=by)
+        failpoints.hit("after_reverted")
         injection.reverted_at = round(self.bus.elapsed(), 4)
         injection.outcome, injection.by, injection.error = outcome, by, error or injection.error
         if outcome == "failed":
@@ -376,6 +382,7 @@ class Engine:
 
     async def _cleanup(self) -> None:
         """Runs whatever happened; must not be cancelled half-way (shielded by the caller)."""
+        failpoints.hit("during_cleanup")
         for injection in reversed(self.injections):
             await self._revert(injection, by="runner")
         known = {i.id for i in self.injections}

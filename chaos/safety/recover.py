@@ -16,6 +16,7 @@ import psutil
 
 from chaos.adapters.registry import AdapterRegistry
 from chaos.errors import ChaosError, truncate
+from chaos.safety import failpoints
 from chaos.safety.ledger import Entry, Ledger, RunInfo
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ async def revert_spec(run: str, ident: str, spec: Mapping[str, Any], ledger: Led
     """(outcome, error): outcome is reverted | gone | nothing | failed."""
     try:
         outcome = await adapters.revert(spec)
+        failpoints.hit("after_revert")
     except ChaosError as exc:
         error = truncate(str(exc))
         ledger.revert_failed(run, ident, by=by, error=error)

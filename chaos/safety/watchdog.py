@@ -73,6 +73,7 @@ async def spawn(state_dir: Path, run: str, *, heartbeat_timeout: float = HEARTBE
             "--heartbeat-timeout", str(heartbeat_timeout),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=log_file,
             pass_fds=(read_fd,), start_new_session=True,
+            env={k: v for k, v in os.environ.items() if k != "CHAOS_FAILPOINTS"},
         )
     os.close(read_fd)
     assert process.stdout is not None
