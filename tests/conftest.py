@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -82,3 +90,176 @@ def process_state(pid: int) -> str:
     """The kernel's view, read from /proc: R, S, T (stopped), Z..."""
     text = Path(f"/proc/{pid}/stat").read_text()
     return text[text.rindex(")") + 2]
+
+
+# --- shared by the integration tests: waiting, marked target processes, journals, a web server
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, every: float = 0.02) -> float | None:
+    """Seconds it took until `predicate()` was truthy, or None if it never was within `timeout`."""
+    start = time.monotonic()
+    while True:
+        if predicate():
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            return None
+        time.sleep(every)
+
+
+def unique_marker(prefix: str = "chaos-it") -> str:
+    """A string to put in a target's command line, so selectors match only this test's processes."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def processes_matching(fragment: str) -> list[psutil.Process]:
+    """Live (non-zombie) processes whose command line contains `fragment`, the test excluded."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid != os.getpid() and proc.status() != psutil.STATUS_ZOMBIE and (
+                fragment in " ".join(proc.cmdline())
+            ):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def is_running(pid: int) -> bool:
+    """Alive and not stopped, per /proc (a zombie or a frozen process does not count)."""
+    try:
+        return process_state(pid) not in ("T", "t", "Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def journals(runs_dir: Path) -> list[dict[str, Any]]:
+    """Every journal under RUNS_DIR/*/journal.json, oldest first."""
+    docs = [json.loads(p.read_text()) for p in runs_dir.glob("*/journal.json")]
+    return sorted(docs, key=lambda d: d.get("started") or 0)
+
+
+SLEEPER_CODE = "import time\nwhile True: time.sleep(0.05)"
+
+
+@pytest.fixture
+def spawn_sleepers() -> Iterator[Callable[..., list[psutil.Process]]]:
+    """Factory: `spawn(n, marker, user=None, argv=None)` starts n harmless target processes with
+    `marker` as their last argument; all are resumed and killed when the test ends."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def spawn(count: int = 1, marker: str = "", *, user: str | None = None,
+              argv: list[str] | None = None) -> list[psutil.Process]:
+        procs = []
+        for _ in range(count):
+            cmd = argv or [sys.executable, "-c", SLEEPER_CODE, marker]
+            proc = subprocess.Popen(cmd, user=user, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            started.append(proc)
+            procs.append(psutil.Process(proc.pid))
+        return procs
+
+    yield spawn
+    for proc in started:
+        try:
+            os.kill(proc.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+        proc.kill()
+        proc.wait(5)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Routes for probing: `/` ok, `/status/NNN`, `/slow?ms=N`, `/split` (headers and body in
+    separate writes), `/chunked`, `/flaky` (every other request fails)."""
+
+    protocol_version = "HTTP/1.1"
+    server: WebServer
+
+    def do_GET(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        status, body = 200, b"hello from the chaos test server"
+        if url.path.startswith("/status/"):
+            status, body = int(url.path.rsplit("/", 1)[1]), b"as you asked"
+        elif url.path == "/slow":
+            time.sleep(float(urllib.parse.parse_qs(url.query).get("ms", ["1000"])[0]) / 1000)
+            body = b"slow but fine"
+        elif url.path == "/flaky":
+            with self.server.lock:
+                self.server.flaky_count += 1
+                status = 200 if self.server.flaky_count % 2 else 500
+        elif url.path == "/split":
+            self.send_response(200)
+            self.send_header("Content-Length", "15")
+            self.end_headers()
+            self.wfile.flush()
+            time.sleep(0.1)
+            self.wfile.write(b"the second part")
+            return
+        elif url.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for chunk in (b"first chunk, ", b"second chunk"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+                time.sleep(0.05)
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class WebServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.tls = tls
+        self.lock = threading.Lock()
+        self.flaky_count = 0
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def url(self, path: str = "/") -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        # the handshake runs in the request's thread, so a stuck client cannot block the acceptor
+        with self.tls.wrap_socket(request, server_side=True) as wrapped:
+            super().finish_request(wrapped, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients that time out or reject the certificate are expected here
+
+
+@contextlib.contextmanager
+def serving(tls: ssl.SSLContext | None = None) -> Iterator[WebServer]:
+    server = WebServer(tls)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def web_server() -> Iterator[WebServer]:
+    """A real HTTP server on 127.0.0.1 (in a thread of the test), see _Handler for routes."""
+    with serving() as server:
+        yield server

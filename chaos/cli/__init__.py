@@ -84,3 +84,11 @@ def main(argv: list[str] | None = None) -> Any:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(ExitCode.INTERRUPTED)
+    except Exception as exc:  # a bug in chaos: say so plainly; --debug shows the traceback
+        if debug:
+            logging.exception("internal error")
+        click.echo(f"chaos: internal error (a bug in chaos, not in your input): "
+                   f"{type(exc).__name__}: {exc}", err=True)
+        click.echo("  what to do: rerun with --debug and report the traceback; "
+                   "`chaos status` shows whether anything is still injected", err=True)
+        sys.exit(ExitCode.INVALID)

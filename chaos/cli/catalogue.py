@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -14,7 +15,7 @@ def faults(as_json: bool) -> None:
     from chaos.adapters.registry import default_registry
 
     adapters = default_registry()
-    catalogue = []
+    catalogue: list[dict[str, Any]] = []
     for fault in adapters.faults:
         params = [{"name": name, "type": f.schema.describe(), "default": f.schema.default,
                    "doc": f.schema.doc} for name, f in fault.params.fields.items()]

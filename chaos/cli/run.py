@@ -60,8 +60,8 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
         except ExperimentInvalid as exc:
             problems.append(exc)
     if problems:
-        for exc in problems:
-            click.echo(str(exc), err=True)
+        for invalid in problems:
+            click.echo(str(invalid), err=True)
         _write_junit(junit_path, [_error_journal(e.source, ExitCode.INVALID, str(e))
                                   for e in problems])
         click.echo("nothing was run: fix the problems above (`chaos validate` checks files)",

@@ -15,18 +15,45 @@ from typing import Any
 
 import yaml
 
-from chaos.errors import ExperimentInvalid, Problem
+from chaos.errors import ExperimentInvalid, Location, Problem
 from chaos.model import source
 from chaos.model.experiment import (
-    CheckSpec, Experiment, FaultSpec, Hypothesis, Limits, Phase, ProbeSpec, Readiness,
-    ServiceSpec, Target, Vocabulary, frozen,
+    CheckSpec,
+    Experiment,
+    FaultShape,
+    FaultSpec,
+    Hypothesis,
+    Limits,
+    Phase,
+    ProbeSpec,
+    Readiness,
+    ServiceSpec,
+    Target,
+    Vocabulary,
+    frozen,
 )
 from chaos.model.schema import (
-    INVALID, Argv, Context, Duration, Field, Int, List, Map, Obj, OneOf, Percent, Schema, Str,
+    INVALID,
+    Argv,
+    Context,
+    Duration,
+    Field,
+    Int,
+    List,
+    Map,
+    Obj,
+    OneOf,
+    Percent,
+    Schema,
+    Str,
     join,
+    kind_of,
+    suggest,
 )
+from chaos.units import format_duration
 
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
+VAR_NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"  # as chaos.model.source substitutes them
 MIN_EVERY = 0.05
 BUILTIN_VARS = ("experiment_dir", "python")
 
@@ -42,6 +69,15 @@ class Raw(Schema):
 
     def json_schema(self) -> dict[str, Any]:
         return self._with_doc(dict(self.json))
+
+
+class VarDefault(Raw):
+    """A `vars` default: a scalar, kept as written. Not substituted itself (no ${a} in ${b})."""
+
+    def _check(self, node: yaml.Node, path: str, ctx: Context, depth: int) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            ctx.problem(node, path, "expected a string, number or boolean")
+        return node.value
 
 
 CHECKS = List(Raw("a check like `home >= 99%`", {"type": "string"}))
@@ -117,8 +153,9 @@ def experiment_schema(vocab: Vocabulary) -> Obj:
         "title": Field(Str("what this experiment proves", min_length=1), required=True),
         "description": Str(),
         "tags": List(Str()),
-        "vars": Map(Raw("default value", {"type": ["string", "number", "boolean"]}),
-                    "defaults for ${name} substitution; --var and the environment override"),
+        "vars": Map(VarDefault("default value", {"type": ["string", "number", "boolean"]}),
+                    "defaults for ${name} substitution; --var and the environment override",
+                    key_pattern=VAR_NAME),
         "services": List(SERVICE),
         "hypothesis": _hypothesis_schema(vocab),
         "faults": List(FAULT),
@@ -133,69 +170,116 @@ def load_file(path: str | os.PathLike[str], vocab: Vocabulary,
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ExperimentInvalid([Problem(None, "", "file not found")], source=name) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExperimentInvalid([Problem(None, "", f"cannot read: {exc}")], source=name) from None
+    except IsADirectoryError:
+        raise ExperimentInvalid([Problem(None, "", "is a directory, not an experiment file")],
+                                source=name) from None
+    except UnicodeDecodeError as exc:
+        before = exc.object[: exc.start]
+        where = Location(name, before.count(b"\n") + 1, exc.start - before.rfind(b"\n"))
+        raise ExperimentInvalid([Problem(where, "", f"byte {exc.object[exc.start]:#x} is not "
+                                                    "UTF-8 text; save the file as UTF-8")],
+                                source=name) from None
+    except OSError as exc:
+        raise ExperimentInvalid([Problem(None, "", f"cannot read: {exc.strerror or exc}")],
+                                source=name) from None
     return load_text(source.SourceText(name, text), vocab, variables or {})
-
-
-def _declared_vars(root: yaml.Node) -> dict[str, str]:
-    if not isinstance(root, yaml.MappingNode):
-        return {}
-    for key, value in root.value:
-        if isinstance(key, yaml.ScalarNode) and key.value == "vars" and isinstance(
-            value, yaml.MappingNode
-        ):
-            return {str(k.value): str(v.value) for k, v in value.value
-                    if isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode)}
-    return {}
 
 
 def load_text(src: source.SourceText, vocab: Vocabulary,
               variables: Mapping[str, str]) -> Experiment:
+    """The whole file is checked before anything is built, so every problem is reported at once."""
     root = source.compose(src)
-    if isinstance(root, yaml.MappingNode) and any(
-        isinstance(k, yaml.ScalarNode) and k.value in ("method", "steady-state-hypothesis")
-        for k, _ in root.value
-    ):
-        raise ExperimentInvalid([Problem(source.location(src.name, root), "",
-                                         "this is a Chaos Toolkit experiment, not a chaos one")],
-                                source=src.name)
+    _refuse_chaos_toolkit(root, src)
     here = str(Path(src.name).resolve().parent)
     merged = {"experiment_dir": here, "python": sys.executable, **_declared_vars(root),
               **variables}
     ctx = Context(src.name, merged)
-    data = experiment_schema(vocab).check(root, "", ctx)
-    experiment = None
-    if data is not INVALID:
-        experiment = _build(data, src, ctx, vocab, merged, here)
-    if ctx.problems:
-        raise ExperimentInvalid(ctx.problems, source=src.name)
+    if not isinstance(root, yaml.MappingNode):
+        raise ExperimentInvalid([Problem(
+            source.location(src.name, root), "", f"an experiment file is a mapping (title:, "
+            f"faults:, ...), got {kind_of(root)}; write one experiment per file")], source=src.name)
+    top = experiment_schema(vocab).fields_of(root, "", ctx, later=frozenset({"hypothesis",
+                                                                             "faults"}))
+    experiment = None if top is INVALID else _experiment(top, root, src, ctx, vocab, merged, here)
+    if ctx.count:
+        raise ExperimentInvalid(ctx.sorted_problems(), source=src.name)
     assert experiment is not None
     return experiment
 
 
-def _build(data: dict[str, Any], src: source.SourceText, ctx: Context, vocab: Vocabulary,
-           variables: Mapping[str, str], here: str) -> Experiment | None:
-    limits = Limits(**{k: v for k, v in (data["limits"] or {}).items() if v is not None})
-    services = tuple(_service(s, here) for s in data["services"] or ())
-    names = [s.name for s in services]
-    for i, name in enumerate(names):
-        if names.index(name) != i:
-            ctx.problem(None, f"services[{i}].name", f"service {name!r} is declared twice")
-    hypothesis = _hypothesis(data["hypothesis"], ctx, vocab) if data["hypothesis"] else None
-    faults = tuple(
-        f for i, raw in enumerate(data["faults"] or ())
-        if (f := _fault(i, raw, ctx, vocab, set(names), limits)) is not None
-    )
-    if ctx.problems:
+def _refuse_chaos_toolkit(root: yaml.Node, src: source.SourceText) -> None:
+    keys = {k.value for k, _ in root.value if isinstance(k, yaml.ScalarNode)} if isinstance(
+        root, yaml.MappingNode) else set()
+    found = sorted(keys & {"method", "steady-state-hypothesis", "rollbacks"})
+    if found:
+        raise ExperimentInvalid([Problem(
+            source.location(src.name, root), "",
+            f"this is a Chaos Toolkit experiment (it has {', '.join(found)}), not a chaos one; "
+            "write it in the chaos format (docs/experiment-format.md)",
+        )], source=src.name)
+
+
+def _declared_vars(root: yaml.Node) -> dict[str, str]:
+    value = _child(root, "vars")
+    if not isinstance(value, yaml.MappingNode):
+        return {}
+    return {str(k.value): str(v.value) for k, v in value.value
+            if isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode)}
+
+
+def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    """The value node of `key` in a mapping node (the first, if the key is duplicated)."""
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                return v  # type: ignore[no-any-return]
+    return None
+
+
+def _experiment(top: dict[str, Any], root: yaml.Node, src: source.SourceText, ctx: Context,
+                vocab: Vocabulary, variables: Mapping[str, str], here: str) -> Experiment | None:
+    """Second step: what needs siblings (service names, limits, probe names), then the model."""
+    raw_limits = top["limits"]
+    limits = None if raw_limits is INVALID else Limits(
+        **{k: v for k, v in (raw_limits or {}).items() if v is not None})
+    services_node = _child(root, "services")
+    service_names = _service_names(services_node, ctx)
+    hypothesis = _hypothesis(top["hypothesis"], ctx, vocab) if top["hypothesis"] else None
+    faults = _faults(top["faults"], ctx, vocab, service_names, limits)
+    if top["hypothesis"] is None and top["faults"] is None:
+        ctx.problem(root, "", "nothing to do: add faults, a hypothesis, or both")
+    if ctx.count or any(top[k] is INVALID for k in top):
         return None
     return Experiment(
-        title=data["title"], source=src.name,
-        source_hash=hashlib.sha256(src.text.encode()).hexdigest(),
-        description=data["description"] or "", tags=tuple(data["tags"] or ()),
-        services=services, hypothesis=hypothesis, faults=faults, limits=limits,
+        title=top["title"], source=src.name,
+        source_hash=hashlib.sha256(src.text.encode("utf-8", "surrogatepass")).hexdigest(),
+        description=top["description"] or "", tags=tuple(top["tags"] or ()),
+        services=tuple(_service(s, here) for s in top["services"] or ()),
+        hypothesis=hypothesis, faults=faults, limits=limits or Limits(),
         variables=frozen({k: v for k, v in variables.items() if k not in BUILTIN_VARS}),
     )
+
+
+def _service_names(node: yaml.Node | None, ctx: Context) -> set[str] | None:
+    """Declared service names, read from the nodes so one broken service does not hide the rest.
+
+    None when the list itself is unreadable: then no target is reported as undeclared.
+    """
+    if node is None:
+        return set()
+    if not isinstance(node, yaml.SequenceNode):
+        return None
+    first: dict[str, yaml.Node] = {}
+    for i, item in enumerate(node.value):
+        name = _child(item, "name")
+        if not isinstance(name, yaml.ScalarNode):
+            continue
+        if name.value in first:
+            line = source.location(ctx.file, first[name.value]).line
+            ctx.problem(name, f"services[{i}].name", f"service {name.value!r} is already declared "
+                                                     f"at line {line}; give each a unique name")
+        first.setdefault(name.value, name)
+    return set(first)
 
 
 def _service(raw: dict[str, Any], here: str) -> ServiceSpec:
@@ -213,45 +297,78 @@ def _service(raw: dict[str, Any], here: str) -> ServiceSpec:
     )
 
 
+def _probe_names(node: yaml.Node | None, ctx: Context) -> frozenset[str]:
+    """Names checks may use, read from the nodes: a probe with a typo still has its name.
+
+    A probe without `name` is called after its kind (`http`); two such probes collide.
+    """
+    names: dict[str, yaml.Node] = {}
+    for i, item in enumerate(node.value if isinstance(node, yaml.SequenceNode) else ()):
+        if not isinstance(item, yaml.MappingNode):
+            continue
+        name = _child(item, "name")
+        if isinstance(name, yaml.ScalarNode):
+            candidates = [name.value]
+        else:
+            candidates = [k.value for k, _ in item.value if isinstance(k, yaml.ScalarNode)]
+        if len(candidates) == 1 and candidates[0] in names:
+            ctx.problem(item, f"hypothesis.probes[{i}].name",
+                        f"probe name {candidates[0]!r} is used twice; give each probe a `name`")
+        for candidate in candidates:
+            names.setdefault(candidate, item)
+    return frozenset(names)
+
+
 def _checks(nodes: Any, path: str, ctx: Context, vocab: Vocabulary,
             probes: frozenset[str]) -> tuple[CheckSpec, ...]:
     result = []
+    if nodes is INVALID:
+        return ()
     for i, node in enumerate(nodes or ()):
-        loc = source.location(ctx.file, node)
-        if not isinstance(node, yaml.ScalarNode):
-            ctx.problem(node, join(path, i), "expected a check like `home >= 99%`")
+        if not isinstance(node, yaml.ScalarNode) or node.value == "":
+            ctx.problem(node, join(path, i), f"expected a check like `home >= 99%`, "
+                                             f"got {kind_of(node)}")
             continue
-        text = str(source.substitute(node, ctx.variables, ctx.missing_vars).value)
+        node, missing = source.substitute(node, ctx.variables)
+        if missing:
+            ctx.problem(node, join(path, i), f"variable ${{{missing[0]}}} is not set: pass --var "
+                                             f"{missing[0]}=VALUE, or add it under vars")
+            continue
         try:
-            result.append(CheckSpec(text, vocab.parse_check(text, probes), loc))
+            result.append(CheckSpec(node.value, vocab.parse_check(node.value, probes),
+                                    source.location(ctx.file, node)))
         except ValueError as exc:
             ctx.problem(node, join(path, i), str(exc))
     return tuple(result)
 
 
-def _hypothesis(raw: dict[str, Any], ctx: Context, vocab: Vocabulary) -> Hypothesis:
-    probes = []
-    for i, p in enumerate(raw["probes"]):
-        name = p.get("name") or p["kind"]
-        if any(existing.name == name for existing in probes):
-            ctx.problem(None, f"hypothesis.probes[{i}].name",
-                        f"probe name {name!r} is used twice; give each probe a `name`")
-        probes.append(ProbeSpec(name, p["kind"], frozen(p["spec"])))
-    names = frozenset(p.name for p in probes)
+def _hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary) -> Hypothesis | None:
+    mark = ctx.count
+    raw = _hypothesis_schema(vocab).fields_of(node, "hypothesis", ctx, 1,
+                                              later=frozenset({"during"}))
+    if raw is INVALID:
+        return None
+    names = _probe_names(_child(node, "probes"), ctx)
     checks = _checks(raw["checks"], "hypothesis.checks", ctx, vocab, names)
+    during = DURING.fields_of(raw["during"], "hypothesis.during", ctx, 2) if raw[
+        "during"] is not None else {}
+    if during is INVALID:
+        during = {}
+    during_checks = _checks(during.get("checks"), "hypothesis.during.checks", ctx, vocab, names)
+    abort = _checks(during.get("abort"), "hypothesis.during.abort", ctx, vocab, names)
+    if ctx.count != mark:
+        return None
+    probes = tuple(ProbeSpec(p.get("name") or p["kind"], p["kind"], frozen(p["spec"]))
+                   for p in raw["probes"])
     if not raw["checks"]:  # default: every probe succeeds every time
         checks = tuple(CheckSpec(f"{n} >= 100%", vocab.parse_check(f"{n} >= 100%", names))
-                       for n in sorted(names))
-    before, during, after = (raw[k] or {} for k in ("before", "during", "after"))
+                       for n in sorted(p.name for p in probes))
+    before, after = raw["before"] or {}, raw["after"] or {}
     return Hypothesis(
-        probes=tuple(probes), checks=checks,
+        probes=probes, checks=checks,
         before=Phase(window=_get(before, "window", 3.0), every=_get(before, "every", 0.5)),
-        during=Phase(
-            every=_get(during, "every", 0.5),
-            checks=_checks(during.get("checks"), "hypothesis.during.checks", ctx, vocab, names),
-            abort=_checks(during.get("abort"), "hypothesis.during.abort", ctx, vocab, names),
-            abort_window=_get(during, "window", 3.0),
-        ),
+        during=Phase(every=_get(during, "every", 0.5), checks=during_checks, abort=abort,
+                     abort_window=_get(during, "window", 3.0)),
         after=Phase(
             settle=_get(after, "settle", 1.0), window=_get(after, "window", 3.0),
             every=_get(after, "every", 0.5), recover_within=after.get("recover_within"),
@@ -264,62 +381,129 @@ def _get(mapping: Mapping[str, Any], key: str, default: float) -> float:
     return default if value is None else float(value)
 
 
-def _target(node: yaml.Node, path: str, ctx: Context, vocab: Vocabulary) -> Target | None:
+def _faults(node: yaml.Node | None, ctx: Context, vocab: Vocabulary,
+            services: set[str] | None, limits: Limits | None) -> tuple[FaultSpec, ...]:
+    """Each fault checked on its own, completely: a bad `start` does not hide a bad `with`."""
+    if node is None:
+        return ()
+    if not isinstance(node, yaml.SequenceNode):
+        ctx.problem(node, "faults", "expected a list of faults, like `- type: process.suspend`")
+        return ()
+    result: list[FaultSpec] = []
+    names: dict[str, int] = {}
+    for i, item in enumerate(node.value):
+        raw = FAULT.fields_of(item, f"faults[{i}]", ctx, 2)
+        if raw is INVALID:
+            continue
+        name = raw["name"]
+        if isinstance(name, str):
+            if name in names:
+                ctx.problem(_child(item, "name"), f"faults[{i}].name",
+                            f"fault name {name!r} is already used by faults[{names[name]}]")
+            names.setdefault(name, i)
+        fault = _fault(i, item, raw, ctx, vocab, services, limits)
+        if fault is not None:
+            result.append(fault)
+    return tuple(result)
+
+
+def _target(node: yaml.Node, path: str, ctx: Context, vocab: Vocabulary,
+            limits: Limits | None) -> Target | None:
     schema = OneOf(vocab.targets, "what the fault hits", common={
         "count": Int("hit at most this many matches", min=1),
         "percent": Percent("hit this share of the matches (rounded up)"),
     })
-    raw = schema.check(node, path, ctx)
+    raw = schema.check(node, path, ctx, 3)
     if raw is INVALID:
         return None
     selector = raw["spec"] if isinstance(raw["spec"], Mapping) else {"name": raw["spec"]}
-    if raw.get("count") is not None and raw.get("percent") is not None:
-        ctx.problem(node, path, "give either count or percent, not both")
+    count, percent = raw.get("count"), raw.get("percent")
+    if count is not None and percent is not None:
+        ctx.problem(_child(node, "percent"), join(path, "percent"),
+                    "give either count or percent, not both")
         return None
-    return Target(raw["kind"], frozen(selector), raw.get("count"), raw.get("percent"),
-                  source.location(ctx.file, node))
+    if count is not None and limits is not None and count > limits.max_targets:
+        ctx.problem(_child(node, "count"), join(path, "count"),
+                    f"count {count} is more than limits.max_targets "
+                    f"({limits.max_targets}); lower it or raise the limit")
+        return None
+    return Target(raw["kind"], frozen(selector), count, percent, source.location(ctx.file, node))
 
 
-def _fault(i: int, raw: dict[str, Any], ctx: Context, vocab: Vocabulary,
-           services: set[str], limits: Limits) -> FaultSpec | None:
-    path = f"faults[{i}]"
-    target_node: yaml.Node = raw["target"]
-    shape = vocab.faults.get(raw["type"])
-    if shape is None:
-        known = ", ".join(sorted(vocab.faults))
-        ctx.problem(target_node, join(path, "type"),
-                    f"unknown fault type {raw['type']!r}; known types: {known}")
-        return None
-    target = _target(target_node, join(path, "target"), ctx, vocab)
-    with_node = raw["with"] or yaml.MappingNode("tag:yaml.org,2002:map", [], target_node.start_mark,
-                                                target_node.end_mark)
-    params = shape.params.check(with_node, join(path, "with"), ctx)
-    if target is None or params is INVALID:
-        return None
-    if target.kind not in shape.target_kinds:
-        ctx.problem(target_node, join(path, "target"),
-                    f"{raw['type']} cannot target a {target.kind}; "
-                    f"it supports: {', '.join(shape.target_kinds)}")
-        return None
-    if target.kind == "service" and target.selector.get("name") not in services:
-        ctx.problem(target_node, join(path, "target.service"),
-                    f"no service named {target.selector.get('name')!r} is declared under services")
-        return None
-    duration = raw["duration"]
-    if shape.instant:
-        duration = duration or 0.0
-    elif duration is None or duration <= 0:
-        ctx.problem(target_node, join(path, "duration"),
-                    "every fault needs a finite duration like 30s (it is reverted after it)")
-        return None
-    start = raw["start"] or 0.0
-    if start + duration > limits.max_duration:
-        ctx.problem(target_node, join(path, "duration"),
-                    f"the fault ends at {start + duration:g}s, past limits.max_duration "
-                    f"({limits.max_duration:g}s); shorten it or raise the limit")
+def _fault(i: int, node: yaml.Node, raw: dict[str, Any], ctx: Context, vocab: Vocabulary,
+           services: set[str] | None, limits: Limits | None) -> FaultSpec | None:
+    path, mark = f"faults[{i}]", ctx.count
+    fault_type = raw["type"]
+    shape = vocab.faults.get(fault_type) if isinstance(fault_type, str) else None
+    if isinstance(fault_type, str) and shape is None:
+        known = sorted(vocab.faults)
+        ctx.problem(_child(node, "type"), join(path, "type"),
+                    f"unknown fault type {fault_type!r}{suggest(fault_type, known)} "
+                    f"(known: {', '.join(known)}; `chaos faults` describes them)")
+    target_node = raw["target"]
+    target = None
+    if target_node is not INVALID:
+        target = _target(target_node, join(path, "target"), ctx, vocab, limits)
+    params: Any = INVALID
+    if shape is not None:
+        with_node = raw["with"] or yaml.MappingNode("tag:yaml.org,2002:map", [], node.start_mark,
+                                                    node.end_mark)
+        params = shape.params.check(with_node, join(path, "with"), ctx, 3)
+    if target is not None:
+        _target_fits(target, target_node, path, fault_type, shape, services, ctx)
+    duration = _timing(node, raw, path, fault_type, shape, limits, ctx)
+    if ctx.count != mark or shape is None or target is None or duration is None:
         return None
     return FaultSpec(
-        index=i, name=raw["name"] or f"{raw['type']}#{i}", type=raw["type"], target=target,
-        params=frozen(params), start=start, duration=duration,
-        location=source.location(ctx.file, target_node),
+        index=i, name=raw["name"] or f"{fault_type}#{i}", type=fault_type, target=target,
+        params=frozen(params), start=raw["start"] or 0.0, duration=duration,
+        location=source.location(ctx.file, node),
     )
+
+
+def _target_fits(target: Target, node: yaml.Node, path: str, fault_type: Any,
+                 shape: FaultShape | None, services: set[str] | None, ctx: Context) -> None:
+    """The fault type supports the target kind; a service target names a declared service."""
+    if shape is not None and target.kind not in shape.target_kinds:
+        ctx.problem(node, join(path, "target"), f"{fault_type} cannot target a {target.kind}; "
+                                                f"it supports: {', '.join(shape.target_kinds)}")
+    elif target.kind == "service" and services is not None:
+        name = str(target.selector.get("name"))
+        if name not in services:
+            declared = ", ".join(sorted(services)) or "none"
+            ctx.problem(_child(node, "service"), join(path, "target.service"),
+                        f"no service named {name!r} is declared under services"
+                        f"{suggest(name, sorted(services))} (declared: {declared})")
+
+
+def _timing(node: yaml.Node, raw: dict[str, Any], path: str, fault_type: Any,
+            shape: FaultShape | None, limits: Limits | None, ctx: Context) -> float | None:
+    """The fault's duration (0 for instant faults), or None after reporting what is wrong."""
+    start, duration = raw["start"], raw["duration"]
+    if shape is None or start is INVALID or duration is INVALID:
+        return None
+    if shape.instant:
+        if duration is not None:
+            ctx.problem(_child(node, "duration"), join(path, "duration"),
+                        f"{fault_type} happens at once and holds nothing, so it takes no "
+                        "duration; remove it (`start` says when it happens)")
+            return None
+        duration = 0.0
+    elif duration is None:
+        ctx.problem(node, join(path, "duration"),
+                    "required field is missing: every fault needs a finite duration "
+                    "like `duration: 30s` (it is reverted after it)")
+        return None
+    elif duration <= 0:
+        ctx.problem(_child(node, "duration"), join(path, "duration"),
+                    "expected a duration above 0s; a fault must be held for some time")
+        return None
+    end = (start or 0.0) + duration
+    if limits is not None and end > limits.max_duration:
+        ctx.problem(_child(node, "duration") or _child(node, "start"),
+                    join(path, "duration"),
+                    f"the fault ends at {format_duration(end)}, past limits.max_duration "
+                    f"({format_duration(limits.max_duration)}); shorten it or raise the "
+                    "limit")
+        return None
+    return float(duration)

@@ -31,22 +31,35 @@ class SourceText:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that counts aliases while composing."""
+    """SafeLoader that bounds aliases and nesting while composing.
+
+    Composing recurses once per nesting level, so a file of 10 000 `[` would exhaust Python's
+    stack; we refuse it at MAX_DEPTH with a located message instead.
+    """
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.alias_count = 0
+        self.depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             self.alias_count += 1
             if self.alias_count > MAX_ALIASES:
-                event = self.peek_event()
                 raise yaml.MarkedYAMLError(
                     problem=f"more than {MAX_ALIASES} YAML aliases; expand them by hand",
-                    problem_mark=event.start_mark,
+                    problem_mark=self.peek_event().start_mark,  # type: ignore[no-untyped-call]
                 )
-        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise yaml.MarkedYAMLError(
+                    problem=f"nested more than {MAX_DEPTH} levels deep; flatten the document",
+                    problem_mark=self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def location(source: str, node: yaml.Node) -> Location:
@@ -58,47 +71,97 @@ def compose(src: SourceText) -> yaml.Node:
     """Parse text into a node tree; a YAML syntax error becomes an ExperimentInvalid."""
     if len(src.text) > MAX_BYTES:
         raise ExperimentInvalid(
-            [Problem(None, "", f"file is larger than {MAX_BYTES // 1024} KiB")], source=src.name
+            [Problem(None, "", f"file is larger than {MAX_BYTES // 1024} KiB; split it")],
+            source=src.name,
         )
-    loader = _Loader(src.text)
+    loader = None
     try:
+        loader = _Loader(src.text)  # the reader checks every character here, before parsing
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = Location(src.name, mark.line + 1, mark.column + 1) if mark else None
         what = " ".join(part for part in (exc.context, exc.problem) if part)
         raise ExperimentInvalid(
-            [Problem(loc, "", f"invalid YAML: {what}")], source=src.name
+            [Problem(loc, "", f"invalid YAML: {what}{_yaml_hint(what)}")], source=src.name
         ) from None
+    except yaml.reader.ReaderError as exc:
+        raise ExperimentInvalid([Problem(
+            _offset_location(src, exc.position), "",
+            f"invalid YAML: character {exc.character!r} is not allowed in YAML text; "
+            "remove it or write it as an escape in a double-quoted string",
+        )], source=src.name) from None
     except yaml.YAMLError as exc:
         raise ExperimentInvalid(
             [Problem(None, "", f"invalid YAML: {exc}")], source=src.name
         ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if node is None:
-        raise ExperimentInvalid([Problem(None, "", "file is empty")], source=src.name)
+        raise ExperimentInvalid(
+            [Problem(None, "", "file is empty; an experiment needs at least a title")],
+            source=src.name,
+        )
     return node
 
 
+def _yaml_hint(what: str) -> str:
+    """The fix for the YAML mistakes people actually make, which PyYAML words cryptically."""
+    if "'\\t'" in what:
+        return "; indent with spaces, not tabs"
+    if "found another document" in what:
+        return "; one experiment per file (remove the `---` line)"
+    if "mapping values are not allowed" in what:
+        return "; check the indentation, or quote a value that contains `: `"
+    if "found undefined alias" in what:
+        return "; define the anchor (&name) before using it (*name)"
+    return ""
+
+
+def _offset_location(src: SourceText, position: int) -> Location:
+    before = src.text[:position]
+    return Location(src.name, before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1)
+
+
 _resolver = yaml.resolver.Resolver()
-_constructor = yaml.constructor.SafeConstructor()
+_CORE = "tag:yaml.org,2002:"
+_READABLE_TAGS = frozenset(_CORE + t for t in ("str", "int", "float", "bool", "null"))
+_TEXT_TAGS = frozenset(_CORE + t for t in ("timestamp", "value", "merge"))  # `2024-01-01`, `=`
 
 
 def scalar_value(node: yaml.ScalarNode) -> object:
-    """The Python value of a scalar (str, int, float, bool, None), like PyYAML's safe_load."""
-    try:
-        return _constructor.construct_object(node, deep=True)
-    except (yaml.constructor.ConstructorError, ValueError):
+    """The Python value of a scalar (str, int, float, bool, None), like PyYAML's safe_load.
+
+    Dates, `=` and `<<` stay text (no field wants a date). Other tags (`!!binary`,
+    `!!python/...`, `!foo`) and explicitly tagged values PyYAML cannot read (`!!int abc`) raise
+    ValueError.
+    """
+    if node.tag in _TEXT_TAGS:
         return node.value
+    if node.tag not in _READABLE_TAGS:
+        raise ValueError(f"unsupported YAML tag {node.tag.replace(_CORE, '!!')}; remove it")
+    try:
+        # A fresh constructor each time: construct_object caches every node it has seen.
+        return yaml.constructor.SafeConstructor().construct_object(node)
+    except Exception:  # noqa: BLE001 - PyYAML's scalar constructors fail with IndexError,
+        # KeyError, AttributeError... on odd explicitly tagged text; that is the user's input
+        # being wrong, not a crash of ours.
+        tag = node.tag.replace(_CORE, "!!")
+        raise ValueError(f"cannot read {node.value!r} as {tag}") from None
 
 
 def substitute(
-    node: yaml.ScalarNode, variables: Mapping[str, str], missing: list[str]
-) -> yaml.ScalarNode:
-    """Replace ${name} and ${name:-default} from variables, then the environment."""
+    node: yaml.ScalarNode, variables: Mapping[str, str]
+) -> tuple[yaml.ScalarNode, list[str]]:
+    """Replace ${name} and ${name:-default} from variables, then the environment.
+
+    Returns the new node and the names that were not set, so the caller reports them where they
+    are used (a half-substituted value must never reach a fault or a probe).
+    """
     if "${" not in node.value:
-        return node
+        return node, []
+    missing: list[str] = []
 
     def lookup(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
@@ -114,5 +177,6 @@ def substitute(
     value = _VAR.sub(lookup, node.value)
     tag = node.tag
     if node.style is None:  # plain scalar: resolve its type again, so ${port} can be an int
-        tag = _resolver.resolve(yaml.ScalarNode, value, (True, False))
-    return yaml.ScalarNode(tag, value, node.start_mark, node.end_mark, node.style)
+        tag = _resolver.resolve(  # type: ignore[no-untyped-call]
+            yaml.ScalarNode, value, (True, False))
+    return yaml.ScalarNode(tag, value, node.start_mark, node.end_mark, node.style), missing

@@ -48,6 +48,8 @@ def summary(journal: Mapping[str, Any], journal_path: str | None = None) -> str:
     if recovery is not None:
         lines.append(f"  recovered {recovery:.2f}s after the last revert")
     verdict = VERDICT_LINES.get(journal["verdict"], journal["verdict"].upper())
+    if journal["verdict"] == "held" and not exp.get("checks"):
+        verdict = "DONE (no hypothesis; every fault was reverted)"
     lines.append(f"  verdict: {verdict} (exit {journal['exit_code']})")
     if journal["verdict"] != "held" and journal.get("reason"):
         lines.append(f"  why: {journal['reason']}")

@@ -166,6 +166,11 @@ class Engine:
             except ChaosError as exc:
                 self._error = exc
                 self._outcome = (exc.exit_code, str(exc))
+            except Exception as exc:  # a bug: everything is still reverted below
+                log.exception("internal error during the run")
+                self._error = FaultFailed(f"internal error: {type(exc).__name__}: "
+                                          f"{truncate(str(exc))}")
+                self._outcome = (ExitCode.ABORTED, str(self._error))
         finally:
             await self._cleanup()
             for signum in (signal.SIGINT, signal.SIGTERM):

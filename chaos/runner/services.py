@@ -8,36 +8,26 @@ goes to `service-NAME.log` next to the journal.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import time
 from pathlib import Path
 
+from chaos.adapters.local.children import die_with_parent
 from chaos.errors import ServiceFailed
 from chaos.model.experiment import ServiceSpec
 from chaos.runner.events import EventBus
 from chaos.slo.probes import Probe
 
-PR_SET_PDEATHSIG = 1
-_libc = None
 
-
-def _die_with_parent(parent: int) -> None:
-    """Runs in the child between fork and exec."""
-    if _libc is not None:
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def _load_libc() -> None:
-    global _libc
-    if _libc is None:
-        try:
-            _libc = ctypes.CDLL(None, use_errno=True)
-        except OSError:
-            _libc = None
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Signal a process group; False when no process is left in it. Linux does not reuse a pid
+    while a group of that id has members, so a group that just answered is still ours."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 class Services:
@@ -60,16 +50,14 @@ class Services:
 
     async def start(self, name: str) -> None:
         spec = self.specs[name]
-        _load_libc()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **spec.env}
-        parent = os.getpid()
         with open(self.log_path(name), "ab") as log:
             try:
                 proc = await asyncio.create_subprocess_exec(
                     *spec.run, cwd=spec.cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
                     stdout=log, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-                    preexec_fn=lambda: _die_with_parent(parent),
+                    preexec_fn=die_with_parent(),
                 )
             except OSError as exc:
                 raise ServiceFailed(f"service {name}: cannot run {spec.run[0]!r}: "
@@ -97,18 +85,21 @@ class Services:
             while True:
                 if proc.returncode is not None:
                     raise ServiceFailed(f"service {spec.name} exited with code {proc.returncode} "
-                                        f"before it was ready; its output: "
-                                        f"{self._tail(spec.name)}")
+                                        f"before it was ready; {self._output(spec.name)}")
                 sample = await probe.sample()
                 if sample.ok:
                     break
                 last = sample.detail
                 if time.monotonic() - started > ready.timeout:
                     raise ServiceFailed(f"service {spec.name} was not ready within "
-                                        f"{ready.timeout:g}s (last answer: {last})")
+                                        f"{ready.timeout:g}s (last answer: {last}); "
+                                        f"{self._output(spec.name)}")
                 await asyncio.sleep(0.1)
         self.bus.emit("service.ready", service=spec.name,
                       after=round(time.monotonic() - started, 3))
+
+    def _output(self, name: str) -> str:
+        return f"its output ({self.log_path(name)}) ends: {self._tail(name)}"
 
     def _tail(self, name: str, lines: int = 5) -> str:
         try:
@@ -123,15 +114,20 @@ class Services:
             return
         spec = self.specs[name]
         sig = signal.Signals["SIG" + (signal_name or spec.stop_signal)]
+        # The service leads its own process group (start_new_session): signal the group, so
+        # the processes it started stop with it, as they would on Ctrl-C in a terminal.
+        _signal_group(proc.pid, signal.SIGCONT)  # a frozen process cannot handle SIGTERM
+        _signal_group(proc.pid, sig)
+        deadline = time.monotonic() + spec.stop_timeout
         try:
-            os.kill(proc.pid, signal.SIGCONT)  # a frozen process cannot handle SIGTERM
-            proc.send_signal(sig)
             await asyncio.wait_for(proc.wait(), spec.stop_timeout)
-        except ProcessLookupError:
-            pass
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
+        while (left := _signal_group(proc.pid, 0)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # its children are still shutting down
+        if left:
+            _signal_group(proc.pid, signal.SIGKILL)  # stragglers: nothing outlives the run
         self.bus.emit("service.stopped", service=name, returncode=proc.returncode)
 
     async def restart(self, name: str, signal_name: str | None = None) -> None:

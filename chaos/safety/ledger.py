@@ -23,6 +23,7 @@ from typing import Any
 
 SCHEMA = 1
 OPEN_STATES = frozenset({"intent", "applied", "revert_failed"})
+KEEP_CLOSED = 14 * 86400.0  # seconds a closed run's ledger is kept for `chaos status` history
 
 
 def default_state_dir() -> Path:
@@ -139,6 +140,7 @@ class Ledger:
 
     # the protocol, in order
     def start_run(self, run: str, *, pid: int, pid_create_time: float, title: str) -> None:
+        self.prune()
         self.append(run, "run", pid=pid, pid_create_time=pid_create_time, title=title)
 
     def intent(self, run: str, ident: str, *, fault: str, target: str,
@@ -158,6 +160,21 @@ class Ledger:
 
     def finish_run(self, run: str, *, exit_code: int) -> None:
         self.append(run, "finished", exit_code=exit_code)
+
+    def prune(self, older_than: float = KEEP_CLOSED) -> None:
+        """Forget finished runs with nothing open, after a while; open ones stay forever."""
+        if not self.directory.is_dir():
+            return
+        cutoff = time.time() - older_than
+        for path in self.directory.glob("*.jsonl"):
+            try:
+                if path.stat().st_mtime > cutoff:
+                    continue
+            except FileNotFoundError:
+                continue
+            info = self.run_info(path.stem)
+            if info.finished and not any(e.is_open for e in info.entries):
+                path.unlink(missing_ok=True)
 
     # reading
     def run_ids(self) -> list[str]:

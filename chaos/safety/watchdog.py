@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HEARTBEAT_EVERY = 1.0
-HEARTBEAT_TIMEOUT = 15.0
+# A runner whose event loop is frozen (or that was stopped with Ctrl-Z) for this long is
+# treated as dead; CHAOS_HEARTBEAT_TIMEOUT overrides it (tests use a short one).
+HEARTBEAT_TIMEOUT = float(os.environ.get("CHAOS_HEARTBEAT_TIMEOUT", "15"))
 READY = b"ready\n"
 DONE = b"done\n"
 

@@ -13,7 +13,10 @@ probes are for simple steady-state questions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
+import signal
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,12 +26,14 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from chaos.adapters.local.children import die_with_parent
 from chaos.errors import ProbeError
 from chaos.model.experiment import ProbeSpec
 from chaos.model.schema import Argv, Bool, Duration, Int, List, Map, Obj, OneOf, Schema, Str
 from chaos.slo.checks import Sample
 
 MAX_BODY = 256 * 1024
+EXEC_REAP_TIMEOUT = 2.0  # after killing an exec probe's group, wait this long for its pipes
 
 
 def _url_shorthand(node: yaml.Node) -> yaml.Node | None:
@@ -106,17 +111,49 @@ async def _http(spec: Mapping[str, Any]) -> tuple[bool, str]:
         if len(parts) < 2 or not parts[1].isdigit():
             return False, f"not an HTTP response: {status_line[:60]!r}"
         status = int(parts[1])
-        data = await reader.read(MAX_BODY)
+        data = await _read_body(reader, str(spec.get("method") or "GET"), status)
         wanted = spec.get("status")
         if (status not in wanted) if wanted else not 200 <= status < 300:
             return False, f"HTTP {status}"
         pattern = spec.get("expect_body")
-        if pattern and not re.search(pattern, data.split(b"\r\n\r\n", 1)[-1].decode("utf-8",
-                                                                                   "replace")):
+        if pattern and not re.search(pattern, data.decode("utf-8", "replace")):
             return False, f"HTTP {status}, body does not match {pattern!r}"
         return True, f"HTTP {status}"
     finally:
         writer.close()
+
+
+async def _read_body(reader: asyncio.StreamReader, method: str, status: int) -> bytes:
+    """The whole body (up to MAX_BODY), however many packets it takes: headers first, then by
+    Content-Length, chunks, or until the server closes (we asked for `Connection: close`)."""
+    length, chunked = None, False
+    while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        name, value = name.strip().lower(), value.strip()
+        if name == "content-length" and value.isdigit():
+            length = int(value)
+        elif name == "transfer-encoding" and "chunked" in value.lower():
+            chunked = True
+    if method == "HEAD" or status in (204, 304) or status < 200:
+        return b""
+    if chunked:
+        body = b""
+        while len(body) < MAX_BODY:
+            try:
+                size = int((await reader.readline()).split(b";", 1)[0].strip() or b"0", 16)
+            except ValueError:  # not chunked after all: judge what we have
+                break
+            if size == 0:
+                break
+            body += await reader.readexactly(size)
+            await reader.readline()  # the CRLF after each chunk
+        return body[:MAX_BODY]
+    if length is not None:
+        return await reader.readexactly(min(length, MAX_BODY))
+    body = b""
+    while len(body) < MAX_BODY and (chunk := await reader.read(MAX_BODY - len(body))):
+        body += chunk
+    return body
 
 
 async def _tcp(spec: Mapping[str, Any]) -> tuple[bool, str]:
@@ -131,22 +168,34 @@ async def _exec(spec: Mapping[str, Any]) -> tuple[bool, str]:
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT)
+            stderr=asyncio.subprocess.STDOUT, preexec_fn=die_with_parent(signal.SIGKILL),
+            start_new_session=True)  # its own process group: a timeout kills its children too
     except OSError as exc:
         raise ProbeError(f"cannot run {argv[0]}: {exc.strerror}") from exc
     try:
         out, _ = await proc.communicate()
     finally:
-        if proc.returncode is None:  # cancelled or timed out: never leave the child behind
-            proc.kill()
-            await proc.wait()
+        # Finished, timed out or cancelled: never leave the command or its children behind. A
+        # child holding stdout would otherwise keep communicate() and wait() blocked past the
+        # timeout (asyncio waits for the pipes to close, not only for the process to exit).
+        _kill_group(proc.pid)
+        if proc.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), EXEC_REAP_TIMEOUT)
     code = spec.get("exit_code", 0) or 0
     if proc.returncode != code:
         return False, f"exit code {proc.returncode}"
     pattern = spec.get("stdout")
     if pattern and not re.search(pattern, out.decode("utf-8", "replace")):
         return False, f"stdout does not match {pattern!r}"
-    return True, "exit code 0"
+    return True, f"exit code {proc.returncode}"
+
+
+def _kill_group(pgid: int) -> None:
+    # The group outlives its leader while members live, and Linux does not reuse a pid still in
+    # use as a process group id, so this never hits a stranger.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 async def _process(spec: Mapping[str, Any]) -> tuple[bool, str]:
@@ -191,7 +240,8 @@ class Probe:
                 ok, detail = await RUNNERS[self.kind](self.spec)
         except TimeoutError:
             ok, detail = False, f"no answer within {self.timeout:g}s"
-        except (OSError, ssl.SSLError, asyncio.IncompleteReadError, UnicodeError) as exc:
+        except (OSError, ssl.SSLError, asyncio.IncompleteReadError, ValueError) as exc:
+            # ValueError: a malformed answer (an over-long header line, a bad chunk size)
             ok, detail = False, f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
         return Sample(self.name, started_wall, ok, time.monotonic() - started_wall, detail)
 

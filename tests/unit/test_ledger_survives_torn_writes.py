@@ -1,0 +1,73 @@
+"""The ledger is the source of truth after a crash: it must read back whatever was fsynced,
+skip a torn last line, fence it off before the next append, and take concurrent writers."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+from chaos.safety.ledger import Ledger, read_records
+
+
+def _intent(ledger: Ledger, run: str, ident: str) -> None:
+    ledger.intent(run, ident, fault="process.suspend", target=f"pid {ident}",
+                  revert={"adapter": "local.process", "action": "resume", "processes": []},
+                  deadline=None)
+
+
+def test_states_fold_in_protocol_order(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.start_run("r1", pid=1, pid_create_time=0.0, title="t")
+    _intent(ledger, "r1", "a")
+    _intent(ledger, "r1", "b")
+    ledger.applied("r1", "a", {"adapter": "local.process", "action": "resume", "processes": [1]})
+    ledger.reverted("r1", "b", by="runner")
+    entries = {e.id: e for e in ledger.entries("r1")}
+    assert entries["a"].state == "applied" and entries["a"].is_open
+    assert entries["a"].revert["processes"] == [1]  # `applied` may refine the spec
+    assert entries["b"].state == "reverted" and not entries["b"].is_open
+    assert [e.id for e in ledger.open_entries()] == ["a"]
+    ledger.revert_failed("r1", "a", by="watchdog", error="EPERM")
+    assert ledger.open_entries()[0].error == "EPERM"  # a failed revert stays open for recover
+
+
+def test_torn_last_line_is_skipped_and_fenced_off(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.start_run("r1", pid=1, pid_create_time=0.0, title="t")
+    _intent(ledger, "r1", "a")
+    with open(ledger.path("r1"), "ab") as handle:  # the writer died mid-line
+        handle.write(b'{"v": 1, "ts": 1.0, "event": "reverted", "id": "a", "ru')
+    assert [e.state for e in ledger.entries("r1")] == ["intent"]
+    _intent(ledger, "r1", "b")
+    assert [e.id for e in ledger.entries("r1")] == ["a", "b"]
+    assert len(read_records(ledger.path("r1"))) == 3
+
+
+def _writer(directory: str, worker: int) -> None:
+    ledger = Ledger(Path(directory))
+    for i in range(50):
+        _intent(ledger, "shared", f"{worker}-{i}")
+
+
+def test_concurrent_writers_never_interleave(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_writer, args=(str(tmp_path), w)) for w in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+        assert w.exitcode == 0
+    ids = [e.id for e in Ledger(tmp_path).entries("shared")]
+    assert len(ids) == 200 and len(set(ids)) == 200
+
+
+def test_prune_forgets_only_finished_closed_runs(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    for run in ("done", "open", "running"):
+        ledger.start_run(run, pid=1, pid_create_time=0.0, title=run)
+        _intent(ledger, run, f"{run}-1")
+    ledger.reverted("done", "done-1", by="runner")
+    ledger.finish_run("done", exit_code=0)
+    ledger.finish_run("open", exit_code=5)
+    ledger.prune(older_than=-1)
+    assert sorted(ledger.run_ids()) == ["open", "running"]
