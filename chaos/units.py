@@ -98,7 +98,11 @@ def parse_percent(value: object) -> float:
 
 
 def format_percent(fraction: float) -> str:
-    return f"{fraction * 100:.4g}%"
+    """`99.5%`; never exponent notation (`3e-13%`), which parse_percent rightly refuses."""
+    text = f"{fraction * 100:.4g}"
+    if "e" in text:
+        text = f"{fraction * 100:.4f}".rstrip("0").rstrip(".")
+    return f"{text}%"
 
 
 def parse_size(value: object) -> int:

@@ -22,11 +22,8 @@ from pathlib import Path
 
 from chaos.adapters.registry import new_registry
 from chaos.model.loader import Raw, experiment_schema
-from chaos.model.schema import (
-    Any_, Argv, Bool, Int, List, Map, Obj, OneOf, Schema, Str, Unit,
-)
+from chaos.model.schema import Any_, Argv, Bool, Int, List, Map, Obj, OneOf, Schema, Str, Unit
 from chaos.runner.load import vocabulary
-from chaos.units import parse_duration, parse_percent, parse_rate, parse_size
 
 DOCS = Path(__file__).resolve().parent
 TARGETS = {"experiment": DOCS / "experiment-format.md", "faults": DOCS / "faults.md"}
@@ -54,12 +51,6 @@ def anchor(path: str) -> str:
     return "".join(c for c in text if c.isalnum() or c in "-_ ").replace(" ", "-")
 
 
-def unit_name(schema: Unit) -> str:
-    names = {parse_duration: "duration", parse_percent: "percentage", parse_size: "size",
-             parse_rate: "rate"}
-    return names.get(schema.parser, schema.name)
-
-
 def type_of(schema: Schema, key: str, path: str, queue: list[tuple[str, Schema]]) -> str:
     """A short type for the table; nested mappings are queued for their own section."""
     if isinstance(schema, Raw):
@@ -82,7 +73,8 @@ def type_of(schema: Schema, key: str, path: str, queue: list[tuple[str, Schema]]
         return f"mapping of name to {type_of(schema.value, key, path, queue)}"
     if isinstance(schema, Str):
         if schema.choices and len(schema.choices) > MAX_CHOICES:
-            return f"string: one of {len(schema.choices)} names ({', '.join(schema.choices[:4])}, …)"
+            first = ", ".join(schema.choices[:4])
+            return f"string: one of {len(schema.choices)} names ({first}, …)"
         if schema.choices:
             return "one of " + ", ".join(f"`{c}`" for c in schema.choices)
         return "string"
@@ -91,7 +83,7 @@ def type_of(schema: Schema, key: str, path: str, queue: list[tuple[str, Schema]]
             return f"integer, {schema.min}–{schema.max}"
         return f"integer ≥ {schema.min}" if schema.min is not None else "integer"
     if isinstance(schema, Unit):
-        text = f"{unit_name(schema)} (e.g. `{schema.example}`)"
+        text = f"{schema.name} (e.g. `{schema.example}`)"
         if schema.min:
             text += f", ≥ {schema.default_text(schema.min)}"
         return text
@@ -117,7 +109,7 @@ def describe(schema: Schema) -> str:
     doc = schema.doc or ""
     pattern = getattr(schema, "pattern", None)
     if pattern is not None and isinstance(schema, Str):
-        doc += f" (must match `{pattern.pattern}`)" if doc else f"must match `{pattern.pattern}`"
+        doc += f" (must match `{pattern}`)" if doc else f"must match `{pattern}`"
     return doc.replace("|", "\\|")
 
 
@@ -188,10 +180,13 @@ def fault_reference() -> str:
     lines: list[str] = []
     for fault in adapters.faults:
         served = sorted(a.name for a in adapters.adapters_for(fault.name))
-        timing = "instant (no `duration`)" if fault.instant else "held for `duration`, then reverted"
-        lines += [f"### `{fault.name}`", "", fault.summary[0].upper() + fault.summary[1:] + ".", "",
-                  f"Targets: {', '.join(f'`{k}`' for k in fault.target_kinds)} · "
-                  f"adapters: {', '.join(f'`{a}`' for a in served)} · {timing}", ""]
+        timing = ("instant (no `duration`)" if fault.instant
+                  else "held for `duration`, then reverted")
+        kinds = ", ".join(f"`{k}`" for k in fault.target_kinds)
+        names = ", ".join(f"`{a}`" for a in served)
+        summary = fault.summary[0].upper() + fault.summary[1:] + "."
+        lines += [f"### `{fault.name}`", "", summary, "",
+                  f"Targets: {kinds} · adapters: {names} · {timing}", ""]
         if fault.params.fields:
             queue: list[tuple[str, Schema]] = []
             lines += table(fault.params, "with", queue)

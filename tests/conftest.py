@@ -48,7 +48,7 @@ def chaos_cmd(*args: str) -> list[str]:
 def run_chaos(*args: str, timeout: float = 120, cwd: Path | None = None,
               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(chaos_cmd(*args), capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd or ROOT, env={**os.environ, **(env or {})})
+                          cwd=cwd or ROOT, env={**os.environ, **(env or {})}, check=False)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ what went wrong and what to do, never a traceback (`--debug` shows them).
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 from typing import Any
 
@@ -60,8 +59,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                        format="chaos: %(levelname)s: %(message)s")
+    if debug or ctx.invoked_subcommand not in ("validate", "schema", "faults"):
+        import logging  # not for the quick commands: it costs more than validating a file
+
+        logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                            format="chaos: %(levelname)s: %(message)s")
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -76,6 +78,8 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(ExitCode.INVALID)
     except ChaosError as exc:
         if debug:
+            import logging
+
             logging.exception("details")
         click.echo(f"chaos: error: {exc}", err=True)
         if exc.hint:
@@ -86,6 +90,8 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(ExitCode.INTERRUPTED)
     except Exception as exc:  # a bug in chaos: say so plainly; --debug shows the traceback
         if debug:
+            import logging
+
             logging.exception("internal error")
         click.echo(f"chaos: internal error (a bug in chaos, not in your input): "
                    f"{type(exc).__name__}: {exc}", err=True)

@@ -127,10 +127,9 @@ def _inject(fault: FaultType, kw: dict[str, Any]) -> None:
             click.echo(f"chaos inject {fault.name}: {_as_flags(problem)}", err=True)
         sys.exit(ExitCode.INVALID)
     if kw.get("dry_run"):
-        from chaos.cli.run import _dry_run
+        from chaos.cli.run import print_plan
 
-        asyncio.run(_dry_run([experiment]))
-        sys.exit(ExitCode.OK)
+        sys.exit(asyncio.run(print_plan([experiment])))
     sys.exit(asyncio.run(_hold(experiment, kw.get("state_dir"))))
 
 

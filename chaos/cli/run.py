@@ -68,8 +68,7 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
                    err=True)
         sys.exit(ExitCode.INVALID)
     if dry_run:
-        asyncio.run(_dry_run(experiments))
-        sys.exit(ExitCode.OK)
+        sys.exit(asyncio.run(print_plan(experiments, seed)))
     sys.exit(asyncio.run(_run_all(experiments, journal_path, junit_path, runs_dir, seed, quiet,
                                   state_dir)))
 
@@ -89,12 +88,14 @@ def _write_junit(path: Path | None, journals: list[dict[str, object]]) -> None:
     path.write_text(render(journals))
 
 
-async def _dry_run(experiments: list) -> None:  # type: ignore[type-arg]
+async def print_plan(experiments: list, seed: int | None = None) -> int:  # type: ignore[type-arg]
+    """Print the plan; exit 2 when a selector matches nothing or a guard refuses."""
     from chaos.adapters.registry import default_registry
     from chaos.runner.plan import plan
     from chaos.units import format_duration
 
     adapters = default_registry()
+    code = ExitCode.OK
     for exp in experiments:
         click.echo(f"── {exp.title}  ({exp.source})  [dry run: nothing is injected]")
         for s in exp.services:
@@ -103,7 +104,7 @@ async def _dry_run(experiments: list) -> None:  # type: ignore[type-arg]
             checks = ", ".join(c.text for c in exp.hypothesis.checks)
             click.echo(f"  hypothesis: {checks} (before {format_duration(exp.hypothesis.before.window)}"
                        f", after {format_duration(exp.hypothesis.after.window)})")
-        for p in await plan(exp, adapters):
+        for p in await plan(exp, adapters, seed or 0):
             timing = f"at {format_duration(p.start)}" + (
                 f" for {format_duration(p.duration)}" if p.duration else "")
             click.echo(f"  {p.name}: {p.type} via {p.adapter} {timing}")
@@ -111,6 +112,8 @@ async def _dry_run(experiments: list) -> None:  # type: ignore[type-arg]
                 click.echo(f"      -> {label}")
             if p.problem:
                 click.echo(f"      !! {p.problem}")
+                code = ExitCode.INVALID
+    return code
 
 
 async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore[type-arg]

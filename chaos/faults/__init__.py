@@ -1,4 +1,6 @@
-"""The fault catalogue as data. `default_registry()` holds the built-ins and entry-point plugins."""
+"""The fault catalogue as data. `default_registry()` holds the built-ins; plugins from the
+`chaos.plugins` entry-point group are added by `chaos.adapters.registry.default_registry()`,
+which registers their fault types here together with their adapters."""
 
 from __future__ import annotations
 

@@ -167,20 +167,27 @@ def load_file(path: str | os.PathLike[str], vocab: Vocabulary,
               variables: Mapping[str, str] | None = None) -> Experiment:
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as file:  # bounded: /dev/zero or a 10 GB log is not an experiment
+            data = file.read(source.MAX_BYTES + 1)
     except FileNotFoundError:
         raise ExperimentInvalid([Problem(None, "", "file not found")], source=name) from None
     except IsADirectoryError:
         raise ExperimentInvalid([Problem(None, "", "is a directory, not an experiment file")],
                                 source=name) from None
-    except UnicodeDecodeError as exc:
-        before = exc.object[: exc.start]
-        where = Location(name, before.count(b"\n") + 1, exc.start - before.rfind(b"\n"))
-        raise ExperimentInvalid([Problem(where, "", f"byte {exc.object[exc.start]:#x} is not "
-                                                    "UTF-8 text; save the file as UTF-8")],
-                                source=name) from None
     except OSError as exc:
         raise ExperimentInvalid([Problem(None, "", f"cannot read: {exc.strerror or exc}")],
+                                source=name) from None
+    if len(data) > source.MAX_BYTES:
+        raise ExperimentInvalid([Problem(None, "", f"file is larger than "
+                                                   f"{source.MAX_BYTES // 1024} KiB; split it")],
+                                source=name)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        where = Location(name, before.count(b"\n") + 1, exc.start - before.rfind(b"\n"))
+        raise ExperimentInvalid([Problem(where, "", f"byte {data[exc.start]:#x} is not UTF-8 "
+                                                    "text; save the file as UTF-8")],
                                 source=name) from None
     return load_text(source.SourceText(name, text), vocab, variables or {})
 
@@ -193,11 +200,11 @@ def load_text(src: source.SourceText, vocab: Vocabulary,
     here = str(Path(src.name).resolve().parent)
     merged = {"experiment_dir": here, "python": sys.executable, **_declared_vars(root),
               **variables}
-    ctx = Context(src.name, merged)
     if not isinstance(root, yaml.MappingNode):
         raise ExperimentInvalid([Problem(
             source.location(src.name, root), "", f"an experiment file is a mapping (title:, "
             f"faults:, ...), got {kind_of(root)}; write one experiment per file")], source=src.name)
+    ctx = Context(src.name, merged)
     top = experiment_schema(vocab).fields_of(root, "", ctx, later=frozenset({"hypothesis",
                                                                              "faults"}))
     experiment = None if top is INVALID else _experiment(top, root, src, ctx, vocab, merged, here)
@@ -274,6 +281,7 @@ def _service_names(node: yaml.Node | None, ctx: Context) -> set[str] | None:
         name = _child(item, "name")
         if not isinstance(name, yaml.ScalarNode):
             continue
+        name, _ = source.substitute(name, ctx.variables)
         if name.value in first:
             line = source.location(ctx.file, first[name.value]).line
             ctx.problem(name, f"services[{i}].name", f"service {name.value!r} is already declared "
@@ -308,7 +316,7 @@ def _probe_names(node: yaml.Node | None, ctx: Context) -> frozenset[str]:
             continue
         name = _child(item, "name")
         if isinstance(name, yaml.ScalarNode):
-            candidates = [name.value]
+            candidates = [source.substitute(name, ctx.variables)[0].value]
         else:
             candidates = [k.value for k, _ in item.value if isinstance(k, yaml.ScalarNode)]
         if len(candidates) == 1 and candidates[0] in names:

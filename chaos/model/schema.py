@@ -183,7 +183,7 @@ class Str(Scalar):
         choices: tuple[str, ...] = (), min_length: int = 0,
     ) -> None:
         super().__init__(doc, default)
-        self.pattern = re.compile(pattern) if pattern else None
+        self.pattern = pattern  # compiled on first use (re caches it): imports stay fast
         self.choices, self.min_length = choices, min_length
 
     def value_of(self, node: yaml.ScalarNode) -> object:
@@ -205,7 +205,7 @@ class Str(Scalar):
         if self.choices and text not in self.choices:
             raise ValueError(f"expected one of {', '.join(self.choices)}, got {shown(text)}"
                              f"{suggest(text, list(self.choices))}")
-        if self.pattern and not self.pattern.fullmatch(text):
+        if self.pattern and not re.fullmatch(self.pattern, text):
             raise ValueError(f"expected {self.expected()}, got {shown(text)}")
         if len(text) < self.min_length:
             raise ValueError("expected a non-empty string")
@@ -214,7 +214,7 @@ class Str(Scalar):
     def expected(self) -> str:
         if self.choices:
             return "one of " + ", ".join(self.choices)
-        return f"a string matching {self.pattern.pattern}" if self.pattern else "a string"
+        return f"a string matching {self.pattern}" if self.pattern else "a string"
 
     def describe(self) -> str:
         return "|".join(self.choices) if self.choices else "string"
@@ -224,7 +224,7 @@ class Str(Scalar):
         if self.choices:
             schema = self._or_var({"enum": list(self.choices)})
         if self.pattern:
-            schema["pattern"] = f"^(?:{self.pattern.pattern})$|{VAR_PATTERN}"
+            schema["pattern"] = f"^(?:{self.pattern})$|{VAR_PATTERN}"
         if self.min_length:
             schema["minLength"] = self.min_length
         return self._with_doc(schema)
@@ -370,7 +370,9 @@ class List(Schema):
     def items_of(self, node: yaml.Node, path: str, ctx: Context, depth: int = 0) -> Any:
         """Every item checked; invalid ones are INVALID in the list (INVALID if not a list)."""
         if not isinstance(node, yaml.SequenceNode):
-            return ctx.problem(node, path, f"expected a list, got {kind_of(node)}")
+            one = isinstance(node, yaml.ScalarNode) and node.value and len(node.value) <= 40
+            hint = f"; for one item write [{node.value}]" if one else ""
+            return ctx.problem(node, path, f"expected a list, got {kind_of(node)}{hint}")
         if len(node.value) < self.min_items:
             return ctx.problem(node, path, f"expected at least {self.min_items} item(s)")
         return [self.item.check(n, join(path, i), ctx, depth + 1) for i, n in enumerate(node.value)]
@@ -422,15 +424,15 @@ class Map(Schema):
 
     def __init__(self, value: Schema, doc: str = "", *, key_pattern: str | None = None) -> None:
         self.value, self.doc = value, doc
-        self.key_pattern = re.compile(key_pattern) if key_pattern else None
+        self.key_pattern = key_pattern
 
     def _check(self, node: yaml.Node, path: str, ctx: Context, depth: int) -> Any:
         if not isinstance(node, yaml.MappingNode):
             return ctx.problem(node, path, f"expected a mapping, got {kind_of(node)}")
         result = {}
         for key, key_node, value_node in _mapping_items(node, path, ctx):
-            if self.key_pattern and not self.key_pattern.fullmatch(key):
-                ctx.problem(key_node, join(path, key), f"key must match {self.key_pattern.pattern}")
+            if self.key_pattern and not re.fullmatch(self.key_pattern, key):
+                ctx.problem(key_node, join(path, key), f"key must match {self.key_pattern}")
                 continue
             result[key] = self.value.check(value_node, join(path, key), ctx, depth + 1)
         return result
@@ -441,7 +443,7 @@ class Map(Schema):
     def json_schema(self) -> dict[str, Any]:
         schema = {"type": "object", "additionalProperties": self.value.json_schema()}
         if self.key_pattern:
-            schema["propertyNames"] = {"pattern": f"^(?:{self.key_pattern.pattern})$"}
+            schema["propertyNames"] = {"pattern": f"^(?:{self.key_pattern})$"}
         return self._with_doc(schema)
 
 
@@ -527,7 +529,7 @@ class OneOf(Schema):
 
     def __init__(self, variants: Mapping[str, Schema], doc: str = "",
                  common: Mapping[str, Schema | Field] | None = None) -> None:
-        self.variants = dict(variants)
+        self.variants = variants  # not copied: a lazy mapping loads plugins only on a miss
         self.common = Obj(common or {})
         self.doc = doc
 

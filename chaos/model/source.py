@@ -21,6 +21,9 @@ MAX_ALIASES = 64
 MAX_NODES = 50_000
 MAX_DEPTH = 64
 MAX_BYTES = 2 * 1024 * 1024
+# YAML 1.1 also breaks lines at NEL, LS and PS; editors do not, so locations would disagree.
+_ODD_BREAK = re.compile("[\x85\u2028\u2029]")
+_BREAK = re.compile("\r\n|\r|\n")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)(?::-([^}]*))?\}")
 
 
@@ -74,6 +77,12 @@ def compose(src: SourceText) -> yaml.Node:
             [Problem(None, "", f"file is larger than {MAX_BYTES // 1024} KiB; split it")],
             source=src.name,
         )
+    if odd := _ODD_BREAK.search(src.text):
+        raise ExperimentInvalid([Problem(
+            _offset_location(src, odd.start()), "",
+            f"character {_char(odd.group())} is a line break to YAML but not to most editors, "
+            "so line numbers would not match; replace it with a newline or remove it",
+        )], source=src.name)
     loader = None
     try:
         loader = _Loader(src.text)  # the reader checks every character here, before parsing
@@ -88,7 +97,7 @@ def compose(src: SourceText) -> yaml.Node:
     except yaml.reader.ReaderError as exc:
         raise ExperimentInvalid([Problem(
             _offset_location(src, exc.position), "",
-            f"invalid YAML: character {exc.character!r} is not allowed in YAML text; "
+            f"invalid YAML: character {_char(exc.character)} is not allowed in YAML text; "
             "remove it or write it as an escape in a double-quoted string",
         )], source=src.name) from None
     except yaml.YAMLError as exc:
@@ -119,9 +128,15 @@ def _yaml_hint(what: str) -> str:
     return ""
 
 
+def _char(character: int | str) -> str:
+    code = character if isinstance(character, int) else ord(character[:1] or "\0")
+    return f"{chr(code)!r} (U+{code:04X})"
+
+
 def _offset_location(src: SourceText, position: int) -> Location:
-    before = src.text[:position]
-    return Location(src.name, before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1)
+    """Line and column of a character offset, counting line breaks the way YAML does."""
+    lines = _BREAK.split(src.text[:position])
+    return Location(src.name, len(lines), len(lines[-1]) + 1)
 
 
 _resolver = yaml.resolver.Resolver()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from chaos.units import format_duration
+
 MARKS = {"PASS": "ok  ", "FAIL": "FAIL", "NO_DATA": "n/a ", "INVALID": "INV ", "ERROR": "ERR "}
 VERDICT_LINES = {
     "held": "HYPOTHESIS HELD",
@@ -46,7 +48,7 @@ def summary(journal: Mapping[str, Any], journal_path: str | None = None) -> str:
                          f"measured {measured}, {c.get('events', 0)} events{reason}")
     recovery = journal.get("recovery", {}).get("seconds")
     if recovery is not None:
-        lines.append(f"  recovered {recovery:.2f}s after the last revert")
+        lines.append(f"  recovered {format_duration(recovery)} after the last revert")
     verdict = VERDICT_LINES.get(journal["verdict"], journal["verdict"].upper())
     if journal["verdict"] == "held" and not exp.get("checks"):
         verdict = "DONE (no hypothesis; every fault was reverted)"

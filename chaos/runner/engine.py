@@ -32,13 +32,14 @@ from chaos.adapters.registry import AdapterRegistry
 from chaos.errors import ChaosError, ExitCode, FaultFailed, truncate
 from chaos.model.experiment import CheckSpec, Experiment, FaultSpec, thaw
 from chaos.runner.events import EventBus
+from chaos.runner.plan import plan
 from chaos.runner.services import Services
 from chaos.safety import failpoints, guards
 from chaos.safety.ledger import Ledger
 from chaos.safety.locks import TargetLocks
 from chaos.safety.recover import revert_spec
 from chaos.safety.watchdog import HEARTBEAT_EVERY, WatchdogHandle, spawn
-from chaos.slo.checks import Sample, Status, Verdict
+from chaos.slo.checks import Sample, Status, Verdict, recovery_verdict
 from chaos.slo.probes import Probe
 from chaos.slo.sampler import Sampler
 
@@ -120,6 +121,8 @@ class Engine:
         self._outcome: tuple[ExitCode, str] = (ExitCode.OK, "the hypothesis held")
         self._error: ChaosError | None = None
         self._during_started: float | None = None
+        self._guarding = False  # guardrails are checked during the during phase only
+        self._last_revert: float | None = None
         self._protected: dict[int, str] = {}
 
     # --- Scope, offered to adapters
@@ -192,8 +195,17 @@ class Engine:
             self.watchdog.beat()
             await asyncio.sleep(HEARTBEAT_EVERY)
 
+    def _on_probe_error(self, error: ChaosError) -> None:
+        """A probe that cannot run at all (not: a probe that fails) stops the run."""
+        if self._error is None:
+            self._error = error
+        self._cancel(error.exit_code, str(error))
+
     async def _main(self) -> None:
         exp = self.experiment
+        for planned in await plan(exp, self.adapters, self.seed):  # refuse before starting
+            if planned.error is not None:
+                raise planned.error
         if exp.faults:
             kwargs = {} if self.heartbeat_timeout is None else {
                 "heartbeat_timeout": self.heartbeat_timeout}
@@ -203,7 +215,8 @@ class Engine:
         await self.services.start_all()
         hyp = exp.hypothesis
         if hyp is not None:
-            self.sampler = Sampler([Probe.from_spec(p) for p in hyp.probes], self._on_sample)
+            self.sampler = Sampler([Probe.from_spec(p) for p in hyp.probes], self._on_sample,
+                                   self._on_probe_error)
             self.bus.emit("phase.started", phase="before")
             self.sampler.start(hyp.before.every)
             start = time.monotonic()
@@ -222,12 +235,15 @@ class Engine:
         hyp = self.experiment.hypothesis
         self.bus.emit("phase.started", phase="during")
         start = self._during_started = time.monotonic()
+        self._guarding = True
         try:
             async with asyncio.TaskGroup() as group:
                 for fault in self.experiment.faults:
                     group.create_task(self._fault(fault), name=f"fault:{fault.name}")
         except ExceptionGroup as group:  # one fault failed: the rest were cancelled
             raise group.exceptions[0] from None
+        finally:
+            self._guarding = False
         if hyp is not None:
             self._evaluate("during", hyp.during.checks, start, time.monotonic())
 
@@ -236,11 +252,12 @@ class Engine:
         assert hyp is not None and self.sampler is not None
         phase = hyp.after
         self.bus.emit("phase.started", phase="after")
-        last_revert = time.monotonic()
+        last_revert = self._last_revert or time.monotonic()
         self.sampler.every = phase.every
         limit = phase.recover_within if phase.recover_within is not None else (
             phase.settle + phase.window)
-        while (recovered := self.sampler.recovered_at(last_revert)) is None:
+        checks = [c.parsed for c in hyp.checks]
+        while (recovered := self.sampler.recovered_at(last_revert, checks)) is None:
             if time.monotonic() - last_revert > limit:
                 break
             await asyncio.sleep(min(0.05, phase.every))
@@ -250,25 +267,13 @@ class Engine:
         await asyncio.sleep(max(0.0, phase.settle - (time.monotonic() - last_revert)))
         start = time.monotonic()
         await asyncio.sleep(phase.window)
-        passed = self._evaluate("after", hyp.checks, start, time.monotonic())
+        extra = []
         if phase.recover_within is not None:
-            ok = self.recovery is not None and self.recovery <= phase.recover_within
-            measured = "never" if self.recovery is None else f"{self.recovery:.2f}s"
-            self.bus.emit("check.evaluated", phase="after", verdict={
-                "check": f"recover_within {phase.recover_within:g}s",
-                "status": "PASS" if ok else "FAIL", "value": self.recovery,
-                "measured": measured, "threshold": phase.recover_within, "events": 0,
-                "window": phase.recover_within, "source": "recovery", "reason": ""})
-            if not ok:
-                passed = False
-                self._outcome = (ExitCode.DEVIATED, f"did not recover within "
-                                 f"{phase.recover_within:g}s (recovery: {measured})")
-        if not passed and self._outcome[0] is ExitCode.OK:
+            extra.append(recovery_verdict(self.recovery, phase.recover_within))
+        if not self._evaluate("after", hyp.checks, start, time.monotonic(), extra):
             self._outcome = (ExitCode.DEVIATED, "hypothesis failed after the faults: " +
                              self._failures("after"))
-        if self._outcome[0] is ExitCode.OK and not all(
-            v.passed for v in self.verdicts.get("during", [])
-        ):
+        elif not all(v.passed for v in self.verdicts.get("during", [])):
             self._outcome = (ExitCode.DEVIATED, "hypothesis failed during the faults: " +
                              self._failures("during"))
 
@@ -277,10 +282,10 @@ class Engine:
                          for v in self.verdicts.get(phase, []) if not v.passed)
 
     def _evaluate(self, phase: str, checks: tuple[CheckSpec, ...], start: float,
-                  end: float) -> bool:
+                  end: float, extra: list[Verdict] | None = None) -> bool:
         assert self.sampler is not None
         samples = self.sampler.between(start, end)
-        verdicts: list[Verdict] = [c.parsed.evaluate(samples, end - start) for c in checks]
+        verdicts = [c.parsed.evaluate(samples, end - start) for c in checks] + (extra or [])
         self.verdicts[phase] = verdicts
         for v in verdicts:
             self.bus.emit("check.evaluated", phase=phase, verdict=v.as_dict())
@@ -293,8 +298,9 @@ class Engine:
                       latency=round(sample.latency, 6), detail=sample.detail,
                       at=round(self.bus.elapsed(sample.at), 4))
         hyp = self.experiment.hypothesis
-        if hyp is None or self._during_started is None or self._stop is not None:
+        if hyp is None or not self._guarding or self._stop is not None:
             return
+        assert self._during_started is not None
         now = time.monotonic()
         since = max(self._during_started, now - hyp.during.abort_window)
         recent = self.sampler.between(since, now + 1) if self.sampler else []
@@ -376,6 +382,7 @@ class Engine:
         outcome, error = await revert_spec(self.run_id, injection.id, injection.spec,
                                            self.ledger, self.adapters, by=by)
         failpoints.hit("after_reverted")
+        self._last_revert = time.monotonic()
         injection.reverted_at = round(self.bus.elapsed(), 4)
         injection.outcome, injection.by, injection.error = outcome, by, error or injection.error
         if outcome == "failed":

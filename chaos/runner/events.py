@@ -9,17 +9,17 @@ call back into the engine. Each event has a documented name and fields:
     service.stopped      service, returncode
     phase.started        phase (before | during | after)
     phase.finished       phase, passed
-    probe.sampled        probe, ok, latency, detail
+    probe.sampled        probe, ok, latency, detail, at (seconds since run start, when sent)
     check.evaluated      phase, verdict (as dict)
     fault.planned        fault, type, targets (labels)
-    fault.injected       fault, injection, target, deadline (epoch), duration
+    fault.injected       fault, type, injection, target, deadline (epoch), duration
     fault.failed         fault, target, error
     fault.reverted       fault, injection, target, outcome, by
     fault.revert_failed  fault, injection, target, error
     guardrail.breached   check, verdict
     run.interrupted      signal
     run.recovered        after (seconds from the last revert until every probe answers ok)
-    run.finished         verdict, exit_code, reason
+    run.finished         run, verdict, exit_code, reason
 
 Every event carries `t`: seconds since the run started (monotonic), and `ts`: wall-clock epoch.
 """

@@ -11,9 +11,10 @@ from chaos.safety import guards
 
 
 class _NoServices:
-    """Dry runs start no services: a service target resolves to a placeholder."""
+    """Before the run starts no services: a service target resolves to a placeholder."""
 
-    seed = 0
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
 
     def service_pid(self, name: str) -> int | None:
         return None
@@ -30,25 +31,35 @@ class PlannedFault:
     start: float
     duration: float
     targets: tuple[str, ...]
-    problem: str = ""
+    error: ChaosError | None = None
+
+    @property
+    def problem(self) -> str:
+        return str(self.error) if self.error else ""
 
 
-async def plan(experiment: Experiment, adapters: AdapterRegistry) -> list[PlannedFault]:
+async def plan(experiment: Experiment, adapters: AdapterRegistry,
+               seed: int = 0) -> list[PlannedFault]:
+    """What each fault would hit now, and why not where a guard or selector refuses.
+
+    Runs before anything starts (so a bad plan injects nothing) and for --dry-run. Faults are
+    resolved again when they start: processes come and go.
+    """
     protected = guards.protected_pids()
     planned = []
     for fault in experiment.faults:
         adapter = adapters.route(fault.type, fault.target.kind)
         targets: tuple[str, ...] = ()
-        problem = ""
+        error = None
         if fault.target.kind == "service":
             targets = (f"service {fault.target.selector['name']} (started by the run)",)
         else:
             try:
-                refs = await adapter.resolve(fault, _NoServices())
+                refs = await adapter.resolve(fault, _NoServices(seed))
                 guards.check_targets(fault, refs, experiment.limits, protected)
                 targets = tuple(r.label for r in refs)
             except ChaosError as exc:
-                problem = str(exc)
+                error = exc
         planned.append(PlannedFault(fault.name, fault.type, adapter.name, fault.start,
-                                    fault.duration, targets, problem))
+                                    fault.duration, targets, error))
     return planned

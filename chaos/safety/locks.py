@@ -45,9 +45,9 @@ class TargetLocks:
         self._held[key] = fd
 
     def release_all(self) -> None:
-        for key, fd in list(self._held.items()):
-            try:
-                self._path(key).unlink(missing_ok=True)
-            finally:
-                os.close(fd)
+        # The files stay: unlinking a lock file races with a third run that opened it already
+        # and would then hold a lock on a file nobody else can see.
+        for fd in self._held.values():
+            os.ftruncate(fd, 0)
+            os.close(fd)
         self._held.clear()

@@ -58,35 +58,48 @@ class Sample:
 class Check:
     text: str
     subject: str  # probe name, or "all"
-    stat: str  # "ratio", "max" or "pNN"
+    stat: str  # "ratio", "max", "pNN" or "recovery"
     op: str
     threshold: float  # fraction for ratios, seconds for latencies
+    probes: tuple[str, ...] = ()  # for `all`: every declared probe
 
     def holds(self, value: float) -> bool:
         return _OPS[self.op](value, self.threshold)
 
     def format(self, value: float) -> str:
-        return format_percent(value) if self.stat == "ratio" else format_duration(value)
+        if self.stat == "ratio":
+            return format_percent(value)
+        return "no successful answer" if math.isinf(value) else format_duration(value)
+
+    @property
+    def source(self) -> str:
+        return "recovery" if self.stat == "recovery" else f"probe:{self.subject}"
 
     def evaluate(self, samples: Sequence[Sample], window: float,
                  min_events: int = MIN_EVENTS) -> Verdict:
-        probes = sorted({s.probe for s in samples}) if self.subject == "all" else [self.subject]
-        worst: tuple[float, int, str] | None = None
+        """Judge the samples; for `all`, every declared probe must have enough samples and the
+        weakest one is reported (the lowest for >=, the highest for <=)."""
+        probes = (self.probes or tuple(sorted({s.probe for s in samples}))
+                  if self.subject == "all" else (self.subject,))
+        measured: list[tuple[float, int, str]] = []
+        no_data: Verdict | None = None
         for probe in probes:
             mine = [s for s in samples if s.probe == probe]
             value = self._measure(mine)
             if value is None or len(mine) < min_events:
-                return Verdict(self, Status.NO_DATA, None, len(mine), window,
-                               f"{len(mine)} sample(s) of {probe}, need {min_events}")
+                no_data = no_data or Verdict(self, Status.NO_DATA, None, len(mine), window,
+                                             f"{len(mine)} sample(s) of {probe}, need "
+                                             f"{min_events}")
+                continue
             last_failure = next((s.detail for s in reversed(mine) if not s.ok), "")
-            if worst is None or not self.holds(value):
-                worst = (value, len(mine), last_failure)
-                if not self.holds(value):
-                    break
-        if worst is None:
-            return Verdict(self, Status.NO_DATA, None, 0, window, "no samples")
-        value, count, failure = worst
-        status = Status.PASS if self.holds(value) else Status.FAIL
+            measured.append((value, len(mine), last_failure))
+        failing = [m for m in measured if not self.holds(m[0])]
+        if not failing and (no_data or not measured):  # a failure is known even if data is short
+            return no_data or Verdict(self, Status.NO_DATA, None, 0, window, "no samples")
+        lower_is_weaker = self.op in (">=", ">")
+        pool = failing or measured
+        value, count, failure = (min if lower_is_weaker else max)(pool, key=lambda m: m[0])
+        status = Status.FAIL if failing else Status.PASS
         return Verdict(self, status, value, count, window,
                        failure if status is Status.FAIL else "")
 
@@ -125,12 +138,26 @@ class Verdict:
         return {"check": self.check.text, "status": self.status.value, "value": self.value,
                 "measured": self.check.format(self.value) if self.value is not None else None,
                 "threshold": self.check.threshold, "window": self.window,
-                "events": self.events, "source": f"probe:{self.check.subject}",
+                "events": self.events, "source": self.check.source,
                 "reason": self.reason}
+
+
+def recovery_verdict(recovery: float | None, within: float) -> Verdict:
+    """`recover_within` as a verdict: the checks held again within this after the last revert."""
+    check = Check(f"recover_within {format_duration(within)}", "recovery", "recovery", "<=",
+                  within)
+    if recovery is None:
+        return Verdict(check, Status.FAIL, None, 0, within,
+                       f"the checks did not hold again within {format_duration(within)}")
+    status = Status.PASS if recovery <= within else Status.FAIL
+    return Verdict(check, status, recovery, 1, within)
 
 
 def parse_check(text: str, probes: frozenset[str]) -> Check:
     match = _CHECK.fullmatch(text)
+    if match and ".latency." in match["subject"]:
+        raise ValueError(f"unknown latency statistic in {text!r}: use pNN (p50, p95, p99.9) "
+                         "or max")
     if not match:
         raise ValueError(f"expected a check like `home >= 99%` or `home.latency.p95 < 300ms`, "
                          f"got {text!r}")
@@ -147,7 +174,8 @@ def parse_check(text: str, probes: frozenset[str]) -> Check:
         if stat != "max" and not 0 < float(stat[1:]) < 100:
             raise ValueError(f"percentile must be between p1 and p99.9, got {stat}")
         threshold = parse_duration(raw)
-    return Check(text.strip(), subject, stat, op, threshold)
+    return Check(text.strip(), subject, stat, op, threshold,
+                 tuple(sorted(probes)) if subject == "all" else ())
 
 
 def evaluate_all(checks: Iterable[Check], samples: Sequence[Sample], window: float,

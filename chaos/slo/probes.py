@@ -24,58 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from chaos.adapters.local.children import die_with_parent
-from chaos.errors import ProbeError
+from chaos.errors import ProbeError, TargetNotFound
 from chaos.model.experiment import ProbeSpec
-from chaos.model.schema import Argv, Bool, Duration, Int, List, Map, Obj, OneOf, Schema, Str
 from chaos.slo.checks import Sample
 
 MAX_BODY = 256 * 1024
 EXEC_REAP_TIMEOUT = 2.0  # after killing an exec probe's group, wait this long for its pipes
 
-
-def _url_shorthand(node: yaml.Node) -> yaml.Node | None:
-    if isinstance(node, yaml.ScalarNode):
-        key = yaml.ScalarNode("tag:yaml.org,2002:str", "url", node.start_mark, node.end_mark)
-        return yaml.MappingNode("tag:yaml.org,2002:map", [(key, node)], node.start_mark,
-                                node.end_mark)
-    return None
-
-
-HTTP = Obj({
-    "url": Str("http:// or https:// URL", pattern=r"https?://.+"),
-    "method": Str("HTTP method", "GET", pattern=r"[A-Z]+"),
-    "headers": Map(Str(), "request headers"),
-    "body": Str("request body"),
-    "status": List(Int(min=100, max=599), "acceptable status codes (default: any 2xx)"),
-    "expect_body": Str("regular expression the response body must contain"),
-    "timeout": Duration("the answer must arrive within this", "1s", min=0.001),
-    "verify_tls": Bool("verify TLS certificates", True),
-}, "an HTTP request", shorthand=_url_shorthand)
-
-TCP = Obj({
-    "address": Str("host:port", pattern=r".+:\d{1,5}"),
-    "timeout": Duration("connect within this", "1s", min=0.001),
-}, "a TCP connect")
-
-EXEC = Obj({
-    "run": Argv(),
-    "exit_code": Int("expected exit code", 0),
-    "stdout": Str("regular expression stdout must contain"),
-    "timeout": Duration("kill the command after this", "5s", min=0.001),
-}, "a command (no shell)")
-
-PROCESS = Obj({
-    "name": Str("process name"),
-    "cmdline": Str("regular expression in the command line"),
-    "pid": Int("process id", min=1),
-    "pidfile": Str("file with the pid"),
-}, "a process is alive")
-
-SCHEMA = OneOf({"http": HTTP, "tcp": TCP, "exec": EXEC, "process": PROCESS},
-               "a probe", common={"name": Str("name used in checks", pattern=r"[A-Za-z0-9_-]+")})
 
 Runner = Callable[[Mapping[str, Any]], Awaitable[tuple[bool, str]]]
 
@@ -201,7 +157,16 @@ def _kill_group(pgid: int) -> None:
 async def _process(spec: Mapping[str, Any]) -> tuple[bool, str]:
     from chaos.adapters.local.process import find_processes
 
-    found = await asyncio.to_thread(find_processes, spec)
+    if spec.get("cmdline") is not None:
+        try:
+            re.compile(spec["cmdline"])
+        except re.error as exc:
+            raise ProbeError(f"process probe: cmdline is not a valid regular expression: "
+                             f"{exc}") from None
+    try:
+        found = await asyncio.to_thread(find_processes, spec)
+    except TargetNotFound as exc:  # the pidfile is gone or empty: daemons remove it as they die
+        return False, str(exc)
     running = [p for p in found if _running(p)]
     return (True, f"{len(running)} running") if running else (False, "no running process")
 
@@ -244,7 +209,3 @@ class Probe:
             # ValueError: a malformed answer (an over-long header line, a bad chunk size)
             ok, detail = False, f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
         return Sample(self.name, started_wall, ok, time.monotonic() - started_wall, detail)
-
-
-def probe_schema() -> Schema:
-    return SCHEMA

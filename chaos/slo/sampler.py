@@ -11,16 +11,19 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 
-from chaos.slo.checks import Sample
+from chaos.errors import ChaosError
+from chaos.slo.checks import Check, Sample
 from chaos.slo.probes import Probe
 
 
 class Sampler:
-    def __init__(self, probes: Sequence[Probe], on_sample: Callable[[Sample], None]) -> None:
+    def __init__(self, probes: Sequence[Probe], on_sample: Callable[[Sample], None],
+                 on_error: Callable[[ChaosError], None]) -> None:
         self.probes = list(probes)
         self.samples: list[Sample] = []
         self.every = 0.5
         self._on_sample = on_sample
+        self._on_error = on_error
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self, every: float) -> None:
@@ -35,7 +38,11 @@ class Sampler:
             delay = next_at - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            sample = await probe.sample()
+            try:
+                sample = await probe.sample()
+            except ChaosError as exc:  # misconfigured, not failing: no point asking again
+                self._on_error(exc)
+                return
             self.samples.append(sample)
             self._on_sample(sample)
             next_at = max(next_at + self.every, time.monotonic())
@@ -49,16 +56,20 @@ class Sampler:
     def between(self, start: float, end: float) -> list[Sample]:
         return [s for s in self.samples if start <= s.at < end]
 
-    def recovered_at(self, since: float) -> float | None:
-        """When every probe first answered ok again after `since` (their latest samples)."""
-        latest_ok: dict[str, float] = {}
+    def recovered_at(self, since: float, checks: Sequence[Check]) -> float | None:
+        """When the checks first held again after `since`, judged on each probe's latest answer.
+
+        Only probes sent after `since` count: one already in flight may have been answered
+        by the system as it was before. Answers are taken in the order they arrived.
+        """
+        latest: dict[str, Sample] = {}
         for s in self.samples:
-            if s.at + s.latency < since:  # answered before the revert: says nothing
+            done = s.at + s.latency
+            if s.at < since:
                 continue
-            if s.ok:
-                latest_ok.setdefault(s.probe, s.at + s.latency)
-            else:
-                latest_ok.pop(s.probe, None)
-        if len(latest_ok) < len(self.probes):
-            return None
-        return max(latest_ok.values())
+            latest[s.probe] = s
+            if len(latest) == len(self.probes) and all(
+                c.evaluate(list(latest.values()), 0.0, min_events=1).passed for c in checks
+            ):
+                return done
+        return None

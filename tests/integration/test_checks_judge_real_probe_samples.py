@@ -105,9 +105,6 @@ def test_too_few_samples_is_no_data_never_a_pass(tmp_path: Path, state_dir: Path
     assert code == 3, output
 
 
-@pytest.mark.xfail(strict=True, reason="bug in chaos/slo/checks.py: a latency check over a probe "
-                   "that never succeeded measures inf, and format_duration(inf) raises "
-                   "OverflowError, so the run ends as an internal error (exit 4)")
 def test_a_latency_check_over_a_probe_that_never_answered_fails_cleanly(
     tmp_path: Path, state_dir: Path, web_server: WebServer
 ) -> None:
@@ -120,9 +117,6 @@ def test_a_latency_check_over_a_probe_that_never_answered_fails_cleanly(
     assert code == 3, output
 
 
-@pytest.mark.xfail(strict=True, reason="bug in chaos/slo/checks.py Check.evaluate: `all` only "
-                   "looks at probes that have samples in the window, so a probe that never "
-                   "answered within it is ignored and `all` passes")
 def test_all_is_no_data_when_one_probe_has_no_samples(tmp_path: Path, state_dir: Path,
                                                       web_server: WebServer) -> None:
     probes = """\
@@ -135,8 +129,6 @@ def test_all_is_no_data_when_one_probe_has_no_samples(tmp_path: Path, state_dir:
     assert code == 3, output
 
 
-@pytest.mark.xfail(strict=True, reason="bug in chaos/slo/checks.py Check.evaluate: when every "
-                   "probe holds, `all` reports the first probe's value, not the weakest one's")
 def test_all_reports_the_weakest_probe(tmp_path: Path, state_dir: Path,
                                        web_server: WebServer) -> None:
     probes = """\

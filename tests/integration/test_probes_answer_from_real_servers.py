@@ -254,3 +254,17 @@ def test_process_probe_fails_once_the_process_is_gone(spawn_sleepers: Any,
     target.wait(5)
     assert not sample("process", cmdline=marker).ok
     assert not sample("process", pidfile=str(pidfile)).ok
+
+
+def test_process_probe_counts_a_missing_pidfile_as_not_running(tmp_path: Path) -> None:
+    # daemons remove their pidfile as they stop: that is a failed sample, not a broken probe
+    result = sample("process", pidfile=str(tmp_path / "gone.pid"))
+    assert not result.ok
+    assert "cannot read a pid from pidfile" in result.detail
+
+
+def test_process_probe_with_a_bad_regex_is_a_probe_error() -> None:
+    from chaos.errors import ProbeError
+
+    with pytest.raises(ProbeError, match="not a valid regular expression"):
+        sample("process", cmdline="([unclosed")

@@ -10,6 +10,7 @@ import os
 import pwd
 import re
 import signal
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -215,14 +216,34 @@ def test_a_refused_plan_leaves_nothing_in_the_ledger(state_dir: Path) -> None:
     assert status.stdout.strip() == "[]"
 
 
-def test_signals_reach_only_the_chosen_process(state_dir: Path, spawn_sleepers: Any) -> None:
+def test_the_chosen_signal_reaches_only_the_chosen_process(state_dir: Path,
+                                                          spawn_sleepers: Any) -> None:
+    code = ("import signal, sys, time\n"
+            "signal.signal(signal.SIGUSR1, lambda *_: sys.exit(42))\n"
+            "while True: time.sleep(0.05)")
     marker = unique_marker()
-    target, bystander = spawn_sleepers(2, marker)
-    result = run_chaos("inject", "process.kill", "--pid", str(target.pid), "--signal", "STOP",
+    target, bystander = spawn_sleepers(2, argv=[sys.executable, "-c", code, marker])
+    for proc in (target, bystander):  # both have installed their handler, per /proc
+        assert wait_until(lambda p=proc: catches(p.pid, signal.SIGUSR1), 10) is not None
+    result = run_chaos("inject", "process.kill", "--pid", str(target.pid), "--signal", "USR1",
                        timeout=60)
-    try:
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert wait_until(lambda: target.status() == psutil.STATUS_STOPPED, 5) is not None
-        assert is_running(bystander.pid)
-    finally:
-        os.kill(target.pid, signal.SIGCONT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert wait_until(lambda: not is_running(target.pid), 5) is not None
+    assert os.waitpid(target.pid, 0)[1] >> 8 == 42  # exited through its SIGUSR1 handler
+    assert is_running(bystander.pid)
+
+
+def catches(pid: int, sig: signal.Signals) -> bool:
+    """Whether the process has a handler for `sig`: the SigCgt mask in /proc/PID/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (sig - 1)))
+    return False
+
+
+def test_kill_refuses_a_stopping_signal(state_dir: Path, sleeper: psutil.Process) -> None:
+    result = run_chaos("inject", "process.kill", "--pid", str(sleeper.pid), "--signal", "STOP",
+                       timeout=60)
+    assert result.returncode == 2
+    assert "--signal" in result.stderr and "'STOP'" in result.stderr
+    assert is_running(sleeper.pid)

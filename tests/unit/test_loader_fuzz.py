@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from typing import Any
 
 import yaml
@@ -65,7 +66,8 @@ WORDS = [
     "<<", "\0", "é", "\ud800",
 ]
 SCALARS = st.one_of(
-    st.sampled_from(WORDS), st.integers(), st.floats(), st.booleans(), st.none(), st.text(max_size=20),
+    st.sampled_from(WORDS), st.integers(), st.floats(), st.booleans(), st.none(),
+    st.text(max_size=20),
 )
 TREES = st.recursive(
     SCALARS,
@@ -83,7 +85,7 @@ def load(text: str, variables: dict[str, str] | None = None) -> Experiment | Non
         experiment = load_text(SourceText("fuzz.yaml", text), VOCAB, variables or {})
     except ExperimentInvalid as exc:
         assert exc.problems
-        lines = text.count("\n") + 2
+        lines = len(re.split("\r\n|\r|\n", text)) + 1  # the end of the text may be "next line"
         for problem in exc.problems:
             if problem.location is None:
                 assert any(f in problem.message for f in FILE_LEVEL) or problem.path == "", problem

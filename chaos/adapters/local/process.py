@@ -35,7 +35,7 @@ def identity(proc: psutil.Process) -> dict[str, Any]:
         except (psutil.AccessDenied, psutil.ZombieProcess):
             cmdline = []
         return {"pid": proc.pid, "create_time": proc.create_time(), "name": proc.name(),
-                "cmdline": " ".join(cmdline)[:200]}
+                "cmdline": " ".join(" ".join(cmdline).split())[:200]}  # one line, bounded
 
 
 def target_ref(proc: psutil.Process, kind: str = "process",

@@ -1,0 +1,54 @@
+"""The probe section of experiment files: declared apart from the probes' runtime, so that
+validating a file does not import asyncio and ssl."""
+
+from __future__ import annotations
+
+import yaml
+
+from chaos.model.schema import Argv, Bool, Duration, Int, List, Map, Obj, OneOf, Schema, Str
+
+
+def _url_shorthand(node: yaml.Node) -> yaml.Node | None:
+    if isinstance(node, yaml.ScalarNode):
+        key = yaml.ScalarNode("tag:yaml.org,2002:str", "url", node.start_mark, node.end_mark)
+        return yaml.MappingNode("tag:yaml.org,2002:map", [(key, node)], node.start_mark,
+                                node.end_mark)
+    return None
+
+
+HTTP = Obj({
+    "url": Str("http:// or https:// URL", pattern=r"https?://.+"),
+    "method": Str("HTTP method", "GET", pattern=r"[A-Z]+"),
+    "headers": Map(Str(), "request headers"),
+    "body": Str("request body"),
+    "status": List(Int(min=100, max=599), "acceptable status codes (default: any 2xx)"),
+    "expect_body": Str("regular expression the response body must contain"),
+    "timeout": Duration("the answer must arrive within this", "1s", min=0.001),
+    "verify_tls": Bool("verify TLS certificates", True),
+}, "an HTTP request", shorthand=_url_shorthand)
+
+TCP = Obj({
+    "address": Str("host:port", pattern=r".+:\d{1,5}"),
+    "timeout": Duration("connect within this", "1s", min=0.001),
+}, "a TCP connect")
+
+EXEC = Obj({
+    "run": Argv(),
+    "exit_code": Int("expected exit code", 0),
+    "stdout": Str("regular expression stdout must contain"),
+    "timeout": Duration("kill the command after this", "5s", min=0.001),
+}, "a command (no shell)")
+
+PROCESS = Obj({
+    "name": Str("process name"),
+    "cmdline": Str("regular expression in the command line"),
+    "pid": Int("process id", min=1),
+    "pidfile": Str("file with the pid"),
+}, "a process is alive")
+
+SCHEMA = OneOf({"http": HTTP, "tcp": TCP, "exec": EXEC, "process": PROCESS},
+               "a probe", common={"name": Str("name used in checks", pattern=r"[A-Za-z0-9_-]+")})
+
+
+def probe_schema() -> Schema:
+    return SCHEMA

@@ -1,0 +1,79 @@
+"""`chaos --help` and `chaos validate` must not pay for the Kubernetes client or chaoslib.
+
+A fresh interpreter runs the CLI's entry point in-process with sys.argv patched, then prints
+sys.modules. Importable stand-ins for `kubernetes` and `chaoslib` are put on the path first, so
+an import of either would succeed and show up here, rather than fail and be forgotten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+HEAVY = ("kubernetes", "chaoslib")
+
+PROBE = """
+import json, sys
+sys.argv = ["chaos", *json.loads(sys.argv[1])]
+from chaos.cli import main
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print("\\n@@modules@@", json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("heavy")
+    for name in HEAVY:
+        (path / name).mkdir()
+        (path / name / "__init__.py").write_text("STAND_IN = True\n")
+        (path / name / "client.py").write_text("")
+    return path
+
+
+def modules_after(stand_ins: Path, *argv: str) -> tuple[int, list[str]]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(stand_ins), str(ROOT)])}
+    result = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argv)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.rsplit("@@modules@@", 1)[1])
+    return report["code"], report["modules"]
+
+
+def heavy(modules: list[str]) -> list[str]:
+    return [m for m in modules if m in HEAVY or m.startswith(tuple(f"{h}." for h in HEAVY))]
+
+
+def test_the_stand_ins_would_be_seen_if_imported(stand_ins: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(stand_ins)}
+    code = ("import kubernetes.client, chaoslib, sys; "
+            "print(sorted(m for m in sys.modules if m[:4] in ('kube', 'chao')))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert "kubernetes.client" in out.stdout and "chaoslib" in out.stdout, out.stderr
+
+
+def test_help_imports_neither_kubernetes_nor_chaoslib(stand_ins: Path) -> None:
+    code, modules = modules_after(stand_ins, "--help")
+    assert code == 0
+    assert "chaos.cli" in modules
+    assert heavy(modules) == []
+
+
+def test_validate_imports_neither_kubernetes_nor_chaoslib(stand_ins: Path) -> None:
+    code, modules = modules_after(stand_ins, "validate", "experiments/quickstart.yaml")
+    assert code == 0
+    assert "chaos.model.loader" in modules  # it did validate
+    assert heavy(modules) == []
