@@ -34,4 +34,7 @@ def validate(paths: tuple[str, ...], vars_: tuple[str, ...]) -> None:
             continue
         click.echo(f"{path}: ok ({len(exp.faults)} fault(s), "
                    f"{len(exp.hypothesis.probes) if exp.hypothesis else 0} probe(s))")
+    if bad:
+        click.echo(f"{bad} of {len(files)} file(s) invalid: fix the fields named above "
+                   "(`chaos schema` gives editors the format)", err=True)
     sys.exit(ExitCode.INVALID if bad else ExitCode.OK)

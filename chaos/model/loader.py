@@ -198,8 +198,9 @@ def load_text(src: source.SourceText, vocab: Vocabulary,
     root = source.compose(src)
     _refuse_chaos_toolkit(root, src)
     here = str(Path(src.name).resolve().parent)
-    merged = {"experiment_dir": here, "python": sys.executable, **_declared_vars(root),
-              **variables}
+    declared = {k: os.environ.get(k, v) for k, v in _declared_vars(root).items()}
+    # --var beats the environment, which beats the file's own defaults
+    merged = {"experiment_dir": here, "python": sys.executable, **declared, **variables}
     if not isinstance(root, yaml.MappingNode):
         raise ExperimentInvalid([Problem(
             source.location(src.name, root), "", f"an experiment file is a mapping (title:, "
@@ -425,6 +426,13 @@ def _target(node: yaml.Node, path: str, ctx: Context, vocab: Vocabulary,
     if raw is INVALID:
         return None
     selector = raw["spec"] if isinstance(raw["spec"], Mapping) else {"name": raw["spec"]}
+    if not any(v is not None for v in selector.values()):
+        fields = vocab.targets[raw["kind"]]
+        names = ", ".join(fields.fields) if isinstance(fields, Obj) else "a selector"
+        ctx.problem(_child(node, raw["kind"]), join(path, raw["kind"]),
+                    f"say which {raw['kind']}: give at least one of {names} "
+                    "(an empty selector would match everything)")
+        return None
     count, percent = raw.get("count"), raw.get("percent")
     if count is not None and percent is not None:
         ctx.problem(_child(node, "percent"), join(path, "percent"),
