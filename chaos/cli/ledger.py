@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -62,8 +65,12 @@ def status(as_json: bool, state_dir: Path | None) -> None:
 def stop(ids: tuple[str, ...], everything: bool, state_dir: Path | None) -> None:
     """Revert active injections: by injection ID, by run ID, or --all.
 
-    The runner of a stopped injection notices nothing: its own revert later is a no-op.
+    Stopping a whole run (its RUN_ID, or --all) also ends its runner with SIGTERM, so a
+    `chaos inject` in another terminal returns (exit 143). Stopping one injection leaves its
+    run going; the runner's own revert later is a no-op.
     """
+    from chaos.safety.recover import runner_alive
+
     if not ids and not everything:
         raise click.UsageError("give injection or run IDs (see `chaos status`), or --all")
     ledger = _ledger(state_dir)
@@ -72,7 +79,14 @@ def stop(ids: tuple[str, ...], everything: bool, state_dir: Path | None) -> None
     if not entries:
         click.echo("nothing to stop: no active injection matches")
         sys.exit(ExitCode.OK if everything else ExitCode.INVALID)
-    sys.exit(_revert(ledger, entries, by="chaos stop"))
+    code = _revert(ledger, entries, by="chaos stop")
+    for run in sorted({e.run for e in entries if everything or e.run in ids}):
+        info = ledger.run_info(run)
+        if runner_alive(info):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(info.pid, signal.SIGTERM)
+                click.echo(f"stopped run {run} (runner pid {info.pid})")
+    sys.exit(code)
 
 
 @click.command()
