@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import yaml
-
-from chaos.model.schema import Int, Obj, Str
+from chaos.model.schema import Int, Obj, Str, scalar_as
 
 PROCESS = Obj({
     "name": Str("process name (as in ps -o comm) or executable basename"),
@@ -15,14 +13,6 @@ PROCESS = Obj({
 }, "local processes; all given fields must match")
 
 
-def _service_name(node: yaml.Node) -> yaml.Node | None:
-    if isinstance(node, yaml.ScalarNode):
-        key = yaml.ScalarNode("tag:yaml.org,2002:str", "name", node.start_mark, node.end_mark)
-        return yaml.MappingNode("tag:yaml.org,2002:map", [(key, node)], node.start_mark,
-                                node.end_mark)
-    return None
-
-
 SERVICE = Obj({"name": Str("a service declared under services", min_length=1)},
               "a service declared in this experiment: `target: {service: NAME}`",
-              shorthand=_service_name)
+              shorthand=scalar_as("name"))

@@ -453,6 +453,19 @@ class Field:
     required: bool = False
 
 
+def scalar_as(key: str) -> Callable[[yaml.Node], yaml.Node | None]:
+    """A shorthand for Obj: a plain scalar stands for `{key: scalar}` (`{service: demo}`)."""
+
+    def expand(node: yaml.Node) -> yaml.Node | None:
+        if not isinstance(node, yaml.ScalarNode):
+            return None
+        name = yaml.ScalarNode("tag:yaml.org,2002:str", key, node.start_mark, node.end_mark)
+        return yaml.MappingNode("tag:yaml.org,2002:map", [(name, node)], node.start_mark,
+                                node.end_mark)
+
+    return expand
+
+
 class Obj(Schema):
     """A mapping with declared fields; unknown keys are errors (a typo must not pass silently).
 

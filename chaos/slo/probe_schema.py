@@ -3,17 +3,9 @@ validating a file does not import asyncio and ssl."""
 
 from __future__ import annotations
 
-import yaml
-
-from chaos.model.schema import Argv, Bool, Duration, Int, List, Map, Obj, OneOf, Schema, Str
-
-
-def _url_shorthand(node: yaml.Node) -> yaml.Node | None:
-    if isinstance(node, yaml.ScalarNode):
-        key = yaml.ScalarNode("tag:yaml.org,2002:str", "url", node.start_mark, node.end_mark)
-        return yaml.MappingNode("tag:yaml.org,2002:map", [(key, node)], node.start_mark,
-                                node.end_mark)
-    return None
+from chaos.model.schema import (
+    Argv, Bool, Duration, Int, List, Map, Obj, OneOf, Schema, Str, scalar_as,
+)
 
 
 HTTP = Obj({
@@ -25,7 +17,7 @@ HTTP = Obj({
     "expect_body": Str("regular expression the response body must contain"),
     "timeout": Duration("the answer must arrive within this", "1s", min=0.001),
     "verify_tls": Bool("verify TLS certificates", True),
-}, "an HTTP request", shorthand=_url_shorthand)
+}, "an HTTP request", shorthand=scalar_as("url"))
 
 TCP = Obj({
     "address": Str("host:port", pattern=r".+:\d{1,5}"),

@@ -284,6 +284,7 @@ def test_dry_run_prints_the_resolved_pid_and_injects_nothing(
 def test_dry_run_shows_a_refusal_without_injecting(tmp_path: Path, state_dir: Path) -> None:
     path = dry_run_file(tmp_path, "1")
     result = run_chaos("run", "--dry-run", str(path), timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr  # CI can gate on a dry run
     assert "refusing to target pid 1" in result.stdout
     assert is_running(1)
 

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -26,18 +26,8 @@ RECOVERY_BUDGET = 2.0
 
 
 @pytest.fixture
-def targets() -> Iterator[list[int]]:
-    procs = [subprocess.Popen([sys.executable, "-c",
-                               "import time\nwhile True: time.sleep(0.05)", f"chaos-target-{i}"])
-             for i in range(3)]
-    yield [p.pid for p in procs]
-    for p in procs:
-        try:
-            os.kill(p.pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
-        p.kill()
-        p.wait(5)
+def targets(spawn_sleepers: Callable[..., list[psutil.Process]]) -> list[int]:
+    return [p.pid for p in spawn_sleepers(3, "chaos-target")]
 
 
 def experiment(tmp_path: Path, pids: list[int], duration: str = "30s",

@@ -12,17 +12,12 @@ import psutil
 
 from tests.conftest import ROOT, chaos_cmd, process_state
 from tests.integration.test_revert_after_runner_killed import open_injections, wait_for
+from tests.integration.test_signals_revert_everything import freeze
 
 
 def freeze_file(tmp_path: Path, pid: int, name: str = "freeze") -> Path:
     path = tmp_path / f"{name}.yaml"
-    path.write_text(f"""title: {name}
-faults:
-  - type: process.suspend
-    target: {{process: {{pid: {pid}}}}}
-    duration: 5m
-limits: {{max_duration: 1h}}
-""")
+    path.write_text(f"title: {name}\n{freeze(pid, '5m')}")
     return path
 
 

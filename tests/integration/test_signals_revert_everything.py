@@ -17,6 +17,12 @@ from tests.conftest import ROOT, chaos_cmd, free_port, process_state
 from tests.integration.test_revert_after_runner_killed import open_injections, wait_for
 
 
+def freeze(pid: int, duration: str) -> str:
+    """The faults section every test here uses: freeze one process."""
+    return (f"faults:\n  - type: process.suspend\n    target: {{process: {{pid: {pid}}}}}\n"
+            f"    duration: {duration}\nlimits: {{max_duration: 1h}}\n")
+
+
 def start(path: Path, *args: str) -> subprocess.Popen[bytes]:
     with open(path.with_suffix(".log"), "wb") as log:
         return subprocess.Popen(chaos_cmd("run", *args, str(path)), cwd=ROOT, stdout=log,
@@ -40,12 +46,7 @@ def test_signal_during_a_long_fault_reverts_at_once(
 ) -> None:
     path = tmp_path / "long.yaml"
     path.write_text(f"""title: a long freeze
-faults:
-  - type: process.suspend
-    target: {{process: {{pid: {sleeper.pid}}}}}
-    duration: 10m
-limits: {{max_duration: 1h}}
-""")
+{freeze(sleeper.pid, "10m")}""")
     runner = start(path)
     try:
         assert wait_for(lambda: process_state(sleeper.pid) == "T", 15) is not None
@@ -78,12 +79,7 @@ hypothesis:
   checks: [fast >= 50%]
   before: {{window: 300ms, every: 100ms}}
   during: {{every: 100ms}}
-faults:
-  - type: process.suspend
-    target: {{process: {{pid: {sleeper.pid}}}}}
-    duration: 10m
-limits: {{max_duration: 1h}}
-""")
+{freeze(sleeper.pid, "10m")}""")
     runner = start(path)
     try:
         assert wait_for(lambda: process_state(sleeper.pid) == "T", 20) is not None, output(path)
@@ -104,11 +100,7 @@ def test_second_ctrl_c_does_not_skip_reverts(
 ) -> None:
     path = tmp_path / "twice.yaml"
     path.write_text(f"""title: impatient user
-faults:
-  - type: process.suspend
-    target: {{process: {{pid: {sleeper.pid}}}}}
-    duration: 5m
-""")
+{freeze(sleeper.pid, "5m")}""")
     runner = start(path)
     try:
         assert wait_for(lambda: process_state(sleeper.pid) == "T", 15) is not None
@@ -130,11 +122,7 @@ def test_signal_before_injection_exits_without_injecting(
 hypothesis:
   probes: [{{name: home, http: "http://127.0.0.1:{demo_service}/"}}]
   before: {{window: 30s, every: 100ms}}
-faults:
-  - type: process.suspend
-    target: {{process: {{pid: {sleeper.pid}}}}}
-    duration: 5s
-""")
+{freeze(sleeper.pid, "5s")}""")
     runner = start(path)
     try:
         time.sleep(1.5)
@@ -157,11 +145,7 @@ def test_steady_state_not_met_is_exit_3_and_injects_nothing(
 hypothesis:
   probes: [{{name: home, http: "http://127.0.0.1:{closed}/"}}]
   before: {{window: 500ms, every: 100ms}}
-faults:
-  - type: process.suspend
-    target: {{process: {{pid: {sleeper.pid}}}}}
-    duration: 5s
-""")
+{freeze(sleeper.pid, "5s")}""")
     result = subprocess.run(chaos_cmd("run", str(path)), cwd=ROOT, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 3, result.stdout + result.stderr
@@ -186,12 +170,7 @@ hypothesis:
   probes: [{{name: home, http: {{url: "http://127.0.0.1:{demo_service}/", timeout: 200ms}}}}]
   before: {{window: 500ms, every: 100ms}}
   during: {{every: 100ms, window: 1s, abort: [home < 50%]}}
-faults:
-  - type: process.suspend
-    target: {{process: {{pid: {service.pid}}}}}
-    duration: 5m
-limits: {{max_duration: 1h}}
-""")
+{freeze(service.pid, "5m")}""")
     started = time.monotonic()
     result = subprocess.run(chaos_cmd("run", str(path)), cwd=ROOT, capture_output=True,
                             text=True, timeout=60)
