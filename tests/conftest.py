@@ -51,17 +51,22 @@ def run_chaos(*args: str, timeout: float = 120, cwd: Path | None = None,
                           cwd=cwd or ROOT, env={**os.environ, **(env or {})}, check=False)
 
 
+def release(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGKILL) -> None:
+    """End a test's process even if a fault left it frozen (a stopped process ignores TERM)."""
+    try:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.send_signal(sig)
+    except ProcessLookupError:
+        pass
+    proc.wait(5)
+
+
 @pytest.fixture
 def sleeper() -> Iterator[psutil.Process]:
     """A real, harmless target process that belongs to the test."""
     proc = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"])
     yield psutil.Process(proc.pid)
-    try:
-        os.kill(proc.pid, signal.SIGCONT)
-    except ProcessLookupError:
-        pass
-    proc.kill()
-    proc.wait(5)
+    release(proc)
 
 
 @pytest.fixture
@@ -78,12 +83,7 @@ def demo_service() -> Iterator[int]:
         except OSError:
             time.sleep(0.05)
     yield port
-    try:
-        os.kill(proc.pid, signal.SIGCONT)
-    except ProcessLookupError:
-        pass
-    proc.terminate()
-    proc.wait(5)
+    release(proc, signal.SIGTERM)
 
 
 def process_state(pid: int) -> str:
@@ -161,12 +161,7 @@ def spawn_sleepers() -> Iterator[Callable[..., list[psutil.Process]]]:
 
     yield spawn
     for proc in started:
-        try:
-            os.kill(proc.pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
-        proc.kill()
-        proc.wait(5)
+        release(proc)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -42,7 +42,8 @@ def status(as_json: bool, state_dir: Path | None) -> None:
         alive = runner_alive(info)
         for e in open_entries:
             rows.append({"id": e.id, "run": e.run, "fault": e.fault, "target": e.target,
-                         "state": e.state, "since": e.created, "deadline": e.deadline,
+                         "state": e.state, "since": e.created, "ends": e.ends,
+                         "deadline": e.deadline,
                          "runner_pid": info.pid, "runner_alive": alive, "error": e.error})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -52,7 +53,8 @@ def status(as_json: bool, state_dir: Path | None) -> None:
         return
     now = time.time()
     for r in rows:
-        left = f"{r['deadline'] - now:.0f}s left" if r["deadline"] else "no deadline"
+        until = r["ends"] or r["deadline"]
+        left = f"{max(0.0, until - now):.0f}s left" if until else "no deadline"
         who = "runner running" if r["runner_alive"] else "RUNNER GONE: run `chaos recover`"
         click.echo(f"{r['id']}  {r['fault']} on {r['target']}  [{r['state']}, {left}, "
                    f"{who}]" + (f"  last error: {r['error']}" if r["error"] else ""))

@@ -191,7 +191,10 @@ def substitute(
 
     value = _VAR.sub(lookup, node.value)
     tag = node.tag
-    if node.style is None:  # plain scalar: resolve its type again, so ${port} can be an int
+    # A plain scalar, or a quoted one that is exactly `${name}` (flow style needs the quotes:
+    # `{pid: "${pid}"}`), takes the type of its value, so ${port} can be an int.
+    whole = _VAR.fullmatch(node.value) is not None
+    if node.style is None or (whole and node.tag == "tag:yaml.org,2002:str"):
         tag = _resolver.resolve(  # type: ignore[no-untyped-call]
             yaml.ScalarNode, value, (True, False))
     return yaml.ScalarNode(tag, value, node.start_mark, node.end_mark, node.style), missing

@@ -344,7 +344,8 @@ class Engine:
         # write-ahead: the revert spec is durable before anything is touched
         failpoints.hit("before_intent")
         self.ledger.intent(self.run_id, ident, fault=fault.type, target=target.label,
-                           revert=spec, deadline=deadline if fault.duration else None)
+                           revert=spec, deadline=deadline if fault.duration else None,
+                           ends=time.time() + fault.duration if fault.duration else None)
         self.injections.append(injection)
         failpoints.hit("after_intent")
         try:

@@ -50,6 +50,7 @@ class Entry:
     updated: float
     error: str = ""
     reverted_by: str = ""
+    ends: float | None = None  # when the runner means to revert it (the deadline adds grace)
 
     @property
     def is_open(self) -> bool:
@@ -111,7 +112,7 @@ def fold(records: list[dict[str, Any]]) -> list[Entry]:
                 id=ident, run=r.get("run", ""), state="intent", fault=r.get("fault", ""),
                 target=r.get("target", ""), adapter=r.get("revert", {}).get("adapter", ""),
                 revert=r.get("revert", {}), deadline=r.get("deadline"), created=r["ts"],
-                updated=r["ts"],
+                updated=r["ts"], ends=r.get("ends"),
             )
         elif ident in entries and event in ("applied", "reverted", "revert_failed"):
             old = entries[ident]
@@ -144,9 +145,10 @@ class Ledger:
         self.append(run, "run", pid=pid, pid_create_time=pid_create_time, title=title)
 
     def intent(self, run: str, ident: str, *, fault: str, target: str,
-               revert: Mapping[str, Any], deadline: float | None) -> None:
+               revert: Mapping[str, Any], deadline: float | None,
+               ends: float | None = None) -> None:
         self.append(run, "intent", id=ident, fault=fault, target=target, revert=dict(revert),
-                    deadline=deadline)
+                    deadline=deadline, ends=ends)
 
     def applied(self, run: str, ident: str, revert: Mapping[str, Any] | None = None) -> None:
         extra = {"revert": dict(revert)} if revert is not None else {}

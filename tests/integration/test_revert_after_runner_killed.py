@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from tests.conftest import ROOT, chaos_cmd, process_state, run_chaos
+from tests.conftest import wait_until as wait_for
 
 RECOVERY_BUDGET = 2.0
 
@@ -49,16 +50,6 @@ def start_runner(path: Path, failpoints: str = "") -> subprocess.Popen[bytes]:
     with open(path.with_suffix(".log"), "wb") as log:
         return subprocess.Popen(chaos_cmd("run", "-q", str(path)), env=env, cwd=ROOT,
                                 stdout=log, stderr=subprocess.STDOUT)
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.005) -> float | None:  # type: ignore[no-untyped-def]
-    """Seconds until predicate() held, or None on timeout."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(interval)
-    return None
 
 
 def stopped(pids: list[int]) -> list[int]:

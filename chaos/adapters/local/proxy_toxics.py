@@ -1,0 +1,106 @@
+"""Toxics: what the fault proxy does to a byte stream, as plain data.
+
+A toxic is what a network fault becomes on a proxy: a kind (latency, bandwidth, slicer,
+slow_close, timeout, reset_peer, limit_data, down), its parameters, the direction it applies to,
+a toxicity (the share of connections it hits, each connection deciding once) and an expiry
+time, so a proxy drops a toxic by itself even when the runner and its watchdog are both gone.
+Toxics travel as JSON over the proxy's control channel and sit in revert specs by id.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+KINDS = ("latency", "bandwidth", "slicer", "slow_close", "timeout", "reset_peer", "limit_data",
+         "down")
+DIRECTIONS = ("downstream", "upstream", "both")
+
+# fault type -> toxic kind, and how its parameters map
+FAULT_KINDS = {
+    "network.latency": "latency",
+    "network.bandwidth": "bandwidth",
+    "network.slicer": "slicer",
+    "network.slow_close": "slow_close",
+    "network.timeout": "timeout",
+    "network.reset": "reset_peer",
+    "network.limit_data": "limit_data",
+    "network.partition": "down",
+}
+
+
+@dataclass(frozen=True)
+class Toxic:
+    id: str
+    kind: str
+    direction: str = "downstream"
+    toxicity: float = 1.0
+    params: Mapping[str, float] = field(default_factory=dict)
+    expires: float | None = None  # epoch seconds; the proxy removes the toxic after it
+
+    def applies_to(self, direction: str) -> bool:
+        return self.direction in ("both", direction)
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires is not None and (now or time.time()) >= self.expires
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "params": dict(self.params)}
+
+    def sample_delay(self, rng: random.Random) -> float:
+        """Seconds of latency for one chunk: delay plus uniform jitter, never negative."""
+        delay = self.params.get("delay", 0.0)
+        jitter = self.params.get("jitter", 0.0)
+        if jitter:
+            delay += rng.uniform(-jitter, jitter)
+        return max(0.0, delay)
+
+
+def parse(data: Mapping[str, Any]) -> Toxic:
+    """A toxic from control-channel JSON; ValueError names what is wrong."""
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f"unknown toxic kind {kind!r} (expected one of {', '.join(KINDS)})")
+    direction = data.get("direction", "downstream")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}")
+    toxicity = float(data.get("toxicity", 1.0))
+    if not 0.0 <= toxicity <= 1.0:
+        raise ValueError("toxicity must be between 0 and 1")
+    ident = str(data.get("id") or "")
+    if not ident:
+        raise ValueError("a toxic needs an id")
+    params = {str(k): float(v) for k, v in dict(data.get("params") or {}).items()}
+    if any(v < 0 for v in params.values()):
+        raise ValueError("toxic parameters cannot be negative")
+    if kind == "bandwidth" and params.get("rate", 0) <= 0:
+        raise ValueError("bandwidth needs a rate above 0 bytes/s")
+    expires = data.get("expires")
+    return Toxic(ident, kind, direction, toxicity, params,
+                 float(expires) if expires is not None else None)
+
+
+def from_fault(ident: str, fault_type: str, params: Mapping[str, Any], direction: str,
+               toxicity: float, expires: float | None) -> Toxic:
+    """The toxic a network fault becomes on a proxy target."""
+    kind = FAULT_KINDS[fault_type]
+    values: dict[str, float] = {}
+    if kind == "latency":
+        values = {"delay": params["delay"], "jitter": params.get("jitter") or 0.0}
+    elif kind == "bandwidth":
+        values = {"rate": float(params["rate"])}
+    elif kind == "slicer":
+        values = {"size": float(params.get("size") or 64), "variation":
+                  float(params.get("variation") or 0), "delay": params.get("delay") or 0.0}
+    elif kind == "slow_close":
+        values = {"delay": params["delay"]}
+    elif kind in ("timeout", "reset_peer"):
+        values = {"after": params.get("after") or 0.0}
+    elif kind == "limit_data":
+        values = {"bytes": float(params["bytes"])}
+    if kind == "down":
+        direction, toxicity = "both", 1.0
+    return Toxic(ident, kind, direction, toxicity, values, expires)

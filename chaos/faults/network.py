@@ -1,0 +1,155 @@
+"""Network faults, and the target kinds that say where they apply.
+
+Two local adapters serve them, picked by target kind: `proxy` (a userspace TCP fault proxy
+between a listen address and an upstream; no privileges; per-connection toxics) and `interface`
+/ `netns` (the kernel: tc tbf/netem on a device, nftables rules in a table chaos owns; needs
+root or CAP_NET_ADMIN). Filters belong to the target, because they select *what* is hit:
+direction and toxicity for the proxy, host/CIDR/port/protocol/direction for the kernel.
+"""
+
+from __future__ import annotations
+
+from chaos.faults.registry import FaultRegistry, FaultType
+from chaos.model.schema import Duration, Field, Int, Obj, Percent, Size, Str
+
+ADDRESS = r"[A-Za-z0-9_.:\[\]-]*:[0-9]{1,5}"
+PROXY = Obj({
+    "listen": Field(Str("address the proxy listens on, HOST:PORT (use 127.0.0.1)",
+                        pattern=ADDRESS), required=True),
+    "upstream": Field(Str("address the proxy forwards to, HOST:PORT", pattern=ADDRESS),
+                      required=True),
+    "direction": Str("which byte stream is affected: downstream (server to client), upstream "
+                     "(client to server) or both", "downstream",
+                     choices=("downstream", "upstream", "both")),
+    "toxicity": Percent("share of connections affected (each decides once)", "100%"),
+}, "a TCP fault proxy between `listen` and `upstream` (no privileges needed)")
+
+_FILTERS = {
+    "host": Str("only traffic to/from this IP address"),
+    "cidr": Str("only traffic to/from this network, e.g. 10.0.0.0/8"),
+    "port": Int("only traffic to/from this TCP/UDP port", min=1, max=65535),
+    "protocol": Str("only this protocol", "all", choices=("all", "tcp", "udp", "icmp")),
+    "direction": Str("ingress (arriving), egress (leaving) or both", "both",
+                     choices=("both", "ingress", "egress")),
+}
+INTERFACE = Obj({
+    "device": Field(Str("network device, e.g. eth0 or lo", min_length=1), required=True),
+    **_FILTERS,
+}, "a network device of this host (tc + nftables; needs root or CAP_NET_ADMIN)")
+NETNS = Obj({
+    "name": Field(Str("network namespace name (as in `ip netns list`)", min_length=1),
+                  required=True),
+    "device": Field(Str("network device inside the namespace, e.g. veth0", min_length=1),
+                    required=True),
+    **_FILTERS,
+}, "a device inside a named network namespace (tc + nftables; needs root)")
+
+KERNEL = ("interface", "netns")
+ALL = ("proxy", *KERNEL)
+
+
+def _percent(doc: str) -> Field:
+    return Field(Percent(doc), required=True)
+
+
+LATENCY = FaultType(
+    name="network.latency",
+    summary="delay traffic by a fixed time plus uniform jitter",
+    params=Obj({
+        "delay": Field(Duration("added delay, once per affected direction", max=60), required=True),
+        "jitter": Duration("random variation, uniform in [-jitter, +jitter]", "0ms", max=60),
+        "correlation": Percent("kernel only (netem): how much each delay depends on the last",
+                               "0%"),
+    }),
+    target_kinds=ALL,
+)
+BANDWIDTH = FaultType(
+    name="network.bandwidth",
+    summary="limit throughput to a rate in bytes per second",
+    params=Obj({
+        "rate": Field(Size("bytes per second, e.g. 512KiB (per connection on a proxy)"),
+                      required=True),
+    }),
+    target_kinds=ALL,
+)
+PARTITION = FaultType(
+    name="network.partition",
+    summary="cut the selected traffic off: the proxy refuses and resets connections, the "
+            "kernel drops packets",
+    params=Obj({}),
+    target_kinds=ALL,
+)
+LOSS = FaultType(
+    name="network.loss",
+    summary="drop a share of the selected packets",
+    params=Obj({
+        "percent": _percent("share of packets dropped"),
+        "correlation": Percent("netem only: how much each drop depends on the last", "0%"),
+    }),
+    target_kinds=KERNEL,
+)
+CORRUPTION = FaultType(
+    name="network.corruption",
+    summary="flip a random bit in a share of packets (tc netem)",
+    params=Obj({"percent": _percent("share of packets corrupted")}),
+    target_kinds=KERNEL,
+)
+DUPLICATION = FaultType(
+    name="network.duplication",
+    summary="send a share of packets twice (tc netem)",
+    params=Obj({"percent": _percent("share of packets duplicated")}),
+    target_kinds=KERNEL,
+)
+DNS = FaultType(
+    name="network.dns",
+    summary="make DNS fail: drop traffic to port 53 (UDP and TCP)",
+    params=Obj({}),
+    target_kinds=KERNEL,
+)
+RESET = FaultType(
+    name="network.reset",
+    summary="reset connections (TCP RST) after they have been open for a while",
+    params=Obj({"after": Duration("connection age before the reset", "0ms")}),
+    target_kinds=("proxy",),
+)
+TIMEOUT = FaultType(
+    name="network.timeout",
+    summary="let no data through (a blackhole); close the connection after `after` unless 0",
+    params=Obj({"after": Duration("close the connection after this long; 0ms holds it open",
+                                  "0ms")}),
+    target_kinds=("proxy",),
+)
+SLOW_CLOSE = FaultType(
+    name="network.slow_close",
+    summary="delay passing on the close of a connection",
+    params=Obj({"delay": Field(Duration("delay before the close is passed on", max=3600),
+                               required=True)}),
+    target_kinds=("proxy",),
+)
+SLICER = FaultType(
+    name="network.slicer",
+    summary="split data into small slices sent with a delay between them",
+    params=Obj({
+        "size": Size("average slice size in bytes", "64"),
+        "variation": Size("random variation of the slice size in bytes", "0"),
+        "delay": Duration("pause between slices", "1ms", max=10),
+    }),
+    target_kinds=("proxy",),
+)
+LIMIT_DATA = FaultType(
+    name="network.limit_data",
+    summary="close each connection after it has carried a number of bytes",
+    params=Obj({"bytes": Field(Size("bytes let through before the close"), required=True)}),
+    target_kinds=("proxy",),
+)
+
+FAULTS = (LATENCY, BANDWIDTH, PARTITION, LOSS, CORRUPTION, DUPLICATION, DNS, RESET, TIMEOUT,
+          SLOW_CLOSE, SLICER, LIMIT_DATA)
+
+
+def register(registry: FaultRegistry) -> None:
+    registry.add_target_kind("proxy", PROXY)
+    registry.add_target_kind("interface", INTERFACE)
+    registry.add_target_kind("netns", NETNS)
+    for fault in FAULTS:
+        registry.add(fault)
