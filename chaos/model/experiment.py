@@ -91,12 +91,22 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class Slo:
+    objective: float  # fraction of good events, e.g. 0.995
+    period: float | None = None  # seconds the objective is promised over (for reports)
+
+
+@dataclass(frozen=True)
 class Hypothesis:
     probes: tuple[ProbeSpec, ...]
     checks: tuple[CheckSpec, ...]
     before: Phase
     during: Phase
     after: Phase
+    slo: Slo | None = None
+    traffic: Mapping[str, Any] | None = None  # traffic.http, as declared (units converted)
+    prometheus: Mapping[str, Any] | None = None  # url, good, total, latency
+    min_events: int | None = None  # fewer events in a window is NO_DATA (default per source)
 
 
 @dataclass(frozen=True)

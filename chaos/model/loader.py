@@ -6,7 +6,6 @@ selectors, probe kinds and the check grammar come from the layers above through 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from chaos.model.experiment import (
     ProbeSpec,
     Readiness,
     ServiceSpec,
+    Slo,
     Target,
     Vocabulary,
     frozen,
@@ -35,6 +35,7 @@ from chaos.model.experiment import (
 from chaos.model.schema import (
     INVALID,
     Argv,
+    Bool,
     Context,
     Duration,
     Field,
@@ -44,6 +45,7 @@ from chaos.model.schema import (
     Obj,
     OneOf,
     Percent,
+    Rate,
     Schema,
     Str,
     join,
@@ -138,14 +140,52 @@ LIMITS = Obj({
 })
 
 
+SLO = Obj({
+    "objective": Field(Percent("share of good events promised, e.g. 99.5%"), required=True),
+    "period": Duration("the period the objective is promised over, e.g. 30d"),
+}, "the service level objective that burn_rate(W) checks are relative to")
+
+TRAFFIC_HTTP = Obj({
+    "url": Field(Str("http:// or https:// URL", pattern=r"https?://.+"), required=True),
+    "rate": Field(Rate("requests per second sent on schedule (open model), e.g. 500/s"),
+                  required=True),
+    "ramp": Duration("rise linearly from 0 to `rate` over this", "0s", min=0),
+    "timeout": Duration("from the intended send time; slower is an error", "2s", min=0.001),
+    "method": Str("HTTP method", "GET", pattern=r"[A-Z]+"),
+    "headers": Map(Str(), "request headers"),
+    "body": Str("request body"),
+    "connections": Int("most keep-alive connections opened", 256, min=1, max=10000),
+    "verify_tls": Bool("verify TLS certificates", True),
+    "max_lag": Duration("p99 scheduler lag above this makes a window INVALID", "25ms",
+                        min=0.001),
+}, "open-model HTTP/1.1 traffic; 5xx, timeouts and connection errors are errors")
+
+TRAFFIC = Obj({"http": Field(TRAFFIC_HTTP, required=True)},
+              "traffic the runner sends itself; availability/latency checks judge it")
+
+PROMETHEUS = Obj({
+    "url": Field(Str("Prometheus base URL", pattern=r"https?://.+"), required=True),
+    "good": Str("PromQL: good events over $window, e.g. "
+                "sum(increase(http_requests_total{code!~\"5..\"}[$window]))"),
+    "total": Str("PromQL: all events over $window"),
+    "latency": Str("histogram metric name (without _bucket), for latency checks"),
+    "timeout": Duration("per query", "5s", min=0.001),
+}, "read good/total events and latency buckets from Prometheus at the end of each window")
+
+
 def _hypothesis_schema(vocab: Vocabulary) -> Obj:
     return Obj({
-        "probes": Field(List(vocab.probes, min_items=1), required=True),
+        "probes": List(vocab.probes, min_items=1),
+        "slo": SLO,
+        "traffic": TRAFFIC,
+        "prometheus": PROMETHEUS,
         "checks": CHECKS,
+        "min_events": Int("a window with fewer events is NO_DATA, never PASS "
+                          "(default 3 probe samples, 20 requests)", min=1),
         "before": BEFORE,
         "during": DURING,
         "after": AFTER,
-    }, "steady state: probes and the checks over them")
+    }, "steady state: probes, traffic or Prometheus, and the checks over them")
 
 
 def experiment_schema(vocab: Vocabulary) -> Obj:
@@ -260,7 +300,7 @@ def _experiment(top: dict[str, Any], root: yaml.Node, src: source.SourceText, ct
         return None
     return Experiment(
         title=top["title"], source=src.name,
-        source_hash=hashlib.sha256(src.text.encode("utf-8", "surrogatepass")).hexdigest(),
+        source_hash=_sha256(src.text),
         description=top["description"] or "", tags=tuple(top["tags"] or ()),
         services=tuple(_service(s, here) for s in top["services"] or ()),
         hypothesis=hypothesis, faults=faults, limits=limits or Limits(),
@@ -365,15 +405,21 @@ def _hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary) -> Hypothesis 
         during = {}
     during_checks = _checks(during.get("checks"), "hypothesis.during.checks", ctx, vocab, names)
     abort = _checks(during.get("abort"), "hypothesis.during.abort", ctx, vocab, names)
+    _sources(node, raw, (checks, during_checks, abort), ctx)
     if ctx.count != mark:
         return None
     probes = tuple(ProbeSpec(p.get("name") or p["kind"], p["kind"], frozen(p["spec"]))
-                   for p in raw["probes"])
+                   for p in raw["probes"] or ())
     if not raw["checks"]:  # default: every probe succeeds every time
         checks = tuple(CheckSpec(f"{n} >= 100%", vocab.parse_check(f"{n} >= 100%", names))
                        for n in sorted(p.name for p in probes))
     before, after = raw["before"] or {}, raw["after"] or {}
+    slo = raw["slo"]
     return Hypothesis(
+        slo=Slo(slo["objective"], slo.get("period")) if slo else None,
+        traffic=frozen(raw["traffic"]["http"]) if raw["traffic"] else None,
+        prometheus=frozen(raw["prometheus"]) if raw["prometheus"] else None,
+        min_events=raw["min_events"],
         probes=probes, checks=checks,
         before=Phase(window=_get(before, "window", 3.0), every=_get(before, "every", 0.5)),
         during=Phase(every=_get(during, "every", 0.5), checks=during_checks, abort=abort,
@@ -383,6 +429,44 @@ def _hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary) -> Hypothesis 
             every=_get(after, "every", 0.5), recover_within=after.get("recover_within"),
         ),
     )
+
+
+def _sources(node: yaml.Node, raw: dict[str, Any], groups: tuple[tuple[CheckSpec, ...], ...],
+             ctx: Context) -> None:
+    """Every check needs something to judge: probes, traffic or Prometheus; burn rates need the
+    objective; Prometheus latency checks need the histogram."""
+    if not raw["probes"] and not raw["traffic"] and not raw["prometheus"]:
+        ctx.problem(node, "hypothesis", "nothing to measure: add probes, traffic or prometheus")
+    prom = raw["prometheus"] or {}
+    for path, group in zip(("checks", "during.checks", "during.abort"), groups):
+        for i, spec in enumerate(group):
+            stat = getattr(spec.parsed, "stat", "")
+            if not getattr(spec.parsed, "needs_objective", None) is not None:
+                continue  # a probe check
+            here = f"hypothesis.{path}[{i}]"
+            if not raw["traffic"] and not raw["prometheus"]:
+                _located(ctx, spec, here, f"{spec.text!r} needs a source of events: add "
+                                          "`traffic: {http: {url: ..., rate: 100/s}}` or "
+                                          "`prometheus: {...}` to the hypothesis")
+            elif raw["prometheus"] and not raw["traffic"] and (
+                    stat in ("availability", "error_rate", "burn_rate")
+                    and not (prom.get("good") and prom.get("total"))):
+                _located(ctx, spec, here, f"{spec.text!r} needs prometheus.good and "
+                                          "prometheus.total queries")
+            elif raw["prometheus"] and not raw["traffic"] and (
+                    stat not in ("availability", "error_rate", "burn_rate")
+                    and not prom.get("latency")):
+                _located(ctx, spec, here, f"{spec.text!r} needs prometheus.latency (the "
+                                          "histogram metric's name)")
+            if spec.parsed.needs_objective and not raw["slo"]:
+                _located(ctx, spec, here, f"{spec.text!r} is relative to the SLO objective: "
+                                          "add `slo: {objective: 99.5%}` to the hypothesis")
+
+
+def _located(ctx: Context, spec: CheckSpec, path: str, message: str) -> None:
+    location = spec.location
+    ctx.problems.append(Problem(location, path, message)) if location else ctx.problem(
+        None, path, message)
 
 
 def _get(mapping: Mapping[str, Any], key: str, default: float) -> float:
@@ -523,3 +607,9 @@ def _timing(node: yaml.Node, raw: dict[str, Any], path: str, fault_type: Any,
                     "limit")
         return None
     return float(duration)
+
+
+def _sha256(text: str) -> str:
+    import hashlib  # here, not at the top: `chaos validate` start-up is measured in ms
+
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

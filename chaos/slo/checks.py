@@ -8,6 +8,14 @@
     OP        := >= | > | <= | < | == | !=
     value     := 99.5%  (ratios)  |  350ms, 1s  (latencies)
 
+Over a traffic or Prometheus source (SloCheck):
+
+    slo_check := availability OP 99.5%          good events / all events
+               | error_rate OP 1%               bad events / all events
+               | latency.pNN OP 350ms           percentile of every request's latency
+               | latency.fraction(<=350ms) OP 95%   share of requests at most that slow
+               | burn_rate(1m) OP 14.4          error rate over the last 1m / (1 - objective)
+
 A check turns a window of samples into a Verdict: PASS / FAIL / NO_DATA (too few events, never
 a pass) / ERROR, with the measured value, the threshold, the window and the event count.
 """
@@ -20,6 +28,7 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from chaos.units import format_duration, format_percent, parse_duration, parse_percent
 
@@ -119,12 +128,13 @@ class Check:
 
 @dataclass(frozen=True)
 class Verdict:
-    check: Check
+    check: Check | SloCheck
     status: Status
     value: float | None
     events: int
     window: float
     reason: str = ""
+    source: str = ""  # where the events came from, when the check does not say
 
     @property
     def passed(self) -> bool:
@@ -138,7 +148,7 @@ class Verdict:
         return {"check": self.check.text, "status": self.status.value, "value": self.value,
                 "measured": self.check.format(self.value) if self.value is not None else None,
                 "threshold": self.check.threshold, "window": self.window,
-                "events": self.events, "source": self.check.source,
+                "events": self.events, "source": self.source or self.check.source,
                 "reason": self.reason}
 
 
@@ -153,7 +163,10 @@ def recovery_verdict(recovery: float | None, within: float) -> Verdict:
     return Verdict(check, status, recovery, 1, within)
 
 
-def parse_check(text: str, probes: frozenset[str]) -> Check:
+def parse_check(text: str, probes: frozenset[str]) -> Check | SloCheck:
+    slo = parse_slo_check(text)
+    if slo is not None:
+        return slo
     match = _CHECK.fullmatch(text)
     if match and ".latency." in match["subject"]:
         raise ValueError(f"unknown latency statistic in {text!r}: use pNN (p50, p95, p99.9) "
@@ -192,3 +205,130 @@ def by_probe(samples: Iterable[Sample]) -> Mapping[str, list[Sample]]:
     for s in samples:
         grouped.setdefault(s.probe, []).append(s)
     return grouped
+
+
+# --- checks over a traffic or Prometheus source
+
+_SLO = re.compile(
+    r"\s*(?P<subject>availability|error_rate|latency\.(?P<pct>p\d{1,2}(?:\.\d+)?)"
+    r"|latency\.fraction\(\s*<=\s*(?P<le>[^)\s]+)\s*\)|burn_rate\(\s*(?P<burn>[^)\s]+)\s*\))"
+    r"\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>\S+)\s*"
+)
+_SLO_START = re.compile(r"\s*(availability|error_rate|latency\.|burn_rate)\b")
+
+
+class Evidence(Protocol):
+    """What a source measured over one window (chaos.slo.traffic.Window, Prometheus answers)."""
+
+    source: str
+    error: str  # the source failed: ERROR with this message
+
+    @property
+    def events(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+    @property
+    def invalid(self) -> str: ...  # the measurement cannot be trusted: INVALID with this
+    @property
+    def detail(self) -> str: ...  # the last error seen, for FAIL reasons
+    def quantile(self, q: float) -> float | None: ...
+    def fraction_at_most(self, seconds: float) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class SloCheck:
+    text: str
+    stat: str  # availability | error_rate | pNN | fraction | burn_rate
+    op: str
+    threshold: float  # fraction, seconds, or a plain factor for burn_rate
+    param: float = 0.0  # percentile, the fraction's latency bound, or the burn-rate window
+
+    source = "traffic"
+
+    @property
+    def needs_objective(self) -> bool:
+        return self.stat == "burn_rate"
+
+    def holds(self, value: float) -> bool:
+        return _OPS[self.op](value, self.threshold)
+
+    def format(self, value: float) -> str:
+        if self.stat.startswith("p"):
+            return format_duration(value)
+        if self.stat == "burn_rate":
+            return f"{value:.2f}"
+        return format_percent(value)
+
+    def evaluate(self, measure: Callable[[float | None], Evidence], window: float,
+                 objective: float | None = None, min_events: int = MIN_EVENTS) -> Verdict:
+        """Judge the source's evidence: `measure(None)` is the whole window, `measure(W)` its
+        last W seconds (burn rates)."""
+        evidence = measure(self.param if self.stat == "burn_rate" else None)
+        def verdict(status: Status, value: float | None = None, reason: str = "") -> Verdict:
+            return Verdict(self, status, value, evidence.events, window, reason,
+                           evidence.source)
+        if evidence.error:
+            return verdict(Status.ERROR, reason=evidence.error)
+        if evidence.invalid:
+            return verdict(Status.INVALID, reason=evidence.invalid)
+        if evidence.events < min_events:
+            return verdict(Status.NO_DATA, reason=f"{evidence.events} event(s), need "
+                                                  f"{min_events}")
+        value = self._measure(evidence, objective)
+        if value is None:
+            return verdict(Status.NO_DATA, reason="the source has no value for this")
+        if self.holds(value):
+            return verdict(Status.PASS, value)
+        return verdict(Status.FAIL, value, evidence.detail)
+
+    def _measure(self, evidence: Evidence, objective: float | None) -> float | None:
+        error_rate = evidence.errors / evidence.events
+        if self.stat == "availability":
+            return 1.0 - error_rate
+        if self.stat == "error_rate":
+            return error_rate
+        if self.stat == "burn_rate":
+            assert objective is not None, "the loader refuses burn_rate without an objective"
+            return error_rate / max(1.0 - objective, 1e-9)
+        if self.stat == "fraction":
+            return evidence.fraction_at_most(self.param)
+        return evidence.quantile(self.param)
+
+
+def parse_slo_check(text: str) -> SloCheck | None:
+    """An SloCheck, None when the text is not one (then it is a probe check), or ValueError."""
+    if not _SLO_START.match(text):
+        return None
+    match = _SLO.fullmatch(text)
+    if not match:
+        raise ValueError(
+            f"expected a check like `availability >= 99.5%`, `error_rate < 1%`, "
+            f"`latency.p95 < 350ms`, `latency.fraction(<=350ms) >= 95%` or "
+            f"`burn_rate(1m) < 14.4`, got {text!r}")
+    op, raw, subject = match["op"], match["value"], match["subject"]
+    if match["pct"]:
+        q = float(match["pct"][1:])
+        if not 0 < q < 100:
+            raise ValueError(f"percentile must be between p1 and p99.9, got {match['pct']}")
+        return SloCheck(text.strip(), match["pct"], op, _unit(parse_duration, raw, text), q)
+    if match["le"]:
+        bound = _unit(parse_duration, match["le"], text)
+        return SloCheck(text.strip(), "fraction", op, _unit(parse_percent, raw, text), bound)
+    if match["burn"]:
+        window = _unit(parse_duration, match["burn"], text)
+        if window <= 0:
+            raise ValueError(f"burn_rate needs a window longer than 0, like burn_rate(1m)")
+        try:
+            factor = float(raw)
+        except ValueError:
+            raise ValueError(f"a burn rate is a plain factor like 14.4 (how many times faster "
+                             f"than the objective allows), got {raw!r} in {text!r}") from None
+        return SloCheck(text.strip(), "burn_rate", op, factor, window)
+    return SloCheck(text.strip(), subject, op, _unit(parse_percent, raw, text))
+
+
+def _unit(parse: Callable[[object], float], raw: str, text: str) -> float:
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (in {text!r})") from None
