@@ -441,7 +441,7 @@ def _sources(node: yaml.Node, raw: dict[str, Any], groups: tuple[tuple[CheckSpec
     for path, group in zip(("checks", "during.checks", "during.abort"), groups):
         for i, spec in enumerate(group):
             stat = getattr(spec.parsed, "stat", "")
-            if not getattr(spec.parsed, "needs_objective", None) is not None:
+            if not hasattr(spec.parsed, "needs_objective"):
                 continue  # a probe check
             here = f"hypothesis.{path}[{i}]"
             if not raw["traffic"] and not raw["prometheus"]:
@@ -464,9 +464,8 @@ def _sources(node: yaml.Node, raw: dict[str, Any], groups: tuple[tuple[CheckSpec
 
 
 def _located(ctx: Context, spec: CheckSpec, path: str, message: str) -> None:
-    location = spec.location
-    ctx.problems.append(Problem(location, path, message)) if location else ctx.problem(
-        None, path, message)
+    ctx.count += 1
+    ctx.problems.append(Problem(spec.location, path, message))
 
 
 def _get(mapping: Mapping[str, Any], key: str, default: float) -> float:

@@ -20,7 +20,6 @@ import random
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,6 +140,8 @@ class Pump:
         except (OSError, asyncio.IncompleteReadError):
             self.conn.close(reset=True)
         finally:
+            if self.conn.closed:
+                writer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, OSError):
                 await writer_task
 
@@ -324,5 +325,3 @@ class Proxy:
             "open_connections": len(self.connections),
         }
 
-
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
