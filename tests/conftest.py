@@ -258,3 +258,49 @@ def web_server() -> Iterator[WebServer]:
     """A real HTTP server on 127.0.0.1 (in a thread of the test), see _Handler for routes."""
     with serving() as server:
         yield server
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 MiB tmpfs mounted for the test (root only), so disk faults never touch a real disk."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs", str(mount)],
+                   check=True, timeout=10)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False, timeout=10)
+
+
+@pytest.fixture
+def netns_pair() -> Iterator[dict[str, str]]:
+    """Two network namespaces joined by a veth pair (root only), deleted even if the test fails:
+    {a, b: namespace names, dev_a, dev_b: devices, ip_a, ip_b: 10.x addresses inside them}."""
+    if os.geteuid() != 0:
+        pytest.skip("creating network namespaces needs root")
+    tag = uuid.uuid4().hex[:6]
+    subnet = f"10.{200 + int(tag[:2], 16) % 50}.{int(tag[2:4], 16)}"
+    pair = {"a": f"chaos-{tag}-a", "b": f"chaos-{tag}-b", "dev_a": f"cv{tag}a",
+            "dev_b": f"cv{tag}b", "ip_a": f"{subnet}.1", "ip_b": f"{subnet}.2"}
+
+    def ip(*argv: str) -> None:
+        subprocess.run(["ip", *argv], check=True, timeout=10, capture_output=True)
+
+    try:
+        ip("netns", "add", pair["a"])
+        ip("netns", "add", pair["b"])
+        ip("link", "add", pair["dev_a"], "netns", pair["a"], "type", "veth", "peer", "name",
+           pair["dev_b"], "netns", pair["b"])
+        for side in ("a", "b"):
+            ns, dev = pair[side], pair[f"dev_{side}"]
+            ip("-n", ns, "addr", "add", f"{pair[f'ip_{side}']}/24", "dev", dev)
+            ip("-n", ns, "link", "set", dev, "up")
+            ip("-n", ns, "link", "set", "lo", "up")
+        yield pair
+    finally:
+        for side in ("a", "b"):
+            subprocess.run(["ip", "netns", "del", pair[side]], check=False, timeout=10,
+                           capture_output=True)

@@ -79,11 +79,17 @@ class AdapterRegistry:
 
 
 def new_registry(faults: FaultRegistry | None = None, *, plugins: bool = False) -> AdapterRegistry:
-    from chaos.adapters.local import process, service
+    from chaos.adapters.local import kernel, process, proxy_adapter, service
+    from chaos.adapters.local import resource
 
     registry = AdapterRegistry(faults or default_faults())
     registry.add(process.ProcessAdapter())
     registry.add(service.ServiceAdapter())
+    registry.add(resource.HostResourceAdapter())
+    registry.add(resource.ProcessResourceAdapter())
+    registry.add(proxy_adapter.ProxyAdapter())
+    registry.add(kernel.InterfaceAdapter())
+    registry.add(kernel.NetnsAdapter())
     if plugins:
         for ep in entry_points(group=PLUGIN_GROUP):
             try:

@@ -26,6 +26,7 @@ COMMANDS = {
     "faults": ("chaos.cli.catalogue:faults", "List the fault catalogue."),
     "schema": ("chaos.cli.catalogue:schema", "Print the JSON Schema of experiment files."),
     "report": ("chaos.cli.report:report", "Render a journal again (text, JUnit, JSON)."),
+    "proxy": ("chaos.cli.proxy:proxy", "Run a TCP fault proxy in the foreground, live view."),
 }
 
 

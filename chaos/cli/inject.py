@@ -19,7 +19,7 @@ import yaml
 from chaos.cli.options import state_dir as state_dir_option
 from chaos.errors import ExitCode, ExperimentInvalid, Problem
 from chaos.faults import FaultType, default_registry
-from chaos.model.schema import Bool
+from chaos.model.schema import Bool, Int
 
 # target flag -> (target kind, selector field)
 TARGET_FLAGS = {
@@ -28,7 +28,29 @@ TARGET_FLAGS = {
     "cmdline": ("process", "cmdline", str, "regular expression searched in the command line"),
     "pidfile": ("process", "pidfile", str, "file holding the process id"),
     "user": ("process", "user", str, "only processes of this user"),
+    "listen": ("proxy", "listen", str, "fault proxy: address it listens on, HOST:PORT"),
+    "upstream": ("proxy", "upstream", str, "fault proxy: address it relays to, HOST:PORT"),
+    "stream": ("proxy", "direction", str, "fault proxy: downstream, upstream or both"),
+    "toxicity": ("proxy", "toxicity", str, "fault proxy: share of connections hit, e.g. 50%"),
+    "device": ("interface", "device", str, "kernel: network device (with --netns: inside it)"),
+    "netns": ("netns", "name", str, "kernel: network namespace holding --device"),
+    "peer": ("interface", "host", str, "kernel: only traffic to/from this IP address"),
+    "cidr": ("interface", "cidr", str, "kernel: only traffic to/from this network"),
+    "port": ("interface", "port", int, "kernel: only traffic to/from this port"),
+    "protocol": ("interface", "protocol", str, "kernel: tcp, udp, icmp or all"),
+    "traffic": ("interface", "direction", str, "kernel: ingress (arriving), egress or both"),
 }
+
+
+def _target_kind(flags: set[str]) -> str:
+    """The target kind the given target flags select; --netns moves kernel flags into it."""
+    kinds = {TARGET_FLAGS[f][0] for f in flags}
+    if "netns" in kinds:
+        kinds.discard("interface")
+    if len(kinds) > 1:
+        raise click.UsageError("target flags of different kinds were mixed: "
+                               + ", ".join(sorted(_flag(f) for f in flags)))
+    return kinds.pop() if kinds else "process"
 
 
 def _flag(name: str) -> str:
@@ -45,12 +67,13 @@ def _command(fault: FaultType) -> click.Command:
                                        default=None, help=schema.doc))
         else:
             params.append(click.Option([_flag(name), name], metavar=schema.describe().upper()
-                                       .split(" ")[0], help=f"{schema.doc}{default}"))
+                                       .split(" ")[0], help=f"{schema.doc}{default}",
+                                       type=int if isinstance(schema, Int) else None))
     kinds = [k for k in fault.target_kinds if k != "service"]
     for flag, (kind, _, kind_type, doc) in TARGET_FLAGS.items():
         if kind in kinds:
             params.append(click.Option([_flag(flag), f"target_{flag}"], type=kind_type, help=doc))
-    if kinds:
+    if "process" in kinds:
         params.append(click.Option(["--count"], type=int, help="hit at most N of the matches"))
         params.append(click.Option(["--percent"], help="hit this share of the matches, e.g. 50%"))
     if not fault.instant:
@@ -92,9 +115,11 @@ def inject() -> None:
 def _document(fault: FaultType, kw: dict[str, Any]) -> dict[str, Any]:
     selector = {field: kw[f"target_{flag}"] for flag, (_, field, _, _) in TARGET_FLAGS.items()
                 if kw.get(f"target_{flag}") is not None}
-    if not selector and any(k != "service" for k in fault.target_kinds):
+    host = not selector and "host" in fault.target_kinds  # resource faults: this machine
+    if not selector and not host and any(k != "service" for k in fault.target_kinds):
         raise click.UsageError("say what to hit: " + ", ".join(_flag(f) for f in TARGET_FLAGS))
-    target: dict[str, Any] = {"process": selector}
+    kind = _target_kind({f for f in TARGET_FLAGS if kw.get(f"target_{f}") is not None})
+    target: dict[str, Any] = {"host": "local"} if host else {kind: selector}
     if kw.get("count") is not None:
         target["count"] = kw["count"]
     if kw.get("percent") is not None:
@@ -111,6 +136,8 @@ def _document(fault: FaultType, kw: dict[str, Any]) -> dict[str, Any]:
 def _as_flags(problem: Problem) -> str:
     path = problem.path.replace("faults[0].with.", "--").replace("faults[0].duration", "--for")
     path = path.replace("faults[0].target.process.", "--").replace("faults[0].target.", "--")
+    for flag, (kind, field, _, _) in TARGET_FLAGS.items():  # proxy, interface, netns fields
+        path = path.replace(f"--{kind}.{field}", _flag(flag))
     return f"{path}: {problem.message}" if path else problem.message
 
 
@@ -148,6 +175,6 @@ async def _hold(experiment: Any, state_dir: Path | None) -> int:
 
 
 def _default_runs() -> Path:
-    from chaos.safety.ledger import default_state_dir
+    from chaos.paths import default_state_dir
 
     return default_state_dir()

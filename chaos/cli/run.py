@@ -69,8 +69,12 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
         sys.exit(ExitCode.INVALID)
     if dry_run:
         sys.exit(asyncio.run(print_plan(experiments, seed)))
-    sys.exit(asyncio.run(_run_all(experiments, journal_path, junit_path, runs_dir, seed, quiet,
-                                  state_dir)))
+    from chaos.slo.traffic import loop_factory  # uvloop when installed (the `fast` extra)
+
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        code = runner.run(_run_all(experiments, journal_path, junit_path, runs_dir, seed, quiet,
+                                   state_dir))
+    sys.exit(code)
 
 
 def _error_journal(source: str, code: int, reason: str) -> dict[str, object]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from chaos.faults import network, process, targets
+from chaos.faults import resource
 from chaos.faults.registry import FaultRegistry, FaultType
 
 __all__ = ["FaultRegistry", "FaultType", "default_registry", "new_registry"]
@@ -17,6 +18,7 @@ def new_registry() -> FaultRegistry:
     registry.add_target_kind("process", targets.PROCESS)
     registry.add_target_kind("service", targets.SERVICE)
     process.register(registry)
+    resource.register(registry)
     network.register(registry)
     return registry
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from chaos.faults.registry import FaultRegistry, FaultType
 from chaos.model.schema import Bool, Duration, Field, Int, Obj, Scalar, Str, Unit, scalar_as
-from chaos.units import SIZE_PATTERN, PERCENT_PATTERN, parse_percent, parse_size, shown
+from chaos.units import PERCENT_PATTERN, SIZE_PATTERN, parse_percent, parse_size, shown
 
 HOST = Obj({"name": Str("the machine: `local` (the one chaos runs on)", choices=("local",))},
            "this machine: `target: {host: local}`", shorthand=scalar_as("name"))
@@ -108,7 +108,8 @@ FDS = FaultType(
     name="resource.fds",
     summary="hold open file descriptors, counted against the system-wide limit (fs.file-max)",
     params=Obj({
-        "count": Field(Int("descriptors to hold open", min=1, max=10_000_000), required=True),
+        "descriptors": Field(Int("how many to hold open", min=1, max=10_000_000),
+                             required=True),
     }),
     target_kinds=("host",),
 )
@@ -117,7 +118,7 @@ THREADS = FaultType(
     name="resource.threads",
     summary="hold sleeping threads (tasks), against pids.max when placed in a process's cgroup",
     params=Obj({
-        "count": Field(Int("threads to hold", min=1, max=100_000), required=True),
+        "threads": Field(Int("how many to hold", min=1, max=100_000), required=True),
     }),
     target_kinds=("host", "process"),
 )

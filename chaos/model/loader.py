@@ -436,7 +436,8 @@ def _sources(node: yaml.Node, raw: dict[str, Any], groups: tuple[tuple[CheckSpec
     """Every check needs something to judge: probes, traffic or Prometheus; burn rates need the
     objective; Prometheus latency checks need the histogram."""
     if not raw["probes"] and not raw["traffic"] and not raw["prometheus"]:
-        ctx.problem(node, "hypothesis", "nothing to measure: add probes, traffic or prometheus")
+        ctx.problem(node, "hypothesis.probes", "required field is missing: something must be "
+                    "measured (probes, or traffic or prometheus for SLO checks)")
     prom = raw["prometheus"] or {}
     for path, group in zip(("checks", "during.checks", "during.abort"), groups):
         for i, spec in enumerate(group):
@@ -445,9 +446,14 @@ def _sources(node: yaml.Node, raw: dict[str, Any], groups: tuple[tuple[CheckSpec
                 continue  # a probe check
             here = f"hypothesis.{path}[{i}]"
             if not raw["traffic"] and not raw["prometheus"]:
+                subject = spec.text.split()[0].split("(")[0]
+                probes = ", ".join(sorted(p.get("name") or p["kind"]
+                                          for p in raw["probes"] or ())) or "none declared"
                 _located(ctx, spec, here, f"{spec.text!r} needs a source of events: add "
                                           "`traffic: {http: {url: ..., rate: 100/s}}` or "
-                                          "`prometheus: {...}` to the hypothesis")
+                                          "`prometheus: {...}` to the hypothesis (and probe "
+                                          f"{subject!r} is not declared either; probes: "
+                                          f"{probes})")
             elif raw["prometheus"] and not raw["traffic"] and (
                     stat in ("availability", "error_rate", "burn_rate")
                     and not (prom.get("good") and prom.get("total"))):

@@ -44,8 +44,18 @@ def summary(journal: Mapping[str, Any], journal_path: str | None = None) -> str:
         for c in checks:
             measured = c.get("measured") or "n/a"
             reason = f"  ({c['reason']})" if c.get("reason") and c["status"] != "PASS" else ""
+            source = c.get("source") or ""
+            where = (f" over {format_duration(c['window'])} of {source.split(':')[0]}"
+                     if source.startswith(("traffic", "prometheus")) and c.get("window")
+                     else "")
             lines.append(f"    [{MARKS.get(c['status'], c['status'])}] {c['check']:<32} "
-                         f"measured {measured}, {c.get('events', 0)} events{reason}")
+                         f"measured {measured}, {c.get('events', 0)} events{where}{reason}")
+    traffic = [row for row in journal.get("series", []) if row.get("probe") == "traffic"]
+    if traffic:
+        lines.extend(traffic_table(traffic))
+    detected = (journal.get("detection") or {}).get("seconds")
+    if detected is not None:
+        lines.append(f"  detected {format_duration(detected)} after the first injection")
     recovery = journal.get("recovery", {}).get("seconds")
     if recovery is not None:
         lines.append(f"  recovered {format_duration(recovery)} after the last revert")
@@ -58,3 +68,23 @@ def summary(journal: Mapping[str, Any], journal_path: str | None = None) -> str:
     if journal_path:
         lines.append(f"  journal: {journal_path}")
     return "\n".join(lines)
+
+
+def traffic_table(rows: list[Mapping[str, Any]], width: int = 12) -> list[str]:
+    """Per-second traffic, compacted to at most `width` rows (each row sums or takes the worst
+    of the seconds it stands for: percentiles cannot be averaged)."""
+    step = max(1, -(-len(rows) // width))
+    lines = ["  traffic:    t   req/s  errors     p50     p95     p99  lag p99"]
+    for i in range(0, len(rows), step):
+        group = rows[i:i + step]
+
+        p50, p95, p99, lag = (_worst(group, key) for key in ("p50", "p95", "p99", "lag_p99"))
+        lines.append(f"    {group[0]['t']:>9}s "
+                     f"{sum(r['requests'] for r in group) / len(group):7.0f} "
+                     f"{sum(r['errors'] for r in group):7d} {p50:>7} {p95:>7} {p99:>7} {lag:>8}")
+    return lines
+
+
+def _worst(rows: list[Mapping[str, Any]], key: str) -> str:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return format_duration(max(values)) if values else "-"

@@ -5,6 +5,13 @@
     DURING  faults on their timeline: ledger intent -> inject -> applied -> (hold) -> revert
             guardrails evaluated on every sample      breach => revert everything now, exit 4
     AFTER   recovery time, settle, sample a window    fails => exit 1
+
+Hypothesis sources run with the phases: probes (sampled every `every`), open-model traffic
+(chaos.slo.traffic, from the start of BEFORE to cleanup) and Prometheus (queried at the end of
+each window). Checks over traffic/Prometheus are judged every `during.every` over the last
+`during.window`: `abort` ones revert at once, the first failing `during` check after the first
+injection gives the time to detect. A window the traffic generator could not keep to is INVALID
+(exit 2), never a pass or a failure.
     cleanup (always, uninterruptible): revert what is still open, stop services, journal
 
 All work runs in one task. A signal or a guardrail cancels that task; the `finally` around it
@@ -23,7 +30,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -39,9 +46,24 @@ from chaos.safety.ledger import Ledger
 from chaos.safety.locks import TargetLocks
 from chaos.safety.recover import revert_spec
 from chaos.safety.watchdog import HEARTBEAT_EVERY, WatchdogHandle, spawn
-from chaos.slo.checks import Sample, Status, Verdict, recovery_verdict
+from chaos.slo.checks import (
+    MIN_EVENTS,
+    Check,
+    Evidence,
+    Sample,
+    SloCheck,
+    Status,
+    Verdict,
+    recovery_verdict,
+)
 from chaos.slo.probes import Probe
 from chaos.slo.sampler import Sampler
+
+if TYPE_CHECKING:
+    from chaos.slo.prometheus import Prometheus
+    from chaos.slo.traffic import HttpTraffic, Window
+
+MIN_SLO_EVENTS = 20  # default `min_events` for traffic and Prometheus windows
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +114,7 @@ class RunResult:
     verdicts: dict[str, list[Verdict]] = field(default_factory=dict)
     injections: list[Injection] = field(default_factory=list)
     recovery: float | None = None
+    detected: float | None = None  # first injection -> first failing `during` check
 
     @property
     def verdict(self) -> str:
@@ -114,6 +137,11 @@ class Engine:
         self.verdicts: dict[str, list[Verdict]] = {}
         self.recovery: float | None = None
         self.sampler: Sampler | None = None
+        self.traffic: HttpTraffic | None = None
+        self.prometheus: Prometheus | None = None
+        self.detected: float | None = None
+        self._first_injection: float | None = None
+        self._watch_task: asyncio.Task[None] | None = None
         self.watchdog: WatchdogHandle | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._work: asyncio.Task[None] | None = None
@@ -188,7 +216,7 @@ class Engine:
         self.bus.emit("run.finished", run=self.run_id, verdict=VERDICTS[code],
                       exit_code=int(code), reason=reason)
         return RunResult(self.run_id, code, reason, self._error, self.verdicts,
-                         self.injections, self.recovery)
+                         self.injections, self.recovery, self.detected)
 
     async def _heartbeat(self) -> None:
         while self.watchdog is not None:
@@ -217,14 +245,15 @@ class Engine:
         if hyp is not None:
             self.sampler = Sampler([Probe.from_spec(p) for p in hyp.probes], self._on_sample,
                                    self._on_probe_error)
+            self._start_sources()
             self.bus.emit("phase.started", phase="before")
             self.sampler.start(hyp.before.every)
             start = time.monotonic()
             await asyncio.sleep(hyp.before.window)
-            if not self._evaluate("before", hyp.checks, start, time.monotonic()):
-                self._outcome = (ExitCode.STEADY_STATE_NOT_MET,
-                                 "steady state not met before injection: " +
-                                 self._failures("before"))
+            if not await self._evaluate("before", hyp.checks, start, time.monotonic()):
+                self._outcome = self._invalid("before") or (
+                    ExitCode.STEADY_STATE_NOT_MET,
+                    "steady state not met before injection: " + self._failures("before"))
                 return
             self.sampler.every = hyp.during.every
         await self._during()
@@ -236,6 +265,8 @@ class Engine:
         self.bus.emit("phase.started", phase="during")
         start = self._during_started = time.monotonic()
         self._guarding = True
+        if hyp is not None and (self.traffic or self.prometheus):
+            self._watch_task = asyncio.create_task(self._watch(), name="guardrails")
         try:
             async with asyncio.TaskGroup() as group:
                 for fault in self.experiment.faults:
@@ -244,8 +275,11 @@ class Engine:
             raise group.exceptions[0] from None
         finally:
             self._guarding = False
+            if self._watch_task is not None:
+                self._watch_task.cancel()
+                await asyncio.gather(self._watch_task, return_exceptions=True)
         if hyp is not None:
-            self._evaluate("during", hyp.during.checks, start, time.monotonic())
+            await self._evaluate("during", hyp.during.checks, start, time.monotonic())
 
     async def _after(self) -> None:
         hyp = self.experiment.hypothesis
@@ -256,8 +290,9 @@ class Engine:
         self.sampler.every = phase.every
         limit = phase.recover_within if phase.recover_within is not None else (
             phase.settle + phase.window)
-        checks = [c.parsed for c in hyp.checks]
-        while (recovered := self.sampler.recovered_at(last_revert, checks)) is None:
+        checks = [c.parsed for c in hyp.checks if isinstance(c.parsed, Check)]
+        slo = [c.parsed for c in hyp.checks if isinstance(c.parsed, SloCheck)]
+        while (recovered := await self._recovered_at(last_revert, checks, slo)) is None:
             if time.monotonic() - last_revert > limit:
                 break
             await asyncio.sleep(min(0.05, phase.every))
@@ -270,9 +305,10 @@ class Engine:
         extra = []
         if phase.recover_within is not None:
             extra.append(recovery_verdict(self.recovery, phase.recover_within))
-        if not self._evaluate("after", hyp.checks, start, time.monotonic(), extra):
-            self._outcome = (ExitCode.DEVIATED, "hypothesis failed after the faults: " +
-                             self._failures("after"))
+        if not await self._evaluate("after", hyp.checks, start, time.monotonic(), extra):
+            self._outcome = self._invalid("after") or (
+                ExitCode.DEVIATED, "hypothesis failed after the faults: " +
+                self._failures("after"))
         elif not all(v.passed for v in self.verdicts.get("during", [])):
             self._outcome = (ExitCode.DEVIATED, "hypothesis failed during the faults: " +
                              self._failures("during"))
@@ -281,17 +317,110 @@ class Engine:
         return "; ".join(f"{v.describe()}{' - ' + v.reason if v.reason else ''}"
                          for v in self.verdicts.get(phase, []) if not v.passed)
 
-    def _evaluate(self, phase: str, checks: tuple[CheckSpec, ...], start: float,
-                  end: float, extra: list[Verdict] | None = None) -> bool:
+    def _invalid(self, phase: str) -> tuple[ExitCode, str] | None:
+        """A phase that failed only because the measurement cannot be trusted: exit 2."""
+        verdicts = [v for v in self.verdicts.get(phase, []) if not v.passed]
+        if verdicts and any(v.status is Status.INVALID for v in verdicts) and not any(
+                v.status is Status.FAIL for v in verdicts):
+            return (ExitCode.INVALID, f"the measurement {phase} the faults is invalid: " +
+                    self._failures(phase))
+        return None
+
+    async def _evaluate(self, phase: str, checks: tuple[CheckSpec, ...], start: float,
+                        end: float, extra: list[Verdict] | None = None) -> bool:
         assert self.sampler is not None
+        if self.traffic is not None:  # requests due in the window and still in flight count
+            await self.traffic.settle(end)
         samples = self.sampler.between(start, end)
-        verdicts = [c.parsed.evaluate(samples, end - start) for c in checks] + (extra or [])
+        verdicts = [await self._judge(c.parsed, start, end, samples) for c in checks]
+        verdicts += extra or []
         self.verdicts[phase] = verdicts
         for v in verdicts:
             self.bus.emit("check.evaluated", phase=phase, verdict=v.as_dict())
         passed = all(v.passed for v in verdicts)
         self.bus.emit("phase.finished", phase=phase, passed=passed)
         return passed
+
+    # --- traffic and Prometheus
+    def _start_sources(self) -> None:
+        hyp = self.experiment.hypothesis
+        assert hyp is not None
+        if hyp.traffic is not None:
+            from chaos.slo.traffic import HttpTraffic, traffic_from_spec
+            self.traffic = HttpTraffic(traffic_from_spec(hyp.traffic), self._on_second)
+            self.traffic.start()
+        if hyp.prometheus is not None:
+            from chaos.slo.prometheus import Prometheus
+            self.prometheus = Prometheus.from_spec(hyp.prometheus)
+
+    def _on_second(self, second: int, window: Window) -> None:
+        def ms(q: float) -> float | None:
+            value = window.quantile(q)
+            return None if value is None else round(value, 6)
+        lag = window.lag_quantile(99)
+        self.bus.emit("traffic.second", t=second, requests=window.events, errors=window.errors,
+                      p50=ms(50), p95=ms(95), p99=ms(99),
+                      lag_p99=None if lag is None else round(lag, 6))
+
+    async def _judge(self, check: Check | SloCheck, start: float, end: float,
+                     samples: list[Sample], min_events: int | None = None) -> Verdict:
+        hyp = self.experiment.hypothesis
+        assert hyp is not None
+        if isinstance(check, Check):
+            return check.evaluate(samples, end - start, min_events or hyp.min_events or MIN_EVENTS)
+        measured: dict[float | None, Evidence] = {}
+        for seconds in (None, check.param if check.stat == "burn_rate" else None):
+            since = start if seconds is None else end - seconds
+            if self.prometheus is not None:
+                measured[seconds] = await self.prometheus.evidence(check, end - since)
+            else:
+                assert self.traffic is not None
+                measured[seconds] = self.traffic.window(since, end)
+        return check.evaluate(measured.__getitem__, end - start,
+                              hyp.slo.objective if hyp.slo else None,
+                              min_events or hyp.min_events or MIN_SLO_EVENTS)
+
+    async def _watch(self) -> None:
+        """Judge traffic/Prometheus guardrails and `during` checks every `during.every`."""
+        hyp = self.experiment.hypothesis
+        assert hyp is not None and self._during_started is not None
+        aborts = [c for c in hyp.during.abort if isinstance(c.parsed, SloCheck)]
+        watched = [c for c in hyp.during.checks if isinstance(c.parsed, SloCheck)]
+        while self._guarding and self._stop is None:
+            await asyncio.sleep(hyp.during.every)
+            now = time.monotonic()
+            since = max(self._during_started, now - hyp.during.abort_window)
+            if self.detected is None and self._first_injection is not None:
+                for spec in watched:
+                    verdict = await self._judge(spec.parsed, since, now, [])
+                    if verdict.status is Status.FAIL:
+                        self.detected = round(now - self._first_injection, 3)
+                        self.bus.emit("run.detected", after=self.detected, check=spec.text)
+                        break
+            for spec in aborts:
+                verdict = await self._judge(spec.parsed, since, now, [])
+                if verdict.status is Status.PASS:  # the abort condition holds
+                    self.bus.emit("guardrail.breached", check=spec.text,
+                                  verdict=verdict.as_dict())
+                    self._cancel(ExitCode.ABORTED, f"guardrail breached: {verdict.describe()}")
+                    return
+
+    async def _recovered_at(self, since: float, checks: list[Check],
+                            slo: list[SloCheck]) -> float | None:
+        """When every check held again after `since`: probes on their latest answers, traffic
+        and Prometheus on the window since `since` (at most `during.window` long)."""
+        assert self.sampler is not None
+        hyp = self.experiment.hypothesis
+        assert hyp is not None
+        done = self.sampler.recovered_at(since, checks) if self.sampler.probes else since
+        if done is None or not slo:
+            return done
+        now = time.monotonic()
+        start = max(since, now - hyp.during.abort_window)
+        for check in slo:
+            if not (await self._judge(check, start, now, [])).passed:
+                return None
+        return max(done, now)
 
     def _on_sample(self, sample: Sample) -> None:
         self.bus.emit("probe.sampled", probe=sample.probe, ok=sample.ok,
@@ -305,6 +434,8 @@ class Engine:
         since = max(self._during_started, now - hyp.during.abort_window)
         recent = self.sampler.between(since, now + 1) if self.sampler else []
         for spec in hyp.during.abort:
+            if not isinstance(spec.parsed, Check):
+                continue  # judged by _watch
             verdict = spec.parsed.evaluate(recent, now - since, min_events=2)
             if verdict.status is Status.PASS:  # the abort condition holds
                 self.bus.emit("guardrail.breached", check=spec.text, verdict=verdict.as_dict())
@@ -369,6 +500,8 @@ class Engine:
         self.ledger.applied(self.run_id, ident, refined if refined != spec else None)
         failpoints.hit("after_applied")
         injection.injected_at = round(self.bus.elapsed(), 4)
+        if self._first_injection is None:
+            self._first_injection = time.monotonic()
         injection.outcome = "injected"
         self.bus.emit("fault.injected", fault=fault.name, type=fault.type, injection=ident,
                       target=target.label, duration=fault.duration,
@@ -405,6 +538,8 @@ class Engine:
                                   self.adapters, by="runner")
         if self.sampler is not None:
             await self.sampler.stop()
+        if self.traffic is not None:
+            await self.traffic.stop()
         with contextlib.suppress(Exception):
             await self.services.stop_all()
         if self.watchdog is not None:

@@ -19,6 +19,10 @@ call back into the engine. Each event has a documented name and fields:
     guardrail.breached   check, verdict
     run.interrupted      signal
     run.recovered        after (seconds from the last revert until every probe answers ok)
+    run.detected         after (seconds from the first injection to the first failing `during`
+                         check), check
+    traffic.second       t (second since traffic started), requests, errors, p50, p95, p99, lag_p99
+                         (seconds; requests that completed in that second)
     run.finished         run, verdict, exit_code, reason
 
 Every event carries `t`: seconds since the run started (monotonic), and `ts`: wall-clock epoch.
@@ -38,7 +42,7 @@ CATALOGUE = frozenset({
     "run.started", "service.started", "service.ready", "service.stopped", "phase.started",
     "phase.finished", "probe.sampled", "check.evaluated", "fault.planned", "fault.injected",
     "fault.failed", "fault.reverted", "fault.revert_failed", "guardrail.breached",
-    "run.interrupted", "run.recovered", "run.finished",
+    "run.interrupted", "run.recovered", "run.finished", "run.detected", "traffic.second",
 })
 
 

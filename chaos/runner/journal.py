@@ -34,7 +34,11 @@ class Recorder:
         self.events.append(event)
 
     def series(self) -> list[dict[str, Any]]:
-        """Per-second, per-probe: requests, errors, latency percentiles of the successes."""
+        """Per-second, per-probe: requests, errors, latency percentiles of the successes; and
+        per second of traffic (`probe: traffic`): requests, errors, p50/p95/p99 of every
+        request's latency and the generator's p99 lag (merged histograms, never averaged)."""
+        traffic = [{"probe": "traffic", **e.data} for e in self.events
+                   if e.name == "traffic.second"]
         buckets: dict[tuple[int, str], list[Event]] = {}
         for e in self.events:
             if e.name == "probe.sampled":
@@ -47,7 +51,7 @@ class Recorder:
                 "errors": sum(not s.data["ok"] for s in samples),
                 "p50": _pct(latencies, 50), "p95": _pct(latencies, 95), "max": _pct(latencies, 100),
             })
-        return rows
+        return rows + traffic
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -95,8 +99,10 @@ def build(experiment: Experiment, recorder: Recorder, result: Any,
         "recovery": {"seconds": result.recovery,
                      "within": (experiment.hypothesis.after.recover_within
                                 if experiment.hypothesis else None)},
+        "detection": {"seconds": getattr(result, "detected", None)},
         "series": recorder.series(),
-        "events": [e.as_dict() for e in recorder.events if e.name != "probe.sampled"],
+        "events": [e.as_dict() for e in recorder.events
+                   if e.name not in ("probe.sampled", "traffic.second")],
     }
 
 

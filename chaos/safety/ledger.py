@@ -21,17 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaos.paths import default_state_dir
+
 SCHEMA = 1
 OPEN_STATES = frozenset({"intent", "applied", "revert_failed"})
 KEEP_CLOSED = 14 * 86400.0  # seconds a closed run's ledger is kept for `chaos status` history
-
-
-def default_state_dir() -> Path:
-    explicit = os.environ.get("CHAOS_STATE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "chaos"
 
 
 @dataclass(frozen=True)

@@ -317,7 +317,7 @@ def parse_slo_check(text: str) -> SloCheck | None:
     if match["burn"]:
         window = _unit(parse_duration, match["burn"], text)
         if window <= 0:
-            raise ValueError(f"burn_rate needs a window longer than 0, like burn_rate(1m)")
+            raise ValueError("burn_rate needs a window longer than 0, like burn_rate(1m)")
         try:
             factor = float(raw)
         except ValueError:

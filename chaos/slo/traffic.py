@@ -7,38 +7,39 @@ be sent because every connection was stuck still counts its wait. The generator'
 (scheduler lag: when it got round to a request vs when it was due) is recorded separately; when
 it cannot keep its schedule the measurement is INVALID, never a verdict on the service.
 
-HTTP/1.1 keep-alive over asyncio streams (TLS through `ssl`), a pool of connections that grows
-up to `connections` while every open one is busy. A request that misses its timeout (counted from
+HTTP/1.1 keep-alive over asyncio transports (the layer under streams; TLS through `ssl`), a pool
+of connections that grows up to `connections` while every open one is busy. A request that misses its timeout (counted from
 its intended time), fails to connect or gets a 5xx is an error.
 
-Results are buckets by completion time: 100 ms ticks (kept for the last minute, for guardrails
-and recovery) folded into one bucket per second; each bucket has the counts and HdrHistograms of
-latency and lag. A window merges buckets; percentiles are never averaged.
+Results are buckets by intended send time: 100 ms ticks (kept for the last minute, for guardrails
+and recovery) folded into one bucket per second once all its requests are answered or timed out;
+each bucket has the counts and HdrHistograms of latency and lag. A window merges buckets;
+percentiles are never averaged. Requests still in flight are not in any bucket yet: `settle(end)`
+waits for those due before `end` (at most the timeout), so a stall that ends after a window
+still counts in the window it happened in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import math
 import ssl
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
-from hdrh.histogram import HdrHistogram
-
 from chaos.errors import ProbeError
+from chaos.slo.buckets import Bucket, Window
 from chaos.units import format_duration
 
 TICKS_PER_SECOND = 10
 KEEP_TICKS = 60 * TICKS_PER_SECOND  # fine-grained history, for guardrails and recovery
 MAX_SPAWN_PER_WAKE = 5000  # a hopelessly late generator still yields to the loop
-_LOWEST_US, _HIGHEST_US, _DIGITS = 1, 3_600_000_000, 2
-
-
-def new_histogram() -> HdrHistogram:
-    return HdrHistogram(_LOWEST_US, _HIGHEST_US, _DIGITS)
+WAKE_EVERY = 0.001  # the scheduler's granularity
+MAX_IN_FLIGHT = 20000  # past this the schedule slips (and the lag shows it), memory does not
 
 
 @dataclass(frozen=True)
@@ -64,87 +65,110 @@ def offset_of(n: int, rate: float, ramp: float) -> float:
     return ramp + (n - in_ramp) / rate
 
 
-class Bucket:
-    """Counts and histograms of the requests that completed in one tick or second."""
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection, at most one request outstanding (no pipelining).
 
-    __slots__ = ("requests", "errors", "latency", "lag", "last_error")
+    A protocol rather than a stream reader/writer pair: the generator's cost per request is
+    what limits its rate, and a protocol answers without a task, a future or a timer per
+    request (timeouts are swept, see HttpTraffic._sweep)."""
 
-    def __init__(self) -> None:
-        self.requests = 0
-        self.errors = 0
-        self.latency = new_histogram()  # microseconds from the intended send time
-        self.lag = new_histogram()  # microseconds between intended and actual start
-        self.last_error = ""
+    def __init__(self, owner: HttpTraffic) -> None:
+        self.owner = owner
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.due: float | None = None  # intended send time of the request on the wire
+        self.lag = 0.0
+        self.until_close = False  # a response without length: complete when the server closes
+        self.status = 0
 
-    def merge(self, other: Bucket) -> None:
-        self.requests += other.requests
-        self.errors += other.errors
-        if other.requests:
-            self.latency.add(other.latency)
-            self.lag.add(other.lag)
-        self.last_error = other.last_error or self.last_error
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's do not subclass it
 
+    def send(self, due: float, lag: float) -> None:
+        assert self.transport is not None
+        self.due, self.lag = due, lag
+        self.buffer.clear()  # anything a server said unasked (a 408 before closing) is stale
+        self.transport.write(self.owner.request)
 
-@dataclass
-class Window:
-    """The merged buckets of a time range; what checks judge (chaos.slo.checks.Evidence)."""
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.due is None or self.until_close:
+            return
+        try:
+            parsed = _parse_response(self.buffer, self.owner.head_only)
+        except ValueError as exc:
+            self.fail(f"bad response: {exc}")
+            return
+        if parsed is None:
+            return  # incomplete
+        status, used, reusable = parsed
+        if used < 0:  # body until the server closes
+            self.until_close, self.status = True, status
+            return
+        del self.buffer[:used]
+        due, self.due = self.due, None
+        self.owner.answered(self, due, self.lag, status, reusable and not self.buffer)
 
-    bucket: Bucket
-    seconds: float
-    rate: float  # the intended rate at the end of the window
-    max_lag: float
-    source: str = "traffic"
-    error: str = ""
+    def fail(self, error: str) -> None:
+        """The request on this connection failed: count it and drop the connection."""
+        due, self.due = self.due, None
+        if self.transport is not None:
+            self.transport.abort()
+        if due is not None:
+            self.owner.record(due, self.lag, False, error)
 
-    @property
-    def events(self) -> int:
-        return self.bucket.requests
-
-    @property
-    def errors(self) -> int:
-        return self.bucket.errors
-
-    @property
-    def invalid(self) -> str:
-        """Why the window cannot be judged, or ""."""
-        lag = self.lag_quantile(99)
-        if lag is not None and lag > self.max_lag:
-            return (f"generator lagged: p99 lag {lag * 1000:.0f} ms at {self.rate:,.0f} req/s "
-                    f"(limit {format_duration(self.max_lag)})")
-        return ""
-
-    @property
-    def detail(self) -> str:
-        return self.bucket.last_error
-
-    def quantile(self, q: float) -> float | None:
-        if not self.bucket.requests:
-            return None
-        return float(self.bucket.latency.get_value_at_percentile(q)) / 1e6
-
-    def lag_quantile(self, q: float) -> float | None:
-        if not self.bucket.lag.total_count:
-            return None
-        return float(self.bucket.lag.get_value_at_percentile(q)) / 1e6
-
-    def fraction_at_most(self, seconds: float) -> float | None:
-        hist = self.bucket.latency
-        if not hist.total_count:
-            return None
-        limit = seconds * 1e6
-        below = 0
-        for item in hist.get_recorded_iterator():
-            if item.value_iterated_to > limit and not hist.values_are_equivalent(
-                    item.value_iterated_to, int(limit)):
-                break
-            below += item.count_at_value_iterated_to
-        return below / hist.total_count
+    def connection_lost(self, exc: Exception | None) -> None:
+        due, self.due = self.due, None
+        if due is not None:
+            if self.until_close:
+                self.owner.record(due, self.lag, self.status < 500, f"HTTP {self.status}")
+            else:
+                self.owner.record(due, self.lag, False,
+                                  f"connection lost: {exc}" if exc else "connection closed")
+        self.owner.lost(self)
 
 
-@dataclass
-class _Conn:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
+def _parse_response(buffer: bytearray, head_only: bool) -> tuple[int, int, bool] | None:
+    """(status, bytes used, reusable) of the complete response at the start of `buffer`, None
+    if incomplete; bytes used is -1 for a body that ends when the server closes."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        if len(buffer) > 65536:
+            raise ValueError("response head longer than 64 KiB")
+        return None
+    head = bytes(buffer[:end])
+    if not head.startswith(b"HTTP/1.") or len(head) < 12:
+        raise ValueError(f"not an HTTP/1.x response: {head[:40]!r}")
+    status = int(head[9:12])
+    length: int | None = None
+    chunked, reusable = False, head[7:8] == b"1"
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+        elif name == b"connection":
+            reusable = reusable and b"close" not in value.lower()
+    body = end + 4
+    if head_only or status in (204, 304) or 100 <= status < 200:
+        return status, body, reusable
+    if chunked:
+        pos = body
+        while True:
+            line_end = buffer.find(b"\r\n", pos)
+            if line_end < 0:
+                return None
+            size = int(bytes(buffer[pos:line_end]).split(b";")[0], 16)
+            pos = line_end + 2 + size + 2
+            if len(buffer) < pos:
+                return None
+            if size == 0:
+                return status, pos, reusable
+    if length is not None:
+        return (status, body + length, reusable) if len(buffer) >= body + length else None
+    return status, -1, False
 
 
 class HttpTraffic:
@@ -163,64 +187,76 @@ class HttpTraffic:
                 "User-Agent: chaos-traffic"]
         names = {k.lower() for k, _ in spec.headers}
         head += [f"{k}: {v}" for k, v in spec.headers]
-        if spec.body or spec.method in ("POST", "PUT", "PATCH"):
-            if "content-length" not in names:
-                head.append(f"Content-Length: {len(spec.body)}")
-        self._request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + spec.body
-        self._head_only = spec.method == "HEAD"
+        if (spec.body or spec.method in ("POST", "PUT", "PATCH")) and (
+                "content-length" not in names):
+            head.append(f"Content-Length: {len(spec.body)}")
+        self.request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + spec.body
+        self.head_only = spec.method == "HEAD"
         self._ssl: ssl.SSLContext | None = None
-        self.t0 = 0.0  # loop time of request 0
+        self.t0 = 0.0  # time.monotonic() of request 0
         self.sent = 0
         self._ticks: dict[int, Bucket] = {}
         self._seconds: dict[int, Bucket] = {}
         self._closed_until = 0  # seconds below this are folded
         self._forgotten_below = 0  # ticks below this were dropped (their seconds remain)
-        self._idle: list[_Conn] = []
-        self._waiters: list[asyncio.Future[_Conn | None]] = []
-        self._open = 0
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._scheduler: asyncio.Task[None] | None = None
+        self._pending: collections.deque[tuple[float, float]] = collections.deque()  # due, lag
+        self._idle: list[_Connection] = []
+        self._busy: set[_Connection] = set()
+        self._opening = 0
+        self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- lifecycle
     def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop()  # times are time.monotonic(), like the engine's
         if self._tls:
             self._ssl = ssl.create_default_context()
             if not self.spec.verify_tls:
                 self._ssl.check_hostname = False
                 self._ssl.verify_mode = ssl.CERT_NONE
-        self.t0 = self._loop.time()
-        self._scheduler = asyncio.create_task(self._schedule(), name="traffic")
+        self.t0 = time.monotonic()
+        self._tasks = [asyncio.create_task(self._schedule(), name="traffic"),
+                       asyncio.create_task(self._sweep(), name="traffic-timeouts")]
 
-    async def stop(self) -> None:
-        """Stop sending; requests in flight are abandoned (not counted)."""
-        if self._scheduler is not None:
-            self._scheduler.cancel()
-            await asyncio.gather(self._scheduler, return_exceptions=True)
-            self._scheduler = None
-        tasks = list(self._inflight)
+    async def _halt(self, tasks: list[asyncio.Task[None]]) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for conn in self._idle:
-            conn.writer.close()
+
+    async def stop(self) -> None:
+        """Stop sending; requests in flight are abandoned (not counted)."""
+        tasks, self._tasks = self._tasks, []
+        await self._halt(tasks)
+        self._pending.clear()
+        for conn in [*self._busy, *self._idle]:
+            conn.due = None
+            if conn.transport is not None:
+                conn.transport.abort()
+        self._busy.clear()
         self._idle.clear()
-        self._fold(self._tick(self.now()) + 2 * TICKS_PER_SECOND)
+        self._fold(self._tick(self.now()) + TICKS_PER_SECOND)  # the last, partial second
 
     async def drain(self, timeout: float) -> None:
         """Stop sending and wait (at most `timeout`) for the requests in flight to finish."""
-        if self._scheduler is not None:
-            self._scheduler.cancel()
-            await asyncio.gather(self._scheduler, return_exceptions=True)
-            self._scheduler = None
-        if self._inflight:
-            await asyncio.wait(list(self._inflight), timeout=timeout)
+        await self._halt(self._tasks[:1])  # the scheduler; timeouts are still swept
+        deadline = time.monotonic() + timeout
+        while self.in_flight() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         await self.stop()
 
+    def in_flight(self) -> list[float]:
+        """Intended send times of the requests not answered yet."""
+        return [d for d, _ in self._pending] + [c.due for c in self._busy if c.due is not None]
+
+    async def settle(self, end: float) -> None:
+        """Wait until every request due before `end` is answered or timed out."""
+        while any(due < end for due in self.in_flight()):
+            if time.monotonic() > end + self.spec.timeout + 1.0:
+                return  # the sweeper is late: do not wait for ever
+            await asyncio.sleep(0.01)
+
     def now(self) -> float:
-        assert self._loop is not None
-        return self._loop.time()
+        return time.monotonic()
 
     def rate_at(self, at: float) -> float:
         elapsed = at - self.t0
@@ -230,154 +266,124 @@ class HttpTraffic:
 
     # --- scheduling
     async def _schedule(self) -> None:
-        loop = self._loop
-        assert loop is not None
         rate, ramp, n = self.spec.rate, self.spec.ramp, 0
         while True:
-            now = loop.time()
+            now = time.monotonic()
             spawned = 0
+            room = min(MAX_SPAWN_PER_WAKE, MAX_IN_FLIGHT - len(self._pending))
             due = self.t0 + offset_of(n, rate, ramp)
-            while due <= now and spawned < MAX_SPAWN_PER_WAKE:
-                task = loop.create_task(self._one(due))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
+            while due <= now and spawned < room:
+                self._dispatch(due, now - due)
                 n += 1
                 spawned += 1
                 due = self.t0 + offset_of(n, rate, ramp)
             self.sent = n
-            tick = self._tick(now)
-            if tick // TICKS_PER_SECOND > self._closed_until:
-                self._fold(tick)
-            await asyncio.sleep(max(0.0, due - loop.time()))
+            final = self._tick(now - self.spec.timeout - 0.25)  # older ticks are complete
+            if final // TICKS_PER_SECOND > self._closed_until:
+                self._fold(final)
+            # wake at most every millisecond: a wake per request would cost more CPU than the
+            # request itself (and uvloop's timers have 1 ms resolution); the wait is lag
+            await asyncio.sleep(max(WAKE_EVERY, due - time.monotonic()))
 
-    async def _one(self, due: float) -> None:
-        loop = self._loop
-        assert loop is not None
-        lag = loop.time() - due
-        ok, error = False, ""
-        try:
-            async with asyncio.timeout_at(due + self.spec.timeout):
-                status = await self._exchange()
-            ok = status < 500
-            if not ok:
-                error = f"HTTP {status}"
-        except TimeoutError:
-            error = f"no answer within {format_duration(self.spec.timeout)}"
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                ValueError) as exc:
-            error = f"{type(exc).__name__}: {exc}"[:200]
-        done = loop.time()
-        bucket = self._bucket(done)
-        bucket.requests += 1
-        bucket.latency.record_value(max(1, int((done - due) * 1e6)))
-        bucket.lag.record_value(max(1, int(lag * 1e6)))
-        if not ok:
-            bucket.errors += 1
-            bucket.last_error = error
-
-    # --- connections
-    async def _acquire(self) -> _Conn:
+    def _dispatch(self, due: float, lag: float) -> None:
         if self._idle:
-            return self._idle.pop()
-        if self._open >= self.spec.connections:
-            assert self._loop is not None
-            waiter: asyncio.Future[_Conn | None] = self._loop.create_future()
-            self._waiters.append(waiter)
-            try:
-                conn = await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self._hand_back(waiter.result())
-                else:
-                    self._waiters.remove(waiter)
-                raise
-            if conn is not None:
-                return conn
-        self._open += 1
-        try:
-            reader, writer = await asyncio.open_connection(
-                self._host, self._port, ssl=self._ssl,
-                server_hostname=self._host if self._ssl else None)
-        except BaseException:
-            self._hand_back(None)
-            raise
-        return _Conn(reader, writer)
+            conn = self._idle.pop()
+            self._busy.add(conn)
+            conn.send(due, lag)
+            return
+        self._pending.append((due, lag))
+        if self._opening < len(self._pending) and (
+                self._opening + len(self._busy) < self.spec.connections):
+            self._opening += 1
+            self._tasks.append(asyncio.create_task(self._connect()))
 
-    def _hand_back(self, conn: _Conn | None) -> None:
-        """A connection is free again (or, with None, one was closed and a slot is free)."""
-        if conn is None:
-            self._open -= 1
-        while self._waiters:
-            waiter = self._waiters.pop(0)
-            if not waiter.done():
-                waiter.set_result(conn)
-                return
-        if conn is not None:
+    async def _connect(self) -> None:
+        assert self._loop is not None
+        error = ""
+        try:
+            async with asyncio.timeout(self.spec.timeout):
+                _, conn = await self._loop.create_connection(
+                    lambda: _Connection(self), self._host, self._port, ssl=self._ssl,
+                    server_hostname=self._host if self._ssl else None)
+        except TimeoutError:
+            error = f"connect: no answer within {format_duration(self.spec.timeout)}"
+        except OSError as exc:
+            error = f"connect: {exc}"[:200]
+        finally:
+            self._opening -= 1
+            task = asyncio.current_task()
+            if task in self._tasks:
+                self._tasks.remove(task)
+        if error:
+            if self._pending:  # a connection error fails the request it was opened for
+                due, lag = self._pending.popleft()
+                self.record(due, lag, False, error)
+            return
+        self._ready(conn)
+
+    def _ready(self, conn: _Connection) -> None:
+        if self._pending:
+            due, lag = self._pending.popleft()
+            self._busy.add(conn)
+            conn.send(due, lag)
+        else:
+            self._busy.discard(conn)
             self._idle.append(conn)
 
-    async def _exchange(self) -> int:
-        conn = await self._acquire()
-        try:
-            conn.writer.write(self._request)
-            if conn.writer.transport.get_write_buffer_size() > 65536:
-                await conn.writer.drain()
-            status, reusable = await self._response(conn.reader)
-        except BaseException:
-            conn.writer.close()
-            self._hand_back(None)
-            raise
+    def answered(self, conn: _Connection, due: float, lag: float, status: int,
+                 reusable: bool) -> None:
+        self.record(due, lag, status < 500, f"HTTP {status}")
         if reusable:
-            self._hand_back(conn)
-        else:
-            conn.writer.close()
-            self._hand_back(None)
-        return status
+            self._ready(conn)
+        elif conn.transport is not None:
+            conn.transport.close()
 
-    async def _response(self, reader: asyncio.StreamReader) -> tuple[int, bool]:
-        head = await reader.readuntil(b"\r\n\r\n")
-        if len(head) < 12 or not head.startswith(b"HTTP/1."):
-            raise ValueError(f"not an HTTP/1.x response: {head[:40]!r}")
-        status = int(head[9:12])
-        length: int | None = None
-        chunked, reusable = False, head[7:8] == b"1"
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-            elif name == b"connection":
-                reusable = reusable and b"close" not in value.lower()
-        if self._head_only or status in (204, 304) or 100 <= status < 200:
-            return status, reusable
-        if chunked:
-            while True:
-                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                await reader.readexactly(size + 2)
-                if size == 0:
-                    break
-        elif length is not None:
-            await reader.readexactly(length)
-        else:
-            await reader.read()  # until the server closes
-            reusable = False
-        return status, reusable
+    def lost(self, conn: _Connection) -> None:
+        self._busy.discard(conn)
+        if conn in self._idle:
+            self._idle.remove(conn)
+        if self._tasks and self._opening < len(self._pending) and (
+                self._opening + len(self._busy) < self.spec.connections):
+            self._opening += 1  # requests are waiting and a slot is free again
+            self._tasks.append(asyncio.create_task(self._connect()))
+
+    async def _sweep(self) -> None:
+        """Fail requests past their timeout, every 10 ms: cheaper than a timer per request."""
+        timeout = self.spec.timeout
+        while True:
+            await asyncio.sleep(min(0.01, timeout / 10))
+            limit = time.monotonic() - timeout
+            message = f"no answer within {format_duration(timeout)}"
+            while self._pending and self._pending[0][0] <= limit:
+                due, lag = self._pending.popleft()
+                self.record(due, lag, False, message)
+            for conn in [c for c in self._busy if c.due is not None and c.due <= limit]:
+                conn.fail(message)
+
+    def record(self, due: float, lag: float, ok: bool, error: str) -> None:
+        latency = max(1, int((time.monotonic() - due) * 1e6))
+        tick = self._tick(due)
+        bucket = self._ticks.get(tick)
+        if bucket is None:
+            bucket = self._ticks[tick] = Bucket()
+        buckets = [bucket]
+        if tick // TICKS_PER_SECOND < self._closed_until:  # later than its timeout: rare
+            buckets.append(self._seconds.setdefault(tick // TICKS_PER_SECOND, Bucket()))
+        for bucket in buckets:
+            bucket.requests += 1
+            bucket.latency.record_value(latency)
+            bucket.lag.record_value(max(1, int(lag * 1e6)))
+            if not ok:
+                bucket.errors += 1
+                bucket.last_error = error
 
     # --- buckets and windows
     def _tick(self, at: float) -> int:
         return math.floor((at - self.t0) * TICKS_PER_SECOND)
 
-    def _bucket(self, at: float) -> Bucket:
-        tick = self._tick(at)
-        bucket = self._ticks.get(tick)
-        if bucket is None:
-            bucket = self._ticks[tick] = Bucket()
-        return bucket
-
     def _fold(self, current_tick: int) -> None:
-        """Fold the ticks of every second that has ended into that second's bucket (completion
-        time only moves forward, so an ended second is final); forget old ticks."""
+        """Fold the ticks of every second before `current_tick`'s into that second's bucket (the
+        caller knows they are complete); forget old ticks."""
         upto = current_tick // TICKS_PER_SECOND
         for second in range(self._closed_until, upto):
             total = Bucket()
@@ -398,7 +404,7 @@ class HttpTraffic:
         return Window(bucket, seconds, self.rate_at(end), self.spec.max_lag)
 
     def window(self, start: float, end: float) -> Window:
-        """What completed in [start, end) (loop/monotonic time), to 100 ms."""
+        """The answered requests due in [start, end) (time.monotonic()), to 100 ms."""
         first = max(self._tick(start), 0)
         last = self._tick(end)  # exclusive
         total = Bucket()
@@ -453,4 +459,4 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 __all__ = ["Bucket", "HttpTraffic", "TrafficSpec", "Window", "loop_factory", "offset_of",
-           "traffic_from_spec", "field"]
+           "traffic_from_spec"]

@@ -49,7 +49,7 @@ faults:
     assert found[:3] == [
         "x.yaml:5:12: faults[0].start: expected a duration like 200ms, 5s or 2m, got 'soon'",
         "x.yaml:7:11: faults[1].type: unknown fault type 'process.kil'; did you mean process.kill?"
-        " (known: process.kill, process.suspend, service.restart; `chaos faults` describes them)",
+        f" (known: {', '.join(sorted(vocabulary().faults))}; `chaos faults` describes them)",
         "x.yaml:8:23: faults[1].target.service: no service named 'api' is declared under "
         "services (declared: none)",
     ]

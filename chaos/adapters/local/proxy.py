@@ -34,7 +34,7 @@ _CLOSE = None
 
 def split_address(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"expected HOST:PORT, got {text!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
 
@@ -213,7 +213,10 @@ class Pump:
                 wait = self.next_send - self.loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                self.next_send = max(self.next_send, self.loop.time()) + len(piece) / rate
+                now = self.loop.time()
+                # late wake-ups are made up for (within 50 ms), so the average rate holds
+                start = self.next_send if now - self.next_send < 0.05 else now
+                self.next_send = start + len(piece) / rate
             self.writer.write(piece)
             self._count(len(piece))
             await self.writer.drain()
@@ -298,7 +301,7 @@ class Proxy:
         self.stats.accepted += 1
         try:
             up = await asyncio.wait_for(asyncio.open_connection(*self.upstream), CONNECT_TIMEOUT)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             self.stats.upstream_failed += 1
             writer.transport.abort()
             return

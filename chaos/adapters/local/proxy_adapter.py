@@ -1,0 +1,192 @@
+"""The proxy adapter: network faults as toxics on a userspace TCP fault proxy (no privileges).
+
+A fault on `target: {proxy: {listen, upstream}}` becomes one toxic on the proxy serving
+`listen`: a running one if there is one (`chaos proxy`, or a proxy declared as a service, which
+then lives for the whole run), otherwise one started for the fault's duration. The proxy is a
+separate process (it dies with the runner and at its own deadline), so the revert spec — the
+control socket and the toxic id — lets the watchdog take the toxic off from another process.
+Each toxic also expires inside the proxy, so even a proxy outliving runner and watchdog cleans
+itself up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
+from chaos.adapters.local.children import die_with_parent
+from chaos.adapters.local.process import same_process
+from chaos.adapters.local.proxy import split_address
+from chaos.adapters.local.proxy_control import (
+    ProxyGone,
+    control_path,
+    locator_path,
+    read_locator,
+    request,
+)
+from chaos.adapters.local.proxy_toxics import FAULT_KINDS, from_fault
+from chaos.errors import FaultFailed, TargetNotFound
+from chaos.model.experiment import FaultSpec
+
+NAME = "local.proxy"
+START_TIMEOUT = 10.0
+UPSTREAM_TIMEOUT = 2.0
+REVERT_ATTEMPTS = 3
+
+
+def grace(duration: float) -> float:
+    """How long past a fault's end its toxic (and a proxy started for it) may live at most."""
+    return 5.0 + 0.1 * duration
+
+
+def running_proxy(listen: str) -> dict[str, Any] | None:
+    """The locator of a live proxy serving `listen`, or None."""
+    found = read_locator(listen)
+    if found is None or same_process(int(found["pid"]), float(found["create_time"])) is None:
+        return None
+    return found
+
+
+async def check_upstream(upstream: str) -> None:
+    host, port = split_address(upstream)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), UPSTREAM_TIMEOUT)
+    except (TimeoutError, OSError) as exc:
+        reason = getattr(exc, "strerror", None) or "no answer"
+        raise TargetNotFound(f"the proxy's upstream {upstream} is unreachable ({reason})",
+                             hint="start the upstream service first, or fix "
+                                  "target.proxy.upstream") from None
+    writer.close()
+
+
+class ProxyAdapter(Adapter):
+    name = NAME
+    target_kind = "proxy"
+    fault_types = tuple(FAULT_KINDS)
+
+    def __init__(self) -> None:
+        self._spawn_lock: asyncio.Lock | None = None
+        self._children: list[asyncio.subprocess.Process] = []
+
+    async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
+        sel = fault.target.selector
+        listen, upstream = str(sel["listen"]), str(sel["upstream"])
+        for field, value in (("listen", listen), ("upstream", upstream)):
+            try:
+                split_address(value)
+            except ValueError as exc:
+                raise TargetNotFound(f"{fault.name}: target.proxy.{field}: {exc}") from None
+        running = running_proxy(listen)
+        how = f"running, pid {running['pid']}" if running else "started by chaos"
+        if running and running.get("upstream") != upstream:
+            raise TargetNotFound(f"{fault.name}: the proxy on {listen} forwards to "
+                                 f"{running.get('upstream')}, not {upstream}",
+                                 hint="fix target.proxy.upstream or use another listen port")
+        return [TargetRef(kind="proxy", label=f"proxy {listen} -> {upstream} ({how})",
+                          identity={"listen": listen, "upstream": upstream},
+                          lock_key=f"proxy:{listen}:{fault.name}")]
+
+    def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
+        listen = str(target.identity["listen"])
+        running = running_proxy(listen)
+        control = running["control"] if running else str(control_path(listen))
+        return {"adapter": NAME, "listen": listen, "upstream": target.identity["upstream"],
+                "control": control, "toxic": f"{fault.type.split('.')[1]}-{uuid.uuid4().hex[:10]}",
+                "owned": None}
+
+    async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
+                     scope: Scope) -> dict[str, Any]:
+        sel = fault.target.selector
+        await check_upstream(spec["upstream"])
+        expires = time.time() + fault.duration + grace(fault.duration)
+        if self._spawn_lock is None:
+            self._spawn_lock = asyncio.Lock()
+        async with self._spawn_lock:
+            running = running_proxy(spec["listen"])
+            if running is None:
+                owned = await self._start(spec, expires)
+                spec = {**spec, "owned": owned}
+            elif running["control"] != spec["control"]:
+                spec = {**spec, "control": running["control"]}
+        toxic = from_fault(spec["toxic"], fault.type, fault.params,
+                           str(sel.get("direction") or "downstream"),
+                           1.0 if sel.get("toxicity") is None else float(sel["toxicity"]),
+                           expires)
+        try:
+            await request(spec["control"], {"op": "add", "toxic": toxic.as_dict()})
+        except (ProxyGone, OSError, RuntimeError) as exc:
+            if spec["owned"]:  # nothing half-applied: a proxy started for this fault goes too
+                await self._stop(int(spec["owned"]["pid"]), float(spec["owned"]["create_time"]))
+            raise FaultFailed(f"the proxy on {spec['listen']} refused the fault: {exc}") from exc
+        return spec
+
+    async def _start(self, spec: Mapping[str, Any], until: float) -> dict[str, Any]:
+        argv = [sys.executable, "-m", "chaos.adapters.local.proxy_control",
+                "--listen", spec["listen"], "--upstream", spec["upstream"],
+                "--control", spec["control"], "--locator", str(locator_path(spec["listen"])),
+                "--until", f"{until:.3f}"]
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL, preexec_fn=die_with_parent())
+        assert proc.stdout is not None
+        try:
+            line = (await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)).decode()
+        except TimeoutError:
+            line = ""
+        if not line.startswith("ready"):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            reason = line.removeprefix("error ").strip() or "it did not start in time"
+            raise TargetNotFound(f"could not start the fault proxy: {reason}",
+                                 hint="pick a free port for target.proxy.listen")
+        self._children.append(proc)
+        import psutil
+
+        return {"pid": proc.pid, "create_time": psutil.Process(proc.pid).create_time()}
+
+    async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
+        outcome: RevertOutcome = "gone"
+        remaining = 0
+        for attempt in range(REVERT_ATTEMPTS):  # a proxy that is busy exiting may not answer
+            try:
+                answer = await request(spec["control"], {"op": "remove", "id": spec["toxic"]})
+                outcome = "reverted" if answer.get("removed") else "gone"
+                remaining = len((await request(spec["control"], {"op": "list"}))["toxics"])
+                break
+            except ProxyGone:
+                break
+            except TimeoutError:
+                if attempt == REVERT_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.5)
+        owned = spec.get("owned")
+        if owned and not remaining:
+            await self._stop(int(owned["pid"]), float(owned["create_time"]))
+        return outcome
+
+    async def _stop(self, pid: int, create_time: float) -> None:
+        """End a proxy this adapter started (its toxics are gone: ending it is harmless)."""
+        if same_process(pid, create_time) is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        for _ in range(60):
+            if same_process(pid, create_time) is None:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for proc in [p for p in self._children if p.pid == pid]:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(proc.wait(), 1)
+            self._children.remove(proc)

@@ -1,0 +1,98 @@
+"""Counts and latency histograms of traffic, per 100 ms tick and per second, and their merges.
+
+Percentiles of a window must come from the merged histograms of its buckets: averaging the
+buckets' percentiles is wrong as soon as the load or the latency changes within the window.
+HdrHistogram (2 significant digits, 1 us to 1 h) merges exactly and records in about a
+microsecond. A Window is what checks judge (chaos.slo.checks.Evidence).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hdrh.histogram import HdrHistogram
+
+from chaos.units import format_duration
+
+_LOWEST_US, _HIGHEST_US, _DIGITS = 1, 3_600_000_000, 2
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(_LOWEST_US, _HIGHEST_US, _DIGITS)
+
+
+class Bucket:
+    """Counts and histograms of the requests that completed in one tick or second."""
+
+    __slots__ = ("errors", "lag", "last_error", "latency", "requests")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.latency = new_histogram()  # microseconds from the intended send time
+        self.lag = new_histogram()  # microseconds between intended and actual start
+        self.last_error = ""
+
+    def merge(self, other: Bucket) -> None:
+        self.requests += other.requests
+        self.errors += other.errors
+        if other.requests:
+            self.latency.add(other.latency)
+            self.lag.add(other.lag)
+        self.last_error = other.last_error or self.last_error
+
+
+@dataclass
+class Window:
+    """The merged buckets of a time range; what checks judge (chaos.slo.checks.Evidence)."""
+
+    bucket: Bucket
+    seconds: float
+    rate: float  # the intended rate at the end of the window
+    max_lag: float
+    source: str = "traffic"
+    error: str = ""
+
+    @property
+    def events(self) -> int:
+        return self.bucket.requests
+
+    @property
+    def errors(self) -> int:
+        return self.bucket.errors
+
+    @property
+    def invalid(self) -> str:
+        """Why the window cannot be judged, or ""."""
+        lag = self.lag_quantile(99)
+        if lag is not None and lag > self.max_lag:
+            return (f"generator lagged: p99 lag {lag * 1000:.0f} ms at {self.rate:,.0f} req/s "
+                    f"(limit {format_duration(self.max_lag)})")
+        return ""
+
+    @property
+    def detail(self) -> str:
+        return self.bucket.last_error
+
+    def quantile(self, q: float) -> float | None:
+        if not self.bucket.requests:
+            return None
+        return float(self.bucket.latency.get_value_at_percentile(q)) / 1e6
+
+    def lag_quantile(self, q: float) -> float | None:
+        if not self.bucket.lag.total_count:
+            return None
+        return float(self.bucket.lag.get_value_at_percentile(q)) / 1e6
+
+    def fraction_at_most(self, seconds: float) -> float | None:
+        hist = self.bucket.latency
+        if not hist.total_count:
+            return None
+        limit = seconds * 1e6
+        below = 0
+        for item in hist.get_recorded_iterator():
+            if item.value_iterated_to > limit and not hist.values_are_equivalent(
+                    item.value_iterated_to, int(limit)):
+                break
+            below += item.count_at_value_iterated_to
+        return float(below) / float(hist.total_count)

@@ -1,0 +1,144 @@
+"""Prometheus as a hypothesis source: SLO checks judged on what the service itself reports.
+
+At the end of each window the engine asks instant queries over exactly that window
+(`$window` in the user's queries becomes e.g. `20s`): good and total events for availability,
+error rate and burn rates; `histogram_quantile` and bucket ratios of a histogram metric for
+latency checks. An empty answer or NaN is NO_DATA (no traffic is not a pass); an HTTP error is
+ERROR with Prometheus' own message, because a broken query must not look like a broken service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from chaos.errors import truncate
+from chaos.slo.checks import SloCheck
+
+
+class QueryFailed(Exception):
+    """Prometheus could not answer (unreachable, HTTP error, bad query)."""
+
+
+@dataclass
+class Answer:
+    """Evidence (chaos.slo.checks) from Prometheus for one check and window."""
+
+    events: int = 0
+    errors: int = 0
+    error: str = ""
+    values: dict[float, float] = field(default_factory=dict)  # percentile -> seconds
+    fractions: dict[float, float] = field(default_factory=dict)  # bound -> share
+    source: str = "prometheus"
+    invalid: str = ""
+    detail: str = ""
+
+    def quantile(self, q: float) -> float | None:
+        return self.values.get(q)
+
+    def fraction_at_most(self, seconds: float) -> float | None:
+        return self.fractions.get(seconds)
+
+
+@dataclass(frozen=True)
+class Prometheus:
+    url: str
+    good: str | None
+    total: str | None
+    latency: str | None
+    timeout: float = 5.0
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> Prometheus:
+        return cls(spec["url"].rstrip("/"), spec.get("good"), spec.get("total"),
+                   spec.get("latency"), float(spec.get("timeout") or 5.0))
+
+    async def evidence(self, check: SloCheck, seconds: float) -> Answer:
+        """What `check` needs, over the `seconds` that end now."""
+        window = f"{max(1, round(seconds))}s"
+        answer = Answer(source=f"prometheus:{self.url}")
+        try:
+            if self.good and self.total:
+                total = await self.scalar(self.total.replace("$window", window))
+                good = await self.scalar(self.good.replace("$window", window))
+                if total is not None and good is not None:
+                    answer.events = round(total)
+                    answer.errors = max(0, round(total - good))
+            if check.stat.startswith("p") or check.stat == "fraction":
+                await self._latency(check, window, answer)
+        except QueryFailed as exc:
+            answer.error = str(exc)
+        return answer
+
+    async def _latency(self, check: SloCheck, window: str, answer: Answer) -> None:
+        metric = self.latency
+        assert metric is not None, "the loader refuses latency checks without prometheus.latency"
+        if not (self.good and self.total):
+            count = await self.scalar(f"sum(increase({metric}_count[{window}]))")
+            answer.events = round(count) if count is not None else 0
+        if check.stat == "fraction":
+            bound = check.param
+            les = "|".join(sorted({f"{bound:g}", repr(bound), f"{bound:.1f}"}))
+            share = await self.scalar(
+                f'sum(rate({metric}_bucket{{le=~"{les}"}}[{window}])) / '
+                f"sum(rate({metric}_count[{window}]))")
+            if share is not None:
+                answer.fractions[bound] = share
+            else:
+                answer.detail = f"no bucket le={bound:g} in {metric}"
+        else:
+            value = await self.scalar(
+                f"histogram_quantile({check.param / 100}, "
+                f"sum by (le) (rate({metric}_bucket[{window}])))")
+            if value is not None:
+                answer.values[check.param] = value
+
+    async def scalar(self, query: str) -> float | None:
+        """One number from an instant query: the sum of a vector, or a scalar; None if empty
+        or NaN."""
+        data = await self._get("/api/v1/query", {"query": query, "time": f"{time.time():.3f}"})
+        result = data.get("result")
+        kind = data.get("resultType")
+        if kind == "scalar" and isinstance(result, list):
+            values = [float(result[1])]
+        elif kind == "vector" and isinstance(result, list):
+            values = [float(r["value"][1]) for r in result]
+        else:
+            raise QueryFailed(f"unexpected answer to {query!r}: {truncate(str(data))}")
+        values = [v for v in values if not math.isnan(v)]
+        return sum(values) if values else None
+
+    async def _get(self, path: str, params: Mapping[str, str]) -> Any:
+        parts = urlsplit(self.url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 9090
+        target = f"{parts.path}{path}?{urlencode(params)}"
+        try:
+            async with asyncio.timeout(self.timeout):
+                reader, writer = await asyncio.open_connection(host, port)
+                try:
+                    writer.write(f"GET {target} HTTP/1.0\r\nHost: {parts.netloc}\r\n\r\n"
+                                 .encode())
+                    raw = await reader.read()
+                finally:
+                    writer.close()
+        except TimeoutError:
+            raise QueryFailed(f"Prometheus at {self.url} did not answer within "
+                              f"{self.timeout:g}s") from None
+        except OSError as exc:
+            raise QueryFailed(f"cannot reach Prometheus at {self.url}: {exc}") from exc
+        head, _, body = raw.partition(b"\r\n\r\n")
+        status = int(head[9:12]) if head.startswith(b"HTTP/") else 0
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = {}
+        if status != 200 or doc.get("status") != "success":
+            message = doc.get("error") or body.decode(errors="replace")
+            raise QueryFailed(f"Prometheus answered HTTP {status}: {truncate(str(message))}")
+        return doc.get("data", {})

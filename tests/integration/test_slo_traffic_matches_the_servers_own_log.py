@@ -1,0 +1,173 @@
+"""The open-model generator against ground truth: a loopback server with a known mix of errors
+and delays logs every request it answers; availability and p95 must match that log, a server
+stall must show in the tail (no coordinated omission), and a generator pushed past what it can
+send must make the verdict INVALID, never PASS or FAIL."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaos.slo.checks import Status, parse_check
+from chaos.slo.traffic import HttpTraffic, TrafficSpec, offset_of
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class LoggedServer:
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        self.log = tmp_path / "requests.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.integration.logged_http_server", "--log",
+             str(self.log), *args], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def stop(self) -> list[tuple[int, float]]:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.close()
+        return [(int(s), float(t)) for s, t in (line.split() for line in
+                                                 self.log.read_text().splitlines())]
+
+
+@pytest.fixture
+def server_args() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def server(tmp_path: Path, server_args: list[str]) -> Iterator[LoggedServer]:
+    srv = LoggedServer(tmp_path, *server_args)
+    yield srv
+    if srv.proc.poll() is None:
+        srv.proc.kill()
+        srv.proc.wait()
+    srv.close()
+
+
+async def generate(port: int, rate: float, seconds: float, **kw: object) -> HttpTraffic:
+    traffic = HttpTraffic(TrafficSpec(f"http://127.0.0.1:{port}/checkout", rate=rate, **kw))
+    traffic.start()
+    await asyncio.sleep(seconds)
+    await traffic.drain(timeout=5)
+    return traffic
+
+
+def exact_percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(math.ceil(q / 100 * len(ordered)), 1) - 1]
+
+
+@pytest.mark.parametrize("server_args", [["--error-every", "50", "--delay-at", "7,17,27",
+                                          "--delay", "0.4"]])
+def test_availability_and_p95_match_the_server_log(server: LoggedServer) -> None:
+    traffic = asyncio.run(generate(server.port, 500, 4.0))
+    log = server.stop()
+    window = traffic.total()
+    assert window.events == len(log) >= 1900  # every request answered is counted, once
+    truth_availability = sum(status < 500 for status, _ in log) / len(log)
+    assert truth_availability == pytest.approx(0.98, abs=0.002)  # the mix is what we think
+    measured_availability = 1 - window.errors / window.events
+    assert abs(measured_availability - truth_availability) <= 0.005
+    truth_p95 = exact_percentile([t for _, t in log], 95)
+    assert truth_p95 >= 0.4
+    measured = window.quantile(95)
+    assert measured is not None and abs(measured - truth_p95) <= 0.05 * truth_p95
+    verdict = parse_check("latency.p95 < 350ms", frozenset()).evaluate(
+        lambda _: window, 4.0)
+    assert verdict.status is Status.FAIL and verdict.value == measured
+
+
+@pytest.mark.parametrize("server_args", [["--stall-after", "1.5", "--stall-for", "1"]])
+def test_a_one_second_stall_shows_in_p99(server: LoggedServer) -> None:
+    traffic = asyncio.run(generate(server.port, 1000, 4.0, timeout=5.0))
+    log = server.stop()
+    window = traffic.total()
+    assert window.errors == 0 and window.events == len(log)
+    p99 = window.quantile(99)
+    assert p99 is not None and p99 >= 0.9, f"p99 {p99}: the stall was hidden"
+    # the server itself saw one slow request; a closed-loop client would report about that
+    assert exact_percentile([t for _, t in log], 99) < 0.5
+
+
+def test_a_generator_past_its_capacity_is_invalid_never_pass(server: LoggedServer) -> None:
+    async def overload() -> tuple[object, ...]:
+        traffic = HttpTraffic(TrafficSpec(f"http://127.0.0.1:{server.port}/", rate=400000,
+                                          timeout=1.0))
+        traffic.start()
+        start = traffic.now()
+        await asyncio.sleep(0.5)
+        end = traffic.now()
+        await traffic.settle(end)
+        check = parse_check("availability >= 0%", frozenset())  # would pass on any data
+        verdict = check.evaluate(lambda _: traffic.window(start, end), end - start)
+        await traffic.stop()
+        return verdict, traffic.window(start, end)
+
+    verdict, _ = asyncio.run(overload())
+    assert verdict.status is Status.INVALID  # type: ignore[attr-defined]
+    assert verdict.reason.startswith("generator lagged: p99 lag ")  # type: ignore[attr-defined]
+    assert "at 400,000 req/s" in verdict.reason  # type: ignore[attr-defined]
+
+
+def test_a_ramp_spreads_requests_as_declared() -> None:
+    # 100/s after a 2 s ramp: 100 requests during the ramp, then exactly 100 per second
+    assert offset_of(0, 100, 2.0) == 0.0
+    assert offset_of(100, 100, 2.0) == pytest.approx(2.0)
+    assert offset_of(50, 100, 2.0) == pytest.approx(math.sqrt(2.0))
+    assert offset_of(300, 100, 2.0) == pytest.approx(4.0)
+    assert offset_of(300, 100, 0.0) == pytest.approx(3.0)
+
+
+def test_https_traffic_verifies_certificates_unless_told_not_to(tmp_path: Path) -> None:
+    """A self-signed loopback server: with verification every request is a connection error;
+    with `verify_tls: false` every request is answered, as the server's own count says."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
+                    "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True,
+                   timeout=60)
+
+    async def run() -> tuple[object, object, int]:
+        import ssl
+        served = 0
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal served
+            try:
+                while True:
+                    await reader.readuntil(b"\r\n\r\n")
+                    served += 1
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+        port = server.sockets[0].getsockname()[1]
+        windows = []
+        for verify in (True, False):
+            traffic = HttpTraffic(TrafficSpec(f"https://127.0.0.1:{port}/", rate=50,
+                                              verify_tls=verify))
+            traffic.start()
+            await asyncio.sleep(1.0)
+            await traffic.drain(timeout=3)
+            windows.append(traffic.total())
+        server.close()
+        return windows[0], windows[1], served
+
+    verified, unverified, served = asyncio.run(run())
+    assert verified.events >= 40 and verified.errors == verified.events  # type: ignore[attr-defined]
+    assert "CERTIFICATE_VERIFY_FAILED" in verified.detail  # type: ignore[attr-defined]
+    assert unverified.errors == 0 and unverified.events == served >= 40  # type: ignore[attr-defined]
