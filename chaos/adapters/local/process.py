@@ -183,25 +183,31 @@ def prepare_signal(fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
     return suspend_spec(procs)
 
 
+async def resolve_processes(fault: FaultSpec, scope: Scope,
+                            extra: Mapping[str, Any] | None = None) -> list[TargetRef]:
+    """The processes a fault's selector picks now (count/percent by the run's seed)."""
+    sel = fault.target.selector
+    found = await asyncio.to_thread(find_processes, sel)
+    if not found:
+        raise TargetNotFound(f"{fault.name}: no running process matches "
+                             f"{describe_selector(sel)}")
+    chosen = choose(found, fault.target.count, fault.target.percent, scope.seed + fault.index)
+    refs = []
+    for proc in chosen:
+        try:
+            refs.append(target_ref(proc, extra=extra))
+        except psutil.NoSuchProcess:
+            continue  # exited while we looked
+    return refs
+
+
 class ProcessAdapter(Adapter):
     name = NAME
     target_kind = "process"
     fault_types = ("process.kill", "process.suspend")
 
     async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
-        sel = fault.target.selector
-        found = await asyncio.to_thread(find_processes, sel)
-        if not found:
-            raise TargetNotFound(f"{fault.name}: no running process matches "
-                                 f"{describe_selector(sel)}")
-        chosen = choose(found, fault.target.count, fault.target.percent, scope.seed + fault.index)
-        refs = []
-        for proc in chosen:
-            try:
-                refs.append(target_ref(proc))
-            except psutil.NoSuchProcess:
-                continue
-        return refs
+        return await resolve_processes(fault, scope)
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
         return prepare_signal(fault, target)

@@ -31,14 +31,8 @@ import psutil
 
 from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
 from chaos.adapters.local.children import die_with_parent
-from chaos.adapters.local.process import (
-    choose,
-    describe_selector,
-    find_processes,
-    same_process,
-    target_ref,
-)
-from chaos.errors import FaultFailed, PermissionDenied, TargetNotFound, UsageError
+from chaos.adapters.local.process import resolve_processes, same_process
+from chaos.errors import FaultFailed, PermissionDenied, UsageError
 from chaos.model.experiment import FaultSpec
 
 log = logging.getLogger(__name__)
@@ -453,21 +447,9 @@ class ProcessResourceAdapter(HostResourceAdapter):
 
     async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
         plan = PLANS[fault.type](fault)
-        sel = fault.target.selector
-        found = await asyncio.to_thread(find_processes, sel)
-        if not found:
-            raise TargetNotFound(f"{fault.name}: no running process matches "
-                                 f"{describe_selector(sel)}")
-        chosen = choose(found, fault.target.count, fault.target.percent, scope.seed + fault.index)
-        refs = []
-        for proc in chosen:
-            try:
-                ref = target_ref(proc, extra={"plan": plan})
-            except psutil.NoSuchProcess:
-                continue
-            refs.append(TargetRef("process", f"{ref.label}'s cgroup: {_label(fault.type, plan)}",
-                                  ref.identity, f"{fault.type}:{ref.lock_key}", ref.pids))
-        return refs
+        return [TargetRef("process", f"{ref.label}'s cgroup: {_label(fault.type, plan)}",
+                          ref.identity, f"{fault.type}:{ref.lock_key}", ref.pids)
+                for ref in await resolve_processes(fault, scope, {"plan": plan})]
 
     def _joins(self, target: TargetRef) -> list[str]:
         ident = target.identity
