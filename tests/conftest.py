@@ -26,6 +26,21 @@ ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--with-e2e", action="store_true", default=False,
+                     help="run tests marked e2e (a real cluster: needs KUBECONFIG)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--with-e2e") and os.environ.get("KUBECONFIG"):
+        return
+    reason = ("e2e: needs a real cluster; run with KUBECONFIG=... pytest --with-e2e tests/e2e"
+              if not config.getoption("--with-e2e") else "e2e: --with-e2e given but KUBECONFIG is not set")
+    for item in items:
+        if "e2e" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

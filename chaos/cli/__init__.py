@@ -27,6 +27,8 @@ COMMANDS = {
     "schema": ("chaos.cli.catalogue:schema", "Print the JSON Schema of experiment files."),
     "report": ("chaos.cli.report:report", "Render a journal again (text, JUnit, JSON)."),
     "proxy": ("chaos.cli.proxy:proxy", "Run a TCP fault proxy in the foreground, live view."),
+    "gameday": ("chaos.cli.gameday:gameday", "Run, schedule or export game days."),
+    "convert": ("chaos.cli.convert:convert", "Convert a Chaos Toolkit experiment to our format."),
 }
 
 
