@@ -45,6 +45,16 @@ EXIT_CODE_HELP = """Exit codes:
   130  interrupted by SIGINT (everything reverted)
   143  terminated by SIGTERM (everything reverted)"""
 
+# When several experiments run (`chaos run` with several files, a game day), the exit code is
+# the most serious of theirs, in this order.
+SEVERITY = (ExitCode.REVERT_FAILED, ExitCode.TERMINATED, ExitCode.INTERRUPTED, ExitCode.ABORTED,
+            ExitCode.INVALID, ExitCode.STEADY_STATE_NOT_MET, ExitCode.DEVIATED, ExitCode.OK)
+
+
+def most_serious(codes: list[int]) -> int:
+    return min(codes, key=lambda c: SEVERITY.index(ExitCode(c))) if codes else ExitCode.OK
+
+
 MAX_DETAIL = 300
 
 

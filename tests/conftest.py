@@ -255,8 +255,10 @@ class WebServer(http.server.ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def serving(tls: ssl.SSLContext | None = None) -> Iterator[WebServer]:
-    server = WebServer(tls)
+def serving(tls: ssl.SSLContext | None = None,
+            server: http.server.HTTPServer | None = None) -> Iterator[Any]:
+    """Serve `server` (default: a WebServer) from a thread for the duration of the block."""
+    server = server or WebServer(tls)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()

@@ -36,6 +36,7 @@ class Scope(Protocol):
     """What the runner offers adapters while resolving and injecting."""
 
     seed: int  # random choices (count, percent) derive from it; the journal records it
+    run_id: str  # labels what a fault creates in a cluster, so a sweep can find it
 
     def service_pid(self, name: str) -> int | None: ...
 

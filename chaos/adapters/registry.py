@@ -17,7 +17,8 @@ from typing import Any
 
 from chaos.adapters.base import Adapter, RevertOutcome
 from chaos.errors import ChaosError, RevertFailed, UsageError
-from chaos.faults import FaultRegistry, default_registry as default_faults
+from chaos.faults import FaultRegistry
+from chaos.faults import default_registry as default_faults
 
 log = logging.getLogger(__name__)
 PLUGIN_GROUP = "chaos.plugins"
@@ -74,13 +75,13 @@ class AdapterRegistry:
             return await adapter.revert(spec)
         except ChaosError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the boundary: adapters' backend errors
+        except Exception as exc:  # the boundary: adapters' backend errors
             raise RevertFailed(f"{adapter.name}: {type(exc).__name__}: {exc}") from exc
 
 
 def new_registry(faults: FaultRegistry | None = None, *, plugins: bool = False) -> AdapterRegistry:
-    from chaos.adapters.local import kernel, process, proxy_adapter, service
-    from chaos.adapters.local import resource
+    from chaos.adapters.kubernetes import adapters as kubernetes_adapters
+    from chaos.adapters.local import kernel, process, proxy_adapter, resource, service
 
     registry = AdapterRegistry(faults or default_faults())
     registry.add(process.ProcessAdapter())
@@ -90,6 +91,8 @@ def new_registry(faults: FaultRegistry | None = None, *, plugins: bool = False) 
     registry.add(proxy_adapter.ProxyAdapter())
     registry.add(kernel.InterfaceAdapter())
     registry.add(kernel.NetnsAdapter())
+    for adapter in kubernetes_adapters():  # imports no `kubernetes` until a fault runs
+        registry.add(adapter)
     if plugins:
         for ep in entry_points(group=PLUGIN_GROUP):
             try:

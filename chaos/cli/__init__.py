@@ -25,7 +25,7 @@ COMMANDS = {
     "recover": ("chaos.cli.ledger:recover", "Revert everything left open by crashed runs."),
     "faults": ("chaos.cli.catalogue:faults", "List the fault catalogue."),
     "schema": ("chaos.cli.catalogue:schema", "Print the JSON Schema of experiment files."),
-    "report": ("chaos.cli.report:report", "Render a journal again (text, JUnit, JSON)."),
+    "report": ("chaos.cli.report:report", "Render journals again (text, HTML, Markdown, JUnit, post-mortems)."),
     "proxy": ("chaos.cli.proxy:proxy", "Run a TCP fault proxy in the foreground, live view."),
     "gameday": ("chaos.cli.gameday:gameday", "Run, schedule or export game days."),
     "convert": ("chaos.cli.convert:convert", "Convert a Chaos Toolkit experiment to our format."),

@@ -41,6 +41,59 @@ TARGET_FLAGS = {
     "traffic": ("interface", "direction", str, "kernel: ingress (arriving), egress or both"),
 }
 
+# Kubernetes flags, kubectl-like: the kind follows from --node / --deployment / --statefulset,
+# else pods. (flag, option names, help, multiple)
+KUBERNETES_KINDS = ("pods", "deployment", "statefulset", "node")
+KUBERNETES_FLAGS = (
+    ("k8s_namespace", ["-n", "--namespace"], "kubernetes: namespace (default: the context's)"),
+    ("k8s_selector", ["-l", "--selector"], "kubernetes: labels, e.g. app=web,tier=frontend"),
+    ("k8s_fields", ["--field-selector"], "kubernetes: pods' field selector"),
+    ("k8s_pod", ["--pod"], "kubernetes: pod name (repeatable)"),
+    ("k8s_on_node", ["--on-node"], "kubernetes: only pods on this node"),
+    ("k8s_deployment", ["--deployment"], "kubernetes: a Deployment by name"),
+    ("k8s_statefulset", ["--statefulset"], "kubernetes: a StatefulSet by name"),
+    ("k8s_node", ["--node"], "kubernetes: a node by name"),
+    ("k8s_context", ["--context"], "kubernetes: kubeconfig context (default: current)"),
+    ("k8s_kubeconfig", ["--kubeconfig"], "kubernetes: kubeconfig file"),
+)
+
+
+def _kubernetes_options(kinds: list[str]) -> list[click.Parameter]:
+    wanted = {"k8s_namespace", "k8s_selector", "k8s_context", "k8s_kubeconfig"}
+    wanted |= {"k8s_fields", "k8s_pod", "k8s_on_node"} if "pods" in kinds else set()
+    wanted |= {f"k8s_{k}" for k in ("deployment", "statefulset", "node") if k in kinds}
+    params: list[click.Parameter] = [
+        click.Option([*names, dest], help=doc, multiple=dest == "k8s_pod")
+        for dest, names, doc in KUBERNETES_FLAGS if dest in wanted]
+    params.append(click.Option(["--allow-kube-system", "k8s_allow_kube_system"], is_flag=True,
+                               help="kubernetes: allow targets in kube-system"))
+    return params
+
+
+def _kubernetes_target(fault: FaultType, kw: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(kind, selector) from the Kubernetes flags, or None when none was given."""
+    def labels(text: str | None) -> dict[str, str] | None:
+        if not text:
+            return None
+        pairs = [p.partition("=") for p in text.split(",") if p.strip()]
+        if any(not sep or not key.strip() for key, sep, _ in pairs):
+            raise click.UsageError(f"--selector takes key=value pairs joined by commas, got "
+                                   f"{text!r}")
+        return {key.strip(): value.strip() for key, _, value in pairs}
+
+    for kind in ("node", "deployment", "statefulset"):
+        if kw.get(f"k8s_{kind}"):
+            selector: dict[str, Any] = {"name": kw[f"k8s_{kind}"],
+                                        "labels": labels(kw.get("k8s_selector"))}
+            if kind != "node":
+                selector["namespace"] = kw.get("k8s_namespace")
+            return kind, {k: v for k, v in selector.items() if v}
+    pods = {"namespace": kw.get("k8s_namespace"), "labels": labels(kw.get("k8s_selector")),
+            "fields": kw.get("k8s_fields"), "names": list(kw.get("k8s_pod") or ()) or None,
+            "node": kw.get("k8s_on_node")}
+    pods = {k: v for k, v in pods.items() if v}
+    return ("pods", pods) if pods and "pods" in fault.target_kinds else None
+
 
 def _target_kind(flags: set[str]) -> str:
     """The target kind the given target flags select; --netns moves kernel flags into it."""
@@ -73,7 +126,9 @@ def _command(fault: FaultType) -> click.Command:
     for flag, (kind, _, kind_type, doc) in TARGET_FLAGS.items():
         if kind in kinds:
             params.append(click.Option([_flag(flag), f"target_{flag}"], type=kind_type, help=doc))
-    if "process" in kinds:
+    if any(k in KUBERNETES_KINDS for k in kinds):
+        params += _kubernetes_options(kinds)
+    if "process" in kinds or any(k in KUBERNETES_KINDS for k in kinds):
         params.append(click.Option(["--count"], type=int, help="hit at most N of the matches"))
         params.append(click.Option(["--percent"], help="hit this share of the matches, e.g. 50%"))
     if not fault.instant:
@@ -115,11 +170,19 @@ def inject() -> None:
 def _document(fault: FaultType, kw: dict[str, Any]) -> dict[str, Any]:
     selector = {field: kw[f"target_{flag}"] for flag, (_, field, _, _) in TARGET_FLAGS.items()
                 if kw.get(f"target_{flag}") is not None}
-    host = not selector and "host" in fault.target_kinds  # resource faults: this machine
-    if not selector and not host and any(k != "service" for k in fault.target_kinds):
-        raise click.UsageError("say what to hit: " + ", ".join(_flag(f) for f in TARGET_FLAGS))
+    cluster = None if selector else _kubernetes_target(fault, kw)
+    host = not selector and not cluster and "host" in fault.target_kinds  # this machine
+    if not selector and not host and not cluster and any(
+            k != "service" for k in fault.target_kinds):
+        flags = [_flag(f) for f, (kind, *_) in TARGET_FLAGS.items()
+                 if kind in fault.target_kinds]
+        flags += [n[-1] for d, n, _ in KUBERNETES_FLAGS if d not in (
+            "k8s_context", "k8s_kubeconfig") and any(k in KUBERNETES_KINDS
+                                                     for k in fault.target_kinds)]
+        raise click.UsageError("say what to hit: " + ", ".join(flags))
     kind = _target_kind({f for f in TARGET_FLAGS if kw.get(f"target_{f}") is not None})
-    target: dict[str, Any] = {"host": "local"} if host else {kind: selector}
+    target: dict[str, Any] = {"host": "local"} if host else (
+        {cluster[0]: cluster[1]} if cluster else {kind: selector})
     if kw.get("count") is not None:
         target["count"] = kw["count"]
     if kw.get("percent") is not None:
@@ -129,8 +192,13 @@ def _document(fault: FaultType, kw: dict[str, Any]) -> dict[str, Any]:
                                  "with": params}
     if kw.get("duration") is not None:
         doc_fault["duration"] = kw["duration"]
-    return {"title": f"chaos inject {fault.name}", "faults": [doc_fault],
-            "limits": {"max_targets": kw["max_targets"], "max_duration": "24h"}}
+    doc = {"title": f"chaos inject {fault.name}", "faults": [doc_fault],
+           "limits": {"max_targets": kw["max_targets"], "max_duration": "24h"}}
+    settings = {key: kw.get(f"k8s_{key}") for key in ("context", "kubeconfig",
+                                                       "allow_kube_system")}
+    if cluster and any(settings.values()):
+        doc["kubernetes"] = {k: v for k, v in settings.items() if v}
+    return doc
 
 
 def _as_flags(problem: Problem) -> str:
@@ -142,8 +210,8 @@ def _as_flags(problem: Problem) -> str:
 
 
 def _inject(fault: FaultType, kw: dict[str, Any]) -> None:
-    from chaos.model.source import SourceText
     from chaos.model.loader import load_text
+    from chaos.model.source import SourceText
     from chaos.runner.load import vocabulary
 
     text = yaml.safe_dump(_document(fault, kw), sort_keys=False)

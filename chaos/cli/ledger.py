@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -93,15 +94,33 @@ def stop(ids: tuple[str, ...], everything: bool, state_dir: Path | None) -> None
 
 @click.command()
 @click.option("--force", is_flag=True,
-              help="Also revert injections of runs whose runner is still alive.")
+              help="Also revert injections of runs whose runner is still alive (with "
+                   "--kubernetes: also marks that have not expired yet).")
+@click.option("--kubernetes", "kubernetes", is_flag=True,
+              help="Also find and undo what chaos left in the cluster by its labels: "
+                   "NetworkPolicies, scaled-down workloads, cordoned or tainted nodes.")
+@click.option("--context", help="kubeconfig context (with --kubernetes; default: current).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False),
+              help="kubeconfig file (with --kubernetes; default: $KUBECONFIG, ~/.kube/config).")
+@click.option("-n", "--namespace", "namespaces", multiple=True,
+              help="Namespace to sweep (with --kubernetes; repeatable; default: the "
+                   "context's). Nodes are always swept.")
+@click.option("--allow-kube-system", is_flag=True, help="Let --namespace name kube-system.")
 @state_dir_option
-def recover(force: bool, state_dir: Path | None) -> None:
+def recover(force: bool, kubernetes: bool, context: str | None, kubeconfig: str | None,
+            namespaces: tuple[str, ...], allow_kube_system: bool,
+            state_dir: Path | None) -> None:
     """Revert everything left open by runs whose runner and watchdog died.
 
     Safe to run any time: reverts are idempotent, and a target that is gone counts as reverted.
+    With --kubernetes, objects chaos marked in the cluster (label chaos.dev/run) whose
+    chaos.dev/expires annotation has passed are undone too, even with no ledger at hand.
     """
     from chaos.safety.recover import runner_alive
 
+    if not kubernetes and (context or kubeconfig or namespaces or allow_kube_system):
+        raise click.UsageError("--context, --kubeconfig, --namespace and --allow-kube-system "
+                               "go with --kubernetes")
     ledger = _ledger(state_dir)
     entries = []
     for info in ledger.runs():
@@ -111,10 +130,36 @@ def recover(force: bool, state_dir: Path | None) -> None:
         elif open_entries:
             click.echo(f"run {info.run} is still running (pid {info.pid}); skipped "
                        "(--force reverts it anyway)")
-    if not entries:
+    code = _revert(ledger, entries, by="chaos recover") if entries else ExitCode.OK
+    if kubernetes:
+        settings = {k: v for k, v in (("context", context), ("kubeconfig", kubeconfig),
+                                      ("allow_kube_system", allow_kube_system)) if v}
+        code = max(code, _sweep(settings, namespaces, force))
+    elif not entries:
         click.echo("nothing to recover")
-        sys.exit(ExitCode.OK)
-    sys.exit(_revert(ledger, entries, by="chaos recover"))
+    sys.exit(code)
+
+
+def _sweep(settings: Mapping[str, object], namespaces: tuple[str, ...], force: bool) -> int:
+    from chaos.adapters.kubernetes.api import api_for
+    from chaos.adapters.kubernetes.sweep import sweep
+    from chaos.errors import ChaosError
+
+    try:
+        api = api_for(settings)
+        chosen = list(namespaces) or [api.conn.default_namespace()]
+        found = asyncio.run(sweep(api, chosen, everything=force, settings=settings))
+    except ChaosError as exc:
+        click.echo(f"chaos recover --kubernetes: {exc}", err=True)
+        if exc.hint:
+            click.echo(f"  what to do: {exc.hint}", err=True)
+        return int(ExitCode.REVERT_FAILED)
+    for item in found:
+        click.echo(f"{item.outcome:<9} {item.what} (run {item.run})")
+    if not found:
+        click.echo(f"nothing chaos marked on nodes or in {', '.join(chosen)} "
+                   f"({api.conn.describe()})")
+    return int(ExitCode.OK)
 
 
 def _revert(ledger, entries, *, by: str) -> int:  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""`chaos report`: render journals again."""
+"""`chaos report`: render journals (or a game day's gameday.json) again, in any format."""
 
 from __future__ import annotations
 
@@ -7,32 +7,52 @@ from pathlib import Path
 
 import click
 
+FORMATS = ["text", "junit", "json", "html", "markdown", "postmortem", "all"]
+
 
 @click.command()
 @click.argument("journals", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "junit", "json"]), default="text",
-              show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write here instead of standard output.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="html: one self-contained file with charts; markdown: for PR comments and "
+                   "wikis; postmortem: a draft per failed or aborted experiment; all: every "
+                   "format into the --output directory.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Write here instead of standard output (a directory for --format all).")
 def report(journals: tuple[Path, ...], fmt: str, output: Path | None) -> None:
-    """Render JOURNAL files (written by `chaos run`)."""
+    """Render JOURNAL files (journal.json of `chaos run`, gameday.json of `chaos gameday run`)."""
     from chaos.errors import UsageError
-    from chaos.reports import junit, terminal
-    from chaos.runner.journal import read
+    from chaos.reports import bundle, collection, html, junit, markdown, terminal
 
-    documents = []
-    for path in journals:
-        try:
-            documents.append(read(path))
-        except ValueError as exc:
-            raise UsageError(str(exc), hint="pass a journal.json written by `chaos run`") from None
+    try:
+        loaded = collection.load(journals)
+    except ValueError as exc:
+        raise UsageError(str(exc), hint="pass a journal.json written by `chaos run` or a "
+                                        "gameday.json written by `chaos gameday run`") from None
+    documents = loaded.journals
+    if fmt == "all":
+        if output is None:
+            raise UsageError("--format all writes several files", hint="add --output DIR")
+        for name in bundle.write(loaded, output, ("html", "markdown", "junit", "postmortem"))\
+                .values():
+            click.echo(str(output / name))
+        return
     if fmt == "junit":
-        text = junit.render(documents)
+        text = junit.render(documents, loaded.title,
+                            [(e.label, e.skipped) for e in loaded.entries if e.journal is None])
     elif fmt == "json":
-        text = json.dumps(documents if len(documents) > 1 else documents[0], indent=2)
+        text = json.dumps(documents if len(documents) != 1 else documents[0], indent=2)
+    elif fmt == "html":
+        text = html.render(loaded)
+    elif fmt == "markdown":
+        text = markdown.render(loaded)
+    elif fmt == "postmortem":
+        drafts = bundle.drafts(loaded)
+        text = "\n---\n\n".join(drafts.values()) if drafts else \
+            "<!-- no failed or aborted experiment: no post-mortem draft -->\n"
     else:
-        text = "\n\n".join(terminal.summary(d, str(p)) for d, p in zip(documents, journals))
+        text = "\n\n".join(terminal.summary(e.journal, str(e.path)) for e in loaded.entries
+                           if e.journal is not None)
     if output:
         output.write_text(text)
     else:

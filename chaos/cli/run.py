@@ -5,19 +5,13 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from chaos.cli.options import parse_vars, state_dir, variables
-from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode, ExperimentInvalid
-
-# When several experiments run, the exit code is the most serious of theirs, in this order.
-SEVERITY = [ExitCode.REVERT_FAILED, ExitCode.TERMINATED, ExitCode.INTERRUPTED, ExitCode.ABORTED,
-            ExitCode.INVALID, ExitCode.STEADY_STATE_NOT_MET, ExitCode.DEVIATED, ExitCode.OK]
-
-
-def aggregate(codes: list[int]) -> int:
-    return min(codes, key=lambda c: SEVERITY.index(ExitCode(c))) if codes else ExitCode.OK
+from chaos.cli.validate import is_ctk, load_any
+from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode, ExperimentInvalid, most_serious
 
 
 @click.command(epilog=EXIT_CODE_HELP.replace("\n", "\n\n\b\n", 1) +
@@ -35,17 +29,43 @@ def aggregate(codes: list[int]) -> int:
 @click.option("--seed", type=int, help="Seed for random target choices (recorded either way).")
 @click.option("-q", "--quiet", is_flag=True, help="Only the summaries, no live events.")
 @variables
+@click.option("--var-file", "var_files", multiple=True, type=click.Path(dir_okay=False),
+              help="Chaos Toolkit experiments: configuration/secrets from a JSON/YAML file "
+                   "(`configuration:`, `secrets:`) or a .env file (repeatable).")
+@click.option("--journal-format", type=click.Choice(["chaos", "ctk"]), default="chaos",
+              show_default=True, help="Format of --journal: ours, or Chaos Toolkit's (for its "
+                                      "tools; Chaos Toolkit experiments only). Both are "
+                                      "written to RUNS_DIR/RUN_ID/ for those.")
+@click.option("--rollback-strategy", type=click.Choice(["default", "always", "never",
+                                                        "deviated"]),
+              help="Chaos Toolkit experiments: when rollbacks play. default (ours): whenever "
+                   "the method started, also after a failure or a signal; always/never/"
+                   "deviated: as in Chaos Toolkit. [default: the file's runtime, else default]")
+@click.option("--hypothesis-strategy", type=click.Choice(
+    ["default", "before-method-only", "after-method-only", "during-method-only", "continuously",
+     "skip"]), help="Chaos Toolkit experiments: when the steady-state hypothesis runs.")
+@click.option("--hypothesis-frequency", type=click.FloatRange(min=0.05),
+              help="Chaos Toolkit experiments: seconds between continuous hypothesis runs.")
+@click.option("--fail-fast", is_flag=True, default=None,
+              help="Chaos Toolkit experiments: stop the method when the continuous hypothesis "
+                   "fails.")
 @state_dir
 def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
         junit_path: Path | None, runs_dir: Path, seed: int | None, quiet: bool,
-        vars_: tuple[str, ...], state_dir: Path | None) -> None:
+        vars_: tuple[str, ...], var_files: tuple[str, ...], journal_format: str,
+        rollback_strategy: str | None, hypothesis_strategy: str | None,
+        hypothesis_frequency: float | None, fail_fast: bool | None,
+        state_dir: Path | None) -> None:
     """Run experiment FILEs (or every *.yaml in DIRs) in order.
 
     Each run checks the steady state, injects the faults on their timeline, reverts them
     (also on failure, Ctrl-C, SIGTERM, and - through the watchdog - when the runner dies),
     checks again, and writes a journal.
+
+    Chaos Toolkit experiments (JSON or YAML) run too, with rollbacks on failure and signals,
+    exit 3 when the steady state is not met before the method (docs/chaostoolkit.md).
     """
-    from chaos.runner.load import expand_paths, load_experiment
+    from chaos.runner.load import expand_paths
 
     files = expand_paths(list(paths))
     if not files:
@@ -56,7 +76,7 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
     experiments, problems = [], []
     for path in files:
         try:
-            experiments.append(load_experiment(path, variables_))
+            experiments.append(load_any(path, variables_))
         except ExperimentInvalid as exc:
             problems.append(exc)
     if problems:
@@ -67,13 +87,31 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
         click.echo("nothing was run: fix the problems above (`chaos validate` checks files)",
                    err=True)
         sys.exit(ExitCode.INVALID)
+    ctk = [e for e in experiments if is_ctk(e)]
+    if journal_format == "ctk" and len(ctk) != len(experiments):
+        raise click.UsageError("--journal-format ctk is for Chaos Toolkit experiments")
+    if var_files and not ctk:
+        raise click.UsageError("--var-file is for Chaos Toolkit experiments; use --var NAME=VALUE")
     if dry_run:
-        sys.exit(asyncio.run(print_plan(experiments, seed)))
+        if ctk:
+            from chaos.ctk.session import print_ctk_plan
+
+            print_ctk_plan(ctk, click.echo)
+        native = [e for e in experiments if not is_ctk(e)]
+        sys.exit(asyncio.run(print_plan(native, seed)) if native else ExitCode.OK)
+    ctk_options = None
+    if ctk:
+        from chaos.ctk.engine import CtkOptions
+        from chaos.ctk.session import variables as ctk_variables
+
+        config_vars, secret_vars = ctk_variables(variables_, var_files)
+        ctk_options = CtkOptions(rollback_strategy, hypothesis_strategy, hypothesis_frequency,
+                                 fail_fast, config_vars, secret_vars)
     from chaos.slo.traffic import loop_factory  # uvloop when installed (the `fast` extra)
 
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         code = runner.run(_run_all(experiments, journal_path, junit_path, runs_dir, seed, quiet,
-                                   state_dir))
+                                   state_dir, ctk_options, journal_format))
     sys.exit(code)
 
 
@@ -122,7 +160,8 @@ async def print_plan(experiments: list, seed: int | None = None) -> int:  # type
 
 async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore[type-arg]
                    junit_path: Path | None, runs_dir: Path, seed: int | None, quiet: bool,
-                   state_dir: Path | None) -> int:
+                   state_dir: Path | None, ctk_options: Any = None,
+                   journal_format: str = "chaos") -> int:
     from chaos.cli.view import LiveView
     from chaos.reports.terminal import summary
     from chaos.runner.session import RunOptions, run_experiment
@@ -132,20 +171,35 @@ async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore
     codes: list[int] = []
     journals: list[dict[str, object]] = []
     for exp in experiments:
-        subscribers = [] if quiet else [LiveView()]
+        subscribers: list[Any] = [] if quiet else [LiveView()]
+        extra: list[str] = []
         try:
-            record = await run_experiment(exp, options, subscribers)
+            record: Any
+            if is_ctk(exp):
+                from chaos.ctk.session import activity_lines, live_activities, run_ctk_experiment
+
+                record = await run_ctk_experiment(
+                    exp, ctk_options, options,
+                    subscribers + ([] if quiet else [live_activities(subscribers[0])]),
+                    journal_format)
+                extra = activity_lines(record.journal)
+            else:
+                record = await run_experiment(exp, options, subscribers)
         except ChaosError as exc:  # could not even start (e.g. the state dir is unwritable)
             journals.append(_error_journal(exp.source, exc.exit_code, str(exc)))
             codes.append(exc.exit_code)
             click.echo(f"chaos: error: {exc}", err=True)
             continue
         journals.append(record.journal)
-        click.echo(summary(record.journal, str(record.journal_path)))
+        text = summary(record.journal, str(record.journal_path))
+        if extra:  # Chaos Toolkit activities go before the verdict line
+            head, _, tail = text.partition("\n  verdict:")
+            text = "\n".join([head, *extra]) + "\n  verdict:" + tail
+        click.echo(text)
         if record.result.error is not None and record.result.error.hint:
             click.echo(f"  what to do: {record.result.error.hint}")
         codes.append(int(record.result.exit_code))
         if record.result.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
             break  # the user asked to stop: do not start the next experiment
     _write_junit(junit_path, journals)
-    return aggregate(codes)
+    return most_serious(codes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -16,9 +17,12 @@ from chaos.errors import ExitCode, ExperimentInvalid
 def validate(paths: tuple[str, ...], vars_: tuple[str, ...]) -> None:
     """Check experiment FILEs (or DIRs of *.yaml) without running anything.
 
+    Chaos Toolkit experiments (JSON or YAML) are checked too, every problem at once.
+
     Exit 0 when all are valid, 2 when any is not.
     """
-    from chaos.runner.load import expand_paths, load_experiment
+    from chaos.model.gameday import looks_like_gameday
+    from chaos.runner.load import expand_paths
 
     variables_ = parse_vars(vars_)
     files = expand_paths(list(paths))
@@ -26,11 +30,29 @@ def validate(paths: tuple[str, ...], vars_: tuple[str, ...]) -> None:
         raise click.UsageError("no experiment files found in " + ", ".join(paths))
     bad = 0
     for path in files:
+        if looks_like_gameday(path):
+            from chaos.gameday.run import check_experiments
+            from chaos.model.gameday import load_gameday
+
+            try:
+                day = load_gameday(path, variables_)
+                check_experiments(day, variables_)
+            except ExperimentInvalid as exc:
+                bad += 1
+                click.echo(str(exc), err=True)
+                continue
+            click.echo(f"{path}: ok (game day: {len(day.experiments)} experiment(s))")
+            continue
         try:
-            exp = load_experiment(path, variables_)
+            exp = load_any(path, variables_)
         except ExperimentInvalid as exc:
             bad += 1
             click.echo(str(exc), err=True)
+            continue
+        if is_ctk(exp):
+            click.echo(f"{path}: ok (Chaos Toolkit experiment: "
+                       f"{len(exp.document.get('method') or [])} method activities, "
+                       f"{len(exp.document.get('rollbacks') or [])} rollback(s))")
             continue
         click.echo(f"{path}: ok ({len(exp.faults)} fault(s), "
                    f"{len(exp.hypothesis.probes) if exp.hypothesis else 0} probe(s))")
@@ -38,3 +60,21 @@ def validate(paths: tuple[str, ...], vars_: tuple[str, ...]) -> None:
         click.echo(f"{bad} of {len(files)} file(s) invalid: fix the fields named above "
                    "(`chaos schema` gives editors the format)", err=True)
     sys.exit(ExitCode.INVALID if bad else ExitCode.OK)
+
+
+def load_any(path: str, variables_: dict[str, str]) -> Any:
+    """A native Experiment, or a CtkExperiment when the loader recognises Chaos Toolkit's
+    format (it hands over the tree it parsed; chaos.ctk is imported only then)."""
+    from chaos.model.loader import ChaosToolkitFile
+    from chaos.runner.load import load_experiment
+
+    try:
+        return load_experiment(path, variables_)
+    except ChaosToolkitFile as exc:
+        from chaos.ctk.document import from_tree
+
+        return from_tree(exc.root, exc.text, exc.source)
+
+
+def is_ctk(experiment: object) -> bool:
+    return type(experiment).__name__ == "CtkExperiment"  # chaos.ctk stays unimported otherwise

@@ -1,16 +1,19 @@
 """Network faults, and the target kinds that say where they apply.
 
-Two local adapters serve them, picked by target kind: `proxy` (a userspace TCP fault proxy
+Local adapters serve them, picked by target kind: `proxy` (a userspace TCP fault proxy
 between a listen address and an upstream; no privileges; per-connection toxics) and `interface`
 / `netns` (the kernel: tc tbf/netem on a device, nftables rules in a table chaos owns; needs
 root or CAP_NET_ADMIN). Filters belong to the target, because they select *what* is hit:
 direction and toxicity for the proxy, host/CIDR/port/protocol/direction for the kernel.
+On `pods` (chaos.adapters.kubernetes) latency, loss, corruption and bandwidth run tc in an
+ephemeral container in each pod; partition is a NetworkPolicy that isolates the selected pods.
 """
 
 from __future__ import annotations
 
+from chaos.faults import targets
 from chaos.faults.registry import FaultRegistry, FaultType
-from chaos.model.schema import Duration, Field, Int, Obj, Percent, Size, Str
+from chaos.model.schema import Duration, Field, Obj, Percent, Size, Str
 
 ADDRESS = r"[A-Za-z0-9_.:\[\]-]*:[0-9]{1,5}"
 PROXY = Obj({
@@ -24,14 +27,7 @@ PROXY = Obj({
     "toxicity": Percent("share of connections affected (each decides once)", "100%"),
 }, "a TCP fault proxy between `listen` and `upstream` (no privileges needed)")
 
-_FILTERS = {
-    "host": Str("only traffic to/from this IP address"),
-    "cidr": Str("only traffic to/from this network, e.g. 10.0.0.0/8"),
-    "port": Int("only traffic to/from this TCP/UDP port", min=1, max=65535),
-    "protocol": Str("only this protocol", "all", choices=("all", "tcp", "udp", "icmp")),
-    "direction": Str("ingress (arriving), egress (leaving) or both", "both",
-                     choices=("both", "ingress", "egress")),
-}
+_FILTERS = targets.TRAFFIC_FILTERS
 INTERFACE = Obj({
     "device": Field(Str("network device, e.g. eth0 or lo", min_length=1), required=True),
     **_FILTERS,
@@ -45,7 +41,7 @@ NETNS = Obj({
 }, "a device inside a named network namespace (tc + nftables; needs root)")
 
 KERNEL = ("interface", "netns")
-ALL = ("proxy", *KERNEL)
+ALL = ("proxy", *KERNEL, "pods")  # pods: tc in an ephemeral container in each pod
 
 
 def _percent(doc: str) -> Field:
@@ -86,13 +82,13 @@ LOSS = FaultType(
         "percent": _percent("share of packets dropped"),
         "correlation": Percent("netem only: how much each drop depends on the last", "0%"),
     }),
-    target_kinds=KERNEL,
+    target_kinds=(*KERNEL, "pods"),
 )
 CORRUPTION = FaultType(
     name="network.corruption",
     summary="flip a random bit in a share of packets (tc netem)",
     params=Obj({"percent": _percent("share of packets corrupted")}),
-    target_kinds=KERNEL,
+    target_kinds=(*KERNEL, "pods"),
 )
 DUPLICATION = FaultType(
     name="network.duplication",

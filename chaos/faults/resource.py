@@ -57,7 +57,7 @@ CPU = FaultType(
         "pin": Bool("pin each worker to its own core (sched_setaffinity)", False),
         "ramp": RAMP,
     }),
-    target_kinds=("host", "process"),
+    target_kinds=("host", "process", "pods"),
 )
 
 MEMORY = FaultType(
@@ -73,7 +73,7 @@ MEMORY = FaultType(
         "force": Bool("allow an amount that leaves less than 5% of RAM available (the kernel's "
                       "OOM killer may then kill other processes)", False),
     }),
-    target_kinds=("host", "process"),
+    target_kinds=("host", "process", "pods"),
 )
 
 DISK_FILL = FaultType(

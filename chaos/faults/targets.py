@@ -1,8 +1,14 @@
-"""Target kinds: how a fault says what it hits. The kind picks the adapter."""
+"""Target kinds: how a fault says what it hits. The kind picks the adapter.
+
+Local kinds (process, service) and the Kubernetes kinds (pods, deployment, statefulset, node)
+are declared here; the network and resource modules declare their own (proxy, interface, host).
+"""
 
 from __future__ import annotations
 
-from chaos.model.schema import Int, Obj, Str, scalar_as
+import copy
+
+from chaos.model.schema import Int, List, Map, Obj, Scalar, Str, scalar_as
 
 PROCESS = Obj({
     "name": Str("process name (as in ps -o comm) or executable basename"),
@@ -16,3 +22,60 @@ PROCESS = Obj({
 SERVICE = Obj({"name": Str("a service declared under services", min_length=1)},
               "a service declared in this experiment: `target: {service: NAME}`",
               shorthand=scalar_as("name"))
+
+# Kubernetes. The experiment's `kubernetes:` section says which cluster and which namespaces
+# may be touched; a selector's `namespace` defaults to the kubeconfig context's namespace.
+NAMESPACE = Str("namespace (default: the kubeconfig context's)",
+                pattern=r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+LABELS = Map(Str(), "labels the objects must all carry, e.g. {app: web}")
+
+# Traffic filters of the kernel adapter (interface, netns) and of in-pod network faults: they
+# select *which traffic* is hit, so they belong to the target.
+TRAFFIC_FILTERS = {
+    "host": Str("only traffic to/from this IP address"),
+    "cidr": Str("only traffic to/from this network, e.g. 10.0.0.0/8"),
+    "port": Int("only traffic to/from this TCP/UDP port", min=1, max=65535),
+    "protocol": Str("only this protocol", "all", choices=("all", "tcp", "udp", "icmp")),
+    "direction": Str("ingress (arriving), egress (leaving) or both", "both",
+                     choices=("both", "ingress", "egress")),
+}
+
+def _without_default(schema: Scalar) -> Scalar:
+    """The same field, unset unless given (an empty pods selector stays detectable)."""
+    unset = copy.copy(schema)
+    unset.default = None
+    return unset
+
+
+PODS = Obj({
+    "namespace": NAMESPACE,
+    "labels": LABELS,
+    "fields": Str("field selector, e.g. status.phase=Running", min_length=1),
+    "names": List(Str(min_length=1), "only pods with these names"),
+    "node": Str("only pods scheduled on this node", min_length=1),
+    # in-pod network faults only: which device and traffic inside each pod (tc + nftables)
+    "device": Str("in-pod network faults: the pod's network device (default: eth0)",
+                  min_length=1),
+    **{k: _without_default(v) for k, v in TRAFFIC_FILTERS.items()},  # in-pod network faults
+}, "pods in a namespace; namespace, labels, fields, names and node must all match. Beside it, "
+   "`count: 1` hits one pod (chosen by the run's seed), `count: N` or `percent: P` some, none "
+   "of them: all. device and the traffic filters apply to in-pod network faults only")
+POD_TRAFFIC_FIELDS = ("device", *TRAFFIC_FILTERS)  # not selectors: what in-pod faults touch
+
+
+def _workload(kind: str) -> Obj:
+    return Obj({
+        "namespace": NAMESPACE,
+        "name": Str(f"the {kind}'s name", min_length=1),
+        "labels": LABELS,
+    }, f"a {kind} by name or labels: `target: {{{kind.lower()}: web}}`",
+        shorthand=scalar_as("name"))
+
+
+DEPLOYMENT = _workload("Deployment")
+STATEFULSET = _workload("StatefulSet")
+
+NODE = Obj({
+    "name": Str("the node's name", min_length=1),
+    "labels": LABELS,
+}, "cluster nodes by name or labels: `target: {node: worker-1}`", shorthand=scalar_as("name"))

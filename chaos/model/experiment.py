@@ -58,6 +58,9 @@ class FaultSpec:
     start: float  # seconds after the during phase starts
     duration: float  # seconds; 0 for instant faults (kill)
     location: Location | None = None
+    # the experiment's `kubernetes:` section (context, namespaces, ...) for Kubernetes targets,
+    # so adapters and revert specs know which cluster without a global
+    kubernetes: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def end(self) -> float:
@@ -67,9 +70,10 @@ class FaultSpec:
 @dataclass(frozen=True)
 class ProbeSpec:
     name: str
-    kind: str  # http | tcp | exec | process
+    kind: str  # http | tcp | exec | process | pods | deployment
     spec: Mapping[str, Any]
     location: Location | None = None
+    kubernetes: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,7 @@ class Experiment:
     faults: tuple[FaultSpec, ...] = ()
     limits: Limits = field(default_factory=Limits)
     variables: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    kubernetes: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def faults_end(self) -> float:

@@ -6,6 +6,7 @@ selectors, probe kinds and the check grammar come from the layers above through 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from chaos.errors import ExperimentInvalid, Location, Problem
+from chaos.errors import ExperimentInvalid, Problem
 from chaos.model import source
 from chaos.model.experiment import (
     CheckSpec,
@@ -139,6 +140,17 @@ LIMITS = Obj({
     "max_targets": Int("refuse to hit more targets than this per fault", 5, min=1),
 })
 
+KUBERNETES = Obj({
+    "context": Str("kubeconfig context (default: the current one)", min_length=1),
+    "kubeconfig": Str("kubeconfig file, relative to this file (default: $KUBECONFIG, "
+                      "~/.kube/config, or the pod's service account)", min_length=1),
+    "namespaces": List(Str(pattern=r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"),
+                       "only these namespaces may be targeted (default: any but kube-system)"),
+    "allow_kube_system": Bool("allow targets in kube-system (refused by default)", False),
+    "image": Str("image of the ephemeral containers that run in-pod faults (needs tc for "
+                 "network faults); default: see docs/kubernetes.md", min_length=1),
+}, "how to reach the cluster, and which namespaces the experiment may touch")
+
 
 SLO = Obj({
     "objective": Field(Percent("share of good events promised, e.g. 99.5%"), required=True),
@@ -200,36 +212,13 @@ def experiment_schema(vocab: Vocabulary) -> Obj:
         "hypothesis": _hypothesis_schema(vocab),
         "faults": List(FAULT),
         "limits": LIMITS,
+        "kubernetes": KUBERNETES,
     })
 
 
 def load_file(path: str | os.PathLike[str], vocab: Vocabulary,
               variables: Mapping[str, str] | None = None) -> Experiment:
-    name = str(path)
-    try:
-        with open(path, "rb") as file:  # bounded: /dev/zero or a 10 GB log is not an experiment
-            data = file.read(source.MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise ExperimentInvalid([Problem(None, "", "file not found")], source=name) from None
-    except IsADirectoryError:
-        raise ExperimentInvalid([Problem(None, "", "is a directory, not an experiment file")],
-                                source=name) from None
-    except OSError as exc:
-        raise ExperimentInvalid([Problem(None, "", f"cannot read: {exc.strerror or exc}")],
-                                source=name) from None
-    if len(data) > source.MAX_BYTES:
-        raise ExperimentInvalid([Problem(None, "", f"file is larger than "
-                                                   f"{source.MAX_BYTES // 1024} KiB; split it")],
-                                source=name)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        before = data[: exc.start]
-        where = Location(name, before.count(b"\n") + 1, exc.start - before.rfind(b"\n"))
-        raise ExperimentInvalid([Problem(where, "", f"byte {data[exc.start]:#x} is not UTF-8 "
-                                                    "text; save the file as UTF-8")],
-                                source=name) from None
-    return load_text(source.SourceText(name, text), vocab, variables or {})
+    return load_text(source.read(path), vocab, variables or {})
 
 
 def load_text(src: source.SourceText, vocab: Vocabulary,
@@ -255,16 +244,32 @@ def load_text(src: source.SourceText, vocab: Vocabulary,
     return experiment
 
 
+class ChaosToolkitFile(ExperimentInvalid):
+    """The file is a Chaos Toolkit experiment: chaos.ctk loads and runs those (this layer cannot
+    import it). Carries the parsed tree so nothing is parsed twice."""
+
+    def __init__(self, problems: list[Problem], *, source: str, root: yaml.Node,
+                 text: str) -> None:
+        super().__init__(problems, source=source)
+        self.root, self.text = root, text
+
+
+CHAOS_TOOLKIT_KEYS = frozenset({"method", "steady-state-hypothesis", "rollbacks"})
+
+
 def _refuse_chaos_toolkit(root: yaml.Node, src: source.SourceText) -> None:
+    """Only a top-level key lookup on the tree already parsed: native files pay nothing. The
+    CLI catches ChaosToolkitFile and hands the file to chaos.ctk (`chaos run`, `validate`,
+    `convert`); other callers of this loader see the message."""
     keys = {k.value for k, _ in root.value if isinstance(k, yaml.ScalarNode)} if isinstance(
         root, yaml.MappingNode) else set()
-    found = sorted(keys & {"method", "steady-state-hypothesis", "rollbacks"})
+    found = sorted(keys & CHAOS_TOOLKIT_KEYS)
     if found:
-        raise ExperimentInvalid([Problem(
+        raise ChaosToolkitFile([Problem(
             source.location(src.name, root), "",
             f"this is a Chaos Toolkit experiment (it has {', '.join(found)}), not a chaos one; "
             "write it in the chaos format (docs/experiment-format.md)",
-        )], source=src.name)
+        )], source=src.name, root=root, text=src.text)
 
 
 def _declared_vars(root: yaml.Node) -> dict[str, str]:
@@ -290,10 +295,12 @@ def _experiment(top: dict[str, Any], root: yaml.Node, src: source.SourceText, ct
     raw_limits = top["limits"]
     limits = None if raw_limits is INVALID else Limits(
         **{k: v for k, v in (raw_limits or {}).items() if v is not None})
+    kubernetes = _kubernetes(top["kubernetes"], here)
     services_node = _child(root, "services")
     service_names = _service_names(services_node, ctx)
-    hypothesis = _hypothesis(top["hypothesis"], ctx, vocab) if top["hypothesis"] else None
-    faults = _faults(top["faults"], ctx, vocab, service_names, limits)
+    hypothesis = _hypothesis(top["hypothesis"], ctx, vocab, kubernetes) if top[
+        "hypothesis"] else None
+    faults = _faults(top["faults"], ctx, vocab, service_names, limits, kubernetes)
     if top["hypothesis"] is None and top["faults"] is None:
         ctx.problem(root, "", "nothing to do: add faults, a hypothesis, or both")
     if ctx.count or any(top[k] is INVALID for k in top):
@@ -305,7 +312,22 @@ def _experiment(top: dict[str, Any], root: yaml.Node, src: source.SourceText, ct
         services=tuple(_service(s, here) for s in top["services"] or ()),
         hypothesis=hypothesis, faults=faults, limits=limits or Limits(),
         variables=frozen({k: v for k, v in variables.items() if k not in BUILTIN_VARS}),
+        kubernetes=kubernetes,
     )
+
+
+def _kubernetes(raw: Any, here: str) -> Mapping[str, Any]:
+    """The `kubernetes:` section with defaults dropped and the kubeconfig path made absolute."""
+    if not isinstance(raw, Mapping):
+        return frozen({})
+    settings = {k: v for k, v in raw.items() if v is not None and v != []}
+    if settings.get("kubeconfig"):
+        settings["kubeconfig"] = str(Path(here, os.path.expanduser(settings["kubeconfig"])))
+    if "namespaces" in settings:
+        settings["namespaces"] = tuple(settings["namespaces"])
+    if not settings.get("allow_kube_system"):
+        settings.pop("allow_kube_system", None)
+    return frozen(settings)
 
 
 def _service_names(node: yaml.Node | None, ctx: Context) -> set[str] | None:
@@ -391,7 +413,8 @@ def _checks(nodes: Any, path: str, ctx: Context, vocab: Vocabulary,
     return tuple(result)
 
 
-def _hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary) -> Hypothesis | None:
+def _hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary,
+                kubernetes: Mapping[str, Any]) -> Hypothesis | None:
     mark = ctx.count
     raw = _hypothesis_schema(vocab).fields_of(node, "hypothesis", ctx, 1,
                                               later=frozenset({"during"}))
@@ -408,8 +431,8 @@ def _hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary) -> Hypothesis 
     _sources(node, raw, (checks, during_checks, abort), ctx)
     if ctx.count != mark:
         return None
-    probes = tuple(ProbeSpec(p.get("name") or p["kind"], p["kind"], frozen(p["spec"]))
-                   for p in raw["probes"] or ())
+    probes = tuple(ProbeSpec(p.get("name") or p["kind"], p["kind"], frozen(p["spec"]),
+                             kubernetes=kubernetes) for p in raw["probes"] or ())
     if not raw["checks"]:  # default: every probe succeeds every time
         checks = tuple(CheckSpec(f"{n} >= 100%", vocab.parse_check(f"{n} >= 100%", names))
                        for n in sorted(p.name for p in probes))
@@ -480,7 +503,8 @@ def _get(mapping: Mapping[str, Any], key: str, default: float) -> float:
 
 
 def _faults(node: yaml.Node | None, ctx: Context, vocab: Vocabulary,
-            services: set[str] | None, limits: Limits | None) -> tuple[FaultSpec, ...]:
+            services: set[str] | None, limits: Limits | None,
+            kubernetes: Mapping[str, Any]) -> tuple[FaultSpec, ...]:
     """Each fault checked on its own, completely: a bad `start` does not hide a bad `with`."""
     if node is None:
         return ()
@@ -501,7 +525,7 @@ def _faults(node: yaml.Node | None, ctx: Context, vocab: Vocabulary,
             names.setdefault(name, i)
         fault = _fault(i, item, raw, ctx, vocab, services, limits)
         if fault is not None:
-            result.append(fault)
+            result.append(dataclasses.replace(fault, kubernetes=kubernetes))
     return tuple(result)
 
 

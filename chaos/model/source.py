@@ -33,6 +33,35 @@ class SourceText:
     text: str
 
 
+def read(path: str | os.PathLike[str]) -> SourceText:
+    """A file's text, bounded (/dev/zero or a 10 GB log is not an input file) and UTF-8 checked;
+    every failure is an ExperimentInvalid naming the file."""
+    name = str(path)
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise ExperimentInvalid([Problem(None, "", "file not found")], source=name) from None
+    except IsADirectoryError:
+        raise ExperimentInvalid([Problem(None, "", "is a directory, not an experiment file")],
+                                source=name) from None
+    except OSError as exc:
+        raise ExperimentInvalid([Problem(None, "", f"cannot read: {exc.strerror or exc}")],
+                                source=name) from None
+    if len(data) > MAX_BYTES:
+        raise ExperimentInvalid([Problem(None, "", f"file is larger than "
+                                                   f"{MAX_BYTES // 1024} KiB; split it")],
+                                source=name)
+    try:
+        return SourceText(name, data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        where = Location(name, before.count(b"\n") + 1, exc.start - before.rfind(b"\n"))
+        raise ExperimentInvalid([Problem(where, "", f"byte {data[exc.start]:#x} is not UTF-8 "
+                                                    "text; save the file as UTF-8")],
+                                source=name) from None
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader that bounds aliases and nesting while composing.
 

@@ -53,11 +53,24 @@ def _suite(journal: Mapping[str, Any]) -> ET.Element:
     return suite
 
 
-def render(journals: Iterable[Mapping[str, Any]], name: str = "chaos") -> str:
+def _skipped(label: str, reason: str) -> ET.Element:
+    """An experiment a game day did not run (it stopped early): skipped, not passed."""
+    suite = ET.Element("testsuite", name=label, file=label, tests="1", failures="0", errors="0",
+                       skipped="1", time="0.000")
+    case = ET.SubElement(suite, "testcase", classname=label, name="verdict", time="0.000")
+    ET.SubElement(case, "skipped", message=reason)
+    return suite
+
+
+def render(journals: Iterable[Mapping[str, Any]], name: str = "chaos",
+           skipped: Iterable[tuple[str, str]] = ()) -> str:
+    """`skipped`: (experiment file, why) of experiments that did not run."""
     root = ET.Element("testsuites", name=name)
     for journal in journals:
         root.append(_suite(journal))
-    for attr in ("tests", "failures", "errors"):
+    for label, reason in skipped:
+        root.append(_skipped(label, reason))
+    for attr in ("tests", "failures", "errors", "skipped"):
         root.set(attr, str(sum(int(s.get(attr, "0")) for s in root)))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

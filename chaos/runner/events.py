@@ -23,6 +23,10 @@ call back into the engine. Each event has a documented name and fields:
                          check), check
     traffic.second       t (second since traffic started), requests, errors, p50, p95, p99, lag_p99
                          (seconds; requests that completed in that second)
+    activity.started     phase (method | rollback), activity, type (action | probe), background
+                         (Chaos Toolkit experiments, chaos.ctk)
+    activity.finished    phase, activity, type, status (succeeded | failed | interrupted),
+                         duration (seconds), error
     run.finished         run, verdict, exit_code, reason
 
 Every event carries `t`: seconds since the run started (monotonic), and `ts`: wall-clock epoch.
@@ -43,6 +47,7 @@ CATALOGUE = frozenset({
     "phase.finished", "probe.sampled", "check.evaluated", "fault.planned", "fault.injected",
     "fault.failed", "fault.reverted", "fault.revert_failed", "guardrail.breached",
     "run.interrupted", "run.recovered", "run.finished", "run.detected", "traffic.second",
+    "activity.started", "activity.finished",
 })
 
 

@@ -70,11 +70,21 @@ def experiment_summary(experiment: Experiment) -> dict[str, Any]:
                     "with": thaw(f.params), "start": f.start, "duration": f.duration}
                    for f in experiment.faults],
         "checks": [c.text for c in experiment.hypothesis.checks] if experiment.hypothesis else [],
+        "slo": ({"objective": experiment.hypothesis.slo.objective,
+                 "period": experiment.hypothesis.slo.period}
+                if experiment.hypothesis and experiment.hypothesis.slo else None),
     }
 
 
 def build(experiment: Experiment, recorder: Recorder, result: Any,
           started: float, finished: float) -> dict[str, Any]:
+    return document(experiment_summary(experiment), recorder, result, started, finished,
+                    experiment.hypothesis.after.recover_within if experiment.hypothesis else None)
+
+
+def document(summary: dict[str, Any], recorder: Recorder, result: Any, started: float,
+             finished: float, recover_within: float | None = None) -> dict[str, Any]:
+    """The journal from an experiment summary (native, or a Chaos Toolkit one from chaos.ctk)."""
     phases: dict[str, dict[str, Any]] = {}
     for e in recorder.events:
         if e.name == "phase.started":
@@ -91,14 +101,12 @@ def build(experiment: Experiment, recorder: Recorder, result: Any,
         "tool": {"name": "chaos", "version": __version__},
         "host": platform.node(), "user": _user(),
         "seed": first.data.get("seed") if first else None,
-        "experiment": experiment_summary(experiment),
+        "experiment": summary,
         "started": started, "finished": finished, "duration": round(finished - started, 3),
         "verdict": result.verdict, "exit_code": int(result.exit_code), "reason": result.reason,
         "phases": phases,
         "injections": [i.as_dict() for i in result.injections],
-        "recovery": {"seconds": result.recovery,
-                     "within": (experiment.hypothesis.after.recover_within
-                                if experiment.hypothesis else None)},
+        "recovery": {"seconds": result.recovery, "within": recover_within},
         "detection": {"seconds": getattr(result, "detected", None)},
         "series": recorder.series(),
         "events": [e.as_dict() for e in recorder.events

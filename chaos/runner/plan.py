@@ -15,6 +15,7 @@ class _NoServices:
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
+        self.run_id = "dry-run"
 
     def service_pid(self, name: str) -> int | None:
         return None

@@ -58,7 +58,7 @@ class WatchdogHandle:
         os.close(self.fd)
         try:
             await asyncio.wait_for(self.process.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("watchdog %s did not exit; leaving it to finish", self.pid)
 
 
@@ -81,7 +81,7 @@ async def spawn(state_dir: Path, run: str, *, heartbeat_timeout: float = HEARTBE
     assert process.stdout is not None
     try:
         line = await asyncio.wait_for(process.stdout.readline(), ready_timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         line = b""
     if line != READY:
         process.kill()

@@ -4,9 +4,19 @@ validating a file does not import asyncio and ssl."""
 from __future__ import annotations
 
 from chaos.model.schema import (
-    Argv, Bool, Duration, Int, List, Map, Obj, OneOf, Schema, Str, scalar_as,
+    Argv,
+    Bool,
+    Duration,
+    Field,
+    Int,
+    List,
+    Map,
+    Obj,
+    OneOf,
+    Schema,
+    Str,
+    scalar_as,
 )
-
 
 HTTP = Obj({
     "url": Str("http:// or https:// URL", pattern=r"https?://.+"),
@@ -38,7 +48,30 @@ PROCESS = Obj({
     "pidfile": Str("file with the pid"),
 }, "a process is alive")
 
-SCHEMA = OneOf({"http": HTTP, "tcp": TCP, "exec": EXEC, "process": PROCESS},
+NAMESPACE = Str("namespace (default: the kubeconfig context's)",
+                pattern=r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+PODS = Obj({
+    "namespace": NAMESPACE,
+    "labels": Map(Str(), "labels the pods carry, e.g. {app: web}"),
+    "fields": Str("field selector, e.g. spec.nodeName=worker-1", min_length=1),
+    "min_ready": Int("ok when at least this many matching pods are Ready", 1, min=0),
+    "timeout": Duration("the API must answer within this", "5s", min=0.001),
+}, "enough Ready pods (Kubernetes; the experiment's `kubernetes:` section says which cluster)")
+
+DEPLOYMENT = Obj({
+    "namespace": NAMESPACE,
+    "name": Field(Str("the workload's name", min_length=1), required=True),
+    "kind": Str("deployment or statefulset", "deployment",
+                choices=("deployment", "statefulset")),
+    "min_available": Int("ok when at least this many replicas are available (default: the "
+                         "desired count)", min=0),
+    "timeout": Duration("the API must answer within this", "5s", min=0.001),
+}, "enough available replicas of a Deployment or StatefulSet (Kubernetes)",
+    shorthand=scalar_as("name"))
+
+SCHEMA = OneOf({"http": HTTP, "tcp": TCP, "exec": EXEC, "process": PROCESS, "pods": PODS,
+                "deployment": DEPLOYMENT},
                "a probe", common={"name": Str("name used in checks", pattern=r"[A-Za-z0-9_-]+")})
 
 

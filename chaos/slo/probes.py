@@ -4,6 +4,8 @@
     tcp      connect to host:port
     exec     run a command (argv, never a shell); ok when the exit code (and stdout) match
     process  a process matching a selector is alive
+    pods / deployment   Kubernetes: enough Ready pods / available replicas
+                        (chaos.adapters.kubernetes.probes, imported when first sampled)
 
 Every probe has a timeout and is cancellable at any await, so a signal or a guardrail never waits
 for a slow probe. A full open-model traffic generator is the SLO engine's job (chaos.slo.traffic);
@@ -180,8 +182,23 @@ def _running(proc: Any) -> bool:
         return False
 
 
-RUNNERS: dict[str, Runner] = {"http": _http, "tcp": _tcp, "exec": _exec, "process": _process}
-DEFAULT_TIMEOUTS = {"http": 1.0, "tcp": 1.0, "exec": 5.0, "process": 2.0}
+async def _pods(spec: Mapping[str, Any]) -> tuple[bool, str]:
+    from chaos.adapters.kubernetes.probes import ready_pods
+
+    return await ready_pods(spec, spec.get("kubernetes") or {})
+
+
+async def _deployment(spec: Mapping[str, Any]) -> tuple[bool, str]:
+    from chaos.adapters.kubernetes.probes import available_replicas
+
+    return await available_replicas(spec, spec.get("kubernetes") or {})
+
+
+RUNNERS: dict[str, Runner] = {"http": _http, "tcp": _tcp, "exec": _exec, "process": _process,
+                              "pods": _pods, "deployment": _deployment}
+DEFAULT_TIMEOUTS = {"http": 1.0, "tcp": 1.0, "exec": 5.0, "process": 2.0, "pods": 5.0,
+                    "deployment": 5.0}
+KUBERNETES = ("pods", "deployment")  # their spec carries the experiment's `kubernetes:` section
 
 
 @dataclass(frozen=True)
@@ -192,6 +209,8 @@ class Probe:
 
     @classmethod
     def from_spec(cls, spec: ProbeSpec) -> Probe:
+        if spec.kind in KUBERNETES:
+            return cls(spec.name, spec.kind, {**spec.spec, "kubernetes": spec.kubernetes})
         return cls(spec.name, spec.kind, spec.spec)
 
     @property

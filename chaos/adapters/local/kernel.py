@@ -141,7 +141,7 @@ def nft_matches(fault: FaultSpec, sel: Mapping[str, Any], hook: str) -> list[str
 
 def nft_table(table: str, fault: FaultSpec, sel: Mapping[str, Any]) -> str:
     verdict = "counter drop"
-    if fault.type == "network.loss":
+    if fault.type == "network.loss" and fault.params["percent"] < 1:  # 100%: numgen can't say
         verdict = f"numgen random mod 10000 < {round(fault.params['percent'] * 10000)} {verdict}"
     direction = sel.get("direction") or "both"
     chains = []

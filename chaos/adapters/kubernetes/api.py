@@ -1,0 +1,157 @@
+"""The one door to the Kubernetes API: blocking client calls in a thread, errors mapped here.
+
+Every call names the verb and resource it needs (as RBAC does), so a 403 says exactly which
+rule is missing and which shipped Role grants it, and the tests can compare the calls made with
+the Role. Answers are plain JSON dicts (`_preload_content=False`): no model classes to build for
+a thousand pods, and the same shapes the revert specs and the journal hold.
+
+    401               -> PermissionDenied: the credentials were refused
+    403               -> PermissionDenied: names verb, group/resource, namespace, the Role to apply
+    404               -> Gone (a TargetNotFound): the object is not there (reverts count it done)
+    409               -> Conflict: changed under us (callers re-read and retry)
+    429               -> Blocked: e.g. an eviction refused by a PodDisruptionBudget
+    other, no answer  -> ApiFailed (a FaultFailed)
+
+Response bodies are cut (chaos.errors.truncate) so tokens or object dumps never reach logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from typing import Any
+
+from chaos.adapters.kubernetes import rbac
+from chaos.adapters.kubernetes.connection import ClusterUnreachable, Connection, client_for
+from chaos.errors import FaultFailed, PermissionDenied, TargetNotFound, truncate
+
+TIMEOUT = (5.0, 30.0)  # connect, read: every call is bounded
+MERGE_PATCH = "application/merge-patch+json"
+API_CLASSES = {"CoreV1Api", "AppsV1Api", "NetworkingV1Api", "PolicyV1Api"}
+
+
+class Gone(TargetNotFound):
+    pass
+
+
+class Conflict(FaultFailed):
+    pass
+
+
+class Blocked(FaultFailed):
+    pass
+
+
+class ApiFailed(FaultFailed):
+    pass
+
+
+def _message(body: Any) -> str:
+    """The `message` of a Kubernetes Status body, or the body itself, truncated."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    try:
+        parsed = json.loads(text)
+        if isinstance(parsed, dict) and parsed.get("message"):
+            text = str(parsed["message"])
+    except ValueError:
+        pass
+    return truncate(text, 200)
+
+
+def _rbac_hint(verb: str, group: str, resource: str) -> str:
+    role, rule = rbac.rule_for(group, resource)
+    name = rbac.ROLE_NAME if role == "Role" else rbac.CLUSTER_ROLE_NAME
+    rule_text = (f"apiGroups: [\"{group}\"], resources: [\"{resource}\"], verbs: [\"{verb}\"]")
+    where = "in the target's namespace" if role == "Role" else "cluster-wide"
+    return (f"grant it {where}: apply deploy/kubernetes/ (the {role} {name} has this rule), "
+            f"or add to your {role}: {{{rule_text}}}"
+            + ("" if rule else " (chaos's shipped roles do not include it)"))
+
+
+class Api:
+    """Calls for one connection; counts them (the benchmark prints the counts)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    async def call(self, verb: str, group: str, resource: str, namespace: str | None,
+                   method: str, *args: Any, **kwargs: Any) -> Any:
+        """`method` is "CoreV1Api.list_namespaced_pod"-style; returns the decoded JSON body."""
+        self.counts[verb, f"{group}/{resource}" if group else resource] += 1
+        api_class, _, name = method.partition(".")
+        if api_class not in API_CLASSES:
+            raise ValueError(f"unknown API class {api_class}")
+        return await asyncio.to_thread(self._blocking, verb, group, resource, namespace,
+                                       api_class, name, args, kwargs)
+
+    def _blocking(self, verb: str, group: str, resource: str, namespace: str | None,
+                  api_class: str, name: str, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> Any:
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        api = getattr(client, api_class)(client_for(self.conn))
+        kwargs.setdefault("_request_timeout", TIMEOUT)
+        try:
+            response = getattr(api, name)(*args, _preload_content=False, **kwargs)
+            data = response.data
+        except ApiException as exc:
+            raise self._mapped(exc, verb, group, resource, namespace) from exc
+        except HTTPError as exc:
+            raise ApiFailed(f"cannot reach the Kubernetes API ({self.conn.describe()}): "
+                            f"{truncate(str(exc), 200)}",
+                            hint=ClusterUnreachable.hint) from exc
+        if not data:
+            return {}
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise ApiFailed(f"{verb} {resource}: the API answered with something that is not "
+                            f"JSON: {truncate(data.decode('utf-8', 'replace'), 120)}") from exc
+
+    def _mapped(self, exc: Any, verb: str, group: str, resource: str,
+                namespace: str | None) -> Exception:
+        status = int(exc.status or 0)
+        detail = _message(exc.body)
+        what = f"{verb} {group + '/' if group else ''}{resource}"
+        where = f" in namespace {namespace}" if namespace else ""
+        if status == 401:
+            return PermissionDenied(
+                f"the Kubernetes API refused our credentials (401 Unauthorized) to {what}"
+                f"{where}, using {self.conn.describe()}",
+                hint="the token or client certificate in the kubeconfig is invalid or expired: "
+                     "log in again (e.g. refresh the cloud provider's credentials), or pick "
+                     "another context with `kubernetes: {context: ...}`")
+        if status == 403:
+            return PermissionDenied(
+                f"not allowed to {what}{where} (403 Forbidden): {detail}",
+                hint=_rbac_hint(verb, group, resource))
+        if status == 404:
+            return Gone(f"{what}{where}: not found ({detail})")
+        if status == 409:
+            return Conflict(f"{what}{where}: conflict: {detail}")
+        if status == 429:
+            return Blocked(f"{what}{where}: refused for now (429): {detail}")
+        return ApiFailed(f"{what}{where} failed: HTTP {status or '?'}: {detail}")
+
+
+_apis: dict[Connection, Api] = {}
+
+
+def api_for(settings_or_conn: Any) -> Api:
+    """The Api for a fault's `kubernetes` settings, or a revert spec's connection."""
+    conn = settings_or_conn if isinstance(settings_or_conn, Connection) else \
+        Connection.from_settings(settings_or_conn)
+    if conn not in _apis:
+        _apis[conn] = Api(conn)
+    return _apis[conn]
+
+
+def model(name: str, data: dict[str, Any]) -> Any:
+    """A request body as the client's model class (its methods validate body types)."""
+    from kubernetes import client
+
+    return getattr(client, name).from_dict(data)

@@ -1,0 +1,162 @@
+"""How to reach a cluster, as data that another process can use again.
+
+A `Connection` names a kubeconfig file and context, or the pod's service account. It is written
+into every revert spec, so the watchdog and `chaos recover` (separate processes, maybe after a
+reboot) reconnect to the same cluster. It holds paths and names only: never a token, a client
+certificate or a password, which stay in the kubeconfig or the service account mount.
+
+The `kubernetes` package is imported here, lazily, when a client is first built.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chaos.errors import ChaosError, PermissionDenied
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+LABEL_RUN = "chaos.dev/run"  # on everything we create or change: which run did it
+ANNOTATION_EXPIRES = "chaos.dev/expires"  # RFC 3339 UTC; `chaos recover --kubernetes` acts after
+ANNOTATION_FAULT = "chaos.dev/fault"  # what was done, for people reading `kubectl describe`
+EXPIRY_GRACE = 60.0  # seconds past the fault's end before a mark counts as expired
+
+
+class ClusterUnreachable(ChaosError):
+    hint = ("check the kubeconfig and context (`kubectl --context CONTEXT get pods`), or the "
+            "`kubernetes:` section of the experiment")
+
+
+@dataclass(frozen=True)
+class Connection:
+    kubeconfig: str | None = None  # absolute path; None with in_cluster
+    context: str | None = None  # None: the kubeconfig's current context
+    in_cluster: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any] | None) -> Connection:
+        """The experiment's `kubernetes:` section -> a connection; files before in-cluster."""
+        settings = settings or {}
+        context = settings.get("context")
+        given = settings.get("kubeconfig")
+        env = os.environ.get("KUBECONFIG", "")
+        candidates = [given] if given else [p for p in env.split(os.pathsep) if p] + [
+            "~/.kube/config"]
+        for candidate in candidates:
+            path = Path(os.path.expanduser(candidate)).resolve()
+            if path.is_file() or given:
+                # pinned now: a later `kubectl config use-context` must not send the revert
+                # (from the watchdog or `chaos recover`) to another cluster
+                return cls(str(path), context or _current_context(path))
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and (SERVICE_ACCOUNT_DIR / "token").exists():
+            return cls(None, None, in_cluster=True)
+        raise ClusterUnreachable("no kubeconfig found ($KUBECONFIG, ~/.kube/config) and not "
+                                 "running in a pod with a service account")
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> Connection:
+        return cls(spec.get("kubeconfig"), spec.get("context"), bool(spec.get("in_cluster")))
+
+    def as_spec(self) -> dict[str, Any]:
+        return {"kubeconfig": self.kubeconfig, "context": self.context,
+                "in_cluster": self.in_cluster}
+
+    def describe(self) -> str:
+        if self.in_cluster:
+            return "the in-cluster service account"
+        context = f"context {self.context}" if self.context else "the current context"
+        return f"{context} of {self.kubeconfig}"
+
+    def default_namespace(self) -> str:
+        """The namespace kubectl would use: the context's, the service account's, or default."""
+        if self.in_cluster:
+            try:
+                return (SERVICE_ACCOUNT_DIR / "namespace").read_text().strip() or "default"
+            except OSError:
+                return "default"
+        from kubernetes import config
+
+        try:
+            contexts, current = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+                config_file=self.kubeconfig)
+        except Exception:  # noqa: BLE001 - reported when the client is built
+            return "default"
+        chosen = next((c for c in contexts if c.get("name") == self.context), current) or {}
+        return str(chosen.get("context", {}).get("namespace") or "default")
+
+
+def _current_context(path: Path) -> str | None:
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None  # reported when the client is built
+    current = loaded.get("current-context") if isinstance(loaded, dict) else None
+    return str(current) if current else None
+
+
+_clients: dict[Connection, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for(conn: Connection) -> Any:
+    """One kubernetes ApiClient per connection per process (its connection pool is shared)."""
+    with _clients_lock:
+        if conn not in _clients:
+            _clients[conn] = _build(conn)
+        return _clients[conn]
+
+
+def _build(conn: Connection) -> Any:
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        if conn.in_cluster:
+            configuration = client.Configuration()
+            config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration)
+            return client.ApiClient(configuration)
+        return config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=conn.kubeconfig, context=conn.context)
+    except ConfigException as exc:
+        raise ClusterUnreachable(f"cannot use {conn.describe()}: {exc}") from exc
+    except OSError as exc:
+        raise PermissionDenied(f"cannot read {conn.kubeconfig}: {exc.strerror}") from exc
+
+
+def expiry(duration: float, now: float | None = None) -> str:
+    """When a mark we leave in the cluster counts as abandoned, as an RFC 3339 UTC timestamp."""
+    at = (now if now is not None else datetime.datetime.now(datetime.UTC).timestamp())
+    stamp = datetime.datetime.fromtimestamp(at + duration + EXPIRY_GRACE, datetime.UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def expired(meta: Mapping[str, Any], now: float | None = None) -> bool:
+    """True when the object's expiry annotation has passed (or is missing or unreadable)."""
+    text = (meta.get("annotations") or {}).get(ANNOTATION_EXPIRES)
+    try:
+        at = datetime.datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=datetime.UTC)
+    except ValueError:
+        return True
+    current = now if now is not None else datetime.datetime.now(datetime.UTC).timestamp()
+    return at.timestamp() <= current
+
+
+def marks(run_id: str, duration: float, fault: str) -> dict[str, dict[str, str]]:
+    """Labels and annotations for everything we create or change."""
+    return {"labels": {LABEL_RUN: run_id},
+            "annotations": {ANNOTATION_EXPIRES: expiry(duration), ANNOTATION_FAULT: fault}}
+
+
+def unmarks(extra_annotations: tuple[str, ...] = ()) -> dict[str, dict[str, None]]:
+    """A merge patch that removes our marks."""
+    annotations = dict.fromkeys((ANNOTATION_EXPIRES, ANNOTATION_FAULT, *extra_annotations))
+    return {"labels": {LABEL_RUN: None}, "annotations": annotations}

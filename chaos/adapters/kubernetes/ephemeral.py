@@ -1,0 +1,243 @@
+"""In-pod faults: network shaping/dropping, CPU and memory load, and container.kill, each done by
+an ephemeral container that runs the in-pod agent (chaos.adapters.kubernetes.inpod_agent).
+
+Why ephemeral containers: they join a running pod without restarting it, share its network
+namespace (so tc and nft act on the pod's own eth0) and, with `targetContainerName`, a
+container's process namespace — with no privileged DaemonSet and no node access. They cannot be
+removed or killed through the API, so the fault's end lives *inside* the pod: the `hold`
+container's arguments carry the deadline and the agent reverts at it by itself. An earlier
+revert (the runner, its watchdog, `chaos recover`) adds a small `stop` container rebuilt from the
+revert spec alone; it reaches the agent through the pod's abstract socket and removes leftovers.
+
+    inject:  read pod (UID) -> patch pods/ephemeralcontainers (+hold) -> wait: running | failed
+    revert:  read pod: gone/other UID -> "gone"; hold ended by itself -> "reverted";
+             else patch (+stop) -> wait until stop terminates -> its exit code and message
+
+Every wait is bounded; a pod that vanishes counts as reverted. docs/kubernetes-inpod.md says
+why this design and what an image needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
+from chaos.adapters.kubernetes import ephemeral_spec as eph
+from chaos.errors import (
+    ChaosError,
+    FaultFailed,
+    GuardRefused,
+    PermissionDenied,
+    RevertFailed,
+    truncate,
+)
+from chaos.model.experiment import FaultSpec
+
+POLL = 0.2
+SETTLE = 1.0  # a running agent that fails its checks exits within this (tc, nft probes)
+STRATEGIC = "application/strategic-merge-patch+json"
+PSA_HINT = ("in-pod network faults need NET_ADMIN, which Pod Security 'baseline' and "
+            "'restricted' forbid: run the experiment in a namespace labelled "
+            "pod-security.kubernetes.io/enforce=privileged (e.g. a test namespace), exempt "
+            "chaos's service account in the admission configuration, or use the proxy adapter "
+            "in front of the service instead")
+NO_EPHEMERAL_HINT = ("ephemeral containers are served by Kubernetes 1.23+ (on by default since "
+                     "1.25); on older clusters use pod.delete, or network.partition (a "
+                     "NetworkPolicy)")
+
+
+class EphemeralUnavailable(PermissionDenied):
+    hint = NO_EPHEMERAL_HINT
+
+
+def _api(spec_or_fault: Mapping[str, Any] | FaultSpec) -> Any:
+    from chaos.adapters.kubernetes.api import Api
+    from chaos.adapters.kubernetes.connection import Connection
+
+    if isinstance(spec_or_fault, FaultSpec):
+        return Api(Connection.from_settings(spec_or_fault.kubernetes))
+    return Api(Connection.from_spec(spec_or_fault["connection"]))
+
+
+def settings_of(fault: FaultSpec) -> eph.InPodSettings:
+    image = fault.kubernetes.get("image") if fault.kubernetes else None
+    return eph.InPodSettings(str(image or eph.default_image()))
+
+
+def _statuses(pod: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    return {s.get("name"): s for s in pod.get("status", {}).get("ephemeralContainerStatuses")
+            or ()}
+
+
+async def add_container(api: Any, namespace: str, name: str, container: Mapping[str, Any],
+                        pod: Mapping[str, Any]) -> None:
+    """Patch the pod's ephemeral containers (the whole list: merged by name, never replaced)."""
+    existing = list(pod.get("spec", {}).get("ephemeralContainers") or ())
+    from chaos.adapters.kubernetes.api import Gone
+
+    try:
+        await api.call("patch", "", "pods/ephemeralcontainers", namespace,
+                       "CoreV1Api.patch_namespaced_pod_ephemeralcontainers", name, namespace,
+                       {"spec": {"ephemeralContainers": [*existing, dict(container)]}},
+                       _content_type=STRATEGIC)
+    except Gone as exc:
+        raise EphemeralUnavailable(f"pod {namespace}/{name}: this cluster does not serve "
+                                   f"pods/ephemeralcontainers ({exc})") from exc
+    except PermissionDenied as exc:
+        text = str(exc)
+        if "PodSecurity" in text or "NET_ADMIN" in text or "capabilities" in text:
+            raise PermissionDenied(f"pod {namespace}/{name}: admission refused chaos's "
+                                   f"ephemeral container: {truncate(text, 240)}",
+                                   hint=PSA_HINT) from exc
+        raise
+    except FaultFailed as exc:  # 422 Invalid, or a policy webhook's refusal
+        raise FaultFailed(f"pod {namespace}/{name}: the API refused chaos's ephemeral "
+                          f"container: {truncate(str(exc), 240)}",
+                          hint=PSA_HINT if "NET_ADMIN" in str(exc) else "") from exc
+
+
+async def wait_container(api: Any, ident: Mapping[str, Any], container: str, timeout: float,
+                         *, until_done: bool) -> Mapping[str, Any] | None:
+    """The container's state once it runs (or, with until_done, has terminated); None when the
+    pod is gone. Refuses image-pull and config errors at once instead of waiting them out."""
+    from chaos.adapters.kubernetes.selection import same_pod
+
+    end = time.monotonic() + timeout
+    while True:
+        pod = await same_pod(api, ident)
+        if pod is None:
+            return None
+        state = _statuses(pod).get(container, {}).get("state") or {}
+        if "terminated" in state or ("running" in state and not until_done):
+            return dict(state)
+        reason = (state.get("waiting") or {}).get("reason", "")
+        if reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+                      "CreateContainerConfigError", "CreateContainerError"):
+            message = (state.get("waiting") or {}).get("message", "")
+            raise FaultFailed(f"ephemeral container {container} in {ident['namespace']}/"
+                              f"{ident['name']} cannot start: {reason}: {truncate(message, 200)}",
+                              hint="check `kubernetes: {image: ...}` (the image needs python "
+                                   "and chaos: build it from the repository's Dockerfile) and "
+                                   "that the node can pull it")
+        if time.monotonic() > end:
+            return {"waiting": {"reason": "Timeout", "message": f"not started within "
+                                                              f"{timeout:g}s"}}
+        await asyncio.sleep(POLL)
+
+
+def _agent_error(where: str, terminated: Mapping[str, Any]) -> ChaosError:
+    message = str(terminated.get("message") or terminated.get("reason") or "no message")
+    text = f"{where}: {truncate(message.removeprefix('error: '), 400)}"
+    if int(terminated.get("exitCode", 1)) == 2:  # the agent refused: bad environment or input
+        return PermissionDenied(text, hint="")
+    return FaultFailed(text)
+
+
+class InPodAdapter(Adapter):
+    """Network and resource faults held by the agent in a `hold` ephemeral container."""
+
+    abstract = True
+    target_kind = "pods"
+    net_admin: ClassVar[bool] = False
+
+    async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
+        from chaos.adapters.kubernetes.selection import resolve_pods
+
+        refs: list[TargetRef] = await resolve_pods(_api(fault), fault, scope)
+        return [TargetRef(r.kind, r.label, r.identity, f"{r.lock_key}:{self.name}", r.pids)
+                for r in refs]
+
+    def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
+        from chaos.adapters.kubernetes.connection import Connection
+
+        ident = target.identity
+        spec = eph.revert_spec(self.name, ident, fault, eph.new_id(),
+                               round(time.time() + fault.duration, 3), settings_of(fault),
+                               run_id="")
+        return {**spec, "connection": Connection.from_settings(fault.kubernetes).as_spec()}
+
+    async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
+                     scope: Scope) -> dict[str, Any]:
+        from chaos.adapters.kubernetes.selection import same_pod
+
+        api = _api(spec)
+        spec = {**spec, "run_id": scope.run_id}
+        ident = {"namespace": spec["namespace"], "name": spec["pod"], "uid": spec["uid"]}
+        where = f"pod {spec['namespace']}/{spec['pod']}"
+        pod = await same_pod(api, ident)
+        if pod is None:
+            raise FaultFailed(f"{where} vanished before {fault.name} could be injected")
+        if self.net_admin and pod.get("spec", {}).get("hostNetwork"):
+            raise GuardRefused(f"{fault.name}: {where} uses the node's network (hostNetwork: "
+                               "true); an in-pod network fault would shape the whole node",
+                               hint="select pods without hostNetwork (add a label selector), "
+                                    "or use the interface target on that node on purpose")
+        settings = settings_of(fault)
+        args = eph.agent_args("hold", fault, spec["id"], float(spec["deadline"]))
+        container = eph.container("hold", spec["id"], args, settings, run_id=spec["run_id"],
+                                  deadline=float(spec["deadline"]), net_admin=self.net_admin)
+        await add_container(api, spec["namespace"], spec["pod"], container, pod)
+        state = await wait_container(api, ident, spec["container"], settings.start_timeout,
+                                     until_done=False)
+        if state is not None and "running" in state:  # failures show within a second
+            await asyncio.sleep(SETTLE)
+            state = await wait_container(api, ident, spec["container"], 0, until_done=False)
+        if state is None:
+            raise FaultFailed(f"{where} vanished while {fault.name} was being injected")
+        if "terminated" in state:
+            raise _agent_error(f"{fault.name} in {where}", state["terminated"])
+        if "running" not in state:
+            raise FaultFailed(f"{fault.name} in {where}: the ephemeral container "
+                              f"{spec['container']} did not start: "
+                              f"{(state.get('waiting') or {}).get('message', '')}")
+        return spec
+
+    async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
+        from chaos.adapters.kubernetes.selection import same_pod
+
+        api = _api(spec)
+        ident = {"namespace": spec["namespace"], "name": spec["pod"], "uid": spec["uid"]}
+        pod = await same_pod(api, ident)
+        if pod is None:
+            return "gone"  # the pod's network namespace and processes went with it
+        names = {c.get("name") for c in pod.get("spec", {}).get("ephemeralContainers") or ()}
+        if spec["container"] not in names:
+            return "nothing"  # the patch never arrived
+        done = (_statuses(pod).get(spec["container"], {}).get("state") or {}).get("terminated")
+        if done and str(done.get("message", "")).startswith(("reverted", "ended")):
+            return "reverted"  # the agent ended it by itself (deadline, signal)
+        stop = eph.stop_container(spec)
+        await add_container(api, spec["namespace"], spec["pod"], stop, pod)
+        settings = eph.InPodSettings(str(spec["image"]))
+        from chaos.adapters.kubernetes.inpod_agent import STOP_TIMEOUT
+
+        state = await wait_container(api, ident, stop["name"],
+                                     settings.start_timeout + STOP_TIMEOUT, until_done=True)
+        if state is None:
+            return "gone"
+        ended = state.get("terminated")
+        if not ended:
+            raise RevertFailed(f"pod {spec['namespace']}/{spec['pod']}: the stop container "
+                               f"{stop['name']} did not finish: "
+                               f"{(state.get('waiting') or {}).get('message', '')}; the agent "
+                               f"still ends the fault at its deadline")
+        if int(ended.get("exitCode", 1)) != 0:
+            raise RevertFailed(f"pod {spec['namespace']}/{spec['pod']}: stop failed: "
+                               f"{truncate(str(ended.get('message', '')), 300)}")
+        return "reverted"
+
+
+class PodNetworkAdapter(InPodAdapter):
+    abstract = False
+    name = "kubernetes.pod.network"
+    fault_types = eph.NETWORK_FAULTS
+    net_admin = True
+
+
+class PodResourceAdapter(InPodAdapter):
+    abstract = False
+    name = "kubernetes.pod.resource"
+    fault_types = eph.RESOURCE_FAULTS

@@ -1,0 +1,142 @@
+"""The ephemeral containers chaos adds to a pod, as plain data (no `kubernetes` import).
+
+Three roles, all running the in-pod agent (chaos.adapters.kubernetes.inpod_agent) from one image:
+
+    hold   holds a network or resource fault until its deadline (args carry the deadline)
+    stop   the revert: asks `hold` to end over the pod's abstract socket, removes leftovers
+    kill   container.kill: shares the target container's process namespace
+           (targetContainerName) and signals its main process
+
+The container spec is all the state a revert needs besides the pod's name and UID, so the
+revert spec is data: the watchdog or `chaos recover` rebuilds the `stop` container from it.
+Ephemeral containers carry no labels: the run id and deadline ride in their env and args, and
+the name `chaos-<role>-<id>` marks them as ours in `kubectl describe pod`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chaos.model.experiment import FaultSpec, thaw
+
+AGENT_MODULE = "chaos.adapters.kubernetes.inpod_agent"
+COMMAND = ("python", "-m", AGENT_MODULE)
+NAME_PREFIX = "chaos-"
+IMAGE_ENV = "CHAOS_K8S_IMAGE"
+NETWORK_FAULTS = ("network.latency", "network.loss", "network.corruption", "network.bandwidth")
+RESOURCE_FAULTS = ("resource.cpu", "resource.memory")
+FILTERS = ("device", "host", "cidr", "port", "protocol", "direction")
+KILL_HINT = ("the exec fallback needs a `kill` binary in the target container's image (procps "
+             "or busybox) and a signal its main process handles; pod.delete always works")
+# Time allowed for the image pull and start of the `hold` container: the agent ends at most this
+# long after the fault's planned end, even when the node's clock is behind the runner's.
+START_ALLOWANCE = 120.0
+
+# The least privilege each role needs. Network faults need root with NET_ADMIN in the pod's
+# network namespace (tc, nft); nothing else needs any capability.
+NETWORK_CONTEXT: Mapping[str, Any] = {
+    "runAsUser": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False,
+    "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]},
+}
+PLAIN_CONTEXT: Mapping[str, Any] = {
+    "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+@dataclass(frozen=True)
+class InPodSettings:
+    """How in-pod faults reach a pod: which image, and how long its start may take."""
+
+    image: str
+    pull_policy: str = "IfNotPresent"
+    start_timeout: float = 60.0  # until the hold container runs (or fails) after the patch
+
+
+def default_image() -> str:
+    from chaos.adapters.kubernetes.rbac import DEFAULT_IMAGE
+
+    return os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE
+
+
+def new_id() -> str:
+    """A short random injection id: container names, the agent's socket, nft table names."""
+    return secrets.token_hex(6)
+
+
+def container_name(role: str, injection_id: str) -> str:
+    return f"{NAME_PREFIX}{role}-{injection_id}"
+
+
+def target_filters(fault: FaultSpec) -> dict[str, Any]:
+    """The kernel filters of a pod target (device, host, cidr, port, protocol, direction)."""
+    sel = fault.target.selector
+    return {k: thaw(sel[k]) for k in FILTERS if sel.get(k) is not None}
+
+
+def agent_args(role: str, fault: FaultSpec, injection_id: str, deadline: float) -> list[str]:
+    """The agent's arguments for `hold` or `stop` of a network or resource fault."""
+    return [role, "--id", injection_id, "--name", fault.name, "--deadline", f"{deadline:.3f}",
+            "--max-for", f"{deadline - time.time() + START_ALLOWANCE:.1f}",
+            "--fault", fault.type,
+            "--target", json.dumps(target_filters(fault), sort_keys=True),
+            "--with", json.dumps(thaw(fault.params), sort_keys=True)]
+
+
+def container(role: str, injection_id: str, args: list[str], settings: InPodSettings, *,
+              run_id: str, deadline: float, net_admin: bool = False,
+              target_container: str | None = None) -> dict[str, Any]:
+    """One ephemeral container, as the API takes it in spec.ephemeralContainers."""
+    spec: dict[str, Any] = {
+        "name": container_name(role, injection_id),
+        "image": settings.image,
+        "imagePullPolicy": settings.pull_policy,
+        "command": list(COMMAND),
+        "args": list(args),
+        "env": [{"name": "CHAOS_RUN_ID", "value": run_id},
+                {"name": "CHAOS_DEADLINE", "value": f"{deadline:.3f}"},
+                {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
+        "securityContext": thaw(NETWORK_CONTEXT if net_admin else PLAIN_CONTEXT),
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File",
+        "stdin": False,
+        "tty": False,
+    }
+    if target_container:
+        spec["targetContainerName"] = target_container
+    return spec
+
+
+def patch(container_spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The strategic-merge patch for pods/ephemeralcontainers (merged by container name)."""
+    return {"spec": {"ephemeralContainers": [dict(container_spec)]}}
+
+
+def revert_spec(adapter: str, pod: Mapping[str, Any], fault: FaultSpec, injection_id: str,
+                deadline: float, settings: InPodSettings, run_id: str) -> dict[str, Any]:
+    """Everything a revert needs, written to the ledger before the patch is sent."""
+    return {"adapter": adapter, "namespace": pod["namespace"], "pod": pod["name"],
+            "uid": pod["uid"], "id": injection_id, "fault": fault.type, "name": fault.name,
+            "target": target_filters(fault), "with": thaw(fault.params),
+            "deadline": deadline, "run_id": run_id, "image": settings.image,
+            "pull_policy": settings.pull_policy,
+            "container": container_name("hold", injection_id)}
+
+
+def stop_container(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The `stop` container of a revert, rebuilt from the revert spec alone."""
+    args = ["stop", "--id", str(spec["id"]), "--name", str(spec["name"]),
+            "--deadline", f"{float(spec['deadline']):.3f}", "--max-for", "0",
+            "--fault", str(spec["fault"]),
+            "--target", json.dumps(spec["target"], sort_keys=True),
+            "--with", json.dumps(spec["with"], sort_keys=True)]
+    settings = InPodSettings(str(spec["image"]), str(spec.get("pull_policy", "IfNotPresent")))
+    return container("stop", f"{spec['id']}-{secrets.token_hex(2)}", args, settings,
+                     run_id=str(spec["run_id"]), deadline=float(spec["deadline"]),
+                     net_admin=spec["fault"] in NETWORK_FAULTS)

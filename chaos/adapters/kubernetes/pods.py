@@ -1,0 +1,133 @@
+"""Pod faults: delete pods, and partition them from the network with a NetworkPolicy we own.
+
+pod.delete has nothing to revert: the pod's owner (ReplicaSet, StatefulSet) creates a new one,
+and the revert spec records which owner, or that nothing will (a bare pod stays deleted). The
+delete carries a UID precondition, so a pod that was replaced since selection is not hit.
+
+network.partition on pods creates a deny-all NetworkPolicy (no ingress, no egress rules) whose
+podSelector is the target's labels; the revert deletes it. The policy carries the run-id label
+and an expiry annotation, so `chaos recover --kubernetes` removes it when everything else died.
+Selecting by labels means pods the owner creates during the fault are partitioned too, as they
+would be by any policy; the cluster's network plugin must enforce NetworkPolicies.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
+from chaos.adapters.kubernetes.api import Conflict, Gone, api_for, model
+from chaos.adapters.kubernetes.connection import Connection, marks
+from chaos.adapters.kubernetes.selection import (
+    api_of,
+    label_selector,
+    matching_pods,
+    refuse_traffic_fields,
+    resolve_pods,
+)
+from chaos.errors import FaultFailed, UsageError
+from chaos.model.experiment import FaultSpec, thaw
+
+
+def run_id_of(scope: Scope) -> str:
+    """The run's id for labels (the engine offers it; ad hoc callers may not)."""
+    return scope.run_id or "adhoc"
+
+
+class PodDeleteAdapter(Adapter):
+    name = "kubernetes.pod"
+    target_kind = "pods"
+    fault_types = ("pod.delete",)
+
+    async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
+        refuse_traffic_fields(fault)
+        return await resolve_pods(api_of(fault), fault, scope)
+
+    def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
+        ident = target.identity
+        owner = ident.get("owner")
+        return {"adapter": self.name, "action": "none",
+                "connection": api_of(fault).conn.as_spec(),
+                "pod": {k: ident[k] for k in ("namespace", "name", "uid")},
+                "recreated_by": owner or "nothing (a bare pod: it stays deleted)"}
+
+    async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
+                     scope: Scope) -> dict[str, Any]:
+        pod = spec["pod"]
+        grace = fault.params.get("grace_period")
+        options: dict[str, Any] = {"preconditions": {"uid": pod["uid"]}}
+        if grace is not None:
+            options["gracePeriodSeconds"] = int(grace)
+        try:
+            await api_of(fault).call("delete", "", "pods", pod["namespace"],
+                                     "CoreV1Api.delete_namespaced_pod", pod["name"],
+                                     pod["namespace"], body=model("V1DeleteOptions", options))
+        except (Gone, Conflict) as exc:
+            raise FaultFailed(f"{target.label} was gone or replaced before it could be "
+                              f"deleted") from exc
+        return spec
+
+    async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
+        return "nothing"
+
+
+class PartitionAdapter(Adapter):
+    name = "kubernetes.partition"
+    target_kind = "pods"
+    fault_types = ("network.partition",)
+
+    async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
+        refuse_traffic_fields(fault)
+        selector = fault.target.selector
+        extra = [k for k in ("fields", "names", "node") if selector.get(k)]
+        if extra or fault.target.count is not None or fault.target.percent is not None:
+            extra += [k for k in ("count", "percent") if getattr(fault.target, k) is not None]
+            raise UsageError(f"{fault.name}: network.partition on pods selects pods by `labels` "
+                             f"only (a NetworkPolicy's podSelector); remove {', '.join(extra)}")
+        if not selector.get("labels"):
+            raise UsageError(f"{fault.name}: network.partition on pods needs `labels` (the "
+                             "NetworkPolicy's podSelector)")
+        namespace, pods = await matching_pods(api_of(fault), fault)
+        labels = dict(selector["labels"])
+        return [TargetRef(
+            kind="pods", label=f"pods {label_selector(labels)} in {namespace} ({len(pods)} now)",
+            identity={"namespace": namespace, "labels": labels,
+                      "pods": [p["metadata"].get("uid") for p in pods]},
+            lock_key=f"k8s:partition:{namespace}:{label_selector(labels)}")]
+
+    def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
+        # the name is chosen before anything exists, so the intent record can delete it
+        return {"adapter": self.name, "action": "delete",
+                "connection": api_of(fault).conn.as_spec(),
+                "namespace": target.identity["namespace"],
+                "name": f"chaos-partition-{uuid.uuid4().hex[:10]}"}
+
+    async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
+                     scope: Scope) -> dict[str, Any]:
+        mark = marks(run_id_of(scope), fault.duration, fault.type)
+        policy = {
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": spec["name"], "namespace": spec["namespace"], **mark},
+            "spec": {"podSelector": {"matchLabels": thaw(target.identity["labels"])},
+                     "policyTypes": ["Ingress", "Egress"], "ingress": [], "egress": []},
+        }
+        await api_of(fault).call("create", "networking.k8s.io", "networkpolicies",
+                                 spec["namespace"],
+                                 "NetworkingV1Api.create_namespaced_network_policy",
+                                 spec["namespace"], model("V1NetworkPolicy", policy))
+        return spec
+
+    async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
+        return await delete_policy(api_for(Connection.from_spec(spec["connection"])),
+                                   spec["namespace"], spec["name"])
+
+
+async def delete_policy(api: Any, namespace: str, name: str) -> RevertOutcome:
+    try:
+        await api.call("delete", "networking.k8s.io", "networkpolicies", namespace,
+                       "NetworkingV1Api.delete_namespaced_network_policy", name, namespace)
+    except Gone:
+        return "gone"
+    return "reverted"

@@ -1,0 +1,216 @@
+"""Which pods, workloads and nodes a fault hits, and the namespace guards.
+
+Selection is one list call with the label and field selectors done by the API server; names
+are filtered here. `count`/`percent` pick a reproducible random subset from the run's seed (the
+journal records it), in name order, so the same seed picks the same pods from the same set.
+Every target carries its UID: a revert on an object whose UID differs is a revert on a
+stranger, and counts as gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from chaos.adapters.base import Scope, TargetRef
+from chaos.adapters.kubernetes.api import Api, Gone, api_for
+from chaos.adapters.local.process import choose
+from chaos.errors import GuardRefused, TargetNotFound, UsageError
+from chaos.model.experiment import FaultSpec
+
+PROTECTED_NAMESPACE = "kube-system"
+WORKLOAD_RESOURCES = {"deployment": "deployments", "statefulset": "statefulsets"}
+WORKLOAD_METHODS = {"deployments": "namespaced_deployment",
+                    "statefulsets": "namespaced_stateful_set"}
+
+
+def check_namespace(namespace: str, settings: Mapping[str, Any], what: str) -> None:
+    """Refuse kube-system unless allowed, and any namespace outside the allowlist."""
+    if namespace == PROTECTED_NAMESPACE and not settings.get("allow_kube_system"):
+        raise GuardRefused(f"{what}: refusing to touch namespace kube-system (the cluster's own "
+                           "components live there)",
+                           hint="if you mean it, set `kubernetes: {allow_kube_system: true}` in "
+                                "the experiment")
+    allowed = settings.get("namespaces")
+    if allowed and namespace not in allowed:
+        raise GuardRefused(f"{what}: namespace {namespace} is not in kubernetes.namespaces "
+                           f"({', '.join(allowed)})",
+                           hint="add it to `kubernetes: {namespaces: [...]}` or pick a target "
+                                "in an allowed namespace")
+
+
+def refuse_traffic_fields(fault: FaultSpec) -> None:
+    """device/host/port/... select traffic for in-pod network faults; elsewhere they would be
+    silently ignored, so they are refused."""
+    from chaos.faults.targets import POD_TRAFFIC_FIELDS
+
+    given = [k for k in POD_TRAFFIC_FIELDS if fault.target.selector.get(k) is not None]
+    if given:
+        raise UsageError(f"{fault.name}: {', '.join(given)} select traffic for in-pod network "
+                         f"faults; {fault.type} does not use them: remove them from the target")
+
+
+def namespace_allowed(namespace: str, settings: Mapping[str, Any]) -> bool:
+    try:
+        check_namespace(namespace, settings, "")
+    except GuardRefused:
+        return False
+    return True
+
+
+def label_selector(labels: Mapping[str, str] | None) -> str | None:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) if labels else None
+
+
+def owner_of(meta: Mapping[str, Any]) -> str | None:
+    owners = meta.get("ownerReferences") or []
+    return f"{owners[0].get('kind')}/{owners[0].get('name')}" if owners else None
+
+
+def _live(pod: Mapping[str, Any]) -> bool:
+    return not pod.get("metadata", {}).get("deletionTimestamp") and pod.get(
+        "status", {}).get("phase") not in ("Succeeded", "Failed")
+
+
+def pod_ref(pod: Mapping[str, Any]) -> TargetRef:
+    meta, spec = pod["metadata"], pod.get("spec", {})
+    identity = {"namespace": meta["namespace"], "name": meta["name"], "uid": meta.get("uid"),
+                "node": spec.get("nodeName"), "owner": owner_of(meta),
+                "containers": [c.get("name") for c in spec.get("containers") or ()]}
+    return TargetRef(kind="pods", label=f"pod {meta['namespace']}/{meta['name']}",
+                     identity=identity, lock_key=f"k8s:pod:{meta.get('uid')}")
+
+
+async def namespace_for(api: Api, selector: Mapping[str, Any],
+                        settings: Mapping[str, Any]) -> str:
+    import asyncio
+
+    return str(selector.get("namespace") or await asyncio.to_thread(
+        api.conn.default_namespace))
+
+
+async def list_pods(api: Api, namespace: str, selector: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Live pods matching every given field of a `pods` selector, sorted by name."""
+    fields = [f for f in (selector.get("fields"),
+                          f"spec.nodeName={selector['node']}" if selector.get("node") else None)
+              if f]
+    kwargs = {k: v for k, v in (("label_selector", label_selector(selector.get("labels"))),
+                                ("field_selector", ",".join(fields) or None)) if v}
+    answer = await api.call("list", "", "pods", namespace, "CoreV1Api.list_namespaced_pod",
+                            namespace, **kwargs)
+    pods = [p for p in answer.get("items") or () if _live(p)]
+    names = selector.get("names")
+    if names:
+        pods = [p for p in pods if p["metadata"]["name"] in names]
+    return sorted(pods, key=lambda p: str(p["metadata"]["name"]))
+
+
+def describe(selector: Mapping[str, Any], namespace: str) -> str:
+    parts = [f"{k}={v}" for k, v in selector.items() if v not in (None, (), []) and
+             k != "namespace"]
+    return f"pods in {namespace}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+async def matching_pods(api: Api, fault: FaultSpec) -> tuple[str, list[dict[str, Any]]]:
+    """(namespace, every live pod the selector matches), after the namespace guards."""
+    selector = fault.target.selector
+    namespace = await namespace_for(api, selector, fault.kubernetes)
+    check_namespace(namespace, fault.kubernetes, fault.name)
+    pods = await list_pods(api, namespace, selector)
+    if not pods:
+        raise TargetNotFound(f"{fault.name}: no running pod matches "
+                             f"{describe(selector, namespace)}")
+    return namespace, pods
+
+
+async def resolve_pods(api: Api, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
+    """The pods a fault hits now: selector, guards, then count/percent by the run's seed."""
+    _, pods = await matching_pods(api, fault)
+    chosen = choose(pods, fault.target.count, fault.target.percent, scope.seed + fault.index)
+    return [pod_ref(p) for p in sorted(chosen, key=lambda p: str(p["metadata"]["name"]))]
+
+
+async def same_pod(api: Api, identity: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The pod with this identity, or None when it is gone or its UID differs (a new pod)."""
+    try:
+        pod = await api.call("get", "", "pods", identity["namespace"],
+                             "CoreV1Api.read_namespaced_pod", identity["name"],
+                             identity["namespace"])
+    except Gone:
+        return None
+    return pod if pod.get("metadata", {}).get("uid") == identity.get("uid") else None
+
+
+async def _named_or_labelled(selector: Mapping[str, Any], read: Callable[[], Awaitable[Any]],
+                             listing: Callable[[], Awaitable[Any]]) -> list[dict[str, Any]]:
+    """A `name` is one GET (its labels must match too); labels alone are one LIST."""
+    if not selector.get("name"):
+        answer = await listing()
+        return sorted(answer.get("items") or (), key=lambda o: str(o["metadata"]["name"]))
+    try:
+        found: dict[str, Any] = await read()
+    except Gone:
+        return []
+    labels = found["metadata"].get("labels") or {}
+    wanted = selector.get("labels") or {}
+    return [found] if all(labels.get(k) == v for k, v in wanted.items()) else []
+
+
+async def resolve_workloads(api: Api, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
+    selector = fault.target.selector
+    resource = WORKLOAD_RESOURCES[fault.target.kind]
+    method = WORKLOAD_METHODS[resource]
+    namespace = await namespace_for(api, selector, fault.kubernetes)
+    check_namespace(namespace, fault.kubernetes, fault.name)
+    found = await _named_or_labelled(
+        selector,
+        lambda: api.call("get", "apps", resource, namespace, f"AppsV1Api.read_{method}",
+                         selector["name"], namespace),
+        lambda: api.call("list", "apps", resource, namespace, f"AppsV1Api.list_{method}",
+                         namespace, label_selector=label_selector(selector.get("labels"))))
+    if not found:
+        raise TargetNotFound(f"{fault.name}: no {fault.target.kind} in {namespace} matches "
+                             f"{fault.target.describe()}")
+    chosen = choose(found, fault.target.count, fault.target.percent, scope.seed + fault.index)
+    refs = []
+    for w in sorted(chosen, key=lambda w: str(w["metadata"]["name"])):
+        meta = w["metadata"]
+        identity = {"resource": resource, "namespace": namespace, "name": meta["name"],
+                    "uid": meta.get("uid"), "replicas": int(w.get("spec", {}).get("replicas", 1))}
+        refs.append(TargetRef(kind=fault.target.kind,
+                              label=f"{fault.target.kind} {namespace}/{meta['name']}",
+                              identity=identity, lock_key=f"k8s:{resource}:{meta.get('uid')}"))
+    return refs
+
+
+async def resolve_nodes(api: Api, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
+    selector = fault.target.selector
+    found = await _named_or_labelled(
+        selector,
+        lambda: api.call("get", "", "nodes", None, "CoreV1Api.read_node", selector["name"]),
+        lambda: api.call("list", "", "nodes", None, "CoreV1Api.list_node",
+                         label_selector=label_selector(selector.get("labels"))))
+    if not found:
+        raise TargetNotFound(f"{fault.name}: no node matches {fault.target.describe()}")
+    chosen = choose(found, fault.target.count, fault.target.percent, scope.seed + fault.index)
+    return [node_ref(n) for n in sorted(chosen, key=lambda n: str(n["metadata"]["name"]))]
+
+
+def node_ref(node: Mapping[str, Any]) -> TargetRef:
+    meta = node["metadata"]
+    identity = {"name": meta["name"], "uid": meta.get("uid"),
+                "unschedulable": bool(node.get("spec", {}).get("unschedulable"))}
+    return TargetRef(kind="node", label=f"node {meta['name']}", identity=identity,
+                     lock_key=f"k8s:node:{meta.get('uid')}")
+
+
+async def same_node(api: Api, identity: Mapping[str, Any]) -> dict[str, Any] | None:
+    try:
+        node = await api.call("get", "", "nodes", None, "CoreV1Api.read_node", identity["name"])
+    except Gone:
+        return None
+    return node if node.get("metadata", {}).get("uid") == identity.get("uid") else None
+
+
+def api_of(fault: FaultSpec) -> Api:
+    return api_for(fault.kubernetes)

@@ -1,0 +1,108 @@
+"""`chaos recover --kubernetes`: undo what chaos left in a cluster, found by its marks alone.
+
+The ledger reverts what it knows about. This finds the rest from the cluster itself: every
+object chaos creates or changes carries the `chaos.dev/run` label and a `chaos.dev/expires`
+annotation, so after the runner, its watchdog and even the machine that ran them are gone,
+anyone with the Role can clean up:
+
+    NetworkPolicies we created         deleted
+    Deployments / StatefulSets         scaled back to `chaos.dev/replicas`, marks removed
+    nodes                              uncordoned (if `chaos.dev/cordoned`), our taint removed
+
+Only expired marks are undone unless `everything` is set: a mark that has not expired belongs
+to a run that may still be going (its own revert will come).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chaos.adapters.kubernetes.api import Api
+from chaos.adapters.kubernetes.connection import LABEL_RUN, expired, unmarks
+from chaos.adapters.kubernetes.nodes import (
+    ANNOTATION_CORDONED,
+    ANNOTATION_TAINT,
+    parse_taint,
+    patch_node,
+    remove_taint,
+    uncordon_node,
+)
+from chaos.adapters.kubernetes.pods import delete_policy
+from chaos.adapters.kubernetes.selection import WORKLOAD_METHODS, check_namespace
+from chaos.adapters.kubernetes.workloads import ANNOTATION_REPLICAS, restore
+
+
+@dataclass(frozen=True)
+class Swept:
+    what: str  # "networkpolicy shop/chaos-partition-..."
+    run: str
+    outcome: str  # reverted | gone | nothing | skipped (not expired)
+
+
+def _annotations(obj: dict[str, Any]) -> dict[str, str]:
+    return dict(obj.get("metadata", {}).get("annotations") or {})
+
+
+async def sweep(api: Api, namespaces: Iterable[str], *, everything: bool = False,
+                settings: Mapping[str, Any] | None = None) -> list[Swept]:
+    """Undo expired chaos marks on nodes and in the given namespaces."""
+    found: list[Swept] = []
+    answer = await api.call("list", "", "nodes", None, "CoreV1Api.list_node",
+                            label_selector=LABEL_RUN)
+    for node in answer.get("items") or ():
+        found.append(await _node(api, node, everything))
+    for namespace in namespaces:
+        check_namespace(namespace, settings or {}, "chaos recover --kubernetes")
+        found += await _namespace(api, namespace, everything)
+    return found
+
+
+async def _node(api: Api, node: dict[str, Any], everything: bool) -> Swept:
+    meta = node["metadata"]
+    what, run = f"node {meta['name']}", str(meta.get("labels", {}).get(LABEL_RUN, "?"))
+    if not (everything or expired(meta)):
+        return Swept(what, run, "skipped (not expired)")
+    outcomes = []
+    taint = parse_taint(_annotations(node).get(ANNOTATION_TAINT, ""))
+    if taint is not None:
+        outcomes.append(await remove_taint(api, meta["name"], meta.get("uid"), taint))
+    if ANNOTATION_CORDONED in _annotations(node):
+        outcomes.append(await uncordon_node(api, meta["name"], meta.get("uid")))
+    if not outcomes:  # marks without a change we know how to undo: just remove them
+        await patch_node(api, meta["name"], {"metadata": unmarks()})
+        outcomes.append("nothing")
+    return Swept(what, run, "reverted" if "reverted" in outcomes else outcomes[0])
+
+
+async def _namespace(api: Api, namespace: str, everything: bool) -> list[Swept]:
+    found = []
+    policies = await api.call("list", "networking.k8s.io", "networkpolicies", namespace,
+                              "NetworkingV1Api.list_namespaced_network_policy", namespace,
+                              label_selector=LABEL_RUN)
+    for policy in policies.get("items") or ():
+        meta = policy["metadata"]
+        what = f"networkpolicy {namespace}/{meta['name']}"
+        run = str(meta.get("labels", {}).get(LABEL_RUN, "?"))
+        if everything or expired(meta):
+            found.append(Swept(what, run, await delete_policy(api, namespace, meta["name"])))
+        else:
+            found.append(Swept(what, run, "skipped (not expired)"))
+    for resource, method in WORKLOAD_METHODS.items():
+        workloads = await api.call("list", "apps", resource, namespace,
+                                   f"AppsV1Api.list_{method}", namespace,
+                                   label_selector=LABEL_RUN)
+        for workload in workloads.get("items") or ():
+            meta = workload["metadata"]
+            what = f"{resource[:-1]} {namespace}/{meta['name']}"
+            run = str(meta.get("labels", {}).get(LABEL_RUN, "?"))
+            replicas = _annotations(workload).get(ANNOTATION_REPLICAS)
+            if not (everything or expired(meta)):
+                found.append(Swept(what, run, "skipped (not expired)"))
+            elif replicas is None or not replicas.isdigit():
+                found.append(Swept(what, run, "nothing"))
+            else:
+                found.append(Swept(what, run, await restore(
+                    api, resource, namespace, meta["name"], meta.get("uid"), int(replicas))))
+    return found

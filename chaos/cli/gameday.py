@@ -1,0 +1,239 @@
+"""`chaos gameday run|schedule|export`: game days from the terminal, cron or Kubernetes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chaos.cli.options import parse_vars, state_dir, variables
+from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode
+
+OUT_HELP = ("Write RUNS_DIR/GAMEDAY_ID/ here (journals, reports); default: the file's "
+            "reports.dir, else $CHAOS_RUNS_DIR, else ./chaos-runs.")
+
+
+@click.group()
+def gameday() -> None:
+    """Run, schedule or export game days (docs/gamedays.md)."""
+
+
+def _load(path: str, vars_: dict[str, str]) -> Any:
+    from chaos.gameday.run import check_experiments
+    from chaos.model.gameday import load_gameday
+
+    day = load_gameday(path, vars_)
+    check_experiments(day, vars_)
+    return day
+
+
+def _out(out: Path | None, day: Any) -> Path:
+    import os
+
+    return out or Path(day.reports_dir or os.environ.get("CHAOS_RUNS_DIR") or "chaos-runs")
+
+
+def _with_signals(main: Awaitable[int], on_signal: Callable[[int], None]) -> int:
+    async def wrapped() -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            return await main
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+    return asyncio.run(wrapped())
+
+
+@gameday.command("run", epilog=EXIT_CODE_HELP.replace("\n", "\n\n\b\n", 1) +
+                 "\n\nThe exit code is the most serious of the experiments' "
+                 "(5, 143, 130, 4, 2, 3, 1, 0).")
+@click.argument("file", type=click.Path())
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help=OUT_HELP)
+@variables
+@state_dir
+def run(file: str, out: Path | None, vars_: tuple[str, ...], state_dir: Path | None) -> None:
+    """Run the game day in FILE now: its experiments in order, parallel groups together.
+
+    Each experiment runs as `chaos run` (its own process, watchdog and journal). Ctrl-C or
+    SIGTERM reverts the running experiments and starts no more. Reports and an aggregate
+    journal (gameday.json) are written to OUT/GAMEDAY_ID/.
+    """
+    from chaos.gameday.notify import Notifier
+    from chaos.gameday.run import GameDayRun
+
+    variables_ = parse_vars(vars_)
+    day = _load(file, variables_)
+    notifier = Notifier(day.notify, warn=lambda m: click.echo(f"chaos: warning: {m}", err=True))
+    runner = GameDayRun(day, _out(out, day), variables=variables_, state_dir=state_dir,
+                        notifier=notifier, echo=click.echo)
+    click.echo(f"game day {runner.id}: {day.title} ({len(day.experiments)} experiments)")
+    code = _with_signals(runner.run(), runner.interrupt)
+    _summary(runner, code)
+    sys.exit(code)
+
+
+def _summary(runner: Any, code: int) -> None:
+    from chaos.reports import analysis
+
+    collection = runner.collection()
+    all_facts = [analysis.facts(e) for e in collection.entries]
+    for i, f in enumerate(all_facts, 1):
+        cells = analysis.summary_cells(i, f)
+        click.echo(f"  {cells[0]:>2}. {f.verdict:<21} score {cells[3]:>3}  {f.label}")
+    click.echo(f"resilience score: {analysis.score_text(analysis.resilience_score(all_facts))}")
+    for kind, name in runner.reports.items():
+        click.echo(f"  {kind}: {runner.dir / name}")
+    click.echo(f"journal: {runner.dir / 'gameday.json'}  (exit {code})")
+
+
+@gameday.command("schedule")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help=OUT_HELP)
+@click.option("--run-now", is_flag=True, help="Also run every game day once at start.")
+@click.option("--starting-deadline", default="60s", show_default=True, metavar="DURATION",
+              help="A slot later than this (machine asleep, scheduler stopped) is reported as "
+                   "missed, not run late.")
+@variables
+@state_dir
+def schedule(files: tuple[str, ...], out: Path | None, run_now: bool, starting_deadline: str,
+             vars_: tuple[str, ...], state_dir: Path | None) -> None:
+    """Run game-day FILEs on their schedules, in the foreground, until SIGINT/SIGTERM.
+
+    A game day never overlaps itself; slots missed (still running, machine asleep) are
+    reported. A signal reverts the running experiments, then the scheduler exits (130/143).
+    """
+    from chaos.errors import UsageError
+    from chaos.gameday.notify import Notifier
+    from chaos.gameday.run import GameDayRun
+    from chaos.gameday.schedule import Decision, Scheduler, describe_slot, system_clock, until
+    from chaos.units import parse_duration
+
+    variables_ = parse_vars(vars_)
+    try:
+        deadline = parse_duration(starting_deadline)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--starting-deadline") from None
+    days = [_load(f, variables_) for f in files]
+    for day in days:
+        if day.schedule is None:
+            raise UsageError(f"{day.source} has no schedule",
+                             hint="add `schedule: {cron: \"0 10 * * TUE\", timezone: UTC}`, "
+                                  "or run it once with `chaos gameday run`")
+    active: set[GameDayRun] = set()
+    received: list[int] = []
+
+    async def start(day: Any) -> int:
+        try:  # the file is read again: edits apply to the next run
+            fresh = _load(day.source, variables_)
+        except ChaosError as exc:  # a broken edit must not stop the scheduler
+            click.echo(f"chaos: error: {exc}", err=True)
+            return int(ExitCode.INVALID)
+        notifier = Notifier(fresh.notify, warn=lambda m: click.echo(f"chaos: warning: {m}",
+                                                                    err=True))
+        runner = GameDayRun(fresh, _out(out, fresh), variables=variables_, state_dir=state_dir,
+                            notifier=notifier, echo=click.echo)
+        active.add(runner)
+        click.echo(f"game day {runner.id}: {fresh.title}: started")
+        try:
+            code = await runner.run()
+        finally:
+            active.discard(runner)
+        slot = scheduler.next[id(day)]
+        click.echo(f"game day {runner.id}: {fresh.title}: exit {code}, report in {runner.dir}; "
+                   f"next at {describe_slot(slot, day.schedule)}")
+        return code
+
+    def report(d: Decision) -> None:
+        when = describe_slot(d.slot, d.gameday.schedule)
+        if d.action == "missed":
+            click.echo(f"missed: {d.gameday.title} at {when}: {d.why}", err=True)
+            Notifier(d.gameday.notify).send("missed", {
+                "title": d.gameday.title, "source": d.gameday.source,
+                "slot": d.slot.isoformat(), "reason": d.why})
+
+    scheduler = Scheduler(days, start, report=report, starting_deadline=deadline,
+                          run_now=run_now)
+    now = system_clock()
+    for day in days:
+        slot = scheduler.next[id(day)]
+        click.echo(f"scheduled: {day.title}: next at {describe_slot(slot, day.schedule)} "
+                   f"(in {until(slot, now)})")
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        for runner in list(active):
+            runner.interrupt(signum)
+        scheduler.stop()
+
+    async def serve() -> int:
+        await scheduler.serve()
+        return 0
+
+    _with_signals(serve(), on_signal)
+    if received:
+        sys.exit(ExitCode.INTERRUPTED if received[0] == signal.SIGINT else ExitCode.TERMINATED)
+    sys.exit(ExitCode.OK)
+
+
+@gameday.command("export")
+@click.argument("file", type=click.Path())
+@click.option("--kubernetes", "kubernetes_", is_flag=True, required=True,
+              help="Export as Kubernetes manifests (the only target so far).")
+@click.option("-n", "--namespace", default="chaos", show_default=True,
+              help="Namespace of the CronJob, ServiceAccount and ConfigMap.")
+@click.option("--target-namespace", "targets", multiple=True,
+              help="Namespace the experiments act on (a Role each; default: --namespace).")
+@click.option("--image", help="Image with chaos installed (default: the adapter's, built from "
+                               "the repository's Dockerfile).")
+@click.option("--name", help="Name of the CronJob and ConfigMap (default: from the title).")
+@click.option("--cluster-role", is_flag=True,
+              help="Include the ClusterRole for node faults even if no experiment uses one.")
+@click.option("--k8s-version", default=None, metavar="X.Y.Z",
+              help="Validate the manifests offline against this Kubernetes version's schema "
+                   "(needs kubernetes-validate).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here instead of standard output.")
+@variables
+def export(file: str, kubernetes_: bool, namespace: str, targets: tuple[str, ...],
+           image: str | None, name: str | None, cluster_role: bool, k8s_version: str | None,
+           output: Path | None, vars_: tuple[str, ...]) -> None:
+    """Export FILE as a Kubernetes CronJob with its RBAC and a ConfigMap of its files."""
+    from chaos.errors import ExperimentInvalid, UsageError
+    from chaos.gameday import export as exporter
+    from chaos.gameday.run import experiment_vars
+    from chaos.runner.load import load_experiment
+
+    variables_ = parse_vars(vars_)
+    day = _load(file, variables_)
+    types = []
+    for ref in day.experiments:
+        try:
+            types += [f.type for f in load_experiment(
+                ref.path, experiment_vars(day, ref, variables_)).faults]
+        except ExperimentInvalid:  # a Chaos Toolkit file (checked by _load): no types to read
+            continue
+    docs = exporter.manifests(day, namespace=namespace, name=name,
+                              image=image or exporter.DEFAULT_IMAGE, target_namespaces=targets,
+                              cluster_role=cluster_role, fault_types=types)
+    if k8s_version:
+        try:
+            problems = exporter.validate(docs, k8s_version)
+        except ImportError:
+            raise UsageError("kubernetes-validate is not installed",
+                             hint="pip install kubernetes-validate, or drop --k8s-version") from None
+        if problems:
+            raise UsageError("the exported manifests do not validate:\n  " +
+                             "\n  ".join(problems), hint="report this as a bug in chaos")
+    text = exporter.to_yaml(docs)
+    if output:
+        output.write_text(text)
+    else:
+        click.echo(text, nl=False)

@@ -1,0 +1,249 @@
+"""Chaos Toolkit experiment files -> a CtkExperiment, checked with every problem located.
+
+The loader (chaos.model.loader) recognises such a file on the tree it already parsed and hands
+that tree over (ChaosToolkitFile), so nothing is parsed twice. We turn the tree into the plain
+data chaoslib expects, remembering where each part came from, and check it piece by piece with
+chaoslib's own validators: every problem is reported at once with file:line:col and a path
+(chaoslib alone stops at the first and does not say where). Configuration and secrets are not
+loaded here: validating a file must not read a vault or the environment.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from chaos.errors import ExperimentInvalid, Location, Problem
+from chaos.model import source
+
+ROLLBACK_STRATEGIES = ("default", "always", "never", "deviated")
+HYPOTHESIS_STRATEGIES = ("default", "before-method-only", "after-method-only",
+                         "during-method-only", "continuously", "skip")
+
+
+@dataclass(frozen=True)
+class CtkExperiment:
+    """A Chaos Toolkit experiment as chaoslib reads it, plus where each part is in the file."""
+
+    source: str
+    source_hash: str
+    document: Mapping[str, Any]  # never handed out: runs get a deep copy (chaoslib mutates)
+    locations: Mapping[str, Location] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        return str(self.document.get("title", ""))
+
+    @property
+    def description(self) -> str:
+        return str(self.document.get("description", ""))
+
+    @property
+    def tags(self) -> list[str]:
+        return [str(t) for t in self.document.get("tags") or []]
+
+    def copy(self) -> dict[str, Any]:
+        return copy.deepcopy(dict(self.document))
+
+    def where(self, path: str) -> str:
+        loc = self.locations.get(path)
+        return str(loc) if loc else self.source
+
+    def activities(self) -> list[tuple[str, Mapping[str, Any]]]:
+        """(path, activity) of every hypothesis probe, method activity and rollback."""
+        doc = self.document
+        hyp = doc.get("steady-state-hypothesis") or {}
+        found = [(f"steady-state-hypothesis.probes[{i}]", p)
+                 for i, p in enumerate(hyp.get("probes") or [])]
+        for section in ("method", "rollbacks"):
+            found += [(f"{section}[{i}]", a) for i, a in enumerate(doc.get(section) or [])]
+        return [(path, a) for path, a in found if isinstance(a, Mapping)]
+
+
+def load(path: str | os.PathLike[str], *, providers: bool = True) -> CtkExperiment:
+    """Read a file that must be a Chaos Toolkit experiment. `providers=False` (`chaos convert`)
+    checks the structure only: the extensions it names need not be installed."""
+    from chaos.model.loader import CHAOS_TOOLKIT_KEYS
+
+    src = source.read(path)
+    root = source.compose(src)
+    keys = {k.value for k, _ in root.value} if isinstance(root, yaml.MappingNode) else set()
+    if not keys & CHAOS_TOOLKIT_KEYS:
+        raise ExperimentInvalid([Problem(source.location(src.name, root), "",
+                                         "not a Chaos Toolkit experiment (no method, "
+                                         "steady-state-hypothesis or rollbacks)")],
+                                source=src.name)
+    return from_tree(root, src.text, src.name, providers=providers)
+
+
+def from_tree(root: yaml.Node, text: str, name: str, *, providers: bool = True
+              ) -> CtkExperiment:
+    problems: list[Problem] = []
+    locations: dict[str, Location] = {}
+    data = _data(root, "", name, locations, problems)
+    if not problems:
+        problems = validate(data, lambda p: locations.get(p), providers=providers)
+    if problems:
+        raise ExperimentInvalid(sorted(problems, key=_order), source=name)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return CtkExperiment(name, digest, data, locations)
+
+
+def _order(problem: Problem) -> tuple[int, int]:
+    return (problem.location.line, problem.location.column) if problem.location else (0, 0)
+
+
+def _data(node: yaml.Node, path: str, name: str, locations: dict[str, Location],
+          problems: list[Problem]) -> Any:
+    locations[path] = source.location(name, node)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            sub = f"{path}.{key}" if path else key
+            if key in result:
+                problems.append(Problem(source.location(name, key_node), sub,
+                                        "duplicate key; keep one"))
+            result[key] = _data(value_node, sub, name, locations, problems)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_data(n, f"{path}[{i}]", name, locations, problems)
+                for i, n in enumerate(node.value)]
+    assert isinstance(node, yaml.ScalarNode)
+    try:
+        return source.scalar_value(node)
+    except ValueError as exc:
+        problems.append(Problem(locations[path], path, str(exc)))
+        return None
+
+
+def validate(doc: Any, where: Callable[[str], Location | None], *,
+             providers: bool = True) -> list[Problem]:
+    """Every problem of a Chaos Toolkit document, checked with chaoslib's validators (which
+    import python providers' modules and look process paths up; not with providers=False)."""
+    problems: list[Problem] = []
+
+    def _activity(path: str, activity: Any, bad: Callable[[str, str], None]) -> bool:
+        return _check_activity(path, activity, bad, providers)
+
+
+    def bad(path: str, message: str) -> None:
+        problems.append(Problem(where(path), path, message))
+
+    if not isinstance(doc, dict):
+        bad("", "a Chaos Toolkit experiment is a mapping")
+        return problems
+    for key in ("title", "description"):
+        if not isinstance(doc.get(key), str) or not doc[key].strip():
+            bad(key if key in doc else "", f"Chaos Toolkit requires a `{key}` (text)")
+    if "method" not in doc:
+        bad("", "Chaos Toolkit requires a `method` (a list, which may be empty)")
+    tags = doc.get("tags", [])
+    if not isinstance(tags, list) or any(not isinstance(t, str) or not t for t in tags):
+        bad("tags", "tags are a list of non-empty strings")
+    probes = _hypothesis(doc, bad, providers)
+    names = {p.get("name") for p in probes if isinstance(p, dict)}
+    for section in ("method", "rollbacks"):
+        items = doc.get(section, [])
+        if not isinstance(items, list):
+            bad(section, f"`{section}` is a list of activities")
+            continue
+        for i, activity in enumerate(items):
+            _activity(f"{section}[{i}]", activity, bad)
+            if isinstance(activity, dict) and activity.get("name"):
+                names.add(activity["name"])
+    for i, activity in enumerate(doc.get("method") or []):
+        ref = activity.get("ref") if isinstance(activity, dict) else None
+        if ref and ref not in names:
+            bad(f"method[{i}].ref", f"no activity named {ref!r} in this experiment")
+    for section in ("configuration", "secrets"):
+        if not isinstance(doc.get(section, {}), dict):
+            bad(section, f"`{section}` is a mapping")
+    _runtime(doc.get("runtime"), bad)
+    if not problems and providers:
+        _controls(doc, bad)
+    return problems
+
+
+def _hypothesis(doc: dict[str, Any], bad: Callable[[str, str], None],
+                providers: bool) -> list[Any]:
+    from chaoslib.hypothesis import ensure_hypothesis_tolerance_is_valid
+
+    hyp = doc.get("steady-state-hypothesis")
+    if hyp is None:
+        return []
+    if not isinstance(hyp, dict):
+        bad("steady-state-hypothesis", "a mapping with a title and probes")
+        return []
+    if not hyp.get("title"):
+        bad("steady-state-hypothesis", "the hypothesis needs a `title`")
+    probes = hyp.get("probes") or []
+    if not isinstance(probes, list):
+        bad("steady-state-hypothesis.probes", "a list of probes")
+        return []
+    for i, probe in enumerate(probes):
+        path = f"steady-state-hypothesis.probes[{i}]"
+        if _check_activity(path, probe, bad, providers) and "tolerance" not in probe:
+            bad(path, "a hypothesis probe needs a `tolerance` (the value it must return)")
+        elif isinstance(probe, dict) and "tolerance" in probe and providers:
+            _guard(f"{path}.tolerance", bad,
+                   functools.partial(ensure_hypothesis_tolerance_is_valid, probe["tolerance"]))
+    return probes
+
+
+def _check_activity(path: str, activity: Any, bad: Callable[[str, str], None],
+                    providers: bool) -> bool:
+    from chaoslib.activity import ensure_activity_is_valid
+
+    if not isinstance(activity, dict):
+        bad(path, "an activity is a mapping (type, name, provider)")
+        return False
+    if not providers:
+        if activity.get("ref") or (activity.get("name") and isinstance(
+                activity.get("provider"), dict)):
+            return True
+        bad(path, "an activity needs a name and a provider (or a ref)")
+        return False
+    return _guard(path, bad, lambda: ensure_activity_is_valid(activity))
+
+
+def _guard(path: str, bad: Callable[[str, str], None], check: Callable[[], object]) -> bool:
+    try:
+        check()
+    except Exception as exc:  # noqa: BLE001 - chaoslib raises InvalidActivity, and TypeError or
+        # AttributeError on wrongly shaped input: both are the file being wrong
+        bad(path, _clean(exc))
+        return False
+    return True
+
+
+def _clean(exc: Exception) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if type(exc).__module__.startswith("chaoslib") else f"{type(exc).__name__}: {text}"
+
+
+def _runtime(runtime: Any, bad: Callable[[str, str], None]) -> None:
+    if runtime is None:
+        return
+    if not isinstance(runtime, dict):
+        bad("runtime", "a mapping (rollbacks, hypothesis)")
+        return
+    strategy = (runtime.get("rollbacks") or {}).get("strategy")
+    if strategy is not None and strategy not in ROLLBACK_STRATEGIES:
+        bad("runtime.rollbacks.strategy", f"one of {', '.join(ROLLBACK_STRATEGIES)}")
+    hyp = (runtime.get("hypothesis") or {}).get("strategy")
+    if hyp is not None and hyp not in HYPOTHESIS_STRATEGIES:
+        bad("runtime.hypothesis.strategy", f"one of {', '.join(HYPOTHESIS_STRATEGIES)}")
+
+
+def _controls(doc: dict[str, Any], bad: Callable[[str, str], None]) -> None:
+    from chaoslib.control import validate_controls
+
+    _guard("controls", bad, lambda: validate_controls(doc))

@@ -1,0 +1,435 @@
+"""Chaos Toolkit experiments run with our promises, through chaoslib's own pieces.
+
+chaoslib decides everything about an activity: providers (python, process, http) and their
+timeouts, pauses, `${}` substitution, configuration and secrets, tolerances, activity- and
+hypothesis-level controls (`execute_activity`, `run_steady_state_hypothesis`). What we replace
+is its loop (chaoslib.run.Runner._run), for the promises it cannot keep:
+
+    configure -> controls begin -> hypothesis BEFORE  not met: exit 3 (Chaos Toolkit: 0)
+      -> METHOD (background activities as tasks; continuous hypothesis as a task)
+      -> hypothesis AFTER                             not met: exit 1
+    cleanup (always): stop waiting for what still runs, kill process-provider process groups,
+      rollbacks (our default: whenever the method started, also on failure and signals),
+      revert what chaos.ctk.actions still holds, controls end
+
+Every blocking chaoslib call runs on an abandonable thread (chaos.ctk.blocking): SIGINT/SIGTERM
+cancel the work task and the rollbacks start within milliseconds, even while a 15 s background
+action or a continuous hypothesis probe is running. A second signal does not skip rollbacks.
+The Chaos Toolkit journal (status, deviated, steady_states, run, rollbacks) is kept exactly as
+chaoslib would, so its outcome can be compared and its tools can read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from chaos.ctk import blocking
+from chaos.ctk.document import CtkExperiment
+from chaos.ctk.keeper import KEEPER
+from chaos.ctk.verdicts import activity_error, probe_verdicts
+from chaos.errors import ChaosError, ExitCode, truncate
+from chaos.runner.engine import VERDICTS, Injection, new_run_id
+from chaos.runner.events import Event, EventBus
+
+log = logging.getLogger(__name__)
+
+BEFORE = ("default", "before-method-only", "continuously", "continuous")
+DURING = ("during-method-only", "continuously", "continuous")
+AFTER = ("default", "after-method-only", "continuously", "continuous")
+STOPPED = ("aborted", "failed", "interrupted")
+
+
+@dataclass(frozen=True)
+class CtkOptions:
+    rollback_strategy: str | None = None  # None: the experiment's runtime section, else default
+    hypothesis_strategy: str | None = None
+    hypothesis_frequency: float | None = None
+    fail_fast: bool | None = None
+    config_vars: Mapping[str, Any] = field(default_factory=dict)
+    secret_vars: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CtkResult:
+    run: str
+    exit_code: ExitCode
+    reason: str
+    journal: dict[str, Any]  # Chaos Toolkit's journal format
+    injections: list[Injection] = field(default_factory=list)
+    error: ChaosError | None = None
+    rollback_strategy: str = "default"
+    hypothesis_strategy: str = "default"
+    recovery: float | None = None  # journal fields a native run has
+    detected: float | None = None
+
+    @property
+    def verdict(self) -> str:
+        return VERDICTS[self.exit_code]
+
+
+class CtkEngine:
+    def __init__(self, experiment: CtkExperiment, options: CtkOptions, bus: EventBus) -> None:
+        self.experiment, self.options, self.bus = experiment, options, bus
+        self.run_id = new_run_id()
+        self.doc = experiment.copy()
+        runtime = self.doc.get("runtime") or {}
+        hyp = runtime.get("hypothesis") or {}
+        self.rollback_strategy = (options.rollback_strategy or
+                                  (runtime.get("rollbacks") or {}).get("strategy") or "default")
+        self.hypothesis_strategy = options.hypothesis_strategy or hyp.get("strategy") or "default"
+        self.frequency = float(options.hypothesis_frequency or hyp.get("frequency") or 1.0)
+        self.fail_fast = bool(hyp.get("fail_fast", False) if options.fail_fast is None
+                              else options.fail_fast)
+        self.journal: dict[str, Any] = {"status": None, "deviated": False, "run": [],
+                                        "rollbacks": [], "steady_states": {
+                                            "before": None, "after": None, "during": []}}
+        self.config: dict[str, Any] = {}
+        self.secrets: dict[str, Any] = {}
+        self._started = time.time()
+        self._work: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stop: tuple[ExitCode, str] | None = None
+        self._outcome: tuple[ExitCode, str] = (ExitCode.OK, "the steady state held")
+        self._error: ChaosError | None = None
+        self._method_started = False
+        self._during_failed = False
+        self._controls: list[tuple[str, Any, Any]] = []  # begun, not yet ended
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- control
+    def _interrupt(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self._stop is not None:
+            log.warning("%s received while rolling back: rollbacks always finish; please wait",
+                        name)
+            return
+        self.bus.emit("run.interrupted", signal=name)
+        code = ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
+        self._stop = (code, f"interrupted by {name}")
+        self.journal["status"] = "interrupted"
+        if self._work is not None:
+            self._work.cancel()
+
+    def _relay(self, event: Event) -> None:
+        """chaos.ctk.actions injections (on the keeper's thread) show up in this run's events."""
+        if self._loop is not None and event.name.startswith("fault."):
+            self._loop.call_soon_threadsafe(lambda: self.bus.emit(event.name, **event.data))
+
+    async def run(self) -> CtkResult:
+        from chaoslib.caching import cache_activities, clear_cache
+        from chaoslib.run import initialize_run_journal
+
+        loop = self._loop = asyncio.get_running_loop()
+        exp = self.experiment
+        if not log.isEnabledFor(logging.DEBUG):  # its log lines repeat what our events say
+            logging.getLogger("chaostoolkit").setLevel(logging.CRITICAL)
+        self.bus.emit("run.started", run=self.run_id, title=exp.title, source=exp.source,
+                      seed=None, dry_run=False)
+        blocking.install()
+        mark = len(KEEPER.held)
+        KEEPER.listeners.append(self._relay)
+        self.journal = initialize_run_journal(self.doc)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._interrupt, signum)
+        cache_activities(self.doc)
+        try:
+            self._work = asyncio.create_task(self._main(), name="ctk-run")
+            try:
+                await self._work
+            except asyncio.CancelledError:
+                if self._stop is None:
+                    raise
+            except ChaosError as exc:
+                self._error, self._outcome = exc, (exc.exit_code, str(exc))
+                self.journal["status"] = "aborted"
+            except Exception as exc:  # an unexpected error in the method: Chaos Toolkit aborts
+                log.debug("the experiment raised", exc_info=True)
+                self.journal["status"] = "aborted"
+                reason = f"aborted: {type(exc).__name__}: {truncate(str(exc))}"
+                self._outcome = (ExitCode.ABORTED, reason)
+            if self._stop is not None:
+                self._outcome = self._stop
+        finally:
+            injections = await self._cleanup(mark)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+            KEEPER.listeners.remove(self._relay)
+            clear_cache()
+        code, reason = self._final(injections)
+        self.bus.emit("run.finished", run=self.run_id, verdict=VERDICTS[code],
+                      exit_code=int(code), reason=reason)
+        return CtkResult(self.run_id, code, reason, self._finish_journal(), injections,
+                         self._error, self.rollback_strategy, self.hypothesis_strategy)
+
+    def _final(self, injections: list[Injection]) -> tuple[ExitCode, str]:
+        failed = [r for r in self.journal.get("rollbacks", []) if r.get("status") == "failed"]
+        failed_reverts = [i for i in injections if i.outcome == "failed"]
+        if failed or failed_reverts:
+            what = [f"rollback {r['activity'].get('name')} failed: {activity_error(r)}"
+                    for r in failed]
+            what += [f"revert of {i.fault.type} on {i.target.label} failed: {i.error}"
+                     for i in failed_reverts]
+            return ExitCode.REVERT_FAILED, "; ".join(what)
+        return self._outcome
+
+    # --- phases
+    async def _main(self) -> None:
+        from chaoslib import substitute
+
+        await blocking.in_thread(self._configure)
+        self.doc["title"] = substitute(self.doc["title"], self.config, self.secrets)
+        self.journal["experiment"]["title"] = self.doc["title"]
+        await blocking.in_thread(self._begin_controls)
+        hyp = self.doc.get("steady-state-hypothesis") or {}
+        ssh = bool(hyp.get("probes")) and self.hypothesis_strategy != "skip"
+        if ssh and self.hypothesis_strategy in BEFORE:
+            state = await self._hypothesis("before")
+            self.journal["steady_states"]["before"] = state
+            if not state["steady_state_met"]:
+                self.journal["status"] = _status(state)
+                self._outcome = (ExitCode.STEADY_STATE_NOT_MET,
+                                 "steady state not met before the method: " + _why(state))
+                return
+        if ssh and self.hypothesis_strategy in DURING:
+            self._tasks.append(asyncio.create_task(self._continuously(), name="ctk-during"))
+        await self._method()
+        for task in self._tasks:  # the continuous hypothesis ends with the method
+            task.cancel()
+        if ssh and self.hypothesis_strategy in AFTER and self.journal["status"] not in (
+                "interrupted", "aborted"):
+            state = await self._hypothesis("after")
+            self.journal["steady_states"]["after"] = state
+            if not state["steady_state_met"]:
+                self.journal["deviated"] = True
+                self.journal["status"] = _status(state)
+                self._outcome = (ExitCode.DEVIATED, "steady state not met after the method: " +
+                                 _why(state))
+                return
+        if self._during_failed:
+            self._outcome = (ExitCode.DEVIATED, "steady state not met during the method")
+
+    def _configure(self) -> None:
+        from chaoslib.configuration import load_configuration, load_dynamic_configuration
+        from chaoslib.exceptions import ChaosException
+        from chaoslib.secret import load_secrets
+
+        try:
+            config = load_configuration(self.doc.get("configuration", {}),
+                                        dict(self.options.config_vars))
+            secrets = load_secrets(self.doc.get("secrets", {}), config,
+                                   dict(self.options.secret_vars))
+            self.config = load_dynamic_configuration(config, secrets)
+            self.secrets = secrets
+        except ChaosException as exc:
+            raise ChaosError(f"{self.experiment.source}: configuration or secrets: {exc}",
+                             hint="set the environment variables the file names, or pass "
+                                  "--var NAME=VALUE / --var-file FILE") from None
+
+    def _begin_controls(self) -> None:
+        from chaoslib.control import (
+            Control,
+            initialize_controls,
+            initialize_global_controls,
+        )
+
+        initialize_global_controls(self.doc, self.config, self.secrets, {})
+        initialize_controls(self.doc, self.config, self.secrets)
+        self._begin("experiment", Control())
+
+    def _begin(self, level: str, control: Any) -> None:
+        control.begin(level, self.doc, self.doc, self.config, self.secrets)
+        self._controls.append((level, control, None))
+
+    def _end(self, level: str, state: Any) -> None:
+        from chaoslib.exceptions import ChaosException
+
+        for i, (name, control, _) in enumerate(self._controls):
+            if name == level:
+                del self._controls[i]
+                control.with_state(state)
+                try:
+                    control.end(level, self.doc, self.doc, self.config, self.secrets)
+                except ChaosException:
+                    log.debug("control end failed", exc_info=True)
+                return
+
+    async def _hypothesis(self, phase: str) -> dict[str, Any]:
+        from chaoslib.hypothesis import run_steady_state_hypothesis
+
+        self.bus.emit("phase.started", phase=phase)
+        state: dict[str, Any] = await blocking.in_thread(
+            run_steady_state_hypothesis, self.doc, self.config, self.secrets, dry=None,
+            event_registry=None)
+        passed = self._judge(phase, state)
+        self.bus.emit("phase.finished", phase=phase, passed=passed)
+        return state
+
+    def _judge(self, phase: str, state: dict[str, Any]) -> bool:
+        for verdict in probe_verdicts(state):
+            self.bus.emit("check.evaluated", phase=phase, verdict=verdict)
+        return bool(state["steady_state_met"])
+
+    async def _continuously(self) -> None:
+        from chaoslib.hypothesis import run_steady_state_hypothesis
+
+        iteration = failed = 0
+        while self.journal["status"] not in STOPPED:
+            state = await blocking.in_thread(run_steady_state_hypothesis, self.doc, self.config,
+                                             self.secrets, dry=None, event_registry=None)
+            iteration += 1
+            self.journal["steady_states"]["during"].append(state)
+            if not self._judge("during", state):
+                failed += 1
+                self._during_failed = True
+                if self.fail_fast:
+                    self.journal["status"] = "failed"
+                    break
+            await asyncio.sleep(self.frequency)
+
+    async def _method(self) -> None:
+        from chaoslib.control import Control
+
+        self._method_started = True
+        self.bus.emit("phase.started", phase="during")
+        runs: list[dict[str, Any]] = []
+        self.journal["run"] = runs
+        await blocking.in_thread(self._begin, "method", Control())
+        background = []
+        try:
+            for activity in self.doc.get("method") or []:
+                if activity.get("background"):
+                    task = asyncio.create_task(self._activity("method", activity, runs))
+                    background.append(task)
+                    self._tasks.append(task)
+                    await asyncio.sleep(0)  # let it start now, in order, as chaoslib's pool does
+                else:
+                    await self._activity("method", activity, runs)
+                if self.journal["status"] in STOPPED:
+                    break
+            await asyncio.gather(*background)
+        finally:
+            if self._stop is None:
+                await blocking.in_thread(self._end, "method", runs)
+        self.bus.emit("phase.finished", phase="during", passed=not self._during_failed)
+
+    async def _activity(self, phase: str, activity: dict[str, Any],
+                        runs: list[dict[str, Any]]) -> dict[str, Any]:
+        from chaoslib.activity import execute_activity
+
+        name = activity.get("name") or activity.get("ref") or "?"
+        kind = activity.get("type") or "action"
+        self.bus.emit("activity.started", phase=phase, activity=name, type=kind,
+                      background=bool(activity.get("background")))
+        started = time.monotonic()
+        try:
+            run: dict[str, Any] = await blocking.in_thread(
+                execute_activity, experiment=self.doc, activity=activity,
+                configuration=self.config, secrets=self.secrets, dry=None, runs=runs)
+        except asyncio.CancelledError:
+            self.bus.emit("activity.finished", phase=phase, activity=name, type=kind,
+                          status="interrupted", duration=round(time.monotonic() - started, 4),
+                          error="stopped waiting for it (interrupted)")
+            raise
+        self.bus.emit("activity.finished", phase=phase, activity=name, type=kind,
+                      status=run.get("status"), duration=run.get("duration"),
+                      error=activity_error(run))
+        return run
+
+    # --- cleanup
+    def _play_rollbacks(self) -> bool:
+        if self.rollback_strategy == "never":
+            return False
+        if self.rollback_strategy == "always":
+            return True
+        if self.rollback_strategy == "deviated":
+            return bool(self.journal.get("deviated"))
+        return self._method_started  # ours: nothing ran, nothing to roll back (ctk#168)
+
+    async def _cleanup(self, mark: int) -> list[Injection]:
+        """Must finish whatever happened; a second signal does not shorten it."""
+        for task in self._tasks:
+            task.cancel()
+        killed = blocking.kill_all()
+        if killed:
+            log.info("killed %d process-provider process group(s)", killed)
+        await blocking.in_thread(self._end, "method", self.journal.get("run"))
+        if self._play_rollbacks():
+            await self._rollbacks()
+        held = await blocking.in_thread(KEEPER.stop_all, mark)
+        await blocking.in_thread(self._end_controls)
+        return [i for h in held for i in h.injections]
+
+    async def _rollbacks(self) -> None:
+        from chaoslib.control import Control
+
+        runs: list[dict[str, Any]] = []
+        self.journal["rollbacks"] = runs
+        await blocking.in_thread(self._begin, "rollback", Control())
+        background = []
+        for activity in self.doc.get("rollbacks") or []:
+            if activity.get("background"):
+                background.append(asyncio.create_task(self._activity("rollback", activity,
+                                                                     runs)))
+                await asyncio.sleep(0)
+            else:
+                await self._activity("rollback", activity, runs)
+        await asyncio.gather(*background)
+        await blocking.in_thread(self._end, "rollback", runs)
+
+    def _end_controls(self) -> None:
+        from chaoslib.control import cleanup_controls, cleanup_global_controls
+
+        # as chaoslib does: the experiment control's `after` sees the finished journal
+        self.journal["end"] = datetime.now(UTC).isoformat()
+        self.journal["duration"] = time.time() - self._started
+        if self.journal.get("status") not in ("completed", "failed", "aborted", "interrupted"):
+            self.journal["status"] = "completed"
+        try:
+            self._end("experiment", self.journal)
+        finally:
+            cleanup_controls(self.doc)
+            cleanup_global_controls()
+
+    def _finish_journal(self) -> dict[str, Any]:
+        """Chaos Toolkit's journal, as chaoslib finishes it; activities we stopped waiting for
+        are recorded as failed (they never finished while the run lasted)."""
+        journal = dict(self.journal)
+        now = datetime.now(UTC)
+        for key in ("run", "rollbacks"):
+            journal[key] = [_settled(dict(r), now) for r in list(journal.get(key) or [])]
+        return journal
+
+
+def _settled(run: dict[str, Any], now: datetime) -> dict[str, Any]:
+    if "status" not in run:
+        run["status"] = "failed"
+        run["exception"] = ["interrupted: the run ended without waiting for this activity\n"]
+        run["end"] = now.isoformat()
+        run["duration"] = (now - datetime.fromisoformat(run["start"])).total_seconds()
+    return run
+
+
+def _status(state: dict[str, Any]) -> str:
+    """Chaos Toolkit's: `failed` when a probe raised, `completed` when one was out of
+    tolerance."""
+    return "failed" if any(p.get("status") != "succeeded" for p in state.get("probes", [])) \
+        else "completed"
+
+
+def _why(state: dict[str, Any]) -> str:
+    probes = state.get("probes") or []
+    if not probes:
+        return "no probe ran"
+    last = probes[-1]
+    name = last["activity"].get("name")
+    if last.get("status") != "succeeded":
+        return f"probe {name} failed: {activity_error(last)}"
+    return f"probe {name} returned {truncate(repr(last.get('output')), 120)}, not within its " \
+           f"tolerance"

@@ -1,0 +1,163 @@
+"""Holds the faults that Chaos Toolkit activities inject through chaos.ctk.actions.
+
+A python activity is a plain function call, in whichever process runs the experiment: ours
+(`chaos run`) or Chaos Toolkit's own. Each injection is run by our engine, unchanged, on an event
+loop in a daemon thread of that process, so it gets everything a native run gets: plan and
+guards, per-target locks, the write-ahead ledger, a watchdog process with heartbeats (it reverts
+when the process dies, SIGKILL included), and the revert at the end of `duration`. The activity
+returns once the fault is injected; `stop` (the rollback action) ends it earlier, and `stop_all`
+runs when the experiment ends and at interpreter exit, so no fault outlives its experiment.
+
+Signals belong to the main thread's runner: the keeper's loop installs no signal handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaos.errors import ChaosError, ExitCode
+from chaos.model.experiment import Experiment
+from chaos.runner.engine import Engine, Injection
+from chaos.runner.events import Event, EventBus
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 60.0  # plan, watchdog start-up and the injection itself
+STOP_TIMEOUT = 60.0
+
+
+class _SignalFreeLoop(asyncio.SelectorEventLoop):
+    """The engine installs SIGINT/SIGTERM handlers; off the main thread it must not."""
+
+    def add_signal_handler(  # type: ignore[override]
+            self, sig: int, callback: Any, *args: Any) -> None:
+        return None
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        return False
+
+
+@dataclass
+class Held:
+    """One engine run started by an activity."""
+
+    engine: Engine
+    done: concurrent.futures.Future[Any]
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def run(self) -> str:
+        return self.engine.run_id
+
+    @property
+    def injections(self) -> list[Injection]:
+        return self.engine.injections
+
+    def describe(self) -> dict[str, Any]:
+        return {"run": self.run, "injections": [
+            {"id": i.id, "fault": i.fault.type, "target": i.target.label, "outcome": i.outcome,
+             **({"error": i.error} if i.error else {})} for i in self.injections]}
+
+
+class Keeper:
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self.held: list[Held] = []
+        self.listeners: list[Callable[[Event], None]] = []
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = _SignalFreeLoop()
+                threading.Thread(target=loop.run_forever, name="chaos-ctk-keeper",
+                                 daemon=True).start()
+                atexit.register(self.stop_all)
+                self._loop = loop
+            return self._loop
+
+    def hold(self, experiment: Experiment, state_dir: Path | None = None) -> Held:
+        """Run the experiment's faults; return once they are injected (or raise why not)."""
+        loop = self._running_loop()
+        started: concurrent.futures.Future[Held] = concurrent.futures.Future()
+        asyncio.run_coroutine_threadsafe(self._run(experiment, state_dir, started), loop)
+        held = started.result(START_TIMEOUT)
+        if held.done.done():  # finished already: an instant fault, or it failed
+            result = held.done.result()
+            if result.exit_code not in (ExitCode.OK,):
+                error = result.error or ChaosError(result.reason)
+                raise error
+        return held
+
+    async def _run(self, experiment: Experiment, state_dir: Path | None,
+                   started: concurrent.futures.Future[Held]) -> None:
+        from chaos.adapters.registry import default_registry
+        from chaos.safety.ledger import Ledger
+
+        bus = EventBus()
+        ledger = Ledger(state_dir)
+        engine = Engine(experiment, adapters=default_registry(), ledger=ledger, bus=bus,
+                        out_dir=ledger.state_dir / "adhoc")
+        engine.services.out_dir = engine.out_dir / engine.run_id
+        held = Held(engine, concurrent.futures.Future())
+        expected: list[int] = []
+
+        def on_event(event: Event) -> None:
+            held.events.append(event)
+            for listener in list(self.listeners):
+                listener(event)
+            if event.name == "fault.planned":
+                expected.append(len(event.data["targets"]))
+            injected = sum(e.name == "fault.injected" for e in held.events)
+            if expected and injected >= sum(expected) and not started.done():
+                started.set_result(held)
+
+        bus.subscribe(on_event)
+        with self._lock:
+            self.held.append(held)
+        try:
+            result = await engine.run()
+        except BaseException as exc:
+            held.done.set_exception(exc)
+            if not started.done():
+                started.set_exception(exc)
+            raise
+        held.done.set_result(result)
+        if not started.done():
+            started.set_result(held)
+
+    def stop(self, held: Held, reason: str = "reverted by a rollback") -> None:
+        """Revert now (the engine's own cleanup) and wait until it is done."""
+        if held.done.done():
+            return
+        loop = self._running_loop()
+        # the engine's cancel path: the same revert-everything cleanup a signal triggers
+        loop.call_soon_threadsafe(held.engine._cancel, ExitCode.OK, reason)
+        try:
+            held.done.result(STOP_TIMEOUT)
+        except concurrent.futures.TimeoutError:
+            log.error("run %s did not finish reverting within %ss; its watchdog will",
+                      held.run, STOP_TIMEOUT)
+
+    def stop_all(self, since: int = 0) -> list[Held]:
+        """Stop every run still holding a fault (those started after index `since`)."""
+        with self._lock:
+            runs = self.held[since:]
+        for held in runs:
+            self.stop(held, "the experiment ended")
+        return runs
+
+    def find(self, run: str) -> Held | None:
+        with self._lock:
+            return next((h for h in self.held if h.run == run), None)
+
+
+KEEPER = Keeper()

@@ -1,0 +1,143 @@
+"""Which Chaos Toolkit method activities are one of our faults, and which fault.
+
+Recognised: calls of chaos.ctk.actions (our faults already), process-kill style process actions
+(`pkill`, `killall`, `kill`), and chaostoolkit-kubernetes pod termination, deployment scaling,
+node cordon and drain. Each mapping returns a native fault (type, target, with, duration) or
+raises Unconvertible saying why not.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+HOLD = "60s"  # Chaos Toolkit holds a scale-down or cordon until its rollback; ours need a duration
+
+
+class Unconvertible(Exception):
+    """Why one activity has no native equivalent."""
+
+
+def fault_of(activity: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
+    if activity.get("ref"):
+        raise Unconvertible("a reference to another activity; convert that one")
+    if activity.get("type") == "probe":
+        raise Unconvertible("probes in the method are not part of our format; put checks under "
+                            "hypothesis.during instead")
+    provider = activity.get("provider") or {}
+    kind = provider.get("type")
+    args = provider.get("arguments") or {}
+    if kind == "process":
+        return _kill(str(provider.get("path")), args)
+    if kind == "python" and isinstance(args, Mapping):
+        module, func = provider.get("module", ""), provider.get("func", "")
+        if module == "chaos.ctk.actions":
+            return _ours(func, args)
+        if module.startswith("chaosk8s."):
+            return _kubernetes(func, args, notes)
+        raise Unconvertible(f"{module}.{func} has no native equivalent (see `chaos faults`)")
+    raise Unconvertible(f"a {kind} action has no native equivalent (see `chaos faults`)")
+
+
+def _ours(func: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    duration = args.get("duration")
+    timing = {"duration": f"{duration}s" if isinstance(duration, int | float) else duration} \
+        if duration is not None else {}
+    selector = {k: args[k] for k in ("name", "pid", "cmdline", "pidfile", "user") if k in args}
+    count = {"count": args["count"]} if "count" in args else {}
+    if func == "inject":
+        return {"type": args.get("fault_type"), "target": args.get("target"),
+                **({"with": args["parameters"]} if args.get("parameters") else {}), **timing}
+    if func == "suspend_process":
+        return {"type": "process.suspend", "target": {"process": selector, **count},
+                **({"with": {"children": args["children"]}} if "children" in args else {}),
+                **timing}
+    if func == "kill_process":
+        return {"type": "process.kill", "target": {"process": selector, **count},
+                "with": {"signal": args.get("signal", "KILL")}}
+    raise Unconvertible(f"chaos.ctk.actions.{func} is not a fault (our faults revert "
+                        "themselves)")
+
+
+def _signal(flag: str) -> str | None:
+    name = flag.lstrip("-").upper().removeprefix("SIG")
+    if name.isdigit():
+        import signal
+
+        try:
+            return signal.Signals(int(name)).name.removeprefix("SIG")
+        except ValueError:
+            return None
+    return name or None
+
+
+def _kill(path: str, arguments: Any) -> dict[str, Any]:
+    tool = os.path.basename(path)
+    if tool not in ("pkill", "killall", "kill"):
+        raise Unconvertible(f"the process action `{tool}` has no native equivalent")
+    argv = shlex.split(arguments) if isinstance(arguments, str) else [str(a) for a in arguments]
+    sig, full, rest = "TERM", False, []
+    words = iter(argv)
+    for word in words:
+        if word in ("-s", "--signal"):
+            sig = _signal(next(words, "")) or sig
+        elif word == "-f":
+            full = True
+        elif word.startswith("-") and len(word) > 1:
+            found = _signal(word)
+            if found is None:
+                raise Unconvertible(f"`{tool}` option {word} is not understood")
+            sig = found
+        else:
+            rest.append(word)
+    if len(rest) != 1:
+        raise Unconvertible(f"`{tool}` needs exactly one target here, got {rest!r}")
+    target = rest[0]
+    if tool == "kill":
+        if not target.isdigit():
+            raise Unconvertible(f"`kill {target}`: only a literal pid converts")
+        selector: dict[str, Any] = {"pid": int(target)}
+    else:
+        selector = {"cmdline": target} if full else {"name": target}
+    return {"type": "process.kill", "target": {"process": selector}, "with": {"signal": sig}}
+
+
+def _labels(selector: Any) -> dict[str, str]:
+    labels = {}
+    for part in str(selector or "").split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep or not key or any(c in part for c in "!()") or value.startswith("="):
+            raise Unconvertible(f"label selector {selector!r}: only key=value pairs convert")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def _kubernetes(name: str, args: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
+    ns = args.get("ns", "default")
+    if name == "terminate_pods":
+        if args.get("name_pattern") or args.get("mode", "fixed") != "fixed":
+            raise Unconvertible("name_pattern and percentage mode have no native equivalent")
+        target: dict[str, Any] = {"pods": {"namespace": ns,
+                                           "labels": _labels(args.get("label_selector"))}}
+        if not args.get("all"):
+            target["count"] = int(args.get("qty", 1))
+        grace = args.get("grace_period", -1)
+        return {"type": "pod.delete", "target": target,
+                **({"with": {"grace_period": f"{grace}s"}} if grace >= 0 else {})}
+    if name == "scale_deployment":
+        notes.append(f"scale_deployment {args.get('name')}: held for {HOLD} (Chaos Toolkit "
+                     "holds it until a rollback scales it back); adjust `duration`")
+        return {"type": "workload.scale_down",
+                "target": {"deployment": {"namespace": ns, "name": args.get("name")}},
+                "with": {"replicas": int(args.get("replicas", 0))}, "duration": HOLD}
+    if name in ("cordon_node", "drain_nodes"):
+        node = {"name": args["name"]} if args.get("name") else {
+            "labels": _labels(args.get("label_selector"))}
+        notes.append(f"{name}: held for {HOLD} (Chaos Toolkit holds it until a "
+                     "rollback uncordons); adjust `duration`")
+        return {"type": "node.cordon" if "cordon" in name else "node.drain",
+                "target": {"node": node}, "duration": HOLD}
+    raise Unconvertible(f"chaostoolkit-kubernetes {name} has no native equivalent (see "
+                        "`chaos faults`)")

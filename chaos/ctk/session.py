@@ -1,0 +1,153 @@
+"""One Chaos Toolkit experiment run from start to journals, as chaos.runner.session does for
+native ones: the same events, our journal (chaos.journal/v1, so the terminal summary, JUnit and
+`chaos report` work) and Chaos Toolkit's journal (so its tools work), written atomically."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chaos.ctk.document import CtkExperiment
+from chaos.ctk.engine import CtkEngine, CtkOptions, CtkResult
+from chaos.ctk.verdicts import activity_error, tolerance_text
+from chaos.runner import journal
+from chaos.runner.events import EventBus, Subscriber
+from chaos.runner.session import RunOptions
+
+CTK_JOURNAL = "chaostoolkit-journal.json"
+JOURNAL_FORMATS = ("chaos", "ctk")
+
+
+@dataclass(frozen=True)
+class CtkRecord:
+    result: CtkResult
+    journal: dict[str, Any]  # ours
+    journal_path: Path  # the journal of the requested format
+    out_dir: Path
+
+
+async def run_ctk_experiment(experiment: CtkExperiment, options: CtkOptions,
+                             run_options: RunOptions, subscribers: Iterable[Subscriber] = (),
+                             journal_format: str = "chaos") -> CtkRecord:
+    if run_options.state_dir is not None:
+        # chaos.ctk.actions are called by chaoslib with the file's arguments only: they (and
+        # their watchdogs) find the state dir in the environment
+        os.environ["CHAOS_STATE_DIR"] = str(run_options.state_dir)
+    bus = EventBus()
+    recorder = journal.Recorder()
+    bus.subscribe(recorder)
+    for subscriber in subscribers:
+        bus.subscribe(subscriber)
+    engine = CtkEngine(experiment, options, bus)
+    out_dir = run_options.runs_dir / engine.run_id
+    started = time.time()
+    result = await engine.run()
+    ours = journal.document(summary(experiment), recorder, result, started, time.time())
+    ours_path, ctk_path = out_dir / "journal.json", out_dir / CTK_JOURNAL
+    if journal_format == "ctk":
+        ctk_path = run_options.journal_path or ctk_path
+    else:
+        ours_path = run_options.journal_path or ours_path
+    ours["chaostoolkit"] = chaostoolkit_section(result, ctk_path)
+    journal.write(ctk_path, result.journal)
+    journal.write(ours_path, ours)
+    return CtkRecord(result, ours, ctk_path if journal_format == "ctk" else ours_path, out_dir)
+
+
+def summary(experiment: CtkExperiment) -> dict[str, Any]:
+    hyp = experiment.document.get("steady-state-hypothesis") or {}
+    probes = [p for p in hyp.get("probes") or [] if isinstance(p, Mapping)]
+    return {
+        "title": experiment.title, "source": experiment.source,
+        "sha256": experiment.source_hash, "description": experiment.description,
+        "tags": experiment.tags, "variables": {}, "services": [], "faults": [],
+        "checks": [f"{p.get('name')} {tolerance_text(p.get('tolerance'))}" for p in probes],
+        "slo": None, "format": "chaostoolkit",
+    }
+
+
+def chaostoolkit_section(result: CtkResult, ctk_path: Path) -> dict[str, Any]:
+    def runs(key: str) -> list[dict[str, Any]]:
+        return [{"activity": r["activity"].get("name"), "type": r["activity"].get("type"),
+                 "status": r.get("status"), "error": activity_error(r)}
+                for r in result.journal.get(key) or []]
+
+    return {"journal": str(ctk_path), "status": result.journal.get("status"),
+            "deviated": result.journal.get("deviated"),
+            "rollback_strategy": result.rollback_strategy,
+            "hypothesis_strategy": result.hypothesis_strategy,
+            "method": runs("run"), "rollbacks": runs("rollbacks")}
+
+
+def activity_lines(ours: Mapping[str, Any]) -> list[str]:
+    """Method and rollback activities for the terminal summary (it shows checks and faults)."""
+    section = ours.get("chaostoolkit") or {}
+    lines = []
+    for key, label in (("method", "method"), ("rollbacks", "rollbacks")):
+        runs = section.get(key) or []
+        if runs:
+            lines.append(f"  {label}:")
+            lines += [f"    [{'ok  ' if r['status'] == 'succeeded' else 'FAIL'}] {r['activity']}"
+                      + (f"  ({r['error']})" if r.get("error") else "") for r in runs]
+    if section:
+        lines.append(f"  chaostoolkit: status {section['status']}, deviated "
+                     f"{str(section['deviated']).lower()}, rollbacks "
+                     f"{'played' if section['rollbacks'] else 'not played'} "
+                     f"(strategy {section['rollback_strategy']}); journal {section['journal']}")
+    return lines
+
+
+def variables(pairs: Mapping[str, str], var_files: Iterable[str]) -> tuple[dict[str, Any],
+                                                                         dict[str, Any]]:
+    """(configuration, secrets) overrides from --var NAME[:TYPE]=VALUE and --var-file, as
+    Chaos Toolkit reads them (chaoslib's convert_vars and merge_vars)."""
+    from chaoslib import convert_vars, merge_vars
+
+    from chaos.errors import UsageError
+
+    files = list(var_files)
+    for path in files:
+        if not Path(path).is_file():
+            raise UsageError(f"--var-file {path}: no such file")
+    try:
+        converted = convert_vars([f"{k}={v}" for k, v in pairs.items()])
+        config, secrets = merge_vars(converted, files)
+    except (ValueError, AttributeError) as exc:
+        raise UsageError(f"--var/--var-file: {exc}",
+                         hint="NAME=VALUE or NAME:int=VALUE; var files are JSON/YAML with "
+                              "`configuration`/`secrets`, or .env files") from None
+    return dict(config), dict(secrets)
+
+
+def live_activities(view: Any) -> Subscriber:
+    """Activity lines for the live view (chaos.cli.view.LiveView.line), which knows faults,
+    phases and checks but not Chaos Toolkit activities."""
+    from chaos.runner.events import Event
+
+    def show(event: Event) -> None:
+        d = event.data
+        if event.name == "activity.started":
+            view.line(event.t, f"{d['phase']} {d['type']}: {d['activity']}"
+                      + (" [in background]" if d["background"] else ""))
+        elif event.name == "activity.finished":
+            error = f": {d['error']}" if d.get("error") else ""
+            view.line(event.t, f"  {d['status']} {d['activity']}{error}")
+
+    return show
+
+
+def print_ctk_plan(experiments: Iterable[CtkExperiment], echo: Any) -> None:
+    """`--dry-run`: what would run, in order; nothing is called."""
+    for exp in experiments:
+        echo(f"── {exp.title}  ({exp.source})  "
+             "[dry run: Chaos Toolkit experiment, nothing runs]")
+        for path, activity in exp.activities():
+            name = activity.get("name") or f"ref {activity.get('ref')}"
+            provider = activity.get("provider") or {}
+            what = provider.get("func") or provider.get("path") or provider.get("url") or ""
+            echo(f"  {path}: {activity.get('type', 'ref')} {name}  "
+                 f"({provider.get('type', '')} {what})".rstrip())

@@ -1,0 +1,58 @@
+"""Chaos Toolkit probe runs and activity runs, said the way our reports say things.
+
+A hypothesis probe becomes a check verdict (as chaos.slo.checks.Verdict.as_dict() has it), so
+the terminal summary and JUnit show which probe held, which was out of tolerance (FAIL) and
+which could not run (ERROR), with what it returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from chaos.errors import truncate
+
+
+def tolerance_text(tolerance: Any) -> str:
+    if isinstance(tolerance, Mapping):
+        kind = tolerance.get("type")
+        detail = {"regex": tolerance.get("pattern"), "jsonpath": tolerance.get("path"),
+                  "range": tolerance.get("range"), "probe": tolerance.get("name")}.get(str(kind))
+        target = f" of {tolerance['target']}" if tolerance.get("target") else ""
+        return f"{kind} {detail!r}{target}" if detail is not None else str(kind)
+    if isinstance(tolerance, list):
+        return f"in {tolerance!r}"
+    return f"== {tolerance!r}"
+
+
+def output_text(output: Any) -> str:
+    if isinstance(output, Mapping) and "status" in output:
+        return f"status {output['status']}"
+    return truncate(repr(output), 60)
+
+
+def activity_error(run: Mapping[str, Any]) -> str:
+    """The last line of a run's exception (chaoslib keeps the formatted traceback lines)."""
+    lines = [line.strip() for line in run.get("exception") or [] if str(line).strip()]
+    return truncate(lines[-1], 200) if lines else ""
+
+
+def probe_verdicts(state: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    verdicts = []
+    for run in (state or {}).get("probes", []):
+        activity = run.get("activity", {})
+        met = run.get("tolerance_met")
+        failed = run.get("status") != "succeeded"
+        status = "ERROR" if failed else ("PASS" if met else "FAIL")
+        reason = activity_error(run) if failed else (
+            "" if met else f"returned {output_text(run.get('output'))}, not within the "
+                           "tolerance")
+        verdicts.append({
+            "check": f"{activity.get('name')} {tolerance_text(activity.get('tolerance'))}",
+            "status": status, "value": None,
+            "measured": "error" if failed else output_text(run.get("output")),
+            "threshold": None, "window": run.get("duration"), "events": 1,
+            "source": f"chaostoolkit:{activity.get('provider', {}).get('type', 'probe')}",
+            "reason": reason,
+        })
+    return verdicts

@@ -1,0 +1,319 @@
+"""One game day: its experiments as `chaos run` subprocesses, in steps and parallel groups.
+
+Why subprocesses and not `run_experiment` in this process: the engine owns its process's
+SIGINT/SIGTERM handlers (two engines in one loop would replace each other's, and the first to
+finish would remove them for the other), each run has its own watchdog that reverts when *its*
+runner dies, and a crash or a stuck adapter in one experiment must not take the others down.
+A subprocess also runs exactly what `chaos run` runs, Chaos Toolkit experiments included.
+docs/gamedays.md has the whole argument, the aggregate journal's schema and the exit code.
+
+Signals: the children get their own sessions (so a terminal's Ctrl-C reaches them only through
+us, once); `interrupt` forwards the signal at once to every running `chaos run`, which reverts
+and writes its journal, and no new experiment starts. A child that has not ended KILL_AFTER
+seconds later is killed; its watchdog then reverts what it left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaos import __version__
+from chaos.errors import ExitCode, ExperimentInvalid, Problem, most_serious
+from chaos.gameday.notify import Notifier
+from chaos.model.gameday import ExperimentRef, GameDay
+from chaos.reports import analysis, bundle
+from chaos.reports.collection import GAMEDAY_SCHEMA, Collection, from_gameday
+from chaos.runner import journal as journals
+from chaos.runner.engine import new_run_id
+
+log = logging.getLogger(__name__)
+KILL_AFTER = 120.0
+ABORTS = {ExitCode.ABORTED, ExitCode.REVERT_FAILED, ExitCode.INTERRUPTED, ExitCode.TERMINATED}
+CHAOS = (sys.executable, "-m", "chaos")
+
+
+@dataclass
+class Slot:
+    """One experiment of the game day and what became of it."""
+
+    index: int  # 1-based, in file order
+    step: int  # 0-based step; a parallel group is one step
+    parallel: bool
+    ref: ExperimentRef
+    directory: Path
+    status: str = "pending"  # pending | running | done | skipped
+    exit_code: int | None = None
+    skipped: str = ""
+    started: float | None = None
+    finished: float | None = None
+    summary: dict[str, Any] = field(default_factory=dict)  # run, verdict, title from its journal
+
+    @property
+    def journal_path(self) -> Path:
+        return self.directory / "journal.json"
+
+    def as_dict(self, root: Path) -> dict[str, Any]:
+        ran = self.status == "done"
+        return {
+            "index": self.index, "step": self.step, "parallel": self.parallel,
+            "file": self.ref.file, "path": self.ref.path, "vars": dict(self.ref.vars),
+            "weight": self.ref.weight, "status": self.status, "exit_code": self.exit_code,
+            "skipped": self.skipped or None, "started": self.started, "finished": self.finished,
+            "journal": str(self.journal_path.relative_to(root)) if ran else None,
+            "output": str((self.directory / "output.log").relative_to(root)) if ran else None,
+            **self.summary,
+        }
+
+
+def check_experiments(gameday: GameDay, variables: Mapping[str, str]) -> None:
+    """Load every experiment with the variables it will run with; report all problems at once
+    (nothing starts when one file is wrong). Chaos Toolkit files are checked by chaos.ctk."""
+    from chaos.model.loader import ChaosToolkitFile
+    from chaos.runner.load import load_experiment
+
+    problems: list[Problem] = []
+    for ref in gameday.experiments:
+        try:
+            try:
+                load_experiment(ref.path, experiment_vars(gameday, ref, variables))
+            except ChaosToolkitFile as ctk:  # `chaos run` runs those through chaos.ctk
+                from chaos.ctk.document import from_tree
+
+                from_tree(ctk.root, ctk.text, ctk.source)
+        except ExperimentInvalid as exc:
+            problems.append(Problem(ref.location, "", f"experiment {ref.file} is invalid:"))
+            problems += exc.problems
+    if problems:
+        raise ExperimentInvalid(problems, source=gameday.source)
+
+
+def experiment_vars(gameday: GameDay, ref: ExperimentRef,
+                    variables: Mapping[str, str]) -> dict[str, str]:
+    """Game-day vars, then the entry's vars, then --var: the later wins."""
+    return {**gameday.vars, **ref.vars, **variables}
+
+
+class GameDayRun:
+    def __init__(self, gameday: GameDay, out: Path, *, variables: Mapping[str, str] | None = None,
+                 state_dir: Path | None = None, notifier: Notifier | None = None,
+                 echo: Callable[[str], None] = lambda line: None,
+                 command: Sequence[str] = CHAOS) -> None:
+        self.gameday = gameday
+        self.id = new_run_id()
+        self.dir = out / self.id
+        self.variables = dict(variables or {})
+        self.state_dir = state_dir
+        self.notifier = notifier or Notifier(gameday.notify)
+        self.echo = echo
+        self.command = tuple(command)
+        self.slots: list[Slot] = []
+        for step_index, step in enumerate(gameday.steps):
+            for ref in step.experiments:
+                index = len(self.slots) + 1
+                self.slots.append(Slot(index, step_index, step.parallel, ref,
+                                       self.dir / f"{index:02d}-{_slug(ref.file)}"))
+        self._procs: dict[int, asyncio.subprocess.Process] = {}
+        self._signal: int | None = None
+        self.stopped = ""  # why the game day stopped early
+        self.started = self.finished = 0.0
+        self.reports: dict[str, str] = {}
+
+    # --- control
+    def interrupt(self, signum: int) -> None:
+        """SIGINT/SIGTERM: forward to every running experiment now; start nothing new."""
+        name = signal.Signals(signum).name
+        if self._signal is not None:
+            self.echo(f"{name} again: the running experiments are reverting; please wait")
+            return
+        self._signal = signum
+        for proc in self._procs.values():
+            _send(proc, signum)
+        self._stop(f"interrupted by {name}")
+        asyncio.get_running_loop().call_later(KILL_AFTER, self._kill_stragglers)
+
+    def _kill_stragglers(self) -> None:
+        for proc in self._procs.values():
+            log.warning("chaos run (pid %s) did not end %ss after the signal: killing it; its "
+                        "watchdog reverts what it left", proc.pid, KILL_AFTER)
+            _send(proc, signal.SIGKILL)
+
+    def _stop(self, why: str) -> None:
+        if not self.stopped:
+            self.stopped = why
+            self.echo(f"game day stops: {why}")
+            self.notifier.send("aborted", {**self._about(), "reason": why, "running": [
+                s.ref.file for s in self.slots if s.status == "running"]})
+
+    # --- the run
+    async def run(self) -> int:
+        self.started = time.time()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.write()
+        self.notifier.send("started", {**self._about(), "experiments": [
+            {"index": s.index, "file": s.ref.file, "step": s.step, "parallel": s.parallel}
+            for s in self.slots]})
+        for step in range(len(self.gameday.steps)):
+            batch = [s for s in self.slots if s.step == step]
+            if self.stopped:
+                break
+            await asyncio.gather(*(self._one(s) for s in batch))
+            self._after_step(batch)
+        for s in self.slots:
+            if s.status == "pending":
+                s.status, s.skipped = "skipped", f"not started: {self.stopped}"
+        self.finished = time.time()
+        code = self.exit_code()
+        self.write(code)
+        collection = self.collection()
+        score = analysis.resilience_score(analysis.facts(e) for e in collection.entries)
+        try:
+            self.reports = bundle.write(collection, self.dir, self.gameday.formats)
+        except Exception as exc:  # a report bug must not hide the results: the journals stand
+            log.exception("writing the reports failed")
+            self.echo(f"chaos: writing the reports failed ({type(exc).__name__}: {exc}); "
+                      f"`chaos report {self.dir / 'gameday.json'} --format all -o DIR` retries")
+        self.write(code, score)
+        self.notifier.send("finished", {
+            **self._about(), "exit_code": code, "stopped": self.stopped or None,
+            "score": score, "duration": round(self.finished - self.started, 3),
+            "directory": str(self.dir), "reports": self.reports,
+            "experiments": [{k: v for k, v in s.as_dict(self.dir).items()
+                             if k in ("index", "file", "status", "exit_code", "verdict",
+                                      "reason", "run", "skipped")} for s in self.slots]})
+        await self.notifier.drain()
+        return code
+
+    def exit_code(self) -> int:
+        codes = [s.exit_code for s in self.slots if s.exit_code is not None]
+        if self._signal is not None:
+            codes.append(ExitCode.INTERRUPTED if self._signal == signal.SIGINT
+                         else ExitCode.TERMINATED)
+        return most_serious(codes)
+
+    def _after_step(self, batch: list[Slot]) -> None:
+        codes = [s.exit_code for s in batch if s.exit_code is not None]
+        failed = [s for s in batch if s.exit_code]
+        if any(c == ExitCode.REVERT_FAILED for c in codes):
+            self._stop("a revert failed (something may still be injected: `chaos status`)")
+        elif self.gameday.stop_on == "first_abort" and any(c in ABORTS for c in codes):
+            self._stop(f"{failed[0].ref.file} was aborted (stop_on: first_abort)")
+        elif self.gameday.stop_on == "first_failure" and failed:
+            self._stop(f"{failed[0].ref.file} failed with exit {failed[0].exit_code} "
+                       "(stop_on: first_failure)")
+
+    async def _one(self, slot: Slot) -> None:
+        if self.stopped:
+            return
+        slot.directory.mkdir(parents=True, exist_ok=True)
+        argv = [*self.command, "run", slot.ref.path, "--journal", str(slot.journal_path),
+                "--runs-dir", str(slot.directory), "-q"]
+        for name, value in experiment_vars(self.gameday, slot.ref, self.variables).items():
+            argv += ["--var", f"{name}={value}"]
+        if self.state_dir is not None:
+            argv += ["--state-dir", str(self.state_dir)]
+        total = len(self.slots)
+        with open(slot.directory / "output.log", "wb") as output:
+            slot.status, slot.started = "running", time.time()
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=output,
+                stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, "CHAOS_GAMEDAY": self.id})
+            self._procs[slot.index] = proc
+            if self._signal is not None:  # the signal came while it was starting
+                _send(proc, self._signal)
+            self.echo(f"[{slot.index}/{total}] {slot.ref.file}: started (pid {proc.pid})")
+            returncode = await proc.wait()
+            del self._procs[slot.index]
+        slot.finished, slot.status = time.time(), "done"
+        slot.exit_code = self._settle(slot, returncode)
+        self.echo(f"[{slot.index}/{total}] {slot.ref.file}: {slot.summary.get('verdict')} "
+                  f"(exit {slot.exit_code}, {slot.finished - slot.started:.1f}s)")
+
+    def _settle(self, slot: Slot, returncode: int) -> int:
+        """The experiment's exit code, and a journal for it even when `chaos run` left none."""
+        code = returncode
+        if returncode < 0 or returncode not in set(ExitCode):
+            code = ExitCode.REVERT_FAILED
+        try:
+            document = journals.read(slot.journal_path)
+        except (OSError, ValueError):
+            tail = _tail(slot.directory / "output.log")
+            why = (f"chaos run ended with {_returned(returncode)} and wrote no journal"
+                   + (f": {tail}" if tail else ""))
+            if code == ExitCode.REVERT_FAILED:
+                why += "; its watchdog reverts what it left - check `chaos status`"
+            document = journals.error_journal(slot.ref.file, code, why)
+            document["experiment"]["title"] = slot.ref.file
+            journals.write(slot.journal_path, document)
+        slot.summary = {"run": document.get("run"), "verdict": document.get("verdict"),
+                        "title": document["experiment"].get("title"),
+                        "reason": document.get("reason")}
+        return int(code)
+
+    # --- records
+    def _about(self) -> dict[str, Any]:
+        gd = self.gameday
+        return {"gameday": self.id, "title": gd.title, "source": gd.source,
+                "owners": list(gd.owners), "host": platform.node()}
+
+    def document(self, code: int | None = None, score: float | None = None) -> dict[str, Any]:
+        gd = self.gameday
+        return {
+            "schema": GAMEDAY_SCHEMA, **self._about(), "sha256": gd.source_hash,
+            "description": gd.description, "tool": {"name": "chaos", "version": __version__},
+            "schedule": {"cron": gd.schedule.cron, "timezone": gd.schedule.timezone}
+            if gd.schedule else None,
+            "stop_on": gd.stop_on, "started": self.started,
+            "finished": self.finished or None,
+            "duration": round(self.finished - self.started, 3) if self.finished else None,
+            "exit_code": code, "stopped": self.stopped or None, "score": score,
+            "experiments": [s.as_dict(self.dir) for s in self.slots],
+            "reports": self.reports,
+        }
+
+    def write(self, code: int | None = None, score: float | None = None) -> None:
+        journals.write(self.dir / "gameday.json", self.document(code, score))
+
+    def collection(self) -> Collection:
+        document = self.document(self.exit_code())
+        return Collection(self.gameday.title, tuple(from_gameday(document, self.dir)), document,
+                          self.gameday.owners)
+
+
+def _send(proc: asyncio.subprocess.Process, signum: int) -> None:
+    try:
+        proc.send_signal(signum)
+    except ProcessLookupError:
+        pass
+
+
+def _slug(path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(path).stem)[:40] or "experiment"
+
+
+def _returned(code: int) -> str:
+    if code >= 0:
+        return f"exit {code}"
+    try:
+        return f"signal {signal.Signals(-code).name}"
+    except ValueError:
+        return f"signal {-code}"
+
+
+def _tail(path: Path, limit: int = 300) -> str:
+    try:
+        text = path.read_text(errors="replace").strip()
+    except OSError:
+        return ""
+    return " ".join(text.splitlines()[-3:])[-limit:]

@@ -1,0 +1,259 @@
+"""The numbers people read in a report, derived from a journal once for every format.
+
+Chart series (availability and latency over time), fault windows, guardrail breaches, time to
+detect and to recover, error budget consumed and the resilience score are defined here, and
+documented in docs/reports.md; HTML, Markdown and post-mortems only lay them out.
+
+Times are seconds since the run started. Probe rows of the journal's `series` are placed at
+their second (`t`); traffic rows count from the start of the traffic, which begins with the
+`before` phase, so they are placed at `phases.before.started + t`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chaos.reports.collection import Collection, Entry
+from chaos.units import format_duration
+
+DEFAULT_PERIOD = 30 * 86400.0  # an SLO without `period` is promised over 30 days
+SCORED = {"held", "deviated", "aborted"}  # the verdicts that measured the system
+FAILING = {"FAIL", "NO_DATA", "INVALID", "ERROR"}
+
+
+@dataclass(frozen=True)
+class Line:
+    name: str
+    points: tuple[tuple[float, float], ...]  # (seconds since the run started, value)
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Budget:
+    objective: float  # e.g. 0.995
+    period: float  # seconds
+    events: int
+    bad: int
+    seconds: float  # how long the events were measured over
+    burn: float  # error ratio / (1 - objective)
+    consumed: float  # burn * seconds / period: the share of the period's budget used
+
+
+@dataclass(frozen=True)
+class Facts:
+    label: str
+    title: str
+    verdict: str  # a journal verdict, or "skipped"
+    exit_code: int | None
+    reason: str
+    weight: int
+    run: str | None = None
+    duration: float = 0.0
+    passed: int = 0
+    evaluated: int = 0
+    score: float | None = None  # 0..1; None: not scored (see SCORED)
+    failing: tuple[Mapping[str, Any], ...] = ()  # check verdicts with `phase` added
+    availability: tuple[Line, ...] = ()
+    latency: tuple[Line, ...] = ()
+    faults: tuple[Window, ...] = ()
+    phases: tuple[Window, ...] = ()
+    breaches: tuple[tuple[float, str], ...] = ()
+    detect: float | None = None
+    detect_how: str = ""  # "engine" (journal `detection`) or "series" (first error seen)
+    recover: float | None = None
+    budget: Budget | None = None
+    end: float = 0.0
+
+    @property
+    def needs_postmortem(self) -> bool:
+        return self.verdict in ("deviated", "aborted", "revert-failed", "steady-state-not-met")
+
+
+def facts(entry: Entry) -> Facts:
+    j = entry.journal
+    if j is None:
+        return Facts(entry.label, entry.label, "skipped", None, entry.skipped, entry.weight)
+    checks = [{**c, "phase": phase} for phase, data in j.get("phases", {}).items()
+              for c in data.get("checks", [])]
+    passed = sum(c["status"] == "PASS" for c in checks)
+    availability, latency = _lines(j)
+    faults = _fault_windows(j)
+    breaches = tuple((float(e["t"]), str(e.get("check", ""))) for e in j.get("events", [])
+                     if e.get("event") == "guardrail.breached")
+    detect, how = _detection(j, availability, breaches, faults)
+    end = max([float(j.get("duration") or 0.0)] + [w.end for w in faults] +
+              [p[0] + 1 for line in availability for p in line.points[-1:]])
+    verdict = str(j["verdict"])
+    return Facts(
+        label=entry.label, title=str(j["experiment"]["title"]), verdict=verdict,
+        exit_code=int(j["exit_code"]), reason=str(j.get("reason") or ""), weight=entry.weight,
+        run=j.get("run"), duration=float(j.get("duration") or 0.0), passed=passed,
+        evaluated=len(checks), score=experiment_score(verdict, passed, len(checks)),
+        failing=tuple(c for c in checks if c["status"] in FAILING),
+        availability=availability, latency=latency, faults=faults, phases=_phases(j),
+        breaches=breaches, detect=detect, detect_how=how,
+        recover=(j.get("recovery") or {}).get("seconds"), budget=budget(j), end=end,
+    )
+
+
+def experiment_score(verdict: str, passed: int, evaluated: int) -> float | None:
+    """Pass rate of the checks; an abort scores 0; runs that measured nothing are not scored."""
+    if verdict == "aborted":
+        return 0.0
+    if verdict not in SCORED or evaluated == 0:
+        return None
+    return passed / evaluated
+
+
+def resilience_score(all_facts: Iterable[Facts]) -> float | None:
+    """Weighted mean of the experiments' scores, 0-100; None when nothing was scored."""
+    scored = [(f.weight, f.score) for f in all_facts if f.score is not None and f.weight > 0]
+    total = sum(w for w, _ in scored)
+    return None if not total else 100.0 * sum(w * s for w, s in scored) / total
+
+
+def traffic_offset(journal: Mapping[str, Any]) -> float:
+    return float(journal.get("phases", {}).get("before", {}).get("started") or 0.0)
+
+
+def _lines(j: Mapping[str, Any]) -> tuple[tuple[Line, ...], tuple[Line, ...]]:
+    offset = traffic_offset(j)
+    rows: dict[str, list[tuple[float, Mapping[str, Any]]]] = {}
+    for row in j.get("series", []):
+        probe = str(row["probe"])
+        x = float(row["t"]) + (offset if probe == "traffic" else 0.0)
+        rows.setdefault(probe, []).append((x, row))
+    availability, latency = [], []
+    for probe, points in rows.items():
+        availability.append(Line(probe, tuple(
+            (x, (r["requests"] - r["errors"]) / r["requests"]) for x, r in points
+            if r["requests"])))
+        stats = ("p50", "p95", "p99") if probe == "traffic" else ("p50", "p95", "max")
+        for stat in stats:
+            line = tuple((x, float(r[stat])) for x, r in points if r.get(stat) is not None)
+            if line:
+                latency.append(Line(f"{probe} {stat}", line))
+    return tuple(availability), tuple(latency)
+
+
+def _fault_windows(j: Mapping[str, Any]) -> tuple[Window, ...]:
+    durations = {f["name"]: float(f.get("duration") or 0.0)
+                 for f in j["experiment"].get("faults", [])}
+    windows = []
+    for inj in j.get("injections", []):
+        start = inj.get("injected_at")
+        if start is None:
+            continue
+        end = inj.get("reverted_at")
+        if end is None:
+            end = start + durations.get(inj["fault"], 0.0)
+        windows.append(Window(str(inj["fault"]), float(start), float(max(end, start))))
+    return tuple(windows)
+
+
+def _phases(j: Mapping[str, Any]) -> tuple[Window, ...]:
+    return tuple(Window(name, float(p["started"]), float(p.get("finished") or p["started"]))
+                 for name, p in j.get("phases", {}).items() if p.get("started") is not None)
+
+
+def _detection(j: Mapping[str, Any], availability: Sequence[Line],
+               breaches: Sequence[tuple[float, str]],
+               faults: Sequence[Window]) -> tuple[float | None, str]:
+    engine = (j.get("detection") or {}).get("seconds")
+    if engine is not None:
+        return float(engine), "engine"
+    if not faults:
+        return None, ""
+    first = min(w.start for w in faults)
+    seen = [t - first for t, _ in breaches if t >= first]
+    for line in availability:
+        seen += [max(0.0, x - first) for x, v in line.points if v < 1.0 and x + 1 > first]
+    return (min(seen), "series") if seen else (None, "")
+
+
+def budget(j: Mapping[str, Any]) -> Budget | None:
+    """Error budget consumed: burn rate x measured seconds / SLO period (docs/reports.md)."""
+    slo = j["experiment"].get("slo")
+    if not slo or not slo.get("objective") or slo["objective"] >= 1:
+        return None
+    rows = [r for r in j.get("series", []) if r["probe"] == "traffic"] or list(j.get("series", []))
+    events = sum(int(r["requests"]) for r in rows)
+    if not events:
+        return None
+    bad = sum(int(r["errors"]) for r in rows)
+    seconds = float(len({(r["t"]) for r in rows}))
+    period = float(slo.get("period") or DEFAULT_PERIOD)
+    burn = bad / events / (1 - float(slo["objective"]))
+    return Budget(float(slo["objective"]), period, events, bad, seconds, burn,
+                  burn * seconds / period)
+
+
+# --- the summary table, as text cells (HTML and Markdown lay out the same columns)
+SUMMARY_HEADER = ("#", "experiment", "verdict", "score", "checks passed", "time to detect",
+                  "time to recover", "error budget used", "duration", "weight")
+
+
+def seconds_text(value: float | None, approximate: bool = False) -> str:
+    """An approximate value comes from whole-second series: say so, to the second."""
+    if value is None:
+        return "—"
+    if approximate:
+        return "<1s" if value < 1 else f"≈{value:.0f}s"
+    return format_duration(value)
+
+
+def share_text(fraction: float) -> str:
+    """A percentage that stays readable when tiny (error budget shares are): 0.00077%."""
+    percent = fraction * 100
+    if percent == 0 or percent >= 0.01:
+        return f"{percent:.2f}".rstrip("0").rstrip(".") + "%"
+    from decimal import Decimal
+
+    return f"{Decimal(f'{percent:.2g}'):f}%"
+
+
+def budget_text(b: Budget | None) -> str:
+    if b is None:
+        return "—"
+    period = (f"{b.period / 86400:g}d" if b.period >= 86400 else
+              f"{b.period / 3600:g}h" if b.period >= 3600 else format_duration(b.period))
+    return f"{share_text(b.consumed)} of {period}"
+
+
+def summary_cells(index: int, f: Facts) -> tuple[str, ...]:
+    if f.verdict == "skipped":
+        return (str(index), f.title, "skipped", "—", "—", "—", "—", "—", "—", str(f.weight))
+    return (str(index), f.title, f.verdict, "—" if f.score is None else f"{f.score * 100:.0f}",
+            f"{f.passed}/{f.evaluated}", seconds_text(f.detect, f.detect_how == "series"),
+            seconds_text(f.recover), budget_text(f.budget), format_duration(f.duration),
+            str(f.weight))
+
+
+def about(collection: Collection) -> list[str]:
+    """The report's subtitle, in parts: game day id, date, owners, exit code, early stop."""
+    gd: Mapping[str, Any] = collection.gameday or {}
+    parts = []
+    if gd.get("gameday"):
+        parts.append(f"game day {gd['gameday']}")
+    if gd.get("started"):
+        parts.append(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(float(gd["started"]))))
+    if collection.owners:
+        parts.append("owners: " + ", ".join(collection.owners))
+    if gd.get("exit_code") is not None:
+        parts.append(f"exit code {gd['exit_code']}")
+    if gd.get("stopped"):
+        parts.append(f"stopped early: {gd['stopped']}")
+    return parts
+
+
+def score_text(score: float | None) -> str:
+    return "n/a" if score is None else f"{score:.0f}/100"

@@ -1,0 +1,53 @@
+"""Every report of one collection, written into one directory (what a game day leaves behind).
+
+`chaos gameday run` writes these next to its aggregate journal; `chaos report --format all
+--output DIR` writes the same set from journals later.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chaos.reports import analysis, html, junit, markdown, postmortem
+from chaos.reports.collection import Collection
+
+FILES = {"html": "report.html", "markdown": "report.md", "junit": "junit.xml"}
+
+
+def write(collection: Collection, directory: Path, formats: tuple[str, ...]) -> dict[str, str]:
+    """Write the reports; return {format: file name} (post-mortems: `postmortem-NN`)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written: dict[str, str] = {}
+    if "html" in formats:
+        _put(directory / FILES["html"], html.render(collection))
+        written["html"] = FILES["html"]
+    if "markdown" in formats:
+        _put(directory / FILES["markdown"], markdown.render(collection))
+        written["markdown"] = FILES["markdown"]
+    if "junit" in formats:
+        skipped = [(e.label, e.skipped) for e in collection.entries if e.journal is None]
+        _put(directory / FILES["junit"], junit.render(collection.journals, collection.title,
+                                                      skipped))
+        written["junit"] = FILES["junit"]
+    if "postmortem" in formats:
+        for name, text in drafts(collection).items():
+            _put(directory / name, text)
+            written[f"postmortem-{name[11:13]}"] = name
+    return written
+
+
+def drafts(collection: Collection) -> dict[str, str]:
+    """{file name: Markdown} of a post-mortem draft per failed or aborted experiment."""
+    result = {}
+    for i, entry in enumerate(collection.entries, 1):
+        f = analysis.facts(entry)
+        if entry.journal is not None and f.needs_postmortem:
+            result[postmortem.filename(i, f)] = postmortem.draft(
+                f, entry.journal, owners=collection.owners, gameday=collection.gameday)
+    return result
+
+
+def _put(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,98 @@
+"""`chaos validate` accepts Chaos Toolkit files and reports every problem at once, located;
+`chaos run` refuses invalid ones before anything runs; `chaos convert` writes a native
+experiment the native loader accepts and runs, and lists with file:line what it left out."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import psutil
+import yaml
+
+from tests.conftest import WebServer, run_chaos
+from tests.ctk.conftest import FIXTURES
+
+RUNNABLE = ["providers.yaml", "tolerances.json", "deviates-after.yaml", "before-not-met.yaml",
+            "probe-fails-after.yaml", "config-secrets.yaml", "pauses-background.yaml",
+            "controls.yaml", "long-background.yaml", "continuous.yaml",
+            "suspend-with-our-fault.yaml", "rollback-fails.yaml"]
+
+
+def test_every_fixture_validates(state_dir: Path) -> None:
+    result = run_chaos("validate", *(str(FIXTURES / f) for f in RUNNABLE))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(": ok (Chaos Toolkit experiment") == len(RUNNABLE)
+
+
+def test_every_problem_is_reported_at_once_where_it_is(state_dir: Path) -> None:
+    path = str(FIXTURES / "invalid.yaml")
+    result = run_chaos("validate", path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    located = re.findall(rf"^  {re.escape(path)}:(\d+):\d+: (\S+): ", result.stderr,
+                         re.MULTILINE)
+    assert [(int(line), field) for line, field in located] == [
+        (1, "title"), (4, "runtime.rollbacks.strategy"),
+        (10, "steady-state-hypothesis.probes[0].tolerance"),
+        (12, "steady-state-hypothesis.probes[1]"), (17, "method[0].ref"), (18, "method[1]"),
+        (21, "rollbacks[0]")]
+    assert "no_such_module_here" in result.stderr and "unterminated" in result.stderr
+
+
+def test_run_refuses_an_invalid_file_before_running_anything(tmp_path: Path,
+                                                             state_dir: Path) -> None:
+    result = run_chaos("run", str(FIXTURES / "invalid.yaml"), "--runs-dir", str(tmp_path / "r"))
+    assert result.returncode == 2
+    assert "nothing was run" in result.stderr
+    assert not (tmp_path / "r").exists() and not (state_dir / "ledger").exists()
+
+
+def test_convert_writes_what_converts_and_lists_what_does_not(tmp_path: Path,
+                                                              state_dir: Path) -> None:
+    out = tmp_path / "native.yaml"
+    source = FIXTURES / "to-convert.yaml"
+    result = run_chaos("convert", str(source), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    doc = yaml.safe_load(out.read_text())
+    assert [p["name"] for p in doc["hypothesis"]["probes"]] == ["home-page", "true-exits-0"]
+    assert doc["hypothesis"]["checks"] == ["home-page >= 100%", "true-exits-0 >= 100%"]
+    assert [(f["type"], f.get("start")) for f in doc["faults"]] == [
+        ("process.suspend", None), ("process.kill", "5s"), ("pod.delete", "5s")]
+    assert doc["faults"][1]["target"] == {"process": {"cmdline": "some-worker-that-does-not-exist"}}
+    assert doc["faults"][2]["target"] == {"pods": {"namespace": "shop", "labels": {"app": "web"}},
+                                          "count": 2}
+    skipped = re.findall(rf"^{re.escape(str(source))}:(\d+):\d+: (\S+) \((.+?)\): not converted",
+                         result.stderr, re.MULTILINE)
+    assert [(int(line), path, name) for line, path, name in skipped] == [
+        (12, "steady-state-hypothesis.probes[2]", "python probe"),
+        (24, "method[3]", "shell pipeline"), (29, "rollbacks[1]", "custom rollback")]
+    assert "CONVERT_TOKEN" in result.stderr  # where a configuration value came from
+    assert run_chaos("validate", str(out)).returncode == 0
+
+
+def test_a_converted_experiment_runs_natively(tmp_path: Path, state_dir: Path,
+                                              web_server: WebServer,
+                                              sleeper: psutil.Process) -> None:
+    source = tmp_path / "small.yaml"
+    doc = yaml.safe_load((FIXTURES / "to-convert.yaml").read_text())
+    doc["method"] = doc["method"][:1]  # the freeze; no pkill or pods here
+    source.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "native.yaml"
+    assert run_chaos("convert", str(source), "-o", str(out)).returncode == 0
+    runs = tmp_path / "runs"
+    result = run_chaos("run", str(out), "--runs-dir", str(runs), "--var",
+                       f"base_url=http://127.0.0.1:{web_server.port}",
+                       "--var", f"target_pid={sleeper.pid}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    journal = json.loads(next(runs.glob("*/journal.json")).read_text())
+    assert [(i["type"], i["outcome"]) for i in journal["injections"]] == [
+        ("process.suspend", "reverted")]
+    assert journal["injections"][0]["identity"]["pid"] == sleeper.pid
+
+
+def test_convert_refuses_a_native_file(state_dir: Path) -> None:
+    result = run_chaos("convert", "experiments/quickstart.yaml")
+    assert result.returncode == 2
+    assert "not a Chaos Toolkit experiment" in result.stderr

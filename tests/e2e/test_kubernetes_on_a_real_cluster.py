@@ -1,0 +1,117 @@
+"""The Kubernetes adapter against a real cluster (kind in CI): skipped unless asked for.
+
+    KUBECONFIG=~/.kube/config .venv/bin/pytest --with-e2e tests/e2e
+
+Each test works in a namespace of its own (deleted afterwards) with a Deployment of pause
+containers, runs the real CLI and checks the cluster from outside through the client. The
+cluster must be disposable: node tests cordon and taint a node for a few seconds. docs/
+kubernetes.md shows the GitHub Actions job.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import EXPERIMENTS, run_chaos
+
+pytestmark = pytest.mark.e2e
+PAUSE = "registry.k8s.io/pause:3.9"
+
+
+@pytest.fixture(scope="module")
+def api() -> Any:
+    from kubernetes import client, config
+
+    config.load_kube_config()
+    return client
+
+
+@pytest.fixture
+def namespace(api: Any) -> Iterator[str]:
+    name = f"chaos-e2e-{uuid.uuid4().hex[:6]}"
+    core = api.CoreV1Api()
+    core.create_namespace({"metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
+
+
+def deploy(api: Any, namespace: str, name: str = "web", replicas: int = 3) -> None:
+    labels = {"app": name}
+    api.AppsV1Api().create_namespaced_deployment(namespace, {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": {
+                     "terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "app", "image": PAUSE}]}}}})
+    wait(lambda: ready(api, namespace, name) >= replicas, 180)
+
+
+def ready(api: Any, namespace: str, app: str) -> int:
+    pods = api.CoreV1Api().list_namespaced_pod(namespace, label_selector=f"app={app}").items
+    return sum(1 for p in pods if any(c.type == "Ready" and c.status == "True"
+                                      for c in (p.status.conditions or ())))
+
+
+def wait(predicate: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(1)
+
+
+def test_pod_delete_experiment_holds_on_a_real_cluster(api: Any, namespace: str,
+                                                       tmp_path: Path) -> None:
+    deploy(api, namespace)
+    journal = tmp_path / "journal.json"
+    result = run_chaos("run", str(EXPERIMENTS / "pod-delete.yaml"), "--var",
+                       f"namespace={namespace}", "--journal", str(journal), timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads(journal.read_text())
+    assert doc["recovery"]["seconds"] is not None
+    assert ready(api, namespace, "web") == 3
+
+
+def test_scale_down_and_partition_revert_on_a_real_cluster(api: Any, namespace: str,
+                                                           tmp_path: Path) -> None:
+    deploy(api, namespace, replicas=2)
+    path = tmp_path / "e.json"
+    path.write_text(json.dumps({
+        "title": "e2e", "kubernetes": {"namespaces": [namespace]},
+        "faults": [
+            {"type": "workload.scale_down", "duration": "5s",
+             "target": {"deployment": {"namespace": namespace, "name": "web"}}},
+            {"type": "network.partition", "duration": "5s",
+             "target": {"pods": {"namespace": namespace, "labels": {"app": "web"}}}}]}))
+    result = run_chaos("run", "-q", str(path), timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    apps, net = api.AppsV1Api(), api.NetworkingV1Api()
+    assert apps.read_namespaced_deployment("web", namespace).spec.replicas == 2
+    assert not net.list_namespaced_network_policy(namespace).items
+    wait(lambda: ready(api, namespace, "web") == 2, 120)
+
+
+def test_cordon_and_taint_revert_on_a_real_node(api: Any, tmp_path: Path) -> None:
+    core = api.CoreV1Api()
+    node = core.list_node().items[0]
+    name, taints = node.metadata.name, [t.to_dict() for t in node.spec.taints or ()]
+    path = tmp_path / "e.json"
+    path.write_text(json.dumps({
+        "title": "e2e nodes", "faults": [
+            {"type": "node.cordon", "target": {"node": name}, "duration": "3s"},
+            {"type": "node.taint", "target": {"node": name}, "duration": "3s",
+             "with": {"key": "chaos.dev/e2e"}}]}))
+    result = run_chaos("run", "-q", str(path), timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = core.read_node(name)
+    assert bool(after.spec.unschedulable) == bool(node.spec.unschedulable)
+    assert [t.to_dict() for t in after.spec.taints or ()] == taints
+    assert "chaos.dev/run" not in (after.metadata.labels or {})

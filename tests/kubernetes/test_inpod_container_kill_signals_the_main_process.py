@@ -1,0 +1,160 @@
+"""container.kill for real: the "container" is a process that is PID 1 of its own PID namespace
+(`unshare --pid --fork --mount-proc`), as a container's main process is. The kill container
+(targetContainerName) joins that namespace, as the runtime does, and the agent signals PID 1.
+
+A handled signal (TERM) arrives and ends the process; SIGKILL, which the kernel drops when it
+comes from inside the namespace to its init, is refused with that reason and leaves the process
+running — instead of reporting a kill that did not happen. Through the emulator: the ephemeral
+container spec (targetContainerName, no capabilities, the signal in its args).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from chaos.adapters.kubernetes.ephemeral_kill import ContainerKillAdapter
+from chaos.errors import GuardRefused, PermissionDenied
+from chaos.model.experiment import FaultSpec, Target, frozen
+from tests.kubernetes.emulator import PODS, Emulator
+from tests.kubernetes.inpod_kubelet import Kubelet, add_pod
+from tests.kubernetes.test_inpod_faults_through_ephemeral_containers import (
+    IMAGE,
+    Scope,
+    patches,
+)
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="PID namespaces need root")
+MAIN = r"""
+import signal, sys, time
+def handler(signum, frame):
+    open(sys.argv[1], "w").write(str(signum))
+    sys.exit(0)
+signal.signal(signal.SIGTERM, handler)
+print("ready", flush=True)
+while True:
+    time.sleep(0.1)
+"""
+AGENT = [sys.executable, "-m", "chaos.adapters.kubernetes.inpod_agent"]
+
+
+class Container:
+    def __init__(self, tmp: Path) -> None:
+        self.got = tmp / "got-signal"
+        self.proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc",
+                                      sys.executable, "-c", MAIN, str(self.got)],
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "ready"
+        [self.main] = psutil.Process(self.proc.pid).children()  # PID 1 inside
+
+    def close(self) -> None:
+        for proc in (self.main, self.proc):
+            try:
+                proc.kill()
+            except (ProcessLookupError, psutil.NoSuchProcess):
+                pass
+        self.proc.wait(10)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+
+
+@pytest.fixture
+def container(tmp_path: Path) -> Iterator[Container]:
+    made = Container(tmp_path)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def agent_kill(container: Container, tmp: Path, signal_name: str) -> tuple[int, str]:
+    report = tmp / f"kill-{signal_name}.log"
+    done = subprocess.run(["nsenter", "-t", str(container.main.pid), "-p", "-m", "--", *AGENT,
+                           "--report", str(report), "kill", "--signal", signal_name],
+                          capture_output=True, text=True, timeout=60, check=False)
+    return done.returncode, report.read_text()
+
+
+def test_a_handled_signal_reaches_the_main_process(container: Container,
+                                                   tmp_path: Path) -> None:
+    code, report = agent_kill(container, tmp_path, "TERM")
+    # the agent may die with the namespace's init (SIGKILL from the kernel): its line is out
+    assert code in (0, -9) and report.startswith("killed: sent SIGTERM to pid 1 ("), report
+    assert container.proc.wait(10) == 0
+    assert container.got.read_text() == "15"
+
+
+def test_sigkill_to_a_namespace_init_is_refused_with_the_reason(container: Container,
+                                                                tmp_path: Path) -> None:
+    code, report = agent_kill(container, tmp_path, "KILL")
+    assert code == 2, report
+    assert "PID 1 of its process namespace" in report and "does not handle SIGKILL" in report
+    assert "pod.delete" in report  # what to do instead
+    assert container.main.is_running() and container.proc.poll() is None
+
+
+def kill_fault(signal_name: str, **params: Any) -> FaultSpec:
+    return FaultSpec(index=0, name="kill-app", type="container.kill",
+                     target=Target("pods", frozen({"namespace": "shop", "names": ["web-1"]})),
+                     params=frozen({"signal": signal_name, **params}), start=0.0, duration=0.0,
+                     kubernetes=frozen({"image": IMAGE}))
+
+
+async def kill(fault: FaultSpec) -> dict[str, Any]:
+    adapter = ContainerKillAdapter()
+    [target] = await adapter.resolve(fault, Scope())
+    spec = adapter.prepare(fault, target)
+    spec = await adapter.inject(fault, target, spec, Scope())
+    assert await adapter.revert(spec) == "nothing"
+    return spec
+
+
+def test_the_kill_container_targets_the_container_and_signals_it(
+    k8s: Emulator, container: Container, tmp_path: Path
+) -> None:
+    add_pod(k8s, "web-1", containers=("app", "sidecar"))
+    with Kubelet(k8s, {}, tmp_path, {("web-1", "app"): container.main.pid}):
+        spec = asyncio.run(kill(kill_fault("TERM", container="app")))
+        assert spec["via"] == "ephemeral" and spec["result"].startswith("killed: sent SIGTERM")
+        assert container.proc.wait(10) == 0
+        with pytest.raises(PermissionDenied) as refused:
+            asyncio.run(kill(kill_fault("TERM", container="nope")))
+        assert "has no container 'nope'" in str(refused.value)
+    [sent] = patches(k8s)
+    assert sent["targetContainerName"] == "app" and sent["image"] == IMAGE
+    assert sent["args"] == ["kill", "--signal", "TERM"]
+    assert "add" not in sent["securityContext"]["capabilities"]
+
+
+def test_kill_of_an_init_that_ignores_it_fails_clearly(
+    k8s: Emulator, container: Container, tmp_path: Path
+) -> None:
+    add_pod(k8s, "web-1")
+    with Kubelet(k8s, {}, tmp_path, {("web-1", "app"): container.main.pid}):
+        with pytest.raises(PermissionDenied) as refused:
+            asyncio.run(kill(kill_fault("KILL")))  # default container: the first, "app"
+    assert "does not handle SIGKILL" in str(refused.value)
+    assert "kill-app on container app of pod shop/web-1" in str(refused.value)
+    assert container.main.is_running()
+
+
+def test_a_pod_sharing_one_process_namespace_is_refused_before_any_patch(
+    k8s: Emulator
+) -> None:
+    k8s.call(lambda c: c.put(PODS, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "namespace": "shop"},
+        "spec": {"shareProcessNamespace": True, "containers": [{"name": "app", "image": "a"}]},
+        "status": {"phase": "Running"}}))
+    with pytest.raises(GuardRefused) as refused:
+        asyncio.run(kill(kill_fault("TERM")))
+    assert "shareProcessNamespace" in str(refused.value)
+    assert patches(k8s) == []

@@ -1,0 +1,269 @@
+"""In-pod faults end to end: the adapter patches ephemeral containers into a pod of the emulator,
+a kubelet thread (tests/kubernetes/inpod_kubelet.py) runs them for real in a network namespace
+standing for the pod, and the rules are observed in that namespace.
+
+Asserted: the ephemeral container spec the emulator received (image, NET_ADMIN, the deadline in
+the args, run id), that it is a valid Pod spec for Kubernetes 1.30, the revert's `stop` container
+and the rules gone afterwards, the agent's own failure (no netem) surfacing as a clear error, a
+vanished pod counting as reverted, and clear errors for Pod Security admission and clusters
+without ephemeral containers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from chaos.adapters.base import TargetRef
+from chaos.adapters.kubernetes import ephemeral as eph_adapter
+from chaos.adapters.kubernetes.ephemeral import PodNetworkAdapter, PodResourceAdapter
+from chaos.adapters.local.kernel import netem_available
+from chaos.errors import ChaosError, FaultFailed, GuardRefused, PermissionDenied
+from chaos.model.experiment import FaultSpec, Target, frozen
+from tests.conftest import chaos_cmd, wait_until
+from tests.integration.test_network_kernel_faults_in_namespaces import has_table, kernel_state
+from tests.kubernetes.emulator import PODS, Emulator
+from tests.kubernetes.inpod_kubelet import Kubelet, add_pod
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+IMAGE = "registry.example/chaos:test"
+
+
+class Scope:
+    seed = 0
+    run_id = "run-inpod-1"
+
+    def service_pid(self, name: str) -> int | None:
+        return None
+
+    async def restart_service(self, name: str, signal_name: str | None) -> None:
+        raise AssertionError
+
+
+def pod_fault(fault_type: str, params: dict[str, Any], duration: float = 60,
+              selector: dict[str, Any] | None = None) -> FaultSpec:
+    return FaultSpec(index=0, name="in-pod", type=fault_type,
+                     target=Target("pods", frozen(selector or {"namespace": "shop",
+                                                               "names": ["web-1"]})),
+                     params=frozen(params), start=0.0, duration=duration,
+                     kubernetes=frozen({"image": IMAGE}))
+
+
+def patches(k8s: Emulator) -> list[dict[str, Any]]:
+    """The ephemeral containers the adapter sent, in order (the last of each patch's list)."""
+    return [c.body["spec"]["ephemeralContainers"][-1] for c in k8s.cluster.calls
+            if c.resource == "pods/ephemeralcontainers" and c.verb == "patch"]
+
+
+@pytest.fixture
+def pod(k8s: Emulator, netns_pair: dict[str, str], tmp_path: Path) -> Iterator[Kubelet]:
+    """Pod shop/web-1, whose network namespace is netns_pair's b, its device renamed eth0."""
+    ns, dev = netns_pair["b"], netns_pair["dev_b"]
+    for step in (["link", "set", dev, "down"], ["link", "set", dev, "name", "eth0"],
+                 ["link", "set", "eth0", "up"]):
+        subprocess.run(["ip", "-n", ns, *step], check=True, timeout=10)
+    netns_pair["dev_b"] = "eth0"
+    add_pod(k8s, "web-1")
+    with Kubelet(k8s, {"web-1": netns_pair["b"]}, tmp_path) as kubelet:
+        yield kubelet
+
+
+async def inject(adapter: Any, fault: FaultSpec) -> tuple[TargetRef, dict[str, Any]]:
+    [target] = await adapter.resolve(fault, Scope())
+    spec = adapter.prepare(fault, target)
+    json.dumps(spec)  # plain data: the ledger and the watchdog take it as is
+    return target, await adapter.inject(fault, target, spec, Scope())
+
+
+def test_loss_container_spec_then_revert_by_a_stop_container(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet
+) -> None:
+    before = kernel_state(netns_pair)
+    fault = pod_fault("network.loss", {"percent": 0.3, "correlation": 0.0}, selector={
+        "namespace": "shop", "names": ["web-1"]})
+    adapter = PodNetworkAdapter()
+    start = time.time()
+    target, spec = asyncio.run(inject(adapter, fault))
+    assert has_table(netns_pair["b"])
+    [hold] = patches(k8s)
+    assert hold["name"] == f"chaos-hold-{spec['id']}" == spec["container"]
+    assert hold["image"] == IMAGE and hold["command"] == ["python", "-m",
+                                                         "chaos.adapters.kubernetes.inpod_agent"]
+    assert hold["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
+    assert "targetContainerName" not in hold
+    args = hold["args"]
+    deadline = float(args[args.index("--deadline") + 1])
+    assert deadline == pytest.approx(start + 60, abs=5) and deadline == spec["deadline"]
+    assert 60 <= float(args[args.index("--max-for") + 1]) <= 60 + 130
+    assert json.loads(args[args.index("--with") + 1]) == {"percent": 0.3, "correlation": 0.0}
+    assert {"name": "CHAOS_RUN_ID", "value": "run-inpod-1"} in hold["env"]
+    pod_obj = k8s.call(lambda c: c.get(PODS, "shop", "web-1"))
+    assert pod_obj is not None
+    kubernetes_validate.validate({k: pod_obj[k] for k in ("apiVersion", "kind", "spec")} | {
+        "metadata": {"name": "web-1"}}, "1.30.0", strict=True)
+
+    assert asyncio.run(adapter.revert(spec)) == "reverted"
+    hold, stop = patches(k8s)
+    assert stop["name"].startswith(f"chaos-stop-{spec['id']}-") and stop["args"][0] == "stop"
+    assert stop["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
+    assert kernel_state(netns_pair) == before
+    status = {s["name"]: s["state"] for s in pod.statuses["web-1"].values()}
+    assert wait_until(lambda: "terminated" in pod.statuses["web-1"][hold["name"]]["state"], 10)
+    assert pod.statuses["web-1"][hold["name"]]["state"]["terminated"]["message"] == \
+        "reverted (stopped): reverted", status
+    verbs = {(c.verb, c.resource) for c in k8s.cluster.calls}
+    assert verbs == {("list", "pods"), ("get", "pods"), ("patch", "pods/ephemeralcontainers")}
+
+
+def test_the_agent_ends_the_fault_at_its_deadline_and_the_revert_adds_nothing(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet
+) -> None:
+    before = kernel_state(netns_pair)
+    fault = pod_fault("network.bandwidth", {"rate": 1 << 20}, duration=3, selector={
+        "namespace": "shop", "names": ["web-1"]})
+    adapter = PodNetworkAdapter()
+    _, spec = asyncio.run(inject(adapter, fault))
+    assert "ca05:" in subprocess.run(["tc", "-n", netns_pair["b"], "qdisc", "show"],
+                                     capture_output=True, text=True, check=True).stdout
+    name = spec["container"]
+    assert wait_until(lambda: "terminated" in pod.statuses["web-1"][name]["state"], 30)
+    assert kernel_state(netns_pair) == before  # nobody but the agent removed it
+    assert asyncio.run(adapter.revert(spec)) == "reverted"
+    assert len(patches(k8s)) == 1, "the agent already ended it: no stop container needed"
+
+
+@pytest.mark.skipif(netem_available(), reason="netem exists here: the refusal is not reachable")
+def test_latency_without_netem_fails_clearly_with_the_agents_reason(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet
+) -> None:
+    before = kernel_state(netns_pair)
+    fault = pod_fault("network.latency", {"delay": 0.1, "jitter": 0.0, "correlation": 0.0},
+                      selector={"namespace": "shop", "names": ["web-1"]})
+    with pytest.raises(PermissionDenied) as error:
+        asyncio.run(inject(PodNetworkAdapter(), fault))
+    assert "sch_netem" in str(error.value) and "proxy" in str(error.value)
+    assert "pod shop/web-1" in str(error.value)
+    assert kernel_state(netns_pair) == before
+
+
+def test_cpu_in_the_pod_is_stopped_by_the_revert(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet
+) -> None:
+    fault = pod_fault("resource.cpu", {"load": 0.3, "cores": 1, "pin": False, "ramp": 0.0})
+    adapter = PodResourceAdapter()
+    _, spec = asyncio.run(inject(adapter, fault))
+    [hold] = patches(k8s)
+    assert hold["securityContext"] == {"allowPrivilegeEscalation": False,
+                                       "capabilities": {"drop": ["ALL"]},
+                                       "seccompProfile": {"type": "RuntimeDefault"}}
+    agent, _ = pod.procs["web-1", hold["name"]]
+    assert agent.poll() is None
+    assert asyncio.run(adapter.revert(spec)) == "reverted"
+    assert agent.wait(10) == 0
+
+
+def test_a_vanished_pod_counts_as_reverted(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet
+) -> None:
+    fault = pod_fault("network.loss", {"percent": 0.1, "correlation": 0.0},
+                      selector={"namespace": "shop", "names": ["web-1"]})
+    adapter = PodNetworkAdapter()
+    _, spec = asyncio.run(inject(adapter, fault))
+    k8s.call(lambda c: c.objects[PODS, "shop", "web-1"].delete())
+    assert asyncio.run(adapter.revert(spec)) == "gone"
+    add_pod(k8s, "web-1")  # same name, new UID: not ours either
+    assert asyncio.run(adapter.revert(spec)) == "gone"
+
+
+def test_a_pod_on_the_host_network_is_refused_before_any_patch(k8s: Emulator) -> None:
+    k8s.call(lambda c: c.put(PODS, {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-1", "namespace": "shop"},
+        "spec": {"hostNetwork": True, "containers": [{"name": "app", "image": "app:1"}]},
+        "status": {"phase": "Running"}}))
+    with pytest.raises(GuardRefused) as refused:
+        asyncio.run(inject(PodNetworkAdapter(), pod_fault("network.loss", {"percent": 0.1})))
+    assert "hostNetwork" in str(refused.value) and "whole node" in str(refused.value)
+    assert patches(k8s) == []
+
+
+class RefusingApi:
+    """An Api whose patch raises what a cluster answered (status mapping is api.py's job,
+    tested with the emulator; here: what the in-pod adapter makes of it)."""
+
+    def __init__(self, error: ChaosError) -> None:
+        self.error = error
+
+    async def call(self, *args: Any, **kwargs: Any) -> Any:
+        raise self.error
+
+
+@pytest.mark.parametrize("error, expected, hint", [
+    (PermissionDenied('pods "web-1" is forbidden: violates PodSecurity "baseline:latest": '
+                      'non-default capabilities (container "chaos-hold-x" must not include '
+                      '"NET_ADMIN" in securityContext.capabilities.add)'),
+     "admission refused", "pod-security.kubernetes.io/enforce=privileged"),
+    (FaultFailed('patch pods/ephemeralcontainers failed: HTTP 422: Pod "web-1" is invalid: '
+                 'spec.ephemeralContainers[0].securityContext.capabilities: NET_ADMIN'),
+     "refused chaos's ephemeral container", "NET_ADMIN"),
+])
+def test_admission_refusals_say_what_to_do(error: ChaosError, expected: str,
+                                           hint: str) -> None:
+    with pytest.raises(ChaosError) as raised:
+        asyncio.run(eph_adapter.add_container(RefusingApi(error), "shop", "web-1", {}, {}))
+    assert expected in str(raised.value) and hint in raised.value.hint
+
+
+def test_a_cluster_without_ephemeral_containers_is_named(k8s: Emulator) -> None:
+    from chaos.adapters.kubernetes.api import Gone
+
+    with pytest.raises(eph_adapter.EphemeralUnavailable) as raised:
+        asyncio.run(eph_adapter.add_container(
+            RefusingApi(Gone("patch pods/ephemeralcontainers: not found (404 page not found)")),
+            "shop", "web-1", {}, {}))
+    assert "does not serve pods/ephemeralcontainers" in str(raised.value)
+    assert "1.25" in raised.value.hint
+
+
+def test_sigkill_of_the_runner_mid_fault_brings_the_watchdogs_stop_container(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet, tmp_path: Path, state_dir: Path
+) -> None:
+    before = kernel_state(netns_pair)
+    path = tmp_path / "pod-loss.yaml"
+    path.write_text(f"""title: in-pod loss
+kubernetes: {{namespaces: [shop], image: "{IMAGE}"}}
+faults:
+  - name: pod-loss
+    type: network.loss
+    target: {{pods: {{namespace: shop, names: [web-1]}}}}
+    with: {{percent: 40%}}
+    duration: 120s
+""")
+    log = tmp_path / "runner.log"
+    with open(log, "wb") as out:
+        runner = subprocess.Popen(chaos_cmd("run", "-q", str(path)), stdout=out,
+                                  stderr=subprocess.STDOUT)
+    try:
+        assert wait_until(lambda: has_table(netns_pair["b"]), 30), log.read_text()
+        runner.kill()
+        runner.wait(10)
+        assert wait_until(lambda: not has_table(netns_pair["b"]), 30), "the watchdog did not revert"
+    finally:
+        runner.kill()
+        runner.wait(10)
+    hold, stop = patches(k8s)
+    assert stop["args"][:3] == ["stop", "--id", hold["args"][2]]
+    assert stop["args"][stop["args"].index("--fault") + 1] == "network.loss"
+    assert kernel_state(netns_pair) == before
+    assert wait_until(lambda: "terminated" in pod.statuses["web-1"][stop["name"]]["state"], 10)
+    message = pod.statuses["web-1"][stop["name"]]["state"]["terminated"]["message"]
+    assert message == "stopped: agent: reverted (stopped): reverted; leftovers: gone"
