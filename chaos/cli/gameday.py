@@ -23,13 +23,13 @@ def gameday() -> None:
     """Run, schedule or export game days (docs/gamedays.md)."""
 
 
-def _load(path: str, vars_: dict[str, str]) -> Any:
+def _load(path: str, vars_: dict[str, str]) -> tuple[Any, dict[str, str]]:
+    """The game day, checked with every experiment it runs; and their titles by path."""
     from chaos.gameday.run import check_experiments
     from chaos.model.gameday import load_gameday
 
     day = load_gameday(path, vars_)
-    check_experiments(day, vars_)
-    return day
+    return day, check_experiments(day, vars_)
 
 
 def _out(out: Path | None, day: Any) -> Path:
@@ -70,10 +70,10 @@ def run(file: str, out: Path | None, vars_: tuple[str, ...], state_dir: Path | N
     from chaos.gameday.run import GameDayRun
 
     variables_ = parse_vars(vars_)
-    day = _load(file, variables_)
+    day, titles = _load(file, variables_)
     notifier = Notifier(day.notify, warn=lambda m: click.echo(f"chaos: warning: {m}", err=True))
     runner = GameDayRun(day, _out(out, day), variables=variables_, state_dir=state_dir,
-                        notifier=notifier, echo=click.echo)
+                        notifier=notifier, echo=click.echo, titles=titles)
     click.echo(f"game day {runner.id}: {day.title} ({len(day.experiments)} experiments)")
     code = _with_signals(runner.run(), runner.interrupt)
     _summary(runner, code)
@@ -85,9 +85,11 @@ def _summary(runner: Any, code: int) -> None:
 
     collection = runner.collection()
     all_facts = [analysis.facts(e) for e in collection.entries]
-    for i, f in enumerate(all_facts, 1):
+    for i, (f, slot) in enumerate(zip(all_facts, runner.slots), 1):
         cells = analysis.summary_cells(i, f)
-        click.echo(f"  {cells[0]:>2}. {f.verdict:<21} score {cells[3]:>3}  {f.label}")
+        what = f.title if f.title != f.label else slot.ref.shown
+        click.echo(f"  {cells[0]:>2}. {f.verdict:<21} score {cells[3]:>3}  {what}"
+                   + (" (not started)" if f.verdict == "skipped" else ""))
     click.echo(f"resilience score: {analysis.score_text(analysis.resilience_score(all_facts))}")
     for kind, name in runner.reports.items():
         click.echo(f"  {kind}: {runner.dir / name}")
@@ -113,7 +115,13 @@ def schedule(files: tuple[str, ...], out: Path | None, run_now: bool, starting_d
     from chaos.errors import UsageError
     from chaos.gameday.notify import Notifier
     from chaos.gameday.run import GameDayRun
-    from chaos.gameday.schedule import Decision, Scheduler, describe_slot, system_clock, until
+    from chaos.gameday.schedule import (
+        MissReporter,
+        Scheduler,
+        describe_slot,
+        system_clock,
+        until,
+    )
     from chaos.units import parse_duration
 
     variables_ = parse_vars(vars_)
@@ -121,7 +129,7 @@ def schedule(files: tuple[str, ...], out: Path | None, run_now: bool, starting_d
         deadline = parse_duration(starting_deadline)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--starting-deadline") from None
-    days = [_load(f, variables_) for f in files]
+    days = [_load(f, variables_)[0] for f in files]
     for day in days:
         if day.schedule is None:
             raise UsageError(f"{day.source} has no schedule",
@@ -132,14 +140,14 @@ def schedule(files: tuple[str, ...], out: Path | None, run_now: bool, starting_d
 
     async def start(day: Any) -> int:
         try:  # the file is read again: edits apply to the next run
-            fresh = _load(day.source, variables_)
+            fresh, titles = _load(day.source, variables_)
         except ChaosError as exc:  # a broken edit must not stop the scheduler
             click.echo(f"chaos: error: {exc}", err=True)
             return int(ExitCode.INVALID)
         notifier = Notifier(fresh.notify, warn=lambda m: click.echo(f"chaos: warning: {m}",
                                                                     err=True))
         runner = GameDayRun(fresh, _out(out, fresh), variables=variables_, state_dir=state_dir,
-                            notifier=notifier, echo=click.echo)
+                            notifier=notifier, echo=click.echo, titles=titles)
         active.add(runner)
         click.echo(f"game day {runner.id}: {fresh.title}: started")
         try:
@@ -147,27 +155,30 @@ def schedule(files: tuple[str, ...], out: Path | None, run_now: bool, starting_d
         finally:
             active.discard(runner)
         slot = scheduler.next[id(day)]
+        then = ("the scheduler stops" if received else
+                f"next at {describe_slot(slot, day.schedule)}")
         click.echo(f"game day {runner.id}: {fresh.title}: exit {code}, report in {runner.dir}; "
-                   f"next at {describe_slot(slot, day.schedule)}")
+                   f"{then}")
         return code
 
-    def report(d: Decision) -> None:
-        when = describe_slot(d.slot, d.gameday.schedule)
-        if d.action == "missed":
-            click.echo(f"missed: {d.gameday.title} at {when}: {d.why}", err=True)
-            Notifier(d.gameday.notify).send("missed", {
-                "title": d.gameday.title, "source": d.gameday.source,
-                "slot": d.slot.isoformat(), "reason": d.why})
-
-    scheduler = Scheduler(days, start, report=report, starting_deadline=deadline,
+    misses = MissReporter(lambda m: click.echo(m, err=True),
+                          warn=lambda m: click.echo(f"chaos: warning: {m}", err=True))
+    scheduler = Scheduler(days, start, report=misses, starting_deadline=deadline,
                           run_now=run_now)
     now = system_clock()
     for day in days:
-        slot = scheduler.next[id(day)]
-        click.echo(f"scheduled: {day.title}: next at {describe_slot(slot, day.schedule)} "
-                   f"(in {until(slot, now)})")
+        slot = scheduler.slots[id(day)].after(now)
+        click.echo(f"scheduled: {day.title} ({day.source}): "
+                   + ("now (--run-now), then " if run_now else "")
+                   + f"at {describe_slot(slot, day.schedule)} (in {until(slot, now)})")
+    click.echo("the scheduler runs in the foreground; Ctrl-C or SIGTERM reverts what runs and "
+               "stops it")
 
     def on_signal(signum: int) -> None:
+        if not received:
+            click.echo(f"{signal.Signals(signum).name}: stopping the scheduler"
+                       + (f" after reverting {len(active)} running game day(s)" if active
+                          else ""))
         received.append(signum)
         for runner in list(active):
             runner.interrupt(signum)
@@ -175,9 +186,11 @@ def schedule(files: tuple[str, ...], out: Path | None, run_now: bool, starting_d
 
     async def serve() -> int:
         await scheduler.serve()
+        await misses.drain()
         return 0
 
     _with_signals(serve(), on_signal)
+    click.echo("scheduler stopped")
     if received:
         sys.exit(ExitCode.INTERRUPTED if received[0] == signal.SIGINT else ExitCode.TERMINATED)
     sys.exit(ExitCode.OK)
@@ -212,7 +225,7 @@ def export(file: str, kubernetes_: bool, namespace: str, targets: tuple[str, ...
     from chaos.runner.load import load_experiment
 
     variables_ = parse_vars(vars_)
-    day = _load(file, variables_)
+    day, _ = _load(file, variables_)
     types = []
     for ref in day.experiments:
         try:
@@ -235,5 +248,8 @@ def export(file: str, kubernetes_: bool, namespace: str, targets: tuple[str, ...
     text = exporter.to_yaml(docs)
     if output:
         output.write_text(text)
+        click.echo(f"wrote {len(docs)} manifests ({', '.join(d['kind'] for d in docs)}) to "
+                   f"{output}" + (f"; valid for Kubernetes {k8s_version}" if k8s_version
+                                  else ""), err=True)
     else:
         click.echo(text, nl=False)

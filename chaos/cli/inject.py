@@ -32,7 +32,8 @@ TARGET_FLAGS = {
     "upstream": ("proxy", "upstream", str, "fault proxy: address it relays to, HOST:PORT"),
     "stream": ("proxy", "direction", str, "fault proxy: downstream, upstream or both"),
     "toxicity": ("proxy", "toxicity", str, "fault proxy: share of connections hit, e.g. 50%"),
-    "device": ("interface", "device", str, "kernel: network device (with --netns: inside it)"),
+    "device": ("interface", "device", str,
+               "kernel: network device (with --netns: inside it; with pod flags: in each pod)"),
     "netns": ("netns", "name", str, "kernel: network namespace holding --device"),
     "peer": ("interface", "host", str, "kernel: only traffic to/from this IP address"),
     "cidr": ("interface", "cidr", str, "kernel: only traffic to/from this network"),
@@ -42,7 +43,8 @@ TARGET_FLAGS = {
 }
 
 # Kubernetes flags, kubectl-like: the kind follows from --node / --deployment / --statefulset,
-# else pods. (flag, option names, help, multiple)
+# else pods. With pod flags, the kernel flags (--device, --peer, --port...) filter the traffic
+# that in-pod network faults hit. (flag, option names, help)
 KUBERNETES_KINDS = ("pods", "deployment", "statefulset", "node")
 KUBERNETES_FLAGS = (
     ("k8s_namespace", ["-n", "--namespace"], "kubernetes: namespace (default: the context's)"),
@@ -58,10 +60,17 @@ KUBERNETES_FLAGS = (
 )
 
 
-def _kubernetes_options(kinds: list[str]) -> list[click.Parameter]:
+def _kubernetes_dests(kinds: tuple[str, ...] | list[str]) -> set[str]:
+    """The Kubernetes flags (by dest) that make sense for these target kinds."""
+    if not any(k in KUBERNETES_KINDS for k in kinds):
+        return set()
     wanted = {"k8s_namespace", "k8s_selector", "k8s_context", "k8s_kubeconfig"}
     wanted |= {"k8s_fields", "k8s_pod", "k8s_on_node"} if "pods" in kinds else set()
-    wanted |= {f"k8s_{k}" for k in ("deployment", "statefulset", "node") if k in kinds}
+    return wanted | {f"k8s_{k}" for k in ("deployment", "statefulset", "node") if k in kinds}
+
+
+def _kubernetes_options(kinds: list[str]) -> list[click.Parameter]:
+    wanted = _kubernetes_dests(kinds)
     params: list[click.Parameter] = [
         click.Option([*names, dest], help=doc, multiple=dest == "k8s_pod")
         for dest, names, doc in KUBERNETES_FLAGS if dest in wanted]
@@ -106,6 +115,28 @@ def _target_kind(flags: set[str]) -> str:
     return kinds.pop() if kinds else "process"
 
 
+def _in_pods(cluster: tuple[str, dict[str, Any]],
+             kw: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Kernel traffic flags given with pod flags filter traffic inside each pod."""
+    given = [f for f in TARGET_FLAGS if kw.get(f"target_{f}") is not None]
+    local = [_flag(f) for f in given if TARGET_FLAGS[f][0] != "interface"]
+    if cluster[0] != "pods" or local:
+        raise click.UsageError(
+            f"{', '.join(local or [_flag(f) for f in given])} name a target on this machine, "
+            f"and the Kubernetes flags a {cluster[0]} target in the cluster; give one or the "
+            "other (with pod flags, only --device, --peer, --cidr, --port, --protocol and "
+            "--traffic apply, inside each pod)")
+    kind, selector = cluster
+    return kind, {**selector, **{TARGET_FLAGS[f][1]: kw[f"target_{f}"] for f in given}}
+
+
+def _share_flag(fault: FaultType, name: str) -> str:
+    """--count / --percent pick targets, unless the fault has a parameter of that name
+    (network.loss --percent is the packets' share): then --targets-count / --targets-percent."""
+    clash = {"count", "percent"} & set(fault.params.fields)
+    return f"--targets-{name}" if clash else f"--{name}"
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -129,8 +160,10 @@ def _command(fault: FaultType) -> click.Command:
     if any(k in KUBERNETES_KINDS for k in kinds):
         params += _kubernetes_options(kinds)
     if "process" in kinds or any(k in KUBERNETES_KINDS for k in kinds):
-        params.append(click.Option(["--count"], type=int, help="hit at most N of the matches"))
-        params.append(click.Option(["--percent"], help="hit this share of the matches, e.g. 50%"))
+        params += [click.Option([_share_flag(fault, "count"), "target_count"], type=int,
+                                help="hit at most N of the matches"),
+                   click.Option([_share_flag(fault, "percent"), "target_percent"],
+                                help="hit this share of the matches, e.g. 50%")]
     if not fault.instant:
         params.append(click.Option(["--for", "duration"], required=True, metavar="DURATION",
                                    help="how long to hold the fault, e.g. 30s"))
@@ -170,23 +203,23 @@ def inject() -> None:
 def _document(fault: FaultType, kw: dict[str, Any]) -> dict[str, Any]:
     selector = {field: kw[f"target_{flag}"] for flag, (_, field, _, _) in TARGET_FLAGS.items()
                 if kw.get(f"target_{flag}") is not None}
-    cluster = None if selector else _kubernetes_target(fault, kw)
+    cluster = _kubernetes_target(fault, kw)
+    if cluster and selector:
+        selector, cluster = {}, _in_pods(cluster, kw)
     host = not selector and not cluster and "host" in fault.target_kinds  # this machine
     if not selector and not host and not cluster and any(
             k != "service" for k in fault.target_kinds):
         flags = [_flag(f) for f, (kind, *_) in TARGET_FLAGS.items()
                  if kind in fault.target_kinds]
-        flags += [n[-1] for d, n, _ in KUBERNETES_FLAGS if d not in (
-            "k8s_context", "k8s_kubeconfig") and any(k in KUBERNETES_KINDS
-                                                     for k in fault.target_kinds)]
+        flags += [n[-1] for d, n, _ in KUBERNETES_FLAGS if d in _kubernetes_dests(
+            fault.target_kinds) and d not in ("k8s_context", "k8s_kubeconfig")]
         raise click.UsageError("say what to hit: " + ", ".join(flags))
     kind = _target_kind({f for f in TARGET_FLAGS if kw.get(f"target_{f}") is not None})
     target: dict[str, Any] = {"host": "local"} if host else (
         {cluster[0]: cluster[1]} if cluster else {kind: selector})
-    if kw.get("count") is not None:
-        target["count"] = kw["count"]
-    if kw.get("percent") is not None:
-        target["percent"] = kw["percent"]
+    for share in ("count", "percent"):
+        if kw.get(f"target_{share}") is not None:
+            target[share] = kw[f"target_{share}"]
     params = {name: kw[name] for name in fault.params.fields if kw.get(name) is not None}
     doc_fault: dict[str, Any] = {"name": fault.name, "type": fault.name, "target": target,
                                  "with": params}
@@ -201,11 +234,15 @@ def _document(fault: FaultType, kw: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def _as_flags(problem: Problem) -> str:
+def _as_flags(fault: FaultType, problem: Problem) -> str:
     path = problem.path.replace("faults[0].with.", "--").replace("faults[0].duration", "--for")
+    for share in ("count", "percent"):
+        path = path.replace(f"faults[0].target.{share}", _share_flag(fault, share))
     path = path.replace("faults[0].target.process.", "--").replace("faults[0].target.", "--")
     for flag, (kind, field, _, _) in TARGET_FLAGS.items():  # proxy, interface, netns fields
         path = path.replace(f"--{kind}.{field}", _flag(flag))
+        if kind == "interface":  # the same flags inside pods
+            path = path.replace(f"--pods.{field}", _flag(flag))
     return f"{path}: {problem.message}" if path else problem.message
 
 
@@ -219,7 +256,7 @@ def _inject(fault: FaultType, kw: dict[str, Any]) -> None:
         experiment = load_text(SourceText("<command line>", text), vocabulary(), {})
     except ExperimentInvalid as exc:
         for problem in exc.problems:
-            click.echo(f"chaos inject {fault.name}: {_as_flags(problem)}", err=True)
+            click.echo(f"chaos inject {fault.name}: {_as_flags(fault, problem)}", err=True)
         sys.exit(ExitCode.INVALID)
     if kw.get("dry_run"):
         from chaos.cli.run import print_plan

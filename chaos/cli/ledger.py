@@ -156,6 +156,9 @@ def _sweep(settings: Mapping[str, object], namespaces: tuple[str, ...], force: b
         return int(ExitCode.REVERT_FAILED)
     for item in found:
         click.echo(f"{item.outcome:<9} {item.what} (run {item.run})")
+    if any(item.outcome.startswith("skipped") for item in found):
+        click.echo("skipped marks belong to runs that may still hold their fault; they are "
+                   "undone once expired, or now with --force")
     if not found:
         click.echo(f"nothing chaos marked on nodes or in {', '.join(chosen)} "
                    f"({api.conn.describe()})")

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from chaos.cli.options import parse_vars, state_dir, variables
-from chaos.cli.validate import is_ctk, load_any
+from chaos.cli.validate import is_ctk, load_any, note_skipped
 from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode, ExperimentInvalid, most_serious
 
 
@@ -56,7 +56,7 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
         rollback_strategy: str | None, hypothesis_strategy: str | None,
         hypothesis_frequency: float | None, fail_fast: bool | None,
         state_dir: Path | None) -> None:
-    """Run experiment FILEs (or every *.yaml in DIRs) in order.
+    """Run experiment FILEs (or every *.yaml and Chaos Toolkit *.json in DIRs) in order.
 
     Each run checks the steady state, injects the faults on their timeline, reverts them
     (also on failure, Ctrl-C, SIGTERM, and - through the watchdog - when the runner dies),
@@ -67,7 +67,7 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
     """
     from chaos.runner.load import expand_paths
 
-    files = expand_paths(list(paths))
+    files = expand_paths(list(paths), skipped=note_skipped)
     if not files:
         raise click.UsageError("no experiment files found in " + ", ".join(paths))
     if journal_path and len(files) > 1:

@@ -15,7 +15,8 @@ from chaos.errors import ExitCode, ExperimentInvalid
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @variables
 def validate(paths: tuple[str, ...], vars_: tuple[str, ...]) -> None:
-    """Check experiment FILEs (or DIRs of *.yaml) without running anything.
+    """Check experiment FILEs (or DIRs: their *.yaml and Chaos Toolkit *.json) without running
+    anything.
 
     Chaos Toolkit experiments (JSON or YAML) are checked too, every problem at once.
 
@@ -25,7 +26,7 @@ def validate(paths: tuple[str, ...], vars_: tuple[str, ...]) -> None:
     from chaos.runner.load import expand_paths
 
     variables_ = parse_vars(vars_)
-    files = expand_paths(list(paths))
+    files = expand_paths(list(paths), skipped=note_skipped)
     if not files:
         raise click.UsageError("no experiment files found in " + ", ".join(paths))
     bad = 0
@@ -74,6 +75,11 @@ def load_any(path: str, variables_: dict[str, str]) -> Any:
         from chaos.ctk.document import from_tree
 
         return from_tree(exc.root, exc.text, exc.source)
+
+
+def note_skipped(path: str, why: str) -> None:
+    """A JSON file in a directory that is not run (chaos.runner.load.expand_paths)."""
+    click.echo(f"note: {path}: skipped, {why}", err=True)
 
 
 def is_ctk(experiment: object) -> bool:

@@ -7,7 +7,7 @@ our own (not the loop's default executor, which `asyncio.run` and the interprete
 exit), and the process exits after its rollbacks without waiting for them.
 
 What an abandoned thread is waiting for may itself be harmful, so process-provider
-subprocesses are started in their own session and killed as a whole process group
+subprocesses are started in their own session and killed with everything in that session
 (`kill_all`), grandchildren included: chaoslib's own provider starts string arguments with
 `shell=True` and, on timeout, kills only the shell. We substitute only the `subprocess` name
 inside chaoslib.provider.process; path resolution, argument handling and the result shape
@@ -90,8 +90,18 @@ def _run(args: Any, *, timeout: float | None = None, **kwargs: Any) -> subproces
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the subprocess's whole session: its process group, and the members that moved to
+    groups of their own (`timeout`, shells' job control) - they keep the session. Linux does
+    not reuse a pid while it names a live session or group, so this never hits a stranger."""
+    sid = proc.pid
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(sid, signal.SIGKILL)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if os.getsid(int(entry)) == sid:
+                os.kill(int(entry), signal.SIGKILL)
 
 
 def kill_all() -> int:

@@ -44,6 +44,41 @@ class Conversion:
     document: dict[str, Any]
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # where each converted entry came from, in order: "hypothesis.probes" / "faults" -> (where,
+    # path, name) of the Chaos Toolkit activity, so an entry the native loader refuses can be
+    # left out and listed
+    origins: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+
+    def drop(self, refused: Mapping[str, Mapping[int, str]]) -> None:
+        """Leave out the entries the native loader refused ({section: {index: why}}), listed
+        as not converted with the loader's reason."""
+        hyp = self.document.get("hypothesis") or {}
+        for section, whys in refused.items():
+            entries = hyp.get("probes") if section == "hypothesis.probes" else \
+                self.document.get(section)
+            origins = self.origins.get(section, [])
+            if not isinstance(entries, list):
+                continue
+            for i, why in whys.items():
+                if i < len(origins):
+                    self.skipped.append(Skipped(*origins[i], why))
+            entries[:] = [e for i, e in enumerate(entries) if i not in whys]
+            self.origins[section] = [o for i, o in enumerate(origins) if i not in whys]
+        if hyp:
+            names = {p["name"] for p in hyp["probes"]}
+            hyp["checks"] = [c for c in hyp["checks"] if c.split(" ")[0] in names]
+            if not hyp["probes"]:
+                del self.document["hypothesis"]
+        if "faults" in self.document and not self.document["faults"]:
+            del self.document["faults"]
+        self.skipped.sort(key=lambda s: _line(s.where))
+
+
+def _line(where: str) -> tuple[int, int]:
+    parts = where.rsplit(":", 2)
+    if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+        return int(parts[1]), int(parts[2])
+    return 0, 0
 
 
 def convert(exp: CtkExperiment) -> Conversion:
@@ -54,7 +89,8 @@ def convert(exp: CtkExperiment) -> Conversion:
     if exp.tags:
         out["tags"] = exp.tags
     result = Conversion(out)
-    variables = _vars(doc.get("configuration") or {}, result.notes)
+    variables, renames = _vars(doc.get("configuration") or {}, doc.get("secrets") or {},
+                               result.notes)
     if variables:
         out["vars"] = variables
 
@@ -62,13 +98,17 @@ def convert(exp: CtkExperiment) -> Conversion:
         name = str(activity.get("name") or activity.get("ref") or "?")
         result.skipped.append(Skipped(exp.where(path), path, name, why))
 
-    probes = _probes(doc, skip)
+    def origin(section: str, path: str, activity: Mapping[str, Any]) -> None:
+        result.origins.setdefault(section, []).append(
+            (exp.where(path), path, str(activity.get("name") or "?")))
+
+    probes = _probes(doc, skip, origin)
     if probes:
         out["hypothesis"] = {"probes": probes,
                              "checks": [f"{p['name']} >= 100%" for p in probes],
                              "before": {"window": "1s", "every": "250ms"},
                              "after": {"settle": "0s", "window": "1s", "every": "250ms"}}
-    faults = _faults(doc, skip, result.notes)
+    faults = _faults(doc, skip, origin, result.notes)
     if faults:
         out["faults"] = faults
     for i, activity in enumerate(doc.get("rollbacks") or []):
@@ -77,24 +117,52 @@ def convert(exp: CtkExperiment) -> Conversion:
             continue  # our faults revert themselves
         skip(f"rollbacks[{i}]", activity, "rollbacks are not part of our format: every fault "
                                           "reverts itself at its end, on failure and on signals")
+    result.document = _renamed(out, renames)
     return result
 
 
-def _vars(config: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
+def _vars(config: Mapping[str, Any], secrets: Mapping[str, Any], notes: list[str]
+          ) -> tuple[dict[str, Any], dict[str, str]]:
+    """`vars` from configuration (and secret) literals, and the renames that make a value Chaos
+    Toolkit reads from the environment variable KEY read from KEY here too: `${name}` ->
+    `${KEY}` (ours look `${KEY}` up in --var, then the environment; a default goes to vars)."""
     found: dict[str, Any] = {}
-    for key, value in config.items():
+    renames: dict[str, str] = {}
+    entries = [(f"configuration.{k}", k, v) for k, v in config.items()]
+    entries += [(f"secrets.{scope}.{k}", k, v) for scope, values in secrets.items()
+                if isinstance(values, Mapping) for k, v in values.items()]
+    for path, key, value in entries:
         if isinstance(value, Mapping):
-            if value.get("type") == "env" and "default" in value:
-                found[key] = value["default"]
-            notes.append(f"configuration.{key} came from ${value.get('key', '?')}: pass "
-                         f"--var {key}=VALUE or export {key}")
+            env = value.get("key")
+            if value.get("type") != "env" or not isinstance(env, str):
+                notes.append(f"{path} ({value.get('type')}) has no native equivalent: pass "
+                             f"--var {key}=VALUE")
+                continue
+            renames[key] = env
+            if "default" in value:
+                found[env] = value["default"]
+            notes.append(f"{path} is the environment variable {env}: written as ${{{env}}} "
+                         f"(export {env}, or pass --var {env}=VALUE)")
         elif isinstance(value, str | int | float | bool):
             found[key] = value
-    return found
+    return found, renames
 
 
-def _probes(doc: Mapping[str, Any], skip: Callable[[str, Mapping[str, Any], str], None]
-            ) -> list[dict[str, Any]]:
+def _renamed(value: Any, renames: Mapping[str, str]) -> Any:
+    if not renames:
+        return value
+    if isinstance(value, str):
+        return VARIABLE.sub(lambda m: "${" + renames.get(m.group(0)[2:-1], m.group(0)[2:-1])
+                            + "}", value)
+    if isinstance(value, dict):
+        return {k: _renamed(v, renames) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_renamed(v, renames) for v in value]
+    return value
+
+
+def _probes(doc: Mapping[str, Any], skip: Callable[[str, Mapping[str, Any], str], None],
+            origin: Callable[[str, str, Mapping[str, Any]], None]) -> list[dict[str, Any]]:
     probes, names = [], set()
     hyp = doc.get("steady-state-hypothesis") or {}
     for i, probe in enumerate(hyp.get("probes") or []):
@@ -109,6 +177,7 @@ def _probes(doc: Mapping[str, Any], skip: Callable[[str, Mapping[str, Any], str]
             name += "-2"
         names.add(name)
         probes.append({"name": name, **converted})
+        origin("hypothesis.probes", path, probe)
     return probes
 
 
@@ -169,6 +238,7 @@ def _argv(arguments: Any) -> list[str]:
 
 
 def _faults(doc: Mapping[str, Any], skip: Callable[[str, Mapping[str, Any], str], None],
+            origin: Callable[[str, str, Mapping[str, Any]], None],
             notes: list[str]) -> list[dict[str, Any]]:
     faults: list[dict[str, Any]] = []
     at = 0.0
@@ -183,6 +253,7 @@ def _faults(doc: Mapping[str, Any], skip: Callable[[str, Mapping[str, Any], str]
         else:
             name = PROBE_NAME.sub("-", str(activity.get("name") or f"fault-{i}")).strip("-")
             faults.append({"name": name[:60], **fault, **({"start": f"{at:g}s"} if at else {})})
+            origin("faults", path, activity)
         at += _seconds(pauses.get("after"))
     return faults
 

@@ -140,6 +140,10 @@ def validate(doc: Any, where: Callable[[str], Location | None], *,
     if not isinstance(doc, dict):
         bad("", "a Chaos Toolkit experiment is a mapping")
         return problems
+    if "chaoslib-version" in doc:
+        bad("", "this is a Chaos Toolkit journal (a run's record), not an experiment; run "
+                "the experiment file it came from")
+        return problems
     for key in ("title", "description"):
         if not isinstance(doc.get(key), str) or not doc[key].strip():
             bad(key if key in doc else "", f"Chaos Toolkit requires a `{key}` (text)")
@@ -226,6 +230,11 @@ def _guard(path: str, bad: Callable[[str, str], None], check: Callable[[], objec
 
 def _clean(exc: Exception) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if "could not find Python module" in text:
+        import sys
+
+        text += (f"; install it where chaos runs ({sys.executable} -m pip install ...), "
+                 "or put it on PYTHONPATH")
     return text if type(exc).__module__.startswith("chaoslib") else f"{type(exc).__name__}: {text}"
 
 

@@ -8,7 +8,7 @@ is its loop (chaoslib.run.Runner._run), for the promises it cannot keep:
     configure -> controls begin -> hypothesis BEFORE  not met: exit 3 (Chaos Toolkit: 0)
       -> METHOD (background activities as tasks; continuous hypothesis as a task)
       -> hypothesis AFTER                             not met: exit 1
-    cleanup (always): stop waiting for what still runs, kill process-provider process groups,
+    cleanup (always): stop waiting for what still runs, kill process-provider sessions,
       rollbacks (our default: whenever the method started, also on failure and signals),
       revert what chaos.ctk.actions still holds, controls end
 
@@ -228,9 +228,29 @@ class CtkEngine:
             self.config = load_dynamic_configuration(config, secrets)
             self.secrets = secrets
         except ChaosException as exc:
-            raise ChaosError(f"{self.experiment.source}: configuration or secrets: {exc}",
+            raise ChaosError(self._missing_env() or f"{self.experiment.source}: configuration "
+                             f"or secrets: {exc}",
                              hint="set the environment variables the file names, or pass "
                                   "--var NAME=VALUE / --var-file FILE") from None
+
+    def _missing_env(self) -> str:
+        """file:line: path of the first configuration or secret naming an unset environment
+        variable (chaoslib's message names the variable only)."""
+        import os
+
+        given_config, given_secrets = self.options.config_vars, self.options.secret_vars
+        entries = [(f"configuration.{k}", v) for k, v in
+                   (self.doc.get("configuration") or {}).items() if k not in given_config]
+        entries += [(f"secrets.{scope}.{k}", v)
+                    for scope, values in (self.doc.get("secrets") or {}).items()
+                    if isinstance(values, dict) for k, v in values.items()
+                    if k not in (given_secrets.get(scope) or {})]
+        for path, value in entries:
+            if isinstance(value, dict) and value.get("type") == "env" and "default" not in \
+                    value and value.get("key") not in os.environ:
+                return (f"{self.experiment.where(path)}: {path}: environment variable "
+                        f"{value.get('key')} is not set")
+        return ""
 
     def _begin_controls(self) -> None:
         from chaoslib.control import (
@@ -358,7 +378,7 @@ class CtkEngine:
             task.cancel()
         killed = blocking.kill_all()
         if killed:
-            log.info("killed %d process-provider process group(s)", killed)
+            log.info("killed %d process-provider session(s)", killed)
         await blocking.in_thread(self._end, "method", self.journal.get("run"))
         if self._play_rollbacks():
             await self._rollbacks()

@@ -139,8 +139,7 @@ class Keeper:
         if held.done.done():
             return
         loop = self._running_loop()
-        # the engine's cancel path: the same revert-everything cleanup a signal triggers
-        loop.call_soon_threadsafe(held.engine._cancel, ExitCode.OK, reason)
+        loop.call_soon_threadsafe(held.engine.stop, ExitCode.OK, reason)
         try:
             held.done.result(STOP_TIMEOUT)
         except concurrent.futures.TimeoutError:

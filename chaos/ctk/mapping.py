@@ -22,7 +22,8 @@ class Unconvertible(Exception):
 
 def fault_of(activity: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
     if activity.get("ref"):
-        raise Unconvertible("a reference to another activity; convert that one")
+        raise Unconvertible(f"a repeat of {activity['ref']!r}: ours run each fault once "
+                            "(give it a duration, or repeat it under another name)")
     if activity.get("type") == "probe":
         raise Unconvertible("probes in the method are not part of our format; put checks under "
                             "hypothesis.during instead")
@@ -30,7 +31,7 @@ def fault_of(activity: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
     kind = provider.get("type")
     args = provider.get("arguments") or {}
     if kind == "process":
-        return _kill(str(provider.get("path")), args)
+        return _kill(str(provider.get("path")), args, notes)
     if kind == "python" and isinstance(args, Mapping):
         module, func = provider.get("module", ""), provider.get("func", "")
         if module == "chaos.ctk.actions":
@@ -73,7 +74,7 @@ def _signal(flag: str) -> str | None:
     return name or None
 
 
-def _kill(path: str, arguments: Any) -> dict[str, Any]:
+def _kill(path: str, arguments: Any, notes: list[str]) -> dict[str, Any]:
     tool = os.path.basename(path)
     if tool not in ("pkill", "killall", "kill"):
         raise Unconvertible(f"the process action `{tool}` has no native equivalent")
@@ -101,6 +102,13 @@ def _kill(path: str, arguments: Any) -> dict[str, Any]:
         selector: dict[str, Any] = {"pid": int(target)}
     else:
         selector = {"cmdline": target} if full else {"name": target}
+    if sig in ("STOP", "TSTP"):
+        notes.append(f"`{tool} -{sig}` {target}: process.suspend held for {HOLD} (Chaos "
+                     "Toolkit leaves it stopped until a rollback sends CONT); adjust `duration`")
+        return {"type": "process.suspend", "target": {"process": selector}, "duration": HOLD}
+    if sig == "CONT":
+        raise Unconvertible(f"`{tool} -CONT` resumes processes: our process.suspend resumes "
+                            "them itself")
     return {"type": "process.kill", "target": {"process": selector}, "with": {"signal": sig}}
 
 

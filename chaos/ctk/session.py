@@ -4,6 +4,7 @@ native ones: the same events, our journal (chaos.journal/v1, so the terminal sum
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -73,7 +74,7 @@ def summary(experiment: CtkExperiment) -> dict[str, Any]:
 def chaostoolkit_section(result: CtkResult, ctk_path: Path) -> dict[str, Any]:
     def runs(key: str) -> list[dict[str, Any]]:
         return [{"activity": r["activity"].get("name"), "type": r["activity"].get("type"),
-                 "status": r.get("status"), "error": activity_error(r)}
+                 "status": r.get("status"), "error": activity_error(r) or killed(r)}
                 for r in result.journal.get(key) or []]
 
     return {"journal": str(ctk_path), "status": result.journal.get("status"),
@@ -81,6 +82,28 @@ def chaostoolkit_section(result: CtkResult, ctk_path: Path) -> dict[str, Any]:
             "rollback_strategy": result.rollback_strategy,
             "hypothesis_strategy": result.hypothesis_strategy,
             "method": runs("run"), "rollbacks": runs("rollbacks")}
+
+
+def killed(run: Mapping[str, Any]) -> str:
+    """A process-provider activity whose subprocess died of a signal (ours, when the run was
+    interrupted, or anyone's): chaoslib records it as succeeded, with a negative status."""
+    output = run.get("output")
+    provider = (run.get("activity") or {}).get("provider") or {}
+    if provider.get("type") == "process" and isinstance(output, Mapping):
+        status = output.get("status")
+        if isinstance(status, int) and status < 0:
+            import signal
+
+            with contextlib.suppress(ValueError):
+                return f"killed by {signal.Signals(-status).name}"
+            return f"killed by signal {-status}"
+    return ""
+
+
+def _mark(run: Mapping[str, Any]) -> str:
+    if run["status"] != "succeeded":
+        return "FAIL"
+    return "KILL" if run.get("error") else "ok  "
 
 
 def activity_lines(ours: Mapping[str, Any]) -> list[str]:
@@ -91,7 +114,7 @@ def activity_lines(ours: Mapping[str, Any]) -> list[str]:
         runs = section.get(key) or []
         if runs:
             lines.append(f"  {label}:")
-            lines += [f"    [{'ok  ' if r['status'] == 'succeeded' else 'FAIL'}] {r['activity']}"
+            lines += [f"    [{_mark(r)}] {r['activity']}"
                       + (f"  ({r['error']})" if r.get("error") else "") for r in runs]
     if section:
         lines.append(f"  chaostoolkit: status {section['status']}, deviated "
@@ -113,11 +136,18 @@ def variables(pairs: Mapping[str, str], var_files: Iterable[str]) -> tuple[dict[
     for path in files:
         if not Path(path).is_file():
             raise UsageError(f"--var-file {path}: no such file")
+    converted: dict[str, Any] = {}
+    for name, value in pairs.items():
+        try:
+            converted.update(convert_vars([f"{name}={value}"]))
+        except (ValueError, AttributeError) as exc:
+            raise UsageError(f"--var {name}={value}: {exc}",
+                             hint="NAME=VALUE, or NAME:TYPE=VALUE with TYPE int, float or "
+                                  "bytes") from None
     try:
-        converted = convert_vars([f"{k}={v}" for k, v in pairs.items()])
         config, secrets = merge_vars(converted, files)
     except (ValueError, AttributeError) as exc:
-        raise UsageError(f"--var/--var-file: {exc}",
+        raise UsageError(f"--var-file: {exc}",
                          hint="NAME=VALUE or NAME:int=VALUE; var files are JSON/YAML with "
                               "`configuration`/`secrets`, or .env files") from None
     return dict(config), dict(secrets)
@@ -148,6 +178,7 @@ def print_ctk_plan(experiments: Iterable[CtkExperiment], echo: Any) -> None:
         for path, activity in exp.activities():
             name = activity.get("name") or f"ref {activity.get('ref')}"
             provider = activity.get("provider") or {}
-            what = provider.get("func") or provider.get("path") or provider.get("url") or ""
+            what = (f"{provider.get('module')}.{provider['func']}" if provider.get("func")
+                    else provider.get("path") or provider.get("url") or "")
             echo(f"  {path}: {activity.get('type', 'ref')} {name}  "
                  f"({provider.get('type', '')} {what})".rstrip())

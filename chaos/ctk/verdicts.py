@@ -7,6 +7,7 @@ which could not run (ERROR), with what it returned.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,10 +32,23 @@ def output_text(output: Any) -> str:
     return truncate(repr(output), 60)
 
 
+CHAOSLIB_ERROR = re.compile(r"^chaoslib\.exceptions\.\w+: ")
+# requests' "HTTPConnectionPool(host=..., port=...): Max retries exceeded ... (Caused by
+# NewConnectionError('...: Failed to establish a new connection: [Errno 111] Connection
+# refused'))": the errno text is what a person needs
+ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
 def activity_error(run: Mapping[str, Any]) -> str:
-    """The last line of a run's exception (chaoslib keeps the formatted traceback lines)."""
+    """The last line of a run's exception (chaoslib keeps the formatted traceback lines),
+    without chaoslib's exception class, and a connection error said in a few words."""
     lines = [line.strip() for line in run.get("exception") or [] if str(line).strip()]
-    return truncate(lines[-1], 200) if lines else ""
+    if not lines:
+        return ""
+    text = CHAOSLIB_ERROR.sub("", lines[-1])
+    if "Max retries exceeded" in text and (errno := ERRNO.search(text)):
+        text = f"{text.partition(': HTTPConnectionPool')[0]}: {errno[1].strip().lower()}"
+    return truncate(text, 200)
 
 
 def probe_verdicts(state: Mapping[str, Any] | None) -> list[dict[str, Any]]:

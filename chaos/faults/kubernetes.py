@@ -35,7 +35,9 @@ CONTAINER_KILL = FaultType(
             "ephemeral containers are off)",
     params=Obj({
         "container": Str("container name (default: the pod's first container)", min_length=1),
-        "signal": Str("signal name without SIG", "KILL", choices=KILL_SIGNALS),
+        "signal": Str("signal name without SIG; one the container's main process handles "
+                      "(SIGKILL never reaches it from inside the pod: use pod.delete)", "TERM",
+                      choices=KILL_SIGNALS),
     }),
     target_kinds=("pods",),
     instant=True,

@@ -161,7 +161,13 @@ def to_yaml(docs: Sequence[dict[str, Any]]) -> str:
 def validate(docs: Sequence[dict[str, Any]], version: str = PINNED_VERSION) -> list[str]:
     """Problems found by kubernetes-validate against the Kubernetes OpenAPI schema, offline."""
     import kubernetes_validate  # a test dependency; the CLI says how to get it
+    from kubernetes_validate import utils
 
+    known = sorted(set(utils.all_versions()), key=lambda v: tuple(int(x) for x in v.split(".")))
+    if version not in known:
+        raise UsageError(f"kubernetes-validate has no schema for Kubernetes {version}",
+                         hint=f"use one of {known[0]} ... {known[-1]} (X.Y.0), e.g. "
+                              f"--k8s-version {PINNED_VERSION}")
     problems = []
     for doc in docs:
         try:

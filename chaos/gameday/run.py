@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos import __version__
-from chaos.errors import ExitCode, ExperimentInvalid, Problem, most_serious
+from chaos.errors import ExitCode, ExperimentInvalid, Problem, most_serious, truncate
 from chaos.gameday.notify import Notifier
 from chaos.model.gameday import ExperimentRef, GameDay
 from chaos.reports import analysis, bundle
@@ -76,26 +76,30 @@ class Slot:
         }
 
 
-def check_experiments(gameday: GameDay, variables: Mapping[str, str]) -> None:
+def check_experiments(gameday: GameDay, variables: Mapping[str, str]) -> dict[str, str]:
     """Load every experiment with the variables it will run with; report all problems at once
-    (nothing starts when one file is wrong). Chaos Toolkit files are checked by chaos.ctk."""
+    (nothing starts when one file is wrong). Chaos Toolkit files are checked by chaos.ctk.
+    Returns the experiments' titles by path, for the progress lines."""
     from chaos.model.loader import ChaosToolkitFile
     from chaos.runner.load import load_experiment
 
     problems: list[Problem] = []
+    titles: dict[str, str] = {}
     for ref in gameday.experiments:
         try:
             try:
-                load_experiment(ref.path, experiment_vars(gameday, ref, variables))
+                titles[ref.path] = load_experiment(
+                    ref.path, experiment_vars(gameday, ref, variables)).title
             except ChaosToolkitFile as ctk:  # `chaos run` runs those through chaos.ctk
                 from chaos.ctk.document import from_tree
 
-                from_tree(ctk.root, ctk.text, ctk.source)
+                titles[ref.path] = from_tree(ctk.root, ctk.text, ctk.source).title
         except ExperimentInvalid as exc:
             problems.append(Problem(ref.location, "", f"experiment {ref.file} is invalid:"))
             problems += exc.problems
     if problems:
         raise ExperimentInvalid(problems, source=gameday.source)
+    return titles
 
 
 def experiment_vars(gameday: GameDay, ref: ExperimentRef,
@@ -108,7 +112,8 @@ class GameDayRun:
     def __init__(self, gameday: GameDay, out: Path, *, variables: Mapping[str, str] | None = None,
                  state_dir: Path | None = None, notifier: Notifier | None = None,
                  echo: Callable[[str], None] = lambda line: None,
-                 command: Sequence[str] = CHAOS) -> None:
+                 command: Sequence[str] = CHAOS, titles: Mapping[str, str] | None = None
+                 ) -> None:
         self.gameday = gameday
         self.id = new_run_id()
         self.dir = out / self.id
@@ -117,6 +122,7 @@ class GameDayRun:
         self.notifier = notifier or Notifier(gameday.notify)
         self.echo = echo
         self.command = tuple(command)
+        self.titles = dict(titles or {})
         self.slots: list[Slot] = []
         for step_index, step in enumerate(gameday.steps):
             for ref in step.experiments:
@@ -140,6 +146,9 @@ class GameDayRun:
         for proc in self._procs.values():
             _send(proc, signum)
         self._stop(f"interrupted by {name}")
+        if self._procs:
+            self.echo(f"reverting the {len(self._procs)} running experiment(s) and writing "
+                      "their journals; no new one starts")
         asyncio.get_running_loop().call_later(KILL_AFTER, self._kill_stragglers)
 
     def _kill_stragglers(self) -> None:
@@ -171,7 +180,8 @@ class GameDayRun:
             self._after_step(batch)
         for s in self.slots:
             if s.status == "pending":
-                s.status, s.skipped = "skipped", f"not started: {self.stopped}"
+                s.status, s.skipped = "skipped", f"the game day stopped early: {self.stopped}"
+                s.summary = {"title": self.titles.get(s.ref.path)}
         self.finished = time.time()
         code = self.exit_code()
         self.write(code)
@@ -207,9 +217,11 @@ class GameDayRun:
         if any(c == ExitCode.REVERT_FAILED for c in codes):
             self._stop("a revert failed (something may still be injected: `chaos status`)")
         elif self.gameday.stop_on == "first_abort" and any(c in ABORTS for c in codes):
-            self._stop(f"{failed[0].ref.file} was aborted (stop_on: first_abort)")
+            aborted = next(s for s in batch if s.exit_code in ABORTS)
+            self._stop(f"{aborted.ref.shown} ended with exit {aborted.exit_code} "
+                       f"({aborted.summary.get('verdict')}; stop_on: first_abort)")
         elif self.gameday.stop_on == "first_failure" and failed:
-            self._stop(f"{failed[0].ref.file} failed with exit {failed[0].exit_code} "
+            self._stop(f"{failed[0].ref.shown} failed with exit {failed[0].exit_code} "
                        "(stop_on: first_failure)")
 
     async def _one(self, slot: Slot) -> None:
@@ -232,13 +244,19 @@ class GameDayRun:
             self._procs[slot.index] = proc
             if self._signal is not None:  # the signal came while it was starting
                 _send(proc, self._signal)
-            self.echo(f"[{slot.index}/{total}] {slot.ref.file}: started (pid {proc.pid})")
+            title = self.titles.get(slot.ref.path)
+            self.echo(f"[{slot.index}/{total}] started: {title or slot.ref.shown}"
+                      + (f" ({slot.ref.shown})" if title else "") + f", pid {proc.pid}")
             returncode = await proc.wait()
             del self._procs[slot.index]
         slot.finished, slot.status = time.time(), "done"
         slot.exit_code = self._settle(slot, returncode)
-        self.echo(f"[{slot.index}/{total}] {slot.ref.file}: {slot.summary.get('verdict')} "
-                  f"(exit {slot.exit_code}, {slot.finished - slot.started:.1f}s)")
+        verdict, reason = slot.summary.get("verdict"), slot.summary.get("reason")
+        self.echo(f"[{slot.index}/{total}] {verdict}: "
+                  f"{slot.summary.get('title') or slot.ref.shown} (exit {slot.exit_code}, "
+                  f"{slot.finished - slot.started:.1f}s; journal {slot.journal_path})"
+                  + (f"\n      why: {truncate(str(reason), 300)}"
+                     if verdict != "held" and reason else ""))
 
     def _settle(self, slot: Slot, returncode: int) -> int:
         """The experiment's exit code, and a journal for it even when `chaos run` left none."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from chaos.gameday.notify import Notifier
 from chaos.model.gameday import GameDay, Schedule
 
 Clock = Callable[[], datetime]
@@ -98,8 +99,9 @@ class Scheduler:
                 slot = self.next[key]
                 late = (now - slot).total_seconds()
                 if late > self.starting_deadline:
-                    decisions.append(Decision(gd, slot, "missed", f"{late:.0f}s late (the "
-                                              "scheduler was not running, or the machine slept)"))
+                    decisions.append(Decision(gd, slot, "missed", f"{until(now, slot)} late "
+                                              "(the scheduler was not running, or the machine "
+                                              "slept)"))
                 elif key in self.running or started:
                     decisions.append(Decision(gd, slot, "missed",
                                               "the previous run was still running"))
@@ -150,11 +152,37 @@ class Scheduler:
         self._stopping.set()
 
 
+class MissReporter:
+    """`report=` for a Scheduler: prints each missed slot and sends `gameday.missed` to the game
+    day's webhooks (payload in docs/gamedays.md); `drain` before exiting, or a miss reported
+    just before a signal would never arrive."""
+
+    def __init__(self, echo: Callable[[str], None],
+                 warn: Callable[[str], None] | None = None) -> None:
+        self.echo, self.warn = echo, warn
+        self._notifiers: dict[str, Notifier] = {}
+
+    def __call__(self, d: Decision) -> None:
+        if d.action != "missed":
+            return
+        self.echo(f"missed: {d.gameday.title} at {describe_slot(d.slot, d.gameday.schedule)}: "
+                  f"{d.why}")
+        notifier = self._notifiers.setdefault(d.gameday.source,
+                                              Notifier(d.gameday.notify, warn=self.warn))
+        notifier.send("missed", {"title": d.gameday.title, "source": d.gameday.source,
+                                 "slot": d.slot.isoformat(), "reason": d.why})
+
+    async def drain(self) -> None:
+        await asyncio.gather(*(n.drain() for n in self._notifiers.values()))
+
+
 def describe_slot(slot: datetime, schedule: Schedule | None) -> str:
     """`2026-03-31 10:00 CEST (08:00 UTC)`."""
     if schedule is None:
         return slot.strftime("%Y-%m-%d %H:%M UTC")
     local = slot.astimezone(ZoneInfo(schedule.timezone))
+    if local.utcoffset() == timedelta(0) and local.tzname() in ("UTC", "GMT", "Z"):
+        return f"{local:%Y-%m-%d %H:%M} UTC"
     return f"{local:%Y-%m-%d %H:%M %Z} ({slot.astimezone(UTC):%H:%M} UTC)"
 
 

@@ -52,6 +52,13 @@ class ExperimentRef:
     weight: int = 1  # in the resilience score (docs/reports.md)
     location: Location | None = None
 
+    @property
+    def shown(self) -> str:
+        """The file as the person at the terminal can use it: relative to the working
+        directory when it is inside it, else absolute (not as written in the game day)."""
+        relative = os.path.relpath(self.path)
+        return self.path if relative.startswith("..") else relative
+
 
 @dataclass(frozen=True)
 class Step:
@@ -254,7 +261,8 @@ def _vars_node(root: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
 def _build(top: dict[str, Any], src: source.SourceText, here: str,
            declared: Mapping[str, str]) -> GameDay:
     def ref(raw: dict[str, Any]) -> ExperimentRef:
-        return ExperimentRef(raw["file"], str(Path(here, raw["file"])), frozen(raw["vars"] or {}),
+        return ExperimentRef(raw["file"], str(Path(here, raw["file"]).resolve()),
+                             frozen(raw["vars"] or {}),
                              raw["weight"] if raw["weight"] is not None else 1,
                              source.location(src.name, raw["node"]))
 

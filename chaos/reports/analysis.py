@@ -11,6 +11,7 @@ their second (`t`); traffic rows count from the start of the traffic, which begi
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class Facts:
     reason: str
     weight: int
     run: str | None = None
+    source: str = ""  # the experiment file, as `chaos run` was given it (normalised)
     duration: float = 0.0
     passed: int = 0
     evaluated: int = 0
@@ -70,6 +72,7 @@ class Facts:
     detect: float | None = None
     detect_how: str = ""  # "engine" (journal `detection`) or "series" (first error seen)
     recover: float | None = None
+    recover_within: float | None = None  # the after phase's `recover_within`, if any
     budget: Budget | None = None
     end: float = 0.0
 
@@ -81,7 +84,8 @@ class Facts:
 def facts(entry: Entry) -> Facts:
     j = entry.journal
     if j is None:
-        return Facts(entry.label, entry.label, "skipped", None, entry.skipped, entry.weight)
+        return Facts(entry.label, entry.title or entry.label, "skipped", None, entry.skipped,
+                     entry.weight)
     checks = [{**c, "phase": phase} for phase, data in j.get("phases", {}).items()
               for c in data.get("checks", [])]
     passed = sum(c["status"] == "PASS" for c in checks)
@@ -96,13 +100,19 @@ def facts(entry: Entry) -> Facts:
     return Facts(
         label=entry.label, title=str(j["experiment"]["title"]), verdict=verdict,
         exit_code=int(j["exit_code"]), reason=str(j.get("reason") or ""), weight=entry.weight,
-        run=j.get("run"), duration=float(j.get("duration") or 0.0), passed=passed,
+        run=j.get("run"), source=_normalised(j["experiment"].get("source")),
+        duration=float(j.get("duration") or 0.0), passed=passed,
         evaluated=len(checks), score=experiment_score(verdict, passed, len(checks)),
         failing=tuple(c for c in checks if c["status"] in FAILING),
         availability=availability, latency=latency, faults=faults, phases=_phases(j),
         breaches=breaches, detect=detect, detect_how=how,
-        recover=(j.get("recovery") or {}).get("seconds"), budget=budget(j), end=end,
+        recover=(j.get("recovery") or {}).get("seconds"),
+        recover_within=(j.get("recovery") or {}).get("within"), budget=budget(j), end=end,
     )
+
+
+def _normalised(path: object) -> str:
+    return os.path.normpath(str(path)) if path else ""
 
 
 def experiment_score(verdict: str, passed: int, evaluated: int) -> float | None:
@@ -161,7 +171,10 @@ def _fault_windows(j: Mapping[str, Any]) -> tuple[Window, ...]:
 
 
 def _phases(j: Mapping[str, Any]) -> tuple[Window, ...]:
-    return tuple(Window(name, float(p["started"]), float(p.get("finished") or p["started"]))
+    """Each phase's window; one cut short by a signal or an abort ends with the run."""
+    end = float(j.get("duration") or 0.0)
+    return tuple(Window(name, float(p["started"]),
+                        float(p.get("finished") or max(end, float(p["started"]))))
                  for name, p in j.get("phases", {}).items() if p.get("started") is not None)
 
 
@@ -211,6 +224,30 @@ def seconds_text(value: float | None, approximate: bool = False) -> str:
     return format_duration(value)
 
 
+def detect_text(f: Facts, long: bool = False) -> str:
+    """Time to detect as people should read it: a check's detection, or only errors seen."""
+    if f.detect_how == "engine":
+        return seconds_text(f.detect) + (" (a check failed while the faults were on)"
+                                         if long else "")
+    if f.detect_how == "series":
+        seen = seconds_text(f.detect, approximate=True)
+        return (f"no traffic or Prometheus check detected it; errors were first seen {seen} "
+                "after the first injection (per-second series)" if long
+                else f"errors at {seen}")
+    if not f.faults:
+        return "— (no fault window in the journal to measure from)" if long else "—"
+    return "nothing deviated while the faults were on" if long else "—"
+
+
+def recover_text(f: Facts, long: bool = False) -> str:
+    if f.recover is not None:
+        return seconds_text(f.recover) + (" after the last revert" if long else "")
+    if f.recover_within is not None and f.verdict in SCORED and f.faults:
+        return f"not within {format_duration(f.recover_within)}" + (
+            " (recover_within failed)" if long else "")
+    return "—"
+
+
 def share_text(fraction: float) -> str:
     """A percentage that stays readable when tiny (error budget shares are): 0.00077%."""
     percent = fraction * 100
@@ -233,8 +270,7 @@ def summary_cells(index: int, f: Facts) -> tuple[str, ...]:
     if f.verdict == "skipped":
         return (str(index), f.title, "skipped", "—", "—", "—", "—", "—", "—", str(f.weight))
     return (str(index), f.title, f.verdict, "—" if f.score is None else f"{f.score * 100:.0f}",
-            f"{f.passed}/{f.evaluated}", seconds_text(f.detect, f.detect_how == "series"),
-            seconds_text(f.recover), budget_text(f.budget), format_duration(f.duration),
+            f"{f.passed}/{f.evaluated}", detect_text(f), recover_text(f), budget_text(f.budget), format_duration(f.duration),
             str(f.weight))
 
 

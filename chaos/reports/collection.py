@@ -27,6 +27,7 @@ class Entry:
     path: Path | None = None
     weight: int = 1
     skipped: str = ""  # why it did not run
+    title: str = ""  # the experiment's title, when known without a journal
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def from_gameday(document: Mapping[str, Any], base: Path) -> list[Entry]:
         label, weight = str(item.get("file")), int(item.get("weight", 1))
         if item.get("status") != "done" or not item.get("journal"):
             entries.append(Entry(label, None, None, weight,
-                                 item.get("skipped") or "not run"))
+                                 item.get("skipped") or "not run", str(item.get("title") or "")))
             continue
         path = base / item["journal"]
         entries.append(Entry(label, journals.read(path), path, weight))

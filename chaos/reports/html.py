@@ -23,7 +23,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#
 main{max-width:980px;margin:0 auto;padding:24px}
 h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:28px 0 8px}
 h3{font-size:15px;margin:16px 0 6px}
-.meta{color:#555;margin:0 0 16px}
+.meta{color:#555;margin:0 0 16px}.note{color:#555;font-size:12px;margin:4px 0}
 .card{background:#fff;border:1px solid #dde1e6;border-radius:8px;padding:16px 20px;margin:14px 0}
 .score{display:flex;gap:24px;align-items:center}
 .score b{font-size:44px;line-height:1}
@@ -36,6 +36,7 @@ th{background:#eef1f4;font-weight:600}
 .steady-state-not-met,.interrupted,.error,.skipped{background:#757575}
 .chart{background:#fff;max-width:100%;height:auto}
 .chart-title{font-weight:600;font-size:13px}.tick,.legend{font-size:11px;fill:#444}
+.phase-label{font-size:10px;fill:#777}.fault-label{font-size:10px;fill:#9c4221}
 .empty{fill:#999}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px;margin:8px 0}
 dt{color:#555}dd{margin:0}
@@ -57,6 +58,11 @@ def render(collection: Collection) -> str:
         "checks (an abort scores 0; runs that measured nothing are left out).</div>"
         f"<div>{_counts(all_facts)}</div></div></section>",
         "<h2>Summary</h2>", _summary(all_facts),
+        '<p class="note">Time to detect: from the first injection until a traffic or '
+        "Prometheus check failed; “errors at …” when no check failed but the per-second series "
+        "show errors (one-second resolution). Time to recover: from the last revert until every "
+        "check held again. Charts: each step is one second of measurements; the shaded bands "
+        "are the faults.</p>",
     ]
     for i, f in enumerate(all_facts, 1):
         entry = collection.entries[i - 1]
@@ -96,10 +102,10 @@ def _experiment(i: int, f: Facts, journal: Mapping[str, Any] | None) -> str:
             f'<span class="badge {escape(f.verdict)}">{escape(f.verdict)}</span></h2>')
     if journal is None:
         return head + f"<p>{escape(f.label)} did not run: {escape(f.reason)}</p></section>"
-    facts = [("file", f.label), ("run", f.run or "—"),
+    facts = [("file", f.source or f.label), ("run", f.run or "—"),
              ("exit code", str(f.exit_code)), ("why", f.reason),
-             ("time to detect", analysis.seconds_text(f.detect, f.detect_how == "series")),
-             ("time to recover", analysis.seconds_text(f.recover)),
+             ("time to detect", analysis.detect_text(f, long=True)),
+             ("time to recover", analysis.recover_text(f, long=True)),
              ("error budget used", analysis.budget_text(f.budget))]
     if f.budget is not None:
         facts.append(("SLO", f"{format_percent(f.budget.objective)}: {f.budget.bad} bad of "
@@ -107,16 +113,24 @@ def _experiment(i: int, f: Facts, journal: Mapping[str, Any] | None) -> str:
                              f", burn rate {f.budget.burn:.2f}"))
     body = [head, "<dl>" + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>"
                                    for k, v in facts) + "</dl>"]
-    body.append(svg.chart("Availability (share of requests answered well, per second)",
-                          f.availability, x_max=f.end, y_min=0.0, y_max=1.0,
-                          y_label=lambda v: f"{v:.0f}%", scale=100.0, faults=f.faults,
-                          breaches=f.breaches))
-    body.append(svg.chart("Latency percentiles per second (ms)", f.latency, x_max=f.end,
-                          y_label=lambda v: f"{v:g}", scale=1000.0, faults=f.faults,
-                          breaches=f.breaches))
+    if not f.availability and not f.latency:
+        body.append("<p>No per-second measurements: this run had no HTTP probe and no "
+                    "traffic, so there is nothing to chart.</p>")
+    else:
+        body += _charts(f)
     body.append(_checks(journal))
     body.append(_injections(journal))
     return "\n".join(body) + "</section>"
+
+
+def _charts(f: Facts) -> list[str]:
+    return [svg.chart("Availability: share of requests answered well, per second",
+                      f.availability, x_max=f.end, y_min=0.0, y_max=1.0,
+                      y_label=lambda v: f"{v:.0f}%", scale=100.0, faults=f.faults,
+                      breaches=f.breaches, phases=f.phases),
+            svg.chart("Latency percentiles, per second (ms)", f.latency,
+                      x_max=f.end, y_label=lambda v: f"{v:g}", scale=1000.0,
+                      faults=f.faults, breaches=f.breaches, phases=f.phases)]
 
 
 def _checks(journal: Mapping[str, Any]) -> str:
@@ -133,6 +147,10 @@ def _checks(journal: Mapping[str, Any]) -> str:
     return "\n".join(rows) + "</table>" if len(rows) > 1 else "<p>No checks.</p>"
 
 
+OUTCOMES = {"nothing": "nothing to revert (instant fault)", "gone": "target gone (counts as "
+            "reverted)", "failed": "REVERT FAILED"}
+
+
 def _injections(journal: Mapping[str, Any]) -> str:
     rows = ["<h3>Faults</h3><table><tr><th>fault</th><th>target</th><th>injected</th>"
             "<th>reverted</th><th>outcome</th></tr>"]
@@ -142,6 +160,14 @@ def _injections(journal: Mapping[str, Any]) -> str:
                     f"<td>{escape(str(inj['target']))}</td>"
                     f"<td>{'—' if at is None else f'{at:.1f}s'}</td>"
                     f"<td>{'—' if until is None else f'{until:.1f}s'}</td>"
-                    f"<td>{escape(str(inj['outcome']))} {escape(str(inj.get('error') or ''))}"
+                    f"<td>{escape(OUTCOMES.get(str(inj['outcome']), str(inj['outcome'])))} "
+                    f"{escape(str(inj.get('error') or ''))}"
                     "</td></tr>")
+    ctk = journal.get("chaostoolkit") or {}
+    for kind, name in (("method", "method"), ("rollbacks", "rollback")):
+        for a in ctk.get(kind) or ():  # a Chaos Toolkit run's activities do its injecting
+            rows.append(f"<tr><td>{escape(str(a['activity']))} (Chaos Toolkit {name} "
+                        f"{escape(str(a['type']))})</td><td>—</td><td>—</td><td>—</td>"
+                        f"<td>{escape(str(a['status']))} {escape(str(a.get('error') or ''))}"
+                        "</td></tr>")
     return "\n".join(rows) + "</table>" if len(rows) > 1 else "<p>Nothing was injected.</p>"

@@ -34,9 +34,11 @@ def _suite(journal: Mapping[str, Any]) -> ET.Element:
             if check["status"] in FAILING:
                 failures += 1
                 ET.SubElement(case, "failure", type=check["status"],
-                              message=f"{check['status']}: measured {check.get('measured')} "
-                                      f"over {check.get('events')} events "
-                                      f"{check.get('reason') or ''}".strip())
+                              message=f"{check['status']}: measured "
+                                      f"{check.get('measured') or 'n/a'} over "
+                                      f"{check.get('events')} events" + (
+                                          f": {check['reason']}" if check.get("reason")
+                                          else ""))
             elif check["status"] == "ERROR":
                 errors += 1
                 ET.SubElement(case, "error", message=check.get("reason") or "error")

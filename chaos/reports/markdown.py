@@ -36,12 +36,12 @@ def _section(i: int, f: Facts) -> list[str]:
     lines = [f"## {i}. {f.title} — {f.verdict}", ""]
     if f.verdict == "skipped":
         return lines + [f"`{f.label}` did not run: {f.reason}"]
-    lines += [f"- file: `{f.label}`, run `{f.run or '—'}`, exit {f.exit_code}"]
+    lines += [f"- file: `{f.source or f.label}`, run `{f.run or '—'}`, exit {f.exit_code}"]
     if f.reason:
         lines.append(f"- why: {f.reason}")
-    lines.append(f"- time to detect {analysis.seconds_text(f.detect, f.detect_how == 'series')},"
-                 f" time to recover {analysis.seconds_text(f.recover)}, error budget used "
-                 f"{analysis.budget_text(f.budget)}")
+    lines += [f"- time to detect: {analysis.detect_text(f, long=True)}",
+              f"- time to recover: {analysis.recover_text(f, long=True)}",
+              f"- error budget used: {analysis.budget_text(f.budget)}"]
     for t, check in f.breaches:
         lines.append(f"- guardrail `{check}` breached at {t:.1f}s")
     spark = [f"    {line.name:<8} {sparkline(line, f.end)}" for line in f.availability]

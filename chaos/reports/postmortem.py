@@ -32,11 +32,15 @@ def draft(f: Facts, journal: Mapping[str, Any], *, owners: Sequence[str] = (),
         if gameday else ""
     faults = ", ".join(f"{i['fault']} ({i['type']}) on {i['target']}"
                        for i in journal.get("injections", [])) or "nothing"
+    ctk = journal.get("chaostoolkit") or {}
+    if ctk.get("method"):  # a Chaos Toolkit run: its method's actions did the injecting
+        faults += "; Chaos Toolkit method: " + ", ".join(
+            f"{a['activity']} ({a['type']}, {a['status']})" for a in ctk["method"])
     lines = [
         f"# Post-mortem (draft): {f.title}", "",
         f"*Status: draft generated from journal `{f.run}` — edit freely.*", "",
         "## Summary", "",
-        f"On {when}{context}, the experiment `{f.label}` ended **{f.verdict}** "
+        f"On {when}{context}, the experiment `{f.source or f.label}` ended **{f.verdict}** "
         f"(exit {f.exit_code}): {f.reason or 'no reason recorded'}.", "",
         f"Injected: {faults}.", "",
         "## Impact", "",
@@ -80,8 +84,8 @@ def _impact(f: Facts) -> list[str]:
         lines.append(f"- error budget used: {analysis.budget_text(b)} ({b.bad} bad of {b.events} "
                      f"events, burn rate {b.burn:.2f} against a {b.objective * 100:g}% "
                      f"objective)")
-    lines.append(f"- time to detect: {analysis.seconds_text(f.detect, f.detect_how == 'series')}"
-                 f"; time to recover: {analysis.seconds_text(f.recover)}")
+    lines += [f"- time to detect: {analysis.detect_text(f, long=True)}",
+              f"- time to recover: {analysis.recover_text(f, long=True)}"]
     for t, check in f.breaches:
         lines.append(f"- guardrail `{check}` breached at {t:.1f}s: everything was reverted")
     return lines
@@ -123,6 +127,12 @@ def describe(e: Mapping[str, Any]) -> str | None:
         "run.interrupted": lambda: f"interrupted by {e.get('signal')}",
         "run.detected": lambda: f"deviation detected by `{e.get('check')}`",
         "run.recovered": lambda: f"recovered {e.get('after')}s after the last revert",
+        "activity.started": lambda: f"{e.get('phase')} {e.get('type')} `{e.get('activity')}` "
+                                    "started" + (" in the background"
+                                                 if e.get("background") else ""),
+        "activity.finished": lambda: f"{e.get('phase')} {e.get('type')} `{e.get('activity')}` "
+                                     f"{e.get('status')}" + (f": {e['error']}"
+                                                             if e.get("error") else ""),
         "run.finished": lambda: f"run finished: {e.get('verdict')} (exit {e.get('exit_code')})",
     }
     text = texts.get(str(name))

@@ -1,8 +1,14 @@
 """Line charts as inline SVG: no plotting library, no script, no network, prints anywhere.
 
-Every drawn series also carries its data (`data-values="t,v;t,v"`) and the plot carries its axis
-ranges (`data-x-min` ... `data-plot`), so tests and other tools can check a chart against the
-journal it was drawn from, pixel by pixel.
+Series are per-second buckets, so each value is drawn as a step: a horizontal segment over the
+second it summarises, [t, t + 1). A point at `t` would put a bucket's value at its start and
+draw slopes between buckets, so a drop measured in the second after an injection would seem to
+begin a second before it. Seconds without a value (no successful request: no latency) break the
+line rather than being bridged.
+
+Every drawn series also carries its data (`data-values="t,v;t,v"`, `data-step` seconds) and the
+plot carries its axis ranges (`data-x-min` ... `data-plot`), so tests and other tools can check
+a chart against the journal it was drawn from, pixel by pixel.
 """
 
 from __future__ import annotations
@@ -15,8 +21,11 @@ from chaos.reports.analysis import Line, Window
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
            "#e377c2")
-WIDTH, HEIGHT = 720, 230
-LEFT, RIGHT, TOP, BOTTOM = 60, 16, 26, 34
+DASHES = ("", "7 4", "2 3", "10 3 2 3")  # lines that coincide stay distinguishable
+FAULT_FILL, FAULT_EDGE, BREACH = "#f4a261", "#e76f51", "#b00020"
+WIDTH, HEIGHT = 720, 250
+LEFT, RIGHT, TOP, BOTTOM = 60, 16, 40, 40
+STEP = 1.0  # seconds per bucket of the journal's series
 
 
 def nice_ceiling(value: float) -> float:
@@ -30,11 +39,29 @@ def nice_ceiling(value: float) -> float:
     return 10 * power
 
 
+def merge_identical(lines: Sequence[Line]) -> list[Line]:
+    """Series with the same values become one, named `home p95 = max`: two lines drawn on top
+    of each other would hide one of them (with a few samples a second, p95 is the max)."""
+    merged: list[Line] = []
+    for line in lines:
+        same = next((i for i, m in enumerate(merged) if m.points == line.points), None)
+        if same is None:
+            merged.append(line)
+            continue
+        head, _, _ = merged[same].name.rpartition(" ")
+        prefix, _, stat = line.name.rpartition(" ")
+        name = f"{merged[same].name} = {stat}" if head and head == prefix else \
+            f"{merged[same].name} = {line.name}"
+        merged[same] = Line(name, line.points)
+    return merged
+
+
 def chart(title: str, lines: Sequence[Line], *, x_max: float, y_min: float = 0.0,
           y_max: float | None = None, y_label: Callable[[float], str] = str,
           faults: Sequence[Window] = (), breaches: Sequence[tuple[float, str]] = (),
-          scale: float = 1.0) -> str:
+          phases: Sequence[Window] = (), scale: float = 1.0) -> str:
     """`scale` multiplies values for display (1000: seconds shown as ms); data stays unscaled."""
+    lines = merge_identical(lines)
     top_value = y_max if y_max is not None else nice_ceiling(
         max((v for line in lines for _, v in line.points), default=0.0) * 1.1)
     x_top = max(x_max, 1.0)
@@ -51,40 +78,89 @@ def chart(title: str, lines: Sequence[Line], *, x_max: float, y_min: float = 0.0
            f'data-x-min="0" data-x-max="{x_top:g}" data-y-min="{y_min:g}" '
            f'data-y-max="{top_value:g}" data-plot="{LEFT},{TOP},{w},{h}">',
            f"<title>{escape(title)}</title>",
-           f'<text x="{LEFT}" y="16" class="chart-title">{escape(title)}</text>']
+           f'<text x="{LEFT}" y="15" class="chart-title">{escape(title)}</text>']
+    out += _phases(phases, px, TOP, h)
     for fault in faults:
         x0, x1 = px(fault.start), px(fault.end)
+        instant = x1 - x0 < 3
         out.append(f'<rect class="fault" data-fault="{escape(fault.name)}" '
                    f'data-start="{fault.start:g}" data-end="{fault.end:g}" x="{x0}" y="{TOP}" '
-                   f'width="{max(x1 - x0, 2.0):.1f}" height="{h}" fill="#f4a261" '
-                   f'fill-opacity="0.28"><title>fault {escape(fault.name)}: '
-                   f'{fault.start:.1f}s-{fault.end:.1f}s</title></rect>')
+                   f'width="{max(x1 - x0, 2.0):.1f}" height="{h}" '
+                   f'fill="{FAULT_EDGE if instant else FAULT_FILL}" '
+                   f'fill-opacity="{0.9 if instant else 0.28}"><title>fault {escape(fault.name)}'
+                   f': {fault.start:.1f}s-{fault.end:.1f}s</title></rect>'
+                   f'<text x="{x0 + 4}" y="{TOP + 12}" class="fault-label">'
+                   f'{escape(fault.name)}</text>')
     out += _axes(x_top, y_min, top_value, y_label, scale, px, py)
+    legend: list[tuple[str, str]] = []
+    drawn = []
     for i, line in enumerate(lines):
-        colour = PALETTE[i % len(PALETTE)]
+        colour, dash = PALETTE[i % len(PALETTE)], DASHES[i % len(DASHES)]
+        style = f'stroke="{colour}" stroke-width="2"' + (
+            f' stroke-dasharray="{dash}"' if dash else "")
         values = ";".join(f"{t:g},{v:g}" for t, v in line.points)
-        points = " ".join(f"{px(t)},{py(v)}" for t, v in line.points)
-        out.append(f'<polyline class="series" data-series="{escape(line.name)}" '
-                   f'data-values="{values}" points="{points}" fill="none" stroke="{colour}" '
-                   f'stroke-width="1.8" stroke-linejoin="round"/>')
-        if len(line.points) == 1:
-            t, v = line.points[0]
-            out.append(f'<circle cx="{px(t)}" cy="{py(v)}" r="2.5" fill="{colour}"/>')
-        out.append(f'<rect x="{LEFT + 8 + 120 * i}" y="{HEIGHT - 12}" width="10" height="3" '
-                   f'fill="{colour}"/><text x="{LEFT + 22 + 120 * i}" y="{HEIGHT - 8}" '
-                   f'class="legend">{escape(line.name)}</text>')
+        drawn.append(f'<path class="series" data-series="{escape(line.name)}" '
+                     f'data-step="{STEP:g}" data-values="{values}" '
+                     f'd="{_steps(line.points, px, py)}" fill="none" {style}/>')
+        legend.append((line.name, f'<line x1="0" x2="18" y1="0" y2="0" {style}/>'))
+    out += reversed(drawn)  # the first series (p50, the main probe) on top
+    if faults:
+        legend.append(("fault", f'<rect x="0" y="-5" width="18" height="9" fill="{FAULT_FILL}" '
+                                f'fill-opacity="0.45"/>'))
     for t, check in breaches:
         x = px(t)
         out.append(f'<g class="breach" data-t="{t:g}"><line x1="{x}" x2="{x}" y1="{TOP}" '
-                   f'y2="{TOP + h}" stroke="#b00020" stroke-width="2" stroke-dasharray="4 3"/>'
+                   f'y2="{TOP + h}" stroke="{BREACH}" stroke-width="2" stroke-dasharray="4 3"/>'
                    f'<path d="M{x - 5},{TOP - 8} L{x + 5},{TOP - 8} L{x},{TOP} Z" '
-                   f'fill="#b00020"/><title>guardrail breached at {t:.1f}s: {escape(check)}'
+                   f'fill="{BREACH}"/><title>guardrail breached at {t:.1f}s: {escape(check)}'
                    f'</title></g>')
+    if breaches:
+        legend.append(("guardrail breached", f'<line x1="9" x2="9" y1="-6" y2="6" '
+                                              f'stroke="{BREACH}" stroke-width="2"/>'))
     if not lines:
         out.append(f'<text x="{LEFT + w / 2}" y="{TOP + h / 2}" text-anchor="middle" '
                    f'class="empty">no measurements</text>')
+    out += _legend(legend)
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _steps(points: Sequence[tuple[float, float]], px: Callable[[float], float],
+           py: Callable[[float], float]) -> str:
+    """`M x,y H x` per bucket; `V y H x` when the next bucket follows at once, else a new `M`."""
+    parts: list[str] = []
+    previous: float | None = None
+    for t, v in points:
+        if previous is not None and abs(t - previous - STEP) < 1e-6:
+            parts.append(f"V{py(v)} H{px(t + STEP)}")
+        else:
+            parts.append(f"M{px(t)},{py(v)} H{px(t + STEP)}")
+        previous = t
+    return " ".join(parts)
+
+
+def _phases(phases: Sequence[Window], px: Callable[[float], float], top: float,
+            h: float) -> list[str]:
+    """The hypothesis phases (before, during, after) named above the plot, split by dots."""
+    out = []
+    for i, p in enumerate(phases):
+        x0, x1 = px(p.start), px(p.end)
+        if i:
+            out.append(f'<line class="phase" x1="{x0}" x2="{x0}" y1="{top - 14}" '
+                       f'y2="{top + h}" stroke="#888" stroke-dasharray="1 3"/>')
+        if x1 - x0 >= 30:
+            out.append(f'<text x="{(x0 + x1) / 2:.1f}" y="{top - 4}" text-anchor="middle" '
+                       f'class="phase-label">{escape(p.name)}</text>')
+    return out
+
+
+def _legend(entries: Sequence[tuple[str, str]]) -> list[str]:
+    out, x = [], float(LEFT)
+    for name, swatch in entries:
+        out.append(f'<g class="legend-entry" transform="translate({x:.0f},{HEIGHT - 9})">'
+                   f'{swatch}<text x="24" y="4" class="legend">{escape(name)}</text></g>')
+        x += 24 + 6.2 * len(name) + 18
+    return out
 
 
 def _axes(x_top: float, y_min: float, y_top: float, label: Callable[[float], str], scale: float,

@@ -48,8 +48,9 @@ def summary(journal: Mapping[str, Any], journal_path: str | None = None) -> str:
             where = (f" over {format_duration(c['window'])} of {source.split(':')[0]}"
                      if source.startswith(("traffic", "prometheus")) and c.get("window")
                      else "")
+            events = c.get("events", 0)
             lines.append(f"    [{MARKS.get(c['status'], c['status'])}] {c['check']:<32} "
-                         f"measured {measured}, {c.get('events', 0)} events{where}{reason}")
+                         f"measured {measured}, {events} event{'' if events == 1 else 's'}{where}{reason}")
     traffic = [row for row in journal.get("series", []) if row.get("probe") == "traffic"]
     if traffic:
         lines.extend(traffic_table(traffic))

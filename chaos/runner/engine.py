@@ -170,6 +170,11 @@ class Engine:
         self.bus.emit("run.interrupted", signal=name)
         self._cancel(code, f"interrupted by {name}")
 
+    def stop(self, code: ExitCode, reason: str) -> None:
+        """End the run early: the revert-everything cleanup a signal triggers, with this exit
+        code and reason. Call it on the run's event loop; later calls are ignored."""
+        self._cancel(code, reason)
+
     def _cancel(self, code: ExitCode, reason: str) -> None:
         if self._stop is None:
             self._stop = (code, reason)

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from chaos.faults import FaultRegistry, default_registry
 from chaos.model.experiment import Experiment, Vocabulary
-from chaos.model.loader import load_file
+from chaos.model.loader import CHAOS_TOOLKIT_KEYS, load_file
 from chaos.slo.checks import parse_check
 from chaos.slo.probe_schema import probe_schema
 
@@ -74,14 +74,43 @@ def load_experiment(path: str | os.PathLike[str], variables: Mapping[str, str] |
     return load_file(path, vocabulary(faults), variables)
 
 
-def expand_paths(paths: list[str]) -> list[str]:
-    """Files as given; directories give their *.yaml files, sorted, not recursing."""
+def expand_paths(paths: list[str],
+                 skipped: Callable[[str, str], None] | None = None) -> list[str]:
+    """Files as given; directories give their *.yaml files and the *.json files that are Chaos
+    Toolkit experiments, sorted, not recursing. `skipped(path, why)` hears of the other JSON."""
     found: list[str] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            found += sorted(str(p) for p in path.iterdir()
-                            if p.suffix in EXPERIMENT_SUFFIXES and p.is_file())
-        else:
+        if not path.is_dir():
             found.append(raw)
+            continue
+        for p in sorted(path.iterdir(), key=lambda p: p.name):
+            if not p.is_file():
+                continue
+            if p.suffix in EXPERIMENT_SUFFIXES:
+                found.append(str(p))
+            elif p.suffix == ".json":
+                why = _not_an_experiment(p)
+                if why is None:
+                    found.append(str(p))
+                elif skipped is not None:
+                    skipped(str(p), why)
     return found
+
+
+def _not_an_experiment(path: Path) -> str | None:
+    """Why a JSON file in a directory is not run (None: it is a Chaos Toolkit experiment, or
+    it does not parse, which its loader reports with the line)."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"unreadable ({exc})"
+    except ValueError:
+        return None
+    if isinstance(data, dict) and "chaoslib-version" in data:
+        return "a Chaos Toolkit journal, not an experiment"
+    if not isinstance(data, dict) or not CHAOS_TOOLKIT_KEYS & data.keys():
+        return "not a Chaos Toolkit experiment (no method, steady-state-hypothesis or rollbacks)"
+    return None

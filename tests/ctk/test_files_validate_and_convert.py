@@ -96,3 +96,59 @@ def test_convert_refuses_a_native_file(state_dir: Path) -> None:
     result = run_chaos("convert", "experiments/quickstart.yaml")
     assert result.returncode == 2
     assert "not a Chaos Toolkit experiment" in result.stderr
+
+
+def test_a_directory_includes_chaostoolkit_json_and_says_what_it_skips(
+        tmp_path: Path, state_dir: Path) -> None:
+    (tmp_path / "a-experiment.json").write_text((FIXTURES / "tolerances.json").read_text())
+    (tmp_path / "b-native.yaml").write_text(Path("experiments/quickstart.yaml").read_text())
+    (tmp_path / "package.json").write_text('{"name": "web", "version": "1.0.0"}')
+    (tmp_path / "journal.json").write_text(json.dumps(
+        {"chaoslib-version": "1.44.0", "experiment": {"title": "t"}, "status": "completed",
+         "run": [], "rollbacks": []}))  # what Chaos Toolkit's `chaos run` leaves behind
+    result = run_chaos("validate", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert f"{tmp_path / 'a-experiment.json'}: ok (Chaos Toolkit experiment" in result.stdout
+    assert f"{tmp_path / 'b-native.yaml'}: ok" in result.stdout
+    assert f"note: {tmp_path / 'package.json'}: skipped, not a Chaos Toolkit experiment" \
+        in result.stderr
+    assert f"note: {tmp_path / 'journal.json'}: skipped, a Chaos Toolkit journal" \
+        in result.stderr
+    # named on its own, a journal is refused with what to do instead
+    named = run_chaos("validate", str(tmp_path / "journal.json"))
+    assert named.returncode == 2
+    assert "a Chaos Toolkit journal (a run's record), not an experiment" in named.stderr
+
+
+def test_convert_a_kubernetes_experiment_with_environment_configuration(
+        tmp_path: Path, state_dir: Path) -> None:
+    """chaostoolkit-kubernetes need not be installed; values Chaos Toolkit reads from the
+    environment keep their variable's name; a fault the native loader refuses (a signal ours
+    do not know) is left out and listed, the rest still converts."""
+    out = tmp_path / "native.yaml"
+    source = FIXTURES / "k8s-to-convert.json"
+    result = run_chaos("convert", str(source), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    doc = yaml.safe_load(out.read_text())
+    probe = doc["hypothesis"]["probes"][0]["http"]
+    assert probe["url"] == "${FRONT_URL}/"
+    assert probe["headers"] == {"Authorization": "Bearer ${FRONT_TOKEN}"}
+    assert doc["vars"] == {"ns": "shop"}
+    assert [(f["type"], f.get("start"), f.get("duration")) for f in doc["faults"]] == [
+        ("pod.delete", None, None), ("workload.scale_down", "10s", "60s"),
+        ("node.cordon", "10s", "60s"), ("process.suspend", "30s", "60s")]
+    assert doc["faults"][0]["target"] == {
+        "pods": {"namespace": "${ns}", "labels": {"app": "backend", "tier": "api"}},
+        "count": 1}
+    skipped = re.findall(rf"^{re.escape(str(source))}:\d+:\d+: (\S+) \((.+?)\): not converted: "
+                         r"(.*)$", result.stderr, re.MULTILINE)
+    assert [(path, name) for path, name, _ in skipped] == [
+        ("steady-state-hypothesis.probes[0]", "all-backend-pods-running"),
+        ("method[4]", "odd-signal"), ("method[5]", "read-backend-logs"),
+        ("rollbacks[0]", "scale-cache-back"), ("rollbacks[1]", "uncordon")]
+    assert "with.signal" in skipped[1][2] and "BOGUS" in skipped[1][2]
+    assert "export FRONT_URL, or pass --var FRONT_URL=VALUE" in result.stderr
+    assert "Traceback" not in result.stderr
+    checked = run_chaos("validate", str(out), "--var", "FRONT_URL=http://127.0.0.1:1",
+                        "--var", "FRONT_TOKEN=t")
+    assert checked.returncode == 0, checked.stderr

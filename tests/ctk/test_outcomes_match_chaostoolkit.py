@@ -83,8 +83,22 @@ def test_a_missing_environment_variable_is_a_clear_error(dirs: dict[str, Path],
     monkeypatch.delenv("CTK_TEST_WORD", raising=False)
     ours = run_ours("config-secrets.yaml", dirs["ours"])
     assert ours.code == 2
-    assert "CTK_TEST_WORD" in ours.stdout + ours.stderr
+    # where it is named, which variable, and what to do
+    assert "config-secrets.yaml:5:9: configuration.word: environment variable CTK_TEST_WORD " \
+           "is not set" in ours.stdout
+    assert "pass --var NAME=VALUE" in ours.stdout
     assert "Traceback" not in ours.stderr
+
+
+def test_an_unreachable_server_is_said_in_a_few_words(dirs: dict[str, Path]) -> None:
+    """Port 1 on 127.0.0.1: refused. chaoslib's text is an exception class and a requests
+    repr; the summary says what failed and why."""
+    ours = run_ours("providers.yaml", dirs["ours"], "--var=base_url=http://127.0.0.1:1")
+    theirs = run_theirs("providers.yaml", dirs["theirs"], "--var=base_url=http://127.0.0.1:1")
+    assert outcome(ours.ctk) == outcome(theirs)
+    assert ours.code == 3, ours.stdout + ours.stderr
+    assert "failed to connect to http://127.0.0.1:1/: connection refused" in ours.stdout
+    assert "chaoslib.exceptions" not in ours.stdout and "HTTPConnectionPool" not in ours.stdout
 
 
 def test_deviation_after_the_method(dirs: dict[str, Path]) -> None:

@@ -5,11 +5,13 @@ revert a fault injected through chaos.ctk.actions. All effects are checked from 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -52,13 +54,7 @@ def test_a_signal_during_a_long_background_action_rolls_back_at_once(
         dirs: dict[str, Path], signum: signal.Signals, code: int) -> None:
     marker = unique_marker("ctk-bg")
     proc, journal = start_ours("long-background.yaml", dirs["ours"], "--var", f"marker={marker}")
-    try:
-        assert wait_until(lambda: background(marker, proc), 15), "background action not seen"
-        proc.send_signal(signum)
-        out, err = proc.communicate(timeout=QUICKLY)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    out, err = interrupt_when(proc, lambda: background(marker, proc), signum)
     assert proc.returncode == code, out + err
     assert (dirs["ours"] / "rolled-back").exists()
     # the background action's process group (sh and its sleep) was killed, not abandoned
@@ -75,18 +71,33 @@ def test_a_signal_during_a_long_background_action_rolls_back_at_once(
         background_run["output"]["status"] == -signal.SIGKILL), background_run
 
 
+def test_a_signal_kills_what_left_the_process_group(dirs: dict[str, Path]) -> None:
+    """`timeout` puts itself in a process group of its own: killing the shell's group alone
+    would leave it (and its child) running after the run ended; the session catches it."""
+    marker = unique_marker("ctk-own-group")
+    proc, _ = start_ours("own-group.yaml", dirs["ours"], "--var", f"marker={marker}")
+    moved: list[int] = []
+
+    def started() -> bool:
+        found = background(marker, proc)
+        with contextlib.suppress(ProcessLookupError):
+            moved[:] = [p.pid for p in found if os.getpgid(p.pid) != os.getsid(p.pid)]
+        return len(found) >= 2
+
+    out, err = interrupt_when(proc, started)
+    assert moved, "the fixture no longer makes a process group of its own"
+    assert proc.returncode == 130, out + err
+    assert (dirs["ours"] / "rolled-back").exists()
+    assert wait_until(lambda: not background(marker, proc), 5) is not None, [
+        p.cmdline() for p in background(marker, proc)]
+
+
 def test_chaostoolkit_skips_rollbacks_when_interrupted(dirs: dict[str, Path]) -> None:
     """The documented difference, seen on chaoslib itself (with a 2 s background action)."""
     marker = unique_marker("ctk-theirs")
     proc = start_theirs("long-background.yaml", dirs["theirs"], "--var", f"marker={marker}",
                         "--var", "background_seconds=2")
-    try:
-        assert wait_until(lambda: background(marker, proc), 15)
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    out, _ = interrupt_when(proc, lambda: background(marker, proc), timeout=30)
     theirs = json.loads(out.rsplit("@@journal@@", 1)[1])
     assert theirs["status"] == "interrupted" and theirs["rollbacks"] == []
     assert not (dirs["theirs"] / "rolled-back").exists()
@@ -94,18 +105,26 @@ def test_chaostoolkit_skips_rollbacks_when_interrupted(dirs: dict[str, Path]) ->
 
 def test_interruption_does_not_wait_for_a_continuous_hypothesis(dirs: dict[str, Path]) -> None:
     proc, journal = start_ours("continuous.yaml", dirs["ours"])
-    try:
-        # before (1), then continuous rounds (2, 3...): signal while a round's probe runs
-        assert wait_until(lambda: _ticks(dirs["ours"]) >= 3, 15)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=QUICKLY)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # before (1), then continuous rounds (2, 3...): signal while a round's probe runs
+    out, err = interrupt_when(proc, lambda: _ticks(dirs["ours"]) >= 3)
     assert proc.returncode == 130, out + err
     assert (dirs["ours"] / "rolled-back").exists()
     ctk = json.loads(journal.read_text())
     assert ctk["status"] == "interrupted" and ctk["steady_states"]["during"]
+
+
+def interrupt_when(proc: subprocess.Popen[str], ready: Callable[[], object],
+                   signum: int = signal.SIGINT, timeout: float = QUICKLY) -> tuple[str, str]:
+    """Wait (bounded) until `ready()`, send `signum`, and collect the runner's output; the
+    runner never outlives the test."""
+    try:
+        assert wait_until(ready, 15), _tail(proc)
+        proc.send_signal(signum)
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def background(marker: str, runner: subprocess.Popen[str]) -> list[psutil.Process]:

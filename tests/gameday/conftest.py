@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import heapq
 import http.server
+import itertools
 import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +78,33 @@ def write_gameday(directory: Path, text: str, name: str = "gameday.yaml") -> Pat
     path.write_text(text.replace("{fixtures}", str(FIXTURES)).replace(
         "{experiments}", str(ROOT / "experiments")))
     return path
+
+
+class VirtualTime:
+    """A clock that moves only when the test says so; sleepers wake when it passes them."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+        self._sleepers: list[tuple[datetime, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def clock(self) -> datetime:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now + timedelta(seconds=seconds),
+                                        next(self._order), future))
+        await future
+
+    async def advance_to(self, when: datetime) -> None:
+        while self._sleepers and self._sleepers[0][0] <= when:
+            at, _, future = heapq.heappop(self._sleepers)
+            self.now = max(self.now, at)
+            if not future.done():
+                future.set_result(None)
+            for _ in range(20):  # let the woken tasks run until they sleep again
+                await asyncio.sleep(0)
+        self.now = when
+        for _ in range(20):
+            await asyncio.sleep(0)

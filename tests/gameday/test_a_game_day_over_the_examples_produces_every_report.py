@@ -147,14 +147,46 @@ def expected_availability(journal: dict[str, Any]) -> dict[str, list[tuple[float
     return lines
 
 
+def drawn_series(chart: ET.Element) -> dict[str, ET.Element]:
+    """The chart's series by name; a series drawn once for several identical ones
+    (`home p95 = max`) is listed under each name (`home p95`, `home max`)."""
+    found = {}
+    for path in chart.iter(f"{SVG}path"):
+        if path.get("class") != "series":
+            continue
+        first, *others = path.get("data-series", "").split(" = ")
+        prefix = first.rpartition(" ")[0]
+        for name in [first, *(f"{prefix} {o}".strip() for o in others)]:
+            found[name] = path
+    return found
+
+
+def steps(d: str) -> list[tuple[float, float, float]]:
+    """The horizontal segments (x from, x to, y) of a path of M x,y / H x / V y commands."""
+    x = y = 0.0
+    segments = []
+    for command, args in re.findall(r"([MHV])\s*([-\d.,]+)", d):
+        if command == "M":
+            x, y = (float(v) for v in args.split(","))
+        elif command == "V":
+            y = float(args)
+        else:
+            segments.append((x, float(args), y))
+            x = float(args)
+    return segments
+
+
 def check_pixels(svg: ET.Element, line: ET.Element, values: list[tuple[float, float]]) -> None:
+    """Every second of the journal is a horizontal step over exactly that second, [t, t+1),
+    at its value: nothing drawn before the second it was measured in."""
     left, top, width, height = (float(v) for v in svg.get("data-plot", "").split(","))
     x_max, y_min, y_max = (float(svg.get(k, "")) for k in ("data-x-max", "data-y-min",
                                                            "data-y-max"))
-    points = [tuple(map(float, p.split(","))) for p in line.get("points", "").split()]
-    assert len(points) == len(values)
-    for (px, py), (t, v) in zip(points, values):
-        assert px == pytest.approx(left + t / x_max * width, abs=0.06)
+    drawn = steps(line.get("d", ""))
+    assert len(drawn) == len(values)
+    for (x0, x1, py), (t, v) in zip(drawn, values):
+        assert x0 == pytest.approx(left + t / x_max * width, abs=0.06)
+        assert x1 == pytest.approx(left + (t + 1) / x_max * width, abs=0.06)
         assert py == pytest.approx(top + height - (v - y_min) / (y_max - y_min) * height, abs=0.06)
 
 
@@ -165,7 +197,7 @@ def test_html_charts_match_the_journals(gameday: GameDayResult) -> None:
     for i in (1, 2, 3):
         journal = gameday.journal(i)
         availability, latency = charts[2 * i - 2], charts[2 * i - 1]
-        drawn = {line.get("data-series"): line for line in availability.iter(f"{SVG}polyline")}
+        drawn = drawn_series(availability)
         expected = expected_availability(journal)
         assert set(drawn) == set(expected)
         for name, values in expected.items():
@@ -179,8 +211,7 @@ def test_html_charts_match_the_journals(gameday: GameDayResult) -> None:
             rows = [r for r in journal["series"] if r["probe"] == row_kind and r.get(stat)]
             if not rows:
                 continue
-            line = next(x for x in latency.iter(f"{SVG}polyline")
-                        if x.get("data-series") == f"{row_kind} {stat}")
+            line = drawn_series(latency)[f"{row_kind} {stat}"]
             offset = journal["phases"]["before"]["started"] if row_kind == "traffic" else 0
             values = [(r["t"] + offset, r[stat]) for r in rows]
             check_pixels(latency, line, values)

@@ -73,7 +73,11 @@ notify:
         assert line is not None
         assert float(line.get("x1", "")) == round(
             left + breach["t"] / float(chart.get("data-x-max", "")) * width, 1)
-    assert "did not run: not started:" in html
+    assert "did not run: the game day stopped early: " in html
+    # people read titles and paths they can open, not paths relative to the game-day file
+    assert "[2/2]" not in result.stdout  # never started
+    assert "The demo service answers again within 5s" in html  # the skipped one's title
+    assert f"[1/2] aborted: {journal['experiment']['title']} (exit 4" in result.stdout
     suites = ET.parse(directory / "junit.xml").getroot().findall("testsuite")
     assert suites[-1].find("testcase/skipped") is not None
     (draft,) = directory.glob("postmortem-01-*.md")

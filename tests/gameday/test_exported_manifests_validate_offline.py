@@ -95,3 +95,13 @@ def test_a_game_day_without_a_schedule_cannot_be_a_cronjob() -> None:
 def test_the_default_image_is_the_adapters(manifests: list[dict]) -> None:  # type: ignore[type-arg]
     pod = manifests[-1]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == rbac.DEFAULT_IMAGE
+
+
+def test_a_kubernetes_version_without_a_schema_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_chaos("gameday", "export", str(GAMEDAYS / "checkout-weekly.yaml"),
+                       "--kubernetes", "--k8s-version", "1.30", "-o", str(tmp_path / "x.yaml"),
+                       timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no schema for Kubernetes 1.30" in result.stderr
+    assert f"--k8s-version {K8S_VERSION}" in result.stderr
+    assert not (tmp_path / "x.yaml").exists()

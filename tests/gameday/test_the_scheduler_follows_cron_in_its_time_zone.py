@@ -4,15 +4,14 @@ changes of Europe/Berlin, no overlapping runs, missed slots reported - without w
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from chaos.gameday.schedule import Decision, Scheduler, Slots
 from chaos.model.gameday import GameDay, Schedule, Step
+from tests.gameday.conftest import VirtualTime
 
 
 def utc(*args: int) -> datetime:
@@ -93,36 +92,6 @@ def test_a_slot_while_the_same_game_day_runs_is_missed_and_others_still_start() 
     assert "still running" in second[0].why
     s.finished(slow)
     assert [d.action for d in s.due(utc(2026, 1, 1, 10, 20))] == ["start", "start"]
-
-
-class VirtualTime:
-    """A clock that moves only when the test says so; sleepers wake when it passes them."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-        self._sleepers: list[tuple[datetime, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
-
-    def clock(self) -> datetime:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self.now + timedelta(seconds=seconds),
-                                        next(self._order), future))
-        await future
-
-    async def advance_to(self, when: datetime) -> None:
-        while self._sleepers and self._sleepers[0][0] <= when:
-            at, _, future = heapq.heappop(self._sleepers)
-            self.now = max(self.now, at)
-            if not future.done():
-                future.set_result(None)
-            for _ in range(20):  # let the woken tasks run until they sleep again
-                await asyncio.sleep(0)
-        self.now = when
-        for _ in range(20):
-            await asyncio.sleep(0)
 
 
 def test_the_loop_runs_on_schedule_without_overlap_and_reports_misses() -> None:

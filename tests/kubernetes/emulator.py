@@ -301,15 +301,17 @@ class Cluster(kmock.KubernetesEmulator):
         labels = dict(workload.get("spec", {}).get("template", {}).get("metadata", {})
                       .get("labels") or {})
         pod_name = f"{name}-{uuid.uuid4().hex[:5]}"
+        template = dict(workload.get("spec", {}).get("template", {}).get("spec") or {})
         self.put(PODS, {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": pod_name, "namespace": ns, "labels": labels,
                          "annotations": {"emulator/ready-at": str(now + self.ready_delay)},
-                         "ownerReferences": [{"kind": "ReplicaSet" if res == DEPLOYMENTS
-                                              else "StatefulSet", "name": name}]},
-            "spec": {"nodeName": workload.get("spec", {}).get("template", {})
-                     .get("spec", {}).get("nodeName", "node-1"),
-                     "containers": [{"name": "app", "image": "app:1"}]},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet"
+                                              if res == DEPLOYMENTS else "StatefulSet",
+                                              "name": name, "uid": str(uuid.uuid4())}]},
+            "spec": {**template, "nodeName": template.get("nodeName", "node-1"),
+                     "containers": template.get("containers") or [{"name": "app",
+                                                                   "image": "app:1"}]},
             "status": {"phase": "Pending", "conditions": [{"type": "Ready",
                                                            "status": "False"}]}})
 

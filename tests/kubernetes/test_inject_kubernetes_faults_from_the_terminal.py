@@ -1,13 +1,24 @@
 """`chaos inject` with kubectl-like flags: -n/--namespace, -l/--selector, --pod, --node,
---deployment, --context; the same engine, ledger and reverts as experiment files."""
+--deployment, --context; the same engine, ledger and reverts as experiment files. Kernel
+traffic flags given with pod flags filter traffic inside the pods; flags naming a local target
+cannot be mixed with pod flags."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_chaos
+from tests.integration.test_network_kernel_faults_in_namespaces import has_table
 from tests.kubernetes.conftest import add_node, add_workload, calls, wait_ready
 from tests.kubernetes.emulator import DEPLOYMENTS, NODES, Emulator
+from tests.kubernetes.inpod_kubelet import Kubelet, add_pod
+from tests.kubernetes.test_inpod_faults_through_ephemeral_containers import patches, pod
+
+__all__ = ["pod"]  # the fixture: pod shop/web-1 with a kubelet running its containers
 
 
 def test_inject_deletes_one_pod_chosen_by_selector(k8s: Emulator, state_dir: Path) -> None:
@@ -48,3 +59,45 @@ def test_inject_refuses_kube_system_unless_allowed(k8s: Emulator, state_dir: Pat
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     assert "pod kube-system/dns-" in allowed.stdout
     assert not [c for c in k8s.cluster.calls if c.verb != "list"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+def test_kernel_flags_with_pod_flags_filter_traffic_inside_the_pod(
+        k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet, state_dir: Path) -> None:
+    """--port/--traffic go into the pods target (the agent's filters); --percent stays the
+    packets' share (network.loss's own parameter), --targets-count picks pods."""
+    result = run_chaos("inject", "network.loss", "-n", "shop", "--pod", "web-1", "--port", "8080",
+                       "--traffic", "egress", "--percent", "30%", "--targets-count", "1",
+                       "--for", "300ms")
+    assert result.returncode == 0, result.stdout + result.stderr
+    sent = patches(k8s)  # hold, and stop unless the agent ended at its deadline first
+    assert sent and sent[0]["name"].startswith("chaos-hold-")
+    for container in sent:
+        args = container["args"]
+        assert json.loads(args[args.index("--target") + 1]) == {"port": 8080,
+                                                                "direction": "egress"}
+        assert json.loads(args[args.index("--with") + 1])["percent"] == pytest.approx(0.3)
+    assert not has_table(netns_pair["b"])
+
+
+def test_local_target_flags_mixed_with_pod_flags_and_bad_shares_are_refused(k8s: Emulator,
+                                                             state_dir: Path) -> None:
+    add_pod(k8s, "web-1")
+    mixed = run_chaos("inject", "network.latency", "-n", "shop", "--pod", "web-1", "--netns",
+                      "blue", "--delay", "100ms", "--for", "1s")
+    assert mixed.returncode == 2
+    assert "--netns name a target on this machine" in mixed.stderr, mixed.stderr
+    share = run_chaos("inject", "network.loss", "-n", "shop", "--pod", "web-1", "--percent",
+                      "20%", "--targets-percent", "300%", "--for", "1s")
+    assert share.returncode == 2 and "--targets-percent: expected a percentage" in share.stderr
+    assert k8s.cluster.calls == []
+
+
+def test_a_filter_the_kernel_adapter_cannot_apply_is_refused_before_any_patch(
+        k8s: Emulator, state_dir: Path) -> None:
+    add_pod(k8s, "web-1")
+    shaped = run_chaos("inject", "network.latency", "-n", "shop", "--pod", "web-1", "--port",
+                       "80", "--delay", "100ms", "--for", "1s")
+    assert shaped.returncode == 2, shaped.stdout + shaped.stderr
+    assert "shapes the whole device; it cannot filter by port" in shaped.stdout
+    assert patches(k8s) == []

@@ -33,8 +33,8 @@ from tests.integration.test_network_kernel_faults_in_namespaces import (
     has_table,
     in_ns,
     kernel_state,
-    shaped,
     servers,  # noqa: F401 - the fixture: TCP/UDP servers in namespace b
+    shaped,
 )
 
 AGENT = [sys.executable, "-m", "chaos.adapters.kubernetes.inpod_agent"]

@@ -2,10 +2,12 @@
 (`unshare --pid --fork --mount-proc`), as a container's main process is. The kill container
 (targetContainerName) joins that namespace, as the runtime does, and the agent signals PID 1.
 
-A handled signal (TERM) arrives and ends the process; SIGKILL, which the kernel drops when it
-comes from inside the namespace to its init, is refused with that reason and leaves the process
-running — instead of reporting a kill that did not happen. Through the emulator: the ephemeral
-container spec (targetContainerName, no capabilities, the signal in its args).
+A handled signal (TERM, the default) arrives and ends the process; a signal the process does not
+handle — SIGKILL always — which the kernel drops when it comes from inside the namespace to its
+init, is refused with that reason and the signals it does handle, and leaves the process
+running, instead of reporting a kill that did not happen. KILL itself is refused before any API
+call. Through the emulator: the ephemeral container spec (targetContainerName, no
+capabilities, the signal in its args).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import psutil
 import pytest
 
 from chaos.adapters.kubernetes.ephemeral_kill import ContainerKillAdapter
-from chaos.errors import GuardRefused, PermissionDenied
+from chaos.errors import GuardRefused, PermissionDenied, UsageError
 from chaos.model.experiment import FaultSpec, Target, frozen
 from tests.kubernetes.emulator import PODS, Emulator
 from tests.kubernetes.inpod_kubelet import Kubelet, add_pod
@@ -102,10 +104,12 @@ def test_sigkill_to_a_namespace_init_is_refused_with_the_reason(container: Conta
     assert container.main.is_running() and container.proc.poll() is None
 
 
-def kill_fault(signal_name: str, **params: Any) -> FaultSpec:
+def kill_fault(signal_name: str | None, **params: Any) -> FaultSpec:
+    if signal_name:
+        params["signal"] = signal_name
     return FaultSpec(index=0, name="kill-app", type="container.kill",
                      target=Target("pods", frozen({"namespace": "shop", "names": ["web-1"]})),
-                     params=frozen({"signal": signal_name, **params}), start=0.0, duration=0.0,
+                     params=frozen(params), start=0.0, duration=0.0,
                      kubernetes=frozen({"image": IMAGE}))
 
 
@@ -123,7 +127,7 @@ def test_the_kill_container_targets_the_container_and_signals_it(
 ) -> None:
     add_pod(k8s, "web-1", containers=("app", "sidecar"))
     with Kubelet(k8s, {}, tmp_path, {("web-1", "app"): container.main.pid}):
-        spec = asyncio.run(kill(kill_fault("TERM", container="app")))
+        spec = asyncio.run(kill(kill_fault(None, container="app")))  # the default: TERM
         assert spec["via"] == "ephemeral" and spec["result"].startswith("killed: sent SIGTERM")
         assert container.proc.wait(10) == 0
         with pytest.raises(PermissionDenied) as refused:
@@ -141,20 +145,34 @@ def test_kill_of_an_init_that_ignores_it_fails_clearly(
     add_pod(k8s, "web-1")
     with Kubelet(k8s, {}, tmp_path, {("web-1", "app"): container.main.pid}):
         with pytest.raises(PermissionDenied) as refused:
-            asyncio.run(kill(kill_fault("KILL")))  # default container: the first, "app"
-    assert "does not handle SIGKILL" in str(refused.value)
+            asyncio.run(kill(kill_fault("USR1")))  # default container: the first, "app"
+    assert "does not handle SIGUSR1" in str(refused.value)
     assert "kill-app on container app of pod shop/web-1" in str(refused.value)
+    assert "TERM" in str(refused.value.hint) and "pod.delete" in str(refused.value.hint)
     assert container.main.is_running()
 
 
-def test_a_pod_sharing_one_process_namespace_is_refused_before_any_patch(
-    k8s: Emulator
+def test_sigkill_is_refused_before_any_call_with_what_to_do_instead(k8s: Emulator) -> None:
+    add_pod(k8s, "web-1")
+    with pytest.raises(UsageError) as refused:
+        asyncio.run(kill(kill_fault("KILL")))
+    assert "SIGKILL cannot reach a container's main process" in str(refused.value)
+    assert "signal: TERM" in str(refused.value.hint) and "pod.delete" in str(refused.value.hint)
+    assert [c for c in k8s.cluster.calls if c.verb != "list"] == []
+
+
+@pytest.mark.parametrize(("field", "reason"), [
+    ("hostPID", "node's init"),  # PID 1 would be the node's init
+    ("shareProcessNamespace", "one process namespace"),  # PID 1 would be the pause process
+])
+def test_a_pod_whose_pid_1_is_not_the_container_is_refused_before_any_patch(
+    k8s: Emulator, field: str, reason: str
 ) -> None:
     k8s.call(lambda c: c.put(PODS, {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "namespace": "shop"},
-        "spec": {"shareProcessNamespace": True, "containers": [{"name": "app", "image": "a"}]},
+        "spec": {field: True, "containers": [{"name": "app", "image": "a"}]},
         "status": {"phase": "Running"}}))
     with pytest.raises(GuardRefused) as refused:
         asyncio.run(kill(kill_fault("TERM")))
-    assert "shareProcessNamespace" in str(refused.value)
+    assert f"{field}: true" in str(refused.value) and reason in str(refused.value)
     assert patches(k8s) == []

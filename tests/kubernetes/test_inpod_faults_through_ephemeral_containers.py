@@ -92,7 +92,7 @@ def test_loss_container_spec_then_revert_by_a_stop_container(
         "namespace": "shop", "names": ["web-1"]})
     adapter = PodNetworkAdapter()
     start = time.time()
-    target, spec = asyncio.run(inject(adapter, fault))
+    _, spec = asyncio.run(inject(adapter, fault))
     assert has_table(netns_pair["b"])
     [hold] = patches(k8s)
     assert hold["name"] == f"chaos-hold-{spec['id']}" == spec["container"]
@@ -150,21 +150,31 @@ def test_latency_without_netem_fails_clearly_with_the_agents_reason(
                       selector={"namespace": "shop", "names": ["web-1"]})
     with pytest.raises(PermissionDenied) as error:
         asyncio.run(inject(PodNetworkAdapter(), fault))
-    assert "sch_netem" in str(error.value) and "proxy" in str(error.value)
+    assert "sch_netem" in str(error.value) and "proxy" in error.value.hint  # the agent's hint
     assert "pod shop/web-1" in str(error.value)
     assert kernel_state(netns_pair) == before
 
 
-def test_cpu_in_the_pod_is_stopped_by_the_revert(
-    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet
+@pytest.mark.parametrize(("fault_type", "params"), [
+    ("resource.cpu", {"load": 0.3, "cores": 1, "pin": False, "ramp": 0.0}),
+    ("resource.memory", {"amount": {"bytes": 16 * 2**20}, "of": "total", "mode": "allocate", "ramp": 0.0,
+                         "force": False}),
+])
+def test_cpu_and_memory_in_the_pod_are_stopped_by_the_revert(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet, fault_type: str,
+    params: dict[str, Any]
 ) -> None:
-    fault = pod_fault("resource.cpu", {"load": 0.3, "cores": 1, "pin": False, "ramp": 0.0})
+    fault = pod_fault(fault_type, params)
     adapter = PodResourceAdapter()
     _, spec = asyncio.run(inject(adapter, fault))
     [hold] = patches(k8s)
     assert hold["securityContext"] == {"allowPrivilegeEscalation": False,
                                        "capabilities": {"drop": ["ALL"]},
                                        "seccompProfile": {"type": "RuntimeDefault"}}
+    args = hold["args"]
+    assert args[0] == "hold" and args[args.index("--fault") + 1] == fault_type
+    assert float(args[args.index("--deadline") + 1]) == spec["deadline"]
+    assert json.loads(args[args.index("--with") + 1]) == params
     agent, _ = pod.procs["web-1", hold["name"]]
     assert agent.poll() is None
     assert asyncio.run(adapter.revert(spec)) == "reverted"

@@ -101,7 +101,8 @@ def test_recover_kubernetes_undoes_expired_marks_found_in_the_cluster(
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "reverted  node node-1 (run lost-run)" in result.stdout
-    assert "skipped (not expired) networkpolicy shop/current" in result.stdout
+    assert "skipped (held until 20" in result.stdout and "networkpolicy shop/current" in result.stdout
+    assert "now with --force" in result.stdout
     node = k8s.call(lambda c: c.get(NODES, None, "node-1"))
     assert not node["spec"]["unschedulable"]
     assert node["spec"]["taints"] == [{"key": "dedicated", "value": "db",

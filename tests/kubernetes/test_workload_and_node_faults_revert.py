@@ -64,6 +64,31 @@ def test_scale_down_holds_fewer_replicas_then_restores_the_recorded_count(
     assert doc["injections"][0]["outcome"] == "reverted"
 
 
+
+def test_a_workload_another_run_scaled_down_is_refused_and_its_marks_are_kept(
+        k8s: Emulator, state_dir: Path, tmp_path: Path) -> None:
+    """A run killed with its watchdog left web at 1 replica, marked "restore to 3": a second
+    scale-down must neither scale it nor, in its revert, erase that record."""
+    web = add_workload(k8s, "web", replicas=1)
+    web["metadata"].update({
+        "labels": {"app": "web", RUN_LABEL: "lost-run"},
+        "annotations": {EXPIRES: "2999-01-01T00:00:00Z", "chaos.dev/replicas": "3"}})
+    k8s.call(lambda c: c.put(DEPLOYMENTS, web))
+    path = write_experiment(tmp_path / "scale.json", [{
+        "type": "workload.scale_down", "target": {"deployment": {"namespace": "shop",
+                                                                 "name": "web"}},
+        "with": {"replicas": 0}, "duration": "1s"}])
+
+    code, _, out = run(path, tmp_path)
+
+    assert code == 2, out  # GuardRefused
+    assert "still scaled down by chaos run lost-run" in out and "chaos recover" in out
+    assert [c for c in k8s.cluster.calls if c.verb == "patch"] == []
+    meta = k8s.call(lambda c: c.get(DEPLOYMENTS, "shop", "web"))["metadata"]
+    assert meta["labels"][RUN_LABEL] == "lost-run"
+    assert meta["annotations"]["chaos.dev/replicas"] == "3"
+
+
 def test_cordon_marks_the_node_unschedulable_and_uncordons_only_its_own(
         k8s: Emulator, state_dir: Path, tmp_path: Path) -> None:
     add_node(k8s, "node-1")

@@ -55,7 +55,8 @@ class Connection:
                 return cls(str(path), context or _current_context(path))
         if os.environ.get("KUBERNETES_SERVICE_HOST") and (SERVICE_ACCOUNT_DIR / "token").exists():
             return cls(None, None, in_cluster=True)
-        raise ClusterUnreachable("no kubeconfig found ($KUBECONFIG, ~/.kube/config) and not "
+        looked = f"KUBECONFIG={env} names no file" if env else "no $KUBECONFIG"
+        raise ClusterUnreachable(f"no kubeconfig found ({looked}, no ~/.kube/config) and not "
                                  "running in a pod with a service account")
 
     @classmethod
@@ -126,7 +127,8 @@ def _build(conn: Connection) -> Any:
         return config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=conn.kubeconfig, context=conn.context)
     except ConfigException as exc:
-        raise ClusterUnreachable(f"cannot use {conn.describe()}: {exc}") from exc
+        raise ClusterUnreachable(f"cannot use {conn.describe()}: {exc}"
+                                 f"{_contexts_in(conn.kubeconfig)}") from exc
     except OSError as exc:
         raise PermissionDenied(f"cannot read {conn.kubeconfig}: {exc.strerror}") from exc
 
@@ -160,3 +162,16 @@ def unmarks(extra_annotations: tuple[str, ...] = ()) -> dict[str, dict[str, None
     """A merge patch that removes our marks."""
     annotations = dict.fromkeys((ANNOTATION_EXPIRES, ANNOTATION_FAULT, *extra_annotations))
     return {"labels": {LABEL_RUN: None}, "annotations": annotations}
+
+
+def _contexts_in(kubeconfig: str | None) -> str:
+    """"; its contexts: a, b" for a message about a context it does not have."""
+    from kubernetes import config
+
+    try:
+        contexts, _ = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig)
+    except Exception:  # noqa: BLE001 - the file itself is the problem; said already
+        return ""
+    names = [str(c.get("name")) for c in contexts or ()]
+    return f"; its contexts: {', '.join(names)}" if names else ""

@@ -24,8 +24,9 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
+from chaos.adapters.base import RevertOutcome, Scope, TargetRef
 from chaos.adapters.kubernetes import ephemeral_spec as eph
+from chaos.adapters.kubernetes.selection import ClusterAdapter, api_of, api_of_spec
 from chaos.errors import (
     ChaosError,
     FaultFailed,
@@ -54,12 +55,9 @@ class EphemeralUnavailable(PermissionDenied):
 
 
 def _api(spec_or_fault: Mapping[str, Any] | FaultSpec) -> Any:
-    from chaos.adapters.kubernetes.api import Api
-    from chaos.adapters.kubernetes.connection import Connection
-
     if isinstance(spec_or_fault, FaultSpec):
-        return Api(Connection.from_settings(spec_or_fault.kubernetes))
-    return Api(Connection.from_spec(spec_or_fault["connection"]))
+        return api_of(spec_or_fault)
+    return api_of_spec(spec_or_fault)
 
 
 def settings_of(fault: FaultSpec) -> eph.InPodSettings:
@@ -129,14 +127,17 @@ async def wait_container(api: Any, ident: Mapping[str, Any], container: str, tim
 
 
 def _agent_error(where: str, terminated: Mapping[str, Any]) -> ChaosError:
+    """The agent's termination message as an error; its "(what to do: ...)" becomes the hint."""
     message = str(terminated.get("message") or terminated.get("reason") or "no message")
-    text = f"{where}: {truncate(message.removeprefix('error: '), 400)}"
+    said, _, todo = message.removeprefix("error: ").partition(" (what to do: ")
+    text = f"{where}: {truncate(said, 400)}"
+    hint = todo.removesuffix(")") or "docs/kubernetes-inpod.md lists the agent's failures"
     if int(terminated.get("exitCode", 1)) == 2:  # the agent refused: bad environment or input
-        return PermissionDenied(text, hint="")
-    return FaultFailed(text)
+        return PermissionDenied(text, hint=hint)
+    return FaultFailed(text, hint=hint)
 
 
-class InPodAdapter(Adapter):
+class InPodAdapter(ClusterAdapter):
     """Network and resource faults held by the agent in a `hold` ephemeral container."""
 
     abstract = True
@@ -144,20 +145,15 @@ class InPodAdapter(Adapter):
     net_admin: ClassVar[bool] = False
 
     async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
-        from chaos.adapters.kubernetes.selection import resolve_pods
-
-        refs: list[TargetRef] = await resolve_pods(_api(fault), fault, scope)
+        refs = await super().resolve(fault, scope)
         return [TargetRef(r.kind, r.label, r.identity, f"{r.lock_key}:{self.name}", r.pids)
                 for r in refs]
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
-        from chaos.adapters.kubernetes.connection import Connection
-
-        ident = target.identity
-        spec = eph.revert_spec(self.name, ident, fault, eph.new_id(),
+        spec = eph.revert_spec(self.name, target.identity, fault, eph.new_id(),
                                round(time.time() + fault.duration, 3), settings_of(fault),
                                run_id="")
-        return {**spec, "connection": Connection.from_settings(fault.kubernetes).as_spec()}
+        return {**spec, **self.spec_head(fault, "stop")}
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
@@ -187,8 +183,11 @@ class InPodAdapter(Adapter):
             state = await wait_container(api, ident, spec["container"], 0, until_done=False)
         if state is None:
             raise FaultFailed(f"{where} vanished while {fault.name} was being injected")
-        if "terminated" in state:
-            raise _agent_error(f"{fault.name} in {where}", state["terminated"])
+        ended = state.get("terminated")
+        if ended and str(ended.get("message", "")).startswith(("reverted", "ended")):
+            return spec  # a short fault: held and ended at its deadline before we looked
+        if ended:
+            raise _agent_error(f"{fault.name} in {where}", ended)
         if "running" not in state:
             raise FaultFailed(f"{fault.name} in {where}: the ephemeral container "
                               f"{spec['container']} did not start: "
@@ -231,13 +230,20 @@ class InPodAdapter(Adapter):
 
 
 class PodNetworkAdapter(InPodAdapter):
-    abstract = False
     name = "kubernetes.pod.network"
     fault_types = eph.NETWORK_FAULTS
     net_admin = True
+    uses_traffic_fields = True
+
+    async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
+        from chaos.adapters.local.kernel import InterfaceAdapter
+
+        # the agent holds the fault with the kernel adapter: its refusals (a port filter on a
+        # shaping fault, ingress shaping, a bad CIDR) come here, before any pod is patched
+        InterfaceAdapter().check_request(fault, fault.target.selector)
+        return await super().resolve(fault, scope)
 
 
 class PodResourceAdapter(InPodAdapter):
-    abstract = False
     name = "kubernetes.pod.resource"
     fault_types = eph.RESOURCE_FAULTS

@@ -4,7 +4,9 @@ An ephemeral container with `targetContainerName` joins the container's process 
 where the container's main process is PID 1; the agent's `kill` command signals it and says
 what happened in its termination message. The kernel delivers to a namespace's PID 1 only the
 signals it handles when they come from inside the namespace (never SIGKILL), so the agent
-checks that first and refuses clearly instead of sending a signal that would do nothing.
+checks that first and refuses clearly instead of sending a signal that would do nothing; KILL is
+refused before anything is sent. (Chaos Mesh and Litmus send SIGKILL from the node, through
+the container runtime, with a privileged DaemonSet; chaos has none by design.)
 
 Where the cluster does not serve ephemeral containers (404), the fallback is pods/exec of
 `kill -s SIGNAL 1` in the target container itself (the image needs a `kill` binary). The fault
@@ -17,7 +19,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
+from chaos.adapters.base import RevertOutcome, Scope, TargetRef
 from chaos.adapters.kubernetes import ephemeral_spec as eph
 from chaos.adapters.kubernetes.ephemeral import (
     EphemeralUnavailable,
@@ -27,7 +29,8 @@ from chaos.adapters.kubernetes.ephemeral import (
     settings_of,
     wait_container,
 )
-from chaos.errors import FaultFailed, GuardRefused, PermissionDenied, truncate
+from chaos.adapters.kubernetes.selection import ClusterAdapter
+from chaos.errors import FaultFailed, GuardRefused, PermissionDenied, UsageError, truncate
 from chaos.model.experiment import FaultSpec
 
 EXEC_TIMEOUT = 30.0
@@ -68,27 +71,30 @@ def _exec_kill(api: Any, namespace: str, pod: str, container: str, signal: str) 
         raise api._mapped(exc, "create", "", "pods/exec", namespace) from exc
 
 
-class ContainerKillAdapter(Adapter):
+class ContainerKillAdapter(ClusterAdapter):
     name = "kubernetes.container.kill"
     target_kind = "pods"
     fault_types = ("container.kill",)
 
     async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
-        from chaos.adapters.kubernetes.selection import resolve_pods
-
-        refs: list[TargetRef] = await resolve_pods(_api(fault), fault, scope)
+        if fault.params.get("signal") == "KILL":
+            raise UsageError(f"{fault.name}: SIGKILL cannot reach a container's main process "
+                             "from inside its pod: it is PID 1 of the container's process "
+                             "namespace, and the kernel drops SIGKILL sent to it from there "
+                             "(chaos runs no privileged node agent that could send it from "
+                             "outside)", hint="use `signal: TERM` (or another signal the app "
+                             "handles), or pod.delete with `grace_period: 0s`")
+        refs = await super().resolve(fault, scope)
         for ref in refs:
             target_container(fault, ref.identity)  # a wrong name is refused before anything
         return refs
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
-        from chaos.adapters.kubernetes.connection import Connection
-
         ident = target.identity
-        return {"adapter": self.name, "namespace": ident["namespace"], "pod": ident["name"],
-                "uid": ident["uid"], "container": target_container(fault, ident),
-                "signal": fault.params.get("signal") or "KILL", "id": eph.new_id(),
-                "connection": Connection.from_settings(fault.kubernetes).as_spec()}
+        return {**self.spec_head(fault, "none"), "namespace": ident["namespace"],
+                "pod": ident["name"], "uid": ident["uid"],
+                "container": target_container(fault, ident),
+                "signal": fault.params.get("signal") or "TERM", "id": eph.new_id()}
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
@@ -100,6 +106,12 @@ class ContainerKillAdapter(Adapter):
         pod = await same_pod(api, ident)
         if pod is None:
             raise FaultFailed(f"{fault.name}: pod {spec['namespace']}/{spec['pod']} vanished")
+        if pod.get("spec", {}).get("hostPID"):
+            # PID 1 of the pod's process namespace is the node's init
+            raise GuardRefused(f"{fault.name}: pod {spec['namespace']}/{spec['pod']} uses the "
+                               "node's process namespace (hostPID: true); PID 1 there is the "
+                               "node's init, not the container's main process",
+                               hint="use pod.delete")
         if pod.get("spec", {}).get("shareProcessNamespace"):
             # PID 1 of the shared namespace is the pod's pause process, not the container's
             raise GuardRefused(f"{fault.name}: pod {spec['namespace']}/{spec['pod']} shares "

@@ -223,13 +223,12 @@ async def stop(args: argparse.Namespace) -> int:
     return 1 if answer and answer.startswith("error") else 0
 
 
-def caught(pid: int, signum: int) -> bool:
-    """Whether the process has a handler for the signal (SigCgt in /proc/PID/status)."""
+def handled(pid: int) -> list[str]:
+    """The signals the process has a handler for (SigCgt in /proc/PID/status), by name."""
     with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("SigCgt:"):
-                return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
-    return False
+        mask = next((int(line.split()[1], 16) for line in status
+                     if line.startswith("SigCgt:")), 0)
+    return [sig.name[3:] for sig in signal.Signals if mask >> (sig.value - 1) & 1]
 
 
 def kill(args: argparse.Namespace) -> int:
@@ -241,16 +240,16 @@ def kill(args: argparse.Namespace) -> int:
             raise PermissionDenied("PID 1 here is the pod's pause process: the pod shares one "
                                    "process namespace, and signalling it would end the pod",
                                    hint="use pod.delete")
-        if args.pid == 1 and not caught(1, signum):
+        catches = handled(args.pid) if args.pid == 1 else [args.signal]
+        if args.signal not in catches:
             # The kernel drops signals a PID namespace's init does not handle when they come
             # from inside the namespace — SIGKILL always — so sending one would do nothing.
             raise PermissionDenied(
                 f"the container's main process ({what or 'pid 1'}) is PID 1 of its process "
                 f"namespace and does not handle SIG{args.signal}; the kernel drops that signal "
-                "when it comes from inside the pod",
-                hint="use a signal the process handles (TERM usually), pod.delete with "
-                     "grace_period: 0s, or run the app under an init (tini, dumb-init, "
-                     "shareProcessNamespace: true)")
+                "when it comes from inside the pod, so nothing was sent",
+                hint=f"set `signal:` to one it handles ({', '.join(catches) or 'none'}), or "
+                     "use pod.delete (grace_period: 0s stops the container at once)")
         # Said first: when PID 1 dies, the kernel kills every process of its namespace, this
         # agent included, possibly before it could write another line.
         report(args, f"killed: sent SIG{args.signal} to pid {args.pid} ({what})")
@@ -279,7 +278,7 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--target", default="{}", help="JSON: device and kernel filters")
         cmd.add_argument("--with", dest="params", default="{}", help="JSON: fault parameters")
     kill_cmd = sub.add_parser("kill")
-    kill_cmd.add_argument("--signal", default="KILL")
+    kill_cmd.add_argument("--signal", default="TERM")
     kill_cmd.add_argument("--pid", type=int, default=1)
     return root
 

@@ -20,14 +20,15 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
-from chaos.adapters.kubernetes.api import MERGE_PATCH, Api, Blocked, Conflict, Gone, api_for, model
-from chaos.adapters.kubernetes.connection import Connection, marks, unmarks
+from chaos.adapters.base import RevertOutcome, Scope, TargetRef
+from chaos.adapters.kubernetes.api import MERGE_PATCH, Api, Blocked, Conflict, Gone, model
+from chaos.adapters.kubernetes.connection import marks, unmarks
 from chaos.adapters.kubernetes.pods import run_id_of
 from chaos.adapters.kubernetes.selection import (
+    ClusterAdapter,
     api_of,
+    api_of_spec,
     namespace_allowed,
-    resolve_nodes,
     same_node,
 )
 from chaos.errors import FaultFailed
@@ -46,13 +47,8 @@ async def patch_node(api: Api, name: str, body: Mapping[str, Any]) -> dict[str, 
     return answer
 
 
-def connection_of(spec: Mapping[str, Any]) -> Api:
-    return api_for(Connection.from_spec(spec["connection"]))
-
-
-def _node_spec(adapter: str, fault: FaultSpec, target: TargetRef, action: str) -> dict[str, Any]:
-    return {"adapter": adapter, "action": action, "connection": api_of(fault).conn.as_spec(),
-            "node": target.identity["name"], "uid": target.identity["uid"]}
+def _node_spec(target: TargetRef) -> dict[str, Any]:
+    return {"node": target.identity["name"], "uid": target.identity["uid"]}
 
 
 async def cordon(api: Api, fault: FaultSpec, scope: Scope, node: str) -> None:
@@ -64,7 +60,7 @@ async def cordon(api: Api, fault: FaultSpec, scope: Scope, node: str) -> None:
 async def uncordon(spec: Mapping[str, Any]) -> RevertOutcome:
     if spec.get("action") == "none":
         return "nothing"
-    return await uncordon_node(connection_of(spec), spec["node"], spec.get("uid"))
+    return await uncordon_node(api_of_spec(spec), spec["node"], spec.get("uid"))
 
 
 async def uncordon_node(api: Api, name: str, uid: str | None) -> RevertOutcome:
@@ -91,18 +87,15 @@ async def read_node(api: Api, name: str) -> dict[str, Any] | None:
     return node
 
 
-class CordonAdapter(Adapter):
+class CordonAdapter(ClusterAdapter):
     name = "kubernetes.cordon"
     target_kind = "node"
     fault_types = ("node.cordon",)
 
-    async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
-        return await resolve_nodes(api_of(fault), fault, scope)
-
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
         # a node cordoned by someone else stays theirs: nothing to undo afterwards
         action = "none" if target.identity.get("unschedulable") else "uncordon"
-        return _node_spec(self.name, fault, target, action)
+        return {**self.spec_head(fault, action), **_node_spec(target)}
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
@@ -238,16 +231,14 @@ async def remove_taint(api: Api, name: str, uid: str | None,
                       f"{describe_taint(taint)}")
 
 
-class TaintAdapter(Adapter):
+class TaintAdapter(ClusterAdapter):
     name = "kubernetes.taint"
     target_kind = "node"
     fault_types = ("node.taint",)
 
-    async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
-        return await resolve_nodes(api_of(fault), fault, scope)
-
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
-        return {**_node_spec(self.name, fault, target, "untaint"), "taint": _taint_of(fault)}
+        return {**self.spec_head(fault, "untaint"), **_node_spec(target),
+                "taint": _taint_of(fault)}
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
@@ -274,5 +265,5 @@ class TaintAdapter(Adapter):
         raise FaultFailed(f"{target.label} kept changing; could not add the taint")
 
     async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
-        return await remove_taint(connection_of(spec), spec["node"], spec.get("uid"),
+        return await remove_taint(api_of_spec(spec), spec["node"], spec.get("uid"),
                                   spec["taint"])

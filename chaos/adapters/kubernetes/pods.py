@@ -17,15 +17,16 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
-from chaos.adapters.kubernetes.api import Conflict, Gone, api_for, model
-from chaos.adapters.kubernetes.connection import Connection, marks
+from chaos.adapters.base import RevertOutcome, Scope, TargetRef
+from chaos.adapters.kubernetes.api import Conflict, Gone, model
+from chaos.adapters.kubernetes.connection import marks
 from chaos.adapters.kubernetes.selection import (
+    ClusterAdapter,
     api_of,
+    api_of_spec,
     label_selector,
     matching_pods,
     refuse_traffic_fields,
-    resolve_pods,
 )
 from chaos.errors import FaultFailed, UsageError
 from chaos.model.experiment import FaultSpec, thaw
@@ -36,20 +37,15 @@ def run_id_of(scope: Scope) -> str:
     return scope.run_id or "adhoc"
 
 
-class PodDeleteAdapter(Adapter):
+class PodDeleteAdapter(ClusterAdapter):
     name = "kubernetes.pod"
     target_kind = "pods"
     fault_types = ("pod.delete",)
 
-    async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
-        refuse_traffic_fields(fault)
-        return await resolve_pods(api_of(fault), fault, scope)
-
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
         ident = target.identity
         owner = ident.get("owner")
-        return {"adapter": self.name, "action": "none",
-                "connection": api_of(fault).conn.as_spec(),
+        return {**self.spec_head(fault, "none"),
                 "pod": {k: ident[k] for k in ("namespace", "name", "uid")},
                 "recreated_by": owner or "nothing (a bare pod: it stays deleted)"}
 
@@ -73,7 +69,7 @@ class PodDeleteAdapter(Adapter):
         return "nothing"
 
 
-class PartitionAdapter(Adapter):
+class PartitionAdapter(ClusterAdapter):
     name = "kubernetes.partition"
     target_kind = "pods"
     fault_types = ("network.partition",)
@@ -99,9 +95,7 @@ class PartitionAdapter(Adapter):
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
         # the name is chosen before anything exists, so the intent record can delete it
-        return {"adapter": self.name, "action": "delete",
-                "connection": api_of(fault).conn.as_spec(),
-                "namespace": target.identity["namespace"],
+        return {**self.spec_head(fault, "delete"), "namespace": target.identity["namespace"],
                 "name": f"chaos-partition-{uuid.uuid4().hex[:10]}"}
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
@@ -120,8 +114,7 @@ class PartitionAdapter(Adapter):
         return spec
 
     async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
-        return await delete_policy(api_for(Connection.from_spec(spec["connection"])),
-                                   spec["namespace"], spec["name"])
+        return await delete_policy(api_of_spec(spec), spec["namespace"], spec["name"])
 
 
 async def delete_policy(api: Any, namespace: str, name: str) -> RevertOutcome:

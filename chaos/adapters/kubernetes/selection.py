@@ -10,10 +10,11 @@ stranger, and counts as gone.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-from chaos.adapters.base import Scope, TargetRef
+from chaos.adapters.base import Adapter, Scope, TargetRef
 from chaos.adapters.kubernetes.api import Api, Gone, api_for
+from chaos.adapters.kubernetes.connection import LABEL_RUN, Connection
 from chaos.adapters.local.process import choose
 from chaos.errors import GuardRefused, TargetNotFound, UsageError
 from chaos.model.experiment import FaultSpec
@@ -30,7 +31,7 @@ def check_namespace(namespace: str, settings: Mapping[str, Any], what: str) -> N
         raise GuardRefused(f"{what}: refusing to touch namespace kube-system (the cluster's own "
                            "components live there)",
                            hint="if you mean it, set `kubernetes: {allow_kube_system: true}` in "
-                                "the experiment")
+                                "the experiment (chaos inject: --allow-kube-system)")
     allowed = settings.get("namespaces")
     if allowed and namespace not in allowed:
         raise GuardRefused(f"{what}: namespace {namespace} is not in kubernetes.namespaces "
@@ -176,7 +177,8 @@ async def resolve_workloads(api: Api, fault: FaultSpec, scope: Scope) -> list[Ta
     for w in sorted(chosen, key=lambda w: str(w["metadata"]["name"])):
         meta = w["metadata"]
         identity = {"resource": resource, "namespace": namespace, "name": meta["name"],
-                    "uid": meta.get("uid"), "replicas": int(w.get("spec", {}).get("replicas", 1))}
+                    "uid": meta.get("uid"), "replicas": int(w.get("spec", {}).get("replicas", 1)),
+                    "marked_by": (meta.get("labels") or {}).get(LABEL_RUN)}
         refs.append(TargetRef(kind=fault.target.kind,
                               label=f"{fault.target.kind} {namespace}/{meta['name']}",
                               identity=identity, lock_key=f"k8s:{resource}:{meta.get('uid')}"))
@@ -214,3 +216,31 @@ async def same_node(api: Api, identity: Mapping[str, Any]) -> dict[str, Any] | N
 
 def api_of(fault: FaultSpec) -> Api:
     return api_for(fault.kubernetes)
+
+
+def api_of_spec(spec: Mapping[str, Any]) -> Api:
+    """The Api a revert spec names (the watchdog and `chaos recover` have nothing else)."""
+    return api_for(Connection.from_spec(spec["connection"]))
+
+
+class ClusterAdapter(Adapter):
+    """What the Kubernetes adapters share: targets from the selector of their kind, the head of
+    the revert spec (adapter, action, the connection to revert through)."""
+
+    abstract = True
+    uses_traffic_fields: ClassVar[bool] = False  # device/port/...: in-pod network faults only
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.abstract = bool(cls.__dict__.get("abstract", False))  # concrete unless it says
+
+    async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
+        if self.target_kind == "pods" and not self.uses_traffic_fields:
+            refuse_traffic_fields(fault)
+        resolver = {"pods": resolve_pods, "node": resolve_nodes}.get(self.target_kind,
+                                                                     resolve_workloads)
+        return await resolver(api_of(fault), fault, scope)
+
+    def spec_head(self, fault: FaultSpec, action: str) -> dict[str, Any]:
+        return {"adapter": self.name, "action": action,
+                "connection": api_of(fault).conn.as_spec()}

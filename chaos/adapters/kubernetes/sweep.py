@@ -20,7 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaos.adapters.kubernetes.api import Api
-from chaos.adapters.kubernetes.connection import LABEL_RUN, expired, unmarks
+from chaos.adapters.kubernetes.connection import (
+    ANNOTATION_EXPIRES,
+    LABEL_RUN,
+    expired,
+    unmarks,
+)
 from chaos.adapters.kubernetes.nodes import (
     ANNOTATION_CORDONED,
     ANNOTATION_TAINT,
@@ -38,7 +43,13 @@ from chaos.adapters.kubernetes.workloads import ANNOTATION_REPLICAS, restore
 class Swept:
     what: str  # "networkpolicy shop/chaos-partition-..."
     run: str
-    outcome: str  # reverted | gone | nothing | skipped (not expired)
+    outcome: str  # reverted | gone | nothing | skipped (held until ...)
+
+
+def _skipped(meta: Mapping[str, Any]) -> str:
+    """A mark whose run may still hold it: when it expires (then a sweep undoes it)."""
+    until = (meta.get("annotations") or {}).get(ANNOTATION_EXPIRES, "?")
+    return f"skipped (held until {until})"
 
 
 def _annotations(obj: dict[str, Any]) -> dict[str, str]:
@@ -63,7 +74,7 @@ async def _node(api: Api, node: dict[str, Any], everything: bool) -> Swept:
     meta = node["metadata"]
     what, run = f"node {meta['name']}", str(meta.get("labels", {}).get(LABEL_RUN, "?"))
     if not (everything or expired(meta)):
-        return Swept(what, run, "skipped (not expired)")
+        return Swept(what, run, _skipped(meta))
     outcomes = []
     taint = parse_taint(_annotations(node).get(ANNOTATION_TAINT, ""))
     if taint is not None:
@@ -88,7 +99,7 @@ async def _namespace(api: Api, namespace: str, everything: bool) -> list[Swept]:
         if everything or expired(meta):
             found.append(Swept(what, run, await delete_policy(api, namespace, meta["name"])))
         else:
-            found.append(Swept(what, run, "skipped (not expired)"))
+            found.append(Swept(what, run, _skipped(meta)))
     for resource, method in WORKLOAD_METHODS.items():
         workloads = await api.call("list", "apps", resource, namespace,
                                    f"AppsV1Api.list_{method}", namespace,
@@ -99,7 +110,7 @@ async def _namespace(api: Api, namespace: str, everything: bool) -> list[Swept]:
             run = str(meta.get("labels", {}).get(LABEL_RUN, "?"))
             replicas = _annotations(workload).get(ANNOTATION_REPLICAS)
             if not (everything or expired(meta)):
-                found.append(Swept(what, run, "skipped (not expired)"))
+                found.append(Swept(what, run, _skipped(meta)))
             elif replicas is None or not replicas.isdigit():
                 found.append(Swept(what, run, "nothing"))
             else:

@@ -13,12 +13,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
-from chaos.adapters.kubernetes.api import MERGE_PATCH, Api, Gone, api_for
-from chaos.adapters.kubernetes.connection import Connection, marks, unmarks
+from chaos.adapters.base import RevertOutcome, Scope, TargetRef
+from chaos.adapters.kubernetes.api import MERGE_PATCH, Api, Gone
+from chaos.adapters.kubernetes.connection import LABEL_RUN, marks, unmarks
 from chaos.adapters.kubernetes.pods import run_id_of
-from chaos.adapters.kubernetes.selection import WORKLOAD_METHODS, api_of, resolve_workloads
-from chaos.errors import FaultFailed
+from chaos.adapters.kubernetes.selection import (
+    WORKLOAD_METHODS,
+    ClusterAdapter,
+    api_of,
+    api_of_spec,
+)
+from chaos.errors import FaultFailed, GuardRefused
 from chaos.model.experiment import FaultSpec
 
 ANNOTATION_REPLICAS = "chaos.dev/replicas"  # what the workload is restored to
@@ -60,22 +65,27 @@ async def restore(api: Api, resource: str, namespace: str, name: str, uid: str |
     return "reverted"
 
 
-class ScaleDownAdapter(Adapter):
+class ScaleDownAdapter(ClusterAdapter):
     name = "kubernetes.scale"
     target_kind = "deployment"
     fault_types = ("workload.scale_down",)
 
-    async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
-        return await resolve_workloads(api_of(fault), fault, scope)
-
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
         ident = target.identity
-        return {"adapter": self.name, "action": "restore",
-                "connection": api_of(fault).conn.as_spec(),
+        # marked by another run: its replica count is the one to restore, not ours to erase
+        action = "none" if ident.get("marked_by") else "restore"
+        return {**self.spec_head(fault, action), "marked_by": ident.get("marked_by"),
                 **{k: ident[k] for k in ("resource", "namespace", "name", "uid", "replicas")}}
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
+        if spec["action"] == "none":
+            raise GuardRefused(f"{target.label} is still scaled down by chaos run "
+                               f"{spec['marked_by']} (label {LABEL_RUN}); its original replica "
+                               f"count is in annotation {ANNOTATION_REPLICAS}",
+                               hint="wait for that run to end, or undo it with `chaos recover "
+                                    f"--kubernetes -n {spec['namespace']}` (--force if it has "
+                                    "not expired)")
         wanted = int(fault.params.get("replicas", 0))
         if wanted >= spec["replicas"]:
             raise FaultFailed(f"{target.label} has {spec['replicas']} replicas; scaling down to "
@@ -92,8 +102,9 @@ class ScaleDownAdapter(Adapter):
         return spec
 
     async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
-        api = api_for(Connection.from_spec(spec["connection"]))
-        return await restore(api, spec["resource"], spec["namespace"], spec["name"],
+        if spec.get("action") == "none":
+            return "nothing"
+        return await restore(api_of_spec(spec), spec["resource"], spec["namespace"], spec["name"],
                              spec.get("uid"), int(spec["replicas"]))
 
 

@@ -166,7 +166,7 @@ class KernelAdapter(Adapter):
     async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
         sel = fault.target.selector
         netns, device = self._where(sel)
-        self._check_request(fault, sel)
+        self.check_request(fault, sel)
         if not has_net_admin():
             raise PermissionDenied(f"{fault.name}: {fault.type} on a {self.target_kind} needs "
                                    "root or CAP_NET_ADMIN", hint=PROXY_HINT)
@@ -207,7 +207,7 @@ class KernelAdapter(Adapter):
         return fault.type in NETEM_FAULTS or (fault.type == "network.loss"
                                               and not self._nft_loss(fault))
 
-    def _check_request(self, fault: FaultSpec, sel: Mapping[str, Any]) -> None:
+    def check_request(self, fault: FaultSpec, sel: Mapping[str, Any]) -> None:
         shaping = fault.type in ("network.bandwidth", *NETEM_FAULTS) or (
             fault.type == "network.loss" and not self._nft_loss(fault))
         if shaping and filters_of(sel):
