@@ -234,15 +234,39 @@ def _document(fault: FaultType, kw: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def _as_flags(fault: FaultType, problem: Problem) -> str:
-    path = problem.path.replace("faults[0].with.", "--").replace("faults[0].duration", "--for")
+# the Kubernetes selector fields -> the flag that sets them (see _kubernetes_target)
+KUBERNETES_FIELDS = {"namespace": "--namespace", "labels": "--selector", "name": "",
+                     "fields": "--field-selector", "names": "--pod", "node": "--on-node"}
+
+
+def _flags_by_path(fault: FaultType) -> dict[str, str]:
+    """Each document path `_document` can write -> the flag, as typed, that wrote it."""
+    paths = {f"faults[0].with.{name}": _flag(name) for name in fault.params.fields}
+    paths["faults[0].duration"] = "--for"
     for share in ("count", "percent"):
-        path = path.replace(f"faults[0].target.{share}", _share_flag(fault, share))
-    path = path.replace("faults[0].target.process.", "--").replace("faults[0].target.", "--")
-    for flag, (kind, field, _, _) in TARGET_FLAGS.items():  # proxy, interface, netns fields
-        path = path.replace(f"--{kind}.{field}", _flag(flag))
+        paths[f"faults[0].target.{share}"] = _share_flag(fault, share)
+    for flag, (kind, field, _, _) in TARGET_FLAGS.items():
+        paths[f"faults[0].target.{kind}.{field}"] = _flag(flag)
         if kind == "interface":  # the same flags inside pods
-            path = path.replace(f"--pods.{field}", _flag(flag))
+            paths[f"faults[0].target.pods.{field}"] = _flag(flag)
+    for kind in KUBERNETES_KINDS:
+        for field, flag in KUBERNETES_FIELDS.items():
+            paths.setdefault(f"faults[0].target.{kind}.{field}", flag or f"--{kind}")
+    for key in ("context", "kubeconfig", "allow_kube_system"):
+        paths[f"kubernetes.{key}"] = _flag(key)
+    return paths
+
+
+def _as_flags(fault: FaultType, problem: Problem) -> str:
+    """The problem, named by the flag the user typed (`--grace-period`, not a field path)."""
+    path = problem.path
+    known = _flags_by_path(fault)
+    prefix = max((p for p in known if path == p or path.startswith((p + ".", p + "["))),
+                 key=len, default=None)
+    if prefix is not None:
+        path = known[prefix] + path[len(prefix):]
+    else:
+        path = path.replace("faults[0].target.", "--")
     return f"{path}: {problem.message}" if path else problem.message
 
 

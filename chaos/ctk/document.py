@@ -215,7 +215,44 @@ def _check_activity(path: str, activity: Any, bad: Callable[[str, str], None],
             return True
         bad(path, "an activity needs a name and a provider (or a ref)")
         return False
-    return _guard(path, bad, lambda: ensure_activity_is_valid(activity))
+    return _guard(path, bad, lambda: ensure_activity_is_valid(activity)) and \
+        _check_ours(path, activity, bad)
+
+
+def _check_ours(path: str, activity: dict[str, Any], bad: Callable[[str, str], None]) -> bool:
+    """A call to chaos.ctk.actions with literal arguments is checked as the call will check
+    them, so a bad fault is refused before anything runs (not found failed mid-method)."""
+    provider = activity.get("provider") or {}
+    arguments = provider.get("arguments") or {}
+    if provider.get("type") != "python" or provider.get("module") != "chaos.ctk.actions" or \
+            not isinstance(arguments, dict) or "${" in repr(arguments):
+        return True
+    from chaos.ctk import actions
+
+    where = f"{path}.provider.arguments"
+    problems = actions.check(str(provider.get("func")), arguments)
+    for argument, message in problems:
+        field = where
+        if argument and _has(arguments, argument):
+            field = f"{where}.{argument}"
+        bad(field, f"{provider.get('func')}: {message}")
+    return not problems
+
+
+def _has(arguments: dict[str, Any], dotted: str) -> bool:
+    """Whether `a.b[0].c` names something in the arguments as written."""
+    value: Any = arguments
+    for part in dotted.replace("[", ".[").split("."):
+        if part.startswith("["):
+            index = int(part.strip("[]"))
+            if not isinstance(value, list) or index >= len(value):
+                return False
+            value = value[index]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
+            return False
+    return True
 
 
 def _guard(path: str, bad: Callable[[str, str], None], check: Callable[[], object]) -> bool:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from chaos.ctk import blocking
+from chaos.ctk import blocking, keeper
 from chaos.ctk.document import CtkExperiment
 from chaos.ctk.keeper import KEEPER
 from chaos.ctk.verdicts import activity_error, probe_verdicts
@@ -102,6 +102,7 @@ class CtkEngine:
         self._during_failed = False
         self._controls: list[tuple[str, Any, Any]] = []  # begun, not yet ended
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._unfinished: set[int] = set()  # id() of injections still held after stop_all
 
     # --- control
     def _interrupt(self, signum: int) -> None:
@@ -171,11 +172,16 @@ class CtkEngine:
     def _final(self, injections: list[Injection]) -> tuple[ExitCode, str]:
         failed = [r for r in self.journal.get("rollbacks", []) if r.get("status") == "failed"]
         failed_reverts = [i for i in injections if i.outcome == "failed"]
-        if failed or failed_reverts:
+        # not reverted within the keeper's stop limit: still held, so not reverted either
+        unfinished = [i for i in injections if id(i) in self._unfinished]
+        if failed or failed_reverts or unfinished:
             what = [f"rollback {r['activity'].get('name')} failed: {activity_error(r)}"
                     for r in failed]
             what += [f"revert of {i.fault.type} on {i.target.label} failed: {i.error}"
                      for i in failed_reverts]
+            what += [f"revert of {i.fault.type} on {i.target.label} did not finish within "
+                     f"{keeper.STOP_TIMEOUT:g}s; its watchdog will finish it: check "
+                     "`chaos status`" for i in unfinished]
             return ExitCode.REVERT_FAILED, "; ".join(what)
         return self._outcome
 
@@ -379,10 +385,20 @@ class CtkEngine:
         killed = blocking.kill_all()
         if killed:
             log.info("killed %d process-provider session(s)", killed)
+        early: asyncio.Task[Any] | None = None
+        if self._stop is not None or self.journal.get("status") == "aborted":
+            # a signal or an abort: what chaos.ctk.actions holds is reverted now, alongside the
+            # rollbacks, not after them (they have no time limit); a rollback's revert() of
+            # the same run waits for the same stop
+            early = asyncio.create_task(blocking.in_thread(KEEPER.stop_all, mark))
         await blocking.in_thread(self._end, "method", self.journal.get("run"))
         if self._play_rollbacks():
             await self._rollbacks()
+        if early is not None:
+            await early
         held = await blocking.in_thread(KEEPER.stop_all, mark)
+        self._unfinished = {id(i) for h in held if not h.done.done() for i in h.injections
+                            if i.outcome in ("pending", "injected")}
         await blocking.in_thread(self._end_controls)
         return [i for h in held for i in h.injections]
 

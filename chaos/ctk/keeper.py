@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.errors import ChaosError, ExitCode
+from chaos.errors import ChaosError, ExitCode, FaultFailed
 from chaos.model.experiment import Experiment
 from chaos.runner.engine import Engine, Injection
 from chaos.runner.events import Event, EventBus
@@ -88,8 +88,19 @@ class Keeper:
         """Run the experiment's faults; return once they are injected (or raise why not)."""
         loop = self._running_loop()
         started: concurrent.futures.Future[Held] = concurrent.futures.Future()
-        asyncio.run_coroutine_threadsafe(self._run(experiment, state_dir, started), loop)
-        held = started.result(START_TIMEOUT)
+        mine: list[Held] = []
+        asyncio.run_coroutine_threadsafe(self._run(experiment, state_dir, started, mine), loop)
+        try:
+            held = started.result(START_TIMEOUT)
+        except concurrent.futures.TimeoutError:
+            # never leave it to inject later, behind an activity that said it failed
+            for late in mine:
+                self.stop(late, f"not injected within {START_TIMEOUT:g}s")
+            raise FaultFailed(f"{experiment.title}: the fault was not injected within "
+                              f"{START_TIMEOUT:g}s; it was stopped and whatever it had "
+                              "injected was reverted",
+                              hint="look at `chaos status`; a slow target (an image pull, a "
+                                   "drain) may need a fault that starts at once") from None
         if held.done.done():  # finished already: an instant fault, or it failed
             result = held.done.result()
             if result.exit_code not in (ExitCode.OK,):
@@ -98,7 +109,7 @@ class Keeper:
         return held
 
     async def _run(self, experiment: Experiment, state_dir: Path | None,
-                   started: concurrent.futures.Future[Held]) -> None:
+                   started: concurrent.futures.Future[Held], mine: list[Held]) -> None:
         from chaos.adapters.registry import default_registry
         from chaos.safety.ledger import Ledger
 
@@ -123,6 +134,7 @@ class Keeper:
         bus.subscribe(on_event)
         with self._lock:
             self.held.append(held)
+            mine.append(held)
         try:
             result = await engine.run()
         except BaseException as exc:

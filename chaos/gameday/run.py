@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos import __version__
+from chaos.adapters.local.children import die_with_parent
 from chaos.errors import ExitCode, ExperimentInvalid, Problem, most_serious, truncate
 from chaos.gameday.notify import Notifier
 from chaos.model.gameday import ExperimentRef, GameDay
@@ -240,6 +241,9 @@ class GameDayRun:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=output,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                # a game day killed outright (kill -9, OOM) stops its experiments: SIGTERM makes
+                # each revert at once and exit 143 rather than hold its faults to the end
+                preexec_fn=die_with_parent(signal.SIGTERM),
                 env={**os.environ, "CHAOS_GAMEDAY": self.id})
             self._procs[slot.index] = proc
             if self._signal is not None:  # the signal came while it was starting

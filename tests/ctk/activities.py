@@ -59,3 +59,11 @@ def tick(path: str, seconds: float) -> str:
     append(path, "tick")
     time.sleep(seconds)
     return "done"
+
+
+def stall_keeper(seconds: float) -> str:
+    """Hold up the loop chaos.ctk.actions' faults run on, so their revert is late."""
+    from chaos.ctk.keeper import KEEPER
+
+    KEEPER._running_loop().call_soon_threadsafe(time.sleep, seconds)
+    return "stalled"

@@ -152,3 +152,27 @@ def test_convert_a_kubernetes_experiment_with_environment_configuration(
     checked = run_chaos("validate", str(out), "--var", "FRONT_URL=http://127.0.0.1:1",
                         "--var", "FRONT_TOKEN=t")
     assert checked.returncode == 0, checked.stderr
+
+
+def test_bad_arguments_to_our_actions_are_refused_before_anything_runs(
+        tmp_path: Path, state_dir: Path) -> None:
+    """A chaos.ctk.actions call with literal arguments is checked as the call will check them:
+    located, exit 2, nothing run; arguments substituted at run time (${...}) are left alone."""
+    path = str(FIXTURES / "bad-fault-arguments.yaml")
+    result = run_chaos("validate", path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    located = re.findall(rf"^  {re.escape(path)}:(\d+):\d+: (\S+): (.*)$", result.stderr,
+                         re.MULTILINE)
+    assert [(int(line), field) for line, field, _ in located] == [
+        (16, "method[1].provider.arguments.duration"),
+        (24, "method[2].provider.arguments.fault_type"),
+        (32, "method[3].provider.arguments.signal")], result.stderr
+    assert "30 parsecs" in located[0][2] and "nope.fault" in located[1][2]
+    assert "BOGUS" in located[2][2]
+    workdir = tmp_path / "work"
+    ran = run_chaos("run", path, "--runs-dir", str(tmp_path / "r"), "--var",
+                    f"workdir={workdir}")
+    assert ran.returncode == 2, ran.stdout + ran.stderr
+    assert "nothing was run" in ran.stderr
+    assert not workdir.exists() and not (state_dir / "ledger").exists()

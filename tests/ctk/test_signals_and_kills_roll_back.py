@@ -184,3 +184,70 @@ def _tail(proc: subprocess.Popen[str]) -> str:
         return "still running"
     out, err = proc.communicate()
     return (out + err)[-2000:]
+
+
+def test_a_fault_not_injected_in_time_is_stopped_not_left_to_inject_later(
+        state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The activity that gave up waiting says so, and its run never injects behind its back."""
+    from chaos.ctk import keeper
+    from chaos.ctk.actions import _experiment
+    from chaos.errors import ChaosError
+
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        monkeypatch.setattr(keeper, "START_TIMEOUT", 0.5)
+        experiment = _experiment({"title": "late", "faults": [{
+            "name": "late", "type": "process.suspend", "start": "20s", "duration": "5s",
+            "target": {"process": {"pid": sleeper.pid}}}]})
+        with pytest.raises(ChaosError, match="not injected within 0.5s"):
+            keeper.KEEPER.hold(experiment, state_dir)
+        late = keeper.KEEPER.held[-1]
+        assert late.done.done() and not late.injections
+        assert psutil.Process(sleeper.pid).status() != psutil.STATUS_STOPPED
+    finally:
+        sleeper.kill()
+        sleeper.wait(10)
+
+
+def test_a_signal_reverts_our_fault_before_a_slow_rollback_ends(
+        dirs: dict[str, Path], sleeper: psutil.Process) -> None:
+    """Rollbacks have no time limit: the faults chaos.ctk.actions holds are reverted alongside
+    them, not after them."""
+    proc, journal = start_ours("slow-rollback-with-our-fault.yaml", dirs["ours"],
+                               "--var", f"target_pid:int={sleeper.pid}")
+    done = dirs["ours"] / "rollback-done"
+    try:
+        assert wait_until(lambda: process_state(sleeper.pid) == "T", 20) is not None, _tail(proc)
+        proc.send_signal(signal.SIGINT)
+        resumed = wait_until(lambda: is_running(sleeper.pid) and not done.exists(), QUICKLY)
+        assert resumed is not None and not done.exists(), "resumed only after the rollback"
+        out, err = proc.communicate(timeout=30)
+    finally:
+        release_quietly(proc)
+    assert proc.returncode == 130, out + err
+    assert done.exists()  # the slow rollback still ran to its end
+    ctk = json.loads(journal.read_text())
+    assert outcome(ctk)["rollbacks"] == [("slow-rollback", "succeeded"),
+                                         ("unfreeze", "succeeded")]
+
+
+def test_a_revert_slower_than_the_stop_limit_is_a_failed_revert(
+        state_dir: Path, sleeper: psutil.Process, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run does not say everything was reverted while a fault is still held."""
+    import asyncio
+
+    from chaos.ctk import keeper
+    from chaos.ctk.document import load
+    from chaos.ctk.engine import CtkEngine, CtkOptions
+    from chaos.errors import ExitCode
+    from chaos.runner.events import EventBus
+
+    monkeypatch.setattr(keeper, "STOP_TIMEOUT", 0.5)
+    experiment = load(FIXTURES / "stalled-revert.yaml")
+    engine = CtkEngine(experiment, CtkOptions(config_vars={"target_pid": sleeper.pid}),
+                       EventBus())
+    result = asyncio.run(engine.run())
+    assert result.exit_code == ExitCode.REVERT_FAILED, result.reason
+    assert "did not finish within 0.5s" in result.reason and "chaos status" in result.reason
+    # the keeper's loop, free again, finishes the revert
+    assert wait_until(lambda: is_running(sleeper.pid), QUICKLY) is not None

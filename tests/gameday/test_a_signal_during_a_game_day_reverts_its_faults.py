@@ -1,6 +1,7 @@
 """SIGTERM to the scheduler (or SIGINT to `chaos gameday run`) while a parallel group holds two
 processes suspended: both are resumed - checked from outside, in /proc - the rest of the game
-day does not start, and the exit code says which signal it was."""
+day does not start, and the exit code says which signal it was. A game day killed outright
+(SIGKILL) stops its experiments too: they revert at once, not when their faults would end."""
 
 from __future__ import annotations
 
@@ -61,3 +62,31 @@ stop_on: never
         assert [i["outcome"] for i in journal["injections"]] == ["reverted"]
     status = run_chaos("status", "--json", env=env, timeout=30)
     assert status.returncode == 0 and json.loads(status.stdout) == []
+
+
+def test_a_killed_game_day_stops_its_experiments_at_once(tmp_path: Path,
+                                                         spawn_sleepers: object) -> None:
+    (sleeper,) = spawn_sleepers(1, "gameday-kill-target")  # type: ignore[operator]
+    path = write_gameday(tmp_path, f"""
+title: Killed game day
+experiments:
+  - {{file: "{{fixtures}}/suspend-sleeper.yaml", vars: {{pid: "{sleeper.pid}"}}}}
+""")
+    env = {"CHAOS_STATE_DIR": str(tmp_path / "state"), **NO_PROXY}
+    proc = subprocess.Popen(chaos_cmd("gameday", "run", str(path), "--out", str(tmp_path / "out")),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **env})
+    try:
+        assert wait_until(lambda: process_state(sleeper.pid) == "T", timeout=30) is not None, \
+            "the fault was never injected"
+        proc.kill()
+        proc.wait(10)
+        # the fault holds for 30 s; the experiment's runner must revert long before that
+        assert wait_until(lambda: is_running(sleeper.pid), timeout=10) is not None, \
+            "the sleeper stayed suspended after the game day was killed"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert wait_until(lambda: json.loads(run_chaos("status", "--json", env=env,
+                                                   timeout=30).stdout) == [], timeout=15)

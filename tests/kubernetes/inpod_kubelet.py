@@ -22,8 +22,12 @@ from tests.kubernetes.emulator import PODS, Emulator
 
 class Kubelet:
     def __init__(self, k8s: Emulator, netns: dict[str, str], workdir: Path,
-                 mains: dict[tuple[str, str], int] | None = None) -> None:
+                 mains: dict[tuple[str, str], int] | None = None,
+                 delays: dict[str, float] | None = None) -> None:
         self.k8s, self.netns, self.workdir = k8s, netns, workdir  # pod name -> namespace
+        # container name prefix -> seconds it stays "waiting" (ContainerCreating: a slow pull)
+        self.delays = delays or {}
+        self.seen: dict[tuple[str, str], float] = {}
         self.mains = mains or {}  # (pod, container) -> host pid of its main process (PID 1)
         self.procs: dict[tuple[str, str], tuple[subprocess.Popen[bytes], Path]] = {}
         self.statuses: dict[str, dict[str, dict[str, Any]]] = {}  # pod -> container -> status
@@ -59,6 +63,12 @@ class Kubelet:
         mine = self.statuses.setdefault(name, {})
         for container in pod.get("spec", {}).get("ephemeralContainers") or ():
             key = (name, container["name"])
+            delay = next((d for prefix, d in self.delays.items()
+                          if container["name"].startswith(prefix)), 0.0)
+            if time.monotonic() < self.seen.setdefault(key, time.monotonic()) + delay:
+                mine[container["name"]] = {"name": container["name"], "state": {
+                    "waiting": {"reason": "ContainerCreating"}}}
+                continue
             if key not in self.procs:
                 self.procs[key] = self._start(name, container)
                 mine[container["name"]] = {"name": container["name"], "state": {

@@ -115,3 +115,60 @@ def test_reverts_on_vanished_or_replaced_targets_count_as_gone(k8s: Emulator) ->
     assert asyncio.run(revert_all()) == ["gone"] * 4
     assert k8s.call(lambda c: c.get(NODES, None, "node-1")) == node
     assert not [c for c in k8s.cluster.calls if c.verb in ("patch", "create")]
+
+
+def test_a_kubeconfig_that_is_not_yaml_is_refused_with_its_name(
+        state_dir: Path, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("clusters: [\n")
+    result = run_chaos("inject", "pod.delete", "-l", "app=web", "--kubeconfig", str(kubeconfig))
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out
+    assert f"{kubeconfig}" in out and "not valid YAML" in out, out
+    assert "internal error" not in out and "Traceback" not in out
+
+
+def _closed_port_kubeconfig(path: Path) -> tuple[Path, str]:
+    """A kubeconfig whose server is a 127.0.0.1 port nobody listens on (bound, then closed)."""
+    import json
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "down",
+        "clusters": [{"name": "down", "cluster": {"server": url}}],
+        "users": [{"name": "tester", "user": {"token": "not-a-secret"}}],
+        "contexts": [{"name": "down", "context": {"cluster": "down", "user": "tester",
+                                                  "namespace": "shop"}}]}))
+    return path, url
+
+
+@pytest.mark.parametrize("how", ["run", "inject"])
+def test_an_api_server_that_does_not_answer_is_a_usage_error_before_anything(
+        state_dir: Path, tmp_path: Path, how: str) -> None:
+    kubeconfig, url = _closed_port_kubeconfig(tmp_path / "kubeconfig")
+    if how == "run":
+        path = write_experiment(tmp_path / "e.json", DELETE,
+                                kubernetes={"kubeconfig": str(kubeconfig)})
+        result = run_chaos("run", str(path))
+    else:
+        result = run_chaos("inject", "pod.delete", "-l", "app=web", "--kubeconfig",
+                           str(kubeconfig))
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out  # like a target that is not there: nothing was touched
+    assert f"cannot reach the Kubernetes API at {url} (context down of {kubeconfig})" in out
+    assert "Connection refused" in out and "is the cluster up" in out, out
+    assert "Retrying" not in out and "Traceback" not in out and "ABORTED" not in out, out
+    status = run_chaos("status")
+    assert status.returncode == 0 and "no active injections" in status.stdout, status.stdout
+
+
+def test_a_probe_counts_an_api_server_that_does_not_answer_as_a_failed_sample(
+        tmp_path: Path) -> None:
+    from chaos.adapters.kubernetes.probes import ready_pods
+
+    kubeconfig, url = _closed_port_kubeconfig(tmp_path / "kubeconfig")
+    ok, said = asyncio.run(ready_pods({"namespace": "shop"}, {"kubeconfig": str(kubeconfig)}))
+    assert not ok and f"cannot reach the Kubernetes API at {url}" in said, said

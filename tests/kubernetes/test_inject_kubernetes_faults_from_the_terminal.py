@@ -101,3 +101,17 @@ def test_a_filter_the_kernel_adapter_cannot_apply_is_refused_before_any_patch(
     assert shaped.returncode == 2, shaped.stdout + shaped.stderr
     assert "shapes the whole device; it cannot filter by port" in shaped.stdout
     assert patches(k8s) == []
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["pod.delete", "-l", "app=web", "--grace-period", "5parsecs"], "--grace-period"),
+    (["node.drain", "--node", "node-1", "--retry-for", "2fortnights", "--for", "1s"],
+     "--retry-for"),
+    (["resource.io", "--block-size", "9zz", "--for", "1s"], "--block-size"),
+])
+def test_a_bad_value_is_named_by_the_flag_as_typed(state_dir: Path, args: list[str],
+                                                   flag: str) -> None:
+    result = run_chaos("inject", *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"chaos inject {args[0]}: {flag}: expected" in result.stderr, result.stderr
+    assert flag.replace("-", "_").lstrip("_") not in result.stderr

@@ -288,3 +288,40 @@ def test_memory_worker_holds_its_amount_until_stopped(
     assert code == 0 and "agent: reverted (stopped): reverted" in said, said
     assert agent.finish() == (0, "reverted (stopped): reverted")
     assert not psutil.pid_exists(worker.pid) or worker.status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_stop_to_an_agent_that_never_answers_is_an_error_not_a_crash() -> None:
+    """A hung agent must not keep `stop` from removing the leftovers itself."""
+    import asyncio
+    import socket
+
+    from chaos.adapters.kubernetes.inpod_agent import ask_to_stop, socket_address
+
+    injection_id = os.urandom(6).hex()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(socket_address(injection_id))
+    listener.listen(1)  # accepts (the kernel does), never reads nor answers
+    try:
+        answer = asyncio.run(ask_to_stop(injection_id, timeout=0.3))
+    finally:
+        listener.close()
+
+    assert answer is not None and answer.startswith("error:"), answer
+
+
+def test_a_stop_client_that_goes_away_leaves_the_result_line_saying_reverted(
+    tmp_path: Path, netns_pair: dict[str, str], agents: list[Agent]
+) -> None:
+    """The answer to a client that already hung up fails to send; the revert still happened."""
+    agent = Agent(netns_pair["b"], tmp_path, "hold", "resource.memory", {},
+                  {"amount": {"bytes": 8 << 20}, "of": "total", "mode": "allocate", "ramp": 0.0,
+                   "force": False}, seconds=120)
+    agents.append(agent)
+    assert agent.ready().startswith("ready: resource.memory")
+    [worker] = workers_of(agent)
+    hang_up = ("import socket, sys; s = socket.socket(socket.AF_UNIX); "
+               "s.connect('\\0chaos-inpod-' + sys.argv[1]); s.sendall(b'stop\\n'); s.close()")
+    subprocess.run(["ip", "netns", "exec", netns_pair["b"], sys.executable, "-c", hang_up,
+                    agent.id], check=True, timeout=30)
+    assert agent.finish() == (0, "reverted (stopped): reverted")
+    assert not psutil.pid_exists(worker.pid) or worker.status() == psutil.STATUS_ZOMBIE

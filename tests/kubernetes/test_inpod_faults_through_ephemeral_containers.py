@@ -12,6 +12,7 @@ without ephemeral containers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -65,15 +66,18 @@ def patches(k8s: Emulator) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def pod(k8s: Emulator, netns_pair: dict[str, str], tmp_path: Path) -> Iterator[Kubelet]:
-    """Pod shop/web-1, whose network namespace is netns_pair's b, its device renamed eth0."""
+def pod(k8s: Emulator, netns_pair: dict[str, str], tmp_path: Path,
+        request: pytest.FixtureRequest) -> Iterator[Kubelet]:
+    """Pod shop/web-1, whose network namespace is netns_pair's b, its device renamed eth0.
+    Parametrized indirectly: the kubelet's start delays (container name prefix -> seconds)."""
     ns, dev = netns_pair["b"], netns_pair["dev_b"]
     for step in (["link", "set", dev, "down"], ["link", "set", dev, "name", "eth0"],
                  ["link", "set", "eth0", "up"]):
         subprocess.run(["ip", "-n", ns, *step], check=True, timeout=10)
     netns_pair["dev_b"] = "eth0"
     add_pod(k8s, "web-1")
-    with Kubelet(k8s, {"web-1": netns_pair["b"]}, tmp_path) as kubelet:
+    with Kubelet(k8s, {"web-1": netns_pair["b"]}, tmp_path,
+                 delays=getattr(request, "param", None)) as kubelet:
         yield kubelet
 
 
@@ -277,3 +281,36 @@ faults:
     assert wait_until(lambda: "terminated" in pod.statuses["web-1"][stop["name"]]["state"], 10)
     message = pod.statuses["web-1"][stop["name"]]["state"]["terminated"]["message"]
     assert message == "stopped: agent: reverted (stopped): reverted; leftovers: gone"
+
+
+@pytest.mark.parametrize("pod", [{"chaos-hold-": 3.0}], indirect=True)
+def test_a_revert_while_the_hold_container_is_still_starting_waits_and_stops_it(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet
+) -> None:
+    """An inject given up on while its image is pulled: the revert must not leave the hold to
+    start after it and hold the fault until its deadline."""
+    before = kernel_state(netns_pair)
+    fault = pod_fault("network.loss", {"percent": 0.3, "correlation": 0.0})
+    adapter = PodNetworkAdapter()
+
+    async def inject_given_up_then_reverted() -> tuple[dict[str, Any], str]:
+        [target] = await adapter.resolve(fault, Scope())
+        spec = adapter.prepare(fault, target)
+        injecting = asyncio.create_task(adapter.inject(fault, target, spec, Scope()))
+        for _ in range(200):  # until the hold container is in the pod (bounded)
+            if patches(k8s):
+                break
+            await asyncio.sleep(0.05)
+        injecting.cancel()  # as the runner's inject timeout does; then the revert
+        with contextlib.suppress(asyncio.CancelledError):
+            await injecting
+        return spec, await adapter.revert(spec)
+
+    spec, outcome = asyncio.run(inject_given_up_then_reverted())
+    assert outcome == "reverted"
+    hold = spec["container"]
+    assert wait_until(lambda: "terminated" in pod.statuses["web-1"][hold]["state"], 15), \
+        "the hold container outlived the revert"
+    assert pod.statuses["web-1"][hold]["state"]["terminated"]["message"] == \
+        "reverted (stopped): reverted"
+    assert not has_table(netns_pair["b"]) and kernel_state(netns_pair) == before

@@ -191,3 +191,20 @@ def test_drain_evicts_through_the_api_and_waits_for_the_disruption_budget(
     wait_ready(k8s, "shop", "web", 3)
     web = ready_pods(k8s, "shop", "web")
     assert len(web) == 3 and {p["spec"]["nodeName"] for p in web} == {"node-2"}
+
+
+def test_a_taint_that_was_there_before_is_refused_and_left_in_place(
+        k8s: Emulator, state_dir: Path, tmp_path: Path) -> None:
+    theirs = {"key": "chaos.dev/test", "value": "true", "effect": "NoExecute"}
+    add_node(k8s, "node-1", taints=[theirs])
+    path = write_experiment(tmp_path / "taint.json", [{
+        "type": "node.taint", "target": {"node": "node-1"}, "duration": "500ms",
+        "with": {"key": "chaos.dev/test", "effect": "NoExecute"}}])
+
+    code, _, out = run(path, tmp_path)
+
+    assert code in (2, 4), out
+    assert "already has a chaos.dev/test:NoExecute taint" in out
+    assert calls(k8s, "patch", "nodes") == []
+    node = k8s.call(lambda c: c.get(NODES, None, "node-1"))
+    assert node["spec"]["taints"] == [theirs]

@@ -10,7 +10,9 @@ a thousand pods, and the same shapes the revert specs and the journal hold.
     404               -> Gone (a TargetNotFound): the object is not there (reverts count it done)
     409               -> Conflict: changed under us (callers re-read and retry)
     429               -> Blocked: e.g. an eviction refused by a PodDisruptionBudget
-    other, no answer  -> ApiFailed (a FaultFailed)
+    other             -> ApiFailed (a FaultFailed)
+    no answer         -> Unreachable (an ApiFailed): a failed probe sample; while targets are
+                         resolved, before anything is touched, a ClusterUnreachable (exit 2)
 
 Response bodies are cut (chaos.errors.truncate) so tokens or object dumps never reach logs.
 """
@@ -23,7 +25,7 @@ from collections import Counter
 from typing import Any
 
 from chaos.adapters.kubernetes import rbac
-from chaos.adapters.kubernetes.connection import ClusterUnreachable, Connection, client_for
+from chaos.adapters.kubernetes.connection import Connection, client_for
 from chaos.errors import FaultFailed, PermissionDenied, TargetNotFound, truncate
 
 TIMEOUT = (5.0, 30.0)  # connect, read: every call is bounded
@@ -45,6 +47,26 @@ class Blocked(FaultFailed):
 
 class ApiFailed(FaultFailed):
     pass
+
+
+class Unreachable(ApiFailed):
+    """The API server did not answer at all: refused, unresolvable, TLS, timed out."""
+
+    hint = ("is the cluster up, and is this its address? `kubectl --context CONTEXT get pods` "
+            "tries the same kubeconfig; or name another kubeconfig or context in the "
+            "`kubernetes:` section (chaos inject: --kubeconfig, --context)")
+
+
+def _reason(exc: BaseException) -> str:
+    """The root cause of a urllib3 failure ("Connection refused"), not its retry wrapping."""
+    cause: BaseException | None = getattr(exc, "reason", None) or exc
+    for _ in range(5):  # NewConnectionError -> ConnectionRefusedError, and the like
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        if cause is None or cause.__cause__ is None:
+            break
+        cause = cause.__cause__
+    return truncate(str(getattr(exc, "reason", None) or exc), 200)
 
 
 def _message(body: Any) -> str:
@@ -101,9 +123,9 @@ class Api:
         except ApiException as exc:
             raise self._mapped(exc, verb, group, resource, namespace) from exc
         except HTTPError as exc:
-            raise ApiFailed(f"cannot reach the Kubernetes API ({self.conn.describe()}): "
-                            f"{truncate(str(exc), 200)}",
-                            hint=ClusterUnreachable.hint) from exc
+            host = api.api_client.configuration.host
+            raise Unreachable(f"cannot reach the Kubernetes API at {host} "
+                              f"({self.conn.describe()}): {_reason(exc)}") from exc
         if not data:
             return {}
         try:

@@ -115,9 +115,15 @@ def client_for(conn: Connection) -> Any:
 
 
 def _build(conn: Connection) -> Any:
+    import logging
+
+    import yaml
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
+    # urllib3 retries a refused connection and warns about each retry; the call's one error
+    # (api.Unreachable) says it better, once
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     try:
         if conn.in_cluster:
             configuration = client.Configuration()
@@ -131,6 +137,12 @@ def _build(conn: Connection) -> Any:
                                  f"{_contexts_in(conn.kubeconfig)}") from exc
     except OSError as exc:
         raise PermissionDenied(f"cannot read {conn.kubeconfig}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ClusterUnreachable(f"cannot use {conn.kubeconfig}: not valid YAML{where}",
+                                 hint="fix the kubeconfig (`kubectl config view` reads it), or "
+                                      "name another with `kubernetes: {kubeconfig: ...}`") from exc
 
 
 def expiry(duration: float, now: float | None = None) -> str:

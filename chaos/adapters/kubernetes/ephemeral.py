@@ -10,7 +10,8 @@ revert (the runner, its watchdog, `chaos recover`) adds a small `stop` container
 revert spec alone; it reaches the agent through the pod's abstract socket and removes leftovers.
 
     inject:  read pod (UID) -> patch pods/ephemeralcontainers (+hold) -> wait: running | failed
-    revert:  read pod: gone/other UID -> "gone"; hold ended by itself -> "reverted";
+    revert:  read pod: gone/other UID -> "gone"; hold still starting -> wait (bounded) until
+             it runs or ends; hold ended by itself -> "reverted";
              else patch (+stop) -> wait until stop terminates -> its exit code and message
 
 Every wait is bounded; a pod that vanishes counts as reverted. docs/kubernetes-inpod.md says
@@ -38,6 +39,7 @@ from chaos.errors import (
 from chaos.model.experiment import FaultSpec
 
 POLL = 0.2
+AGENT_START = 10.0  # from "running" until the agent listens (python imports), at most
 SETTLE = 1.0  # a running agent that fails its checks exits within this (tc, nft probes)
 STRATEGIC = "application/strategic-merge-patch+json"
 PSA_HINT = ("in-pod network faults need NET_ADMIN, which Pod Security 'baseline' and "
@@ -126,6 +128,23 @@ async def wait_container(api: Any, ident: Mapping[str, Any], container: str, tim
         await asyncio.sleep(POLL)
 
 
+async def _started(api: Any, ident: Mapping[str, Any], container: str,
+                   timeout: float) -> Mapping[str, Any] | None:
+    """The container's state once it runs or has ended, waiting through image-pull errors (the
+    kubelet retries those); its waiting state after `timeout`; None when the pod is gone."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            state = await wait_container(api, ident, container,
+                                         max(0.0, end - time.monotonic()), until_done=False)
+        except FaultFailed as exc:
+            state = {"waiting": {"reason": "ImagePull", "message": str(exc)}}
+        if state is None or "running" in state or "terminated" in state or \
+                time.monotonic() >= end:
+            return state
+        await asyncio.sleep(POLL)
+
+
 def _agent_error(where: str, terminated: Mapping[str, Any]) -> ChaosError:
     """The agent's termination message as an error; its "(what to do: ...)" becomes the hint."""
     message = str(terminated.get("message") or terminated.get("reason") or "no message")
@@ -205,16 +224,35 @@ class InPodAdapter(ClusterAdapter):
         names = {c.get("name") for c in pod.get("spec", {}).get("ephemeralContainers") or ()}
         if spec["container"] not in names:
             return "nothing"  # the patch never arrived
-        done = (_statuses(pod).get(spec["container"], {}).get("state") or {}).get("terminated")
+        settings = eph.InPodSettings(str(spec["image"]))
+        state = _statuses(pod).get(spec["container"], {}).get("state") or {}
+        if "running" not in state and "terminated" not in state:
+            # still starting (an image pull; an inject that timed out): a stop now would find
+            # no agent, and the hold would start after it and hold the fault to its deadline
+            state = await _started(api, ident, spec["container"], settings.start_timeout)
+            pod = await same_pod(api, ident)
+            if state is None or pod is None:
+                return "gone"
+            if "running" not in state and "terminated" not in state:
+                if time.time() >= float(spec["deadline"]):
+                    return "nothing"  # should it start now, the agent ends at once
+                raise RevertFailed(
+                    f"pod {spec['namespace']}/{spec['pod']}: the ephemeral container "
+                    f"{spec['container']} has not started within {settings.start_timeout:g}s "
+                    f"({(state.get('waiting') or {}).get('reason', 'waiting')}); should it "
+                    f"start, it holds {spec['fault']} until its deadline")
+        done = state.get("terminated")
         if done and str(done.get("message", "")).startswith(("reverted", "ended")):
             return "reverted"  # the agent ended it by itself (deadline, signal)
-        stop = eph.stop_container(spec)
+        # a running hold may still be importing: its socket comes before it injects anything
+        wait = AGENT_START if "running" in state else 0.0
+        stop = eph.stop_container(spec, wait)
         await add_container(api, spec["namespace"], spec["pod"], stop, pod)
-        settings = eph.InPodSettings(str(spec["image"]))
         from chaos.adapters.kubernetes.inpod_agent import STOP_TIMEOUT
 
         state = await wait_container(api, ident, stop["name"],
-                                     settings.start_timeout + STOP_TIMEOUT, until_done=True)
+                                     settings.start_timeout + wait + STOP_TIMEOUT,
+                                     until_done=True)
         if state is None:
             return "gone"
         ended = state.get("terminated")

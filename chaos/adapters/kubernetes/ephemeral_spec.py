@@ -113,11 +113,6 @@ def container(role: str, injection_id: str, args: list[str], settings: InPodSett
     return spec
 
 
-def patch(container_spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The strategic-merge patch for pods/ephemeralcontainers (merged by container name)."""
-    return {"spec": {"ephemeralContainers": [dict(container_spec)]}}
-
-
 def revert_spec(adapter: str, pod: Mapping[str, Any], fault: FaultSpec, injection_id: str,
                 deadline: float, settings: InPodSettings, run_id: str) -> dict[str, Any]:
     """Everything a revert needs, written to the ledger before the patch is sent."""
@@ -129,13 +124,16 @@ def revert_spec(adapter: str, pod: Mapping[str, Any], fault: FaultSpec, injectio
             "container": container_name("hold", injection_id)}
 
 
-def stop_container(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The `stop` container of a revert, rebuilt from the revert spec alone."""
+def stop_container(spec: Mapping[str, Any], wait: float = 0.0) -> dict[str, Any]:
+    """The `stop` container of a revert, rebuilt from the revert spec alone; `wait`: seconds it
+    waits for the agent of a hold container that runs but may not listen yet."""
     args = ["stop", "--id", str(spec["id"]), "--name", str(spec["name"]),
             "--deadline", f"{float(spec['deadline']):.3f}", "--max-for", "0",
             "--fault", str(spec["fault"]),
             "--target", json.dumps(spec["target"], sort_keys=True),
             "--with", json.dumps(spec["with"], sort_keys=True)]
+    if wait > 0:
+        args += ["--wait", f"{wait:g}"]
     settings = InPodSettings(str(spec["image"]), str(spec.get("pull_policy", "IfNotPresent")))
     return container("stop", f"{spec['id']}-{secrets.token_hex(2)}", args, settings,
                      run_id=str(spec["run_id"]), deadline=float(spec["deadline"]),

@@ -186,32 +186,47 @@ async def hold(args: argparse.Namespace) -> int:
         line, code = failure(exc), int(exc.exit_code)
     report(args, line)
     done.append(line)
-    for writer in waiters:
-        writer.write(line.encode() + b"\n")
-        await writer.drain()
-        writer.close()
+    for writer in waiters:  # a client gone by now changes nothing: the line says the revert
+        try:
+            writer.write(line.encode() + b"\n")
+            await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
     server.close()
     return code
 
 
-async def ask_to_stop(injection_id: str, timeout: float = STOP_TIMEOUT) -> str | None:
-    """The agent's answer to "stop" once it has reverted; None when no agent listens."""
+async def ask_to_stop(injection_id: str, timeout: float = STOP_TIMEOUT,
+                      wait: float = 0.0) -> str | None:
+    """The agent's answer to "stop" once it has reverted; None when no agent listens, after
+    up to `wait` seconds for one that is starting (its container runs; python imports)."""
+    end = time.monotonic() + wait
+    while True:
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_unix_connection(socket_address(injection_id)), timeout)
+            break
+        except (ConnectionRefusedError, FileNotFoundError):
+            if time.monotonic() >= end:
+                return None
+            await asyncio.sleep(0.1)
+        except (TimeoutError, OSError) as exc:  # `stop` must still remove the leftovers itself
+            return f"error: the agent did not take the stop message: {str(exc) or 'timed out'}"
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_unix_connection(socket_address(injection_id)), timeout)
-    except (ConnectionRefusedError, FileNotFoundError):
-        return None
-    writer.write(STOP)
-    await writer.drain()
-    try:
+        writer.write(STOP)
+        await writer.drain()
         answer = await asyncio.wait_for(reader.readline(), timeout)
+    except (TimeoutError, OSError) as exc:  # hung or dying agent: said, then cleaned up anyway
+        return f"error: the agent did not answer the stop message: {str(exc) or 'timed out'}"
     finally:
         writer.close()
     return answer.decode(errors="replace").strip() or None
 
 
 async def stop(args: argparse.Namespace) -> int:
-    answer = await ask_to_stop(args.id)
+    answer = await ask_to_stop(args.id, wait=args.wait)
     adapter, fault, target = local_fault(args)
     try:  # idempotent: "gone" when the agent already removed everything
         leftover = await adapter.revert(named(adapter.prepare(fault, target), args.id))
@@ -277,6 +292,9 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--fault", required=True)
         cmd.add_argument("--target", default="{}", help="JSON: device and kernel filters")
         cmd.add_argument("--with", dest="params", default="{}", help="JSON: fault parameters")
+        if name == "stop":
+            cmd.add_argument("--wait", type=float, default=0.0,
+                             help="seconds to wait for a starting agent's socket")
     kill_cmd = sub.add_parser("kill")
     kill_cmd.add_argument("--signal", default="TERM")
     kill_cmd.add_argument("--pid", type=int, default=1)

@@ -213,6 +213,10 @@ async def remove_taint(api: Api, name: str, uid: str | None,
             api, name)
         if node is None:
             return "gone"
+        if (node["metadata"].get("annotations") or {}).get(ANNOTATION_TAINT) != \
+                describe_taint(taint):
+            # not ours: the inject refused a taint that was there before, or it is undone
+            return "nothing"
         taints = node.get("spec", {}).get("taints") or []
         kept = [t for t in taints if not (t.get("key") == taint["key"] and t.get(
             "effect") == taint["effect"] and (t.get("value") or "") == taint.get("value", ""))]

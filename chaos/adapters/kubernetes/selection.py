@@ -9,12 +9,13 @@ stranger, and counts as gone.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 from chaos.adapters.base import Adapter, Scope, TargetRef
-from chaos.adapters.kubernetes.api import Api, Gone, api_for
-from chaos.adapters.kubernetes.connection import LABEL_RUN, Connection
+from chaos.adapters.kubernetes.api import Api, Gone, Unreachable, api_for
+from chaos.adapters.kubernetes.connection import LABEL_RUN, ClusterUnreachable, Connection
 from chaos.adapters.local.process import choose
 from chaos.errors import GuardRefused, TargetNotFound, UsageError
 from chaos.model.experiment import FaultSpec
@@ -23,6 +24,23 @@ PROTECTED_NAMESPACE = "kube-system"
 WORKLOAD_RESOURCES = {"deployment": "deployments", "statefulset": "statefulsets"}
 WORKLOAD_METHODS = {"deployments": "namespaced_deployment",
                     "statefulsets": "namespaced_stateful_set"}
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def before_anything(resolve: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Targets are resolved before anything is touched: an API server that does not answer
+    then is a wrong kubeconfig or a cluster that is down (exit 2, like a target that is not
+    there), not an aborted run. Later (inject, revert, probes) it stays an ApiFailed."""
+
+    @functools.wraps(resolve)
+    async def resolving(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await resolve(*args, **kwargs)
+        except Unreachable as exc:
+            raise ClusterUnreachable(str(exc), hint=exc.hint) from exc
+
+    return resolving
 
 
 def check_namespace(namespace: str, settings: Mapping[str, Any], what: str) -> None:
@@ -112,6 +130,7 @@ def describe(selector: Mapping[str, Any], namespace: str) -> str:
     return f"pods in {namespace}" + (f" ({', '.join(parts)})" if parts else "")
 
 
+@before_anything
 async def matching_pods(api: Api, fault: FaultSpec) -> tuple[str, list[dict[str, Any]]]:
     """(namespace, every live pod the selector matches), after the namespace guards."""
     selector = fault.target.selector
@@ -157,6 +176,7 @@ async def _named_or_labelled(selector: Mapping[str, Any], read: Callable[[], Awa
     return [found] if all(labels.get(k) == v for k, v in wanted.items()) else []
 
 
+@before_anything
 async def resolve_workloads(api: Api, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
     selector = fault.target.selector
     resource = WORKLOAD_RESOURCES[fault.target.kind]
@@ -185,6 +205,7 @@ async def resolve_workloads(api: Api, fault: FaultSpec, scope: Scope) -> list[Ta
     return refs
 
 
+@before_anything
 async def resolve_nodes(api: Api, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
     selector = fault.target.selector
     found = await _named_or_labelled(
