@@ -22,7 +22,7 @@ def validate(paths: tuple[str, ...], vars_: tuple[str, ...]) -> None:
 
     Exit 0 when all are valid, 2 when any is not.
     """
-    from chaos.model.gameday import looks_like_gameday
+    from chaos.model.loader import GameDayFile
     from chaos.runner.load import expand_paths
 
     variables_ = parse_vars(vars_)
@@ -31,21 +31,17 @@ def validate(paths: tuple[str, ...], vars_: tuple[str, ...]) -> None:
         raise click.UsageError("no experiment files found in " + ", ".join(paths))
     bad = 0
     for path in files:
-        if looks_like_gameday(path):
-            from chaos.gameday.run import check_experiments
-            from chaos.model.gameday import load_gameday
-
+        try:
             try:
+                exp = load_any(path, variables_)
+            except GameDayFile:
+                from chaos.gameday.run import check_experiments
+                from chaos.model.gameday import load_gameday
+
                 day = load_gameday(path, variables_)
                 check_experiments(day, variables_)
-            except ExperimentInvalid as exc:
-                bad += 1
-                click.echo(str(exc), err=True)
+                click.echo(f"{path}: ok (game day: {len(day.experiments)} experiment(s))")
                 continue
-            click.echo(f"{path}: ok (game day: {len(day.experiments)} experiment(s))")
-            continue
-        try:
-            exp = load_any(path, variables_)
         except ExperimentInvalid as exc:
             bad += 1
             click.echo(str(exc), err=True)

@@ -11,7 +11,6 @@ runner (chaos.gameday), which has the fault catalogue this layer cannot see.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -233,21 +232,6 @@ def load_gameday(path: str | os.PathLike[str],
     if ctx.count:
         raise ExperimentInvalid(ctx.sorted_problems(), source=src.name)
     return _build(top, src, here, declared)
-
-
-_TOP_EXPERIMENTS = re.compile(r"^experiments\s*:", re.MULTILINE)
-
-
-def looks_like_gameday(path: str | os.PathLike[str]) -> bool:
-    """A top-level `experiments:` key (experiment files never have one); a cheap text check for
-    `chaos validate`, which must stay fast. Unreadable files are not game days: the experiment
-    loader reports why."""
-    try:
-        with open(path, "rb") as file:
-            head = file.read(source.MAX_BYTES).decode("utf-8", "replace")
-    except OSError:
-        return False
-    return _TOP_EXPERIMENTS.search(head) is not None
 
 
 def _vars_node(root: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:

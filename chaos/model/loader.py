@@ -225,7 +225,7 @@ def load_text(src: source.SourceText, vocab: Vocabulary,
               variables: Mapping[str, str]) -> Experiment:
     """The whole file is checked before anything is built, so every problem is reported at once."""
     root = source.compose(src)
-    _refuse_chaos_toolkit(root, src)
+    _recognise_other_formats(root, src)
     here = str(Path(src.name).resolve().parent)
     declared = {k: os.environ.get(k, v) for k, v in _declared_vars(root).items()}
     # --var beats the environment, which beats the file's own defaults
@@ -254,13 +254,19 @@ class ChaosToolkitFile(ExperimentInvalid):
         self.root, self.text = root, text
 
 
+class GameDayFile(ExperimentInvalid):
+    """The file is a game day (a top-level `experiments:` list): `chaos validate` hands it to
+    the game-day loader; elsewhere the message says to run it with `chaos gameday run`."""
+
+
 CHAOS_TOOLKIT_KEYS = frozenset({"method", "steady-state-hypothesis", "rollbacks"})
 
 
-def _refuse_chaos_toolkit(root: yaml.Node, src: source.SourceText) -> None:
+def _recognise_other_formats(root: yaml.Node, src: source.SourceText) -> None:
     """Only a top-level key lookup on the tree already parsed: native files pay nothing. The
     CLI catches ChaosToolkitFile and hands the file to chaos.ctk (`chaos run`, `validate`,
-    `convert`); other callers of this loader see the message."""
+    `convert`) and GameDayFile to the game-day loader (`validate`); other callers of this
+    loader see the message."""
     keys = {k.value for k, _ in root.value if isinstance(k, yaml.ScalarNode)} if isinstance(
         root, yaml.MappingNode) else set()
     found = sorted(keys & CHAOS_TOOLKIT_KEYS)
@@ -270,6 +276,12 @@ def _refuse_chaos_toolkit(root: yaml.Node, src: source.SourceText) -> None:
             f"this is a Chaos Toolkit experiment (it has {', '.join(found)}), not a chaos one; "
             "write it in the chaos format (docs/experiment-format.md)",
         )], source=src.name, root=root, text=src.text)
+    if "experiments" in keys:
+        raise GameDayFile([Problem(
+            source.location(src.name, root), "experiments",
+            "this is a game-day file (it lists experiments), not an experiment; run it with "
+            f"`chaos gameday run {src.name}`",
+        )], source=src.name)
 
 
 def _declared_vars(root: yaml.Node) -> dict[str, str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from chaos.model.gameday import GameDay, load_gameday
 from tests.conftest import run_chaos
 from tests.gameday.conftest import FIXTURES, GAMEDAYS, write_gameday
@@ -80,10 +82,16 @@ def test_the_examples_load_into_the_model() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_game_day_files_are_told_from_experiment_files_cheaply() -> None:
-    from chaos.model.gameday import looks_like_gameday
+def test_game_day_files_are_told_from_experiment_files_by_the_loader() -> None:
+    from chaos.model.loader import GameDayFile
+    from chaos.runner.load import load_experiment
     from tests.conftest import EXPERIMENTS
 
-    assert all(looks_like_gameday(p) for p in GAMEDAYS.glob("*.yaml"))
-    assert not any(looks_like_gameday(p) for p in EXPERIMENTS.glob("*.yaml"))
-    assert not looks_like_gameday(GAMEDAYS / "no-such-file.yaml")
+    for path in GAMEDAYS.glob("*.yaml"):
+        with pytest.raises(GameDayFile, match="run it with `chaos gameday run"):
+            load_experiment(str(path), {})
+    for path in EXPERIMENTS.glob("*.yaml"):
+        load_experiment(str(path), {})  # no GameDayFile (nor any other problem)
+    result = run_chaos("run", str(GAMEDAYS / "local-demo.yaml"), timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "local-demo.yaml:" in result.stderr and "chaos gameday run" in result.stderr
