@@ -45,6 +45,8 @@ print("ready", flush=True)
 while True:
     time.sleep(0.1)
 """
+# A main process with a command line as long as a JVM's: the reason must still reach the user.
+LONG_ARG = "-classpath=" + ":".join(f"/app/lib/dependency-{n}.jar" for n in range(40))
 AGENT = [sys.executable, "-m", "chaos.adapters.kubernetes.inpod_agent"]
 
 
@@ -52,7 +54,7 @@ class Container:
     def __init__(self, tmp: Path) -> None:
         self.got = tmp / "got-signal"
         self.proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc",
-                                      sys.executable, "-c", MAIN, str(self.got)],
+                                      sys.executable, "-c", MAIN, str(self.got), LONG_ARG],
                                      stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         assert self.proc.stdout.readline().strip() == "ready"

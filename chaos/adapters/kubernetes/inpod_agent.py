@@ -41,7 +41,7 @@ import time
 from typing import Any
 
 from chaos.adapters.base import Adapter, TargetRef
-from chaos.errors import ChaosError, FaultFailed, PermissionDenied, UsageError
+from chaos.errors import ChaosError, FaultFailed, PermissionDenied, UsageError, truncate
 from chaos.model.experiment import FaultSpec, Target, frozen
 
 SOCKET_PREFIX = "chaos-inpod-"
@@ -250,7 +250,9 @@ def kill(args: argparse.Namespace) -> int:
     signum = int(signal.Signals["SIG" + args.signal])
     try:
         with open(f"/proc/{args.pid}/cmdline", "rb") as cmdline:
-            what = cmdline.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            # Cut: a JVM's command line alone would push the reason out of the 400 characters
+            # the runner shows of this report.
+            what = truncate(cmdline.read().replace(b"\0", b" ").decode(errors="replace"), 80)
         if args.pid == 1 and what.split(" ")[0].endswith("/pause"):
             raise PermissionDenied("PID 1 here is the pod's pause process: the pod shares one "
                                    "process namespace, and signalling it would end the pod",
