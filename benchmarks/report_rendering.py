@@ -3,7 +3,9 @@
 Synthetic journals (chaos.journal/v1, the fields the reports read): one HTTP probe and runner
 traffic per experiment, a fault in the middle, a second of errors, one failing check so every
 experiment gets a post-mortem draft. Renders HTML, Markdown, JUnit and the drafts in-process,
-as `chaos report --format all` does, and prints a Markdown table (progress on stderr).
+as `chaos report --format all` does, and prints a Markdown table (progress on stderr). "chart
+step" is the longest step of the HTML charts: 1 s, or the bucket of seconds a long run's charts
+are merged into (each drawn at its worst second, see chaos/reports/svg.py).
 
     .venv/bin/python benchmarks/report_rendering.py [--repeat 3]
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import statistics
 import sys
 import time
@@ -69,8 +72,8 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(7)
     print("| experiments × seconds | series rows | HTML | Markdown | JUnit | post-mortems | "
-          "HTML size |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "HTML size | chart step |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for count, seconds in SIZES:
         print(f"rendering {count} × {seconds}s ...", file=sys.stderr)
         journals = [journal(i, seconds, rng) for i in range(1, count + 1)]
@@ -82,7 +85,7 @@ def main() -> None:
             "junit": lambda js=journals: junit.render(js, "Benchmark", []),
             "postmortem": lambda c=collection: "".join(bundle.drafts(c).values()),
         }
-        timings, sizes = {}, {}
+        timings, sizes, step = {}, {}, 0.0
         for name, render in renderers.items():
             runs = []
             for _ in range(args.repeat):
@@ -90,10 +93,12 @@ def main() -> None:
                 text = render()
                 runs.append(time.perf_counter() - began)
             timings[name], sizes[name] = statistics.median(runs), len(text.encode())
+            if name == "html":
+                step = max(float(s) for s in re.findall(r'data-step="([\d.]+)"', text))
         rows = sum(len(j["series"]) for j in journals)
         print(f"| {count} × {seconds}s | {rows:,} | "
               + " | ".join(f"{timings[n] * 1000:,.0f} ms" for n in renderers)
-              + f" | {sizes['html'] / 1024:,.0f} KiB |")
+              + f" | {sizes['html'] / 1024:,.0f} KiB | {step:g} s |")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Chaos Toolkit experiments -> native experiment documents, where an equivalent exists.
 
-What converts: http and process hypothesis probes (-> our probes, each with a `>= 100%` check,
-since Chaos Toolkit expects every answer within tolerance), our faults called through
+What converts: http and process hypothesis probes and chaostoolkit-kubernetes pod-count and
+deployment-availability probes (-> our probes, each with a `>= 100%` check, since Chaos
+Toolkit expects every answer within tolerance), our faults called through
 chaos.ctk.actions, process-kill style actions (`pkill`, `killall`, `kill`) and the common
 chaostoolkit-kubernetes actions (pod termination, scaling, cordon, drain). Configuration
-literals become `vars` (`${name}` means the same in both formats). Everything else - python
-probes, arbitrary actions, rollbacks that our faults make unnecessary - is listed with its
+literals become `vars` (`${name}` means the same in both formats). Everything else - other
+python probes, arbitrary actions, rollbacks that our faults make unnecessary - is listed with its
 file:line and the reason, never silently dropped. The result is checked by the native loader.
 
 Timing: Chaos Toolkit's method is sequential, but its fault actions return at once and the
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chaos.ctk.document import CtkExperiment
-from chaos.ctk.mapping import Unconvertible, fault_of
+from chaos.ctk.mapping import Unconvertible, fault_of, probe_of
 
 PROBE_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 SHELL = re.compile(r"[|;&<>()$`*?]")
@@ -102,7 +103,7 @@ def convert(exp: CtkExperiment) -> Conversion:
         result.origins.setdefault(section, []).append(
             (exp.where(path), path, str(activity.get("name") or "?")))
 
-    probes = _probes(doc, skip, origin)
+    probes = _probes(doc, skip, origin, result.notes)
     if probes:
         out["hypothesis"] = {"probes": probes,
                              "checks": [f"{p['name']} >= 100%" for p in probes],
@@ -162,13 +163,14 @@ def _renamed(value: Any, renames: Mapping[str, str]) -> Any:
 
 
 def _probes(doc: Mapping[str, Any], skip: Callable[[str, Mapping[str, Any], str], None],
-            origin: Callable[[str, str, Mapping[str, Any]], None]) -> list[dict[str, Any]]:
+            origin: Callable[[str, str, Mapping[str, Any]], None],
+            notes: list[str]) -> list[dict[str, Any]]:
     probes, names = [], set()
     hyp = doc.get("steady-state-hypothesis") or {}
     for i, probe in enumerate(hyp.get("probes") or []):
         path = f"steady-state-hypothesis.probes[{i}]"
         try:
-            converted = _probe(probe)
+            converted = _probe(probe, notes)
         except Unconvertible as exc:
             skip(path, probe, str(exc))
             continue
@@ -181,7 +183,7 @@ def _probes(doc: Mapping[str, Any], skip: Callable[[str, Mapping[str, Any], str]
     return probes
 
 
-def _probe(probe: Mapping[str, Any]) -> dict[str, Any]:
+def _probe(probe: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
     provider = probe.get("provider") or {}
     tolerance = probe.get("tolerance")
     kind = provider.get("type")
@@ -214,8 +216,10 @@ def _probe(probe: Mapping[str, Any]) -> dict[str, Any]:
             raise Unconvertible(f"tolerance {tolerance!r} on a process probe: ours check the "
                                 "exit code or a regular expression on stdout")
         return {"exec": exec_}
+    if kind == "python":
+        return probe_of(provider, tolerance, notes)
     raise Unconvertible(f"a {kind} probe has no native equivalent (ours: http, tcp, exec, "
-                        "process)")
+                        "process, pods, deployment)")
 
 
 def _regex_on(tolerance: Any, target: str) -> str | None:

@@ -3,7 +3,8 @@
 Recognised: calls of chaos.ctk.actions (our faults already), process-kill style process actions
 (`pkill`, `killall`, `kill`), and chaostoolkit-kubernetes pod termination, deployment scaling,
 node cordon and drain. Each mapping returns a native fault (type, target, with, duration) or
-raises Unconvertible saying why not.
+raises Unconvertible saying why not. `probe_of` does the same for chaostoolkit-kubernetes
+hypothesis probes whose meaning ours keep: minimum pod counts and deployment availability.
 """
 
 from __future__ import annotations
@@ -149,3 +150,37 @@ def _kubernetes(name: str, args: Mapping[str, Any], notes: list[str]) -> dict[st
                 "target": {"node": node}, "duration": HOLD}
     raise Unconvertible(f"chaostoolkit-kubernetes {name} has no native equivalent (see "
                         "`chaos faults`)")
+
+
+def probe_of(provider: Mapping[str, Any], tolerance: Any, notes: list[str]) -> dict[str, Any]:
+    """A chaostoolkit-kubernetes python probe -> our `pods` or `deployment` probe."""
+    module, name = str(provider.get("module", "")), str(provider.get("func", ""))
+    args = provider.get("arguments") or {}
+    if not module.startswith("chaosk8s.") or not isinstance(args, Mapping):
+        raise Unconvertible(f"the python probe {module}.{name} has no native equivalent (ours: "
+                            "http, tcp, exec, process, pods, deployment)")
+    if tolerance is not True:
+        raise Unconvertible(f"{name} with tolerance {tolerance!r}: only `true` converts (ours "
+                            "answer ok or not)")
+    if args.get("label_selector") and name.startswith("deployment_"):
+        raise Unconvertible(f"{name} with a label_selector: ours probe one Deployment by name")
+    ns = args.get("ns", "default")
+    if name == "count_min_pods":
+        if args.get("phase", "Running") != "Running":
+            raise Unconvertible(f"count_min_pods in phase {args['phase']!r}: ours count Ready "
+                                "pods")
+        notes.append(f"count_min_pods {args.get('label_selector')}: ours count Ready pods, "
+                     "not pods in phase Running (a Running pod failing its readiness probe "
+                     "does not count)")
+        return {"pods": {"namespace": ns, "labels": _labels(args.get("label_selector")),
+                         "min_ready": int(args.get("min_count", 2))}}
+    if name in ("deployment_available_and_healthy", "deployment_fully_available"):
+        return {"deployment": {"namespace": ns, "name": args.get("name")}}
+    if name == "deployment_partially_available":
+        return {"deployment": {"namespace": ns, "name": args.get("name"), "min_available": 1}}
+    if name == "pods_in_phase":
+        raise Unconvertible("pods_in_phase checks that every matching pod is in a phase; ours "
+                            "count Ready pods against a minimum: write `pods: {labels: ..., "
+                            "min_ready: N}` with the N you expect")
+    raise Unconvertible(f"chaostoolkit-kubernetes {name} has no native probe (ours: pods, "
+                        "deployment)")

@@ -182,6 +182,11 @@ PROMETHEUS = Obj({
     "total": Str("PromQL: all events over $window"),
     "latency": Str("histogram metric name (without _bucket), for latency checks"),
     "timeout": Duration("per query", "5s", min=0.001),
+    "headers": Map(Str(), "request headers, e.g. Authorization: Bearer ${PROM_TOKEN}, or "
+                          "X-Scope-OrgID for Mimir/Cortex"),
+    "verify_tls": Bool("verify the server's TLS certificate (https)", True),
+    "ca_file": Str("PEM file of the CA that signed the server's certificate, relative to the "
+                   "experiment file (default: the system's trust store)", min_length=1),
 }, "read good/total events and latency buckets from Prometheus at the end of each window")
 
 
@@ -310,7 +315,7 @@ def _experiment(top: dict[str, Any], root: yaml.Node, src: source.SourceText, ct
     kubernetes = _kubernetes(top["kubernetes"], here)
     services_node = _child(root, "services")
     service_names = _service_names(services_node, ctx)
-    hypothesis = _hypothesis(top["hypothesis"], ctx, vocab, kubernetes) if top[
+    hypothesis = _hypothesis(top["hypothesis"], ctx, vocab, kubernetes, here) if top[
         "hypothesis"] else None
     faults = _faults(top["faults"], ctx, vocab, service_names, limits, kubernetes)
     if top["hypothesis"] is None and top["faults"] is None:
@@ -426,7 +431,7 @@ def _checks(nodes: Any, path: str, ctx: Context, vocab: Vocabulary,
 
 
 def _hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary,
-                kubernetes: Mapping[str, Any]) -> Hypothesis | None:
+                kubernetes: Mapping[str, Any], here: str) -> Hypothesis | None:
     mark = ctx.count
     raw = _hypothesis_schema(vocab).fields_of(node, "hypothesis", ctx, 1,
                                               later=frozenset({"during"}))
@@ -441,6 +446,7 @@ def _hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary,
     during_checks = _checks(during.get("checks"), "hypothesis.during.checks", ctx, vocab, names)
     abort = _checks(during.get("abort"), "hypothesis.during.abort", ctx, vocab, names)
     _sources(node, raw, (checks, during_checks, abort), ctx)
+    prometheus = _prometheus(raw["prometheus"], _child(node, "prometheus"), ctx, here)
     if ctx.count != mark:
         return None
     probes = tuple(ProbeSpec(p.get("name") or p["kind"], p["kind"], frozen(p["spec"]),
@@ -453,7 +459,7 @@ def _hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary,
     return Hypothesis(
         slo=Slo(slo["objective"], slo.get("period")) if slo else None,
         traffic=frozen(raw["traffic"]["http"]) if raw["traffic"] else None,
-        prometheus=frozen(raw["prometheus"]) if raw["prometheus"] else None,
+        prometheus=prometheus,
         min_events=raw["min_events"],
         probes=probes, checks=checks,
         before=Phase(window=_get(before, "window", 3.0), every=_get(before, "every", 0.5)),
@@ -473,7 +479,8 @@ def _sources(node: yaml.Node, raw: dict[str, Any], groups: tuple[tuple[CheckSpec
     if not raw["probes"] and not raw["traffic"] and not raw["prometheus"]:
         ctx.problem(node, "hypothesis.probes", "required field is missing: something must be "
                     "measured (probes, or traffic or prometheus for SLO checks)")
-    prom = raw["prometheus"] or {}
+    # a refused prometheus section was reported already: no follow-on "needs good/total"
+    prom = raw["prometheus"] if isinstance(raw["prometheus"], Mapping) else None
     for path, group in zip(("checks", "during.checks", "during.abort"), groups):
         for i, spec in enumerate(group):
             stat = getattr(spec.parsed, "stat", "")
@@ -489,12 +496,12 @@ def _sources(node: yaml.Node, raw: dict[str, Any], groups: tuple[tuple[CheckSpec
                                           "`prometheus: {...}` to the hypothesis (and probe "
                                           f"{subject!r} is not declared either; probes: "
                                           f"{probes})")
-            elif raw["prometheus"] and not raw["traffic"] and (
+            elif prom is not None and not raw["traffic"] and (
                     stat in ("availability", "error_rate", "burn_rate")
                     and not (prom.get("good") and prom.get("total"))):
                 _located(ctx, spec, here, f"{spec.text!r} needs prometheus.good and "
                                           "prometheus.total queries")
-            elif raw["prometheus"] and not raw["traffic"] and (
+            elif prom is not None and not raw["traffic"] and (
                     stat not in ("availability", "error_rate", "burn_rate")
                     and not prom.get("latency")):
                 _located(ctx, spec, here, f"{spec.text!r} needs prometheus.latency (the "
@@ -502,6 +509,22 @@ def _sources(node: yaml.Node, raw: dict[str, Any], groups: tuple[tuple[CheckSpec
             if spec.parsed.needs_objective and not raw["slo"]:
                 _located(ctx, spec, here, f"{spec.text!r} is relative to the SLO objective: "
                                           "add `slo: {objective: 99.5%}` to the hypothesis")
+
+
+def _prometheus(raw: Mapping[str, Any] | None, node: yaml.Node | None, ctx: Context,
+                here: str) -> Mapping[str, Any] | None:
+    """The `prometheus:` section with its CA file made absolute, and there."""
+    if not isinstance(raw, Mapping) or not raw:
+        return None  # absent, or refused already
+    settings = dict(raw)
+    if settings.get("ca_file"):
+        path = Path(here, os.path.expanduser(settings["ca_file"]))
+        if not path.is_file():
+            ctx.problem(_child(node, "ca_file"), "hypothesis.prometheus.ca_file",
+                        f"no file {path}: name the PEM file of the CA that signed "
+                        "Prometheus' certificate (relative to the experiment file)")
+        settings["ca_file"] = str(path)
+    return frozen(settings)
 
 
 def _located(ctx: Context, spec: CheckSpec, path: str, message: str) -> None:

@@ -11,9 +11,11 @@ their second (`t`); traffic rows count from the start of the traffic, which begi
 
 from __future__ import annotations
 
+import bisect
+import math
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,6 +155,39 @@ def _lines(j: Mapping[str, Any]) -> tuple[tuple[Line, ...], tuple[Line, ...]]:
             if line:
                 latency.append(Line(f"{probe} {stat}", line))
     return tuple(availability), tuple(latency)
+
+
+# --- long series on a page: buckets of whole seconds, each drawn as its worst second
+READABLE_BUCKETS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+
+
+def bucket_seconds(span: float, bound: int) -> int:
+    """The shortest readable bucket length, in whole seconds, that covers `span` seconds in
+    at most `bound` buckets (1 when every second fits)."""
+    need = span / max(bound, 1)
+    readable = next((n for n in READABLE_BUCKETS if n >= need), None)
+    return readable if readable is not None else 3600 * math.ceil(need / 3600)
+
+
+def worst_per_bucket(line: Line, seconds: int,
+                     worst: Callable[[Sequence[float]], float]) -> Line:
+    """Consecutive seconds merged into buckets of `seconds`, each at its start with the value of
+    its worst second (`worst` is `min` for availability, `max` for latency): a one-second outage
+    in a one-minute bucket shows at full depth, never averaged away. Buckets start at whole
+    multiples of `seconds` from the series' own offset within a second (traffic rows sit at
+    `before.started + t`), so each second lies in exactly one bucket."""
+    if seconds <= 1 or not line.points:
+        return line
+    points = sorted(line.points)
+    times, values = [t for t, _ in points], [v for _, v in points]
+    origin = times[0] % 1.0
+    merged, i = [], 0
+    while i < len(times):
+        start = origin + math.floor((times[i] - origin) / seconds + 1e-9) * seconds
+        j = bisect.bisect_left(times, start + seconds - 1e-9, i + 1)
+        merged.append((start, worst(values[i:j])))
+        i = j
+    return Line(line.name, tuple(merged))
 
 
 def _fault_windows(j: Mapping[str, Any]) -> tuple[Window, ...]:

@@ -37,7 +37,7 @@ th{background:#eef1f4;font-weight:600}
 .chart{background:#fff;max-width:100%;height:auto}
 .chart-title{font-weight:600;font-size:13px}.tick,.legend{font-size:11px;fill:#444}
 .phase-label{font-size:10px;fill:#777}.fault-label{font-size:10px;fill:#9c4221}
-.empty{fill:#999}
+.empty{fill:#999}.resolution{font-size:10px;fill:#555}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px;margin:8px 0}
 dt{color:#555}dd{margin:0}
 footer{color:#666;font-size:12px;margin:32px 0}
@@ -61,8 +61,9 @@ def render(collection: Collection) -> str:
         '<p class="note">Time to detect: from the first injection until a traffic or '
         "Prometheus check failed; “errors at …” when no check failed but the per-second series "
         "show errors (one-second resolution). Time to recover: from the last revert until every "
-        "check held again. Charts: each step is one second of measurements; the shaded bands "
-        "are the faults.</p>",
+        "check held again. Charts: each step is one second of measurements (on a long run, a "
+        "few seconds, as the chart says: drawn at their worst second, so no bad second is "
+        "averaged away); the shaded bands are the faults.</p>",
     ]
     for i, f in enumerate(all_facts, 1):
         entry = collection.entries[i - 1]
@@ -127,10 +128,11 @@ def _charts(f: Facts) -> list[str]:
     return [svg.chart("Availability: share of requests answered well, per second",
                       f.availability, x_max=f.end, y_min=0.0, y_max=1.0,
                       y_label=lambda v: f"{v:.0f}%", scale=100.0, faults=f.faults,
-                      breaches=f.breaches, phases=f.phases),
+                      breaches=f.breaches, phases=f.phases, worst="lowest"),
             svg.chart("Latency percentiles, per second (ms)", f.latency,
                       x_max=f.end, y_label=lambda v: f"{v:g}", scale=1000.0,
-                      faults=f.faults, breaches=f.breaches, phases=f.phases)]
+                      faults=f.faults, breaches=f.breaches, phases=f.phases,
+                      worst="highest")]
 
 
 def _checks(journal: Mapping[str, Any]) -> str:

@@ -1,14 +1,19 @@
 """The Markdown report: the same summary as the HTML one, for PR comments and wikis.
 
 GitHub, GitLab and wikis strip inline SVG from Markdown, so availability over time is shown as a
-text sparkline (one block per second) with the fault windows marked underneath.
+text sparkline with the fault windows marked underneath: one block per second, or, for runs
+longer than MAX_WIDTH seconds, per bucket of seconds showing its worst second (the same
+bucketing as the HTML charts, analysis.worst_per_bucket). Only a second at 100% is a full block.
 """
 
 from __future__ import annotations
 
+import math
+
 from chaos.reports import analysis, postmortem
 from chaos.reports.analysis import Facts, Line, Window
 from chaos.reports.collection import Collection
+from chaos.units import format_duration
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 MAX_WIDTH = 90
@@ -46,7 +51,10 @@ def _section(i: int, f: Facts) -> list[str]:
         lines.append(f"- guardrail `{check}` breached at {t:.1f}s")
     spark = [f"    {line.name:<8} {sparkline(line, f.end)}" for line in f.availability]
     if spark:
-        lines += ["", "Availability per second (▁ 0% … █ 100%), faults marked `^`:", "", *spark,
+        seconds = bucket(f.end)
+        per = "per second" if seconds == 1 else \
+            f"per {format_duration(seconds)}, the worst second of each"
+        lines += ["", f"Availability {per} (▁ 0% … █ 100%), faults marked `^`:", "", *spark,
                   f"    {'faults':<8} {fault_marks(f.faults, f.end)}"]
     if f.failing:
         lines += ["", "| phase | check | status | measured | events | why |",
@@ -59,27 +67,31 @@ def _section(i: int, f: Facts) -> list[str]:
     return lines
 
 
+def bucket(end: float) -> int:
+    """Seconds per block: 1 while the run fits in MAX_WIDTH blocks."""
+    return analysis.bucket_seconds(end, MAX_WIDTH)
+
+
 def _columns(end: float) -> int:
-    return max(1, min(MAX_WIDTH, int(end) + 1))
+    return max(1, math.ceil(end / bucket(end)))
 
 
 def sparkline(line: Line, end: float) -> str:
-    width = _columns(end)
-    step = (end + 1) / width
+    seconds, width = bucket(end), _columns(end)
     cells = [" "] * width
-    for t, v in line.points:
-        col = min(width - 1, int(t / step))
-        level = BLOCKS[min(len(BLOCKS) - 1, int(v * (len(BLOCKS) - 1) + 0.5))]
+    for t, v in analysis.worst_per_bucket(line, seconds, min).points:
+        col = min(width - 1, int(t / seconds))
+        # only a perfect second is a full block: 99.6% must not look like 100%
+        level = BLOCKS[min(len(BLOCKS) - (1 if v >= 1 else 2), int(v * (len(BLOCKS) - 1) + 0.5))]
         cells[col] = min(cells[col], level) if cells[col] != " " else level
     return "".join(cells)
 
 
 def fault_marks(faults: tuple[Window, ...], end: float) -> str:
-    width = _columns(end)
-    step = (end + 1) / width
+    seconds, width = bucket(end), _columns(end)
     cells = [" "] * width
     for w in faults:
-        for col in range(int(w.start / step), min(width - 1, int(w.end / step)) + 1):
+        for col in range(int(w.start / seconds), min(width - 1, int(w.end / seconds)) + 1):
             cells[col] = "^"
     return "".join(cells).rstrip()
 

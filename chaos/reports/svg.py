@@ -6,6 +6,13 @@ draw slopes between buckets, so a drop measured in the second after an injection
 begin a second before it. Seconds without a value (no successful request: no latency) break the
 line rather than being bridged.
 
+A long run would give thousands of steps (and megabytes of SVG) to a plot a few hundred pixels
+wide, so a chart whose longest series has more than MAX_STEPS seconds merges consecutive seconds
+into buckets of equal length (analysis.worst_per_bucket) and draws each bucket at its WORST
+second: the lowest availability, the highest latency. An outage or a spike is never averaged
+away, and the chart says so ("each step is 10s ..."). Fault windows, phases and guardrail
+breaches keep their exact times.
+
 Every drawn series also carries its data (`data-values="t,v;t,v"`, `data-step` seconds) and the
 plot carries its axis ranges (`data-x-min` ... `data-plot`), so tests and other tools can check
 a chart against the journal it was drawn from, pixel by pixel.
@@ -16,8 +23,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from html import escape
+from typing import Literal
 
-from chaos.reports.analysis import Line, Window
+from chaos.reports.analysis import Line, Window, bucket_seconds, worst_per_bucket
+from chaos.units import format_duration
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
            "#e377c2")
@@ -26,6 +35,7 @@ FAULT_FILL, FAULT_EDGE, BREACH = "#f4a261", "#e76f51", "#b00020"
 WIDTH, HEIGHT = 720, 250
 LEFT, RIGHT, TOP, BOTTOM = 60, 16, 40, 40
 STEP = 1.0  # seconds per bucket of the journal's series
+MAX_STEPS = 600  # per series: about a pixel each (the plot is 644 px wide, ~900 on screen)
 
 
 def nice_ceiling(value: float) -> float:
@@ -59,12 +69,19 @@ def merge_identical(lines: Sequence[Line]) -> list[Line]:
 def chart(title: str, lines: Sequence[Line], *, x_max: float, y_min: float = 0.0,
           y_max: float | None = None, y_label: Callable[[float], str] = str,
           faults: Sequence[Window] = (), breaches: Sequence[tuple[float, str]] = (),
-          phases: Sequence[Window] = (), scale: float = 1.0) -> str:
-    """`scale` multiplies values for display (1000: seconds shown as ms); data stays unscaled."""
+          phases: Sequence[Window] = (), scale: float = 1.0,
+          worst: Literal["lowest", "highest"] = "highest") -> str:
+    """`scale` multiplies values for display (1000: seconds shown as ms); data stays unscaled.
+    `worst`: which value of a bucket is drawn when seconds are merged (availability: lowest)."""
+    x_top = max(x_max, 1.0)
+    step = STEP
+    if max((len(line.points) for line in lines), default=0) > MAX_STEPS:
+        step = float(bucket_seconds(x_top, MAX_STEPS))
+        pick = min if worst == "lowest" else max
+        lines = [worst_per_bucket(line, int(step), pick) for line in lines]
     lines = merge_identical(lines)
     top_value = y_max if y_max is not None else nice_ceiling(
         max((v for line in lines for _, v in line.points), default=0.0) * 1.1)
-    x_top = max(x_max, 1.0)
     w, h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def px(t: float) -> float:
@@ -79,6 +96,10 @@ def chart(title: str, lines: Sequence[Line], *, x_max: float, y_min: float = 0.0
            f'data-y-max="{top_value:g}" data-plot="{LEFT},{TOP},{w},{h}">',
            f"<title>{escape(title)}</title>",
            f'<text x="{LEFT}" y="15" class="chart-title">{escape(title)}</text>']
+    if step != STEP:
+        out.append(f'<text x="{WIDTH - RIGHT}" y="26" text-anchor="end" class="resolution" '
+                   f'data-step="{step:g}" data-worst="{worst}">each step is '
+                   f'{format_duration(step)} and shows its worst second ({worst} value)</text>')
     out += _phases(phases, px, TOP, h)
     for fault in faults:
         x0, x1 = px(fault.start), px(fault.end)
@@ -100,8 +121,8 @@ def chart(title: str, lines: Sequence[Line], *, x_max: float, y_min: float = 0.0
             f' stroke-dasharray="{dash}"' if dash else "")
         values = ";".join(f"{t:g},{v:g}" for t, v in line.points)
         drawn.append(f'<path class="series" data-series="{escape(line.name)}" '
-                     f'data-step="{STEP:g}" data-values="{values}" '
-                     f'd="{_steps(line.points, px, py)}" fill="none" {style}/>')
+                     f'data-step="{step:g}" data-values="{values}" '
+                     f'd="{_steps(line.points, px, py, step, x_top)}" fill="none" {style}/>')
         legend.append((line.name, f'<line x1="0" x2="18" y1="0" y2="0" {style}/>'))
     out += reversed(drawn)  # the first series (p50, the main probe) on top
     if faults:
@@ -126,15 +147,17 @@ def chart(title: str, lines: Sequence[Line], *, x_max: float, y_min: float = 0.0
 
 
 def _steps(points: Sequence[tuple[float, float]], px: Callable[[float], float],
-           py: Callable[[float], float]) -> str:
-    """`M x,y H x` per bucket; `V y H x` when the next bucket follows at once, else a new `M`."""
+           py: Callable[[float], float], step: float, x_top: float) -> str:
+    """`M x,y H x` per bucket; `V y H x` when the next bucket follows at once, else a new `M`.
+    A merged bucket ends at the plot's edge at the latest (its seconds all lie before it)."""
     parts: list[str] = []
     previous: float | None = None
     for t, v in points:
-        if previous is not None and abs(t - previous - STEP) < 1e-6:
-            parts.append(f"V{py(v)} H{px(t + STEP)}")
+        end = t + step if step == STEP else min(t + step, x_top)
+        if previous is not None and abs(t - previous - step) < 1e-6:
+            parts.append(f"V{py(v)} H{px(end)}")
         else:
-            parts.append(f"M{px(t)},{py(v)} H{px(t + STEP)}")
+            parts.append(f"M{px(t)},{py(v)} H{px(end)}")
         previous = t
     return " ".join(parts)
 

@@ -19,19 +19,17 @@ import contextlib
 import os
 import re
 import signal
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from chaos.adapters.local.children import die_with_parent
 from chaos.errors import ProbeError, TargetNotFound
 from chaos.model.experiment import ProbeSpec
 from chaos.slo.checks import Sample
+from chaos.slo.http_client import NotHttp, fetch
 
-MAX_BODY = 256 * 1024
 EXEC_REAP_TIMEOUT = 2.0  # after killing an exec probe's group, wait this long for its pipes
 
 
@@ -45,73 +43,21 @@ def _required(spec: Mapping[str, Any], key: str, kind: str) -> Any:
 
 
 async def _http(spec: Mapping[str, Any]) -> tuple[bool, str]:
-    url = urlsplit(_required(spec, "url", "http"))
-    secure = url.scheme == "https"
-    port = url.port or (443 if secure else 80)
-    context = None
-    if secure:
-        context = ssl.create_default_context()
-        if spec.get("verify_tls") is False:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-    reader, writer = await asyncio.open_connection(url.hostname, port, ssl=context)
+    url = str(_required(spec, "url", "http"))
+    method = str(spec.get("method") or "GET")
     try:
-        body = (spec.get("body") or "").encode()
-        path = (url.path or "/") + (f"?{url.query}" if url.query else "")
-        headers = {"Host": url.netloc, "User-Agent": "chaos-probe", "Connection": "close",
-                   "Content-Length": str(len(body)), **(spec.get("headers") or {})}
-        head = f"{spec.get('method') or 'GET'} {path} HTTP/1.1\r\n" + "".join(
-            f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-        writer.write(head.encode() + body)
-        await writer.drain()
-        status_line = await reader.readline()
-        parts = status_line.decode("latin-1").split(" ", 2)
-        if len(parts) < 2 or not parts[1].isdigit():
-            return False, f"not an HTTP response: {status_line[:60]!r}"
-        status = int(parts[1])
-        data = await _read_body(reader, str(spec.get("method") or "GET"), status)
-        wanted = spec.get("status")
-        if (status not in wanted) if wanted else not 200 <= status < 300:
-            return False, f"HTTP {status}"
-        pattern = spec.get("expect_body")
-        if pattern and not re.search(pattern, data.decode("utf-8", "replace")):
-            return False, f"HTTP {status}, body does not match {pattern!r}"
-        return True, f"HTTP {status}"
-    finally:
-        writer.close()
-
-
-async def _read_body(reader: asyncio.StreamReader, method: str, status: int) -> bytes:
-    """The whole body (up to MAX_BODY), however many packets it takes: headers first, then by
-    Content-Length, chunks, or until the server closes (we asked for `Connection: close`)."""
-    length, chunked = None, False
-    while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-        name, _, value = line.decode("latin-1").partition(":")
-        name, value = name.strip().lower(), value.strip()
-        if name == "content-length" and value.isdigit():
-            length = int(value)
-        elif name == "transfer-encoding" and "chunked" in value.lower():
-            chunked = True
-    if method == "HEAD" or status in (204, 304) or status < 200:
-        return b""
-    if chunked:
-        body = b""
-        while len(body) < MAX_BODY:
-            try:
-                size = int((await reader.readline()).split(b";", 1)[0].strip() or b"0", 16)
-            except ValueError:  # not chunked after all: judge what we have
-                break
-            if size == 0:
-                break
-            body += await reader.readexactly(size)
-            await reader.readline()  # the CRLF after each chunk
-        return body[:MAX_BODY]
-    if length is not None:
-        return await reader.readexactly(min(length, MAX_BODY))
-    body = b""
-    while len(body) < MAX_BODY and (chunk := await reader.read(MAX_BODY - len(body))):
-        body += chunk
-    return body
+        status, data = await fetch(url, method=method, headers=spec.get("headers"),
+                                   body=(spec.get("body") or "").encode(),
+                                   verify_tls=spec.get("verify_tls") is not False)
+    except NotHttp as exc:
+        return False, str(exc)
+    wanted = spec.get("status")
+    if (status not in wanted) if wanted else not 200 <= status < 300:
+        return False, f"HTTP {status}"
+    pattern = spec.get("expect_body")
+    if pattern and not re.search(pattern, data.decode("utf-8", "replace")):
+        return False, f"HTTP {status}, body does not match {pattern!r}"
+    return True, f"HTTP {status}"
 
 
 async def _tcp(spec: Mapping[str, Any]) -> tuple[bool, str]:
@@ -224,7 +170,7 @@ class Probe:
                 ok, detail = await RUNNERS[self.kind](self.spec)
         except TimeoutError:
             ok, detail = False, f"no answer within {self.timeout:g}s"
-        except (OSError, ssl.SSLError, asyncio.IncompleteReadError, ValueError) as exc:
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:  # SSLError: OSError
             # ValueError: a malformed answer (an over-long header line, a bad chunk size)
             ok, detail = False, f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
         return Sample(self.name, started_wall, ok, time.monotonic() - started_wall, detail)

@@ -12,14 +12,18 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from chaos.errors import truncate
 from chaos.slo.checks import SloCheck
+from chaos.slo.http_client import NotHttp, fetch
+
+MAX_ANSWER = 4 * 1024 * 1024  # sum()-ed instant queries answer in bytes; a runaway query won't
 
 
 class QueryFailed(Exception):
@@ -53,11 +57,16 @@ class Prometheus:
     total: str | None
     latency: str | None
     timeout: float = 5.0
+    headers: Mapping[str, str] = field(default_factory=dict)
+    verify_tls: bool = True
+    ca_file: str | None = None
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> Prometheus:
         return cls(spec["url"].rstrip("/"), spec.get("good"), spec.get("total"),
-                   spec.get("latency"), float(spec.get("timeout") or 5.0))
+                   spec.get("latency"), float(spec.get("timeout") or 5.0),
+                   dict(spec.get("headers") or {}), spec.get("verify_tls") is not False,
+                   spec.get("ca_file"))
 
     async def evidence(self, check: SloCheck, seconds: float) -> Answer:
         """What `check` needs, over the `seconds` that end now."""
@@ -115,30 +124,30 @@ class Prometheus:
         return sum(values) if values else None
 
     async def _get(self, path: str, params: Mapping[str, str]) -> Any:
-        parts = urlsplit(self.url)
-        host, port = parts.hostname or "127.0.0.1", parts.port or 9090
-        target = f"{parts.path}{path}?{urlencode(params)}"
         try:
             async with asyncio.timeout(self.timeout):
-                reader, writer = await asyncio.open_connection(host, port)
-                try:
-                    writer.write(f"GET {target} HTTP/1.0\r\nHost: {parts.netloc}\r\n\r\n"
-                                 .encode())
-                    raw = await reader.read()
-                finally:
-                    writer.close()
+                status, body = await fetch(f"{self.url}{path}?{urlencode(params)}",
+                                           headers=self.headers, verify_tls=self.verify_tls,
+                                           ca_file=self.ca_file, limit=MAX_ANSWER,
+                                           agent="chaos-slo")
         except TimeoutError:
             raise QueryFailed(f"Prometheus at {self.url} did not answer within "
                               f"{self.timeout:g}s") from None
-        except OSError as exc:
+        except ssl.SSLCertVerificationError as exc:
+            raise QueryFailed(f"cannot trust Prometheus at {self.url}: {exc.verify_message}; "
+                              "set prometheus.ca_file to the CA that signed its certificate "
+                              "(or verify_tls: false)") from exc
+        except (OSError, NotHttp, asyncio.IncompleteReadError) as exc:
             raise QueryFailed(f"cannot reach Prometheus at {self.url}: {exc}") from exc
-        head, _, body = raw.partition(b"\r\n\r\n")
-        status = int(head[9:12]) if head.startswith(b"HTTP/") else 0
         try:
             doc = json.loads(body)
         except ValueError:
             doc = {}
-        if status != 200 or doc.get("status") != "success":
-            message = doc.get("error") or body.decode(errors="replace")
-            raise QueryFailed(f"Prometheus answered HTTP {status}: {truncate(str(message))}")
+        if status != 200 or not isinstance(doc, dict) or doc.get("status") != "success":
+            message = (doc.get("error") if isinstance(doc, dict) else None) or \
+                body.decode(errors="replace") or "no body"
+            hint = " (check prometheus.headers: the credentials were refused)" \
+                if status in (401, 403) else ""
+            raise QueryFailed(f"Prometheus answered HTTP {status}: {truncate(str(message))}"
+                              f"{hint}")
         return doc.get("data", {})

@@ -130,9 +130,17 @@ def test_convert_a_kubernetes_experiment_with_environment_configuration(
     result = run_chaos("convert", str(source), "-o", str(out))
     assert result.returncode == 0, result.stderr
     doc = yaml.safe_load(out.read_text())
-    probe = doc["hypothesis"]["probes"][0]["http"]
+    probes = {p["name"]: p for p in doc["hypothesis"]["probes"]}
+    probe = probes["front-page-must-respond"]["http"]
     assert probe["url"] == "${FRONT_URL}/"
     assert probe["headers"] == {"Authorization": "Bearer ${FRONT_TOKEN}"}
+    assert probes["at-least-two-backend-pods"]["pods"] == {
+        "namespace": "${ns}", "labels": {"app": "backend"}, "min_ready": 2}
+    assert probes["cache-healthy"]["deployment"] == {"namespace": "${ns}", "name": "cache"}
+    assert probes["front-partly-up"]["deployment"] == {  # chaosk8s's default namespace
+        "namespace": "default", "name": "front", "min_available": 1}
+    assert doc["hypothesis"]["checks"] == [f"{name} >= 100%" for name in probes]
+    assert "ours count Ready pods" in result.stderr
     assert doc["vars"] == {"ns": "shop"}
     assert [(f["type"], f.get("start"), f.get("duration")) for f in doc["faults"]] == [
         ("pod.delete", None, None), ("workload.scale_down", "10s", "60s"),
@@ -144,9 +152,11 @@ def test_convert_a_kubernetes_experiment_with_environment_configuration(
                          r"(.*)$", result.stderr, re.MULTILINE)
     assert [(path, name) for path, name, _ in skipped] == [
         ("steady-state-hypothesis.probes[0]", "all-backend-pods-running"),
+        ("steady-state-hypothesis.probes[5]", "pod-logs-say-ok"),
         ("method[4]", "odd-signal"), ("method[5]", "read-backend-logs"),
         ("rollbacks[0]", "scale-cache-back"), ("rollbacks[1]", "uncordon")]
-    assert "with.signal" in skipped[1][2] and "BOGUS" in skipped[1][2]
+    assert "min_ready: N" in skipped[0][2] and "read_pod_logs has no native probe" in skipped[1][2]
+    assert "with.signal" in skipped[2][2] and "BOGUS" in skipped[2][2]
     assert "export FRONT_URL, or pass --var FRONT_URL=VALUE" in result.stderr
     assert "Traceback" not in result.stderr
     checked = run_chaos("validate", str(out), "--var", "FRONT_URL=http://127.0.0.1:1",

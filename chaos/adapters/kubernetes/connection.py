@@ -34,25 +34,33 @@ class ClusterUnreachable(ChaosError):
 
 @dataclass(frozen=True)
 class Connection:
-    kubeconfig: str | None = None  # absolute path; None with in_cluster
+    kubeconfig: str | None = None  # absolute path(s), os.pathsep-joined; None with in_cluster
     context: str | None = None  # None: the kubeconfig's current context
     in_cluster: bool = False
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any] | None) -> Connection:
-        """The experiment's `kubernetes:` section -> a connection; files before in-cluster."""
+        """The experiment's `kubernetes:` section -> a connection; files before in-cluster.
+
+        Like kubectl: every existing file $KUBECONFIG names is merged (the client merges
+        `a:b`), and the current context is the first one a file sets."""
         settings = settings or {}
         context = settings.get("context")
         given = settings.get("kubeconfig")
         env = os.environ.get("KUBECONFIG", "")
-        candidates = [given] if given else [p for p in env.split(os.pathsep) if p] + [
-            "~/.kube/config"]
-        for candidate in candidates:
-            path = Path(os.path.expanduser(candidate)).resolve()
-            if path.is_file() or given:
-                # pinned now: a later `kubectl config use-context` must not send the revert
-                # (from the watchdog or `chaos recover`) to another cluster
-                return cls(str(path), context or _current_context(path))
+        if given:
+            files = [Path(os.path.expanduser(given)).resolve()]
+        else:
+            named = [Path(os.path.expanduser(p)).resolve() for p in env.split(os.pathsep) if p]
+            files = [p for p in dict.fromkeys(named) if p.is_file()]
+            home = Path(os.path.expanduser("~/.kube/config")).resolve()
+            if not files and home.is_file():
+                files = [home]
+        if files:
+            # pinned now: a later `kubectl config use-context` must not send the revert (from
+            # the watchdog or `chaos recover`) to another cluster
+            current = next(filter(None, map(_current_context, files)), None)
+            return cls(os.pathsep.join(map(str, files)), context or current)
         if os.environ.get("KUBERNETES_SERVICE_HOST") and (SERVICE_ACCOUNT_DIR / "token").exists():
             return cls(None, None, in_cluster=True)
         looked = f"KUBECONFIG={env} names no file" if env else "no $KUBECONFIG"
@@ -140,7 +148,8 @@ def _build(conn: Connection) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ClusterUnreachable(f"cannot use {conn.kubeconfig}: not valid YAML{where}",
+        name = mark.name if mark and os.path.isfile(mark.name) else conn.kubeconfig
+        raise ClusterUnreachable(f"cannot use {name}: not valid YAML{where}",
                                  hint="fix the kubeconfig (`kubectl config view` reads it), or "
                                       "name another with `kubernetes: {kubeconfig: ...}`") from exc
 

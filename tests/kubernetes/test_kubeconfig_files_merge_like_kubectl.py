@@ -1,0 +1,56 @@
+"""$KUBECONFIG naming several files works as under kubectl: the files are merged (a context in
+one, its cluster and user in another), the current context is the first one a file sets, and
+files that do not exist are skipped. The fault and its revert both reach the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from chaos.adapters.kubernetes.connection import Connection
+from tests.conftest import run_chaos
+from tests.kubernetes.conftest import add_workload, calls, wait_ready
+from tests.kubernetes.emulator import DEPLOYMENTS, Emulator
+
+
+def split_kubeconfig(k8s: Emulator, tmp_path: Path) -> str:
+    """contexts.yaml: the emulator's context, current; cluster.yaml: its cluster and user, and
+    a current context of its own (a dead cluster) that must lose to the first file's."""
+    contexts = tmp_path / "contexts.yaml"
+    contexts.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
+        "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "tester",
+                                                      "namespace": "shop"}}]}))
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "dead",
+        "clusters": [{"name": "emulator", "cluster": {"server": k8s.url}},
+                     {"name": "dead", "cluster": {"server": "http://127.0.0.1:9"}}],
+        "users": [{"name": "tester", "user": {"token": "not-a-secret"}}],
+        "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "tester"}}]}))
+    return os.pathsep.join([str(tmp_path / "missing.yaml"), str(contexts), str(cluster)])
+
+
+def test_the_connection_names_every_existing_file_and_the_first_current_context(
+        k8s: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", split_kubeconfig(k8s, tmp_path))
+    conn = Connection.from_settings({})
+    assert conn.kubeconfig == os.pathsep.join([str(tmp_path / "contexts.yaml"),
+                                               str(tmp_path / "cluster.yaml")])
+    assert conn.context == "emulator"
+    assert conn.default_namespace() == "shop"
+
+
+def test_a_fault_and_its_revert_reach_the_cluster_of_merged_files(
+        k8s: Emulator, tmp_path: Path, state_dir: Path) -> None:
+    add_workload(k8s, "api", replicas=2)
+    wait_ready(k8s, "shop", "api", 2)
+    result = run_chaos("inject", "workload.scale_down", "--deployment", "api",
+                       "--replicas", "0", "--for", "300ms",
+                       env={"KUBECONFIG": split_kubeconfig(k8s, tmp_path)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [c.body["spec"]["replicas"] for c in calls(k8s, "patch", "deployments/scale")] == [0, 2]
+    assert k8s.call(lambda c: c.get(DEPLOYMENTS, "shop", "api"))["spec"]["replicas"] == 2
