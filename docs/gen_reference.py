@@ -8,7 +8,7 @@ they cannot drift from the schema the loader enforces:
     .venv/bin/python docs/gen_reference.py --write      # refresh both docs in place
     .venv/bin/python docs/gen_reference.py --check      # exit 1 if a doc is out of date
 
-It reads the same objects `chaos validate` uses: `chaos.model.loader.experiment_schema` with the
+It reads the same objects `chaos validate` uses: `chaos.model.sections.experiment_schema` with the
 vocabulary from `chaos.runner.load.vocabulary` (fault types, target kinds, probes), and the
 built-in adapter registry without third-party plugins.
 """
@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from chaos.adapters.registry import new_registry
-from chaos.model.loader import Raw, experiment_schema
 from chaos.model.schema import Any_, Argv, Bool, Int, List, Map, Obj, OneOf, Schema, Str, Unit
+from chaos.model.sections import Raw, experiment_schema
 from chaos.runner.load import vocabulary
 
 DOCS = Path(__file__).resolve().parent

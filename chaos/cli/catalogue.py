@@ -38,7 +38,7 @@ def faults(as_json: bool) -> None:
 
 def experiment_json_schema() -> dict[str, object]:
     from chaos.faults import default_registry as default_faults
-    from chaos.model.loader import experiment_schema
+    from chaos.model.sections import experiment_schema
     from chaos.runner.load import vocabulary
 
     vocab = vocabulary()

@@ -23,7 +23,6 @@ import yaml
 from chaos.errors import ExperimentInvalid, Location, Problem
 from chaos.model import source
 from chaos.model.experiment import frozen
-from chaos.model.loader import VAR_NAME, VarDefault
 from chaos.model.schema import (
     INVALID,
     Context,
@@ -37,6 +36,7 @@ from chaos.model.schema import (
     Str,
     kind_of,
 )
+from chaos.model.sections import VAR_NAME, VarDefault
 
 STOP_ON = ("never", "first_failure", "first_abort")
 FORMATS = ("html", "markdown", "junit", "postmortem")

@@ -8,358 +8,54 @@ at once. `json_schema()` publishes the same declaration for editors (`chaos sche
 A subtree is INVALID when any problem was reported while walking it; walks never stop early, so
 one typo does not hide the next. `Obj.fields_of` and `List.items_of` give the partial result
 (valid parts kept) to the loader's second step, which checks what needs sibling context.
+
+This module holds the containers (List, Map, Obj, OneOf, Argv) and is where the whole language is
+imported from; the walk they share (Context, Schema) is in chaos.model.walk and the scalar types
+in chaos.model.scalars.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from chaos.errors import Problem
 from chaos.model import source
-from chaos.units import (
-    DURATION_PATTERN,
-    PERCENT_PATTERN,
-    RATE_PATTERN,
-    SIZE_PATTERN,
-    format_duration,
-    format_percent,
-    parse_duration,
-    parse_percent,
-    parse_rate,
-    parse_size,
-    shown,
+from chaos.model.scalars import (
+    VAR_PATTERN,
+    Any_,
+    Bool,
+    Duration,
+    Int,
+    Percent,
+    Rate,
+    Scalar,
+    Size,
+    Str,
+    Unit,
 )
-
-INVALID: Any = object()  # marks a value that had a problem; builders skip it
-MAX_PROBLEMS = 100  # past this, a file is the wrong kind of file: count the rest, list none
-# JSON Schema: a value holding ${var} is checked by the loader, after substitution
-VAR_PATTERN = r"\$\{"
-
-
-@dataclass
-class Context:
-    """Carries the file name, variables, the problem list and the node budget through a walk."""
-
-    file: str
-    variables: Mapping[str, str] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-    count: int = 0  # problems reported, also those past MAX_PROBLEMS
-    nodes: int = 0
-
-    def problem(self, node: yaml.Node | None, path: str, message: str) -> Any:
-        self.count += 1
-        if self.count <= MAX_PROBLEMS:
-            loc = source.location(self.file, node) if node is not None else None
-            self.problems.append(Problem(loc, path, message))
-        return INVALID
-
-    def sorted_problems(self) -> list[Problem]:
-        """In reading order (file-level ones first), plus a line for those not listed."""
-        result = sorted(self.problems, key=lambda p: (p.location.line, p.location.column)
-                        if p.location else (0, 0))
-        if self.count > MAX_PROBLEMS:
-            result.append(Problem(None, "", f"... and {self.count - MAX_PROBLEMS} more problems "
-                                            "(is this an experiment file?)"))
-        return result
-
-
-def kind_of(node: yaml.Node) -> str:
-    """How a node is named in messages: `expected a list, got a mapping`."""
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    return shown(node.value) if node.value != "" else "nothing"
-
-
-def join(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
-
-
-def suggest(word: str, choices: list[str]) -> str:
-    """`; did you mean X?` for a likely typo, else nothing."""
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else ""
-
-
-def _unreadable(text: str) -> str | None:
-    """Why a string from the file cannot be used (it would crash a print or an exec later)."""
-    if "\x00" in text:
-        return "contains a NUL character (\\0)"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "contains an unpaired surrogate escape (\\uD800-\\uDFFF)"
-    return None
-
-
-class Schema:
-    doc: str = ""
-    default: Any = None
-
-    def check(self, node: yaml.Node, path: str, ctx: Context, depth: int = 0) -> Any:
-        ctx.nodes += 1
-        if depth > source.MAX_DEPTH or ctx.nodes > source.MAX_NODES:
-            if ctx.nodes == source.MAX_NODES + 1 or depth == source.MAX_DEPTH + 1:
-                return ctx.problem(node, path, "document is nested too deep or is too large "
-                                               "(YAML aliases count every time they are used)")
-            return INVALID
-        mark = ctx.count
-        value = self._check(node, path, ctx, depth)
-        return INVALID if ctx.count != mark else value
-
-    def _check(self, node: yaml.Node, path: str, ctx: Context, depth: int) -> Any:
-        raise NotImplementedError
-
-    def json_schema(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def default_value(self) -> Any:
-        """The default as a converted value (declared defaults read like YAML: "3s")."""
-        return self.default
-
-    def describe(self) -> str:
-        """Short type description for `chaos faults` and docs."""
-        return type(self).__name__.lower()
-
-    def _with_doc(self, schema: dict[str, Any]) -> dict[str, Any]:
-        if self.doc:
-            schema["description"] = self.doc
-        if self.default is not None:
-            schema["default"] = self.default
-        return schema
-
-
-class Scalar(Schema):
-    """A scalar converted by `convert`, which raises ValueError with the expectation."""
-
-    def __init__(self, doc: str = "", default: Any = None) -> None:
-        self.doc, self.default = doc, default
-
-    def _check(self, node: yaml.Node, path: str, ctx: Context, depth: int) -> Any:
-        if not isinstance(node, yaml.ScalarNode):
-            return ctx.problem(node, path, f"expected {self.expected()}, got {kind_of(node)}")
-        node, missing = source.substitute(node, ctx.variables)
-        if missing:
-            name = missing[0]
-            return ctx.problem(node, path, f"variable ${{{name}}} is not set: pass --var "
-                                           f"{name}=VALUE, export {name}, or add it under vars")
-        try:
-            value = self.value_of(node)
-            if isinstance(value, str) and (why := _unreadable(value)):
-                raise ValueError(f"the value {why}")
-            return self.convert(value)
-        except ValueError as exc:
-            return ctx.problem(node, path, str(exc))
-
-    def value_of(self, node: yaml.ScalarNode) -> object:
-        return source.scalar_value(node)
-
-    def convert(self, value: object) -> Any:
-        raise NotImplementedError
-
-    def default_value(self) -> Any:
-        return None if self.default is None else self.convert(self.default)
-
-    def expected(self) -> str:
-        return self.describe()
-
-    def _or_var(self, schema: dict[str, Any]) -> dict[str, Any]:
-        """Also accept a string holding ${var}: its type is known only after substitution."""
-        return {"anyOf": [schema, {"type": "string", "pattern": VAR_PATTERN}]}
-
-
-class Str(Scalar):
-    def __init__(
-        self, doc: str = "", default: Any = None, *, pattern: str | None = None,
-        choices: tuple[str, ...] = (), min_length: int = 0,
-    ) -> None:
-        super().__init__(doc, default)
-        self.pattern = pattern  # compiled on first use (re caches it): imports stay fast
-        self.choices, self.min_length = choices, min_length
-
-    def value_of(self, node: yaml.ScalarNode) -> object:
-        """The text as written: `name: 0x10` is "0x10", not 16; `title: yes` is a mistake."""
-        value = source.scalar_value(node)
-        if isinstance(value, bool):
-            raise ValueError(f"expected {self.expected()}, got {node.value}, which YAML reads "
-                             f"as {str(value).lower()}; quote it")
-        if isinstance(value, (int, float)):
-            return node.value
-        return value
-
-    def convert(self, value: object) -> str:
-        if isinstance(value, (bool, bytes)) or value is None or isinstance(value, (list, dict)):
-            if value is None:
-                raise ValueError(f"expected {self.expected()}, got nothing")
-            raise ValueError(f"expected {self.expected()}, got {shown(value)}")
-        text = str(value)
-        if self.choices and text not in self.choices:
-            raise ValueError(f"expected one of {', '.join(self.choices)}, got {shown(text)}"
-                             f"{suggest(text, list(self.choices))}")
-        if self.pattern and not re.fullmatch(self.pattern, text):
-            raise ValueError(f"expected {self.expected()}, got {shown(text)}")
-        if len(text) < self.min_length:
-            raise ValueError("expected a non-empty string")
-        return text
-
-    def expected(self) -> str:
-        if self.choices:
-            return "one of " + ", ".join(self.choices)
-        return f"a string matching {self.pattern}" if self.pattern else "a string"
-
-    def describe(self) -> str:
-        return "|".join(self.choices) if self.choices else "string"
-
-    def json_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "string"}
-        if self.choices:
-            schema = self._or_var({"enum": list(self.choices)})
-        if self.pattern:
-            schema["pattern"] = f"^(?:{self.pattern})$|{VAR_PATTERN}"
-        if self.min_length:
-            schema["minLength"] = self.min_length
-        return self._with_doc(schema)
-
-
-class Int(Scalar):
-    def __init__(
-        self, doc: str = "", default: Any = None, *, min: int | None = None,
-        max: int | None = None,
-    ) -> None:
-        super().__init__(doc, default)
-        self.min, self.max = min, max
-
-    def convert(self, value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            quoted = isinstance(value, str) and value.strip().lstrip("+-").isdigit()
-            raise ValueError(f"expected {self.expected()}, got {shown(value)}"
-                             + ("; remove the quotes" if quoted else ""))
-        if (self.min is not None and value < self.min) or (
-            self.max is not None and value > self.max
-        ):
-            raise ValueError(f"expected {self.expected()}, got {value}")
-        return value
-
-    def expected(self) -> str:
-        if self.min is not None and self.max is not None:
-            return f"an integer from {self.min} to {self.max}"
-        if self.min is not None:
-            return f"an integer >= {self.min}"
-        return "an integer"
-
-    def describe(self) -> str:
-        return "integer"
-
-    def json_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "integer"}
-        if self.min is not None:
-            schema["minimum"] = self.min
-        if self.max is not None:
-            schema["maximum"] = self.max
-        return self._with_doc(self._or_var(schema))
-
-
-class Bool(Scalar):
-    def convert(self, value: object) -> bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"expected true or false, got {shown(value)}")
-        return value
-
-    def describe(self) -> str:
-        return "boolean"
-
-    def json_schema(self) -> dict[str, Any]:
-        return self._with_doc(self._or_var({"type": "boolean"}))
-
-
-_UNIT_PATTERNS: dict[Callable[[object], Any], str] = {
-    parse_duration: DURATION_PATTERN, parse_percent: PERCENT_PATTERN, parse_size: SIZE_PATTERN,
-    parse_rate: RATE_PATTERN,
-}
-
-
-class Unit(Scalar):
-    """A value with a unit, parsed by one of chaos.units' parsers."""
-
-    def __init__(
-        self, parser: Callable[[object], Any], name: str, example: str, doc: str = "",
-        default: Any = None, *, min: float | None = None, max: float | None = None,
-    ) -> None:
-        super().__init__(doc, default)
-        self.parser, self.name, self.example = parser, name, example
-        self.min, self.max = min, max
-
-    def convert(self, value: object) -> Any:
-        parsed = self.parser(value)
-        if self.min is not None and parsed < self.min:
-            raise ValueError(f"expected a {self.name} of at least {self.bound(self.min)}, "
-                             f"got {shown(value)}")
-        if self.max is not None and parsed > self.max:
-            raise ValueError(f"expected a {self.name} of at most {self.bound(self.max)}, "
-                             f"got {shown(value)}")
-        return parsed
-
-    def bound(self, value: float) -> str:
-        return self.default_text(value)
-
-    def default_text(self, value: float) -> str:
-        """A number of this unit written back the way a user would write it."""
-        if self.parser is parse_duration:
-            return format_duration(value)
-        if self.parser is parse_percent:
-            return format_percent(value)
-        return f"{value:g}"
-
-    def describe(self) -> str:
-        return f"{self.name} (e.g. {self.example})"
-
-    def json_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "string", "examples": [self.example]}
-        pattern = _UNIT_PATTERNS.get(self.parser)
-        if pattern:
-            schema["pattern"] = f"^(?:{pattern})$|{VAR_PATTERN}"
-        if self.parser is parse_size:
-            schema = {"anyOf": [schema, {"type": "integer", "minimum": 0}]}
-        return self._with_doc(schema)
-
-
-def Duration(doc: str = "", default: Any = None, *, min: float | None = None,
-             max: float | None = None) -> Unit:
-    return Unit(parse_duration, "duration", "500ms", doc, default, min=min, max=max)
-
-
-def Percent(doc: str = "", default: Any = None) -> Unit:
-    return Unit(parse_percent, "percentage", "99.5%", doc, default)
-
-
-def Size(doc: str = "", default: Any = None) -> Unit:
-    return Unit(parse_size, "size", "512MiB", doc, default)
-
-
-def Rate(doc: str = "", default: Any = None) -> Unit:
-    return Unit(parse_rate, "rate", "200/s", doc, default)
-
-
-class Any_(Scalar):
-    """Any scalar, kept as YAML typed it."""
-
-    def convert(self, value: object) -> Any:
-        return value
-
-    def describe(self) -> str:
-        return "scalar"
-
-    def json_schema(self) -> dict[str, Any]:
-        return self._with_doc({"type": ["string", "number", "boolean", "null"]})
+from chaos.model.walk import (
+    INVALID,
+    MAX_PROBLEMS,
+    Context,
+    Schema,
+    join,
+    kind_of,
+    suggest,
+    unreadable,
+)
+from chaos.units import shown
+
+# The whole language is imported from here (by plugins too, see docs/faults.md), wherever a
+# name is defined.
+__all__ = [
+    "INVALID", "MAX_PROBLEMS", "VAR_PATTERN", "Any_", "Argv", "Bool", "Context", "Duration",
+    "Field", "Int", "List", "Map", "Obj", "OneOf", "Percent", "Rate", "Scalar", "Schema", "Size",
+    "Str", "Unit", "join", "kind_of", "scalar_as", "suggest",
+]
 
 
 class List(Schema):
@@ -406,7 +102,7 @@ def _mapping_items(
             ctx.problem(key_node, path, "keys must be plain strings, not lists or mappings")
             continue
         key = str(key_node.value)
-        if why := _unreadable(key):
+        if why := unreadable(key):
             ctx.problem(key_node, path, f"a key {why}")
             continue
         if key in seen:

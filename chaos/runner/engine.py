@@ -5,14 +5,11 @@
     DURING  faults on their timeline: ledger intent -> inject -> applied -> (hold) -> revert
             guardrails evaluated on every sample      breach => revert everything now, exit 4
     AFTER   recovery time, settle, sample a window    fails => exit 1
-
-Hypothesis sources run with the phases: probes (sampled every `every`), open-model traffic
-(chaos.slo.traffic, from the start of BEFORE to cleanup) and Prometheus (queried at the end of
-each window). Checks over traffic/Prometheus are judged every `during.every` over the last
-`during.window`: `abort` ones revert at once, the first failing `during` check after the first
-injection gives the time to detect. A window the traffic generator could not keep to is INVALID
-(exit 2), never a pass or a failure.
     cleanup (always, uninterruptible): revert what is still open, stop services, journal
+
+What is sampled and how checks are judged (probes, traffic, Prometheus, guardrails, the time to
+detect, the recovery time) is the `Observer`'s (chaos.runner.observer); the engine decides what
+happens next.
 
 All work runs in one task. A signal or a guardrail cancels that task; the `finally` around it
 reverts at once, whatever the task was awaiting (a probe, a sleep, an injection). A second
@@ -30,15 +27,16 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psutil
 
 from chaos.adapters.base import Adapter, TargetRef
 from chaos.adapters.registry import AdapterRegistry
 from chaos.errors import ChaosError, ExitCode, FaultFailed, truncate
-from chaos.model.experiment import CheckSpec, Experiment, FaultSpec, thaw
+from chaos.model.experiment import Experiment, FaultSpec, thaw
 from chaos.runner.events import EventBus
+from chaos.runner.observer import Observer
 from chaos.runner.plan import plan
 from chaos.runner.services import Services
 from chaos.safety import failpoints, guards
@@ -46,24 +44,7 @@ from chaos.safety.ledger import Ledger
 from chaos.safety.locks import TargetLocks
 from chaos.safety.recover import revert_spec
 from chaos.safety.watchdog import HEARTBEAT_EVERY, WatchdogHandle, spawn
-from chaos.slo.checks import (
-    MIN_EVENTS,
-    Check,
-    Evidence,
-    Sample,
-    SloCheck,
-    Status,
-    Verdict,
-    recovery_verdict,
-)
-from chaos.slo.probes import Probe
-from chaos.slo.sampler import Sampler
-
-if TYPE_CHECKING:
-    from chaos.slo.prometheus import Prometheus
-    from chaos.slo.traffic import HttpTraffic, Window
-
-MIN_SLO_EVENTS = 20  # default `min_events` for traffic and Prometheus windows
+from chaos.slo.checks import Verdict, recovery_verdict
 
 log = logging.getLogger(__name__)
 
@@ -134,14 +115,7 @@ class Engine:
         self.services = Services(experiment.services, out_dir, bus)
         self.locks = TargetLocks(ledger.state_dir, self.run_id)
         self.injections: list[Injection] = []
-        self.verdicts: dict[str, list[Verdict]] = {}
-        self.recovery: float | None = None
-        self.sampler: Sampler | None = None
-        self.traffic: HttpTraffic | None = None
-        self.prometheus: Prometheus | None = None
-        self.detected: float | None = None
-        self._first_injection: float | None = None
-        self._watch_task: asyncio.Task[None] | None = None
+        self.observer: Observer | None = None  # with a hypothesis, from its BEFORE phase on
         self.watchdog: WatchdogHandle | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._work: asyncio.Task[None] | None = None
@@ -149,7 +123,6 @@ class Engine:
         self._outcome: tuple[ExitCode, str] = (ExitCode.OK, "the hypothesis held")
         self._error: ChaosError | None = None
         self._during_started: float | None = None
-        self._guarding = False  # guardrails are checked during the during phase only
         self._last_revert: float | None = None
         self._protected: dict[int, str] = {}
 
@@ -220,8 +193,10 @@ class Engine:
         self.ledger.finish_run(self.run_id, exit_code=int(code))
         self.bus.emit("run.finished", run=self.run_id, verdict=VERDICTS[code],
                       exit_code=int(code), reason=reason)
-        return RunResult(self.run_id, code, reason, self._error, self.verdicts,
-                         self.injections, self.recovery, self.detected)
+        seen = self.observer
+        return RunResult(self.run_id, code, reason, self._error, seen.verdicts if seen else {},
+                         self.injections, seen.recovery if seen else None,
+                         seen.detected if seen else None)
 
     async def _heartbeat(self) -> None:
         while self.watchdog is not None:
@@ -248,30 +223,30 @@ class Engine:
         await self.services.start_all()
         hyp = exp.hypothesis
         if hyp is not None:
-            self.sampler = Sampler([Probe.from_spec(p) for p in hyp.probes], self._on_sample,
-                                   self._on_probe_error)
-            self._start_sources()
+            seen = self.observer = Observer(hyp, self.bus, abort=self._cancel,
+                                            stopping=lambda: self._stop is not None,
+                                            on_probe_error=self._on_probe_error)
+            seen.start_sources()
             self.bus.emit("phase.started", phase="before")
-            self.sampler.start(hyp.before.every)
+            seen.sampler.start(hyp.before.every)
             start = time.monotonic()
             await asyncio.sleep(hyp.before.window)
-            if not await self._evaluate("before", hyp.checks, start, time.monotonic()):
-                self._outcome = self._invalid("before") or (
+            if not await seen.evaluate("before", hyp.checks, start, time.monotonic()):
+                self._outcome = seen.invalid("before") or (
                     ExitCode.STEADY_STATE_NOT_MET,
-                    "steady state not met before injection: " + self._failures("before"))
+                    "steady state not met before injection: " + seen.failures("before"))
                 return
-            self.sampler.every = hyp.during.every
+            seen.sampler.every = hyp.during.every
         await self._during()
         if hyp is not None and exp.faults:
             await self._after()
 
     async def _during(self) -> None:
-        hyp = self.experiment.hypothesis
+        seen = self.observer
         self.bus.emit("phase.started", phase="during")
         start = self._during_started = time.monotonic()
-        self._guarding = True
-        if hyp is not None and (self.traffic or self.prometheus):
-            self._watch_task = asyncio.create_task(self._watch(), name="guardrails")
+        if seen is not None:
+            seen.guard(start)
         try:
             async with asyncio.TaskGroup() as group:
                 for fault in self.experiment.faults:
@@ -279,173 +254,34 @@ class Engine:
         except ExceptionGroup as group:  # one fault failed: the rest were cancelled
             raise group.exceptions[0] from None
         finally:
-            self._guarding = False
-            if self._watch_task is not None:
-                self._watch_task.cancel()
-                await asyncio.gather(self._watch_task, return_exceptions=True)
-        if hyp is not None:
-            await self._evaluate("during", hyp.during.checks, start, time.monotonic())
+            if seen is not None:
+                await seen.unguard()
+        if seen is not None:
+            await seen.evaluate("during", seen.hyp.during.checks, start, time.monotonic())
 
     async def _after(self) -> None:
-        hyp = self.experiment.hypothesis
-        assert hyp is not None and self.sampler is not None
+        hyp, seen = self.experiment.hypothesis, self.observer
+        assert hyp is not None and seen is not None
         phase = hyp.after
         self.bus.emit("phase.started", phase="after")
         last_revert = self._last_revert or time.monotonic()
-        self.sampler.every = phase.every
+        seen.sampler.every = phase.every
         limit = phase.recover_within if phase.recover_within is not None else (
             phase.settle + phase.window)
-        checks = [c.parsed for c in hyp.checks if isinstance(c.parsed, Check)]
-        slo = [c.parsed for c in hyp.checks if isinstance(c.parsed, SloCheck)]
-        while (recovered := await self._recovered_at(last_revert, checks, slo)) is None:
-            if time.monotonic() - last_revert > limit:
-                break
-            await asyncio.sleep(min(0.05, phase.every))
-        if recovered is not None:
-            self.recovery = max(0.0, recovered - last_revert)
-            self.bus.emit("run.recovered", after=round(self.recovery, 3))
+        await seen.measure_recovery(last_revert, limit)
         await asyncio.sleep(max(0.0, phase.settle - (time.monotonic() - last_revert)))
         start = time.monotonic()
         await asyncio.sleep(phase.window)
         extra = []
         if phase.recover_within is not None:
-            extra.append(recovery_verdict(self.recovery, phase.recover_within))
-        if not await self._evaluate("after", hyp.checks, start, time.monotonic(), extra):
-            self._outcome = self._invalid("after") or (
+            extra.append(recovery_verdict(seen.recovery, phase.recover_within))
+        if not await seen.evaluate("after", hyp.checks, start, time.monotonic(), extra):
+            self._outcome = seen.invalid("after") or (
                 ExitCode.DEVIATED, "hypothesis failed after the faults: " +
-                self._failures("after"))
-        elif not all(v.passed for v in self.verdicts.get("during", [])):
+                seen.failures("after"))
+        elif not all(v.passed for v in seen.verdicts.get("during", [])):
             self._outcome = (ExitCode.DEVIATED, "hypothesis failed during the faults: " +
-                             self._failures("during"))
-
-    def _failures(self, phase: str) -> str:
-        return "; ".join(f"{v.describe()}{' - ' + v.reason if v.reason else ''}"
-                         for v in self.verdicts.get(phase, []) if not v.passed)
-
-    def _invalid(self, phase: str) -> tuple[ExitCode, str] | None:
-        """A phase that failed only because the measurement cannot be trusted: exit 2."""
-        verdicts = [v for v in self.verdicts.get(phase, []) if not v.passed]
-        if verdicts and any(v.status is Status.INVALID for v in verdicts) and not any(
-                v.status is Status.FAIL for v in verdicts):
-            return (ExitCode.INVALID, f"the measurement {phase} the faults is invalid: " +
-                    self._failures(phase))
-        return None
-
-    async def _evaluate(self, phase: str, checks: tuple[CheckSpec, ...], start: float,
-                        end: float, extra: list[Verdict] | None = None) -> bool:
-        assert self.sampler is not None
-        if self.traffic is not None:  # requests due in the window and still in flight count
-            await self.traffic.settle(end)
-        samples = self.sampler.between(start, end)
-        verdicts = [await self._judge(c.parsed, start, end, samples) for c in checks]
-        verdicts += extra or []
-        self.verdicts[phase] = verdicts
-        for v in verdicts:
-            self.bus.emit("check.evaluated", phase=phase, verdict=v.as_dict())
-        passed = all(v.passed for v in verdicts)
-        self.bus.emit("phase.finished", phase=phase, passed=passed)
-        return passed
-
-    # --- traffic and Prometheus
-    def _start_sources(self) -> None:
-        hyp = self.experiment.hypothesis
-        assert hyp is not None
-        if hyp.traffic is not None:
-            from chaos.slo.traffic import HttpTraffic, traffic_from_spec
-            self.traffic = HttpTraffic(traffic_from_spec(hyp.traffic), self._on_second)
-            self.traffic.start()
-        if hyp.prometheus is not None:
-            from chaos.slo.prometheus import Prometheus
-            self.prometheus = Prometheus.from_spec(hyp.prometheus)
-
-    def _on_second(self, second: int, window: Window) -> None:
-        def ms(q: float) -> float | None:
-            value = window.quantile(q)
-            return None if value is None else round(value, 6)
-        lag = window.lag_quantile(99)
-        self.bus.emit("traffic.second", t=second, requests=window.events, errors=window.errors,
-                      p50=ms(50), p95=ms(95), p99=ms(99),
-                      lag_p99=None if lag is None else round(lag, 6))
-
-    async def _judge(self, check: Check | SloCheck, start: float, end: float,
-                     samples: list[Sample], min_events: int | None = None) -> Verdict:
-        hyp = self.experiment.hypothesis
-        assert hyp is not None
-        if isinstance(check, Check):
-            return check.evaluate(samples, end - start, min_events or hyp.min_events or MIN_EVENTS)
-        measured: dict[float | None, Evidence] = {}
-        for seconds in (None, check.param if check.stat == "burn_rate" else None):
-            since = start if seconds is None else end - seconds
-            if self.prometheus is not None:
-                measured[seconds] = await self.prometheus.evidence(check, end - since)
-            else:
-                assert self.traffic is not None
-                measured[seconds] = self.traffic.window(since, end)
-        return check.evaluate(measured.__getitem__, end - start,
-                              hyp.slo.objective if hyp.slo else None,
-                              min_events or hyp.min_events or MIN_SLO_EVENTS)
-
-    async def _watch(self) -> None:
-        """Judge traffic/Prometheus guardrails and `during` checks every `during.every`."""
-        hyp = self.experiment.hypothesis
-        assert hyp is not None and self._during_started is not None
-        aborts = [c for c in hyp.during.abort if isinstance(c.parsed, SloCheck)]
-        watched = [c for c in hyp.during.checks if isinstance(c.parsed, SloCheck)]
-        while self._guarding and self._stop is None:
-            await asyncio.sleep(hyp.during.every)
-            now = time.monotonic()
-            since = max(self._during_started, now - hyp.during.abort_window)
-            if self.detected is None and self._first_injection is not None:
-                for spec in watched:
-                    verdict = await self._judge(spec.parsed, since, now, [])
-                    if verdict.status is Status.FAIL:
-                        self.detected = round(now - self._first_injection, 3)
-                        self.bus.emit("run.detected", after=self.detected, check=spec.text)
-                        break
-            for spec in aborts:
-                verdict = await self._judge(spec.parsed, since, now, [])
-                if verdict.status is Status.PASS:  # the abort condition holds
-                    self.bus.emit("guardrail.breached", check=spec.text,
-                                  verdict=verdict.as_dict())
-                    self._cancel(ExitCode.ABORTED, f"guardrail breached: {verdict.describe()}")
-                    return
-
-    async def _recovered_at(self, since: float, checks: list[Check],
-                            slo: list[SloCheck]) -> float | None:
-        """When every check held again after `since`: probes on their latest answers, traffic
-        and Prometheus on the window since `since` (at most `during.window` long)."""
-        assert self.sampler is not None
-        hyp = self.experiment.hypothesis
-        assert hyp is not None
-        done = self.sampler.recovered_at(since, checks) if self.sampler.probes else since
-        if done is None or not slo:
-            return done
-        now = time.monotonic()
-        start = max(since, now - hyp.during.abort_window)
-        for check in slo:
-            if not (await self._judge(check, start, now, [])).passed:
-                return None
-        return max(done, now)
-
-    def _on_sample(self, sample: Sample) -> None:
-        self.bus.emit("probe.sampled", probe=sample.probe, ok=sample.ok,
-                      latency=round(sample.latency, 6), detail=sample.detail,
-                      at=round(self.bus.elapsed(sample.at), 4))
-        hyp = self.experiment.hypothesis
-        if hyp is None or not self._guarding or self._stop is not None:
-            return
-        assert self._during_started is not None
-        now = time.monotonic()
-        since = max(self._during_started, now - hyp.during.abort_window)
-        recent = self.sampler.between(since, now + 1) if self.sampler else []
-        for spec in hyp.during.abort:
-            if not isinstance(spec.parsed, Check):
-                continue  # judged by _watch
-            verdict = spec.parsed.evaluate(recent, now - since, min_events=2)
-            if verdict.status is Status.PASS:  # the abort condition holds
-                self.bus.emit("guardrail.breached", check=spec.text, verdict=verdict.as_dict())
-                self._cancel(ExitCode.ABORTED, f"guardrail breached: {verdict.describe()}")
-                return
+                             seen.failures("during"))
 
     # --- faults
     async def _sleep_until(self, offset: float) -> None:
@@ -505,8 +341,8 @@ class Engine:
         self.ledger.applied(self.run_id, ident, refined if refined != spec else None)
         failpoints.hit("after_applied")
         injection.injected_at = round(self.bus.elapsed(), 4)
-        if self._first_injection is None:
-            self._first_injection = time.monotonic()
+        if self.observer is not None:
+            self.observer.injected()
         injection.outcome = "injected"
         self.bus.emit("fault.injected", fault=fault.name, type=fault.type, injection=ident,
                       target=target.label, duration=fault.duration,
@@ -541,10 +377,8 @@ class Engine:
             if entry.id not in known:
                 await revert_spec(self.run_id, entry.id, entry.revert, self.ledger,
                                   self.adapters, by="runner")
-        if self.sampler is not None:
-            await self.sampler.stop()
-        if self.traffic is not None:
-            await self.traffic.stop()
+        if self.observer is not None:
+            await self.observer.stop()
         with contextlib.suppress(Exception):
             await self.services.stop_all()
         if self.watchdog is not None:

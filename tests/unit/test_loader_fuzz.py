@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 
 from chaos.errors import ExperimentInvalid
 from chaos.model.experiment import Experiment
-from chaos.model.loader import experiment_schema, load_text
+from chaos.model.loader import load_text
 from chaos.model.schema import Field, List, Map, Obj, OneOf, Schema
+from chaos.model.sections import experiment_schema
 from chaos.model.source import SourceText
 from chaos.runner.load import vocabulary
 from tests.conftest import EXPERIMENTS

@@ -1,0 +1,196 @@
+"""The sections of the experiment format, declared once as data with chaos.model.schema.
+
+The same declarations check files (chaos.model.loader walks them and builds the model), publish
+the JSON Schema (`chaos schema`), generate the field reference (docs/gen_reference.py) and lend
+`vars` to game-day files (chaos.model.gameday); kept apart from the loader, they read as the
+format itself. Fault parameters, target selectors and probe kinds are not fixed: they come from
+the layers above through the Vocabulary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from chaos.model.experiment import Vocabulary
+from chaos.model.schema import (
+    Argv,
+    Bool,
+    Context,
+    Duration,
+    Field,
+    Int,
+    List,
+    Map,
+    Obj,
+    OneOf,
+    Percent,
+    Rate,
+    Schema,
+    Str,
+)
+
+NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
+VAR_NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"  # as chaos.model.source substitutes them
+MIN_EVERY = 0.05
+
+
+class Raw(Schema):
+    """Keeps the node for a second pass that needs context (fault params, checks)."""
+
+    def __init__(self, doc: str = "", json: dict[str, Any] | None = None) -> None:
+        self.doc, self.json = doc, json or {}
+
+    def _check(self, node: yaml.Node, path: str, ctx: Context, depth: int) -> Any:
+        return node
+
+    def json_schema(self) -> dict[str, Any]:
+        return self._with_doc(dict(self.json))
+
+
+class VarDefault(Raw):
+    """A `vars` default: a scalar, kept as written. Not substituted itself (no ${a} in ${b})."""
+
+    def _check(self, node: yaml.Node, path: str, ctx: Context, depth: int) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            ctx.problem(node, path, "expected a string, number or boolean")
+        return node.value
+
+
+CHECKS = List(Raw("a check like `home >= 99%`", {"type": "string"}))
+
+READY = OneOf(
+    {
+        "http": Str("URL that must answer 2xx"),
+        "tcp": Str("host:port that must accept a connection", pattern=r".+:\d+"),
+        "exec": Argv("command that must exit 0"),
+        "delay": Duration("just wait this long"),
+    },
+    "how to tell the service is ready",
+    common={"timeout": Duration("give up after", "10s", min=0.1)},
+)
+
+SERVICE = Obj({
+    "name": Field(Str("service name, used by targets", pattern=NAME), required=True),
+    "run": Field(Argv(), required=True),
+    "cwd": Str("working directory, relative to the experiment file"),
+    "env": Map(Str(), "extra environment variables"),
+    "ready": READY,
+    "stop": Obj({
+        "signal": Str("signal that stops it", "TERM"),
+        "timeout": Duration("then SIGKILL after", "5s"),
+    }),
+}, "a process started before the experiment and stopped after it")
+
+BEFORE = Obj({
+    "window": Duration("how long to sample", "3s", min=0),
+    "every": Duration("time between probe rounds", "500ms", min=MIN_EVERY),
+})
+DURING = Obj({
+    "every": Duration("time between probe rounds", "500ms", min=MIN_EVERY),
+    "checks": CHECKS,
+    "abort": List(Raw("a guardrail like `home < 50%`", {"type": "string"}),
+                  "abort and revert everything at once when one of these holds"),
+    "window": Duration("guardrails look at this much recent history", "3s", min=MIN_EVERY),
+})
+AFTER = Obj({
+    "settle": Duration("wait after the last revert before measuring", "1s", min=0),
+    "window": Duration("how long to sample", "3s", min=0),
+    "every": Duration("time between probe rounds", "500ms", min=MIN_EVERY),
+    "recover_within": Duration("checks must pass again within this after the last revert"),
+})
+
+FAULT = Obj({
+    "name": Str("a name for reports", pattern=NAME),
+    "type": Field(Str("fault type, see `chaos faults`"), required=True),
+    "target": Field(Raw("what the fault hits", {"type": "object"}), required=True),
+    "with": Raw("the fault's parameters, see `chaos faults`", {"type": "object"}),
+    "start": Duration("offset from the start of the during phase", "0s", min=0),
+    "duration": Duration("how long the fault is held"),
+})
+
+LIMITS = Obj({
+    "max_duration": Duration("refuse a plan longer than this", "10m", min=1),
+    "max_targets": Int("refuse to hit more targets than this per fault", 5, min=1),
+})
+
+KUBERNETES = Obj({
+    "context": Str("kubeconfig context (default: the current one)", min_length=1),
+    "kubeconfig": Str("kubeconfig file, relative to this file (default: $KUBECONFIG, "
+                      "~/.kube/config, or the pod's service account)", min_length=1),
+    "namespaces": List(Str(pattern=r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"),
+                       "only these namespaces may be targeted (default: any but kube-system)"),
+    "allow_kube_system": Bool("allow targets in kube-system (refused by default)", False),
+    "image": Str("image of the ephemeral containers that run in-pod faults (needs tc for "
+                 "network faults); default: see docs/kubernetes.md", min_length=1),
+}, "how to reach the cluster, and which namespaces the experiment may touch")
+
+
+SLO = Obj({
+    "objective": Field(Percent("share of good events promised, e.g. 99.5%"), required=True),
+    "period": Duration("the period the objective is promised over, e.g. 30d"),
+}, "the service level objective that burn_rate(W) checks are relative to")
+
+TRAFFIC_HTTP = Obj({
+    "url": Field(Str("http:// or https:// URL", pattern=r"https?://.+"), required=True),
+    "rate": Field(Rate("requests per second sent on schedule (open model), e.g. 500/s"),
+                  required=True),
+    "ramp": Duration("rise linearly from 0 to `rate` over this", "0s", min=0),
+    "timeout": Duration("from the intended send time; slower is an error", "2s", min=0.001),
+    "method": Str("HTTP method", "GET", pattern=r"[A-Z]+"),
+    "headers": Map(Str(), "request headers"),
+    "body": Str("request body"),
+    "connections": Int("most keep-alive connections opened", 256, min=1, max=10000),
+    "verify_tls": Bool("verify TLS certificates", True),
+    "max_lag": Duration("p99 scheduler lag above this makes a window INVALID", "25ms",
+                        min=0.001),
+}, "open-model HTTP/1.1 traffic; 5xx, timeouts and connection errors are errors")
+
+TRAFFIC = Obj({"http": Field(TRAFFIC_HTTP, required=True)},
+              "traffic the runner sends itself; availability/latency checks judge it")
+
+PROMETHEUS = Obj({
+    "url": Field(Str("Prometheus base URL", pattern=r"https?://.+"), required=True),
+    "good": Str("PromQL: good events over $window, e.g. "
+                "sum(increase(http_requests_total{code!~\"5..\"}[$window]))"),
+    "total": Str("PromQL: all events over $window"),
+    "latency": Str("histogram metric name (without _bucket), for latency checks"),
+    "timeout": Duration("per query", "5s", min=0.001),
+    "headers": Map(Str(), "request headers, e.g. Authorization: Bearer ${PROM_TOKEN}, or "
+                          "X-Scope-OrgID for Mimir/Cortex"),
+    "verify_tls": Bool("verify the server's TLS certificate (https)", True),
+    "ca_file": Str("PEM file of the CA that signed the server's certificate, relative to the "
+                   "experiment file (default: the system's trust store)", min_length=1),
+}, "read good/total events and latency buckets from Prometheus at the end of each window")
+
+
+def hypothesis_schema(vocab: Vocabulary) -> Obj:
+    return Obj({
+        "probes": List(vocab.probes, min_items=1),
+        "slo": SLO,
+        "traffic": TRAFFIC,
+        "prometheus": PROMETHEUS,
+        "checks": CHECKS,
+        "min_events": Int("a window with fewer events is NO_DATA, never PASS "
+                          "(default 3 probe samples, 20 requests)", min=1),
+        "before": BEFORE,
+        "during": DURING,
+        "after": AFTER,
+    }, "steady state: probes, traffic or Prometheus, and the checks over them")
+
+
+def experiment_schema(vocab: Vocabulary) -> Obj:
+    return Obj({
+        "title": Field(Str("what this experiment proves", min_length=1), required=True),
+        "description": Str(),
+        "tags": List(Str()),
+        "vars": Map(VarDefault("default value", {"type": ["string", "number", "boolean"]}),
+                    "defaults for ${name} substitution; --var and the environment override",
+                    key_pattern=VAR_NAME),
+        "services": List(SERVICE),
+        "hypothesis": hypothesis_schema(vocab),
+        "faults": List(FAULT),
+        "limits": LIMITS,
+        "kubernetes": KUBERNETES,
+    })

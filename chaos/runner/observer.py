@@ -1,0 +1,220 @@
+"""The engine's eyes: samples the hypothesis, judges its checks and raises guardrail breaches.
+
+The engine owns one `Observer` per run with a hypothesis. It exists so that the engine is left with
+the lifecycle and the revert guarantee, and so what is measured, and how it is judged, is in one
+place. The observer never touches faults: when a guardrail is breached it calls the engine back
+(`abort`), and the engine's own cancel-and-revert path does the rest.
+
+Hypothesis sources run with the phases: probes (sampled every `every`), open-model traffic
+(chaos.slo.traffic, from the start of BEFORE to cleanup) and Prometheus (queried at the end of
+each window). Checks over traffic/Prometheus are judged every `during.every` over the last
+`during.window`: `abort` ones revert at once, the first failing `during` check after the first
+injection gives the time to detect. A window the traffic generator could not keep to is INVALID
+(exit 2), never a pass or a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from chaos.errors import ChaosError, ExitCode
+from chaos.model.experiment import CheckSpec, Hypothesis
+from chaos.runner.events import EventBus
+from chaos.slo.checks import MIN_EVENTS, Check, Evidence, Sample, SloCheck, Status, Verdict
+from chaos.slo.probes import Probe
+from chaos.slo.sampler import Sampler
+
+if TYPE_CHECKING:
+    from chaos.slo.prometheus import Prometheus
+    from chaos.slo.traffic import HttpTraffic, Window
+
+MIN_SLO_EVENTS = 20  # default `min_events` for traffic and Prometheus windows
+
+
+class Observer:
+    """Samples one run's hypothesis and judges it, phase by phase; reports breaches to `abort`."""
+
+    def __init__(self, hypothesis: Hypothesis, bus: EventBus, *,
+                 abort: Callable[[ExitCode, str], None], stopping: Callable[[], bool],
+                 on_probe_error: Callable[[ChaosError], None]) -> None:
+        self.hyp = hypothesis
+        self.bus = bus
+        self._abort = abort  # the engine's cancel: revert everything now
+        self._stopping = stopping  # the engine is already ending the run
+        self.sampler = Sampler([Probe.from_spec(p) for p in hypothesis.probes], self._on_sample,
+                               on_probe_error)
+        self.traffic: HttpTraffic | None = None
+        self.prometheus: Prometheus | None = None
+        self.verdicts: dict[str, list[Verdict]] = {}
+        self.recovery: float | None = None
+        self.detected: float | None = None  # first injection -> first failing `during` check
+        self._first_injection: float | None = None
+        self._during_started: float | None = None
+        self._guarding = False  # guardrails are checked during the during phase only
+        self._watch_task: asyncio.Task[None] | None = None
+
+    # --- sources
+    def start_sources(self) -> None:
+        hyp = self.hyp
+        if hyp.traffic is not None:
+            from chaos.slo.traffic import HttpTraffic, traffic_from_spec
+            self.traffic = HttpTraffic(traffic_from_spec(hyp.traffic), self._on_second)
+            self.traffic.start()
+        if hyp.prometheus is not None:
+            from chaos.slo.prometheus import Prometheus
+            self.prometheus = Prometheus.from_spec(hyp.prometheus)
+
+    async def stop(self) -> None:
+        await self.sampler.stop()
+        if self.traffic is not None:
+            await self.traffic.stop()
+
+    def _on_second(self, second: int, window: Window) -> None:
+        def ms(q: float) -> float | None:
+            value = window.quantile(q)
+            return None if value is None else round(value, 6)
+        lag = window.lag_quantile(99)
+        self.bus.emit("traffic.second", t=second, requests=window.events, errors=window.errors,
+                      p50=ms(50), p95=ms(95), p99=ms(99),
+                      lag_p99=None if lag is None else round(lag, 6))
+
+    # --- the during phase: guardrails
+    def guard(self, started: float) -> None:
+        """The during phase started at `started`: judge guardrails until `unguard`."""
+        self._during_started = started
+        self._guarding = True
+        if self.traffic or self.prometheus:
+            self._watch_task = asyncio.create_task(self._watch(), name="guardrails")
+
+    async def unguard(self) -> None:
+        self._guarding = False
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            await asyncio.gather(self._watch_task, return_exceptions=True)
+
+    def injected(self) -> None:
+        """A fault was applied: the time to detect counts from the first one."""
+        if self._first_injection is None:
+            self._first_injection = time.monotonic()
+
+    def _on_sample(self, sample: Sample) -> None:
+        self.bus.emit("probe.sampled", probe=sample.probe, ok=sample.ok,
+                      latency=round(sample.latency, 6), detail=sample.detail,
+                      at=round(self.bus.elapsed(sample.at), 4))
+        hyp = self.hyp
+        if not self._guarding or self._stopping():
+            return
+        assert self._during_started is not None
+        now = time.monotonic()
+        since = max(self._during_started, now - hyp.during.abort_window)
+        recent = self.sampler.between(since, now + 1)
+        for spec in hyp.during.abort:
+            if not isinstance(spec.parsed, Check):
+                continue  # judged by _watch
+            verdict = spec.parsed.evaluate(recent, now - since, min_events=2)
+            if verdict.status is Status.PASS:  # the abort condition holds
+                self.bus.emit("guardrail.breached", check=spec.text, verdict=verdict.as_dict())
+                self._abort(ExitCode.ABORTED, f"guardrail breached: {verdict.describe()}")
+                return
+
+    async def _watch(self) -> None:
+        """Judge traffic/Prometheus guardrails and `during` checks every `during.every`."""
+        hyp = self.hyp
+        assert self._during_started is not None
+        aborts = [c for c in hyp.during.abort if isinstance(c.parsed, SloCheck)]
+        watched = [c for c in hyp.during.checks if isinstance(c.parsed, SloCheck)]
+        while self._guarding and not self._stopping():
+            await asyncio.sleep(hyp.during.every)
+            now = time.monotonic()
+            since = max(self._during_started, now - hyp.during.abort_window)
+            if self.detected is None and self._first_injection is not None:
+                for spec in watched:
+                    verdict = await self._judge(spec.parsed, since, now, [])
+                    if verdict.status is Status.FAIL:
+                        self.detected = round(now - self._first_injection, 3)
+                        self.bus.emit("run.detected", after=self.detected, check=spec.text)
+                        break
+            for spec in aborts:
+                verdict = await self._judge(spec.parsed, since, now, [])
+                if verdict.status is Status.PASS:  # the abort condition holds
+                    self.bus.emit("guardrail.breached", check=spec.text,
+                                  verdict=verdict.as_dict())
+                    self._abort(ExitCode.ABORTED, f"guardrail breached: {verdict.describe()}")
+                    return
+
+    # --- judging
+    async def evaluate(self, phase: str, checks: tuple[CheckSpec, ...], start: float,
+                       end: float, extra: list[Verdict] | None = None) -> bool:
+        if self.traffic is not None:  # requests due in the window and still in flight count
+            await self.traffic.settle(end)
+        samples = self.sampler.between(start, end)
+        verdicts = [await self._judge(c.parsed, start, end, samples) for c in checks]
+        verdicts += extra or []
+        self.verdicts[phase] = verdicts
+        for v in verdicts:
+            self.bus.emit("check.evaluated", phase=phase, verdict=v.as_dict())
+        passed = all(v.passed for v in verdicts)
+        self.bus.emit("phase.finished", phase=phase, passed=passed)
+        return passed
+
+    def failures(self, phase: str) -> str:
+        return "; ".join(f"{v.describe()}{' - ' + v.reason if v.reason else ''}"
+                         for v in self.verdicts.get(phase, []) if not v.passed)
+
+    def invalid(self, phase: str) -> tuple[ExitCode, str] | None:
+        """A phase that failed only because the measurement cannot be trusted: exit 2."""
+        verdicts = [v for v in self.verdicts.get(phase, []) if not v.passed]
+        if verdicts and any(v.status is Status.INVALID for v in verdicts) and not any(
+                v.status is Status.FAIL for v in verdicts):
+            return (ExitCode.INVALID, f"the measurement {phase} the faults is invalid: " +
+                    self.failures(phase))
+        return None
+
+    async def _judge(self, check: Check | SloCheck, start: float, end: float,
+                     samples: list[Sample], min_events: int | None = None) -> Verdict:
+        hyp = self.hyp
+        if isinstance(check, Check):
+            return check.evaluate(samples, end - start, min_events or hyp.min_events or MIN_EVENTS)
+        measured: dict[float | None, Evidence] = {}
+        for seconds in (None, check.param if check.stat == "burn_rate" else None):
+            since = start if seconds is None else end - seconds
+            if self.prometheus is not None:
+                measured[seconds] = await self.prometheus.evidence(check, end - since)
+            else:
+                assert self.traffic is not None
+                measured[seconds] = self.traffic.window(since, end)
+        return check.evaluate(measured.__getitem__, end - start,
+                              hyp.slo.objective if hyp.slo else None,
+                              min_events or hyp.min_events or MIN_SLO_EVENTS)
+
+    # --- recovery
+    async def measure_recovery(self, last_revert: float, limit: float) -> None:
+        """Wait (at most `limit` after `last_revert`) until every check holds again."""
+        phase = self.hyp.after
+        checks = [c.parsed for c in self.hyp.checks if isinstance(c.parsed, Check)]
+        slo = [c.parsed for c in self.hyp.checks if isinstance(c.parsed, SloCheck)]
+        while (recovered := await self._recovered_at(last_revert, checks, slo)) is None:
+            if time.monotonic() - last_revert > limit:
+                break
+            await asyncio.sleep(min(0.05, phase.every))
+        if recovered is not None:
+            self.recovery = max(0.0, recovered - last_revert)
+            self.bus.emit("run.recovered", after=round(self.recovery, 3))
+
+    async def _recovered_at(self, since: float, checks: list[Check],
+                            slo: list[SloCheck]) -> float | None:
+        """When every check held again after `since`: probes on their latest answers, traffic
+        and Prometheus on the window since `since` (at most `during.window` long)."""
+        hyp = self.hyp
+        done = self.sampler.recovered_at(since, checks) if self.sampler.probes else since
+        if done is None or not slo:
+            return done
+        now = time.monotonic()
+        start = max(since, now - hyp.during.abort_window)
+        for check in slo:
+            if not (await self._judge(check, start, now, [])).passed:
+                return None
+        return max(done, now)
