@@ -10,6 +10,7 @@ hypothesis probes whose meaning ours keep: minimum pod counts and deployment ava
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from collections.abc import Mapping
 from typing import Any
@@ -113,6 +114,16 @@ def _kill(path: str, arguments: Any, notes: list[str]) -> dict[str, Any]:
     return {"type": "process.kill", "target": {"process": selector}, "with": {"signal": sig}}
 
 
+def _count(value: Any, name: str) -> int | str:
+    """A number argument: kept as `${var}` when it is one (configuration), else an int."""
+    if isinstance(value, str) and re.fullmatch(r"\$\{[^}]+\}", value.strip()):
+        return value.strip()
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise Unconvertible(f"{name} {value!r} is not a whole number") from None
+
+
 def _labels(selector: Any) -> dict[str, str]:
     labels = {}
     for part in str(selector or "").split(","):
@@ -131,7 +142,7 @@ def _kubernetes(name: str, args: Mapping[str, Any], notes: list[str]) -> dict[st
         target: dict[str, Any] = {"pods": {"namespace": ns,
                                            "labels": _labels(args.get("label_selector"))}}
         if not args.get("all"):
-            target["count"] = int(args.get("qty", 1))
+            target["count"] = _count(args.get("qty", 1), "qty")
         grace = args.get("grace_period", -1)
         return {"type": "pod.delete", "target": target,
                 **({"with": {"grace_period": f"{grace}s"}} if grace >= 0 else {})}
@@ -140,7 +151,7 @@ def _kubernetes(name: str, args: Mapping[str, Any], notes: list[str]) -> dict[st
                      "holds it until a rollback scales it back); adjust `duration`")
         return {"type": "workload.scale_down",
                 "target": {"deployment": {"namespace": ns, "name": args.get("name")}},
-                "with": {"replicas": int(args.get("replicas", 0))}, "duration": HOLD}
+                "with": {"replicas": _count(args.get("replicas", 0), "replicas")}, "duration": HOLD}
     if name in ("cordon_node", "drain_nodes"):
         node = {"name": args["name"]} if args.get("name") else {
             "labels": _labels(args.get("label_selector"))}
@@ -173,8 +184,13 @@ def probe_of(provider: Mapping[str, Any], tolerance: Any, notes: list[str]) -> d
                      "not pods in phase Running (a Running pod failing its readiness probe "
                      "does not count)")
         return {"pods": {"namespace": ns, "labels": _labels(args.get("label_selector")),
-                         "min_ready": int(args.get("min_count", 2))}}
+                         "min_ready": _count(args.get("min_count", 2), "min_count")}}
     if name in ("deployment_available_and_healthy", "deployment_fully_available"):
+        if name == "deployment_fully_available":
+            wait = args.get("timeout", 30)
+            notes.append(f"deployment_fully_available {args.get('name')}: Chaos Toolkit waits "
+                         f"up to {wait}s for every replica; ours judge each sample, so allow "
+                         f"the wait with `after: {{recover_within: {wait}s}}`")
         return {"deployment": {"namespace": ns, "name": args.get("name")}}
     if name == "deployment_partially_available":
         return {"deployment": {"namespace": ns, "name": args.get("name"), "min_available": 1}}

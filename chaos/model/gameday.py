@@ -23,6 +23,7 @@ import yaml
 from chaos.errors import ExperimentInvalid, Location, Problem
 from chaos.model import source
 from chaos.model.experiment import frozen
+from chaos.model.scalars import HTTP_URL
 from chaos.model.schema import (
     INVALID,
     Context,
@@ -206,7 +207,7 @@ def gameday_schema(base: str) -> Obj:
             "formats": List(Str(choices=FORMATS), "which reports to write (default: all)"),
         }),
         "notify": List(Obj({
-            "webhook": Field(Str("URL that receives a JSON POST", pattern=r"https?://.+"),
+            "webhook": Field(Str("URL that receives a JSON POST", pattern=HTTP_URL),
                              required=True),
             "timeout": Duration("give up on one delivery after", "5s", min=0.1, max=60),
             "headers": Map(Str(), "extra request headers, e.g. Authorization: \"Bearer ${TOKEN}\""),

@@ -352,8 +352,23 @@ def _prometheus(raw: Mapping[str, Any] | None, node: yaml.Node | None, ctx: Cont
             ctx.problem(_child(node, "ca_file"), "hypothesis.prometheus.ca_file",
                         f"no file {path}: name the PEM file of the CA that signed "
                         "Prometheus' certificate (relative to the experiment file)")
+        elif problem := _unusable_ca(path):
+            ctx.problem(_child(node, "ca_file"), "hypothesis.prometheus.ca_file",
+                        f"{path} holds no usable CA certificate ({problem}): name a PEM file "
+                        "with -----BEGIN CERTIFICATE----- blocks")
         settings["ca_file"] = str(path)
     return frozen(settings)
+
+
+def _unusable_ca(path: Path) -> str | None:
+    """Why TLS could not trust certificates signed by the CA in `path`, or None."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (OSError, ssl.SSLError) as exc:  # an unreadable file, a key, DER, garbage
+        return str(getattr(exc, "reason", None) or exc.strerror or exc)
+    return None
 
 
 def _located(ctx: Context, spec: CheckSpec, path: str, message: str) -> None:

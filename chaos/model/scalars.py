@@ -30,6 +30,7 @@ from chaos.units import (
 )
 
 # JSON Schema: a value holding ${var} is checked by the loader, after substitution
+HTTP_URL = r"https?://[^/?#:@\s][^\s]*"  # a host right after //: `http://:9090` names none
 VAR_PATTERN = r"\$\{"
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from chaos.model.experiment import Vocabulary
+from chaos.model.scalars import HTTP_URL
 from chaos.model.schema import (
     Argv,
     Bool,
@@ -133,7 +134,7 @@ SLO = Obj({
 }, "the service level objective that burn_rate(W) checks are relative to")
 
 TRAFFIC_HTTP = Obj({
-    "url": Field(Str("http:// or https:// URL", pattern=r"https?://.+"), required=True),
+    "url": Field(Str("http:// or https:// URL", pattern=HTTP_URL), required=True),
     "rate": Field(Rate("requests per second sent on schedule (open model), e.g. 500/s"),
                   required=True),
     "ramp": Duration("rise linearly from 0 to `rate` over this", "0s", min=0),
@@ -151,7 +152,7 @@ TRAFFIC = Obj({"http": Field(TRAFFIC_HTTP, required=True)},
               "traffic the runner sends itself; availability/latency checks judge it")
 
 PROMETHEUS = Obj({
-    "url": Field(Str("Prometheus base URL", pattern=r"https?://.+"), required=True),
+    "url": Field(Str("Prometheus base URL", pattern=HTTP_URL), required=True),
     "good": Str("PromQL: good events over $window, e.g. "
                 "sum(increase(http_requests_total{code!~\"5..\"}[$window]))"),
     "total": Str("PromQL: all events over $window"),

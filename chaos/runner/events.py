@@ -17,6 +17,7 @@ call back into the engine. Each event has a documented name and fields:
     fault.reverted       fault, injection, target, outcome, by
     fault.revert_failed  fault, injection, target, error
     guardrail.breached   check, verdict
+    guardrail.failed     error (the guardrails themselves broke: the run reverts and aborts)
     run.interrupted      signal
     run.recovered        after (seconds from the last revert until every probe answers ok)
     run.detected         after (seconds from the first injection to the first failing `during`
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 CATALOGUE = frozenset({
     "run.started", "service.started", "service.ready", "service.stopped", "phase.started",
     "phase.finished", "probe.sampled", "check.evaluated", "fault.planned", "fault.injected",
-    "fault.failed", "fault.reverted", "fault.revert_failed", "guardrail.breached",
+    "fault.failed", "fault.reverted", "fault.revert_failed", "guardrail.breached", "guardrail.failed",
     "run.interrupted", "run.recovered", "run.finished", "run.detected", "traffic.second",
     "activity.started", "activity.finished",
 })

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,7 +61,44 @@ def _pct(values: list[float], q: float) -> float | None:
     return values[max(math.ceil(q / 100 * len(values)), 1) - 1]
 
 
+# variables whose names say they hold a secret; their values never reach the journal
+SECRET_NAME = re.compile(r"token|secret|passw|auth|credential|api_?key|private", re.IGNORECASE)
+MASK = "***"
+
+
+MIN_SECRET = 4  # shorter values would mask ordinary text; their variable is still masked
+
+
+def masked(document: dict[str, Any], variables: Mapping[str, Any]) -> dict[str, Any]:
+    """The journal with secret variables' values masked wherever they were substituted (a
+    service's command line in the summary and in its `service.started` event, a fault's
+    parameters)."""
+    secrets = sorted({str(v) for k, v in variables.items()
+                      if SECRET_NAME.search(k) and len(str(v)) >= MIN_SECRET}, key=len,
+                     reverse=True)
+    return _masked(document, secrets) if secrets else document
+
+
 def experiment_summary(experiment: Experiment) -> dict[str, Any]:
+    summary = _summary(experiment)
+    summary["variables"] = {k: MASK if SECRET_NAME.search(k) else v
+                            for k, v in summary["variables"].items()}
+    return summary
+
+
+def _masked(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {k: _masked(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v, secrets) for v in value]
+    return value
+
+
+def _summary(experiment: Experiment) -> dict[str, Any]:
     return {
         "title": experiment.title, "source": experiment.source,
         "sha256": experiment.source_hash, "description": experiment.description,
@@ -78,8 +116,9 @@ def experiment_summary(experiment: Experiment) -> dict[str, Any]:
 
 def build(experiment: Experiment, recorder: Recorder, result: Any,
           started: float, finished: float) -> dict[str, Any]:
-    return document(experiment_summary(experiment), recorder, result, started, finished,
-                    experiment.hypothesis.after.recover_within if experiment.hypothesis else None)
+    return masked(document(experiment_summary(experiment), recorder, result, started, finished,
+                           experiment.hypothesis.after.recover_within
+                           if experiment.hypothesis else None), experiment.variables)
 
 
 def document(summary: dict[str, Any], recorder: Recorder, result: Any, started: float,

@@ -88,6 +88,16 @@ class Observer:
         self._guarding = True
         if self.traffic or self.prometheus:
             self._watch_task = asyncio.create_task(self._watch(), name="guardrails")
+            self._watch_task.add_done_callback(self._watch_ended)
+
+    def _watch_ended(self, task: asyncio.Task[None]) -> None:
+        """Faults must not go on unguarded: guardrails that broke end the run (reverting)."""
+        if task.cancelled() or task.exception() is None or self._stopping():
+            return
+        exc = task.exception()
+        self.bus.emit("guardrail.failed", error=f"{type(exc).__name__}: {exc}")
+        self._abort(ExitCode.ABORTED, f"guardrails stopped working ({type(exc).__name__}: "
+                                      f"{exc}); reverted rather than run unguarded")
 
     async def unguard(self) -> None:
         self._guarding = False

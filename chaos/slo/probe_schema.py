@@ -3,6 +3,7 @@ validating a file does not import asyncio and ssl."""
 
 from __future__ import annotations
 
+from chaos.model.scalars import HTTP_URL
 from chaos.model.schema import (
     Argv,
     Bool,
@@ -19,7 +20,7 @@ from chaos.model.schema import (
 )
 
 HTTP = Obj({
-    "url": Str("http:// or https:// URL", pattern=r"https?://.+"),
+    "url": Str("http:// or https:// URL", pattern=HTTP_URL),
     "method": Str("HTTP method", "GET", pattern=r"[A-Z]+"),
     "headers": Map(Str(), "request headers"),
     "body": Str("request body"),

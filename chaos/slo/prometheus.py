@@ -17,13 +17,23 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from chaos.errors import truncate
 from chaos.slo.checks import SloCheck
-from chaos.slo.http_client import NotHttp, fetch
+from chaos.slo.http_client import fetch
 
 MAX_ANSWER = 4 * 1024 * 1024  # sum()-ed instant queries answer in bytes; a runaway query won't
+
+
+HINTS = {
+    300: " (a redirect, often http -> https or to a path prefix: set prometheus.url to where "
+         "it points)",
+    401: " (check prometheus.headers: the credentials were refused)",
+    403: " (check prometheus.headers: the credentials were refused)",
+    404: " (no Prometheus API there: a Prometheus behind a path prefix needs the prefix in "
+         "prometheus.url, e.g. https://host/prometheus)",
+}
 
 
 class QueryFailed(Exception):
@@ -68,10 +78,19 @@ class Prometheus:
                    dict(spec.get("headers") or {}), spec.get("verify_tls") is not False,
                    spec.get("ca_file"))
 
+    @property
+    def shown(self) -> str:
+        """The URL for messages and journals: a password in it (`https://u:p@host`) masked."""
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        host = parts.netloc.rpartition("@")[2]
+        return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+
     async def evidence(self, check: SloCheck, seconds: float) -> Answer:
         """What `check` needs, over the `seconds` that end now."""
         window = f"{max(1, round(seconds))}s"
-        answer = Answer(source=f"prometheus:{self.url}")
+        answer = Answer(source=f"prometheus:{self.shown}")
         try:
             if self.good and self.total:
                 total = await self.scalar(self.total.replace("$window", window))
@@ -131,14 +150,19 @@ class Prometheus:
                                            ca_file=self.ca_file, limit=MAX_ANSWER,
                                            agent="chaos-slo")
         except TimeoutError:
-            raise QueryFailed(f"Prometheus at {self.url} did not answer within "
+            raise QueryFailed(f"Prometheus at {self.shown} did not answer within "
                               f"{self.timeout:g}s") from None
         except ssl.SSLCertVerificationError as exc:
-            raise QueryFailed(f"cannot trust Prometheus at {self.url}: {exc.verify_message}; "
+            raise QueryFailed(f"cannot trust Prometheus at {self.shown}: {exc.verify_message}; "
                               "set prometheus.ca_file to the CA that signed its certificate "
                               "(or verify_tls: false)") from exc
-        except (OSError, NotHttp, asyncio.IncompleteReadError) as exc:
-            raise QueryFailed(f"cannot reach Prometheus at {self.url}: {exc}") from exc
+        except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
+            # ValueError: http_client.NotHttp, or a header line past the stream's limit
+            default = "" if urlsplit(self.url).port or not isinstance(
+                exc, ConnectionRefusedError) else " (the URL names no port, so the scheme's: " \
+                "Prometheus itself listens on 9090 unless told otherwise)"
+            raise QueryFailed(f"cannot reach Prometheus at {self.shown}: {exc}{default}") \
+                from exc
         try:
             doc = json.loads(body)
         except ValueError:
@@ -146,8 +170,11 @@ class Prometheus:
         if status != 200 or not isinstance(doc, dict) or doc.get("status") != "success":
             message = (doc.get("error") if isinstance(doc, dict) else None) or \
                 body.decode(errors="replace") or "no body"
-            hint = " (check prometheus.headers: the credentials were refused)" \
-                if status in (401, 403) else ""
+            hint = HINTS.get(status // 100 * 100 if status // 100 == 3 else status, "")
             raise QueryFailed(f"Prometheus answered HTTP {status}: {truncate(str(message))}"
                               f"{hint}")
-        return doc.get("data", {})
+        data = doc.get("data")
+        if not isinstance(data, dict):  # not Prometheus' API, whatever answered
+            raise QueryFailed(f"unexpected answer from {self.shown}: "
+                              f"{truncate(body.decode(errors='replace'))}")
+        return data

@@ -186,3 +186,30 @@ def test_bad_arguments_to_our_actions_are_refused_before_anything_runs(
     assert ran.returncode == 2, ran.stdout + ran.stderr
     assert "nothing was run" in ran.stderr
     assert not workdir.exists() and not (state_dir / "ledger").exists()
+
+
+def test_kubernetes_probe_counts_from_configuration_and_waits_convert_faithfully(
+        tmp_path: Path, state_dir: Path) -> None:
+    """A count from configuration (`${backends}`) stays a variable instead of crashing the
+    converter, and deployment_fully_available's wait (Chaos Toolkit's `timeout`) is named."""
+    source = tmp_path / "k8s.json"
+    source.write_text(json.dumps({
+        "title": "backends survive", "description": "d",
+        "configuration": {"backends": 3},
+        "steady-state-hypothesis": {"title": "up", "probes": [
+            {"type": "probe", "name": "enough-backends", "tolerance": True, "provider": {
+                "type": "python", "module": "chaosk8s.pod.probes", "func": "count_min_pods",
+                "arguments": {"label_selector": "app=backend", "min_count": "${backends}"}}},
+            {"type": "probe", "name": "front-up", "tolerance": True, "provider": {
+                "type": "python", "module": "chaosk8s.deployment.probes",
+                "func": "deployment_fully_available",
+                "arguments": {"name": "front", "timeout": 60}}}]},
+        "method": []}))
+    out = tmp_path / "native.yaml"
+    result = run_chaos("convert", str(source), "-o", str(out))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    doc = yaml.safe_load(out.read_text())
+    assert doc["vars"] == {"backends": 3}
+    assert doc["hypothesis"]["probes"][0]["pods"]["min_ready"] == "${backends}"
+    assert "waits up to 60s" in result.stderr and "recover_within: 60s" in result.stderr
+    assert run_chaos("validate", str(out)).returncode == 0

@@ -320,3 +320,29 @@ faults:
     assert wait_until(lambda: not all(is_running(p.pid) for p in procs), 5) is not None
     hit = [p.pid for p in procs if not is_running(p.pid)]
     assert shown == hit
+
+
+def test_secret_variables_never_reach_the_journal(tmp_path: Path, state_dir: Path) -> None:
+    """A variable whose name says it holds a secret (TOKEN, PASSWORD, AUTH, ...) is written as
+    *** in the journal, also where it was substituted (a service's command line)."""
+    secret = "s3cr3t-value-that-must-not-leak"
+    path = tmp_path / "secret.yaml"
+    path.write_text("""title: secrets stay out of the records
+vars: {region: eu-west-1}
+services:
+  - name: worker
+    run: ["${python}", -c, "import time; time.sleep(60)", "--token=${API_TOKEN}", "${region}"]
+hypothesis:
+  probes: [{name: alive, process: {cmdline: "token=.*eu-west-1"}}]
+  before: {window: 300ms, every: 100ms}
+  after: {settle: 0s, window: 300ms, every: 100ms}
+""")
+    result = run_chaos("run", str(path), "--var", f"API_TOKEN={secret}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    [journal_path] = (tmp_path / "runs").glob("*/journal.json")
+    experiment = json.loads(journal_path.read_text())["experiment"]
+    assert experiment["variables"] == {"region": "eu-west-1", "API_TOKEN": "***"}
+    assert experiment["services"][0]["run"][-2:] == ["--token=***", "eu-west-1"]
+    written = [p for p in (tmp_path / "runs").rglob("*") if p.is_file()]
+    assert written and not [p for p in written if secret in p.read_text(errors="replace")]
+    assert secret not in result.stdout + result.stderr

@@ -8,6 +8,8 @@ socket, a child process) and the test checks the sample's verdict and detail. Pr
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import os
 import shutil
 import signal
@@ -24,6 +26,7 @@ import psutil
 import pytest
 
 from chaos.slo.checks import Sample
+from chaos.slo.http_client import MAX_BODY
 from chaos.slo.probes import Probe
 from tests.conftest import (
     WebServer,
@@ -96,6 +99,51 @@ def test_http_probe_counts_a_refused_connection_as_a_failure() -> None:
     result = sample("http", url=f"http://127.0.0.1:{free_port()}/", timeout=2.0)
     assert not result.ok
     assert "ConnectionRefusedError" in result.detail
+
+
+async def _raw_server(answer: bytes, seen: list[bytes]) -> asyncio.Server:
+    """A server on 127.0.0.1 that records the request's head, writes `answer` and then holds
+    the connection open (as a stalled or huge answer would)."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            seen.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(answer)
+            await writer.drain()
+            with contextlib.suppress(OSError):
+                await reader.read()  # until the client hangs up
+        finally:
+            writer.transport.abort()
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+def sample_from(answer: bytes, url_of: Any = "http://127.0.0.1:{port}/", **spec: Any
+                ) -> tuple[Sample, list[bytes]]:
+    seen: list[bytes] = []
+
+    async def main() -> Sample:
+        server = await _raw_server(answer, seen)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await Probe("p", "http", {"url": url_of.format(port=port), **spec}).sample()
+    return asyncio.run(main()), seen
+
+
+def test_http_probe_reads_at_most_its_limit_of_one_huge_chunk() -> None:
+    # Go servers send a whole answer as one chunk: a chunk declared at 1 GiB, of which more
+    # than the limit arrives, is judged on the limit without waiting for (or buffering) the rest
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n40000000\r\n"
+    result, _ = sample_from(head + b"ok " * (MAX_BODY // 3 + 10), expect_body="^ok ok",
+                            timeout=5.0)
+    assert result.ok, result.detail
+
+
+def test_http_probe_sends_the_urls_credentials_as_basic_auth() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    result, seen = sample_from(answer, "http://sre:p%40ss@127.0.0.1:{port}/", timeout=5.0)
+    assert result.ok, result.detail
+    sent = base64.b64encode(b"sre:p@ss").decode()
+    assert f"Authorization: Basic {sent}\r\n".encode() in seen[0], seen
+    assert b"Host: 127.0.0.1:" in seen[0] and b"sre" not in seen[0].split(b"Authorization")[0]
 
 
 @pytest.fixture(scope="module")

@@ -111,6 +111,9 @@ hypothesis:
      4, "needs prometheus.latency"),
     ("  traffic: {http: {url: 'http://127.0.0.1:1/', rate: 10}}\n",
      3, "rate"),
+    ("  prometheus: {url: 'http://:9090', good: 'a', total: 'b'}\n"  # no host: not localhost
+     "  checks: [availability >= 99%]\n",
+     3, "hypothesis.prometheus.url: expected a string matching"),
 ])
 def test_bad_slo_checks_are_refused_at_file_and_line(
     tmp_path: Path, hypothesis: str, line: int, message: str
@@ -142,3 +145,54 @@ def test_the_checkout_example_holds_and_measures_recovery(tmp_path: Path, state_
     assert 0 < journal["recovery"]["seconds"] <= 5
     assert all(c["source"] == "traffic" and c["events"] >= 20 for c in during.values())
     assert "traffic:" in result.stdout and "recovered" in result.stdout
+
+
+BROKEN_JUDGE = """
+import sys
+from chaos.runner import observer
+
+judge = observer.Observer._judge
+
+async def broken(self, *args, **kwargs):  # a bug that shows while guarding an injected fault
+    if self._guarding and self._first_injection is not None:
+        raise RuntimeError("a bug in judging")
+    return await judge(self, *args, **kwargs)
+
+observer.Observer._judge = broken
+from chaos.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_guardrails_that_break_revert_the_faults_instead_of_running_unguarded(
+    tmp_path: Path, state_dir: Path, demo_service: int
+) -> None:
+    """An unexpected error inside the guardrail loop (simulated: the runner is started with its
+    judging broken during the during phase) must not leave a 5-minute fault running unguarded:
+    the run reverts at once, exit 4, and the journal says why."""
+    service = next(p for p in psutil.process_iter(["cmdline"])
+                   if str(demo_service) in (p.info["cmdline"] or []))
+    path = tmp_path / "guarded.yaml"
+    path.write_text(f"""title: guardrails that break end the run
+hypothesis:
+  traffic: {{http: {{url: "http://127.0.0.1:{demo_service}/", rate: 50/s, max_lag: 250ms}}}}
+  checks: [availability >= 90%]
+  before: {{window: 1s}}
+  during: {{every: 100ms, abort: [availability < 50%]}}
+faults:
+  - type: process.suspend
+    target: {{process: {{pid: {service.pid}}}}}
+    start: 300ms
+    duration: 5m
+limits: {{max_duration: 1h}}
+""")
+    result = subprocess.run([*chaos_cmd()[:1], "-c", BROKEN_JUDGE, "run", str(path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    out = result.stdout + result.stderr
+    assert result.returncode == 4, out
+    assert "guardrails stopped working (RuntimeError: a bug in judging)" in out, out
+    assert process_state(service.pid) != "T"
+    assert open_injections() == []
+    events = {e["event"]: e for e in journal_of(tmp_path)["events"]}
+    assert events["guardrail.failed"]["error"] == "RuntimeError: a bug in judging"
+    assert events["fault.reverted"]["t"] - events["fault.injected"]["t"] < 30

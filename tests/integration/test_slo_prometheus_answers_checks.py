@@ -6,6 +6,7 @@ with Prometheus' own message."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import shutil
 import subprocess
@@ -18,9 +19,10 @@ from collections.abc import Iterator
 import pytest
 
 from chaos.slo.checks import SloCheck, Status, parse_check
-from chaos.slo.prometheus import Prometheus
+from chaos.slo.prometheus import Answer, Prometheus
 from chaos.slo.traffic import HttpTraffic, TrafficSpec
 from tests.conftest import ROOT, free_port
+from tests.integration.test_probes_answer_from_real_servers import _raw_server
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(
@@ -137,3 +139,42 @@ def test_a_bad_query_is_an_error_with_prometheus_message(stack: tuple[str, int, 
 def test_an_unreachable_prometheus_is_an_error() -> None:
     verdict, _ = judge(f"http://127.0.0.1:{free_port()}", "availability >= 99%")
     assert verdict.status is Status.ERROR and "cannot reach Prometheus" in verdict.reason
+
+
+def ask_raw(answer: bytes, url: str = "http://127.0.0.1:{port}") -> tuple[Answer, list[bytes]]:
+    """What Prometheus.evidence makes of a server that answers `answer` to any query."""
+    seen: list[bytes] = []
+    check = parse_check("availability >= 99%", frozenset())
+    assert isinstance(check, SloCheck)
+
+    async def run() -> Answer:
+        server = await _raw_server(answer, seen)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            source = Prometheus(url.format(port=port), GOOD, TOTAL, None, timeout=5.0)
+            return await source.evidence(check, 60)
+    return asyncio.run(run()), seen
+
+
+def test_a_malformed_answer_is_an_error_not_a_crash() -> None:
+    # a header line longer than the stream's limit (64 KiB) raises ValueError in the reader
+    answer, _ = ask_raw(b"HTTP/1.1 200 OK\r\nX-Big: " + b"x" * 70_000 + b"\r\n\r\n{}")
+    assert "cannot reach Prometheus" in answer.error, answer
+    # something else answering 200 with JSON that is not Prometheus' API
+    body = b'{"status":"success","data":[1,2]}'
+    other, _ = ask_raw(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    assert "unexpected answer from" in other.error, other
+
+
+def test_credentials_in_the_url_are_sent_and_never_shown() -> None:
+    body = b'{"status":"success","data":{"resultType":"scalar","result":[0,"5"]}}'
+    answer, seen = ask_raw(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body),
+                           "http://sre:hunter2@127.0.0.1:{port}/prometheus")
+    assert answer.events == 5 and not answer.error, answer
+    assert seen[0].startswith(b"GET /prometheus/api/v1/query?")
+    assert b"Authorization: Basic " + base64.b64encode(b"sre:hunter2") in seen[0]
+    assert "hunter2" not in answer.source and answer.source.startswith("prometheus:http://sre:***@")
+    refused, _ = ask_raw(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found",
+                         "http://sre:hunter2@127.0.0.1:{port}")
+    assert "HTTP 404" in refused.error and "path prefix" in refused.error, refused
+    assert "hunter2" not in refused.error + refused.source

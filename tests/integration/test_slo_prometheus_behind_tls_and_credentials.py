@@ -132,6 +132,10 @@ def test_a_run_judges_its_checks_from_the_secured_prometheus(
     [check] = journal["phases"]["before"]["checks"]
     assert check["status"] == "PASS" and check["value"] == pytest.approx(0.99), check
     assert check["source"] == f"prometheus:{secured}"
+    # the credentials came in a variable whose name says so: never written down
+    assert journal["experiment"]["variables"] == {"PROM_AUTH": "***"}
+    written = "".join(p.read_text() for p in (tmp_path / "runs").rglob("*") if p.is_file())
+    assert credentials not in written
     refused = run_chaos("run", str(path), "--var", "PROM_AUTH=bm9ib2R5Omd1ZXNz")
     assert refused.returncode == 3, refused.stdout + refused.stderr  # steady state not met
     assert "HTTP 401" in refused.stdout + refused.stderr
@@ -150,3 +154,18 @@ def test_a_missing_ca_file_or_credential_is_refused_where_it_is_named(tmp_path: 
     assert unset.returncode == 2 and "internal error" not in out, out
     assert f"{path}:6:" in out and "variable ${PROM_AUTH} is not set" in out, out
     assert "1 problem" in out and "needs prometheus.good" not in out, out
+
+
+def test_a_ca_file_that_holds_no_certificate_is_refused_at_validate_time(
+        tmp_path: Path, certificate: tuple[Path, Path]) -> None:
+    # the server's key named by mistake: refused where it is named, not as an ERROR per window
+    shutil.copy(certificate[1], tmp_path / "server.key")
+    path = tmp_path / "experiment.yaml"
+    path.write_text(EXPERIMENT.format(url="https://127.0.0.1:9", ca="server.key"))
+    result = run_chaos("validate", str(path), "--var", "PROM_AUTH=x")
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out
+    assert f"{path}:5:" in out and "hypothesis.prometheus.ca_file" in out, out
+    assert "holds no usable CA certificate" in out and "Traceback" not in out, out
+    shutil.copy(certificate[0], tmp_path / "server.key")  # a certificate after all
+    assert run_chaos("validate", str(path), "--var", "PROM_AUTH=x").returncode == 0

@@ -4,13 +4,15 @@ files that do not exist are skipped. The fault and its revert both reach the emu
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
 
 import pytest
 
-from chaos.adapters.kubernetes.connection import Connection
+from chaos.adapters.kubernetes.connection import ClusterUnreachable, Connection
+from chaos.adapters.kubernetes.probes import ready_pods
 from tests.conftest import run_chaos
 from tests.kubernetes.conftest import add_workload, calls, wait_ready
 from tests.kubernetes.emulator import DEPLOYMENTS, Emulator
@@ -54,3 +56,33 @@ def test_a_fault_and_its_revert_reach_the_cluster_of_merged_files(
     assert result.returncode == 0, result.stdout + result.stderr
     assert [c.body["spec"]["replicas"] for c in calls(k8s, "patch", "deployments/scale")] == [0, 2]
     assert k8s.call(lambda c: c.get(DEPLOYMENTS, "shop", "api"))["spec"]["replicas"] == 2
+
+
+def test_an_empty_file_is_skipped_as_kubectl_skips_it(
+        k8s: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `touch ~/.kube/config` is common; the Python client refuses an empty file in the list
+    (tmp_path / "empty.yaml").write_text("")
+    files = split_kubeconfig(k8s, tmp_path)
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join([str(tmp_path / "empty.yaml"), files]))
+    conn = Connection.from_settings({})
+    assert str(tmp_path / "empty.yaml") not in conn.kubeconfig.split(os.pathsep)
+    assert (conn.context, conn.default_namespace()) == ("emulator", "shop")
+    add_workload(k8s, "api", replicas=1)
+    wait_ready(k8s, "shop", "api", 1)
+    assert asyncio.run(ready_pods({"labels": {"app": "api"}}, {}))[0]  # the merged files' API
+
+
+def test_a_kubeconfig_naming_no_file_never_falls_back_to_the_home_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a typo in $KUBECONFIG must not send faults to the cluster ~/.kube/config points at
+    (tmp_path / ".kube").mkdir()
+    (tmp_path / ".kube" / "config").write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "production"}))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "staging.yaml"))
+    with pytest.raises(ClusterUnreachable) as refused:
+        Connection.from_settings({})
+    assert f"KUBECONFIG={tmp_path / 'staging.yaml'} names no file" in str(refused.value)
+    monkeypatch.delenv("KUBECONFIG")
+    assert Connection.from_settings({}).context == "production"  # unset: the home one

@@ -43,29 +43,31 @@ class Connection:
         """The experiment's `kubernetes:` section -> a connection; files before in-cluster.
 
         Like kubectl: every existing file $KUBECONFIG names is merged (the client merges
-        `a:b`), and the current context is the first one a file sets."""
+        `a:b`), empty ones are skipped, the current context is the first one a file sets, and
+        ~/.kube/config is read only when $KUBECONFIG is unset: a $KUBECONFIG naming no file
+        must not send faults to the cluster of ~/.kube/config."""
         settings = settings or {}
         context = settings.get("context")
         given = settings.get("kubeconfig")
         env = os.environ.get("KUBECONFIG", "")
-        if given:
-            files = [Path(os.path.expanduser(given)).resolve()]
-        else:
-            named = [Path(os.path.expanduser(p)).resolve() for p in env.split(os.pathsep) if p]
-            files = [p for p in dict.fromkeys(named) if p.is_file()]
-            home = Path(os.path.expanduser("~/.kube/config")).resolve()
-            if not files and home.is_file():
-                files = [home]
+        named = [given] if given else [p for p in env.split(os.pathsep) if p] or [
+            "~/.kube/config"]
+        paths = [Path(os.path.expanduser(p)).resolve() for p in named]
+        loaded = {p: _parsed(p) for p in dict.fromkeys(paths) if given or p.is_file()}
+        # the Python client refuses an empty file that kubectl skips
+        files = [p for p, doc in loaded.items() if doc is not None or given]
         if files:
             # pinned now: a later `kubectl config use-context` must not send the revert (from
             # the watchdog or `chaos recover`) to another cluster
-            current = next(filter(None, map(_current_context, files)), None)
+            current = next((str(doc["current-context"]) for doc in loaded.values()
+                            if isinstance(doc, dict) and doc.get("current-context")), None)
             return cls(os.pathsep.join(map(str, files)), context or current)
         if os.environ.get("KUBERNETES_SERVICE_HOST") and (SERVICE_ACCOUNT_DIR / "token").exists():
             return cls(None, None, in_cluster=True)
-        looked = f"KUBECONFIG={env} names no file" if env else "no $KUBECONFIG"
-        raise ClusterUnreachable(f"no kubeconfig found ({looked}, no ~/.kube/config) and not "
-                                 "running in a pod with a service account")
+        looked = f"KUBECONFIG={env} names no file that exists and is not empty" if env else \
+            "no $KUBECONFIG, no ~/.kube/config"
+        raise ClusterUnreachable(f"no kubeconfig found ({looked}) and not running in a pod "
+                                 "with a service account")
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> Connection:
@@ -99,15 +101,15 @@ class Connection:
         return str(chosen.get("context", {}).get("namespace") or "default")
 
 
-def _current_context(path: Path) -> str | None:
+def _parsed(path: Path) -> Any:
+    """The kubeconfig's document: None for an empty file, "" for one that cannot be read or
+    parsed (kept: the error is reported, with the file's name, when the client is built)."""
     import yaml
 
     try:
-        loaded = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError):
-        return None  # reported when the client is built
-    current = loaded.get("current-context") if isinstance(loaded, dict) else None
-    return str(current) if current else None
+        return ""
 
 
 _clients: dict[Connection, Any] = {}
@@ -144,7 +146,8 @@ def _build(conn: Connection) -> Any:
         raise ClusterUnreachable(f"cannot use {conn.describe()}: {exc}"
                                  f"{_contexts_in(conn.kubeconfig)}") from exc
     except OSError as exc:
-        raise PermissionDenied(f"cannot read {conn.kubeconfig}: {exc.strerror}") from exc
+        raise PermissionDenied(f"cannot read {exc.filename or conn.kubeconfig}: "
+                               f"{exc.strerror}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
