@@ -11,6 +11,9 @@ chaos adapter meets in a cluster:
 - the scale subresource (GET/PATCH .../scale answers a Scale object),
 - the Eviction API with PodDisruptionBudgets (429 when an eviction would break minAvailable),
 - RBAC and authentication refusals on demand (`deny`, `unauthorized`),
+- pods/exec: the API's checks (pod, container, command), then handed to `exec_server`, the
+  test kubelet, which speaks the channel websocket and runs the command in the container,
+- a cluster without ephemeral containers on demand (`ephemeral=False`: that subresource 404s),
 - a log of every (verb, group, resource, namespace) call, for the RBAC test.
 
 It runs on its own event loop in a thread, so the blocking client in the test, the runner
@@ -27,7 +30,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,6 +48,10 @@ STATEFULSETS = kmock.resource("apps", "v1", "statefulsets")
 PDBS = kmock.resource("policy", "v1", "poddisruptionbudgets")
 NETPOLS = kmock.resource("networking.k8s.io", "v1", "networkpolicies")
 WORKLOADS = (DEPLOYMENTS, STATEFULSETS)
+# The kubelet's side of pods/exec (tests/kubernetes/inpod_kubelet.py): given the request to
+# upgrade, the namespace, pod, container and argv, it streams the command's run.
+ExecServer = Callable[[aiohttp.web.BaseRequest, str, str, str, list[str]],
+                      Awaitable[aiohttp.web.StreamResponse]]
 VERBS = {"GET": "get", "POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
 
 
@@ -56,6 +63,7 @@ class Call:
     namespace: str | None
     name: str | None
     body: Any
+    query: tuple[tuple[str, str], ...] = ()  # every query parameter, repeated ones repeated
 
 
 def _now() -> str:
@@ -132,6 +140,8 @@ class Cluster(kmock.KubernetesEmulator):
     recreate_delay: float = 0.3
     ready_delay: float = 0.3
     user: str = "system:serviceaccount:chaos:chaos"
+    ephemeral: bool = True  # False: a cluster that does not serve pods/ephemeralcontainers
+    exec_server: ExecServer | None = None  # set by the kubelet that runs pods' containers
     _due: dict[tuple[Any, ...], list[float]] = attrs.field(factory=dict)  # pod recreation times
 
     def __attrs_post_init__(self) -> None:
@@ -147,9 +157,12 @@ class Cluster(kmock.KubernetesEmulator):
         method = str(request.method.value if hasattr(request.method, "value")
                      else request.method).upper()
         plural = res.plural + (f"/{request.subresource}" if request.subresource else "")
-        verb = _verb(method, request.name, request.params)
+        # Kubernetes 1.31+ authorizes the websocket GET of exec as `create` (the verb of its POST)
+        verb = "create" if request.subresource == "exec" else _verb(method, request.name,
+                                                                     request.params)
+        query = tuple(request._raw_request.query.items()) if request._raw_request else ()
         self.calls.append(Call(verb, res.group or "", plural, request.namespace, request.name,
-                               request.data))
+                               request.data, query))
         if self.unauthorized:
             return _status(401, "Unauthorized", "Unauthorized")
         if (verb, res.group or "", plural) in self.deny:
@@ -159,6 +172,10 @@ class Cluster(kmock.KubernetesEmulator):
                            f'{plural.split("/")[0]} "{request.name or ""}" is forbidden: User '
                            f'"{self.user}" cannot {verb} resource "{plural}" in API group '
                            f'"{res.group or ""}"{where}')
+        if request.subresource == "ephemeralcontainers" and not self.ephemeral:
+            return _status(404, "NotFound", "the server could not find the requested resource")
+        if request.subresource == "exec":
+            return await self._exec(request)
         if request.subresource == "eviction" and method == "POST":
             return await self._evict(request)
         if request.subresource == "scale":
@@ -209,6 +226,27 @@ class Cluster(kmock.KubernetesEmulator):
                                    "violate the pod's disruption budget.")
             self.objects[key].delete()
         return _status(201, "Created", "evicted")
+
+    async def _exec(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        """pods/exec as the API server checks it; the kubelet's exec_server runs and streams it."""
+        raw = request._raw_request
+        assert raw is not None and request.namespace and request.name
+        command = raw.query.getall("command", [])
+        async with self._lock:
+            pod = self._live((PODS, request.namespace, request.name))
+        if pod is None:
+            return _status(404, "NotFound", f'pods "{request.name}" not found')
+        names = [c["name"] for c in pod.get("spec", {}).get("containers") or ()]
+        container = request.params.get("container") or (names[0] if len(names) == 1 else "")
+        if container not in names:
+            return _status(400, "BadRequest", f"container {container} is not valid for pod "
+                           f"{request.name}" if container else "a container name must be "
+                           f"specified for pod {request.name}, choose one of: {names}")
+        if not command:
+            return _status(400, "BadRequest", "you must specify at least 1 command")
+        if self.exec_server is None:
+            return _status(500, "InternalError", "no kubelet runs this pod's containers")
+        return await self.exec_server(raw, request.namespace, request.name, container, command)
 
     async def _scale(self, request: rendering.Request, method: str) -> aiohttp.web.StreamResponse:
         assert request.resource is not None

@@ -6,10 +6,21 @@ for the pod (`ip netns exec`), maps the termination log to a file, and writes
 status.ephemeralContainerStatuses back (running, then terminated with exit code and message),
 as a kubelet does. So the adapter, the agent and the kernel rules are all real; only the
 container runtime is this thread.
+
+It also serves pods/exec for the emulator: the websocket with Kubernetes's channel protocol
+(v4/v5.channel.k8s.io: binary frames whose first byte is the channel, 1 stdout, 2 stderr, 3 the
+metav1.Status of the command's end, with the exit code as a cause), running the command in the
+container's PID and mount namespaces (`nsenter -t MAIN -p -m`), where its PID 1 is the main
+process. A container's PATH (`paths`) stands for what its image has: a command not on it fails to
+start, as the runtime's "executable file not found" does.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -17,18 +28,33 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.kubernetes.emulator import PODS, Emulator
+import aiohttp.web
+
+from tests.kubernetes.emulator import PODS, Cluster, Emulator
+
+# v4: what clusters without ephemeral containers (before 1.25) speak; v5 (1.30+) adds only a
+# close-channel frame for stdin, which a non-interactive exec does not use
+CHANNEL_PROTOCOLS = ("v4.channel.k8s.io",)
+STDOUT, STDERR, ERROR = 1, 2, 3  # the exec websocket's channels (0 would be stdin)
+EXEC_TIMEOUT = 60.0
 
 
 class Kubelet:
     def __init__(self, k8s: Emulator, netns: dict[str, str], workdir: Path,
                  mains: dict[tuple[str, str], int] | None = None,
-                 delays: dict[str, float] | None = None) -> None:
+                 delays: dict[str, float] | None = None,
+                 paths: dict[tuple[str, str], str] | None = None,
+                 protocols: tuple[str, ...] = CHANNEL_PROTOCOLS) -> None:
         self.k8s, self.netns, self.workdir = k8s, netns, workdir  # pod name -> namespace
         # container name prefix -> seconds it stays "waiting" (ContainerCreating: a slow pull)
         self.delays = delays or {}
         self.seen: dict[tuple[str, str], float] = {}
         self.mains = mains or {}  # (pod, container) -> host pid of its main process (PID 1)
+        self.paths = paths or {}  # (pod, container) -> its PATH (default: the host's)
+        self.execs: list[tuple[str, str, list[str]]] = []  # (pod, container, argv) run
+        self.protocols = protocols  # the exec websocket's subprotocols it accepts
+        self.negotiated: list[str | None] = []  # the one each exec's handshake chose
+        self.served = 0  # execs whose websocket the kubelet has closed
         self.procs: dict[tuple[str, str], tuple[subprocess.Popen[bytes], Path]] = {}
         self.statuses: dict[str, dict[str, dict[str, Any]]] = {}  # pod -> container -> status
         self._stop = threading.Event()
@@ -36,9 +62,11 @@ class Kubelet:
 
     def __enter__(self) -> Kubelet:
         self._thread.start()
+        self.k8s.call(lambda c: setattr(c, "exec_server", self.serve_exec))
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.k8s.call(lambda c: setattr(c, "exec_server", None))
         self._stop.set()
         self._thread.join(10)
         for proc, _ in self.procs.values():
@@ -107,6 +135,73 @@ class Kubelet:
             return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT), report
         finally:
             log.close()
+
+
+    # --- pods/exec
+    async def serve_exec(self, raw: aiohttp.web.BaseRequest, namespace: str, pod: str,
+                         container: str, command: list[str]) -> aiohttp.web.StreamResponse:
+        """The exec websocket: the command's stdout and stderr, then its end on channel 3."""
+        ws = aiohttp.web.WebSocketResponse(protocols=self.protocols)
+        if not ws.can_prepare(raw).ok:
+            return aiohttp.web.json_response({
+                "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 400,
+                "reason": "BadRequest", "message": "exec is served over a websocket only"},
+                status=400)
+        await ws.prepare(raw)
+        self.negotiated.append(ws.ws_protocol)
+        code, out, err = await asyncio.to_thread(self.run, pod, container, command)
+        for channel, data in ((STDOUT, out), (STDERR, err if code is not None else b"")):
+            if data:
+                await ws.send_bytes(bytes([channel]) + data)
+        await ws.send_bytes(bytes([ERROR]) + json.dumps(exec_status(command, code, err))
+                            .encode())
+        await ws.close()
+        self.served += 1
+        return ws
+
+    def run(self, pod: str, container: str, command: list[str]
+            ) -> tuple[int | None, bytes, bytes]:
+        """Run argv in the container: (exit code, stdout, stderr); exit code None when it could
+        not start (stderr says why)."""
+        self.execs.append((pod, container, list(command)))
+        main = self.mains.get((pod, container))
+        if main is None:
+            return None, b"", f"container {container} is not running".encode()
+        binary = shutil.which(command[0], path=self.paths.get((pod, container),
+                                                               os.environ.get("PATH", "")))
+        if binary is None:
+            return None, b"", ("OCI runtime exec failed: exec failed: unable to start "
+                               f'container process: exec: "{command[0]}": executable file '
+                               "not found in $PATH: unknown").encode()
+        try:
+            done = subprocess.run(["nsenter", "-t", str(main), "-p", "-m", "--", binary,
+                                   *command[1:]], capture_output=True, timeout=EXEC_TIMEOUT,
+                                  check=False)
+        except subprocess.TimeoutExpired:
+            return None, b"", f"did not end within {EXEC_TIMEOUT:g}s".encode()
+        # killed by a signal (the namespace's init ended): the runtime reports 128 + signal
+        code = done.returncode if done.returncode >= 0 else 128 - done.returncode
+        return code, done.stdout, done.stderr
+
+
+def exec_status(command: list[str], code: int | None, err: bytes) -> dict[str, Any]:
+    """The metav1.Status sent on channel 3 when an exec ends, worded as the kubelet does."""
+    head: dict[str, Any] = {"metadata": {}, "status": "Success" if code == 0 else "Failure"}
+    if code == 0:
+        return head
+    if code is None:  # the runtime could not start it: a Failure without an exit code
+        said = err.decode(errors="replace")
+        return {**head, "reason": "InternalError", "message": said,
+                "details": {"causes": [{"message": said}]}}
+    return {**head, "reason": "NonZeroExitCode",
+            "message": f"command terminated with non-zero exit code: error executing command "
+                       f"{command}, exit code {code}",
+            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+
+
+def without_ephemeral(cluster: Cluster) -> None:
+    """A cluster that does not serve pods/ephemeralcontainers (before 1.23, or gated off)."""
+    cluster.ephemeral = False
 
 
 def add_pod(k8s: Emulator, name: str, namespace: str = "shop",

@@ -20,9 +20,6 @@ from tests.conftest import ROOT
 from tests.kubernetes.conftest import API_CALLS
 
 DEPLOY = ROOT / "deploy" / "kubernetes"
-# pods/exec: the container.kill fallback for clusters without ephemeral containers; it speaks
-# a websocket the emulator cannot, so no test here calls it (tests/e2e does on a real cluster).
-UNTESTED = {("", "pods/exec", "create")}
 
 
 def test_every_call_made_is_granted() -> None:
@@ -46,7 +43,7 @@ def test_every_granted_rule_was_used(request: pytest.FixtureRequest) -> None:
                     "files): the rules are compared with the calls of all of them")
     used = {(c.group, c.resource, c.verb) for _, c in API_CALLS}
     unused = rbac.allowed(rbac.NAMESPACED_RULES) | rbac.allowed(rbac.CLUSTER_RULES)
-    unused -= used | UNTESTED
+    unused -= used
     assert not unused, f"granted but never called by the adapter: {sorted(unused)}"
 
 def test_deploy_manifests_are_generated_from_rbac_py() -> None:

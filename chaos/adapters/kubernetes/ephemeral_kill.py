@@ -8,9 +8,11 @@ checks that first and refuses clearly instead of sending a signal that would do 
 refused before anything is sent. (Chaos Mesh and Litmus send SIGKILL from the node, through
 the container runtime, with a privileged DaemonSet; chaos has none by design.)
 
-Where the cluster does not serve ephemeral containers (404), the fallback is pods/exec of
-`kill -s SIGNAL 1` in the target container itself (the image needs a `kill` binary). The fault
-is instant: nothing to revert, and the revert spec says so.
+Where the cluster does not serve ephemeral containers (404), the fallback is pods/exec in the
+target container itself: `cat /proc/1/status` (the same refusal of a signal PID 1 does not
+handle) and `kill -s SIGNAL 1` (the image needs a `kill` binary), each judged by the exit status
+the API sends on the exec's error channel. The fault is instant: nothing to revert, and the
+revert spec says so.
 """
 
 from __future__ import annotations
@@ -52,23 +54,86 @@ def target_container(fault: FaultSpec, identity: Mapping[str, Any]) -> str:
     return str(containers[0])
 
 
-def _exec_kill(api: Any, namespace: str, pod: str, container: str, signal: str) -> str:
-    """pods/exec `kill -s SIGNAL 1` (blocking; run in a thread): its output."""
+def _exec(api: Any, namespace: str, pod: str, container: str,
+          command: list[str]) -> tuple[int | None, str, str]:
+    """pods/exec of `command` in the container (blocking; run in a thread): its exit code (None
+    when the API gave none), its stdout and stderr, and the API's failure message if any."""
+    import json
+
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
     from kubernetes.stream import stream
+    from kubernetes.stream.ws_client import ERROR_CHANNEL
 
     from chaos.adapters.kubernetes.connection import client_for
 
     core = client.CoreV1Api(client_for(api.conn))
     api.counts["create", "pods/exec"] += 1
     try:
-        return str(stream(core.connect_get_namespaced_pod_exec, pod, namespace,
-                          container=container, command=["kill", "-s", signal, "1"],
-                          stderr=True, stdout=True, stdin=False, tty=False,
-                          _request_timeout=EXEC_TIMEOUT))
+        ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace, container=container,
+                    command=command, stderr=True, stdout=True, stdin=False, tty=False,
+                    _preload_content=False)
     except ApiException as exc:
-        raise api._mapped(exc, "create", "", "pods/exec", namespace) from exc
+        raise api._mapped(_handshake(exc), "create", "", "pods/exec", namespace) from exc
+    try:
+        ws.run_forever(timeout=EXEC_TIMEOUT)
+        if ws.is_open():
+            return None, "", f"it did not end within {EXEC_TIMEOUT:g}s"
+        error = ws.read_channel(ERROR_CHANNEL)  # before read_all(), which drops it
+        output = str(ws.read_all())
+    finally:
+        ws.close()
+        ws.sock.shutdown()  # websocket-client's close() leaves the socket open when the API
+        # closed first (it always does once the command ended)
+    try:
+        status = json.loads(error) if error else {}
+    except ValueError:
+        status = {"message": error}
+    if status.get("status") == "Success":
+        return 0, output, ""
+    causes = (status.get("details") or {}).get("causes") or ()
+    code = next((c.get("message") for c in causes if c.get("reason") == "ExitCode"), None)
+    message = str(status.get("message") or "the exec ended without an exit status")
+    return (int(code) if code is not None and str(code).isdigit() else None), output, message
+
+
+def _handshake(exc: Any) -> Any:
+    """The client reports a refused websocket upgrade (403, 404) as status 0; the HTTP status
+    and the API's Status body are on the websocket exception it wraps."""
+    cause = exc.__context__
+    if not exc.status and getattr(cause, "status_code", None):
+        exc.status, exc.body = cause.status_code, getattr(cause, "resp_body", None)
+    exc.body = exc.body or exc.reason
+    return exc
+
+
+def _exec_kill(api: Any, name: str, spec: Mapping[str, Any]) -> str:
+    """The fallback without ephemeral containers (blocking; run in a thread): read PID 1's
+    signal handlers with `cat`, refuse a signal it does not handle (as the agent does), then
+    `kill -s SIGNAL 1`. What it did, as the agent would say it."""
+    from chaos.adapters.kubernetes.inpod_agent import dropped, handled_in
+
+    ns, pod, container, signal = spec["namespace"], spec["pod"], spec["container"], spec["signal"]
+    where = f"container {container} of pod {ns}/{pod}"
+    code, status, failure = _exec(api, ns, pod, container, ["cat", "/proc/1/status"])
+    what, unchecked = "pid 1", ""
+    if code == 0:
+        what = next((line.split(":", 1)[1].strip() for line in status.splitlines()
+                     if line.startswith("Name:")), what)
+        catches = handled_in(status)
+        if signal not in catches:
+            refused = dropped(what, signal, catches)
+            raise PermissionDenied(f"{name} on {where}: {refused}", hint=refused.hint)
+    else:  # no `cat` in the image: send it anyway, and say the handlers were not read
+        unchecked = f"; its handlers could not be read: {truncate(failure or status, 120)}"
+    code, output, failure = _exec(api, ns, pod, container, ["kill", "-s", signal, "1"])
+    # 137: the kill process itself was ended by the kernel with the namespace's PID 1
+    if code not in (0, 137):
+        said = "; ".join(filter(None, (failure, truncate(output.strip(), 200))))
+        raise FaultFailed(f"{name}: `kill -s {signal} 1` through pods/exec in {where} failed"
+                          f"{f' (exit code {code})' if code is not None else ''}: {said}",
+                          hint=eph.KILL_HINT)
+    return f"killed: sent SIG{signal} to pid 1 ({what}) through pods/exec{unchecked}"
 
 
 class ContainerKillAdapter(ClusterAdapter):
@@ -126,13 +191,8 @@ class ContainerKillAdapter(ClusterAdapter):
         try:
             await add_container(api, spec["namespace"], spec["pod"], container, pod)
         except EphemeralUnavailable:
-            out = await asyncio.to_thread(_exec_kill, api, spec["namespace"], spec["pod"],
-                                          spec["container"], spec["signal"])
-            if out.strip():
-                raise FaultFailed(f"{fault.name}: `kill -s {spec['signal']} 1` in {where} "
-                                  f"said: {truncate(out, 200)}",
-                                  hint=eph.KILL_HINT) from None
-            return {**spec, "via": "exec"}
+            result = await asyncio.to_thread(_exec_kill, api, fault.name, spec)
+            return {**spec, "via": "exec", "result": result}
         state = await wait_container(api, ident, container["name"], settings.start_timeout,
                                      until_done=True)
         if state is None:

@@ -241,9 +241,25 @@ async def stop(args: argparse.Namespace) -> int:
 def handled(pid: int) -> list[str]:
     """The signals the process has a handler for (SigCgt in /proc/PID/status), by name."""
     with open(f"/proc/{pid}/status") as status:
-        mask = next((int(line.split()[1], 16) for line in status
-                     if line.startswith("SigCgt:")), 0)
+        return handled_in(status.read())
+
+
+def handled_in(status: str) -> list[str]:
+    """The signals a /proc/PID/status text says the process handles (the exec fallback reads
+    that text through `cat` in the target container)."""
+    mask = next((int(line.split()[1], 16) for line in status.splitlines()
+                 if line.startswith("SigCgt:")), 0)
     return [sig.name[3:] for sig in signal.Signals if mask >> (sig.value - 1) & 1]
+
+
+def dropped(what: str, signal_name: str, catches: list[str]) -> PermissionDenied:
+    """The refusal of a signal PID 1 does not handle: the kernel would drop it."""
+    return PermissionDenied(
+        f"the container's main process ({what or 'pid 1'}) is PID 1 of its process "
+        f"namespace and does not handle SIG{signal_name}; the kernel drops that signal "
+        "when it comes from inside the pod, so nothing was sent",
+        hint=f"set `signal:` to one it handles ({', '.join(catches) or 'none'}), or "
+             "use pod.delete (grace_period: 0s stops the container at once)")
 
 
 def kill(args: argparse.Namespace) -> int:
@@ -261,12 +277,7 @@ def kill(args: argparse.Namespace) -> int:
         if args.signal not in catches:
             # The kernel drops signals a PID namespace's init does not handle when they come
             # from inside the namespace — SIGKILL always — so sending one would do nothing.
-            raise PermissionDenied(
-                f"the container's main process ({what or 'pid 1'}) is PID 1 of its process "
-                f"namespace and does not handle SIG{args.signal}; the kernel drops that signal "
-                "when it comes from inside the pod, so nothing was sent",
-                hint=f"set `signal:` to one it handles ({', '.join(catches) or 'none'}), or "
-                     "use pod.delete (grace_period: 0s stops the container at once)")
+            raise dropped(what, args.signal, catches)
         # Said first: when PID 1 dies, the kernel kills every process of its namespace, this
         # agent included, possibly before it could write another line.
         report(args, f"killed: sent SIG{args.signal} to pid {args.pid} ({what})")
