@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from chaos.errors import ProbeError
 from chaos.slo.buckets import Bucket, Window
+from chaos.slo.http_client import tls_context
 from chaos.units import format_duration
 
 TICKS_PER_SECOND = 10
@@ -210,10 +211,7 @@ class HttpTraffic:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()  # times are time.monotonic(), like the engine's
         if self._tls:
-            self._ssl = ssl.create_default_context()
-            if not self.spec.verify_tls:
-                self._ssl.check_hostname = False
-                self._ssl.verify_mode = ssl.CERT_NONE
+            self._ssl = tls_context(self.spec.verify_tls)
         self.t0 = time.monotonic()
         self._tasks = [asyncio.create_task(self._schedule(), name="traffic"),
                        asyncio.create_task(self._sweep(), name="traffic-timeouts")]

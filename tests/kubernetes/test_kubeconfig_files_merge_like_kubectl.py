@@ -86,3 +86,23 @@ def test_a_kubeconfig_naming_no_file_never_falls_back_to_the_home_one(
     assert f"KUBECONFIG={tmp_path / 'staging.yaml'} names no file" in str(refused.value)
     monkeypatch.delenv("KUBECONFIG")
     assert Connection.from_settings({}).context == "production"  # unset: the home one
+
+
+def test_a_context_switch_mid_run_does_not_move_the_probes(k8s: Emulator) -> None:
+    """The connection is resolved once per process: after `kubectl config use-context` (here:
+    the file rewritten to point at a dead cluster) the run's probes still ask the cluster it
+    started on."""
+    add_workload(k8s, "web", replicas=2)
+    wait_ready(k8s, "shop", "web", 2)
+    assert k8s.kubeconfig is not None
+    ok, said = asyncio.run(ready_pods({"namespace": "shop", "labels": {"app": "web"}}, {}))
+    assert ok, said
+    config = json.loads(k8s.kubeconfig.read_text())
+    config["clusters"].append({"name": "dead", "cluster": {"server": "http://127.0.0.1:9"}})
+    config["contexts"].append({"name": "dead", "context": {"cluster": "dead", "user": "tester"}})
+    config["current-context"] = "dead"
+    k8s.kubeconfig.write_text(json.dumps(config))
+    listed = len(calls(k8s, "list", "pods"))
+    ok, said = asyncio.run(ready_pods({"namespace": "shop", "labels": {"app": "web"}}, {}))
+    assert ok, said
+    assert len(calls(k8s, "list", "pods")) == listed + 1

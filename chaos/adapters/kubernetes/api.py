@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from chaos.adapters.kubernetes import rbac
@@ -163,10 +165,24 @@ class Api:
 _apis: dict[Connection, Api] = {}
 
 
+_connections: dict[tuple[Any, ...], Connection] = {}
+
+
+def _connection(settings: Mapping[str, Any] | None) -> Connection:
+    """Resolved once per process and setting: probes ask every few hundred milliseconds, and
+    resolving reads and parses every kubeconfig file (in the event loop). Once is also the
+    point: a `kubectl config use-context` mid-run must not move the rest of the run."""
+    settings = settings or {}
+    key = (settings.get("kubeconfig"), settings.get("context"), os.environ.get("KUBECONFIG"))
+    if key not in _connections:
+        _connections[key] = Connection.from_settings(settings)
+    return _connections[key]
+
+
 def api_for(settings_or_conn: Any) -> Api:
     """The Api for a fault's `kubernetes` settings, or a revert spec's connection."""
     conn = settings_or_conn if isinstance(settings_or_conn, Connection) else \
-        Connection.from_settings(settings_or_conn)
+        _connection(settings_or_conn)
     if conn not in _apis:
         _apis[conn] = Api(conn)
     return _apis[conn]
