@@ -41,6 +41,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _loopback_never_through_a_proxy() -> Iterator[None]:
+    """Every test talks to 127.0.0.1 only; an `http_proxy` set on a CI machine must not route
+    urllib (tests, webhooks) or any child process through it. Children inherit the environment."""
+    patch = pytest.MonkeyPatch()
+    for name in ("no_proxy", "NO_PROXY"):
+        patch.setenv(name, "127.0.0.1,localhost")
+    yield
+    patch.undo()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

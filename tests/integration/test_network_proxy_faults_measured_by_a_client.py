@@ -146,8 +146,11 @@ def test_latency_median_and_jitter_bounds_change_live_on_an_open_connection(
         toxic = proxy.add("latency", delay=0.020, jitter=0.005)
         jittered = sorted(round_trips(sock, 300))
         proxy.remove(toxic)
-    inside = [t for t in jittered if 15 - 0.5 <= t - base <= 25 + 3]
-    assert len(inside) >= 0.97 * len(jittered), (jittered[:5], jittered[-5:])
+    # never below the jitter's floor; above its ceiling only by scheduler hiccups of a loaded
+    # 2-core machine (three processes wake per round trip), which a few percent may meet
+    inside = [t for t in jittered if 15 - 0.5 <= t - base <= 25 + 5]
+    assert len(inside) >= 0.95 * len(jittered), (jittered[:5], jittered[-5:])
+    assert jittered[len(jittered) // 50] - base >= 15 - 0.5, (base, jittered[:10])
     q1, q3 = jittered[len(jittered) // 4], jittered[3 * len(jittered) // 4]
     assert 3 <= q3 - q1 <= 7.5, f"uniform +-5 ms has an IQR of 5 ms, got {q3 - q1:.2f}"
 
@@ -319,9 +322,11 @@ faults:
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_port(listen)
-        time.sleep(0.3)  # the toxic follows the proxy's start
+        # the toxic follows the proxy's start: wait until it is live
+        assert wait_until(lambda: redis_pings(listen, 1)[0] > base + 25, 10) is not None
         delayed = statistics.median(redis_pings(listen, 60))
-        assert abs(delayed - base - 30) <= 2, (base, delayed)
+        # base is measured without the proxy: its own hop may add to the 30 ms, never take away
+        assert 28 <= delayed - base <= 34, (base, delayed)
         out, _ = runner.communicate(timeout=30)
         assert runner.returncode == 0, out
     finally:
@@ -384,7 +389,8 @@ def test_chaos_proxy_holds_a_fault_from_its_flags_and_refuses_bad_ones(
         with connect(server) as direct:
             base = statistics.median(round_trips(direct, 30))
         with connect(listen) as sock:
-            assert abs(statistics.median(round_trips(sock, 40)) - base - 30) <= 2
+            # base is direct: the proxy's own hop may add to the 30 ms, never take away
+            assert 28 <= statistics.median(round_trips(sock, 40)) - base <= 34
         proc.send_signal(2)
         assert proc.wait(10) == 0
         assert proc.stderr is not None

@@ -190,7 +190,8 @@ def test_a_worker_ends_when_its_parent_dies_even_without_the_kernels_signal() ->
         parent.kill()
         parent.wait(5)
         took = wait_until(lambda: not workers(marker), 2)
-        assert took is not None and took < 0.5, f"orphaned worker still running: {took}"
+        # the worker checks its parent every 100 ms; the rest is a loaded machine's slack
+        assert took is not None and took < 1.0, f"orphaned worker still running: {took}"
     finally:
         parent.kill()
         parent.wait(5)
