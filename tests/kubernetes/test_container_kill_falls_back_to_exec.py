@@ -20,9 +20,11 @@ import asyncio
 import os
 from pathlib import Path
 
+import aiohttp.web
 import pytest
 
 from chaos.adapters.kubernetes import ephemeral_kill, ephemeral_spec
+from chaos.adapters.kubernetes.api import Unreachable
 from chaos.errors import FaultFailed, PermissionDenied
 from chaos.safety.ledger import read_records
 from tests.conftest import journals, run_chaos, wait_until
@@ -160,6 +162,32 @@ def test_an_exec_that_does_not_end_is_given_up_not_waited_for(
         assert wait_until(lambda: kubelet.served == 2, 10) is not None
     assert "failed: it did not end within 1s" in str(failed.value), str(failed.value)
     assert container.main.is_running()
+
+
+def test_an_exec_upgrade_that_is_never_answered_is_given_up(
+    cluster: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An API server (or a proxy before it) that takes the connection and never answers the
+    websocket upgrade: without a handshake timeout the client waits forever, in a thread the
+    runner's exit then waits for too."""
+    answer = cluster.call(lambda c: asyncio.Event())
+
+    async def silent(*_: object) -> aiohttp.web.StreamResponse:
+        await answer.wait()  # released once the test is done, so the emulator stops at once
+        return aiohttp.web.Response(status=500)
+
+    cluster.call(lambda c: setattr(c, "exec_server", silent))
+    monkeypatch.setattr(ephemeral_kill, "HANDSHAKE_TIMEOUT", 1.0)
+    try:
+        with pytest.raises(Unreachable) as failed:
+            asyncio.run(asyncio.wait_for(kill(kill_fault("TERM")), 20))
+    finally:
+        cluster.call(lambda c: answer.set())
+        cluster.call(lambda c: setattr(c, "exec_server", None))
+    assert "did not answer the exec's websocket upgrade within 1s" in str(failed.value), \
+        str(failed.value)
+    assert "cannot reach" not in str(failed.value) and failed.value.hint == Unreachable.hint
+    assert [cmd for _, cmd, _ in execs(cluster)] == [CAT]  # asked once, nothing after
 
 
 def test_no_exec_permission_names_the_missing_rule(cluster: Emulator, container: Container,

@@ -36,6 +36,7 @@ from chaos.errors import FaultFailed, GuardRefused, PermissionDenied, UsageError
 from chaos.model.experiment import FaultSpec
 
 EXEC_TIMEOUT = 30.0
+HANDSHAKE_TIMEOUT = 30.0  # the websocket upgrade, and any single read once it is open
 
 
 def target_container(fault: FaultSpec, identity: Mapping[str, Any]) -> str:
@@ -60,23 +61,33 @@ def _exec(api: Any, namespace: str, pod: str, container: str,
     when the API gave none), its stdout and stderr, and the API's failure message if any."""
     import json
 
+    import websocket
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
     from kubernetes.stream import stream
     from kubernetes.stream.ws_client import ERROR_CHANNEL
 
+    from chaos.adapters.kubernetes.api import Unreachable
     from chaos.adapters.kubernetes.connection import client_for
 
     core = client.CoreV1Api(client_for(api.conn))
     api.counts["create", "pods/exec"] += 1
+    _bounded_websockets()
     try:
         ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace, container=container,
                     command=command, stderr=True, stdout=True, stdin=False, tty=False,
                     _preload_content=False)
     except ApiException as exc:
+        if isinstance(exc.__context__, (websocket.WebSocketTimeoutException, TimeoutError)):
+            raise Unreachable(f"pods/exec in {namespace}/{pod}: the Kubernetes API at "
+                              f"{core.api_client.configuration.host} did not answer the exec's "
+                              f"websocket upgrade within {HANDSHAKE_TIMEOUT:g}s") from exc
         raise api._mapped(_handshake(exc), "create", "", "pods/exec", namespace) from exc
     try:
-        ws.run_forever(timeout=EXEC_TIMEOUT)
+        try:
+            ws.run_forever(timeout=EXEC_TIMEOUT)
+        except (websocket.WebSocketException, OSError) as exc:
+            return None, "", f"its connection broke: {type(exc).__name__}: {exc}"
         if ws.is_open():
             return None, "", f"it did not end within {EXEC_TIMEOUT:g}s"
         error = ws.read_channel(ERROR_CHANNEL)  # before read_all(), which drops it
@@ -95,6 +106,26 @@ def _exec(api: Any, namespace: str, pod: str, container: str,
     code = next((c.get("message") for c in causes if c.get("reason") == "ExitCode"), None)
     message = str(status.get("message") or "the exec ended without an exit status")
     return (int(code) if code is not None and str(code).isdigit() else None), output, message
+
+
+def _bounded_websockets() -> None:
+    """The client opens exec websockets with no timeout at all (kubernetes-client/python#602,
+    #1086): an API server, or a proxy before it, that takes the connection and never answers
+    the upgrade would hold the thread, and the runner's exit that joins it, forever. Its
+    websocket class is swapped, once, for one whose connect has a timeout; the socket keeps it
+    for later reads, which run_forever starts only once poll() says a frame is arriving."""
+    import websocket
+    from kubernetes.stream import ws_client
+
+    if getattr(ws_client, "WebSocket", None) is not websocket.WebSocket:
+        return  # swapped already (had the client changed, the silent-upgrade test would say)
+
+    class Bounded(websocket.WebSocket):
+        def connect(self, url: str, **options: Any) -> None:
+            options.setdefault("timeout", HANDSHAKE_TIMEOUT)
+            super().connect(url, **options)  # type: ignore[no-untyped-call]
+
+    setattr(ws_client, "WebSocket", Bounded)  # noqa: B010 - not an exported name
 
 
 def _handshake(exc: Any) -> Any:
