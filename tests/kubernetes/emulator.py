@@ -142,6 +142,7 @@ class Cluster(kmock.KubernetesEmulator):
     user: str = "system:serviceaccount:chaos:chaos"
     ephemeral: bool = True  # False: a cluster that does not serve pods/ephemeralcontainers
     exec_server: ExecServer | None = None  # set by the kubelet that runs pods' containers
+    exec_verb: str = "create"  # how the websocket GET of exec is authorized: 1.31+; "get" before
     _due: dict[tuple[Any, ...], list[float]] = attrs.field(factory=dict)  # pod recreation times
 
     def __attrs_post_init__(self) -> None:
@@ -157,9 +158,10 @@ class Cluster(kmock.KubernetesEmulator):
         method = str(request.method.value if hasattr(request.method, "value")
                      else request.method).upper()
         plural = res.plural + (f"/{request.subresource}" if request.subresource else "")
-        # Kubernetes 1.31+ authorizes the websocket GET of exec as `create` (the verb of its POST)
-        verb = "create" if request.subresource == "exec" else _verb(method, request.name,
-                                                                     request.params)
+        # Kubernetes 1.31+ authorizes the websocket GET of exec as `create` (the verb of its
+        # POST), older API servers as the `get` it is
+        verb = self.exec_verb if request.subresource == "exec" else _verb(method, request.name,
+                                                                           request.params)
         query = tuple(request._raw_request.query.items()) if request._raw_request else ()
         self.calls.append(Call(verb, res.group or "", plural, request.namespace, request.name,
                                request.data, query))

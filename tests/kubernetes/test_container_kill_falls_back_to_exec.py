@@ -51,15 +51,20 @@ def cluster(k8s: Emulator) -> Emulator:
     return k8s
 
 
-def execs(k8s: Emulator) -> list[tuple[str | None, list[str], str | None]]:
+def execs(k8s: Emulator, verb: str = "create") -> list[tuple[str | None, list[str], str | None]]:
     """(pod, command, container) of every pods/exec call the emulator received."""
     return [(c.name, [v for k, v in c.query if k == "command"], dict(c.query).get("container"))
-            for c in calls(k8s, "create", "pods/exec")]
+            for c in calls(k8s, verb, "pods/exec")]
 
 
-@pytest.mark.parametrize("protocol", ["v4.channel.k8s.io", "v5.channel.k8s.io"])
+# an API server before 1.31 authorizes the websocket GET as `get` (and speaks no v5)
+@pytest.mark.parametrize("protocol,verb", [("v4.channel.k8s.io", "create"),
+                                           ("v5.channel.k8s.io", "create"),
+                                           ("v4.channel.k8s.io", "get")])
 def test_term_through_exec_ends_the_main_process(cluster: Emulator, container: Container,
-                                                 tmp_path: Path, protocol: str) -> None:
+                                                 tmp_path: Path, protocol: str,
+                                                 verb: str) -> None:
+    cluster.call(lambda c: setattr(c, "exec_verb", verb))
     with Kubelet(cluster, {}, tmp_path, {("web-1", "app"): container.main.pid},
                  protocols=(protocol,)) as kubelet:
         spec = asyncio.run(kill(kill_fault("TERM", container="app")))
@@ -70,9 +75,9 @@ def test_term_through_exec_ends_the_main_process(cluster: Emulator, container: C
     assert "could not be read" not in spec["result"]
     # the ephemeral container was tried first (404), then exec: read the handlers, then kill
     assert [c.verb for c in calls(cluster, "patch", "pods/ephemeralcontainers")] == ["patch"]
-    assert execs(cluster) == [("web-1", CAT, "app"),
-                              ("web-1", ["kill", "-s", "TERM", "1"], "app")]
-    assert [c.namespace for c in calls(cluster, "create", "pods/exec")] == ["shop", "shop"]
+    assert execs(cluster, verb) == [("web-1", CAT, "app"),
+                                    ("web-1", ["kill", "-s", "TERM", "1"], "app")]
+    assert [c.namespace for c in calls(cluster, verb, "pods/exec")] == ["shop", "shop"]
     assert kubelet.execs == [("web-1", "app", CAT), ("web-1", "app", ["kill", "-s", "TERM", "1"])]
     assert kubelet.negotiated == [protocol, protocol]
 
@@ -190,14 +195,18 @@ def test_an_exec_upgrade_that_is_never_answered_is_given_up(
     assert [cmd for _, cmd, _ in execs(cluster)] == [CAT]  # asked once, nothing after
 
 
+@pytest.mark.parametrize("verb", ["create", "get"])  # Kubernetes 1.31+, and before
 def test_no_exec_permission_names_the_missing_rule(cluster: Emulator, container: Container,
-                                                   tmp_path: Path) -> None:
-    cluster.call(lambda c: c.deny.add(("create", "", "pods/exec")))
+                                                   tmp_path: Path, verb: str) -> None:
+    cluster.call(lambda c: setattr(c, "exec_verb", verb))
+    cluster.call(lambda c: c.deny.add((verb, "", "pods/exec")))
     with Kubelet(cluster, {}, tmp_path, {("web-1", "app"): container.main.pid}) as kubelet, \
             pytest.raises(PermissionDenied) as refused:
         asyncio.run(kill(kill_fault("TERM")))
-    assert "not allowed to create pods/exec in namespace shop (403 Forbidden)" in \
+    # the verb the API server checked, not the one chaos assumed
+    assert f"not allowed to {verb} pods/exec in namespace shop (403 Forbidden)" in \
         str(refused.value), str(refused.value)
-    assert 'cannot create resource "pods/exec"' in str(refused.value)  # the API's own words
-    assert 'resources: ["pods/exec"], verbs: ["create"]' in refused.value.hint
+    assert f'cannot {verb} resource "pods/exec"' in str(refused.value)  # the API's own words
+    assert f'resources: ["pods/exec"], verbs: ["{verb}"]' in refused.value.hint
+    assert "the Role chaos-runner has this rule" in refused.value.hint
     assert kubelet.execs == [] and container.main.is_running()

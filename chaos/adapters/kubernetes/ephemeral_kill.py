@@ -18,6 +18,7 @@ revert spec says so.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -82,7 +83,11 @@ def _exec(api: Any, namespace: str, pod: str, container: str,
             raise Unreachable(f"pods/exec in {namespace}/{pod}: the Kubernetes API at "
                               f"{core.api_client.configuration.host} did not answer the exec's "
                               f"websocket upgrade within {HANDSHAKE_TIMEOUT:g}s") from exc
-        raise api._mapped(_handshake(exc), "create", "", "pods/exec", namespace) from exc
+        exc = _handshake(exc)
+        # which verb the API server checked (create on 1.31+, get before) is in its own words
+        verb = re.search(r"cannot (\w+) resource", str(exc.body or ""))
+        raise api._mapped(exc, verb.group(1) if verb else "create", "", "pods/exec",
+                          namespace) from exc
     try:
         try:
             ws.run_forever(timeout=EXEC_TIMEOUT)

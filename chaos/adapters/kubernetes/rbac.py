@@ -28,9 +28,11 @@ NAMESPACED_RULES: Final[tuple[Rule, ...]] = (
     # select pods, check UIDs, pod.delete
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "delete"]},
     # in-pod faults: an ephemeral container in the target pod (container.kill, network.*,
-    # resource.* on pods); exec is the container.kill fallback where ephemeral containers are off
+    # resource.* on pods); exec is the container.kill fallback where ephemeral containers are off.
+    # The client opens exec with a websocket GET: Kubernetes 1.31+ authorizes it as `create`,
+    # older API servers as `get` -- and clusters without ephemeral containers are the old ones
     {"apiGroups": [""], "resources": ["pods/ephemeralcontainers"], "verbs": ["patch"]},
-    {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create", "get"]},
     # scale-down and its revert; probes read available replicas
     # (patch: the run-id label and expiry annotation that `chaos recover --kubernetes` finds)
     {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"],
