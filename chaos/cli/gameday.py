@@ -38,6 +38,20 @@ def _out(out: Path | None, day: Any) -> Path:
     return out or Path(day.reports_dir or os.environ.get("CHAOS_RUNS_DIR") or "chaos-runs")
 
 
+def _prepare(runner: Any) -> None:
+    """Create the game day's directory now: a directory nobody can write is a usage error
+    before anything runs, not a crash."""
+    from chaos.errors import UsageError
+
+    try:
+        runner.dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {runner.dir} for the journals and reports: "
+                         f"{exc.strerror or exc}",
+                         hint="pass --out DIR (or set reports.dir) to a directory you can "
+                              "write to") from None
+
+
 def _with_signals(main: Awaitable[int], on_signal: Callable[[int], None]) -> int:
     async def wrapped() -> int:
         loop = asyncio.get_running_loop()
@@ -74,6 +88,7 @@ def run(file: str, out: Path | None, vars_: tuple[str, ...], state_dir: Path | N
     notifier = Notifier(day.notify, warn=lambda m: click.echo(f"chaos: warning: {m}", err=True))
     runner = GameDayRun(day, _out(out, day), variables=variables_, state_dir=state_dir,
                         notifier=notifier, echo=click.echo, titles=titles)
+    _prepare(runner)
     click.echo(f"game day {runner.id}: {day.title} ({len(day.experiments)} experiments)")
     code = _with_signals(runner.run(), runner.interrupt)
     _summary(runner, code)
@@ -148,6 +163,11 @@ def schedule(files: tuple[str, ...], out: Path | None, run_now: bool, starting_d
                                                                     err=True))
         runner = GameDayRun(fresh, _out(out, fresh), variables=variables_, state_dir=state_dir,
                             notifier=notifier, echo=click.echo, titles=titles)
+        try:
+            _prepare(runner)
+        except ChaosError as exc:  # e.g. the disk was remounted read-only: try the next slot
+            click.echo(f"chaos: error: {exc}; {fresh.title}: this run is skipped", err=True)
+            return int(ExitCode.INVALID)
         active.add(runner)
         click.echo(f"game day {runner.id}: {fresh.title}: started")
         try:
@@ -235,7 +255,8 @@ def export(file: str, kubernetes_: bool, namespace: str, targets: tuple[str, ...
             continue
     docs = exporter.manifests(day, namespace=namespace, name=name,
                               image=image or exporter.DEFAULT_IMAGE, target_namespaces=targets,
-                              cluster_role=cluster_role, fault_types=types)
+                              cluster_role=cluster_role, fault_types=types,
+                              variables=variables_)
     if k8s_version:
         try:
             problems = exporter.validate(docs, k8s_version)

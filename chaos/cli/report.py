@@ -33,8 +33,15 @@ def report(journals: tuple[Path, ...], fmt: str, output: Path | None) -> None:
     if fmt == "all":
         if output is None:
             raise UsageError("--format all writes several files", hint="add --output DIR")
-        for name in bundle.write(loaded, output, ("html", "markdown", "junit", "postmortem"))\
-                .values():
+        if output.exists() and not output.is_dir():
+            raise UsageError(f"{output} is a file; --format all writes a directory of reports",
+                             hint="pass a directory (it is created if needed)")
+        try:
+            written = bundle.write(loaded, output, ("html", "markdown", "junit", "postmortem"))
+        except OSError as exc:
+            raise UsageError(f"cannot write the reports into {output}: {exc.strerror or exc}",
+                             hint="pass a directory you can write to") from None
+        for name in written.values():
             click.echo(str(output / name))
         return
     if fmt == "junit":
@@ -54,6 +61,11 @@ def report(journals: tuple[Path, ...], fmt: str, output: Path | None) -> None:
         text = "\n\n".join(terminal.summary(e.journal, str(e.path)) for e in loaded.entries
                            if e.journal is not None)
     if output:
-        output.write_text(text)
+        try:  # `-o reports/chaos.xml` in CI: the directory may not exist yet
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}",
+                             hint="pass a file path you can write to") from None
     else:
         click.echo(text)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,18 @@ PINNED_VERSION = "1.30.0"  # the Kubernetes version exports are validated agains
 
 def manifests(gameday: GameDay, *, namespace: str = "chaos", name: str | None = None,
               image: str = DEFAULT_IMAGE, target_namespaces: Sequence[str] = (),
-              cluster_role: bool = False, fault_types: Sequence[str] = ()) -> list[dict[str, Any]]:
+              cluster_role: bool = False, fault_types: Sequence[str] = (),
+              variables: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """The manifests, in apply order. `fault_types` (of the loaded experiments) decides whether
-    node faults need the ClusterRole; `cluster_role` forces it."""
+    node faults need the ClusterRole; `cluster_role` forces it. `variables` (--var) are passed
+    on to `chaos gameday run` in the CronJob, so the cluster runs what was checked here."""
     if gameday.schedule is None:
         raise UsageError(f"{gameday.source} has no schedule; a CronJob needs one",
                          hint="add `schedule: {cron: \"0 10 * * TUE\", timezone: Europe/Berlin}`")
+    if name is not None and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?", name):
+        raise UsageError(f"--name {name!r} cannot name a CronJob",
+                         hint="use at most 52 lowercase letters, digits and dashes, starting and "
+                              "ending with a letter or digit (e.g. chaos-checkout)")
     name = name or dns_name(f"chaos-{gameday.title}", 52)  # CronJob names: at most 52
     labels = {"app.kubernetes.io/name": "chaos", "app.kubernetes.io/component": "gameday",
               "app.kubernetes.io/instance": name}
@@ -69,14 +75,17 @@ def manifests(gameday: GameDay, *, namespace: str = "chaos", name: str | None = 
              "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                          "name": cluster_meta["name"]}},
         ]
-    docs.append(_cronjob(gameday, meta, name, image, items))
+    docs.append(_cronjob(gameday, meta, name, image, items, variables or {}))
     return docs
 
 
 def _cronjob(gameday: GameDay, meta: dict[str, Any], name: str, image: str,
-             items: list[dict[str, str]]) -> dict[str, Any]:
+             items: list[dict[str, str]], variables: Mapping[str, str]) -> dict[str, Any]:
     assert gameday.schedule is not None
     gameday_file = f"{FILES_DIR}/{items[0]['path']}"
+    args = ["gameday", "run", gameday_file, "--out", OUT_DIR]
+    for var, value in variables.items():
+        args += ["--var", f"{var}={value}"]
     pod = {
         "serviceAccountName": rbac.SERVICE_ACCOUNT,
         "restartPolicy": "Never",
@@ -84,7 +93,7 @@ def _cronjob(gameday: GameDay, meta: dict[str, Any], name: str, image: str,
         "terminationGracePeriodSeconds": 120,
         "containers": [{
             "name": "chaos", "image": image, "imagePullPolicy": "IfNotPresent",
-            "args": ["gameday", "run", gameday_file, "--out", OUT_DIR],
+            "args": args,
             "env": [{"name": "CHAOS_STATE_DIR", "value": f"{OUT_DIR}/state"}],
             "volumeMounts": [{"name": "files", "mountPath": FILES_DIR, "readOnly": True},
                              {"name": "out", "mountPath": OUT_DIR}],
@@ -115,18 +124,31 @@ def _rule(rule: rbac.Rule) -> dict[str, list[str]]:
 
 def _files(gameday: GameDay) -> tuple[dict[str, str], list[dict[str, str]]]:
     """ConfigMap data and volume items: the game-day file first, then each experiment once,
-    at their paths relative to the directory that holds them all."""
-    paths = [Path(gameday.source).resolve()] + list(dict.fromkeys(
-        Path(ref.path).resolve() for ref in gameday.experiments))
-    root = Path(os.path.commonpath([str(p.parent) for p in paths]))
+    at their paths relative to the directory that holds them all.
+
+    The layout follows the paths as written (not where symlinks lead): in the pod the game
+    day's relative paths are resolved against the mounted copy, so each experiment must land
+    where its path, as written, points. An absolute path cannot point into the mount."""
+    for ref in gameday.experiments:
+        if os.path.isabs(ref.file):
+            where = f"{ref.location}: " if ref.location else f"{gameday.source}: "
+            raise UsageError(f"{where}experiment {ref.file} is an absolute path, which does not "
+                             f"exist in the CronJob's pod (its files are under {FILES_DIR})",
+                             hint="write it relative to the game-day file, e.g. "
+                                  "../experiments/x.yaml")
+    day_file = Path(os.path.abspath(gameday.source))
+    layout = {day_file: day_file}  # where it lands (as written) -> the file to read
+    for ref in gameday.experiments:
+        layout.setdefault(Path(os.path.normpath(day_file.parent / ref.file)), Path(ref.path))
+    root = Path(os.path.commonpath([str(p.parent) for p in layout]))
     data: dict[str, str] = {}
     items = []
-    for path in paths:
-        relative = path.relative_to(root).as_posix()
+    for shown, real in layout.items():
+        relative = shown.relative_to(root).as_posix()
         key = re.sub(r"[^-._a-zA-Z0-9]", "_", relative)
         while key in data:
             key = "_" + key
-        data[key] = path.read_text(encoding="utf-8")
+        data[key] = real.read_text(encoding="utf-8")
         items.append({"key": key, "path": relative})
     size = sum(len(v.encode()) for v in data.values())
     if size > MAX_CONFIGMAP:

@@ -1,23 +1,40 @@
 """JUnit XML from journals: one testsuite per experiment, one testcase per check and phase,
-plus one per injection (a failed revert is a failure CI must see)."""
+plus one per injection (a failed revert is a failure CI must see).
+
+CI tools parse this strictly: `timestamp` is the schema's ISO 8601 date-time (seconds, no
+zone; UTC here, so a report rendered anywhere is the same), not epoch seconds, and characters
+XML 1.0 cannot carry (ANSI escapes in an error message, say) are replaced, because one of them
+makes the whole file unreadable to the CI tool.
+"""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 FAILING = {"FAIL", "NO_DATA", "INVALID"}
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _timestamp(epoch: Any) -> str:
+    try:
+        return datetime.fromtimestamp(float(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return ""
 
 
 def _suite(journal: Mapping[str, Any]) -> ET.Element:
-    exp = journal["experiment"]
+    exp = {**journal["experiment"], "source": str(journal["experiment"].get("source") or "")}
+    duration = float(journal.get("duration") or 0)
     suite = ET.Element("testsuite", name=exp["title"], file=exp["source"],
-                       timestamp=str(journal.get("started", "")),
-                       time=f"{journal.get('duration', 0):.3f}")
+                       timestamp=_timestamp(journal.get("started")),
+                       time=f"{duration:.3f}")
     cases = failures = errors = 0
     verdict = ET.SubElement(suite, "testcase", classname=exp["source"], name="verdict",
-                            time=f"{journal.get('duration', 0):.3f}")
+                            time=f"{duration:.3f}")
     cases += 1
     if journal["exit_code"] != 0:
         tag = "error" if journal["exit_code"] in (2, 5) else "failure"
@@ -74,6 +91,10 @@ def render(journals: Iterable[Mapping[str, Any]], name: str = "chaos",
         root.append(_skipped(label, reason))
     for attr in ("tests", "failures", "errors", "skipped"):
         root.set(attr, str(sum(int(s.get(attr, "0")) for s in root)))
+    for node in root.iter():
+        node.attrib = {k: NOT_XML.sub("\ufffd", v) for k, v in node.attrib.items()}
+        if node.text:
+            node.text = NOT_XML.sub("\ufffd", node.text)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

@@ -57,7 +57,7 @@ def draft(f: Facts, journal: Mapping[str, Any], *, owners: Sequence[str] = (),
         "| action | owner | due date | ticket |", "|---|---|---|---|",
     ]
     for owner in owners or ("_owner_",):
-        lines.append(f"| _what will prevent or soften this_ | {owner} | _YYYY-MM-DD_ | |")
+        lines.append(f"| _what will prevent or soften this_ | {_cell(owner)} | _YYYY-MM-DD_ | |")
     lines += ["", "## Supporting data", "",
               f"- journal: `{f.run}` (`chaos report JOURNAL --format html` renders it)",
               f"- checks passed: {f.passed}/{f.evaluated}"]
@@ -68,8 +68,9 @@ def _impact(f: Facts) -> list[str]:
     lines = []
     if f.failing:
         lines += ["| phase | check | status | measured | events |", "|---|---|---|---|---|"]
-        lines += [f"| {c['phase']} | `{c['check']}` | {c['status']} | {c.get('measured') or '—'} "
-                  f"| {c.get('events', '')} |" for c in f.failing]
+        lines += [f"| {c['phase']} | `{_cell(c['check'])}` | {c['status']} | "
+                  f"{_cell(c.get('measured') or '—')} | {c.get('events', '')} |"
+                  for c in f.failing]
         lines.append("")
     worst = [(line.name, min(v for _, v in line.points)) for line in f.availability
              if line.points]
@@ -89,6 +90,11 @@ def _impact(f: Facts) -> list[str]:
     for t, check in f.breaches:
         lines.append(f"- guardrail `{check}` breached at {t:.1f}s: everything was reverted")
     return lines
+
+
+def _cell(value: object) -> str:
+    """A table cell: a `|` (a Chaos Toolkit probe name may hold one) would split the row."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def _timeline(journal: Mapping[str, Any]) -> list[str]:

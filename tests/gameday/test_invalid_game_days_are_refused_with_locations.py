@@ -95,3 +95,14 @@ def test_game_day_files_are_told_from_experiment_files_by_the_loader() -> None:
     result = run_chaos("run", str(GAMEDAYS / "local-demo.yaml"), timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "local-demo.yaml:" in result.stderr and "chaos gameday run" in result.stderr
+
+
+def test_an_output_directory_that_cannot_be_created_is_a_usage_error(tmp_path: Path) -> None:
+    path = write_gameday(tmp_path, 'title: Nowhere to write\nexperiments:\n'
+                                   '  - "{experiments}/quickstart.yaml"\n')
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # a file where a directory should be: fails even as root
+    result = run_chaos("gameday", "run", str(path), "--out", str(blocker / "runs"), timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"cannot create {blocker / 'runs'}" in result.stderr and "--out" in result.stderr
+    assert "internal error" not in result.stderr and "started" not in result.stdout
