@@ -19,6 +19,8 @@ and `chaos recover` see it like any other injection.
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -103,9 +105,24 @@ def _document(fault_type: str, target: dict[str, Any], parameters: dict[str, Any
     fault: dict[str, Any] = {"name": name or str(fault_type).replace(".", "-"),
                              "type": fault_type, "target": target, "with": parameters or {}}
     if duration is not None:
-        fault["duration"] = f"{duration}s" if isinstance(duration, int | float) else duration
+        fault["duration"] = _seconds(duration)
     return {"title": f"chaos.ctk.actions: {fault['name']}", "faults": [fault],
             "limits": {"max_targets": max_targets, "max_duration": "24h"}}
+
+
+def _seconds(duration: Any) -> Any:
+    """Seconds as a number or as text: Chaos Toolkit's `--var dur=30` and `${dur}` from the
+    environment give "30"; a duration with a unit ("30s") or anything else is the loader's."""
+    if isinstance(duration, bool):
+        return duration
+    if isinstance(duration, int | float):
+        return f"{duration}s"
+    if isinstance(duration, str):
+        with contextlib.suppress(ValueError):
+            seconds = float(duration)
+            if math.isfinite(seconds):
+                return f"{int(seconds) if seconds.is_integer() else seconds}s"
+    return duration
 
 
 def check(func: str, arguments: dict[str, Any]) -> list[tuple[str, str]]:

@@ -15,6 +15,7 @@ fault lasts on; so a converted fault starts at the sum of the pauses before it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 from collections.abc import Callable, Mapping
@@ -249,7 +250,7 @@ def _faults(doc: Mapping[str, Any], skip: Callable[[str, Mapping[str, Any], str]
     for i, activity in enumerate(doc.get("method") or []):
         path = f"method[{i}]"
         pauses = activity.get("pauses") or {}
-        at += _seconds(pauses.get("before"))
+        at += _pause(doc, f"{path}.pauses.before", pauses.get("before"), notes)
         try:
             fault = fault_of(activity, notes)
         except Unconvertible as exc:
@@ -258,9 +259,22 @@ def _faults(doc: Mapping[str, Any], skip: Callable[[str, Mapping[str, Any], str]
             name = PROBE_NAME.sub("-", str(activity.get("name") or f"fault-{i}")).strip("-")
             faults.append({"name": name[:60], **fault, **({"start": f"{at:g}s"} if at else {})})
             origin("faults", path, activity)
-        at += _seconds(pauses.get("after"))
+        at += _pause(doc, f"{path}.pauses.after", pauses.get("after"), notes)
     return faults
 
 
-def _seconds(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+def _pause(doc: Mapping[str, Any], path: str, value: Any, notes: list[str]) -> float:
+    """A pause in seconds; `${name}` is read from a literal configuration value. One we cannot
+    know (from the environment) counts as 0 and is named: later faults start earlier."""
+    if isinstance(value, str) and (whole := re.fullmatch(r"\$\{([^}]+)\}", value.strip())):
+        configured = (doc.get("configuration") or {}).get(whole[1])
+        with contextlib.suppress(TypeError, ValueError):
+            if isinstance(configured, int | float | str) and not isinstance(configured, bool):
+                return max(0.0, float(configured))
+    if value is not None and not isinstance(value, bool) and isinstance(value, int | float):
+        return max(0.0, float(value))
+    if value is not None:
+        notes.append(f"{path} is {value!r}, not a number of seconds we can know here: counted "
+                     "as 0s; adjust the `start` of the faults after it")
+    return 0.0
+

@@ -107,6 +107,11 @@ def _data(node: yaml.Node, path: str, name: str, locations: dict[str, Location],
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             key = str(key_node.value)
+            if isinstance(key_node, yaml.ScalarNode):
+                try:
+                    key = _paired(key)
+                except ValueError as exc:
+                    problems.append(Problem(source.location(name, key_node), path, str(exc)))
             sub = f"{path}.{key}" if path else key
             if key in result:
                 problems.append(Problem(source.location(name, key_node), sub,
@@ -118,10 +123,24 @@ def _data(node: yaml.Node, path: str, name: str, locations: dict[str, Location],
                 for i, n in enumerate(node.value)]
     assert isinstance(node, yaml.ScalarNode)
     try:
-        return source.scalar_value(node)
+        value = source.scalar_value(node)
+        return _paired(value) if isinstance(value, str) else value
     except ValueError as exc:
         problems.append(Problem(locations[path], path, str(exc)))
         return None
+
+
+def _paired(text: str) -> str:
+    """JSON writes a character beyond U+FFFF as two escapes (`"\\ud83d\\ude80"`, what Python's
+    json.dump writes by default); YAML reads them as two lone surrogates, which no journal
+    can be written with. Join them as JSON parsers do."""
+    if not any("\ud800" <= c <= "\udfff" for c in text):
+        return text
+    try:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError:
+        raise ValueError("a \\ud800-\\udfff escape without its other half (a character "
+                         "written half); write the character itself") from None
 
 
 def validate(doc: Any, where: Callable[[str], Location | None], *,
@@ -153,7 +172,8 @@ def validate(doc: Any, where: Callable[[str], Location | None], *,
     if not isinstance(tags, list) or any(not isinstance(t, str) or not t for t in tags):
         bad("tags", "tags are a list of non-empty strings")
     probes = _hypothesis(doc, bad, providers)
-    names = {p.get("name") for p in probes if isinstance(p, dict)}
+    names = {p.get("name") for p in probes if isinstance(p, dict) and
+             isinstance(p.get("name"), str)}
     for section in ("method", "rollbacks"):
         items = doc.get(section, [])
         if not isinstance(items, list):
@@ -161,11 +181,12 @@ def validate(doc: Any, where: Callable[[str], Location | None], *,
             continue
         for i, activity in enumerate(items):
             _activity(f"{section}[{i}]", activity, bad)
-            if isinstance(activity, dict) and activity.get("name"):
+            if isinstance(activity, dict) and isinstance(activity.get("name"), str):
                 names.add(activity["name"])
-    for i, activity in enumerate(doc.get("method") or []):
+    method = doc.get("method")
+    for i, activity in enumerate(method if isinstance(method, list) else []):
         ref = activity.get("ref") if isinstance(activity, dict) else None
-        if ref and ref not in names:
+        if isinstance(ref, str) and ref and ref not in names:
             bad(f"method[{i}].ref", f"no activity named {ref!r} in this experiment")
     for section in ("configuration", "secrets"):
         if not isinstance(doc.get(section, {}), dict):
@@ -196,10 +217,21 @@ def _hypothesis(doc: dict[str, Any], bad: Callable[[str, str], None],
         path = f"steady-state-hypothesis.probes[{i}]"
         if _check_activity(path, probe, bad, providers) and "tolerance" not in probe:
             bad(path, "a hypothesis probe needs a `tolerance` (the value it must return)")
-        elif isinstance(probe, dict) and "tolerance" in probe and providers:
-            _guard(f"{path}.tolerance", bad,
-                   functools.partial(ensure_hypothesis_tolerance_is_valid, probe["tolerance"]))
+        elif isinstance(probe, dict) and "tolerance" in probe and providers and _guard(
+                f"{path}.tolerance", bad,
+                functools.partial(ensure_hypothesis_tolerance_is_valid, probe["tolerance"])):
+            _probe_tolerance(f"{path}.tolerance", probe["tolerance"], bad)
     return probes
+
+
+def _probe_tolerance(path: str, tolerance: Any, bad: Callable[[str, str], None]) -> None:
+    """chaoslib hands a probe tolerance the value as `arguments.value`, and fails with
+    KeyError: 'arguments' in the middle of the run when there are none."""
+    if isinstance(tolerance, dict) and tolerance.get("type") == "probe":
+        provider = tolerance.get("provider")
+        if isinstance(provider, dict) and not isinstance(provider.get("arguments"), dict):
+            bad(f"{path}.provider", "a probe tolerance needs `arguments` (a mapping, `{}` if "
+                                    "none): chaoslib passes the probed value in it as `value`")
 
 
 def _check_activity(path: str, activity: Any, bad: Callable[[str, str], None],
@@ -281,12 +313,25 @@ def _runtime(runtime: Any, bad: Callable[[str, str], None]) -> None:
     if not isinstance(runtime, dict):
         bad("runtime", "a mapping (rollbacks, hypothesis)")
         return
-    strategy = (runtime.get("rollbacks") or {}).get("strategy")
+    sections: dict[str, dict[str, Any]] = {}
+    for key, what in (("rollbacks", "strategy"), ("hypothesis", "strategy, frequency, fail_fast")):
+        section = runtime.get(key)
+        if section is not None and not isinstance(section, dict):
+            bad(f"runtime.{key}", f"a mapping ({what})")
+        sections[key] = section if isinstance(section, dict) else {}
+    strategy = sections["rollbacks"].get("strategy")
     if strategy is not None and strategy not in ROLLBACK_STRATEGIES:
         bad("runtime.rollbacks.strategy", f"one of {', '.join(ROLLBACK_STRATEGIES)}")
-    hyp = (runtime.get("hypothesis") or {}).get("strategy")
-    if hyp is not None and hyp not in HYPOTHESIS_STRATEGIES:
+    hyp = sections["hypothesis"]
+    if hyp.get("strategy") is not None and hyp["strategy"] not in HYPOTHESIS_STRATEGIES:
         bad("runtime.hypothesis.strategy", f"one of {', '.join(HYPOTHESIS_STRATEGIES)}")
+    frequency = hyp.get("frequency")
+    if frequency is not None and (isinstance(frequency, bool) or not isinstance(
+            frequency, int | float) or frequency <= 0):
+        bad("runtime.hypothesis.frequency",
+            f"seconds between two rounds of the hypothesis, a number > 0; got {frequency!r}")
+    if hyp.get("fail_fast") is not None and not isinstance(hyp["fail_fast"], bool):
+        bad("runtime.hypothesis.fail_fast", f"true or false; got {hyp['fail_fast']!r}")
 
 
 def _controls(doc: dict[str, Any], bad: Callable[[str, str], None]) -> None:

@@ -14,7 +14,8 @@ is its loop (chaoslib.run.Runner._run), for the promises it cannot keep:
 
 Every blocking chaoslib call runs on an abandonable thread (chaos.ctk.blocking): SIGINT/SIGTERM
 cancel the work task and the rollbacks start within milliseconds, even while a 15 s background
-action or a continuous hypothesis probe is running. A second signal does not skip rollbacks.
+action or a continuous hypothesis probe is running (so do chaoslib.exit's SIGUSR1/SIGUSR2 and
+a control's InterruptExecution: exit 4). A second signal does not skip rollbacks.
 The Chaos Toolkit journal (status, deviated, steady_states, run, rollbacks) is kept exactly as
 chaoslib would, so its outcome can be compared and its tools can read it.
 """
@@ -44,6 +45,10 @@ BEFORE = ("default", "before-method-only", "continuously", "continuous")
 DURING = ("during-method-only", "continuously", "continuous")
 AFTER = ("default", "after-method-only", "continuously", "continuous")
 STOPPED = ("aborted", "failed", "interrupted")
+# SIGUSR1/SIGUSR2 are how chaoslib.exit.exit_gracefully/exit_ungracefully (and controls such
+# as chaostoolkit-addons' safeguards) end an experiment; unhandled, they would kill us before
+# any rollback
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ class CtkEngine:
         self._outcome: tuple[ExitCode, str] = (ExitCode.OK, "the steady state held")
         self._error: ChaosError | None = None
         self._method_started = False
+        self._interrupted = False  # InterruptExecution from a control or an activity
         self._during_failed = False
         self._controls: list[tuple[str, Any, Any]] = []  # begun, not yet ended
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -112,8 +118,12 @@ class CtkEngine:
                         name)
             return
         self.bus.emit("run.interrupted", signal=name)
-        code = ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
-        self._stop = (code, f"interrupted by {name}")
+        if signum in (signal.SIGINT, signal.SIGTERM):
+            code = ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
+            self._stop = (code, f"interrupted by {name}")
+        else:  # an activity called chaoslib.exit.exit_gracefully / exit_ungracefully
+            why = f"aborted: {name} (chaoslib.exit: an activity or a control ended the run)"
+            self._stop = (ExitCode.ABORTED, why)
         self.journal["status"] = "interrupted"
         if self._work is not None:
             self._work.cancel()
@@ -125,6 +135,7 @@ class CtkEngine:
 
     async def run(self) -> CtkResult:
         from chaoslib.caching import cache_activities, clear_cache
+        from chaoslib.exceptions import InterruptExecution
         from chaoslib.run import initialize_run_journal
 
         loop = self._loop = asyncio.get_running_loop()
@@ -137,7 +148,7 @@ class CtkEngine:
         mark = len(KEEPER.held)
         KEEPER.listeners.append(self._relay)
         self.journal = initialize_run_journal(self.doc)
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in SIGNALS:
             loop.add_signal_handler(signum, self._interrupt, signum)
         cache_activities(self.doc)
         try:
@@ -150,6 +161,10 @@ class CtkEngine:
             except ChaosError as exc:
                 self._error, self._outcome = exc, (exc.exit_code, str(exc))
                 self.journal["status"] = "aborted"
+            except InterruptExecution as exc:  # a control or an activity stopped the run
+                self.journal["status"] = "interrupted"  # as chaoslib records it
+                self._interrupted = True
+                self._outcome = (ExitCode.ABORTED, f"interrupted: {truncate(str(exc))}")
             except Exception as exc:  # an unexpected error in the method: Chaos Toolkit aborts
                 log.debug("the experiment raised", exc_info=True)
                 self.journal["status"] = "aborted"
@@ -159,7 +174,7 @@ class CtkEngine:
                 self._outcome = self._stop
         finally:
             injections = await self._cleanup(mark)
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in SIGNALS:
                 loop.remove_signal_handler(signum)
             KEEPER.listeners.remove(self._relay)
             clear_cache()
@@ -252,10 +267,15 @@ class CtkEngine:
                     if isinstance(values, dict) for k, v in values.items()
                     if k not in (given_secrets.get(scope) or {})]
         for path, value in entries:
-            if isinstance(value, dict) and value.get("type") == "env" and "default" not in \
-                    value and value.get("key") not in os.environ:
+            # chaoslib reads a configuration's `default`, not a secret's
+            defaulted = path.startswith("configuration.") and "default" in value \
+                if isinstance(value, dict) else False
+            if isinstance(value, dict) and value.get("type") == "env" and not defaulted and \
+                    value.get("key") not in os.environ:
                 return (f"{self.experiment.where(path)}: {path}: environment variable "
-                        f"{value.get('key')} is not set")
+                        f"{value.get('key')} is not set" + (
+                            " (chaoslib does not read a secret's `default`)"
+                            if "default" in value else ""))
         return ""
 
     def _begin_controls(self) -> None:
@@ -386,7 +406,8 @@ class CtkEngine:
         if killed:
             log.info("killed %d process-provider session(s)", killed)
         early: asyncio.Task[Any] | None = None
-        if self._stop is not None or self.journal.get("status") == "aborted":
+        if self._stop is not None or self._interrupted or \
+                self.journal.get("status") == "aborted":
             # a signal or an abort: what chaos.ctk.actions holds is reverted now, alongside the
             # rollbacks, not after them (they have no time limit); a rollback's revert() of
             # the same run waits for the same stop

@@ -47,7 +47,10 @@ async def run_ctk_experiment(experiment: CtkExperiment, options: CtkOptions,
     out_dir = run_options.runs_dir / engine.run_id
     started = time.time()
     result = await engine.run()
-    ours = journal.document(summary(experiment), recorder, result, started, time.time())
+    # the title as chaoslib substituted it (`${name}` from configuration)
+    title = (result.journal.get("experiment") or {}).get("title")
+    ours = journal.document(summary(experiment, title if isinstance(title, str) else None),
+                            recorder, result, started, time.time())
     ours_path, ctk_path = out_dir / "journal.json", out_dir / CTK_JOURNAL
     if journal_format == "ctk":
         ctk_path = run_options.journal_path or ctk_path
@@ -59,11 +62,11 @@ async def run_ctk_experiment(experiment: CtkExperiment, options: CtkOptions,
     return CtkRecord(result, ours, ctk_path if journal_format == "ctk" else ours_path, out_dir)
 
 
-def summary(experiment: CtkExperiment) -> dict[str, Any]:
+def summary(experiment: CtkExperiment, title: str | None = None) -> dict[str, Any]:
     hyp = experiment.document.get("steady-state-hypothesis") or {}
     probes = [p for p in hyp.get("probes") or [] if isinstance(p, Mapping)]
     return {
-        "title": experiment.title, "source": experiment.source,
+        "title": title or experiment.title, "source": experiment.source,
         "sha256": experiment.source_hash, "description": experiment.description,
         "tags": experiment.tags, "variables": {}, "services": [], "faults": [],
         "checks": [f"{p.get('name')} {tolerance_text(p.get('tolerance'))}" for p in probes],
@@ -136,6 +139,7 @@ def variables(pairs: Mapping[str, str], var_files: Iterable[str]) -> tuple[dict[
     for path in files:
         if not Path(path).is_file():
             raise UsageError(f"--var-file {path}: no such file")
+        _check_var_file(path)
     converted: dict[str, Any] = {}
     for name, value in pairs.items():
         try:
@@ -151,6 +155,53 @@ def variables(pairs: Mapping[str, str], var_files: Iterable[str]) -> tuple[dict[
                          hint="NAME=VALUE or NAME:int=VALUE; var files are JSON/YAML with "
                               "`configuration`/`secrets`, or .env files") from None
     return dict(config), dict(secrets)
+
+
+def _check_var_file(path: str) -> None:
+    """chaoslib's merge_vars logs a var file it cannot parse, or whose keys it does not read,
+    and runs on without it - with the experiment's defaults. Ours refuses it (exit 2)."""
+    import json
+
+    import yaml
+
+    from chaos.errors import UsageError
+
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    suffix = Path(path).suffix
+    hint = ("a var file is JSON or YAML: {\"configuration\": {\"NAME\": VALUE}, "
+            "\"secrets\": {\"SCOPE\": {\"NAME\": VALUE}}}; or a .env file of NAME=VALUE lines")
+    if suffix in (".yaml", ".yml", ".json"):
+        try:
+            data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--var-file {path}:{exc.lineno}:{exc.colno}: not valid JSON: "
+                             f"{exc.msg}", hint=hint) from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+            what = getattr(exc, "problem", None) or exc
+            raise UsageError(f"--var-file {path}{where}: not valid YAML: {what}",
+                             hint=hint) from None
+        if not text.strip():
+            return  # empty: nothing to read, as in Chaos Toolkit
+        if not isinstance(data, dict):
+            raise UsageError(f"--var-file {path}: expected a mapping with `configuration` "
+                             f"and/or `secrets`, got {type(data).__name__}", hint=hint)
+        unread = sorted(str(k) for k in data if k not in ("configuration", "secrets"))
+        if unread:
+            raise UsageError(f"--var-file {path}: {', '.join(unread)}: not read (only "
+                             "`configuration` and `secrets` are); move "
+                             f"{'it' if len(unread) == 1 else 'them'} under `configuration`",
+                             hint=hint)
+        for key in ("configuration", "secrets"):
+            if not isinstance(data.get(key, {}), dict):
+                raise UsageError(f"--var-file {path}: `{key}` is a mapping of names to values",
+                                 hint=hint)
+        return
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip() and not line.strip().startswith("#") and "=" not in line:
+            raise UsageError(f"--var-file {path}:{number}: expected NAME=VALUE, got "
+                             f"{line.strip()[:60]!r}", hint=hint)
 
 
 def live_activities(view: Any) -> Subscriber:

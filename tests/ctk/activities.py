@@ -67,3 +67,12 @@ def stall_keeper(seconds: float) -> str:
 
     KEEPER._running_loop().call_soon_threadsafe(time.sleep, seconds)
     return "stalled"
+
+
+def end_gracefully() -> str:
+    """What a safeguard does: chaoslib.exit.exit_gracefully sends this process SIGUSR1."""
+    from chaoslib.exit import exit_gracefully
+
+    exit_gracefully()
+    return "asked to end"
+

@@ -213,3 +213,25 @@ def test_kubernetes_probe_counts_from_configuration_and_waits_convert_faithfully
     assert doc["hypothesis"]["probes"][0]["pods"]["min_ready"] == "${backends}"
     assert "waits up to 60s" in result.stderr and "recover_within: 60s" in result.stderr
     assert run_chaos("validate", str(out)).returncode == 0
+
+
+def test_pauses_from_configuration_count_and_unknown_ones_are_named(
+        tmp_path: Path, state_dir: Path) -> None:
+    """`pauses: {after: "${wait}"}` is read from a literal configuration value; one from the
+    environment cannot be known, counts as 0 and is named (later faults would start early)."""
+    def kill(name: str, pause: object) -> dict[str, object]:
+        return {"type": "action", "name": name, "pauses": {"after": pause}, "provider": {
+            "type": "process", "path": "pkill", "arguments": f"-f {name}-process"}}
+
+    source = tmp_path / "paused.json"
+    source.write_text(json.dumps({
+        "title": "t", "description": "d",
+        "configuration": {"wait": 5, "later": {"type": "env", "key": "LATER_WAIT"}},
+        "method": [kill("first", "${wait}"), kill("second", "${later}"), kill("third", -2),
+                   kill("fourth", 1)]}))
+    out = tmp_path / "native.yaml"
+    result = run_chaos("convert", str(source), "-o", str(out))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    starts = {f["name"]: f.get("start") for f in yaml.safe_load(out.read_text())["faults"]}
+    assert starts == {"first": None, "second": "5s", "third": "5s", "fourth": "5s"}
+    assert "method[1].pauses.after is '${later}'" in result.stderr

@@ -1,0 +1,13 @@
+"""A Chaos Toolkit control that ends the experiment (InterruptExecution) before the activity
+named `safeguard`, as a safeguard control does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def before_activity_control(context: dict[str, Any], **kwargs: Any) -> None:
+    from chaoslib.exceptions import InterruptExecution
+
+    if context.get("name") == "safeguard":
+        raise InterruptExecution("the safeguard says stop")
