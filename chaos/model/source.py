@@ -112,26 +112,33 @@ def compose(src: SourceText) -> yaml.Node:
             f"character {_char(odd.group())} is a line break to YAML but not to most editors, "
             "so line numbers would not match; replace it with a newline or remove it",
         )], source=src.name)
+    text, kind = src.text, "YAML"
+    if src.name.lower().endswith(".json"):
+        kind = "JSON"
+        # JSON allows tabs between tokens, YAML does not (`json.dump(indent="\t")`, many
+        # editors); valid JSON has no raw tab inside a string, so a space in its place parses
+        # the same and keeps every line:col
+        text = text.replace("\t", " ")
     loader = None
     try:
-        loader = _Loader(src.text)  # the reader checks every character here, before parsing
+        loader = _Loader(text)  # the reader checks every character here, before parsing
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = Location(src.name, mark.line + 1, mark.column + 1) if mark else None
         what = " ".join(part for part in (exc.context, exc.problem) if part)
         raise ExperimentInvalid(
-            [Problem(loc, "", f"invalid YAML: {what}{_yaml_hint(what)}")], source=src.name
+            [Problem(loc, "", f"invalid {kind}: {what}{_yaml_hint(what)}")], source=src.name
         ) from None
     except yaml.reader.ReaderError as exc:
         raise ExperimentInvalid([Problem(
             _offset_location(src, exc.position), "",
-            f"invalid YAML: character {_char(exc.character)} is not allowed in YAML text; "
+            f"invalid {kind}: character {_char(exc.character)} is not allowed in {kind} text; "
             "remove it or write it as an escape in a double-quoted string",
         )], source=src.name) from None
     except yaml.YAMLError as exc:
         raise ExperimentInvalid(
-            [Problem(None, "", f"invalid YAML: {exc}")], source=src.name
+            [Problem(None, "", f"invalid {kind}: {exc}")], source=src.name
         ) from None
     finally:
         if loader is not None:

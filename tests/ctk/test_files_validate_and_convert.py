@@ -235,3 +235,23 @@ def test_pauses_from_configuration_count_and_unknown_ones_are_named(
     starts = {f["name"]: f.get("start") for f in yaml.safe_load(out.read_text())["faults"]}
     assert starts == {"first": None, "second": "5s", "third": "5s", "fourth": "5s"}
     assert "method[1].pauses.after is '${later}'" in result.stderr
+
+
+def test_json_indented_with_tabs_is_json(tmp_path: Path, state_dir: Path) -> None:
+    """`json.dump(indent="\\t")` and many editors indent JSON with tabs, which JSON allows and
+    Chaos Toolkit reads; YAML (our parser) forbids them. Errors in a .json file say JSON."""
+    document = json.loads((FIXTURES / "tolerances.json").read_text())
+    tabbed = tmp_path / "tabbed.json"
+    tabbed.write_text(json.dumps(document, indent="\t"))
+    result = run_chaos("validate", str(tabbed))
+    assert result.returncode == 0, result.stderr
+    assert ": ok (Chaos Toolkit experiment" in result.stdout
+    lines = tabbed.read_text().splitlines()
+    broken_at = next(i for i, line in enumerate(lines) if line.startswith('\t"description"'))
+    lines[broken_at] = lines[broken_at].rstrip(",")  # a missing comma, after tabs
+    broken = tmp_path / "broken.json"
+    broken.write_text("\n".join(lines))
+    result = run_chaos("validate", str(broken))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{broken}:{broken_at + 2}:2: invalid JSON: " in result.stderr, result.stderr
+    assert "YAML" not in result.stderr and "indent with spaces" not in result.stderr, result.stderr
