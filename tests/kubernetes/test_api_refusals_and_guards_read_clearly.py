@@ -172,3 +172,91 @@ def test_a_probe_counts_an_api_server_that_does_not_answer_as_a_failed_sample(
     kubeconfig, url = _closed_port_kubeconfig(tmp_path / "kubeconfig")
     ok, said = asyncio.run(ready_pods({"namespace": "shop"}, {"kubeconfig": str(kubeconfig)}))
     assert not ok and f"cannot reach the Kubernetes API at {url}" in said, said
+
+
+def test_a_kubeconfig_that_does_not_exist_is_named_as_missing(
+        state_dir: Path, tmp_path: Path) -> None:
+    """`kubernetes: {kubeconfig: ...}` naming no file: said so, with the path as resolved from
+    the experiment's directory (not the client's "No configuration found")."""
+    path = write_experiment(tmp_path / "e.json", DELETE,
+                            kubernetes={"kubeconfig": "clusters/prod.yaml"})
+    result = run_chaos("run", str(path))
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out
+    assert f"kubeconfig {tmp_path / 'clusters' / 'prod.yaml'} does not exist" in out, out
+    assert "No configuration found" not in out and "Traceback" not in out, out
+
+
+def test_a_context_the_kubeconfig_does_not_have_lists_the_ones_it_has(
+        state_dir: Path, tmp_path: Path) -> None:
+    kubeconfig, _ = _closed_port_kubeconfig(tmp_path / "kubeconfig")
+    result = run_chaos("inject", "pod.delete", "-l", "app=web", "--kubeconfig",
+                       str(kubeconfig), "--context", "prod")
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out
+    assert f"context prod is not in {kubeconfig} (its contexts: down)" in out, out
+    assert "Expected object with name" not in out and "Traceback" not in out, out
+
+
+def test_an_api_server_that_never_answers_is_asked_once_per_call(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that accepts and stays silent costs one read timeout per call, not four
+    (urllib3 retried timeouts 3 times: 2 minutes per call with the 30 s read timeout)."""
+    import json
+    import socket
+    import threading
+
+    from chaos.adapters.kubernetes import api
+    from chaos.adapters.kubernetes.probes import ready_pods
+
+    monkeypatch.setattr(api, "TIMEOUT", (5.0, 0.3))
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)  # close() does not wake a blocked accept()
+    accepted: list[socket.socket] = []
+    done = threading.Event()
+
+    def accept() -> None:
+        while not done.is_set():
+            try:
+                accepted.append(server.accept()[0])  # and never answer
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "silent",
+        "clusters": [{"name": "silent", "cluster": {"server": url}}],
+        "users": [{"name": "tester", "user": {"token": "not-a-secret"}}],
+        "contexts": [{"name": "silent", "context": {"cluster": "silent", "user": "tester"}}]}))
+    try:
+        ok, said = asyncio.run(ready_pods({"namespace": "shop"},
+                                          {"kubeconfig": str(kubeconfig)}))
+    finally:
+        done.set()
+        thread.join(5)
+        server.close()
+        for conn in accepted:
+            conn.close()
+    assert not ok and "no answer within the read timeout (0.3s)" in said, said
+    assert len(accepted) == 1, f"{len(accepted)} connections for one call"
+
+
+@pytest.mark.parametrize("labels", [{"app": "web,tier!=db"}, {"app": "web shop"},
+                                    {"tier!": "db"}])
+def test_labels_that_are_not_label_syntax_are_refused_before_any_call(
+        web: Emulator, state_dir: Path, tmp_path: Path, labels: dict[str, str]) -> None:
+    """A comma or `!=` in a value would make the API server select other pods than written;
+    anything else malformed would be its 400 (exit 4, "aborted"): both are usage errors."""
+    faults = [{"type": "pod.delete", "target": {"pods": {"namespace": "shop",
+                                                         "labels": labels}, "count": 1}}]
+    before = len(web.cluster.calls)
+    result = run_chaos("run", "-q", str(write_experiment(tmp_path / "e.json", faults)))
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out
+    assert "target.pods.labels: " in out and "is not a Kubernetes label" in out, out
+    assert web.cluster.calls[before:] == [], web.cluster.calls[before:]

@@ -113,3 +113,25 @@ def test_recover_kubernetes_undoes_expired_marks_found_in_the_cluster(
     web = k8s.call(lambda c: c.get(DEPLOYMENTS, "shop", "web"))
     assert web["spec"]["replicas"] == 3 and "chaos.dev/run" not in web["metadata"]["labels"]
     wait_ready(k8s, "shop", "web", 3)
+
+
+def test_recover_refuses_kube_system_before_it_changes_anything(
+        k8s: Emulator, state_dir: Path) -> None:
+    """`-n kube-system` without --allow-kube-system is refused before the node sweep: an
+    expired cordon on a node stays until the command is given right."""
+    add_node(k8s, "node-1")
+    k8s.call(lambda c: c.objects[NODES, None, "node-1"].patch({
+        "metadata": {"labels": {"chaos.dev/run": "lost-run"},
+                     "annotations": {"chaos.dev/expires": _past(),
+                                     "chaos.dev/cordoned": "true"}},
+        "spec": {"unschedulable": True}}))
+
+    result = run_chaos("recover", "--kubernetes", "-n", "shop", "-n", "kube-system")
+
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "refusing to touch namespace kube-system" in out, out
+    assert "add --allow-kube-system" in out, out
+    assert "chaos recover --kubernetes: chaos recover" not in out, out
+    assert not [c for c in k8s.cluster.calls if c.verb != "list"], k8s.cluster.calls
+    assert k8s.call(lambda c: c.get(NODES, None, "node-1"))["spec"]["unschedulable"] is True

@@ -64,6 +64,29 @@ def test_scale_down_holds_fewer_replicas_then_restores_the_recorded_count(
     assert doc["injections"][0]["outcome"] == "reverted"
 
 
+def test_a_scale_the_role_refuses_changes_nothing_and_is_not_a_failed_revert(
+        k8s: Emulator, state_dir: Path, tmp_path: Path) -> None:
+    """A Role without `patch deployments/scale`: the inject fails after marking the workload;
+    the revert must remove the marks without that call (the count never changed), so the run
+    is a usage error naming the rule (2), not "something may still be injected" (5)."""
+    add_workload(k8s, "web", replicas=3)
+    wait_ready(k8s, "shop", "web", 3)
+    k8s.cluster.deny.add(("patch", "apps", "deployments/scale"))
+    path = write_experiment(tmp_path / "scale.json", [{
+        "type": "workload.scale_down", "target": {"deployment": {"namespace": "shop",
+                                                                  "name": "web"}},
+        "duration": "1s"}])
+
+    code, doc, out = run(path, tmp_path)
+
+    assert code == 2, out
+    assert 'resources: ["deployments/scale"], verbs: ["patch"]' in out, out
+    assert "REVERT FAILED" not in out, out
+    workload = k8s.call(lambda c: c.get(DEPLOYMENTS, "shop", "web"))
+    assert workload["spec"]["replicas"] == 3 and unmarked(workload["metadata"])
+    assert doc["injections"][0]["outcome"] != "failed", doc["injections"]
+    assert "no active injections" in run_chaos("status").stdout
+
 
 def test_a_workload_another_run_scaled_down_is_refused_and_its_marks_are_kept(
         k8s: Emulator, state_dir: Path, tmp_path: Path) -> None:

@@ -61,7 +61,13 @@ class Unreachable(ApiFailed):
 
 def _reason(exc: BaseException) -> str:
     """The root cause of a urllib3 failure ("Connection refused"), not its retry wrapping."""
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+
     cause: BaseException | None = getattr(exc, "reason", None) or exc
+    if isinstance(cause, ReadTimeoutError):
+        return f"no answer within the read timeout ({TIMEOUT[1]:g}s)"
+    if isinstance(cause, ConnectTimeoutError) and not isinstance(cause, NewConnectionError):
+        return f"no connection within the connect timeout ({TIMEOUT[0]:g}s)"
     for _ in range(5):  # NewConnectionError -> ConnectionRefusedError, and the like
         if isinstance(cause, OSError) and cause.strerror:
             return cause.strerror

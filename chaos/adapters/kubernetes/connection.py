@@ -53,6 +53,12 @@ class Connection:
         named = [given] if given else [p for p in env.split(os.pathsep) if p] or [
             "~/.kube/config"]
         paths = [Path(os.path.expanduser(p)).resolve() for p in named]
+        if given and not paths[0].exists():
+            raise ClusterUnreachable(f"kubeconfig {paths[0]} does not exist",
+                                     hint="fix `kubernetes: {kubeconfig: ...}` (a relative path "
+                                          "is read from the experiment file's directory; chaos "
+                                          "inject: --kubeconfig, from the current one), or "
+                                          "leave it out to use $KUBECONFIG or ~/.kube/config")
         loaded = {p: _parsed(p) for p in dict.fromkeys(paths) if given or p.is_file()}
         # the Python client refuses an empty file that kubectl skips
         files = [p for p, doc in loaded.items() if doc is not None or given]
@@ -137,14 +143,26 @@ def _build(conn: Connection) -> Any:
     try:
         if conn.in_cluster:
             configuration = client.Configuration()
+            configuration.retries = _retries()
             config.load_incluster_config(  # type: ignore[no-untyped-call]
                 client_configuration=configuration)
             return client.ApiClient(configuration)
+        configuration = type.__call__(client.Configuration)  # not the process-wide default
+        configuration.retries = _retries()
         return config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=conn.kubeconfig, context=conn.context)
+            config_file=conn.kubeconfig, context=conn.context,
+            client_configuration=configuration)
     except ConfigException as exc:
-        raise ClusterUnreachable(f"cannot use {conn.describe()}: {exc}"
-                                 f"{_contexts_in(conn.kubeconfig)}") from exc
+        names = _contexts_in(conn.kubeconfig)
+        if conn.context and names is not None and conn.context not in names:
+            raise ClusterUnreachable(
+                f"context {conn.context} is not in {conn.kubeconfig} (its contexts: "
+                f"{', '.join(names) or 'none'})",
+                hint="pick one of its contexts (`kubectl config get-contexts` lists them) in "
+                     "`kubernetes: {context: ...}` (chaos inject, chaos recover: --context)"
+            ) from exc
+        listed = f"; its contexts: {', '.join(names)}" if names else ""
+        raise ClusterUnreachable(f"cannot use {conn.describe()}: {exc}{listed}") from exc
     except OSError as exc:
         raise PermissionDenied(f"cannot read {exc.filename or conn.kubeconfig}: "
                                f"{exc.strerror}") from exc
@@ -155,6 +173,24 @@ def _build(conn: Connection) -> Any:
         raise ClusterUnreachable(f"cannot use {name}: not valid YAML{where}",
                                  hint="fix the kubeconfig (`kubectl config view` reads it), or "
                                       "name another with `kubernetes: {kubeconfig: ...}`") from exc
+
+
+def _retries() -> Any:
+    """urllib3's retries (3), except after a timeout: a refused or dropped connection is tried
+    again, but an API server that does not answer within the timeout (api.TIMEOUT) is not asked
+    three more times — that made a silent server cost 2 minutes per call, not 30 s."""
+    from urllib3.exceptions import MaxRetryError, NewConnectionError, TimeoutError
+    from urllib3.util.retry import Retry
+
+    class NoRetryAfterTimeout(Retry):
+        def increment(self, method: Any = None, url: Any = None, response: Any = None,
+                      error: Any = None, _pool: Any = None, _stacktrace: Any = None) -> Any:
+            # (urllib3 makes a refused connection, NewConnectionError, a kind of timeout)
+            if isinstance(error, TimeoutError) and not isinstance(error, NewConnectionError):
+                raise MaxRetryError(_pool, url or "", error) from error
+            return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    return NoRetryAfterTimeout(3)
 
 
 def expiry(duration: float, now: float | None = None) -> str:
@@ -188,14 +224,13 @@ def unmarks(extra_annotations: tuple[str, ...] = ()) -> dict[str, dict[str, None
     return {"labels": {LABEL_RUN: None}, "annotations": annotations}
 
 
-def _contexts_in(kubeconfig: str | None) -> str:
-    """"; its contexts: a, b" for a message about a context it does not have."""
+def _contexts_in(kubeconfig: str | None) -> list[str] | None:
+    """The names of the kubeconfig's contexts; None when it cannot be read."""
     from kubernetes import config
 
     try:
         contexts, _ = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
             config_file=kubeconfig)
     except Exception:  # noqa: BLE001 - the file itself is the problem; said already
-        return ""
-    names = [str(c.get("name")) for c in contexts or ()]
-    return f"; its contexts: {', '.join(names)}" if names else ""
+        return None
+    return [str(c.get("name")) for c in contexts or ()]

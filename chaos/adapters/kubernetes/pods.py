@@ -24,6 +24,7 @@ from chaos.adapters.kubernetes.selection import (
     ClusterAdapter,
     api_of,
     api_of_spec,
+    check_labels,
     label_selector,
     matching_pods,
     refuse_traffic_fields,
@@ -76,6 +77,7 @@ class PartitionAdapter(ClusterAdapter):
 
     async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
         refuse_traffic_fields(fault)
+        check_labels(fault)
         selector = fault.target.selector
         extra = [k for k in ("fields", "names", "node") if selector.get(k)]
         if extra or fault.target.count is not None or fault.target.percent is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from chaos.adapters.kubernetes.api import ApiFailed, Gone, api_for
 from chaos.adapters.kubernetes.selection import WORKLOAD_METHODS, list_pods, namespace_for
+from chaos.errors import UsageError
 
 
 def _ready(pod: Mapping[str, Any]) -> bool:
@@ -42,7 +43,10 @@ def answers(probe: Callable[[Mapping[str, Any], Mapping[str, Any]], Awaitable[tu
 async def ready_pods(spec: Mapping[str, Any], settings: Mapping[str, Any]) -> tuple[bool, str]:
     api = api_for(settings)
     namespace = await namespace_for(api, spec, settings)
-    pods = await list_pods(api, namespace, spec)
+    try:
+        pods = await list_pods(api, namespace, spec)
+    except UsageError as exc:
+        raise UsageError(f"pods probe in {namespace}: {exc}") from exc
     ready = sum(1 for p in pods if _ready(p))
     wanted = int(spec.get("min_ready") or 1)
     return ready >= wanted, f"{ready}/{len(pods)} ready (want {wanted})"

@@ -10,6 +10,7 @@ stranger, and counts as gone.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
@@ -43,16 +44,19 @@ def before_anything(resolve: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable
     return resolving
 
 
-def check_namespace(namespace: str, settings: Mapping[str, Any], what: str) -> None:
+def check_namespace(namespace: str, settings: Mapping[str, Any], what: str,
+                    hint: str = "") -> None:
     """Refuse kube-system unless allowed, and any namespace outside the allowlist."""
+    where = f"{what}: " if what else ""
     if namespace == PROTECTED_NAMESPACE and not settings.get("allow_kube_system"):
-        raise GuardRefused(f"{what}: refusing to touch namespace kube-system (the cluster's own "
+        raise GuardRefused(f"{where}refusing to touch namespace kube-system (the cluster's own "
                            "components live there)",
-                           hint="if you mean it, set `kubernetes: {allow_kube_system: true}` in "
-                                "the experiment (chaos inject: --allow-kube-system)")
+                           hint=hint or "if you mean it, set `kubernetes: {allow_kube_system: "
+                                        "true}` in the experiment (chaos inject: "
+                                        "--allow-kube-system)")
     allowed = settings.get("namespaces")
     if allowed and namespace not in allowed:
-        raise GuardRefused(f"{what}: namespace {namespace} is not in kubernetes.namespaces "
+        raise GuardRefused(f"{where}namespace {namespace} is not in kubernetes.namespaces "
                            f"({', '.join(allowed)})",
                            hint="add it to `kubernetes: {namespaces: [...]}` or pick a target "
                                 "in an allowed namespace")
@@ -77,8 +81,27 @@ def namespace_allowed(namespace: str, settings: Mapping[str, Any]) -> bool:
     return True
 
 
+LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
 def label_selector(labels: Mapping[str, str] | None) -> str | None:
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) if labels else None
+    """`a=1,b=2`; keys and values are checked first: a comma or `!=` in a value would change
+    what the API server selects, and a malformed one is its 400, not a usage error."""
+    if not labels:
+        return None
+    for key, value in labels.items():
+        prefix, slash, name = str(key).rpartition("/")
+        if not LABEL_NAME.fullmatch(name) or (slash and not LABEL_PREFIX.fullmatch(prefix)):
+            raise UsageError(f"labels: {key!r} is not a Kubernetes label key (an optional "
+                             "DNS prefix and '/', then up to 63 letters, digits, '-', '_' or "
+                             "'.', starting and ending with a letter or digit)")
+        if value and not LABEL_NAME.fullmatch(str(value)):
+            raise UsageError(f"labels: {key}: {value!r} is not a Kubernetes label value (up "
+                             "to 63 letters, digits, '-', '_' or '.', starting and ending with "
+                             "a letter or digit; one value per key: selectors like `in (...)`"
+                             " or `!=` are not supported)")
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
 def owner_of(meta: Mapping[str, Any]) -> str | None:
@@ -235,6 +258,14 @@ async def same_node(api: Api, identity: Mapping[str, Any]) -> dict[str, Any] | N
     return node if node.get("metadata", {}).get("uid") == identity.get("uid") else None
 
 
+def check_labels(fault: FaultSpec) -> None:
+    """The target's labels, checked before any call; the error names the fault and field."""
+    try:
+        label_selector(fault.target.selector.get("labels"))
+    except UsageError as exc:
+        raise UsageError(f"{fault.name}: target.{fault.target.kind}.{exc}") from exc
+
+
 def api_of(fault: FaultSpec) -> Api:
     return api_for(fault.kubernetes)
 
@@ -258,6 +289,7 @@ class ClusterAdapter(Adapter):
     async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
         if self.target_kind == "pods" and not self.uses_traffic_fields:
             refuse_traffic_fields(fault)
+        check_labels(fault)
         resolver = {"pods": resolve_pods, "node": resolve_nodes}.get(self.target_kind,
                                                                      resolve_workloads)
         return await resolver(api_of(fault), fault, scope)

@@ -59,13 +59,16 @@ def _annotations(obj: dict[str, Any]) -> dict[str, str]:
 async def sweep(api: Api, namespaces: Iterable[str], *, everything: bool = False,
                 settings: Mapping[str, Any] | None = None) -> list[Swept]:
     """Undo expired chaos marks on nodes and in the given namespaces."""
+    namespaces = list(namespaces)
+    for namespace in namespaces:  # every refusal before anything (nodes too) is changed
+        check_namespace(namespace, settings or {}, "",  # the command names itself
+                        hint="if you mean it, add --allow-kube-system")
     found: list[Swept] = []
     answer = await api.call("list", "", "nodes", None, "CoreV1Api.list_node",
                             label_selector=LABEL_RUN)
     for node in answer.get("items") or ():
         found.append(await _node(api, node, everything))
     for namespace in namespaces:
-        check_namespace(namespace, settings or {}, "chaos recover --kubernetes")
         found += await _namespace(api, namespace, everything)
     return found
 

@@ -54,11 +54,16 @@ async def mark(api: Api, resource: str, namespace: str, name: str,
 
 async def restore(api: Api, resource: str, namespace: str, name: str, uid: str | None,
                   replicas: int) -> RevertOutcome:
-    """Scale back and remove our marks; a workload that is gone or replaced counts as gone."""
-    if await read_workload(api, resource, namespace, name, uid) is None:
+    """Scale back and remove our marks; a workload that is gone or replaced counts as gone.
+
+    A workload already at the recorded count is not scaled (an inject whose scale call failed,
+    e.g. a Role without `patch .../scale`, must not end as a failed revert: nothing changed)."""
+    workload = await read_workload(api, resource, namespace, name, uid)
+    if workload is None:
         return "gone"
     try:
-        await scale(api, resource, namespace, name, replicas)
+        if int((workload.get("spec") or {}).get("replicas", 1)) != replicas:
+            await scale(api, resource, namespace, name, replicas)
         await mark(api, resource, namespace, name, unmarks((ANNOTATION_REPLICAS,)))
     except Gone:
         return "gone"
