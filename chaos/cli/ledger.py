@@ -141,7 +141,7 @@ def recover(force: bool, kubernetes: bool, context: str | None, kubeconfig: str 
 
 
 def _sweep(settings: Mapping[str, object], namespaces: tuple[str, ...], force: bool) -> int:
-    from chaos.adapters.kubernetes.api import api_for
+    from chaos.adapters.kubernetes.api import ApiFailed, api_for
     from chaos.adapters.kubernetes.sweep import sweep
     from chaos.errors import ChaosError
 
@@ -153,7 +153,9 @@ def _sweep(settings: Mapping[str, object], namespaces: tuple[str, ...], force: b
         click.echo(f"chaos recover --kubernetes: {exc}", err=True)
         if exc.hint:
             click.echo(f"  what to do: {exc.hint}", err=True)
-        return int(ExitCode.REVERT_FAILED)
+        # the API failing mid-sweep may leave marks behind (5); a refused namespace, a missing
+        # kubeconfig or context is the command's input (its own code, 2)
+        return int(ExitCode.REVERT_FAILED if isinstance(exc, ApiFailed) else exc.exit_code)
     for item in found:
         click.echo(f"{item.outcome:<9} {item.what} (run {item.run})")
     if any(item.outcome.startswith("skipped") for item in found):

@@ -430,6 +430,10 @@ def _target(node: yaml.Node, path: str, ctx: Context, vocab: Vocabulary,
         ctx.problem(_child(node, "percent"), join(path, "percent"),
                     "give either count or percent, not both")
         return None
+    if percent is not None and percent <= 0:  # would "succeed" having hit nothing
+        ctx.problem(_child(node, "percent"), join(path, "percent"),
+                    "0% hits no target: give a share above 0%, or leave the fault out")
+        return None
     if count is not None and limits is not None and count > limits.max_targets:
         ctx.problem(_child(node, "count"), join(path, "count"),
                     f"count {count} is more than limits.max_targets "

@@ -199,3 +199,16 @@ def test_a_file_over_the_size_limit_is_refused(tmp_path: Path) -> None:
         file.truncate(3 * 1024 * 1024)
     with pytest.raises(ExperimentInvalid, match="file is larger than 2048 KiB"):
         load_file(path, VOCAB)
+
+
+def test_a_share_of_0_percent_is_refused_where_it_is() -> None:
+    """It would select nothing, inject nothing and end DONE: a typo, never an intent."""
+    found = problems("""\
+title: t
+faults:
+  - type: process.suspend
+    target: {process: {name: a}, percent: 0%}
+    duration: 1s
+""")
+    assert found == ["x.yaml:4:43: faults[0].target.percent: 0% hits no target: give a share "
+                     "above 0%, or leave the fault out"], found
