@@ -90,13 +90,23 @@ def _kubernetes_target(fault: FaultType, kw: dict[str, Any]) -> tuple[str, dict[
                                    f"{text!r}")
         return {key.strip(): value.strip() for key, _, value in pairs}
 
-    for kind in ("node", "deployment", "statefulset"):
-        if kw.get(f"k8s_{kind}"):
-            selector: dict[str, Any] = {"name": kw[f"k8s_{kind}"],
-                                        "labels": labels(kw.get("k8s_selector"))}
-            if kind != "node":
-                selector["namespace"] = kw.get("k8s_namespace")
-            return kind, {k: v for k, v in selector.items() if v}
+    named = [kind for kind in ("node", "deployment", "statefulset") if kw.get(f"k8s_{kind}")]
+    if len(named) > 1:
+        raise click.UsageError(f"give one of {', '.join('--' + k for k in named)}: a fault "
+                               "hits one kind of object")
+    # no name: -l alone selects by labels when the fault hits one kind, and it isn't pods
+    others = [k for k in fault.target_kinds if k in ("node", "deployment", "statefulset")]
+    if not named and kw.get("k8s_selector") and "pods" not in fault.target_kinds:
+        if len(others) > 1:
+            raise click.UsageError(f"-l alone cannot tell a {' from a '.join(others)} apart: "
+                                   f"name one with {' or '.join('--' + k for k in others)}")
+        named = others
+    for kind in named:
+        selector: dict[str, Any] = {"name": kw.get(f"k8s_{kind}"),
+                                    "labels": labels(kw.get("k8s_selector"))}
+        if kind != "node":
+            selector["namespace"] = kw.get("k8s_namespace")
+        return kind, {k: v for k, v in selector.items() if v}
     pods = {"namespace": kw.get("k8s_namespace"), "labels": labels(kw.get("k8s_selector")),
             "fields": kw.get("k8s_fields"), "names": list(kw.get("k8s_pod") or ()) or None,
             "node": kw.get("k8s_on_node")}

@@ -49,6 +49,29 @@ def test_inject_scales_a_deployment_and_cordons_a_node_for_a_while(k8s: Emulator
     assert not k8s.call(lambda c: c.get(NODES, None, "node-1"))["spec"]["unschedulable"]
 
 
+def test_inject_selects_nodes_by_label_and_refuses_two_kinds(k8s: Emulator,
+                                                             state_dir: Path) -> None:
+    """-l alone on a node fault selects nodes (it listed -l back as missing); two kinds of
+    object named at once is refused instead of silently using the first."""
+    for name, pool in (("node-1", "spot"), ("node-2", "on-demand"), ("node-3", "spot")):
+        add_node(k8s, name)
+        k8s.call(lambda c, n=name, p=pool: c.objects[NODES, None, n].patch(
+            {"metadata": {"labels": {"pool": p}}}))
+    cordoned = run_chaos("inject", "node.cordon", "-l", "pool=spot", "--for", "300ms")
+    assert cordoned.returncode == 0, cordoned.stdout + cordoned.stderr
+    patched = [(c.name, c.body["spec"]["unschedulable"]) for c in calls(k8s, "patch", "nodes")]
+    assert sorted(patched) == [("node-1", False), ("node-1", True), ("node-3", False),
+                               ("node-3", True)]
+    both = run_chaos("inject", "workload.scale_down", "-n", "shop", "--deployment", "api",
+                     "--statefulset", "db", "--replicas", "0", "--for", "300ms")
+    assert both.returncode == 2 and "give one of --deployment, --statefulset" in both.stderr
+    ambiguous = run_chaos("inject", "workload.scale_down", "-n", "shop", "-l", "app=api",
+                          "--replicas", "0", "--for", "300ms")
+    assert ambiguous.returncode == 2, ambiguous.stderr
+    assert "name one with --deployment or --statefulset" in ambiguous.stderr
+    assert calls(k8s, "patch", "deployments/scale") == []
+
+
 def test_inject_refuses_kube_system_unless_allowed(k8s: Emulator, state_dir: Path) -> None:
     add_workload(k8s, "dns", namespace="kube-system", replicas=1)
     wait_ready(k8s, "kube-system", "dns", 1)
