@@ -8,9 +8,13 @@ accept the `pods` target kind.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from chaos.faults import targets
 from chaos.faults.process import KILL_SIGNALS
 from chaos.faults.registry import FaultRegistry, FaultType
+from chaos.model.experiment import Target
 from chaos.model.schema import Duration, Int, Obj, Str
 
 KINDS = {"pods": targets.PODS, "deployment": targets.DEPLOYMENT,
@@ -27,7 +31,20 @@ POD_DELETE = FaultType(
     }),
     target_kinds=("pods",),
     instant=True,
+    check=targets.no_pod_traffic,
 )
+
+
+def _kill_check(target: Target, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    problems = targets.no_pod_traffic(target, params)
+    if params.get("signal") == "KILL":
+        why = ("SIGKILL cannot reach a container's main process from inside its pod (it is "
+               "PID 1 of the container's process namespace, and the kernel drops SIGKILL sent "
+               "to it from there): use TERM or another signal the app handles, or pod.delete "
+               "with `grace_period: 0s`")
+        problems.append(("with.signal", why))
+    return problems
+
 
 CONTAINER_KILL = FaultType(
     name="container.kill",
@@ -41,6 +58,7 @@ CONTAINER_KILL = FaultType(
     }),
     target_kinds=("pods",),
     instant=True,
+    check=_kill_check,
 )
 
 SCALE_DOWN = FaultType(

@@ -11,8 +11,12 @@ ephemeral container in each pod; partition is a NetworkPolicy that isolates the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from chaos.faults import targets
 from chaos.faults.registry import FaultRegistry, FaultType
+from chaos.model.experiment import Target
 from chaos.model.schema import Duration, Field, Obj, Percent, Size, Str
 
 ADDRESS = r"[A-Za-z0-9_.:\[\]-]*:[0-9]{1,5}"
@@ -68,12 +72,29 @@ BANDWIDTH = FaultType(
     }),
     target_kinds=ALL,
 )
+def _partition_check(target: Target,
+                     params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """On pods, a partition is a NetworkPolicy: its podSelector is the target's labels."""
+    if target.kind != "pods":
+        return []
+    why = "network.partition on pods is a NetworkPolicy over every pod its labels select"
+    problems = targets.no_pod_traffic(target, params)
+    problems += [(f"target.pods.{key}", f"{why}: select by labels only, remove {key}")
+                 for key in ("fields", "names", "node") if target.selector.get(key)]
+    problems += [(f"target.{key}", f"{why}: it cannot hit only some of them, remove {key}")
+                 for key in ("count", "percent") if getattr(target, key) is not None]
+    if not target.selector.get("labels"):
+        problems.append(("target.pods", f"{why}: add `labels` (its podSelector)"))
+    return problems
+
+
 PARTITION = FaultType(
     name="network.partition",
     summary="cut the selected traffic off: the proxy refuses and resets connections, the "
             "kernel drops packets",
     params=Obj({}),
     target_kinds=ALL,
+    check=_partition_check,
 )
 LOSS = FaultType(
     name="network.loss",

@@ -9,10 +9,11 @@ broken plugin fails when it registers, not halfway through an experiment.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from chaos.model.experiment import FaultShape
+from chaos.model.experiment import FaultShape, Target
 from chaos.model.schema import Obj, Schema
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")
@@ -25,13 +26,15 @@ class FaultType:
     params: Obj
     target_kinds: tuple[str, ...]
     instant: bool = False  # happens once (kill, restart): no duration, nothing to hold
+    # what no schema says (see FaultShape.check): checked by `chaos validate` with locations
+    check: Callable[[Target, Mapping[str, Any]], Sequence[tuple[str, str]]] | None = None
 
     @property
     def category(self) -> str:
         return self.name.split(".", 1)[0]
 
     def shape(self) -> FaultShape:
-        return FaultShape(self.params, self.target_kinds, self.instant)
+        return FaultShape(self.params, self.target_kinds, self.instant, self.check)
 
 
 class FaultRegistry:

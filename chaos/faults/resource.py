@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chaos.faults import targets
 from chaos.faults.registry import FaultRegistry, FaultType
 from chaos.model.schema import Bool, Duration, Field, Int, Obj, Scalar, Str, Unit, scalar_as
 from chaos.units import PERCENT_PATTERN, SIZE_PATTERN, parse_percent, parse_size, shown
@@ -58,6 +59,7 @@ CPU = FaultType(
         "ramp": RAMP,
     }),
     target_kinds=("host", "process", "pods"),
+    check=targets.no_pod_traffic,
 )
 
 MEMORY = FaultType(
@@ -74,6 +76,7 @@ MEMORY = FaultType(
                       "OOM killer may then kill other processes)", False),
     }),
     target_kinds=("host", "process", "pods"),
+    check=targets.no_pod_traffic,
 )
 
 DISK_FILL = FaultType(

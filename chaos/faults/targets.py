@@ -7,7 +7,10 @@ are declared here; the network and resource modules declare their own (proxy, in
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
+from typing import Any
 
+from chaos.model.experiment import Target
 from chaos.model.schema import Int, List, Map, Obj, Scalar, Str, scalar_as
 
 PROCESS = Obj({
@@ -61,6 +64,17 @@ PODS = Obj({
    "`count: 1` hits one pod (chosen by the run's seed), `count: N` or `percent: P` some, none "
    "of them: all. device and the traffic filters apply to in-pod network faults only")
 POD_TRAFFIC_FIELDS = ("device", *TRAFFIC_FILTERS)  # not selectors: what in-pod faults touch
+
+
+def no_pod_traffic(target: Target, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A FaultType check: device and the traffic filters select traffic inside pods for the
+    in-pod network faults; any other fault on pods would silently ignore them."""
+    if target.kind != "pods":
+        return []
+    why = ("selects traffic for in-pod network faults only (network.latency, bandwidth, loss, "
+           "corruption on pods); this fault does not use it: remove it")
+    return [(f"target.pods.{key}", f"{key} {why}") for key in POD_TRAFFIC_FIELDS
+            if target.selector.get(key) is not None]
 
 
 def _workload(kind: str) -> Obj:

@@ -6,7 +6,7 @@ loaded input. Values are already converted: durations are seconds, percents are 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -163,6 +163,10 @@ class FaultShape:
     params: Obj
     target_kinds: tuple[str, ...]
     instant: bool = False  # e.g. process.kill: no duration, nothing to hold
+    # rules across the target and the parameters that no schema expresses; each problem is
+    # (path below the fault, e.g. "target.pods.port" or "with.signal", what is wrong and what
+    # to do), reported by `chaos validate` at that field's line
+    check: Callable[[Target, Mapping[str, Any]], Sequence[tuple[str, str]]] | None = None
 
 
 @dataclass(frozen=True)

@@ -463,6 +463,9 @@ def _fault(i: int, node: yaml.Node, raw: dict[str, Any], ctx: Context, vocab: Vo
         params = shape.params.check(with_node, join(path, "with"), ctx, 3)
     if target is not None:
         _target_fits(target, target_node, path, fault_type, shape, services, ctx)
+        if ctx.count == mark and shape is not None and shape.check is not None:
+            for field, message in shape.check(target, params):
+                ctx.problem(_deepest(node, field), join(path, field), message)
     duration = _timing(node, raw, path, fault_type, shape, limits, ctx)
     if ctx.count != mark or shape is None or target is None or duration is None:
         return None
@@ -471,6 +474,16 @@ def _fault(i: int, node: yaml.Node, raw: dict[str, Any], ctx: Context, vocab: Vo
         params=frozen(params), start=raw["start"] or 0.0, duration=duration,
         location=source.location(ctx.file, node),
     )
+
+
+def _deepest(node: yaml.Node, dotted: str) -> yaml.Node:
+    """The node at a dotted path below `node`, or the deepest one of it that exists."""
+    for key in dotted.split("."):
+        child = _child(node, key)
+        if child is None:
+            break
+        node = child
+    return node
 
 
 def _target_fits(target: Target, node: yaml.Node, path: str, fault_type: Any,

@@ -177,7 +177,7 @@ def test_container_kill_sends_term_by_default_and_refuses_kill(api: Any, namespa
     refused = run_chaos("inject", "container.kill", "-n", namespace, "--pod", pod,
                         "--signal", "KILL", timeout=120)
     assert refused.returncode == 2, refused.stdout + refused.stderr
-    assert "SIGKILL cannot reach" in refused.stdout
+    assert "SIGKILL cannot reach" in refused.stdout + refused.stderr
     live = api.CoreV1Api().read_namespaced_pod(pod, namespace)
     assert not live.spec.ephemeral_containers  # nothing was sent
 

@@ -51,6 +51,59 @@ def test_every_problem_is_reported_with_its_location(tmp_path: Path) -> None:
     assert "Traceback" not in out
 
 
+RUN_TIME_ONLY = """\
+title: combinations only the adapters used to refuse, at run time and without a line
+faults:
+  - type: pod.delete
+    target: {pods: {namespace: shop, labels: {app: web}, port: 5432}}
+  - type: container.kill
+    target: {pods: {namespace: shop, labels: {app: web}}}
+    with: {signal: KILL}
+  - type: network.partition
+    target:
+      pods: {namespace: shop, labels: {app: web}, names: [web-1], device: eth1}
+      count: 1
+    duration: 10s
+  - type: network.partition
+    target: {pods: {namespace: shop}}
+    duration: 10s
+  - type: resource.cpu
+    target: {pods: {namespace: shop, labels: {app: web}, direction: egress}}
+    duration: 10s
+  - type: network.loss
+    target: {pods: {namespace: shop, labels: {app: web}, port: 5432}}
+    with: {percent: 10%}
+    duration: 10s
+"""
+
+
+def test_rules_across_target_and_parameters_are_checked_where_they_are(tmp_path: Path) -> None:
+    """Traffic filters on faults that ignore them, SIGKILL for container.kill, a partition
+    that is not a label selector: validate said ok, then the run refused with no location."""
+    path = tmp_path / "mixed.yaml"
+    path.write_text(RUN_TIME_ONLY)
+    result = run_chaos("validate", str(path))
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out
+    expected = [
+        "mixed.yaml:4:64: faults[0].target.pods.port: port selects traffic for in-pod network "
+        "faults only",
+        "mixed.yaml:7:20: faults[1].with.signal: SIGKILL cannot reach a container's main process",
+        "mixed.yaml:10:58: faults[2].target.pods.names: network.partition on pods is a "
+        "NetworkPolicy over every pod its labels select: select by labels only, remove names",
+        "mixed.yaml:10:75: faults[2].target.pods.device: device selects traffic",
+        "mixed.yaml:11:14: faults[2].target.count: network.partition on pods is a NetworkPolicy "
+        "over every pod its labels select: it cannot hit only some of them, remove count",
+        "mixed.yaml:14:20: faults[3].target.pods: network.partition on pods is a NetworkPolicy "
+        "over every pod its labels select: add `labels` (its podSelector)",
+        "mixed.yaml:17:69: faults[4].target.pods.direction: direction selects traffic",
+    ]
+    for line in expected:
+        assert line in out, f"{line!r} not in:\n{out}"
+    assert "faults[5]" not in out  # in-pod network faults use the traffic filters
+    assert f"mixed.yaml: {len(expected)} problems" in out and "Traceback" not in out
+
+
 def test_settings_reach_every_fault_with_the_kubeconfig_made_absolute(tmp_path: Path) -> None:
     path = tmp_path / "ok.yaml"
     path.write_text(textwrap.dedent("""\
