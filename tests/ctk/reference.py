@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 from chaoslib import convert_vars, merge_vars
@@ -18,6 +19,10 @@ from chaoslib.types import Schedule, Strategy
 
 
 def main() -> int:
+    # Ctrl-C as a user's terminal gives it, even when the test run was started in the
+    # background by a shell, which makes children inherit SIGINT ignored (Python then never
+    # raises KeyboardInterrupt, and chaoslib would run to the end)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = argparse.ArgumentParser()
     parser.add_argument("path")
     parser.add_argument("--rollback-strategy", default="default")
