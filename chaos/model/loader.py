@@ -6,7 +6,6 @@ selectors, probe kinds and the check grammar come from the layers above through 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from collections.abc import Mapping
@@ -16,12 +15,10 @@ from typing import Any
 import yaml
 
 from chaos.errors import ExperimentInvalid, Problem
-from chaos.model import source
+from chaos.model import fault_list, source
 from chaos.model.experiment import (
     CheckSpec,
     Experiment,
-    FaultShape,
-    FaultSpec,
     Hypothesis,
     Limits,
     Phase,
@@ -29,23 +26,16 @@ from chaos.model.experiment import (
     Readiness,
     ServiceSpec,
     Slo,
-    Target,
     Vocabulary,
     frozen,
 )
 from chaos.model.schema import (
     INVALID,
     Context,
-    Int,
-    Obj,
-    OneOf,
-    Percent,
     join,
     kind_of,
-    suggest,
 )
-from chaos.model.sections import DURING, FAULT, experiment_schema, hypothesis_schema
-from chaos.units import format_duration
+from chaos.model.sections import DURING, experiment_schema, hypothesis_schema
 
 BUILTIN_VARS = ("experiment_dir", "python")
 
@@ -119,20 +109,11 @@ def _recognise_other_formats(root: yaml.Node, src: source.SourceText) -> None:
 
 
 def _declared_vars(root: yaml.Node) -> dict[str, str]:
-    value = _child(root, "vars")
+    value = source.child(root, "vars")
     if not isinstance(value, yaml.MappingNode):
         return {}
     return {str(k.value): str(v.value) for k, v in value.value
             if isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode)}
-
-
-def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
-    """The value node of `key` in a mapping node (the first, if the key is duplicated)."""
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            if isinstance(k, yaml.ScalarNode) and k.value == key:
-                return v  # type: ignore[no-any-return]
-    return None
 
 
 def _experiment(top: dict[str, Any], root: yaml.Node, src: source.SourceText, ctx: Context,
@@ -142,11 +123,11 @@ def _experiment(top: dict[str, Any], root: yaml.Node, src: source.SourceText, ct
     limits = None if raw_limits is INVALID else Limits(
         **{k: v for k, v in (raw_limits or {}).items() if v is not None})
     kubernetes = _kubernetes(top["kubernetes"], here)
-    services_node = _child(root, "services")
+    services_node = source.child(root, "services")
     service_names = _service_names(services_node, ctx)
     hypothesis = _hypothesis(top["hypothesis"], ctx, vocab, kubernetes, here) if top[
         "hypothesis"] else None
-    faults = _faults(top["faults"], ctx, vocab, service_names, limits, kubernetes)
+    faults = fault_list.faults(top["faults"], ctx, vocab, service_names, limits, kubernetes)
     if top["hypothesis"] is None and top["faults"] is None:
         ctx.problem(root, "", "nothing to do: add faults, a hypothesis, or both")
     if ctx.count or any(top[k] is INVALID for k in top):
@@ -187,7 +168,7 @@ def _service_names(node: yaml.Node | None, ctx: Context) -> set[str] | None:
         return None
     first: dict[str, yaml.Node] = {}
     for i, item in enumerate(node.value):
-        name = _child(item, "name")
+        name = source.child(item, "name")
         if not isinstance(name, yaml.ScalarNode):
             continue
         name, _ = source.substitute(name, ctx.variables)
@@ -223,7 +204,7 @@ def _probe_names(node: yaml.Node | None, ctx: Context) -> frozenset[str]:
     for i, item in enumerate(node.value if isinstance(node, yaml.SequenceNode) else ()):
         if not isinstance(item, yaml.MappingNode):
             continue
-        name = _child(item, "name")
+        name = source.child(item, "name")
         if isinstance(name, yaml.ScalarNode):
             candidates = [source.substitute(name, ctx.variables)[0].value]
         else:
@@ -266,7 +247,7 @@ def _hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary,
                                               later=frozenset({"during"}))
     if raw is INVALID:
         return None
-    names = _probe_names(_child(node, "probes"), ctx)
+    names = _probe_names(source.child(node, "probes"), ctx)
     checks = _checks(raw["checks"], "hypothesis.checks", ctx, vocab, names)
     during = DURING.fields_of(raw["during"], "hypothesis.during", ctx, 2) if raw[
         "during"] is not None else {}
@@ -275,7 +256,7 @@ def _hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary,
     during_checks = _checks(during.get("checks"), "hypothesis.during.checks", ctx, vocab, names)
     abort = _checks(during.get("abort"), "hypothesis.during.abort", ctx, vocab, names)
     _sources(node, raw, (checks, during_checks, abort), ctx)
-    prometheus = _prometheus(raw["prometheus"], _child(node, "prometheus"), ctx, here)
+    prometheus = _prometheus(raw["prometheus"], source.child(node, "prometheus"), ctx, here)
     if ctx.count != mark:
         return None
     probes = tuple(ProbeSpec(p.get("name") or p["kind"], p["kind"], frozen(p["spec"]),
@@ -349,11 +330,11 @@ def _prometheus(raw: Mapping[str, Any] | None, node: yaml.Node | None, ctx: Cont
     if settings.get("ca_file"):
         path = Path(here, os.path.expanduser(settings["ca_file"]))
         if not path.is_file():
-            ctx.problem(_child(node, "ca_file"), "hypothesis.prometheus.ca_file",
+            ctx.problem(source.child(node, "ca_file"), "hypothesis.prometheus.ca_file",
                         f"no file {path}: name the PEM file of the CA that signed "
                         "Prometheus' certificate (relative to the experiment file)")
         elif problem := _unusable_ca(path):
-            ctx.problem(_child(node, "ca_file"), "hypothesis.prometheus.ca_file",
+            ctx.problem(source.child(node, "ca_file"), "hypothesis.prometheus.ca_file",
                         f"{path} holds no usable CA certificate ({problem}): name a PEM file "
                         "with -----BEGIN CERTIFICATE----- blocks")
         settings["ca_file"] = str(path)
@@ -379,159 +360,6 @@ def _located(ctx: Context, spec: CheckSpec, path: str, message: str) -> None:
 def _get(mapping: Mapping[str, Any], key: str, default: float) -> float:
     value = mapping.get(key)
     return default if value is None else float(value)
-
-
-def _faults(node: yaml.Node | None, ctx: Context, vocab: Vocabulary,
-            services: set[str] | None, limits: Limits | None,
-            kubernetes: Mapping[str, Any]) -> tuple[FaultSpec, ...]:
-    """Each fault checked on its own, completely: a bad `start` does not hide a bad `with`."""
-    if node is None:
-        return ()
-    if not isinstance(node, yaml.SequenceNode):
-        ctx.problem(node, "faults", "expected a list of faults, like `- type: process.suspend`")
-        return ()
-    result: list[FaultSpec] = []
-    names: dict[str, int] = {}
-    for i, item in enumerate(node.value):
-        raw = FAULT.fields_of(item, f"faults[{i}]", ctx, 2)
-        if raw is INVALID:
-            continue
-        name = raw["name"]
-        if isinstance(name, str):
-            if name in names:
-                ctx.problem(_child(item, "name"), f"faults[{i}].name",
-                            f"fault name {name!r} is already used by faults[{names[name]}]")
-            names.setdefault(name, i)
-        fault = _fault(i, item, raw, ctx, vocab, services, limits)
-        if fault is not None:
-            result.append(dataclasses.replace(fault, kubernetes=kubernetes))
-    return tuple(result)
-
-
-def _target(node: yaml.Node, path: str, ctx: Context, vocab: Vocabulary,
-            limits: Limits | None) -> Target | None:
-    schema = OneOf(vocab.targets, "what the fault hits", common={
-        "count": Int("hit at most this many matches", min=1),
-        "percent": Percent("hit this share of the matches (rounded up)"),
-    })
-    raw = schema.check(node, path, ctx, 3)
-    if raw is INVALID:
-        return None
-    selector = raw["spec"] if isinstance(raw["spec"], Mapping) else {"name": raw["spec"]}
-    if not any(v is not None for v in selector.values()):
-        fields = vocab.targets[raw["kind"]]
-        names = ", ".join(fields.fields) if isinstance(fields, Obj) else "a selector"
-        ctx.problem(_child(node, raw["kind"]), join(path, raw["kind"]),
-                    f"say which {raw['kind']}: give at least one of {names} "
-                    "(an empty selector would match everything)")
-        return None
-    count, percent = raw.get("count"), raw.get("percent")
-    if count is not None and percent is not None:
-        ctx.problem(_child(node, "percent"), join(path, "percent"),
-                    "give either count or percent, not both")
-        return None
-    if percent is not None and percent <= 0:  # would "succeed" having hit nothing
-        ctx.problem(_child(node, "percent"), join(path, "percent"),
-                    "0% hits no target: give a share above 0%, or leave the fault out")
-        return None
-    if count is not None and limits is not None and count > limits.max_targets:
-        ctx.problem(_child(node, "count"), join(path, "count"),
-                    f"count {count} is more than limits.max_targets "
-                    f"({limits.max_targets}); lower it or raise the limit")
-        return None
-    return Target(raw["kind"], frozen(selector), count, percent, source.location(ctx.file, node))
-
-
-def _fault(i: int, node: yaml.Node, raw: dict[str, Any], ctx: Context, vocab: Vocabulary,
-           services: set[str] | None, limits: Limits | None) -> FaultSpec | None:
-    path, mark = f"faults[{i}]", ctx.count
-    fault_type = raw["type"]
-    shape = vocab.faults.get(fault_type) if isinstance(fault_type, str) else None
-    if isinstance(fault_type, str) and shape is None:
-        known = sorted(vocab.faults)
-        ctx.problem(_child(node, "type"), join(path, "type"),
-                    f"unknown fault type {fault_type!r}{suggest(fault_type, known)} "
-                    f"(known: {', '.join(known)}; `chaos faults` describes them)")
-    target_node = raw["target"]
-    target = None
-    if target_node is not INVALID:
-        target = _target(target_node, join(path, "target"), ctx, vocab, limits)
-    params: Any = INVALID
-    if shape is not None:
-        with_node = raw["with"] or yaml.MappingNode("tag:yaml.org,2002:map", [], node.start_mark,
-                                                    node.end_mark)
-        params = shape.params.check(with_node, join(path, "with"), ctx, 3)
-    if target is not None:
-        _target_fits(target, target_node, path, fault_type, shape, services, ctx)
-        if ctx.count == mark and shape is not None and shape.check is not None:
-            for field, message in shape.check(target, params):
-                ctx.problem(_deepest(node, field), join(path, field), message)
-    duration = _timing(node, raw, path, fault_type, shape, limits, ctx)
-    if ctx.count != mark or shape is None or target is None or duration is None:
-        return None
-    return FaultSpec(
-        index=i, name=raw["name"] or f"{fault_type}#{i}", type=fault_type, target=target,
-        params=frozen(params), start=raw["start"] or 0.0, duration=duration,
-        location=source.location(ctx.file, node),
-    )
-
-
-def _deepest(node: yaml.Node, dotted: str) -> yaml.Node:
-    """The node at a dotted path below `node`, or the deepest one of it that exists."""
-    for key in dotted.split("."):
-        child = _child(node, key)
-        if child is None:
-            break
-        node = child
-    return node
-
-
-def _target_fits(target: Target, node: yaml.Node, path: str, fault_type: Any,
-                 shape: FaultShape | None, services: set[str] | None, ctx: Context) -> None:
-    """The fault type supports the target kind; a service target names a declared service."""
-    if shape is not None and target.kind not in shape.target_kinds:
-        ctx.problem(node, join(path, "target"), f"{fault_type} cannot target a {target.kind}; "
-                                                f"it supports: {', '.join(shape.target_kinds)}")
-    elif target.kind == "service" and services is not None:
-        name = str(target.selector.get("name"))
-        if name not in services:
-            declared = ", ".join(sorted(services)) or "none"
-            ctx.problem(_child(node, "service"), join(path, "target.service"),
-                        f"no service named {name!r} is declared under services"
-                        f"{suggest(name, sorted(services))} (declared: {declared})")
-
-
-def _timing(node: yaml.Node, raw: dict[str, Any], path: str, fault_type: Any,
-            shape: FaultShape | None, limits: Limits | None, ctx: Context) -> float | None:
-    """The fault's duration (0 for instant faults), or None after reporting what is wrong."""
-    start, duration = raw["start"], raw["duration"]
-    if shape is None or start is INVALID or duration is INVALID:
-        return None
-    if shape.instant:
-        if duration is not None:
-            ctx.problem(_child(node, "duration"), join(path, "duration"),
-                        f"{fault_type} happens at once and holds nothing, so it takes no "
-                        "duration; remove it (`start` says when it happens)")
-            return None
-        duration = 0.0
-    elif duration is None:
-        ctx.problem(node, join(path, "duration"),
-                    "required field is missing: every fault needs a finite duration "
-                    "like `duration: 30s` (it is reverted after it)")
-        return None
-    elif duration <= 0:
-        ctx.problem(_child(node, "duration"), join(path, "duration"),
-                    "expected a duration above 0s; a fault must be held for some time")
-        return None
-    end = (start or 0.0) + duration
-    if limits is not None and end > limits.max_duration:
-        ctx.problem(_child(node, "duration") or _child(node, "start"),
-                    join(path, "duration"),
-                    f"the fault ends at {format_duration(end)}, past limits.max_duration "
-                    f"({format_duration(limits.max_duration)}); shorten it or raise the "
-                    "limit")
-        return None
-    return float(duration)
 
 
 def _sha256(text: str) -> str:

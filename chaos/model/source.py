@@ -94,6 +94,15 @@ class _Loader(yaml.SafeLoader):
             self.depth -= 1
 
 
+def child(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    """The value node of `key` in a mapping node (the first, if the key is duplicated)."""
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                return v  # type: ignore[no-any-return]
+    return None
+
+
 def location(source: str, node: yaml.Node) -> Location:
     mark = node.start_mark
     return Location(source, mark.line + 1, mark.column + 1)
