@@ -35,7 +35,7 @@ POD_DELETE = FaultType(
 )
 
 
-def _kill_check(target: Target, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+def kill_check(target: Target, params: Mapping[str, Any]) -> list[tuple[str, str]]:
     problems = targets.no_pod_traffic(target, params)
     if params.get("signal") == "KILL":
         why = ("SIGKILL cannot reach a container's main process from inside its pod (it is "
@@ -58,7 +58,7 @@ CONTAINER_KILL = FaultType(
     }),
     target_kinds=("pods",),
     instant=True,
-    check=_kill_check,
+    check=kill_check,
 )
 
 SCALE_DOWN = FaultType(

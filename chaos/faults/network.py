@@ -72,7 +72,7 @@ BANDWIDTH = FaultType(
     }),
     target_kinds=ALL,
 )
-def _partition_check(target: Target,
+def partition_check(target: Target,
                      params: Mapping[str, Any]) -> list[tuple[str, str]]:
     """On pods, a partition is a NetworkPolicy: its podSelector is the target's labels."""
     if target.kind != "pods":
@@ -94,7 +94,7 @@ PARTITION = FaultType(
             "kernel drops packets",
     params=Obj({}),
     target_kinds=ALL,
-    check=_partition_check,
+    check=partition_check,
 )
 LOSS = FaultType(
     name="network.loss",

@@ -34,7 +34,7 @@ from chaos.errors import ExitCode, ExperimentInvalid, Problem, most_serious, tru
 from chaos.gameday.notify import Notifier
 from chaos.model.gameday import ExperimentRef, GameDay
 from chaos.reports import analysis, bundle
-from chaos.reports.collection import GAMEDAY_SCHEMA, Collection, from_gameday, read_journal
+from chaos.reports.collection import GAMEDAY_SCHEMA, Collection, from_gameday
 from chaos.runner import journal as journals
 from chaos.runner.engine import new_run_id
 
@@ -268,7 +268,7 @@ class GameDayRun:
         if returncode < 0 or returncode not in set(ExitCode):
             code = ExitCode.REVERT_FAILED
         try:  # checked as the reports read it: a damaged journal must not stop them
-            document = read_journal(slot.journal_path)
+            document = journals.read(slot.journal_path)
         except ValueError:
             tail = _tail(slot.directory / "output.log")
             why = (f"chaos run ended with {_returned(returncode)} and wrote no journal"

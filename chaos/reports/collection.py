@@ -7,7 +7,6 @@ score, and the experiments that were skipped because the game day stopped early.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,12 +46,12 @@ def load(paths: Iterable[Path]) -> Collection:
     entries: list[Entry] = []
     gamedays: list[Mapping[str, Any]] = []
     for path in paths:
-        data = _json(path)
+        data = journals.load(path)
         if isinstance(data, dict) and data.get("schema") == GAMEDAY_SCHEMA:
             gamedays.append(data)
             entries += from_gameday(data, path.parent)
         else:
-            entries.append(Entry(str(path), _journal(path, data), path))
+            entries.append(Entry(str(path), journals.checked(path, data), path))
     if len(gamedays) == 1:
         one = gamedays[0]
         return Collection(str(one.get("title", "game day")), tuple(entries), one,
@@ -72,46 +71,5 @@ def from_gameday(document: Mapping[str, Any], base: Path) -> list[Entry]:
                                  item.get("skipped") or "not run", str(item.get("title") or "")))
             continue
         path = base / item["journal"]
-        entries.append(Entry(label, read_journal(path), path, weight))
+        entries.append(Entry(label, journals.read(path), path, weight))
     return entries
-
-
-def read_journal(path: Path) -> dict[str, Any]:
-    """One experiment journal, checked as reports need it; ValueError says what is wrong."""
-    return _journal(path, _json(path))
-
-
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read a journal: "
-                         f"{exc.strerror if isinstance(exc, OSError) else exc}") from None
-
-
-# what the reports read without a default; anything else may be missing
-Kind = type | tuple[type, ...]
-_REQUIRED: dict[str, Kind] = {"experiment": dict, "verdict": str, "exit_code": int}
-_OPTIONAL: dict[str, Kind] = {"phases": dict, "injections": list, "series": list,
-                              "events": list, "started": (int, float), "duration": (int, float)}
-
-
-def _journal(path: Path, data: Any) -> dict[str, Any]:
-    """A chaos journal, or a ValueError saying what is wrong with the file (a Chaos Toolkit
-    journal, a truncated or hand-edited one) instead of a crash in a renderer."""
-    if isinstance(data, dict) and "chaoslib-version" in data:
-        raise ValueError(f"{path} is a Chaos Toolkit journal; chaos reports read chaos "
-                         f"journals ({journals.SCHEMA}): `chaos run` also wrote one, as "
-                         "RUNS_DIR/RUN_ID/journal.json")
-    if not isinstance(data, dict) or data.get("schema") != journals.SCHEMA:
-        raise ValueError(f"{path} is not a chaos journal ({journals.SCHEMA})")
-    wrong = [key for key, kind in _REQUIRED.items() if not isinstance(data.get(key), kind)]
-    wrong += [key for key, kind in _OPTIONAL.items()
-              if data.get(key) is not None and not isinstance(data[key], kind)]
-    if not wrong:
-        wrong = [f"experiment.{key}" for key in ("title", "source")
-                 if not isinstance(data["experiment"].get(key), str)]
-    if wrong:
-        raise ValueError(f"{path} is a damaged chaos journal: {', '.join(wrong)} missing or of "
-                         "the wrong type")
-    return data

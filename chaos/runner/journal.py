@@ -177,9 +177,44 @@ def write(path: Path, document: Mapping[str, Any]) -> None:
 
 
 def read(path: Path) -> dict[str, Any]:
-    data = json.loads(path.read_text())
+    """One experiment journal, checked as reports need it; ValueError says what is wrong."""
+    return checked(path, load(path))
+
+
+def load(path: Path) -> Any:
+    """The JSON in a file said to be a journal (or a game day's aggregate)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read a journal: "
+                         f"{exc.strerror if isinstance(exc, OSError) else exc}") from None
+
+
+# what the reports read without a default; anything else may be missing
+Kind = type | tuple[type, ...]
+_REQUIRED: dict[str, Kind] = {"experiment": dict, "verdict": str, "exit_code": int}
+_OPTIONAL: dict[str, Kind] = {"phases": dict, "injections": list, "series": list,
+                              "events": list, "started": (int, float), "duration": (int, float)}
+
+
+def checked(path: Path, data: Any) -> dict[str, Any]:
+    """A chaos journal, or a ValueError saying what is wrong with the file (a Chaos Toolkit
+    journal, a truncated or hand-edited one) instead of a crash in a renderer."""
+    if isinstance(data, dict) and "chaoslib-version" in data:
+        raise ValueError(f"{path} is a Chaos Toolkit journal; chaos reports read chaos "
+                         f"journals ({SCHEMA}): `chaos run` also wrote one, as "
+                         "RUNS_DIR/RUN_ID/journal.json")
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ValueError(f"{path} is not a chaos journal ({SCHEMA})")
+    wrong = [key for key, kind in _REQUIRED.items() if not isinstance(data.get(key), kind)]
+    wrong += [key for key, kind in _OPTIONAL.items()
+              if data.get(key) is not None and not isinstance(data[key], kind)]
+    if not wrong:
+        wrong = [f"experiment.{key}" for key in ("title", "source")
+                 if not isinstance(data["experiment"].get(key), str)]
+    if wrong:
+        raise ValueError(f"{path} is a damaged chaos journal: {', '.join(wrong)} missing or of "
+                         "the wrong type")
     return data
 
 

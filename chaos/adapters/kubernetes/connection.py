@@ -147,7 +147,7 @@ def _build(conn: Connection) -> Any:
             config.load_incluster_config(  # type: ignore[no-untyped-call]
                 client_configuration=configuration)
             return client.ApiClient(configuration)
-        configuration = type.__call__(client.Configuration)  # not the process-wide default
+        configuration = client.Configuration()
         configuration.retries = _retries()
         return config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=conn.kubeconfig, context=conn.context,
@@ -176,21 +176,12 @@ def _build(conn: Connection) -> Any:
 
 
 def _retries() -> Any:
-    """urllib3's retries (3), except after a timeout: a refused or dropped connection is tried
-    again, but an API server that does not answer within the timeout (api.TIMEOUT) is not asked
-    three more times — that made a silent server cost 2 minutes per call, not 30 s."""
-    from urllib3.exceptions import MaxRetryError, NewConnectionError, TimeoutError
+    """urllib3's 3 retries, but none after a read timeout: an API server that does not answer
+    within the timeout (api.TIMEOUT) is not asked three more times -- that made a silent server
+    cost 2 minutes per call, not 30 s. Refused connections are still tried again."""
     from urllib3.util.retry import Retry
 
-    class NoRetryAfterTimeout(Retry):
-        def increment(self, method: Any = None, url: Any = None, response: Any = None,
-                      error: Any = None, _pool: Any = None, _stacktrace: Any = None) -> Any:
-            # (urllib3 makes a refused connection, NewConnectionError, a kind of timeout)
-            if isinstance(error, TimeoutError) and not isinstance(error, NewConnectionError):
-                raise MaxRetryError(_pool, url or "", error) from error
-            return super().increment(method, url, response, error, _pool, _stacktrace)
-
-    return NoRetryAfterTimeout(3)
+    return Retry(total=3, read=0)
 
 
 def expiry(duration: float, now: float | None = None) -> str:

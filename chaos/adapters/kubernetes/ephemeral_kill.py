@@ -32,8 +32,8 @@ from chaos.adapters.kubernetes.ephemeral import (
     settings_of,
     wait_container,
 )
-from chaos.adapters.kubernetes.selection import ClusterAdapter
-from chaos.errors import FaultFailed, GuardRefused, PermissionDenied, UsageError, truncate
+from chaos.adapters.kubernetes.selection import ClusterAdapter, refuse_by_rules
+from chaos.errors import FaultFailed, GuardRefused, PermissionDenied, truncate
 from chaos.model.experiment import FaultSpec
 
 EXEC_TIMEOUT = 30.0
@@ -178,13 +178,11 @@ class ContainerKillAdapter(ClusterAdapter):
     fault_types = ("container.kill",)
 
     async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
-        if fault.params.get("signal") == "KILL":
-            raise UsageError(f"{fault.name}: SIGKILL cannot reach a container's main process "
-                             "from inside its pod: it is PID 1 of the container's process "
-                             "namespace, and the kernel drops SIGKILL sent to it from there "
-                             "(chaos runs no privileged node agent that could send it from "
-                             "outside)", hint="use `signal: TERM` (or another signal the app "
-                             "handles), or pod.delete with `grace_period: 0s`")
+        from chaos.faults.kubernetes import kill_check
+
+        # (chaos runs no privileged node agent that could send SIGKILL from outside the pod)
+        refuse_by_rules(fault, kill_check, hint="use `signal: TERM` (or another signal the app "
+                                                "handles), or pod.delete with `grace_period: 0s`")
         refs = await super().resolve(fault, scope)
         for ref in refs:
             target_container(fault, ref.identity)  # a wrong name is refused before anything

@@ -27,9 +27,9 @@ from chaos.adapters.kubernetes.selection import (
     check_labels,
     label_selector,
     matching_pods,
-    refuse_traffic_fields,
+    refuse_by_rules,
 )
-from chaos.errors import FaultFailed, UsageError
+from chaos.errors import FaultFailed
 from chaos.model.experiment import FaultSpec, thaw
 
 
@@ -76,17 +76,11 @@ class PartitionAdapter(ClusterAdapter):
     fault_types = ("network.partition",)
 
     async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
-        refuse_traffic_fields(fault)
+        from chaos.faults.network import partition_check
+
+        refuse_by_rules(fault, partition_check)
         check_labels(fault)
         selector = fault.target.selector
-        extra = [k for k in ("fields", "names", "node") if selector.get(k)]
-        if extra or fault.target.count is not None or fault.target.percent is not None:
-            extra += [k for k in ("count", "percent") if getattr(fault.target, k) is not None]
-            raise UsageError(f"{fault.name}: network.partition on pods selects pods by `labels` "
-                             f"only (a NetworkPolicy's podSelector); remove {', '.join(extra)}")
-        if not selector.get("labels"):
-            raise UsageError(f"{fault.name}: network.partition on pods needs `labels` (the "
-                             "NetworkPolicy's podSelector)")
         namespace, pods = await matching_pods(api_of(fault), fault)
         labels = dict(selector["labels"])
         return [TargetRef(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
 from chaos.adapters.base import Adapter, Scope, TargetRef
@@ -62,15 +62,22 @@ def check_namespace(namespace: str, settings: Mapping[str, Any], what: str,
                                 "in an allowed namespace")
 
 
+def refuse_by_rules(fault: FaultSpec, check: Callable[..., Sequence[tuple[str, str]]],
+                    hint: str = "") -> None:
+    """A fault type's own rules (FaultType.check, which `chaos validate` reports at their
+    lines), kept here too for a FaultSpec that did not come through the loader."""
+    problems = check(fault.target, fault.params)
+    if problems:
+        raise UsageError(f"{fault.name}: " + "; ".join(f"{field}: {message}"
+                                                       for field, message in problems), hint=hint)
+
+
 def refuse_traffic_fields(fault: FaultSpec) -> None:
     """device/host/port/... select traffic for in-pod network faults; elsewhere they would be
     silently ignored, so they are refused."""
-    from chaos.faults.targets import POD_TRAFFIC_FIELDS
+    from chaos.faults.targets import no_pod_traffic
 
-    given = [k for k in POD_TRAFFIC_FIELDS if fault.target.selector.get(k) is not None]
-    if given:
-        raise UsageError(f"{fault.name}: {', '.join(given)} select traffic for in-pod network "
-                         f"faults; {fault.type} does not use them: remove them from the target")
+    refuse_by_rules(fault, no_pod_traffic)
 
 
 def namespace_allowed(namespace: str, settings: Mapping[str, Any]) -> bool:
