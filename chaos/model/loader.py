@@ -29,6 +29,7 @@ from chaos.model.experiment import (
     Vocabulary,
     frozen,
 )
+from chaos.model.promql import parse_selector
 from chaos.model.schema import (
     INVALID,
     Context,
@@ -327,6 +328,11 @@ def _prometheus(raw: Mapping[str, Any] | None, node: yaml.Node | None, ctx: Cont
     if not isinstance(raw, Mapping) or not raw:
         return None  # absent, or refused already
     settings = dict(raw)
+    if isinstance(settings.get("latency"), str):
+        try:
+            parse_selector(settings["latency"])
+        except ValueError as exc:
+            ctx.problem(source.child(node, "latency"), "hypothesis.prometheus.latency", str(exc))
     if settings.get("ca_file"):
         path = Path(here, os.path.expanduser(settings["ca_file"]))
         if not path.is_file():

@@ -156,7 +156,9 @@ PROMETHEUS = Obj({
     "good": Str("PromQL: good events over $window, e.g. "
                 "sum(increase(http_requests_total{code!~\"5..\"}[$window]))"),
     "total": Str("PromQL: all events over $window"),
-    "latency": Str("histogram metric name (without _bucket), for latency checks"),
+    "latency": Str("the histogram for latency checks: its metric name (without _bucket), "
+                   "optionally with label matchers, e.g. "
+                   "http_request_duration_seconds{job=\"api\"}"),
     "timeout": Duration("per query", "5s", min=0.001),
     "headers": Map(Str(), "request headers, e.g. Authorization: Bearer ${PROM_TOKEN}, or "
                           "X-Scope-OrgID for Mimir/Cortex"),

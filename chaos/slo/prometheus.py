@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from chaos.errors import truncate
+from chaos.model.promql import Selector, parse_selector
 from chaos.slo.checks import SloCheck
 from chaos.slo.http_client import fetch
 
@@ -105,27 +106,50 @@ class Prometheus:
         return answer
 
     async def _latency(self, check: SloCheck, window: str, answer: Answer) -> None:
-        metric = self.latency
-        assert metric is not None, "the loader refuses latency checks without prometheus.latency"
+        assert self.latency is not None, \
+            "the loader refuses latency checks without prometheus.latency"
+        histogram = parse_selector(self.latency)  # checked by the loader
         if not (self.good and self.total):
-            count = await self.scalar(f"sum(increase({metric}_count[{window}]))")
+            count = await self.scalar(
+                f"sum(increase({histogram.series('_count')}[{window}]))")
             answer.events = round(count) if count is not None else 0
         if check.stat == "fraction":
-            bound = check.param
-            les = "|".join(sorted({f"{bound:g}", repr(bound), f"{bound:.1f}"}))
-            share = await self.scalar(
-                f'sum(rate({metric}_bucket{{le=~"{les}"}}[{window}])) / '
-                f"sum(rate({metric}_count[{window}]))")
-            if share is not None:
-                answer.fractions[bound] = share
-            else:
-                answer.detail = f"no bucket le={bound:g} in {metric}"
+            await self._fraction(histogram, check.param, window, answer)
         else:
             value = await self.scalar(
                 f"histogram_quantile({check.param / 100}, "
-                f"sum by (le) (rate({metric}_bucket[{window}])))")
+                f"sum by (le) (rate({histogram.series('_bucket')}[{window}])))")
             if value is not None:
                 answer.values[check.param] = value
+
+    async def _fraction(self, histogram: Selector, bound: float, window: str,
+                        answer: Answer) -> None:
+        """The share of events at most `bound`: its one bucket over the +Inf bucket. Buckets
+        are told apart by value, not by how `le` is spelled (`0.35`, `1` or `1.0` depending on
+        the client and Prometheus' version), so exactly one bucket is read, never a neighbour;
+        a bound that is no bucket of the histogram is an ERROR naming the buckets there are."""
+        series = histogram.series("_bucket")
+        counts = await self.vector(f"sum by (le) (rate({series}[{window}]))", "le")
+        buckets: dict[float, float] = {}
+        for le, value in counts.items():
+            try:
+                upper = float(le)
+            except ValueError:
+                continue  # not a histogram's bucket
+            buckets[upper] = buckets.get(upper, 0.0) + value
+        total = buckets.get(math.inf)
+        if total is None or not buckets:
+            answer.detail = f"no series {series} in Prometheus"
+            return
+        match = next((b for b in buckets if math.isclose(b, bound, rel_tol=1e-9)), None)
+        if match is None:
+            listed = ", ".join(_seconds(b) for b in sorted(buckets) if b != math.inf)
+            answer.error = (f"{_seconds(bound)} is not a bucket bound of "
+                            f"{self.latency}: its buckets are {listed}; a fraction can only be "
+                            "read at one of them (or add the bucket to the histogram)")
+            return
+        if total > 0:
+            answer.fractions[bound] = min(1.0, buckets[match] / total)
 
     async def scalar(self, query: str) -> float | None:
         """One number from an instant query: the sum of a vector, or a scalar; None if empty
@@ -141,6 +165,19 @@ class Prometheus:
             raise QueryFailed(f"unexpected answer to {query!r}: {truncate(str(data))}")
         values = [v for v in values if not math.isnan(v)]
         return sum(values) if values else None
+
+    async def vector(self, query: str, label: str) -> dict[str, float]:
+        """An instant query's vector as {value of `label`: number}, NaN left out."""
+        data = await self._get("/api/v1/query", {"query": query, "time": f"{time.time():.3f}"})
+        result = data.get("result")
+        if data.get("resultType") != "vector" or not isinstance(result, list):
+            raise QueryFailed(f"unexpected answer to {query!r}: {truncate(str(data))}")
+        found: dict[str, float] = {}
+        for series in result:
+            value = float(series["value"][1])
+            if not math.isnan(value):
+                found[str(series.get("metric", {}).get(label))] = value
+        return found
 
     async def _get(self, path: str, params: Mapping[str, str]) -> Any:
         try:
@@ -178,3 +215,8 @@ class Prometheus:
             raise QueryFailed(f"unexpected answer from {self.shown}: "
                               f"{truncate(body.decode(errors='replace'))}")
         return data
+
+
+def _seconds(bound: float) -> str:
+    """A bucket bound as written in checks, exactly: 2.5ms, 350ms, 1s, 7.5s."""
+    return f"{bound * 1000:g}ms" if bound < 1 else f"{bound:g}s"
