@@ -115,6 +115,8 @@ def compose(src: SourceText) -> yaml.Node:
             [Problem(None, "", f"file is larger than {MAX_BYTES // 1024} KiB; split it")],
             source=src.name,
         )
+    if src.name.lower().endswith(".json"):
+        return _compose_json(src)
     if odd := _ODD_BREAK.search(src.text):
         raise ExperimentInvalid([Problem(
             _offset_location(src, odd.start()), "",
@@ -122,12 +124,6 @@ def compose(src: SourceText) -> yaml.Node:
             "so line numbers would not match; replace it with a newline or remove it",
         )], source=src.name)
     text, kind = src.text, "YAML"
-    if src.name.lower().endswith(".json"):
-        kind = "JSON"
-        # JSON allows tabs between tokens, YAML does not (`json.dump(indent="\t")`, many
-        # editors); valid JSON has no raw tab inside a string, so a space in its place parses
-        # the same and keeps every line:col
-        text = text.replace("\t", " ")
     loader = None
     try:
         loader = _Loader(text)  # the reader checks every character here, before parsing
@@ -152,6 +148,26 @@ def compose(src: SourceText) -> yaml.Node:
     finally:
         if loader is not None:
             loader.dispose()
+    if node is None:
+        raise ExperimentInvalid(
+            [Problem(None, "", "file is empty; an experiment needs at least a title")],
+            source=src.name,
+        )
+    return node
+
+
+def _compose_json(src: SourceText) -> yaml.Node:
+    """A `.json` file by the JSON grammar (chaos.model.json_nodes), as Chaos Toolkit reads it:
+    YAML would take `1e2` for text and let comments and trailing commas through."""
+    from chaos.model import json_nodes
+
+    try:
+        node = json_nodes.compose(src.text, src.name, MAX_DEPTH)
+    except json_nodes.JsonError as exc:
+        before = src.text[:exc.position]
+        where = Location(src.name, before.count("\n") + 1, exc.position - before.rfind("\n"))
+        raise ExperimentInvalid([Problem(where, "", f"invalid JSON: {exc}")],
+                                source=src.name) from None
     if node is None:
         raise ExperimentInvalid(
             [Problem(None, "", "file is empty; an experiment needs at least a title")],

@@ -10,7 +10,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import run_chaos
+from tests.ctk.conftest import outcome, run_ours, run_theirs
 
 
 def _experiment(tmp_path: Path, **extra: Any) -> Path:
@@ -124,3 +127,54 @@ def test_a_secret_from_an_unset_variable_is_located_even_with_a_default(
     assert result.returncode == 2, result.stdout + result.stderr
     assert re.search(rf"{re.escape(str(path))}:1:\d+: secrets\.app\.token: environment "
                      r"variable CHAOS_TEST_UNSET_TOKEN is not set", result.stdout + result.stderr)
+
+
+# JSON that YAML reads but JSON does not: refused where it is, as Chaos Toolkit's json.load
+# refuses it; and what Python's json accepts beyond JSON (NaN, a key twice) refused too, as
+# documented in docs/chaostoolkit.md
+NOT_JSON = [
+    ("trailing-comma", '  "method": [],\n}', 3, 15, "a trailing comma before `}`"),
+    ("comment", '  "method": [] // none yet\n}', 3, 16, "a comment: JSON has none"),
+    ("single-quotes", "  'method': []\n}", 3, 3, "a key in single quotes"),
+    ("nan", '  "method": [],\n  "tags": [NaN]\n}', 4, 12, "NaN is not a JSON number"),
+    ("duplicate-key", '  "method": [],\n  "title": "again"\n}', 4, 3,
+     "title: duplicate key; keep one"),
+]
+
+
+@pytest.mark.parametrize(("rest", "line", "column", "message"),
+                         [case[1:] for case in NOT_JSON], ids=[case[0] for case in NOT_JSON])
+def test_json_that_is_not_json_is_refused_where_it_is(
+        tmp_path: Path, state_dir: Path, rest: str, line: int, column: int,
+        message: str) -> None:
+    path = tmp_path / "experiment.json"
+    path.write_text('{"title": "t",\n  "description": "d",\n' + rest)
+    chaostoolkit_refuses = rest.count("NaN") + rest.count('"title"') == 0
+    if chaostoolkit_refuses:  # chaoslib.loader reads .json with json.load
+        with pytest.raises(ValueError):
+            json.loads(path.read_text())
+    result = run_chaos("validate", str(path))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"{path}:{line}:{column}: " in result.stderr and message in result.stderr, \
+        result.stderr
+
+
+def test_json_numbers_are_numbers_as_in_chaostoolkit(dirs: dict[str, Path]) -> None:
+    """`1e2`, `2e-1`, `1e0` are JSON numbers; read as YAML they were text: the pause was
+    refused, the timeout made the run abort and the argument arrived as a string."""
+    path = dirs["ours"].parent / "numbers.json"
+    path.write_text(json.dumps({
+        "title": "numbers", "description": "d",
+        "method": [{"type": "action", "name": "hundred", "timeout": 1.0, "pauses": {
+            "after": 0.2}, "provider": {"type": "python", "module": "tests.ctk.activities",
+                                        "func": "value", "arguments": {"value": 100.0}}}],
+    }).replace("1.0", "1e0").replace("0.2", "2e-1").replace("100.0", "1e2"))
+    assert "1e2" in path.read_text() and "2e-1" in path.read_text()
+    result = run_chaos("validate", str(path))
+    assert result.returncode == 0, result.stderr
+    ours = run_ours(str(path), dirs["ours"])
+    theirs = run_theirs(str(path), dirs["theirs"])
+    assert ours.code == 0, ours.stdout + ours.stderr
+    assert outcome(ours.ctk) == outcome(theirs)
+    assert ours.ctk["run"][0]["output"] == theirs["run"][0]["output"] == 100.0
