@@ -36,9 +36,20 @@ _generation = 0
 _local = threading.local()
 
 
+class Exited(Exception):  # noqa: N818 - named after what happened, like SystemExit
+    """The call raised SystemExit (`sys.exit()` in a control or a python activity). Handed to
+    the awaiting task as a plain exception: a SystemExit raised inside an asyncio task stops
+    the event loop itself, ending the process with that code before the run is recorded."""
+
+    def __init__(self, code: object) -> None:
+        super().__init__(f"SystemExit({code!r})")
+        self.code = code
+
+
 async def in_thread(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """Like asyncio.to_thread, but on a daemon thread nobody joins: cancelling the await
-    abandons the call instead of blocking exit until it returns."""
+    abandons the call instead of blocking exit until it returns. SystemExit comes back as
+    Exited."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
     generation = _generation
@@ -55,8 +66,10 @@ async def in_thread(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         _local.generation = generation
         try:
             result = func(*args, **kwargs)
+        except SystemExit as exc:
+            outcome: tuple[bool, Any] = (False, Exited(exc.code))
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
-            outcome: tuple[bool, Any] = (False, exc)
+            outcome = (False, exc)
         else:
             outcome = (True, result)
         with contextlib.suppress(RuntimeError):  # the loop closed: the run is over

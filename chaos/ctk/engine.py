@@ -161,6 +161,8 @@ class CtkEngine:
             except ChaosError as exc:
                 self._error, self._outcome = exc, (exc.exit_code, str(exc))
                 self.journal["status"] = "aborted"
+            except blocking.Exited as exc:
+                self._exited(exc)
             except InterruptExecution as exc:  # a control or an activity stopped the run
                 self.journal["status"] = "interrupted"  # as chaoslib records it
                 self._interrupted = True
@@ -184,8 +186,27 @@ class CtkEngine:
         return CtkResult(self.run_id, code, reason, self._finish_journal(), injections,
                          self._error, self.rollback_strategy, self.hypothesis_strategy)
 
+    def _exited(self, exc: blocking.Exited) -> None:
+        """sys.exit() in a control or a python activity: chaoslib records the run as
+        interrupted and plays the rollbacks; so do we, and the exit code is 4 whatever the
+        code raised (a SystemExit(0) must not end as a passing CI gate)."""
+        self.journal["status"] = "interrupted"
+        self._interrupted = True
+        if self._outcome[0] in (ExitCode.OK, ExitCode.DEVIATED):
+            self._outcome = (ExitCode.ABORTED, f"interrupted: {exc} raised by a control or "
+                                               "a python activity")
+
+    async def _hook(self, func: Any, *args: Any) -> None:
+        """A control hook during cleanup: a SystemExit there is recorded; cleanup goes on."""
+        try:
+            await blocking.in_thread(func, *args)
+        except blocking.Exited as exc:
+            self._exited(exc)
+
     def _final(self, injections: list[Injection]) -> tuple[ExitCode, str]:
-        failed = [r for r in self.journal.get("rollbacks", []) if r.get("status") == "failed"]
+        # a control may append anything to these lists (chaoslib keeps it): runs are mappings
+        failed = [r for r in self.journal.get("rollbacks", [])
+                  if isinstance(r, dict) and r.get("status") == "failed"]
         failed_reverts = [i for i in injections if i.outcome == "failed"]
         # not reverted within the keeper's stop limit: still held, so not reverted either
         unfinished = [i for i in injections if id(i) in self._unfinished]
@@ -383,6 +404,11 @@ class CtkEngine:
                           status="interrupted", duration=round(time.monotonic() - started, 4),
                           error="stopped waiting for it (interrupted)")
             raise
+        except blocking.Exited as exc:
+            self.bus.emit("activity.finished", phase=phase, activity=name, type=kind,
+                          status="failed", duration=round(time.monotonic() - started, 4),
+                          error=f"{exc} (the run is interrupted)")
+            raise
         self.bus.emit("activity.finished", phase=phase, activity=name, type=kind,
                       status=run.get("status"), duration=run.get("duration"),
                       error=activity_error(run))
@@ -412,7 +438,7 @@ class CtkEngine:
             # rollbacks, not after them (they have no time limit); a rollback's revert() of
             # the same run waits for the same stop
             early = asyncio.create_task(blocking.in_thread(KEEPER.stop_all, mark))
-        await blocking.in_thread(self._end, "method", self.journal.get("run"))
+        await self._hook(self._end, "method", self.journal.get("run"))
         if self._play_rollbacks():
             await self._rollbacks()
         if early is not None:
@@ -420,7 +446,7 @@ class CtkEngine:
         held = await blocking.in_thread(KEEPER.stop_all, mark)
         self._unfinished = {id(i) for h in held if not h.done.done() for i in h.injections
                             if i.outcome in ("pending", "injected")}
-        await blocking.in_thread(self._end_controls)
+        await self._hook(self._end_controls)
         return [i for h in held for i in h.injections]
 
     async def _rollbacks(self) -> None:
@@ -428,17 +454,23 @@ class CtkEngine:
 
         runs: list[dict[str, Any]] = []
         self.journal["rollbacks"] = runs
-        await blocking.in_thread(self._begin, "rollback", Control())
+        await self._hook(self._begin, "rollback", Control())
         background = []
         for activity in self.doc.get("rollbacks") or []:
             if activity.get("background"):
-                background.append(asyncio.create_task(self._activity("rollback", activity,
-                                                                     runs)))
+                background.append(asyncio.create_task(self._rollback(activity, runs)))
                 await asyncio.sleep(0)
             else:
-                await self._activity("rollback", activity, runs)
+                await self._rollback(activity, runs)
         await asyncio.gather(*background)
-        await blocking.in_thread(self._end, "rollback", runs)
+        await self._hook(self._end, "rollback", runs)
+
+    async def _rollback(self, activity: dict[str, Any], runs: list[dict[str, Any]]) -> None:
+        """One rollback; a SystemExit in it does not skip the others (chaoslib's would)."""
+        try:
+            await self._activity("rollback", activity, runs)
+        except blocking.Exited as exc:
+            self._exited(exc)
 
     def _end_controls(self) -> None:
         from chaoslib.control import cleanup_controls, cleanup_global_controls
@@ -460,7 +492,8 @@ class CtkEngine:
         journal = dict(self.journal)
         now = datetime.now(UTC)
         for key in ("run", "rollbacks"):
-            journal[key] = [_settled(dict(r), now) for r in list(journal.get(key) or [])]
+            journal[key] = [_settled(dict(r), now) if isinstance(r, dict) else r
+                            for r in list(journal.get(key) or [])]
         return journal
 
 

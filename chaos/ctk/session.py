@@ -76,9 +76,11 @@ def summary(experiment: CtkExperiment, title: str | None = None) -> dict[str, An
 
 def chaostoolkit_section(result: CtkResult, ctk_path: Path) -> dict[str, Any]:
     def runs(key: str) -> list[dict[str, Any]]:
+        # what a control appended that is no activity's run (chaoslib allows it) is left out
         return [{"activity": r["activity"].get("name"), "type": r["activity"].get("type"),
                  "status": r.get("status"), "error": activity_error(r) or killed(r)}
-                for r in result.journal.get(key) or []]
+                for r in result.journal.get(key) or []
+                if isinstance(r, Mapping) and isinstance(r.get("activity"), Mapping)]
 
     return {"journal": str(ctk_path), "status": result.journal.get("status"),
             "deviated": result.journal.get("deviated"),

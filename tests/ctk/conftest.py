@@ -71,7 +71,9 @@ def outcome(journal: dict[str, Any]) -> dict[str, Any]:
         return None if state is None else state["steady_state_met"]
 
     def runs(key: str) -> list[tuple[str, str]]:
-        return [(r["activity"].get("name"), r["status"]) for r in journal.get(key) or []]
+        # a control may append anything (chaoslib keeps it): a string stands for itself
+        return [(r["activity"].get("name"), r["status"]) if isinstance(r, dict) else
+                (repr(r), "appended") for r in journal.get(key) or []]
 
     return {"status": journal["status"], "deviated": journal["deviated"],
             "before": met(journal["steady_states"]["before"]),

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_chaos
+from tests.ctk.conftest import run_ours, run_theirs
 
 
 @pytest.mark.parametrize(("stopper", "controls"), [
@@ -44,3 +45,62 @@ def test_an_experiment_that_ends_itself_still_rolls_back(
     assert journal["status"] == "interrupted"
     assert [(r["activity"]["name"], r["status"]) for r in journal["rollbacks"]] == [
         ("undo", "succeeded")]
+
+
+def _exiting(tmp_path: Path, method: list[dict[str, object]], rollbacks: list[dict[str, object]],
+             controls: list[dict[str, object]]) -> Path:
+    path = tmp_path / "experiment.json"
+    path.write_text(json.dumps({"title": "exits", "description": "d", "controls": controls,
+                                "method": method, "rollbacks": rollbacks}))
+    return path
+
+
+def _touch(name: str, path: Path) -> dict[str, object]:
+    return {"type": "action", "name": name, "provider": {
+        "type": "python", "module": "tests.ctk.activities", "func": "touch",
+        "arguments": {"path": str(path)}}}
+
+
+EXIT_ZERO = {"type": "python", "module": "tests.ctk.activities", "func": "exit_with",
+             "arguments": {"code": 0}}
+EXITING_CONTROL = [{"name": "exits", "provider": {"type": "python",
+                                                  "module": "tests.ctk.interrupting_control"}}]
+
+
+@pytest.mark.parametrize("by", ["activity", "control"])
+def test_sys_exit_0_is_an_interrupted_run_not_a_pass(tmp_path: Path, dirs: dict[str, Path],
+                                                     by: str) -> None:
+    """chaoslib records SystemExit as `interrupted` (and its default strategy then skips the
+    rollbacks); ours rolled back, then left with the raised code (0: a passing CI gate) and no
+    journal."""
+    injected = tmp_path / "injected"
+    stopper = {"type": "action", "name": "exits", "provider": EXIT_ZERO if by == "activity"
+               else {"type": "python", "module": "tests.ctk.activities", "func": "value",
+                     "arguments": {"value": 1}}}
+    path = _exiting(tmp_path, [_touch("inject", injected), stopper, _touch(
+        "never", tmp_path / "never")], [{"type": "action", "name": "undo", "provider": {
+            "type": "process", "path": "rm", "arguments": ["-f", str(injected)]}}],
+        EXITING_CONTROL if by == "control" else [])
+    ours = run_ours(str(path), dirs["ours"])
+    assert ours.code == 4, ours.stdout + ours.stderr
+    assert not injected.exists() and not (tmp_path / "never").exists()
+    assert ours.ctk["status"] == "interrupted"
+    assert [(r["activity"]["name"], r["status"]) for r in ours.ctk["rollbacks"]] == [
+        ("undo", "succeeded")]
+    assert ours.journal["exit_code"] == 4 and "SystemExit(0)" in ours.journal["reason"]
+    theirs = run_theirs(str(path), dirs["theirs"])
+    assert theirs["status"] == "interrupted"
+    assert theirs["rollbacks"] == []  # documented: ours always roll back
+
+
+def test_sys_exit_in_a_rollback_does_not_skip_the_others(tmp_path: Path,
+                                                         dirs: dict[str, Path]) -> None:
+    injected = tmp_path / "injected"
+    path = _exiting(tmp_path, [_touch("inject", injected)], [
+        {"type": "action", "name": "exits", "provider": EXIT_ZERO},
+        {"type": "action", "name": "undo", "provider": {
+            "type": "process", "path": "rm", "arguments": ["-f", str(injected)]}}], [])
+    ours = run_ours(str(path), dirs["ours"])
+    assert ours.code == 4, ours.stdout + ours.stderr
+    assert not injected.exists(), "the rollback after the one that exited ran"
+    assert ours.ctk["status"] == "interrupted" and ours.journal["exit_code"] == 4

@@ -135,6 +135,20 @@ def test_controls_see_the_same_hooks(dirs: dict[str, Path], tmp_path: Path) -> N
     assert "before activity action-one" in hooks and "before rollback" in hooks
 
 
+def test_strings_a_control_appends_to_the_run_lists_are_kept(dirs: dict[str, Path]) -> None:
+    """chaoslib keeps them in the journal; ours crashed (`'str' object has no attribute
+    'get'`) with exit 2 and no journal."""
+    ours = run_ours("controls-append-strings.yaml", dirs["ours"])
+    theirs = run_theirs("controls-append-strings.yaml", dirs["theirs"])
+    assert ours.code == 0, ours.stdout + ours.stderr
+    assert outcome(ours.ctk) == outcome(theirs)
+    assert ours.ctk["run"][-1] == theirs["run"][-1] == "note from the method control"
+    assert ours.ctk["rollbacks"][-1] == "note from the rollback control"
+    assert (dirs["ours"] / "rolled-back").exists()
+    assert ours.journal["exit_code"] == 0
+    assert [r["activity"] for r in ours.journal["chaostoolkit"]["method"]] == ["action-one"]
+
+
 # --- the documented differences: exit codes and when rollbacks play by default
 
 def test_steady_state_not_met_before_is_exit_3_and_runs_no_rollback(
