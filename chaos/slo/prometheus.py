@@ -129,27 +129,23 @@ class Prometheus:
         the client and Prometheus' version), so exactly one bucket is read, never a neighbour;
         a bound that is no bucket of the histogram is an ERROR naming the buckets there are."""
         series = histogram.series("_bucket")
-        counts = await self.vector(f"sum by (le) (rate({series}[{window}]))", "le")
-        buckets: dict[float, float] = {}
-        for le, value in counts.items():
-            try:
-                upper = float(le)
-            except ValueError:
-                continue  # not a histogram's bucket
-            buckets[upper] = buckets.get(upper, 0.0) + value
-        total = buckets.get(math.inf)
-        if total is None or not buckets:
-            answer.detail = f"no series {series} in Prometheus"
+        rates = _by_bound(await self.vector(f"sum by (le) (rate({series}[{window}]))", "le"))
+        match = _bucket(rates, bound)
+        if match is None:  # no such bucket, or none with samples in the window: which?
+            there = _by_bound(await self.vector(f"count by (le) ({series})", "le"))
+            if not there:
+                answer.detail = f"no series {series} in Prometheus"
+            elif _bucket(there, bound) is None:
+                listed = ", ".join(_seconds(b) for b in sorted(there) if b != math.inf)
+                answer.error = (f"{_seconds(bound)} is not a bucket bound of {self.latency}: "
+                                f"its buckets are {listed}; a fraction can only be read at "
+                                "one of them (or add the bucket to the histogram)")
+            else:
+                answer.detail = f"no samples of {series} in the window"
             return
-        match = next((b for b in buckets if math.isclose(b, bound, rel_tol=1e-9)), None)
-        if match is None:
-            listed = ", ".join(_seconds(b) for b in sorted(buckets) if b != math.inf)
-            answer.error = (f"{_seconds(bound)} is not a bucket bound of "
-                            f"{self.latency}: its buckets are {listed}; a fraction can only be "
-                            "read at one of them (or add the bucket to the histogram)")
-            return
-        if total > 0:
-            answer.fractions[bound] = min(1.0, buckets[match] / total)
+        total = rates.get(math.inf)
+        if total:
+            answer.fractions[bound] = min(1.0, rates[match] / total)
 
     async def scalar(self, query: str) -> float | None:
         """One number from an instant query: the sum of a vector, or a scalar; None if empty
@@ -220,3 +216,22 @@ class Prometheus:
 def _seconds(bound: float) -> str:
     """A bucket bound as written in checks, exactly: 2.5ms, 350ms, 1s, 7.5s."""
     return f"{bound * 1000:g}ms" if bound < 1 else f"{bound:g}s"
+
+
+def _by_bound(series: Mapping[str, float]) -> dict[float, float]:
+    """{le: value} by the bound's value: `1` and `1.0` (one client's and another's, or
+    Prometheus 2's and 3's spelling) are one bucket."""
+    buckets: dict[float, float] = {}
+    for le, value in series.items():
+        try:
+            upper = float(le)
+        except ValueError:
+            continue  # not a histogram's bucket
+        buckets[upper] = buckets.get(upper, 0.0) + value
+    return buckets
+
+
+def _bucket(buckets: Mapping[float, float], bound: float) -> float | None:
+    """The one bucket whose upper bound is `bound`, compared as numbers (with a tolerance for
+    how the check's duration was written: `0.35s`, `350ms`)."""
+    return next((b for b in buckets if math.isclose(b, bound, rel_tol=1e-9)), None)
