@@ -80,3 +80,33 @@ def test_each_value_knows_its_line_and_column() -> None:
 def test_nesting_is_bounded() -> None:
     with pytest.raises(JsonError, match="nested more than 64 levels"):
         compose("[" * 10_000, "f.json", 64)
+
+
+def test_a_native_experiment_in_json_reads_as_its_yaml_does() -> None:
+    """The same JSON path serves native experiments: the quickstart written as JSON (with tab
+    indentation) loads to the same experiment; a trailing comma is located, not let through."""
+    from chaos.errors import ExperimentInvalid
+    from chaos.model.loader import load_text
+    from chaos.model.source import SourceText
+    from chaos.runner.load import vocabulary
+    from tests.conftest import EXPERIMENTS
+
+    text = (EXPERIMENTS / "quickstart.yaml").read_text()
+    as_json = json.dumps(yaml.safe_load(text), indent="\t")
+    vocab = vocabulary()
+    from_yaml = load_text(SourceText(str(EXPERIMENTS / "quickstart.yaml"), text), vocab, {})
+    from_json = load_text(SourceText(str(EXPERIMENTS / "quickstart.json"), as_json), vocab, {})
+    def shape(exp: Any) -> Any:  # all but the locations
+        return exp.title, exp.hypothesis.checks[0].text, [
+            (f.name, f.type, dict(f.params), f.start, f.duration, f.target.kind,
+             dict(f.target.selector)) for f in exp.faults]
+
+    assert shape(from_json) == shape(from_yaml)
+    broken = as_json.replace('"demo"\n\t]', '"demo",\n\t]')
+    assert broken != as_json
+    with pytest.raises(ExperimentInvalid) as refused:
+        load_text(SourceText("broken.json", broken), vocab, {})
+    (problem,) = refused.value.problems
+    assert problem.location is not None and "trailing comma" in problem.message
+    line = broken[:broken.index('"demo",\n\t]')].count("\n") + 1
+    assert (problem.location.line, problem.location.column) == (line, 9)
