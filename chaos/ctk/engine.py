@@ -405,9 +405,15 @@ class CtkEngine:
                           error="stopped waiting for it (interrupted)")
             raise
         except blocking.Exited as exc:
+            error = f"{exc} raised by the activity or a control around it: the run is interrupted"
+            for unfinished in runs[::-1]:  # chaoslib appended it, and never finished it
+                if isinstance(unfinished, dict) and "status" not in unfinished and \
+                        (unfinished.get("activity") or {}).get("name") == name:
+                    unfinished.update(status="failed", exception=[error + "\n"])
+                    break
             self.bus.emit("activity.finished", phase=phase, activity=name, type=kind,
                           status="failed", duration=round(time.monotonic() - started, 4),
-                          error=f"{exc} (the run is interrupted)")
+                          error=error)
             raise
         self.bus.emit("activity.finished", phase=phase, activity=name, type=kind,
                       status=run.get("status"), duration=run.get("duration"),
