@@ -15,7 +15,7 @@ is its loop (chaoslib.run.Runner._run), for the promises it cannot keep:
 Every blocking chaoslib call runs on an abandonable thread (chaos.ctk.blocking): SIGINT/SIGTERM
 cancel the work task and the rollbacks start within milliseconds, even while a 15 s background
 action or a continuous hypothesis probe is running (so do chaoslib.exit's SIGUSR1/SIGUSR2 and
-a control's InterruptExecution: exit 4). A second signal does not skip rollbacks.
+a control's InterruptExecution, and sys.exit() in a control or an activity: exit 4). A second signal does not skip rollbacks.
 The Chaos Toolkit journal (status, deviated, steady_states, run, rollbacks) is kept exactly as
 chaoslib would, so its outcome can be compared and its tools can read it.
 """
@@ -188,8 +188,9 @@ class CtkEngine:
 
     def _exited(self, exc: blocking.Exited) -> None:
         """sys.exit() in a control or a python activity: chaoslib records the run as
-        interrupted and plays the rollbacks; so do we, and the exit code is 4 whatever the
-        code raised (a SystemExit(0) must not end as a passing CI gate)."""
+        interrupted (its default strategy then skips the rollbacks) and exits with that code;
+        we record it the same, play the rollbacks, and exit 4 whatever the code (a
+        SystemExit(0) must not end as a passing CI gate)."""
         self.journal["status"] = "interrupted"
         self._interrupted = True
         if self._outcome[0] in (ExitCode.OK, ExitCode.DEVIATED):
