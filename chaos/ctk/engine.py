@@ -14,8 +14,9 @@ is its loop (chaoslib.run.Runner._run), for the promises it cannot keep:
 
 Every blocking chaoslib call runs on an abandonable thread (chaos.ctk.blocking): SIGINT/SIGTERM
 cancel the work task and the rollbacks start within milliseconds, even while a 15 s background
-action or a continuous hypothesis probe is running (so do chaoslib.exit's SIGUSR1/SIGUSR2 and
-a control's InterruptExecution, and sys.exit() in a control or an activity: exit 4). A second signal does not skip rollbacks.
+action or a continuous hypothesis probe is running (so do chaoslib.exit's SIGUSR1/SIGUSR2, a
+control's InterruptExecution and sys.exit() in a control or an activity: exit 4). A second
+signal does not skip rollbacks.
 The Chaos Toolkit journal (status, deviated, steady_states, run, rollbacks) is kept exactly as
 chaoslib would, so its outcome can be compared and its tools can read it.
 """
