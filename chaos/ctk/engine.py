@@ -350,8 +350,16 @@ class CtkEngine:
 
         iteration = failed = 0
         while self.journal["status"] not in STOPPED:
-            state = await blocking.in_thread(run_steady_state_hypothesis, self.doc, self.config,
-                                             self.secrets, dry=None, event_registry=None)
+            try:
+                state = await blocking.in_thread(run_steady_state_hypothesis, self.doc,
+                                                 self.config, self.secrets, dry=None,
+                                                 event_registry=None)
+            except blocking.Exited as exc:  # nobody awaits this task: stop the run from here
+                self._exited(exc)
+                if self._stop is None and self._work is not None:
+                    self._stop = self._outcome
+                    self._work.cancel()
+                return
             iteration += 1
             self.journal["steady_states"]["during"].append(state)
             if not self._judge("during", state):

@@ -83,3 +83,10 @@ def end_gracefully() -> str:
 def exit_with(code: int) -> None:
     """sys.exit() in an activity, which chaoslib records as an interrupted run."""
     raise SystemExit(code)
+
+
+def exit_if_exists(path: str) -> bool:
+    """A probe that calls sys.exit(0) once `path` exists (a method action creates it)."""
+    if Path(path).exists():
+        raise SystemExit(0)
+    return True

@@ -109,3 +109,28 @@ def test_sys_exit_in_a_rollback_does_not_skip_the_others(tmp_path: Path,
     assert not injected.exists(), "the rollback after the one that exited ran"
     assert ours.ctk["status"] == "interrupted" and ours.journal["exit_code"] == 5
     assert "rollback exits failed: SystemExit(0)" in ours.journal["reason"]
+
+
+def test_sys_exit_in_a_continuous_hypothesis_stops_the_run(tmp_path: Path,
+                                                           dirs: dict[str, Path]) -> None:
+    """Nobody awaits the continuous hypothesis: its SystemExit stopped it silently, and the
+    run went on to the end of a long action, then passed."""
+    flag = tmp_path / "flag"
+    path = tmp_path / "experiment.json"
+    path.write_text(json.dumps({
+        "title": "exits during", "description": "d",
+        "runtime": {"hypothesis": {"strategy": "continuously", "frequency": 0.1}},
+        "steady-state-hypothesis": {"title": "t", "probes": [{
+            "type": "probe", "name": "exits-once-flagged", "tolerance": True, "provider": {
+                "type": "python", "module": "tests.ctk.activities", "func": "exit_if_exists",
+                "arguments": {"path": str(flag)}}}]},
+        "method": [_touch("flag", flag), {"type": "action", "name": "long", "provider": {
+            "type": "python", "module": "tests.ctk.activities", "func": "slow",
+            "arguments": {"seconds": 120}}}],
+        "rollbacks": [_touch("undo", tmp_path / "rolled-back")]}))
+    ours = run_ours(str(path), dirs["ours"], timeout=90)
+    assert ours.code == 4, ours.stdout + ours.stderr
+    assert (tmp_path / "rolled-back").exists()
+    assert ours.ctk["status"] == "interrupted" and "SystemExit(0)" in ours.journal["reason"]
+    long = next(r for r in ours.ctk["run"] if r["activity"]["name"] == "long")
+    assert long["status"] == "failed" and "interrupted" in long["exception"][0]
