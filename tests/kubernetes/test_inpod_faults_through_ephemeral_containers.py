@@ -65,6 +65,13 @@ def patches(k8s: Emulator) -> list[dict[str, Any]]:
             if c.resource == "pods/ephemeralcontainers" and c.verb == "patch"]
 
 
+def reported(k8s: Emulator, container: str) -> dict[str, Any]:
+    """The container's state as the API reports it (the kubelet's, a second late)."""
+    pod_obj = k8s.call(lambda c: c.get(PODS, "shop", "web-1")) or {}
+    return next((s["state"] for s in pod_obj.get("status", {}).get(
+        "ephemeralContainerStatuses") or () if s["name"] == container), {})
+
+
 @pytest.fixture
 def pod(k8s: Emulator, netns_pair: dict[str, str], tmp_path: Path,
         request: pytest.FixtureRequest) -> Iterator[Kubelet]:
@@ -125,7 +132,8 @@ def test_loss_container_spec_then_revert_by_a_stop_container(
     assert pod.statuses["web-1"][hold["name"]]["state"]["terminated"]["message"] == \
         "reverted (stopped): reverted", status
     verbs = {(c.verb, c.resource) for c in k8s.cluster.calls}
-    assert verbs == {("list", "pods"), ("get", "pods"), ("patch", "pods/ephemeralcontainers")}
+    assert verbs == {("list", "pods"), ("get", "pods"), ("patch", "pods/ephemeralcontainers"),
+                     ("get", "pods/log")}  # the agent's `ready:` line
 
 
 def test_the_agent_ends_the_fault_at_its_deadline_and_the_revert_adds_nothing(
@@ -139,7 +147,7 @@ def test_the_agent_ends_the_fault_at_its_deadline_and_the_revert_adds_nothing(
     assert "ca05:" in subprocess.run(["tc", "-n", netns_pair["b"], "qdisc", "show"],
                                      capture_output=True, text=True, check=True).stdout
     name = spec["container"]
-    assert wait_until(lambda: "terminated" in pod.statuses["web-1"][name]["state"], 30)
+    assert wait_until(lambda: "terminated" in reported(k8s, name), 30)  # as the API shows it
     assert kernel_state(netns_pair) == before  # nobody but the agent removed it
     assert asyncio.run(adapter.revert(spec)) == "reverted"
     assert len(patches(k8s)) == 1, "the agent already ended it: no stop container needed"
@@ -172,7 +180,8 @@ def test_cpu_and_memory_in_the_pod_are_stopped_by_the_revert(
     adapter = PodResourceAdapter()
     _, spec = asyncio.run(inject(adapter, fault))
     [hold] = patches(k8s)
-    assert hold["securityContext"] == {"allowPrivilegeEscalation": False,
+    assert hold["securityContext"] == {"runAsUser": 65532, "runAsGroup": 65532,
+                                       "runAsNonRoot": True, "allowPrivilegeEscalation": False,
                                        "capabilities": {"drop": ["ALL"]},
                                        "seccompProfile": {"type": "RuntimeDefault"}}
     args = hold["args"]
@@ -238,14 +247,28 @@ def test_admission_refusals_say_what_to_do(error: ChaosError, expected: str,
 
 
 def test_a_cluster_without_ephemeral_containers_is_named(k8s: Emulator) -> None:
-    from chaos.adapters.kubernetes.api import Gone
+    from chaos.adapters.kubernetes.api import api_for
+    from tests.kubernetes.inpod_kubelet import without_ephemeral
 
+    add_pod(k8s, "web-1")
+    k8s.call(without_ephemeral)
     with pytest.raises(eph_adapter.EphemeralUnavailable) as raised:
-        asyncio.run(eph_adapter.add_container(
-            RefusingApi(Gone("patch pods/ephemeralcontainers: not found (404 page not found)")),
-            "shop", "web-1", {}, {}))
+        asyncio.run(eph_adapter.add_container(api_for({}), "shop", "web-1", {"name": "x"}, {}))
     assert "does not serve pods/ephemeralcontainers" in str(raised.value)
     assert "1.25" in raised.value.hint
+
+
+def test_a_pod_deleted_before_the_patch_is_not_called_a_cluster_without_ephemeral_containers(
+    k8s: Emulator
+) -> None:
+    """Both are 404s; the API's Status names the pod only when the pod is what is missing (as
+    `kubectl debug` tells them apart). A revert's `stop` then counts the pod as gone."""
+    from chaos.adapters.kubernetes.api import api_for
+
+    with pytest.raises(eph_adapter.PodVanished) as raised:
+        asyncio.run(eph_adapter.add_container(api_for({}), "shop", "web-1", {"name": "x"}, {}))
+    assert "shop/web-1 was deleted" in str(raised.value)
+    assert "does not serve" not in str(raised.value) and "1.25" not in raised.value.hint
 
 
 def test_sigkill_of_the_runner_mid_fault_brings_the_watchdogs_stop_container(

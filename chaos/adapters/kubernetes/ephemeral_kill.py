@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +38,12 @@ from chaos.errors import FaultFailed, GuardRefused, PermissionDenied, truncate
 from chaos.model.experiment import FaultSpec
 
 EXEC_TIMEOUT = 30.0
+# The kill container's deadline, from the patch: it signals nothing after it. The inject waits
+# that long (through image pulls the kubelet retries) plus CLOCK_SKEW for a node clock behind
+# ours, so a fault reported failed never fires later.
+KILL_START = 60.0
+CLOCK_SKEW = 5.0
+PULLS = ("ErrImagePull", "ImagePullBackOff")
 HANDSHAKE_TIMEOUT = 30.0  # the websocket upgrade, and any single read once it is open
 
 
@@ -219,21 +226,28 @@ class ContainerKillAdapter(ClusterAdapter):
                                f"container {spec['container']}'s main process apart safely",
                                hint="use pod.delete, or process faults inside the pod")
         settings = settings_of(fault)
-        container = eph.container("kill", spec["id"], ["kill", "--signal", spec["signal"]],
-                                  settings, run_id=scope.run_id,
-                                  deadline=0.0, target_container=spec["container"])
+        deadline = time.time() + KILL_START
+        container = eph.container("kill", spec["id"], ["kill", "--signal", spec["signal"],
+                                                       "--deadline", f"{deadline:.3f}"],
+                                  settings, run_id=scope.run_id, deadline=deadline,
+                                  target_container=spec["container"],
+                                  security=eph.kill_context(pod, spec["container"]))
         try:
             await add_container(api, spec["namespace"], spec["pod"], container, pod)
         except EphemeralUnavailable:
             result = await asyncio.to_thread(_exec_kill, api, fault.name, spec)
             return {**spec, "via": "exec", "result": result}
-        state = await wait_container(api, ident, container["name"], settings.start_timeout,
-                                     until_done=True)
+        state = await wait_container(api, ident, container["name"],
+                                     deadline + CLOCK_SKEW - time.time(), until_done=True,
+                                     retried=PULLS)
         if state is None:
             return {**spec, "via": "ephemeral"}  # the pod went: the kill (or more) happened
         ended = state.get("terminated")
         if not ended:
-            raise FaultFailed(f"{fault.name}: the kill container in {where} did not finish",
+            raise FaultFailed(f"{fault.name}: the kill container in {where} did not run "
+                              f"before its deadline: "
+                              f"{(state.get('waiting') or {}).get('message', '')}; it sends "
+                              "nothing after it, should it start now",
                               hint="check the image (kubernetes.image) can be pulled")
         # "killed:" also with exit 137: the main process's end takes its namespace with it
         if not str(ended.get("message", "")).startswith("killed:"):
