@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
+import psutil
 import pytest
 
 from chaos.adapters.base import TargetRef
@@ -76,7 +77,7 @@ def reported(k8s: Emulator, container: str) -> dict[str, Any]:
 def pod(k8s: Emulator, netns_pair: dict[str, str], tmp_path: Path,
         request: pytest.FixtureRequest) -> Iterator[Kubelet]:
     """Pod shop/web-1, whose network namespace is netns_pair's b, its device renamed eth0.
-    Parametrized indirectly: the kubelet's start delays (container name prefix -> seconds)."""
+    Parametrized indirectly: the Kubelet's keyword arguments (delays, cold_start, ...)."""
     ns, dev = netns_pair["b"], netns_pair["dev_b"]
     for step in (["link", "set", dev, "down"], ["link", "set", dev, "name", "eth0"],
                  ["link", "set", "eth0", "up"]):
@@ -84,7 +85,7 @@ def pod(k8s: Emulator, netns_pair: dict[str, str], tmp_path: Path,
     netns_pair["dev_b"] = "eth0"
     add_pod(k8s, "web-1")
     with Kubelet(k8s, {"web-1": netns_pair["b"]}, tmp_path,
-                 delays=getattr(request, "param", None)) as kubelet:
+                 **getattr(request, "param", {})) as kubelet:
         yield kubelet
 
 
@@ -306,7 +307,7 @@ faults:
     assert message == "stopped: agent: reverted (stopped): reverted; leftovers: gone"
 
 
-@pytest.mark.parametrize("pod", [{"chaos-hold-": 3.0}], indirect=True)
+@pytest.mark.parametrize("pod", [{"delays": {"chaos-hold-": 3.0}}], indirect=True)
 def test_a_revert_while_the_hold_container_is_still_starting_waits_and_stops_it(
     k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet
 ) -> None:
@@ -337,3 +338,80 @@ def test_a_revert_while_the_hold_container_is_still_starting_waits_and_stops_it(
     assert pod.statuses["web-1"][hold]["state"]["terminated"]["message"] == \
         "reverted (stopped): reverted"
     assert not has_table(netns_pair["b"]) and kernel_state(netns_pair) == before
+
+
+@pytest.mark.parametrize("pod", [{"cold_start": 2.5}], indirect=True)
+def test_an_agent_that_fails_after_a_slow_start_is_not_reported_injected(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet
+) -> None:
+    """The kubelet reports "running" a second late and the agent starts slowly (a cold
+    python): its failure comes well after "running". The inject waits for the agent's `ready:`
+    line or its end, so the failure is the inject's, not a fault "held" on an unshaped pod."""
+    before = kernel_state(netns_pair)
+    fault = pod_fault("network.loss", {"percent": 0.3, "correlation": 0.0},
+                      selector={"namespace": "shop", "names": ["web-1"], "device": "eth9"})
+    with pytest.raises(ChaosError) as failed:
+        asyncio.run(inject(PodNetworkAdapter(), fault))
+    assert "eth9" in str(failed.value), str(failed.value)
+    assert kernel_state(netns_pair) == before
+
+
+def test_the_fault_counts_as_held_only_once_the_agent_says_ready(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet
+) -> None:
+    """What the inject read: the agent's own line on pods/log, after its rules were in place."""
+    fault = pod_fault("network.loss", {"percent": 0.3, "correlation": 0.0})
+    adapter = PodNetworkAdapter()
+    _, spec = asyncio.run(inject(adapter, fault))
+    assert has_table(netns_pair["b"])  # already when the inject returned
+    logs = [c for c in k8s.cluster.calls if c.resource == "pods/log"]
+    assert logs and all(dict(c.query).get("container") == spec["container"] for c in logs)
+    assert asyncio.run(adapter.revert(spec)) == "reverted"
+
+
+@pytest.mark.parametrize("fault_type,params", [
+    ("resource.cpu", {"load": 0.3, "cores": 1, "pin": False, "ramp": 0.0}),
+])
+def test_a_pod_that_forbids_root_takes_resource_faults_as_the_images_user(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet, fault_type: str,
+    params: dict[str, Any]
+) -> None:
+    """Ephemeral containers inherit the pod's `runAsNonRoot: true`; the kubelet refuses to
+    run one as root (CreateContainerConfigError). The resource agent runs as the image's
+    non-root user, which the process on the node shows."""
+    k8s.call(lambda c: c.objects[PODS, "shop", "web-1"].patch({"spec": {"securityContext": {
+        "runAsNonRoot": True}}}))
+    adapter = PodResourceAdapter()
+    _, spec = asyncio.run(inject(adapter, pod_fault(fault_type, params)))
+    agent, _ = pod.procs["web-1", spec["container"]]
+    assert psutil.Process(agent.pid).uids().real == 65532
+    assert asyncio.run(adapter.revert(spec)) == "reverted"
+    assert agent.wait(10) == 0
+
+
+RESTRICTED_POD = {
+    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+    "containers": [{"name": "app", "image": "app:1", "securityContext": {
+        "runAsUser": 1000, "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]}}}],
+}
+
+
+def test_a_restricted_namespace_admits_resource_faults_and_refuses_network_ones_clearly(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet
+) -> None:
+    """Pod Security evaluates the whole pod on pods/ephemeralcontainers: the resource agent
+    passes "restricted"; NET_ADMIN does not, and the refusal says so (and what to do)."""
+    from tests.kubernetes.ephemeral_realism import set_level
+
+    k8s.call(lambda c: set_level(c, "shop", "restricted"))
+    k8s.call(lambda c: c.objects[PODS, "shop", "web-1"].patch({"spec": RESTRICTED_POD}))
+    adapter = PodResourceAdapter()
+    _, spec = asyncio.run(inject(adapter, pod_fault(
+        "resource.cpu", {"load": 0.3, "cores": 1, "pin": False, "ramp": 0.0})))
+    assert asyncio.run(adapter.revert(spec)) == "reverted"
+    with pytest.raises(PermissionDenied) as refused:
+        asyncio.run(inject(PodNetworkAdapter(), pod_fault("network.loss", {"percent": 0.1})))
+    assert 'violates PodSecurity "restricted:latest"' in str(refused.value)
+    assert "enforce=privileged" in refused.value.hint
+    assert not has_table(netns_pair["b"])

@@ -215,8 +215,16 @@ def api_for(settings_or_conn: Any) -> Api:
     return _apis[conn]
 
 
+CLIENT_MINIMUM = (37, 0)  # the first kubernetes client whose models have from_dict
+
+
 def model(name: str, data: dict[str, Any]) -> Any:
     """A request body as the client's model class (its methods validate body types)."""
-    from kubernetes import client
+    from kubernetes import __version__, client
 
-    return getattr(client, name).from_dict(data)
+    cls = getattr(client, name)
+    if not hasattr(cls, "from_dict"):  # an install that ignored the pin in pyproject.toml
+        raise ApiFailed(f"the installed kubernetes client {__version__} is older than "
+                        f"{'.'.join(map(str, CLIENT_MINIMUM))}, which chaos needs",
+                        hint=f"pip install 'kubernetes>={CLIENT_MINIMUM[0]}'")
+    return cls.from_dict(data)

@@ -91,9 +91,9 @@ def _exec(api: Any, namespace: str, pod: str, container: str,
                               f"{core.api_client.configuration.host} did not answer the exec's "
                               f"websocket upgrade within {HANDSHAKE_TIMEOUT:g}s") from exc
         exc = _handshake(exc)
-        # which verb the API server checked (create on 1.31+, get before) is in its own words
+        # which verb the API server checked (get; create too from 1.35) is in its own words
         verb = re.search(r"cannot (\w+) resource", str(exc.body or ""))
-        raise api._mapped(exc, verb.group(1) if verb else "create", "", "pods/exec",
+        raise api._mapped(exc, verb.group(1) if verb else "get", "", "pods/exec",
                           namespace) from exc
     try:
         try:
