@@ -47,6 +47,13 @@ RUNTIME_DEFAULT_CAPS = {"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "N
                         "SETGID", "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE",
                         "SYS_CHROOT", "KILL", "AUDIT_WRITE"}
 STATUS_DELAY = 1.0  # the kubelet's PLEG relist period
+# waiting reasons the kubelet keeps, with its messages (pkg/kubelet/images/image_manager.go,
+# pkg/kubelet/images/types.go)
+IMAGE_ERROR_MESSAGES = {
+    "ErrImageNeverPull": 'Container image "{image}" is not present with pull policy of Never',
+    "ImageInspectError": 'Failed to inspect image "{image}": rpc error: code = Unknown',
+    "InvalidImageName": 'Failed to apply default image tag "{image}": couldn\'t parse image name',
+}
 WEBSOCKET_CREATE_CHECK = (1, 35)
 
 

@@ -50,6 +50,7 @@ class Kubelet:
                  protocols: tuple[str, ...] = CHANNEL_PROTOCOLS,
                  images: dict[str, int] | None = None,
                  pulls: dict[str, float] | None = None,
+                 image_errors: dict[str, str] | None = None,
                  cold_start: float = 0.0,
                  report_delay: float = real.STATUS_DELAY) -> None:
         self.k8s, self.netns, self.workdir = k8s, netns, workdir  # pod name -> namespace
@@ -57,6 +58,8 @@ class Kubelet:
         self.delays = delays or {}
         # container name prefix -> seconds its image pull fails (ErrImagePull) before it works
         self.pulls = pulls or {}
+        # container name prefix -> a waiting reason it keeps (an image error that never clears)
+        self.image_errors = image_errors or {}
         self.images = images or {}  # image -> the uid of its USER (root when not listed)
         self.cold_start = cold_start  # seconds between "running" and the command's exec
         self.report_delay = report_delay  # how late a state change shows in the pod status
@@ -114,6 +117,11 @@ class Kubelet:
         """Why the container cannot start yet (a waiting state), or None."""
         name, key = container["name"], (pod["metadata"]["name"], container["name"])
         since = self.seen.setdefault(key, time.monotonic())
+        stuck = next((r for prefix, r in self.image_errors.items() if name.startswith(prefix)),
+                     None)
+        if stuck:  # worded as pkg/kubelet/images/image_manager.go does
+            return {"waiting": {"reason": stuck, "message": real.IMAGE_ERROR_MESSAGES[stuck]
+                                .format(image=container["image"])}}
         for prefixes, reason, message in (
                 (self.pulls, "ErrImagePull", f'rpc error: code = NotFound desc = failed to pull '
                                              f'and unpack image "{container["image"]}"'),

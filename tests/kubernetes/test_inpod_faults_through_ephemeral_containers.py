@@ -415,3 +415,19 @@ def test_a_restricted_namespace_admits_resource_faults_and_refuses_network_ones_
     assert 'violates PodSecurity "restricted:latest"' in str(refused.value)
     assert "enforce=privileged" in refused.value.hint
     assert not has_table(netns_pair["b"])
+
+
+@pytest.mark.parametrize("pod,reason", [
+    ({"image_errors": {"chaos-hold-": "ErrImageNeverPull"}}, "ErrImageNeverPull"),
+    ({"image_errors": {"chaos-hold-": "ImageInspectError"}}, "ImageInspectError"),
+], indirect=["pod"])
+def test_image_errors_that_never_clear_fail_the_inject_with_their_reason(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet, reason: str
+) -> None:
+    """Not waited out for the whole start timeout and then called "not started": the
+    kubelet's own reason and message, and what to check."""
+    with pytest.raises(FaultFailed) as failed:
+        asyncio.run(inject(PodResourceAdapter(), pod_fault(
+            "resource.cpu", {"load": 0.3, "cores": 1, "pin": False, "ramp": 0.0})))
+    assert f"cannot start: {reason}: " in str(failed.value), str(failed.value)
+    assert "kubernetes: {image: ...}" in failed.value.hint

@@ -9,7 +9,8 @@ container's arguments carry the deadline and the agent reverts at it by itself. 
 revert (the runner, its watchdog, `chaos recover`) adds a small `stop` container rebuilt from the
 revert spec alone; it reaches the agent through the pod's abstract socket and removes leftovers.
 
-    inject:  read pod (UID) -> patch pods/ephemeralcontainers (+hold) -> wait: running | failed
+    inject:  read pod (UID) -> patch pods/ephemeralcontainers (+hold) -> wait: running, then
+             the agent's `ready:` line on pods/log | its end (the error) | failed
     revert:  read pod: gone/other UID -> "gone"; hold still starting -> wait (bounded) until
              it runs or ends; hold ended by itself -> "reverted";
              else patch (+stop) -> wait until stop terminates -> its exit code and message

@@ -8,6 +8,12 @@ checks that first and refuses clearly instead of sending a signal that would do 
 refused before anything is sent. (Chaos Mesh and Litmus send SIGKILL from the node, through
 the container runtime, with a privileged DaemonSet; chaos has none by design.)
 
+kill(2) also needs the sender's UID to match the target's, or CAP_KILL: the container runs as
+the target container's user where the pod spec says it (no capability: Pod Security
+"restricted" allows it), else as root with only KILL ("baseline"). It carries a deadline:
+started later (a pull the kubelet retried), it sends nothing, so a kill reported failed never
+fires afterwards.
+
 Where the cluster does not serve ephemeral containers (404), the fallback is pods/exec in the
 target container itself: `cat /proc/1/status` (the same refusal of a signal PID 1 does not
 handle) and `kill -s SIGNAL 1` (the image needs a `kill` binary), each judged by the exit status

@@ -23,6 +23,10 @@ Ephemeral containers are never restarted, so an agent that ended never injects a
 `kill` runs in an ephemeral container that targets a container (`targetContainerName`): it shares
 that container's process namespace, where the container's main process is PID 1.
 
+`hold` prints `ready: ...` once the fault is in place; the runner reads that line from
+pods/log (a container's "running" comes before the agent has done anything). `kill`
+carries a `--deadline` and sends nothing after it (a container the kubelet starts late).
+
 Each command prints one result line, also written to the termination log (the pod status shows
 it as the container's termination message), and exits 0, or with the ChaosError's exit code.
 It imports the local adapters and nothing of `kubernetes`.
