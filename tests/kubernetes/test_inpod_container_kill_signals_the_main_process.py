@@ -321,3 +321,25 @@ def test_a_kill_container_that_starts_after_its_deadline_does_nothing(
     ended = kubelet.statuses["web-1"][name]["state"]["terminated"]
     assert ended["message"].startswith("ended: started after its deadline"), ended
     assert container.main.is_running() and container.proc.poll() is None
+
+
+def test_a_kill_agent_of_another_user_without_kill_says_which_users_differ(
+    app_as_1000: Container, tmp_path: Path
+) -> None:
+    """Where the kernel refuses kill(2) (EPERM), the report names both UIDs and what to set,
+    and nothing was sent."""
+    from tests.kubernetes.inpod_kubelet import image_python
+
+    user = ["setpriv", "--reuid=65532", "--regid=65532", "--clear-groups", "--inh-caps=-all",
+            "--bounding-set=-all", "--"]
+    report = Path(tempfile.mkdtemp(prefix="kill-report-")) / "report"
+    report.parent.chmod(0o777)
+    done = subprocess.run(["nsenter", "-t", str(app_as_1000.main.pid), "-p", "-m", "--", *user,
+                           *image_python(user), "-m", "chaos.adapters.kubernetes.inpod_agent",
+                           "--report", str(report), "kill", "--signal", "TERM"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done
+    said = report.read_text()
+    assert "it runs as uid 1000, this kill container as uid 65532" in said, said
+    assert "runAsUser" in said
+    assert app_as_1000.main.is_running() and not app_as_1000.got.exists()
