@@ -431,3 +431,32 @@ def test_image_errors_that_never_clear_fail_the_inject_with_their_reason(
             "resource.cpu", {"load": 0.3, "cores": 1, "pin": False, "ramp": 0.0})))
     assert f"cannot start: {reason}: " in str(failed.value), str(failed.value)
     assert "kubernetes: {image: ...}" in failed.value.hint
+
+
+def test_the_kubelets_runasnonroot_refusal_gets_its_own_hint(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet
+) -> None:
+    """A container that would run as root in a `runAsNonRoot: true` pod (here: one whose user a
+    mutating webhook could have stripped) waits in CreateContainerConfigError: said as that,
+    not as an image problem."""
+    from chaos.adapters.kubernetes import ephemeral_spec as eph
+    from chaos.adapters.kubernetes.api import api_for
+
+    k8s.call(lambda c: c.objects[PODS, "shop", "web-1"].patch({"spec": {"securityContext": {
+        "runAsNonRoot": True}}}))
+    live = k8s.call(lambda c: c.get(PODS, "shop", "web-1"))
+    assert live is not None
+    container = eph.container("hold", "rootish", ["hold"], eph.InPodSettings(IMAGE), run_id="",
+                              deadline=0.0, security={"capabilities": {"drop": ["ALL"]}})
+    ident = {"namespace": "shop", "name": "web-1", "uid": live["metadata"]["uid"]}
+
+    async def add_and_wait() -> Any:
+        await eph_adapter.add_container(api_for({}), "shop", "web-1", container, live)
+        return await eph_adapter.wait_container(api_for({}), ident, container["name"], 30,
+                                                until_done=False)
+
+    with pytest.raises(FaultFailed) as failed:
+        asyncio.run(add_and_wait())
+    assert "CreateContainerConfigError: container has runAsNonRoot and image will run as root" \
+        in str(failed.value), str(failed.value)
+    assert "runAsNonRoot: true" in failed.value.hint and "image" not in failed.value.hint

@@ -56,8 +56,9 @@ LEVEL_HINT = ("the namespace's Pod Security level refuses the container: docs/ku
               "lists the level each fault needs; label the namespace "
               "pod-security.kubernetes.io/enforce accordingly or exempt chaos's service account")
 NONROOT_HINT = ("the pod sets runAsNonRoot: true, which its ephemeral containers inherit, and "
-                "this one would run as root: network faults need root (use the proxy adapter "
-                "for such pods); for container.kill set runAsUser on the target container")
+                "this one would run as root: chaos sets each container's user itself, so check "
+                "that no admission webhook removed its runAsUser or runAsNonRoot "
+                "(`kubectl get pod -o yaml`)")
 IMAGE_HINT = ("check `kubernetes: {image: ...}` (the image needs python and chaos: build it "
               "from the repository's Dockerfile) and that the node can pull it")
 # Waiting reasons that do not clear by waiting: the kubelet's image errors
