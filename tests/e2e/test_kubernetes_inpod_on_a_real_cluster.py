@@ -1,7 +1,8 @@
 """In-pod faults on a real cluster (kind in CI): latency, CPU and container.kill through
 ephemeral containers running our image; also with the app as non-root in a namespace enforcing
-Pod Security "restricted" (kill and CPU pass, a network fault is refused with its hint). Skipped unless asked for (see test_kubernetes_on_a_real
-_cluster.py); the image must be in the cluster first:
+Pod Security "restricted" (kill and CPU pass, a network fault is refused with its hint).
+Skipped unless asked for (see test_kubernetes_on_a_real_cluster.py); the image must be in the
+cluster first:
 
     docker build -t ghcr.io/chaos-runner/chaos:0.1.0 .
     kind load docker-image ghcr.io/chaos-runner/chaos:0.1.0 --name chaos-e2e
