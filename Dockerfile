@@ -20,6 +20,11 @@ RUN pip install --no-cache-dir --no-compile . \
 WORKDIR /
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
+# A numeric non-root user (the kubelet can only verify runAsNonRoot for a numeric USER): the CLI
+# Job and the in-pod CPU/memory agent run as it and pass Pod Security "restricted". The network
+# agent's container sets runAsUser: 0 with NET_ADMIN itself (ephemeral_spec.NETWORK_CONTEXT), and
+# container.kill's runs as the target app's user (ephemeral_spec.kill_context).
+USER 65532:65532
 # Ephemeral containers set their own command; a Job runs `chaos run ...` with this entrypoint.
 ENTRYPOINT ["chaos"]
 CMD ["--help"]

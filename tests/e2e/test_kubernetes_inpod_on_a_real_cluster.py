@@ -1,6 +1,8 @@
 """In-pod faults on a real cluster (kind in CI): latency, CPU and container.kill through
-ephemeral containers running our image. Skipped unless asked for (see test_kubernetes_on_a_real
-_cluster.py); the image must be in the cluster first:
+ephemeral containers running our image; also with the app as non-root in a namespace enforcing
+Pod Security "restricted" (kill and CPU pass, a network fault is refused with its hint).
+Skipped unless asked for (see test_kubernetes_on_a_real_cluster.py); the image must be in the
+cluster first:
 
     docker build -t ghcr.io/chaos-runner/chaos:0.1.0 .
     kind load docker-image ghcr.io/chaos-runner/chaos:0.1.0 --name chaos-e2e
@@ -59,15 +61,19 @@ def image_env(monkeypatch: pytest.MonkeyPatch) -> str:
     return IMAGE
 
 
-def deploy_app(api: Any, namespace: str, replicas: int) -> list[str]:
+def deploy_app(api: Any, namespace: str, replicas: int,
+               pod_security: dict[str, Any] | None = None,
+               app_security: dict[str, Any] | None = None) -> list[str]:
     labels = {"app": "web"}
     api.AppsV1Api().create_namespaced_deployment(namespace, {
         "metadata": {"name": "web", "labels": labels},
         "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
                  "template": {"metadata": {"labels": labels}, "spec": {
                      "terminationGracePeriodSeconds": 5,
+                     "securityContext": pod_security or {},
                      "containers": [{"name": "app", "image": IMAGE,
                                      "imagePullPolicy": "IfNotPresent",
+                                     "securityContext": app_security or {},
                                      "command": ["python", "-c", APP]}]}}}})
     wait(lambda: ready(api, namespace, "web") >= replicas, 180)
     return [p.metadata.name for p in pods(api, namespace)]
@@ -192,3 +198,89 @@ def test_container_kill_sends_term_by_default_and_refuses_kill(api: Any, namespa
     kill = [s for s in api.CoreV1Api().read_namespaced_pod(pod, namespace).status
             .ephemeral_container_statuses or () if s.name.startswith("chaos-kill-")]
     assert len(kill) == 1
+
+
+# --- the app as non-root in a namespace enforcing Pod Security "restricted"
+RESTRICTED_POD = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
+                  "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED_APP = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+@pytest.fixture
+def restricted(api: Any, namespace: str) -> str:
+    api.CoreV1Api().patch_namespace(namespace, {"metadata": {"labels": {
+        "pod-security.kubernetes.io/enforce": "restricted"}}})
+    return namespace
+
+
+def test_restricted_kill_of_a_non_root_app_runs_as_its_user(api: Any, restricted: str,
+                                                           image_env: str) -> None:
+    """kill(2) across users needs CAP_KILL, which "restricted" forbids: the kill container runs
+    as the app's user (runAsUser in the pod spec) and admission takes it."""
+    [pod] = deploy_app(api, restricted, 1, RESTRICTED_POD, RESTRICTED_APP)
+    killed = run_chaos("inject", "container.kill", "-n", restricted, "--pod", pod, timeout=180)
+    assert killed.returncode == 0, killed.stdout + killed.stderr
+
+    def app_status() -> Any:
+        return api.CoreV1Api().read_namespaced_pod(pod, restricted).status.container_statuses[0]
+
+    wait(lambda: app_status().restart_count >= 1, 120)
+    assert app_status().last_state.terminated.message == "got SIGTERM"
+    [kill] = [c for c in api.CoreV1Api().read_namespaced_pod(pod, restricted).spec
+              .ephemeral_containers if c.name.startswith("chaos-kill-")]
+    assert kill.security_context.run_as_user == 1000
+
+
+def test_restricted_kill_without_the_apps_user_in_the_spec_is_refused_clearly(
+        api: Any, restricted: str, image_env: str) -> None:
+    """The app runs as the image's USER (65532); chaos cannot know it, would need root with
+    KILL, and "restricted" refuses that: exit 2 with what to set, nothing added."""
+    pod_security = {k: v for k, v in RESTRICTED_POD.items() if not k.startswith("runAs")}
+    [pod] = deploy_app(api, restricted, 1, {**pod_security, "runAsNonRoot": True},
+                       RESTRICTED_APP)
+    refused = run_chaos("inject", "container.kill", "-n", restricted, "--pod", pod, timeout=180)
+    out = refused.stdout + refused.stderr
+    assert refused.returncode == 2, out
+    assert "PodSecurity" in out and "runAsUser" in out, out
+    assert not api.CoreV1Api().read_namespaced_pod(pod, restricted).spec.ephemeral_containers
+
+
+def test_restricted_cpu_load_runs_as_non_root_and_ends(api: Any, restricted: str,
+                                                       image_env: str) -> None:
+    [pod] = deploy_app(api, restricted, 1, RESTRICTED_POD, RESTRICTED_APP)
+    done = run_chaos("inject", "resource.cpu", "-n", restricted, "--pod", pod, "--load",
+                     "50%", "--cores", "1", "--for", "15s", timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    terminated = ended(api, restricted, pod)
+    assert terminated.message.startswith("reverted"), terminated
+    [hold] = [c for c in api.CoreV1Api().read_namespaced_pod(pod, restricted).spec
+              .ephemeral_containers if c.name.startswith("chaos-hold-")]
+    assert hold.security_context.run_as_user == 65532
+
+
+def test_restricted_network_fault_is_refused_with_the_net_admin_hint(
+        api: Any, restricted: str, image_env: str) -> None:
+    [pod] = deploy_app(api, restricted, 1, RESTRICTED_POD, RESTRICTED_APP)
+    refused = run_chaos("inject", "network.latency", "-n", restricted, "--pod", pod,
+                        "--delay", "200ms", "--for", "30s", timeout=180)
+    out = refused.stdout + refused.stderr
+    assert refused.returncode == 2, out
+    assert "NET_ADMIN" in out and "enforce=privileged" in out, out
+    assert not api.CoreV1Api().read_namespaced_pod(pod, restricted).spec.ephemeral_containers
+
+
+def test_network_fault_on_a_non_root_app_in_a_privileged_namespace(
+        api: Any, privileged: str, image_env: str) -> None:
+    """A pod-level runAsNonRoot: true reaches the ephemeral container; the network role sets
+    runAsUser 0 and runAsNonRoot false itself, so the kubelet starts it."""
+    [pod] = deploy_app(api, privileged, 1, RESTRICTED_POD, RESTRICTED_APP)
+    proc = subprocess.Popen(chaos_cmd("inject", "network.latency", "-n", privileged, "--pod",
+                                      pod, "--delay", "200ms", "--for", "60s"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait(lambda: shaped(api, privileged) or proc.poll() is not None, 180)
+        assert shaped(api, privileged) == [pod]
+    finally:
+        out = finish(proc, 240, interrupt=True)
+    assert proc.returncode in (0, 130), out
+    assert shaped(api, privileged) == []

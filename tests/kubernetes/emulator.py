@@ -14,6 +14,9 @@ chaos adapter meets in a cluster:
 - pods/exec: the API's checks (pod, container, command), then handed to `exec_server`, the
   test kubelet, which speaks the channel websocket and runs the command in the container,
 - a cluster without ephemeral containers on demand (`ephemeral=False`: that subresource 404s),
+- on pods/ephemeralcontainers, pods/exec and pods/log what a real cluster does (Pod Security
+  admission per namespace label, 404s that name the pod or not, exec authorized by `version`),
+  in ephemeral_realism.py with the upstream source of each,
 - a log of every (verb, group, resource, namespace) call, for the RBAC test.
 
 It runs on its own event loop in a thread, so the blocking client in the test, the runner
@@ -40,6 +43,8 @@ import attrs
 import kmock
 from kmock._internal import rendering
 
+from tests.kubernetes import ephemeral_realism
+
 T = TypeVar("T")
 PODS = kmock.resource("", "v1", "pods")
 NODES = kmock.resource("", "v1", "nodes")
@@ -52,6 +57,8 @@ WORKLOADS = (DEPLOYMENTS, STATEFULSETS)
 # upgrade, the namespace, pod, container and argv, it streams the command's run.
 ExecServer = Callable[[aiohttp.web.BaseRequest, str, str, str, list[str]],
                       Awaitable[aiohttp.web.StreamResponse]]
+# The kubelet's side of pods/log: namespace, pod, container -> the response
+LogServer = Callable[[str, str, str], aiohttp.web.StreamResponse]
 VERBS = {"GET": "get", "POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
 
 
@@ -142,7 +149,8 @@ class Cluster(kmock.KubernetesEmulator):
     user: str = "system:serviceaccount:chaos:chaos"
     ephemeral: bool = True  # False: a cluster that does not serve pods/ephemeralcontainers
     exec_server: ExecServer | None = None  # set by the kubelet that runs pods' containers
-    exec_verb: str = "create"  # how the websocket GET of exec is authorized: 1.31+; "get" before
+    version: tuple[int, int] = (1, 35)  # the server's minor version, where behaviour differs
+    log_server: LogServer | None = None  # set by the kubelet: pods/log of its containers
     _due: dict[tuple[Any, ...], list[float]] = attrs.field(factory=dict)  # pod recreation times
 
     def __attrs_post_init__(self) -> None:
@@ -158,24 +166,32 @@ class Cluster(kmock.KubernetesEmulator):
         method = str(request.method.value if hasattr(request.method, "value")
                      else request.method).upper()
         plural = res.plural + (f"/{request.subresource}" if request.subresource else "")
-        # Kubernetes 1.31+ authorizes the websocket GET of exec as `create` (the verb of its
-        # POST), older API servers as the `get` it is
-        verb = self.exec_verb if request.subresource == "exec" else _verb(method, request.name,
-                                                                           request.params)
+        verbs = ephemeral_realism.exec_verbs(self.version) if request.subresource == "exec" \
+            else (_verb(method, request.name, request.params),)
         query = tuple(request._raw_request.query.items()) if request._raw_request else ()
-        self.calls.append(Call(verb, res.group or "", plural, request.namespace, request.name,
-                               request.data, query))
+        for verb in verbs:
+            self.calls.append(Call(verb, res.group or "", plural, request.namespace,
+                                   request.name, request.data, query))
         if self.unauthorized:
             return _status(401, "Unauthorized", "Unauthorized")
-        if (verb, res.group or "", plural) in self.deny:
-            where = f' in the namespace "{request.namespace}"' if request.namespace else \
-                " at the cluster scope"
-            return _status(403, "Forbidden",
-                           f'{plural.split("/")[0]} "{request.name or ""}" is forbidden: User '
-                           f'"{self.user}" cannot {verb} resource "{plural}" in API group '
-                           f'"{res.group or ""}"{where}')
-        if request.subresource == "ephemeralcontainers" and not self.ephemeral:
-            return _status(404, "NotFound", "the server could not find the requested resource")
+        for verb in verbs:
+            if (verb, res.group or "", plural) in self.deny:
+                where = f' in the namespace "{request.namespace}"' if request.namespace else \
+                    " at the cluster scope"
+                return _status(403, "Forbidden",
+                               f'{plural.split("/")[0]} "{request.name or ""}" is forbidden: '
+                               f'User "{self.user}" cannot {verb} resource "{plural}" in API '
+                               f'group "{res.group or ""}"{where}')
+        if request.subresource == "ephemeralcontainers":
+            async with self._lock:
+                refused = ephemeral_realism.admit_ephemeral(self, request.namespace or "",
+                                                            request.name or "", request.data)
+            if refused is not None:
+                return refused
+        if request.subresource == "log" and self.log_server is not None:
+            return self.log_server(request.namespace or "", request.name or "",
+                                   request.params.get("container") or "")
+        verb = verbs[-1]
         if request.subresource == "exec":
             return await self._exec(request)
         if request.subresource == "eviction" and method == "POST":

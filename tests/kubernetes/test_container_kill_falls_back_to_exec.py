@@ -57,14 +57,16 @@ def execs(k8s: Emulator, verb: str = "create") -> list[tuple[str | None, list[st
             for c in calls(k8s, verb, "pods/exec")]
 
 
-# an API server before 1.31 authorizes the websocket GET as `get` (and speaks no v5)
-@pytest.mark.parametrize("protocol,verb", [("v4.channel.k8s.io", "create"),
-                                           ("v5.channel.k8s.io", "create"),
-                                           ("v4.channel.k8s.io", "get")])
+# an API server through 1.34 authorizes the websocket GET as `get` only, 1.35+ as `get` and
+# `create`; before 1.30 it speaks no v5
+@pytest.mark.parametrize("protocol,version", [("v4.channel.k8s.io", (1, 35)),
+                                              ("v5.channel.k8s.io", (1, 35)),
+                                              ("v4.channel.k8s.io", (1, 29))])
 def test_term_through_exec_ends_the_main_process(cluster: Emulator, container: Container,
                                                  tmp_path: Path, protocol: str,
-                                                 verb: str) -> None:
-    cluster.call(lambda c: setattr(c, "exec_verb", verb))
+                                                 version: tuple[int, int]) -> None:
+    cluster.call(lambda c: setattr(c, "version", version))
+    verb = "get"  # checked on every version
     with Kubelet(cluster, {}, tmp_path, {("web-1", "app"): container.main.pid},
                  protocols=(protocol,)) as kubelet:
         spec = asyncio.run(kill(kill_fault("TERM", container="app")))
@@ -195,10 +197,12 @@ def test_an_exec_upgrade_that_is_never_answered_is_given_up(
     assert [cmd for _, cmd, _ in execs(cluster)] == [CAT]  # asked once, nothing after
 
 
-@pytest.mark.parametrize("verb", ["create", "get"])  # Kubernetes 1.31+, and before
+@pytest.mark.parametrize("version,verb", [((1, 35), "create"), ((1, 35), "get"),
+                                          ((1, 34), "get")])
 def test_no_exec_permission_names_the_missing_rule(cluster: Emulator, container: Container,
-                                                   tmp_path: Path, verb: str) -> None:
-    cluster.call(lambda c: setattr(c, "exec_verb", verb))
+                                                   tmp_path: Path, version: tuple[int, int],
+                                                   verb: str) -> None:
+    cluster.call(lambda c: setattr(c, "version", version))
     cluster.call(lambda c: c.deny.add((verb, "", "pods/exec")))
     with Kubelet(cluster, {}, tmp_path, {("web-1", "app"): container.main.pid}) as kubelet, \
             pytest.raises(PermissionDenied) as refused:
@@ -210,3 +214,15 @@ def test_no_exec_permission_names_the_missing_rule(cluster: Emulator, container:
     assert f'resources: ["pods/exec"], verbs: ["{verb}"]' in refused.value.hint
     assert "the Role chaos-runner has this rule" in refused.value.hint
     assert kubelet.execs == [] and container.main.is_running()
+
+
+def test_through_1_34_exec_is_authorized_as_get_alone(cluster: Emulator, container: Container,
+                                                      tmp_path: Path) -> None:
+    """A Role without `create` on pods/exec is enough before 1.35: the extra check is new."""
+    cluster.call(lambda c: setattr(c, "version", (1, 34)))
+    cluster.call(lambda c: c.deny.add(("create", "", "pods/exec")))
+    with Kubelet(cluster, {}, tmp_path, {("web-1", "app"): container.main.pid}):
+        spec = asyncio.run(kill(kill_fault("TERM")))
+    assert spec["via"] == "exec" and container.proc.wait(10) == 0
+    assert calls(cluster, "create", "pods/exec") == []
+    assert len(calls(cluster, "get", "pods/exec")) == 2

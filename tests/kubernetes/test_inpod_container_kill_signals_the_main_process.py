@@ -16,6 +16,8 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,10 +25,13 @@ from typing import Any
 import psutil
 import pytest
 
+from chaos.adapters.kubernetes import ephemeral_kill
 from chaos.adapters.kubernetes.ephemeral_kill import ContainerKillAdapter
-from chaos.errors import GuardRefused, PermissionDenied, UsageError
+from chaos.errors import FaultFailed, GuardRefused, PermissionDenied, UsageError
 from chaos.model.experiment import FaultSpec, Target, frozen
+from tests.conftest import wait_until
 from tests.kubernetes.emulator import PODS, Emulator
+from tests.kubernetes.ephemeral_realism import set_level
 from tests.kubernetes.inpod_kubelet import Kubelet, add_pod
 from tests.kubernetes.test_inpod_faults_through_ephemeral_containers import (
     IMAGE,
@@ -51,10 +56,19 @@ AGENT = [sys.executable, "-m", "chaos.adapters.kubernetes.inpod_agent"]
 
 
 class Container:
-    def __init__(self, tmp: Path) -> None:
-        self.got = tmp / "got-signal"
-        self.proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc",
-                                      sys.executable, "-c", MAIN, str(self.got), LONG_ARG],
+    """A main process that is PID 1 of its PID namespace; as `uid` when given (a non-root
+    user cannot reach the test's python under /root: it runs the system's)."""
+
+    def __init__(self, tmp: Path, uid: int | None = None) -> None:
+        shared = Path(tempfile.mkdtemp(prefix="container-"))
+        shared.chmod(0o777)  # the main process writes what it got, whoever it runs as
+        self.got = shared / "got-signal"
+        user = [] if uid is None else ["setpriv", f"--reuid={uid}", f"--regid={uid}",
+                                       "--clear-groups", "--"]
+        python = sys.executable if uid is None else \
+            f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+        self.proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", *user,
+                                      python, "-c", MAIN, str(self.got), LONG_ARG],
                                      stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         assert self.proc.stdout.readline().strip() == "ready"
@@ -80,10 +94,11 @@ def container(tmp_path: Path) -> Iterator[Container]:
         made.close()
 
 
-def agent_kill(container: Container, tmp: Path, signal_name: str) -> tuple[int, str]:
+def agent_kill(container: Container, tmp: Path, signal_name: str,
+               *extra: str) -> tuple[int, str]:
     report = tmp / f"kill-{signal_name}.log"
     done = subprocess.run(["nsenter", "-t", str(container.main.pid), "-p", "-m", "--", *AGENT,
-                           "--report", str(report), "kill", "--signal", signal_name],
+                           "--report", str(report), "kill", "--signal", signal_name, *extra],
                           capture_output=True, text=True, timeout=60, check=False)
     return done.returncode, report.read_text()
 
@@ -137,8 +152,11 @@ def test_the_kill_container_targets_the_container_and_signals_it(
         assert "has no container 'nope'" in str(refused.value)
     [sent] = patches(k8s)
     assert sent["targetContainerName"] == "app" and sent["image"] == IMAGE
-    assert sent["args"] == ["kill", "--signal", "TERM"]
-    assert "add" not in sent["securityContext"]["capabilities"]
+    assert sent["args"][:4] == ["kill", "--signal", "TERM", "--deadline"]
+    assert float(sent["args"][4]) == pytest.approx(time.time() + 60, abs=30)
+    # the pod spec does not say the app's user: root, with KILL alone ("baseline" allows it)
+    assert sent["securityContext"]["capabilities"] == {"add": ["KILL"], "drop": ["ALL"]}
+    assert sent["securityContext"]["runAsUser"] == 0
 
 
 def test_kill_of_an_init_that_ignores_it_fails_clearly(
@@ -178,3 +196,150 @@ def test_a_pod_whose_pid_1_is_not_the_container_is_refused_before_any_patch(
         asyncio.run(kill(kill_fault("TERM")))
     assert f"{field}: true" in str(refused.value) and reason in str(refused.value)
     assert patches(k8s) == []
+
+
+@pytest.fixture
+def app_as_1000(tmp_path: Path) -> Iterator[Container]:
+    made = Container(tmp_path, uid=1000)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def pod_with(k8s: Emulator, name: str, security: dict[str, Any] | None = None,
+             app_security: dict[str, Any] | None = None) -> None:
+    k8s.call(lambda c: c.put(PODS, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"securityContext": security or {}, "containers": [
+            {"name": "app", "image": "app:1", "securityContext": app_security or {}}]},
+        "status": {"phase": "Running"}}))
+
+
+RESTRICTED_APP = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+@pytest.mark.parametrize("security", [
+    {"runAsUser": 1000, "runAsGroup": 1000},  # the spec says the app's user
+    {},  # only the image knows (its USER 1000): root with KILL
+], ids=["runAsUser-in-spec", "image-user"])
+def test_a_main_process_running_as_another_user_is_signalled(
+    k8s: Emulator, app_as_1000: Container, tmp_path: Path, security: dict[str, Any]
+) -> None:
+    """kill(2) needs the sender's UID to match or CAP_KILL: the kubelet runs the kill container
+    with the user and capabilities its securityContext gives, and the kernel decides."""
+    pod_with(k8s, "web-1", security)
+    with Kubelet(k8s, {}, tmp_path, {("web-1", "app"): app_as_1000.main.pid},
+                 images={"app:1": 1000}):
+        spec = asyncio.run(kill(kill_fault("TERM")))
+    assert spec["result"].startswith("killed: sent SIGTERM"), spec
+    assert app_as_1000.proc.wait(10) == 0 and app_as_1000.got.read_text() == "15"
+    [sent] = patches(k8s)
+    if security:
+        assert sent["securityContext"]["runAsUser"] == 1000
+        assert sent["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_a_restricted_namespace_takes_the_kill_container_as_the_apps_user(
+    k8s: Emulator, app_as_1000: Container, tmp_path: Path
+) -> None:
+    """Pod Security "restricted" checks the whole pod on pods/ephemeralcontainers: the kill
+    container passes as the app's non-root user; as root (user unknown) it is refused with a
+    hint of its own, not the NET_ADMIN one."""
+    k8s.call(lambda c: set_level(c, "shop", "restricted"))
+    hardened = {"runAsNonRoot": True, "runAsUser": 1000,
+                "seccompProfile": {"type": "RuntimeDefault"}}
+    pod_with(k8s, "web-1", hardened, RESTRICTED_APP)
+    pod_with(k8s, "web-2", {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+             RESTRICTED_APP)
+    with Kubelet(k8s, {}, tmp_path, {("web-1", "app"): app_as_1000.main.pid},
+                 images={"app:1": 1000}):
+        spec = asyncio.run(kill(kill_fault("TERM")))
+        assert spec["result"].startswith("killed: sent SIGTERM"), spec
+        assert app_as_1000.proc.wait(10) == 0
+        fault = kill_fault("TERM")
+        fault = FaultSpec(index=0, name="kill-app", type="container.kill", target=Target(
+            "pods", frozen({"namespace": "shop", "names": ["web-2"]})), params=fault.params,
+            start=0.0, duration=0.0, kubernetes=fault.kubernetes)
+        with pytest.raises(PermissionDenied) as refused:
+            asyncio.run(kill(fault))
+    assert 'violates PodSecurity "restricted:latest"' in str(refused.value)
+    assert "runAsUser" in refused.value.hint and "NET_ADMIN" not in refused.value.hint
+
+
+def test_the_agent_refuses_to_signal_itself_when_it_is_pid_1(tmp_path: Path) -> None:
+    """A runtime that ignores targetContainerName gives the kill container its own PID
+    namespace, where PID 1 is the agent: it must not signal itself and call that a kill."""
+    report = tmp_path / "self.log"
+    done = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", *AGENT, "--report",
+                           str(report), "kill", "--signal", "TERM"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2, done
+    assert "the kill container is itself pid 1" in report.read_text()
+    assert "targetContainerName" in report.read_text()
+
+
+def test_a_kill_agent_started_after_its_deadline_sends_nothing(container: Container,
+                                                              tmp_path: Path) -> None:
+    code, report = agent_kill(container, tmp_path, "TERM", "--deadline",
+                              f"{time.time() - 1:.3f}")
+    assert code == 0 and report.startswith("ended: started after its deadline"), report
+    assert container.main.is_running() and not container.got.exists()
+
+
+def test_a_kill_container_whose_image_pull_fails_for_a_while_is_waited_for(
+    k8s: Emulator, container: Container, tmp_path: Path
+) -> None:
+    """The kubelet retries a failed pull: the inject waits (within the container's deadline)
+    instead of reporting a failure that the kill would contradict a few seconds later."""
+    add_pod(k8s, "web-1")
+    with Kubelet(k8s, {}, tmp_path, {("web-1", "app"): container.main.pid},
+                 pulls={"chaos-kill-": 3.0}) as kubelet:
+        spec = asyncio.run(kill(kill_fault("TERM")))
+        assert spec["result"].startswith("killed: sent SIGTERM"), spec
+        assert container.proc.wait(10) == 0
+    waited = [s for when, s in next(iter(kubelet.history.values()))]
+    assert (waited[0].get("waiting") or {}).get("reason") == "ErrImagePull"
+
+
+def test_a_kill_container_that_starts_after_its_deadline_does_nothing(
+    k8s: Emulator, container: Container, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ephemeral containers cannot be removed: one that the kubelet starts after the inject
+    gave up (a pull that kept failing) must not signal the app unannounced."""
+    monkeypatch.setattr(ephemeral_kill, "KILL_START", 2.0)
+    monkeypatch.setattr(ephemeral_kill, "CLOCK_SKEW", 0.5)
+    add_pod(k8s, "web-1")
+    with Kubelet(k8s, {}, tmp_path, {("web-1", "app"): container.main.pid},
+                 pulls={"chaos-kill-": 6.0}) as kubelet:
+        with pytest.raises(FaultFailed) as failed:
+            asyncio.run(kill(kill_fault("TERM")))
+        assert "did not run before its deadline" in str(failed.value)
+        assert "ErrImagePull" in str(failed.value)
+        [name] = [c for _, c in kubelet.history]
+        assert wait_until(lambda: "terminated" in kubelet.statuses["web-1"][name]["state"], 30)
+    ended = kubelet.statuses["web-1"][name]["state"]["terminated"]
+    assert ended["message"].startswith("ended: started after its deadline"), ended
+    assert container.main.is_running() and container.proc.poll() is None
+
+
+def test_a_kill_agent_of_another_user_without_kill_says_which_users_differ(
+    app_as_1000: Container, tmp_path: Path
+) -> None:
+    """Where the kernel refuses kill(2) (EPERM), the report names both UIDs and what to set,
+    and nothing was sent."""
+    from tests.kubernetes.inpod_kubelet import image_python
+
+    user = ["setpriv", "--reuid=65532", "--regid=65532", "--clear-groups", "--inh-caps=-all",
+            "--bounding-set=-all", "--"]
+    report = Path(tempfile.mkdtemp(prefix="kill-report-")) / "report"
+    report.parent.chmod(0o777)
+    done = subprocess.run(["nsenter", "-t", str(app_as_1000.main.pid), "-p", "-m", "--", *user,
+                           *image_python(user), "-m", "chaos.adapters.kubernetes.inpod_agent",
+                           "--report", str(report), "kill", "--signal", "TERM"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done
+    said = report.read_text()
+    assert "it runs as uid 1000, this kill container as uid 65532" in said, said
+    assert "runAsUser" in said
+    assert app_as_1000.main.is_running() and not app_as_1000.got.exists()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
+import psutil
 import pytest
 
 from chaos.adapters.base import TargetRef
@@ -65,11 +66,18 @@ def patches(k8s: Emulator) -> list[dict[str, Any]]:
             if c.resource == "pods/ephemeralcontainers" and c.verb == "patch"]
 
 
+def reported(k8s: Emulator, container: str) -> dict[str, Any]:
+    """The container's state as the API reports it (the kubelet's, a second late)."""
+    pod_obj = k8s.call(lambda c: c.get(PODS, "shop", "web-1")) or {}
+    return next((s["state"] for s in pod_obj.get("status", {}).get(
+        "ephemeralContainerStatuses") or () if s["name"] == container), {})
+
+
 @pytest.fixture
 def pod(k8s: Emulator, netns_pair: dict[str, str], tmp_path: Path,
         request: pytest.FixtureRequest) -> Iterator[Kubelet]:
     """Pod shop/web-1, whose network namespace is netns_pair's b, its device renamed eth0.
-    Parametrized indirectly: the kubelet's start delays (container name prefix -> seconds)."""
+    Parametrized indirectly: the Kubelet's keyword arguments (delays, cold_start, ...)."""
     ns, dev = netns_pair["b"], netns_pair["dev_b"]
     for step in (["link", "set", dev, "down"], ["link", "set", dev, "name", "eth0"],
                  ["link", "set", "eth0", "up"]):
@@ -77,7 +85,7 @@ def pod(k8s: Emulator, netns_pair: dict[str, str], tmp_path: Path,
     netns_pair["dev_b"] = "eth0"
     add_pod(k8s, "web-1")
     with Kubelet(k8s, {"web-1": netns_pair["b"]}, tmp_path,
-                 delays=getattr(request, "param", None)) as kubelet:
+                 **getattr(request, "param", {})) as kubelet:
         yield kubelet
 
 
@@ -125,7 +133,8 @@ def test_loss_container_spec_then_revert_by_a_stop_container(
     assert pod.statuses["web-1"][hold["name"]]["state"]["terminated"]["message"] == \
         "reverted (stopped): reverted", status
     verbs = {(c.verb, c.resource) for c in k8s.cluster.calls}
-    assert verbs == {("list", "pods"), ("get", "pods"), ("patch", "pods/ephemeralcontainers")}
+    assert verbs == {("list", "pods"), ("get", "pods"), ("patch", "pods/ephemeralcontainers"),
+                     ("get", "pods/log")}  # the agent's `ready:` line
 
 
 def test_the_agent_ends_the_fault_at_its_deadline_and_the_revert_adds_nothing(
@@ -139,7 +148,7 @@ def test_the_agent_ends_the_fault_at_its_deadline_and_the_revert_adds_nothing(
     assert "ca05:" in subprocess.run(["tc", "-n", netns_pair["b"], "qdisc", "show"],
                                      capture_output=True, text=True, check=True).stdout
     name = spec["container"]
-    assert wait_until(lambda: "terminated" in pod.statuses["web-1"][name]["state"], 30)
+    assert wait_until(lambda: "terminated" in reported(k8s, name), 30)  # as the API shows it
     assert kernel_state(netns_pair) == before  # nobody but the agent removed it
     assert asyncio.run(adapter.revert(spec)) == "reverted"
     assert len(patches(k8s)) == 1, "the agent already ended it: no stop container needed"
@@ -172,7 +181,8 @@ def test_cpu_and_memory_in_the_pod_are_stopped_by_the_revert(
     adapter = PodResourceAdapter()
     _, spec = asyncio.run(inject(adapter, fault))
     [hold] = patches(k8s)
-    assert hold["securityContext"] == {"allowPrivilegeEscalation": False,
+    assert hold["securityContext"] == {"runAsUser": 65532, "runAsGroup": 65532,
+                                       "runAsNonRoot": True, "allowPrivilegeEscalation": False,
                                        "capabilities": {"drop": ["ALL"]},
                                        "seccompProfile": {"type": "RuntimeDefault"}}
     args = hold["args"]
@@ -238,14 +248,28 @@ def test_admission_refusals_say_what_to_do(error: ChaosError, expected: str,
 
 
 def test_a_cluster_without_ephemeral_containers_is_named(k8s: Emulator) -> None:
-    from chaos.adapters.kubernetes.api import Gone
+    from chaos.adapters.kubernetes.api import api_for
+    from tests.kubernetes.inpod_kubelet import without_ephemeral
 
+    add_pod(k8s, "web-1")
+    k8s.call(without_ephemeral)
     with pytest.raises(eph_adapter.EphemeralUnavailable) as raised:
-        asyncio.run(eph_adapter.add_container(
-            RefusingApi(Gone("patch pods/ephemeralcontainers: not found (404 page not found)")),
-            "shop", "web-1", {}, {}))
+        asyncio.run(eph_adapter.add_container(api_for({}), "shop", "web-1", {"name": "x"}, {}))
     assert "does not serve pods/ephemeralcontainers" in str(raised.value)
     assert "1.25" in raised.value.hint
+
+
+def test_a_pod_deleted_before_the_patch_is_not_called_a_cluster_without_ephemeral_containers(
+    k8s: Emulator
+) -> None:
+    """Both are 404s; the API's Status names the pod only when the pod is what is missing (as
+    `kubectl debug` tells them apart). A revert's `stop` then counts the pod as gone."""
+    from chaos.adapters.kubernetes.api import api_for
+
+    with pytest.raises(eph_adapter.PodVanished) as raised:
+        asyncio.run(eph_adapter.add_container(api_for({}), "shop", "web-1", {"name": "x"}, {}))
+    assert "shop/web-1 was deleted" in str(raised.value)
+    assert "does not serve" not in str(raised.value) and "1.25" not in raised.value.hint
 
 
 def test_sigkill_of_the_runner_mid_fault_brings_the_watchdogs_stop_container(
@@ -283,7 +307,7 @@ faults:
     assert message == "stopped: agent: reverted (stopped): reverted; leftovers: gone"
 
 
-@pytest.mark.parametrize("pod", [{"chaos-hold-": 3.0}], indirect=True)
+@pytest.mark.parametrize("pod", [{"delays": {"chaos-hold-": 3.0}}], indirect=True)
 def test_a_revert_while_the_hold_container_is_still_starting_waits_and_stops_it(
     k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet
 ) -> None:
@@ -314,3 +338,125 @@ def test_a_revert_while_the_hold_container_is_still_starting_waits_and_stops_it(
     assert pod.statuses["web-1"][hold]["state"]["terminated"]["message"] == \
         "reverted (stopped): reverted"
     assert not has_table(netns_pair["b"]) and kernel_state(netns_pair) == before
+
+
+@pytest.mark.parametrize("pod", [{"cold_start": 2.5}], indirect=True)
+def test_an_agent_that_fails_after_a_slow_start_is_not_reported_injected(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet
+) -> None:
+    """The kubelet reports "running" a second late and the agent starts slowly (a cold
+    python): its failure comes well after "running". The inject waits for the agent's `ready:`
+    line or its end, so the failure is the inject's, not a fault "held" on an unshaped pod."""
+    before = kernel_state(netns_pair)
+    fault = pod_fault("network.loss", {"percent": 0.3, "correlation": 0.0},
+                      selector={"namespace": "shop", "names": ["web-1"], "device": "eth9"})
+    with pytest.raises(ChaosError) as failed:
+        asyncio.run(inject(PodNetworkAdapter(), fault))
+    assert "eth9" in str(failed.value), str(failed.value)
+    assert kernel_state(netns_pair) == before
+
+
+def test_the_fault_counts_as_held_only_once_the_agent_says_ready(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet
+) -> None:
+    """What the inject read: the agent's own line on pods/log, after its rules were in place."""
+    fault = pod_fault("network.loss", {"percent": 0.3, "correlation": 0.0})
+    adapter = PodNetworkAdapter()
+    _, spec = asyncio.run(inject(adapter, fault))
+    assert has_table(netns_pair["b"])  # already when the inject returned
+    logs = [c for c in k8s.cluster.calls if c.resource == "pods/log"]
+    assert logs and all(dict(c.query).get("container") == spec["container"] for c in logs)
+    assert asyncio.run(adapter.revert(spec)) == "reverted"
+
+
+@pytest.mark.parametrize("fault_type,params", [
+    ("resource.cpu", {"load": 0.3, "cores": 1, "pin": False, "ramp": 0.0}),
+])
+def test_a_pod_that_forbids_root_takes_resource_faults_as_the_images_user(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet, fault_type: str,
+    params: dict[str, Any]
+) -> None:
+    """Ephemeral containers inherit the pod's `runAsNonRoot: true`; the kubelet refuses to
+    run one as root (CreateContainerConfigError). The resource agent runs as the image's
+    non-root user, which the process on the node shows."""
+    k8s.call(lambda c: c.objects[PODS, "shop", "web-1"].patch({"spec": {"securityContext": {
+        "runAsNonRoot": True}}}))
+    adapter = PodResourceAdapter()
+    _, spec = asyncio.run(inject(adapter, pod_fault(fault_type, params)))
+    agent, _ = pod.procs["web-1", spec["container"]]
+    assert psutil.Process(agent.pid).uids().real == 65532
+    assert asyncio.run(adapter.revert(spec)) == "reverted"
+    assert agent.wait(10) == 0
+
+
+RESTRICTED_POD = {
+    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+    "containers": [{"name": "app", "image": "app:1", "securityContext": {
+        "runAsUser": 1000, "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]}}}],
+}
+
+
+def test_a_restricted_namespace_admits_resource_faults_and_refuses_network_ones_clearly(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet
+) -> None:
+    """Pod Security evaluates the whole pod on pods/ephemeralcontainers: the resource agent
+    passes "restricted"; NET_ADMIN does not, and the refusal says so (and what to do)."""
+    from tests.kubernetes.ephemeral_realism import set_level
+
+    k8s.call(lambda c: set_level(c, "shop", "restricted"))
+    k8s.call(lambda c: c.objects[PODS, "shop", "web-1"].patch({"spec": RESTRICTED_POD}))
+    adapter = PodResourceAdapter()
+    _, spec = asyncio.run(inject(adapter, pod_fault(
+        "resource.cpu", {"load": 0.3, "cores": 1, "pin": False, "ramp": 0.0})))
+    assert asyncio.run(adapter.revert(spec)) == "reverted"
+    with pytest.raises(PermissionDenied) as refused:
+        asyncio.run(inject(PodNetworkAdapter(), pod_fault("network.loss", {"percent": 0.1})))
+    assert 'violates PodSecurity "restricted:latest"' in str(refused.value)
+    assert "enforce=privileged" in refused.value.hint
+    assert not has_table(netns_pair["b"])
+
+
+@pytest.mark.parametrize("pod,reason", [
+    ({"image_errors": {"chaos-hold-": "ErrImageNeverPull"}}, "ErrImageNeverPull"),
+    ({"image_errors": {"chaos-hold-": "ImageInspectError"}}, "ImageInspectError"),
+], indirect=["pod"])
+def test_image_errors_that_never_clear_fail_the_inject_with_their_reason(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet, reason: str
+) -> None:
+    """Not waited out for the whole start timeout and then called "not started": the
+    kubelet's own reason and message, and what to check."""
+    with pytest.raises(FaultFailed) as failed:
+        asyncio.run(inject(PodResourceAdapter(), pod_fault(
+            "resource.cpu", {"load": 0.3, "cores": 1, "pin": False, "ramp": 0.0})))
+    assert f"cannot start: {reason}: " in str(failed.value), str(failed.value)
+    assert "kubernetes: {image: ...}" in failed.value.hint
+
+
+def test_the_kubelets_runasnonroot_refusal_gets_its_own_hint(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet
+) -> None:
+    """A container that would run as root in a `runAsNonRoot: true` pod (here: one whose user a
+    mutating webhook could have stripped) waits in CreateContainerConfigError: said as that,
+    not as an image problem."""
+    from chaos.adapters.kubernetes import ephemeral_spec as eph
+    from chaos.adapters.kubernetes.api import api_for
+
+    k8s.call(lambda c: c.objects[PODS, "shop", "web-1"].patch({"spec": {"securityContext": {
+        "runAsNonRoot": True}}}))
+    live = k8s.call(lambda c: c.get(PODS, "shop", "web-1"))
+    assert live is not None
+    container = eph.container("hold", "rootish", ["hold"], eph.InPodSettings(IMAGE), run_id="",
+                              deadline=0.0, security={"capabilities": {"drop": ["ALL"]}})
+    ident = {"namespace": "shop", "name": "web-1", "uid": live["metadata"]["uid"]}
+
+    async def add_and_wait() -> Any:
+        await eph_adapter.add_container(api_for({}), "shop", "web-1", container, live)
+        return await eph_adapter.wait_container(api_for({}), ident, container["name"], 30,
+                                                until_done=False)
+
+    with pytest.raises(FaultFailed) as failed:
+        asyncio.run(add_and_wait())
+    assert "CreateContainerConfigError: container has runAsNonRoot and image will run as root" \
+        in str(failed.value), str(failed.value)
+    assert "runAsNonRoot: true" in failed.value.hint and "image" not in failed.value.hint

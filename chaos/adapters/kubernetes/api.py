@@ -36,7 +36,11 @@ API_CLASSES = {"CoreV1Api", "AppsV1Api", "NetworkingV1Api", "PolicyV1Api"}
 
 
 class Gone(TargetNotFound):
-    pass
+    """A 404. `named`: the Status names the missing object (details.name), as the API does for
+    an object that is not there; a path the server does not serve at all names nothing (what
+    `kubectl debug` tells apart to say "ephemeral containers are disabled")."""
+
+    named = True
 
 
 class Conflict(FaultFailed):
@@ -89,6 +93,17 @@ def _message(body: Any) -> str:
     return truncate(text, 200)
 
 
+def _details_name(body: Any) -> str:
+    """details.name of a Kubernetes Status body ("" when absent or not a Status)."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return ""
+    details = parsed.get("details") if isinstance(parsed, dict) else None
+    return str(details.get("name") or "") if isinstance(details, dict) else ""
+
+
 def _rbac_hint(verb: str, group: str, resource: str) -> str:
     role, rule = rbac.rule_for(group, resource)
     name = rbac.ROLE_NAME if role == "Role" else rbac.CLUSTER_ROLE_NAME
@@ -108,7 +123,8 @@ class Api:
 
     async def call(self, verb: str, group: str, resource: str, namespace: str | None,
                    method: str, *args: Any, **kwargs: Any) -> Any:
-        """`method` is "CoreV1Api.list_namespaced_pod"-style; returns the decoded JSON body."""
+        """`method` is "CoreV1Api.list_namespaced_pod"-style; returns the decoded JSON body (the
+        text as is with `_as_text=True`: pods/log answers plain text)."""
         self.counts[verb, f"{group}/{resource}" if group else resource] += 1
         api_class, _, name = method.partition(".")
         if api_class not in API_CLASSES:
@@ -124,6 +140,7 @@ class Api:
         from urllib3.exceptions import HTTPError
 
         api = getattr(client, api_class)(client_for(self.conn))
+        as_text = kwargs.pop("_as_text", False)
         kwargs.setdefault("_request_timeout", TIMEOUT)
         try:
             response = getattr(api, name)(*args, _preload_content=False, **kwargs)
@@ -134,6 +151,8 @@ class Api:
             host = api.api_client.configuration.host
             raise Unreachable(f"cannot reach the Kubernetes API at {host} "
                               f"({self.conn.describe()}): {_reason(exc)}") from exc
+        if as_text:
+            return (data or b"").decode("utf-8", "replace")
         if not data:
             return {}
         try:
@@ -160,7 +179,9 @@ class Api:
                 f"not allowed to {what}{where} (403 Forbidden): {detail}",
                 hint=_rbac_hint(verb, group, resource))
         if status == 404:
-            return Gone(f"{what}{where}: not found ({detail})")
+            gone = Gone(f"{what}{where}: not found ({detail})")
+            gone.named = bool(_details_name(exc.body))
+            return gone
         if status == 409:
             return Conflict(f"{what}{where}: conflict: {detail}")
         if status == 429:
@@ -194,8 +215,16 @@ def api_for(settings_or_conn: Any) -> Api:
     return _apis[conn]
 
 
+CLIENT_MINIMUM = (37, 0)  # the first kubernetes client whose models have from_dict
+
+
 def model(name: str, data: dict[str, Any]) -> Any:
     """A request body as the client's model class (its methods validate body types)."""
-    from kubernetes import client
+    from kubernetes import __version__, client
 
-    return getattr(client, name).from_dict(data)
+    cls = getattr(client, name)
+    if not hasattr(cls, "from_dict"):  # an install that ignored the pin in pyproject.toml
+        raise ApiFailed(f"the installed kubernetes client {__version__} is older than "
+                        f"{'.'.join(map(str, CLIENT_MINIMUM))}, which chaos needs",
+                        hint=f"pip install 'kubernetes>={CLIENT_MINIMUM[0]}'")
+    return cls.from_dict(data)

@@ -9,7 +9,8 @@ container's arguments carry the deadline and the agent reverts at it by itself. 
 revert (the runner, its watchdog, `chaos recover`) adds a small `stop` container rebuilt from the
 revert spec alone; it reaches the agent through the pod's abstract socket and removes leftovers.
 
-    inject:  read pod (UID) -> patch pods/ephemeralcontainers (+hold) -> wait: running | failed
+    inject:  read pod (UID) -> patch pods/ephemeralcontainers (+hold) -> wait: running, then
+             the agent's `ready:` line on pods/log | its end (the error) | failed
     revert:  read pod: gone/other UID -> "gone"; hold still starting -> wait (bounded) until
              it runs or ends; hold ended by itself -> "reverted";
              else patch (+stop) -> wait until stop terminates -> its exit code and message
@@ -40,13 +41,31 @@ from chaos.model.experiment import FaultSpec
 
 POLL = 0.2
 AGENT_START = 10.0  # from "running" until the agent listens (python imports), at most
-SETTLE = 1.0  # a running agent that fails its checks exits within this (tc, nft probes)
+READY_TIMEOUT = 60.0  # from "running" until the agent says `ready:` (a cold start on a busy node)
 STRATEGIC = "application/strategic-merge-patch+json"
 PSA_HINT = ("in-pod network faults need NET_ADMIN, which Pod Security 'baseline' and "
             "'restricted' forbid: run the experiment in a namespace labelled "
             "pod-security.kubernetes.io/enforce=privileged (e.g. a test namespace), exempt "
             "chaos's service account in the admission configuration, or use the proxy adapter "
             "in front of the service instead")
+ROOT_HINT = ("the namespace's Pod Security level ('restricted') refuses a container running as "
+             "root: for container.kill, set runAsUser on the target container (or its pod) so "
+             "chaos runs the kill container as that user; docs/kubernetes.md lists the level "
+             "each fault needs")
+LEVEL_HINT = ("the namespace's Pod Security level refuses the container: docs/kubernetes.md "
+              "lists the level each fault needs; label the namespace "
+              "pod-security.kubernetes.io/enforce accordingly or exempt chaos's service account")
+NONROOT_HINT = ("the pod sets runAsNonRoot: true, which its ephemeral containers inherit, and "
+                "this one would run as root: chaos sets each container's user itself, so check "
+                "that no admission webhook removed its runAsUser or runAsNonRoot "
+                "(`kubectl get pod -o yaml`)")
+IMAGE_HINT = ("check `kubernetes: {image: ...}` (the image needs python and chaos: build it "
+              "from the repository's Dockerfile) and that the node can pull it")
+# Waiting reasons that do not clear by waiting: the kubelet's image errors
+# (pkg/kubelet/images/types.go) and container-config errors (pkg/kubelet/kuberuntime).
+IMAGE_ERRORS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
+                "ImageInspectError")
+CONFIG_ERRORS = ("CreateContainerConfigError", "CreateContainerError")
 NO_EPHEMERAL_HINT = ("ephemeral containers are served by Kubernetes 1.23+ (on by default since "
                      "1.25); on older clusters use pod.delete, or network.partition (a "
                      "NetworkPolicy)")
@@ -54,6 +73,18 @@ NO_EPHEMERAL_HINT = ("ephemeral containers are served by Kubernetes 1.23+ (on by
 
 class EphemeralUnavailable(PermissionDenied):
     hint = NO_EPHEMERAL_HINT
+
+
+class PodVanished(FaultFailed):
+    """The pod was deleted between reading it and adding the container (a 404 naming it)."""
+
+
+def _admission_hint(text: str) -> str:
+    if "NET_ADMIN" in text:
+        return PSA_HINT
+    if '"KILL"' in text or "runAsNonRoot" in text or "runAsUser=0" in text:
+        return ROOT_HINT  # the kill container as root with KILL: the app's user is unknown
+    return LEVEL_HINT
 
 
 def _api(spec_or_fault: Mapping[str, Any] | FaultSpec) -> Any:
@@ -84,6 +115,9 @@ async def add_container(api: Any, namespace: str, name: str, container: Mapping[
                        {"spec": {"ephemeralContainers": [*existing, dict(container)]}},
                        _content_type=STRATEGIC)
     except Gone as exc:
+        if exc.named:  # the API names the missing pod; an unserved subresource names nothing
+            raise PodVanished(f"pod {namespace}/{name} was deleted before chaos's ephemeral "
+                              f"container could be added ({exc})") from exc
         raise EphemeralUnavailable(f"pod {namespace}/{name}: this cluster does not serve "
                                    f"pods/ephemeralcontainers ({exc})") from exc
     except PermissionDenied as exc:
@@ -91,7 +125,7 @@ async def add_container(api: Any, namespace: str, name: str, container: Mapping[
         if "PodSecurity" in text or "NET_ADMIN" in text or "capabilities" in text:
             raise PermissionDenied(f"pod {namespace}/{name}: admission refused chaos's "
                                    f"ephemeral container: {truncate(text, 240)}",
-                                   hint=PSA_HINT) from exc
+                                   hint=_admission_hint(text)) from exc
         raise
     except FaultFailed as exc:  # 422 Invalid, or a policy webhook's refusal
         raise FaultFailed(f"pod {namespace}/{name}: the API refused chaos's ephemeral "
@@ -100,9 +134,11 @@ async def add_container(api: Any, namespace: str, name: str, container: Mapping[
 
 
 async def wait_container(api: Any, ident: Mapping[str, Any], container: str, timeout: float,
-                         *, until_done: bool) -> Mapping[str, Any] | None:
+                         *, until_done: bool,
+                         retried: tuple[str, ...] = ()) -> Mapping[str, Any] | None:
     """The container's state once it runs (or, with until_done, has terminated); None when the
-    pod is gone. Refuses image-pull and config errors at once instead of waiting them out."""
+    pod is gone. Refuses image-pull and config errors at once instead of waiting them out,
+    except the `retried` reasons (the kubelet retries pulls: a container may start late)."""
     from chaos.adapters.kubernetes.selection import same_pod
 
     end = time.monotonic() + timeout
@@ -114,17 +150,49 @@ async def wait_container(api: Any, ident: Mapping[str, Any], container: str, tim
         if "terminated" in state or ("running" in state and not until_done):
             return dict(state)
         reason = (state.get("waiting") or {}).get("reason", "")
-        if reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName",
-                      "CreateContainerConfigError", "CreateContainerError"):
+        if (reason in IMAGE_ERRORS or reason in CONFIG_ERRORS) and reason not in retried:
             message = (state.get("waiting") or {}).get("message", "")
             raise FaultFailed(f"ephemeral container {container} in {ident['namespace']}/"
                               f"{ident['name']} cannot start: {reason}: {truncate(message, 200)}",
-                              hint="check `kubernetes: {image: ...}` (the image needs python "
-                                   "and chaos: build it from the repository's Dockerfile) and "
-                                   "that the node can pull it")
+                              hint=NONROOT_HINT if "runAsNonRoot" in message or
+                              "non-root" in message else IMAGE_HINT)
         if time.monotonic() > end:
+            last = str((state.get("waiting") or {}).get("message") or "")
+            said = f" (last {reason}: {truncate(last, 160)})" if reason in retried else ""
             return {"waiting": {"reason": "Timeout", "message": f"not started within "
-                                                              f"{timeout:g}s"}}
+                                                              f"{timeout:g}s{said}"}}
+        await asyncio.sleep(POLL)
+
+
+async def wait_ready(api: Any, ident: Mapping[str, Any], container: str,
+                     timeout: float) -> Mapping[str, Any] | None:
+    """Once the container runs: its state when the agent has said `ready:` on its log (the
+    fault is held) or has ended (its termination message says why); None when the pod is gone.
+    "running" alone says little: the kubelet reports it about a second late (its PLEG relists
+    every second) and the agent is still importing then, so a failure would come after it."""
+    from chaos.adapters.kubernetes.api import ApiFailed, Gone
+    from chaos.adapters.kubernetes.selection import same_pod
+
+    end = time.monotonic() + timeout
+    while True:
+        pod = await same_pod(api, ident)
+        if pod is None:
+            return None
+        state = _statuses(pod).get(container, {}).get("state") or {}
+        if "terminated" in state:
+            return dict(state)
+        try:
+            log = await api.call("get", "", "pods/log", ident["namespace"],
+                                 "CoreV1Api.read_namespaced_pod_log", ident["name"],
+                                 ident["namespace"], container=container, limit_bytes=16384,
+                                 _as_text=True)
+        except (Gone, ApiFailed):  # 400 while the container starts; the pod's end shows above
+            log = ""
+        if any(line.startswith("ready:") for line in log.splitlines()):
+            return dict(state)
+        if time.monotonic() > end:
+            return {"waiting": {"reason": "NotReady", "message": f"the agent did not say it "
+                                f"holds the fault within {timeout:g}s of starting"}}
         await asyncio.sleep(POLL)
 
 
@@ -197,9 +265,8 @@ class InPodAdapter(ClusterAdapter):
         await add_container(api, spec["namespace"], spec["pod"], container, pod)
         state = await wait_container(api, ident, spec["container"], settings.start_timeout,
                                      until_done=False)
-        if state is not None and "running" in state:  # failures show within a second
-            await asyncio.sleep(SETTLE)
-            state = await wait_container(api, ident, spec["container"], 0, until_done=False)
+        if state is not None and "running" in state:
+            state = await wait_ready(api, ident, spec["container"], READY_TIMEOUT)
         if state is None:
             raise FaultFailed(f"{where} vanished while {fault.name} was being injected")
         ended = state.get("terminated")
@@ -247,7 +314,10 @@ class InPodAdapter(ClusterAdapter):
         # a running hold may still be importing: its socket comes before it injects anything
         wait = AGENT_START if "running" in state else 0.0
         stop = eph.stop_container(spec, wait)
-        await add_container(api, spec["namespace"], spec["pod"], stop, pod)
+        try:
+            await add_container(api, spec["namespace"], spec["pod"], stop, pod)
+        except PodVanished:
+            return "gone"
         from chaos.adapters.kubernetes.inpod_agent import STOP_TIMEOUT
 
         state = await wait_container(api, ident, stop["name"],

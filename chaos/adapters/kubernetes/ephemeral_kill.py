@@ -8,6 +8,12 @@ checks that first and refuses clearly instead of sending a signal that would do 
 refused before anything is sent. (Chaos Mesh and Litmus send SIGKILL from the node, through
 the container runtime, with a privileged DaemonSet; chaos has none by design.)
 
+kill(2) also needs the sender's UID to match the target's, or CAP_KILL: the container runs as
+the target container's user where the pod spec says it (no capability: Pod Security
+"restricted" allows it), else as root with only KILL ("baseline"). It carries a deadline:
+started later (a pull the kubelet retried), it sends nothing, so a kill reported failed never
+fires afterwards.
+
 Where the cluster does not serve ephemeral containers (404), the fallback is pods/exec in the
 target container itself: `cat /proc/1/status` (the same refusal of a signal PID 1 does not
 handle) and `kill -s SIGNAL 1` (the image needs a `kill` binary), each judged by the exit status
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +44,12 @@ from chaos.errors import FaultFailed, GuardRefused, PermissionDenied, truncate
 from chaos.model.experiment import FaultSpec
 
 EXEC_TIMEOUT = 30.0
+# The kill container's deadline, from the patch: it signals nothing after it. The inject waits
+# that long (through image pulls the kubelet retries) plus CLOCK_SKEW for a node clock behind
+# ours, so a fault reported failed never fires later.
+KILL_START = 60.0
+CLOCK_SKEW = 5.0
+PULLS = ("ErrImagePull", "ImagePullBackOff")
 HANDSHAKE_TIMEOUT = 30.0  # the websocket upgrade, and any single read once it is open
 
 
@@ -84,9 +97,9 @@ def _exec(api: Any, namespace: str, pod: str, container: str,
                               f"{core.api_client.configuration.host} did not answer the exec's "
                               f"websocket upgrade within {HANDSHAKE_TIMEOUT:g}s") from exc
         exc = _handshake(exc)
-        # which verb the API server checked (create on 1.31+, get before) is in its own words
+        # which verb the API server checked (get; create too from 1.35) is in its own words
         verb = re.search(r"cannot (\w+) resource", str(exc.body or ""))
-        raise api._mapped(exc, verb.group(1) if verb else "create", "", "pods/exec",
+        raise api._mapped(exc, verb.group(1) if verb else "get", "", "pods/exec",
                           namespace) from exc
     try:
         try:
@@ -219,21 +232,28 @@ class ContainerKillAdapter(ClusterAdapter):
                                f"container {spec['container']}'s main process apart safely",
                                hint="use pod.delete, or process faults inside the pod")
         settings = settings_of(fault)
-        container = eph.container("kill", spec["id"], ["kill", "--signal", spec["signal"]],
-                                  settings, run_id=scope.run_id,
-                                  deadline=0.0, target_container=spec["container"])
+        deadline = time.time() + KILL_START
+        container = eph.container("kill", spec["id"], ["kill", "--signal", spec["signal"],
+                                                       "--deadline", f"{deadline:.3f}"],
+                                  settings, run_id=scope.run_id, deadline=deadline,
+                                  target_container=spec["container"],
+                                  security=eph.kill_context(pod, spec["container"]))
         try:
             await add_container(api, spec["namespace"], spec["pod"], container, pod)
         except EphemeralUnavailable:
             result = await asyncio.to_thread(_exec_kill, api, fault.name, spec)
             return {**spec, "via": "exec", "result": result}
-        state = await wait_container(api, ident, container["name"], settings.start_timeout,
-                                     until_done=True)
+        state = await wait_container(api, ident, container["name"],
+                                     deadline + CLOCK_SKEW - time.time(), until_done=True,
+                                     retried=PULLS)
         if state is None:
             return {**spec, "via": "ephemeral"}  # the pod went: the kill (or more) happened
         ended = state.get("terminated")
         if not ended:
-            raise FaultFailed(f"{fault.name}: the kill container in {where} did not finish",
+            raise FaultFailed(f"{fault.name}: the kill container in {where} did not run "
+                              f"before its deadline: "
+                              f"{(state.get('waiting') or {}).get('message', '')}; it sends "
+                              "nothing after it, should it start now",
                               hint="check the image (kubernetes.image) can be pulled")
         # "killed:" also with exit 137: the main process's end takes its namespace with it
         if not str(ended.get("message", "")).startswith("killed:"):

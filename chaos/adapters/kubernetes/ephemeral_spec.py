@@ -39,15 +39,45 @@ KILL_HINT = ("the exec fallback needs a `kill` binary in the target container's 
 START_ALLOWANCE = 120.0
 
 # The least privilege each role needs. Network faults need root with NET_ADMIN in the pod's
-# network namespace (tc, nft); nothing else needs any capability.
+# network namespace (tc, nft): Pod Security "privileged" only. Resource faults run as the image's
+# non-root user (the Dockerfile's USER) with nothing: they pass "restricted", and a pod's
+# `runAsNonRoot: true` (which ephemeral containers inherit) does not stop them. container.kill:
+# see kill_context.
+AGENT_USER = 65532  # the Dockerfile's USER: numeric, so the kubelet can verify runAsNonRoot
 NETWORK_CONTEXT: Mapping[str, Any] = {
     "runAsUser": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False,
     "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]},
 }
 PLAIN_CONTEXT: Mapping[str, Any] = {
+    "runAsUser": AGENT_USER, "runAsGroup": AGENT_USER, "runAsNonRoot": True,
     "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
     "seccompProfile": {"type": "RuntimeDefault"},
 }
+
+
+def run_as(pod: Mapping[str, Any], container: str) -> tuple[int | None, int | None]:
+    """The (uid, gid) a pod's container runs as, where its spec says (the container's
+    securityContext over the pod's); None where only the image knows."""
+    pod_sc = pod.get("spec", {}).get("securityContext") or {}
+    own = next((c.get("securityContext") or {} for c in pod.get("spec", {}).get("containers")
+                or () if c.get("name") == container), {})
+    uid, gid = own.get("runAsUser", pod_sc.get("runAsUser")), own.get(
+        "runAsGroup", pod_sc.get("runAsGroup"))
+    return (None if uid is None else int(uid)), (None if gid is None else int(gid))
+
+
+def kill_context(pod: Mapping[str, Any], container: str) -> dict[str, Any]:
+    """The kill container's securityContext. kill(2) needs the sender's UID to match the
+    target's, or CAP_KILL: so it runs as the target's user where the pod spec says which, with
+    no capability ("restricted" allows that unless the user is root); otherwise as root with
+    only KILL added ("baseline" allows KILL; "restricted" refuses root — set runAsUser)."""
+    uid, gid = run_as(pod, container)
+    plain = {"allowPrivilegeEscalation": False, "seccompProfile": {"type": "RuntimeDefault"}}
+    if uid is None:
+        return {"runAsUser": 0, "runAsNonRoot": False, **plain,
+                "capabilities": {"add": ["KILL"], "drop": ["ALL"]}}
+    return {"runAsUser": uid, **({"runAsGroup": gid} if gid is not None else {}),
+            "runAsNonRoot": uid != 0, **plain, "capabilities": {"drop": ["ALL"]}}
 
 
 @dataclass(frozen=True)
@@ -91,7 +121,8 @@ def agent_args(role: str, fault: FaultSpec, injection_id: str, deadline: float) 
 
 def container(role: str, injection_id: str, args: list[str], settings: InPodSettings, *,
               run_id: str, deadline: float, net_admin: bool = False,
-              target_container: str | None = None) -> dict[str, Any]:
+              target_container: str | None = None,
+              security: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One ephemeral container, as the API takes it in spec.ephemeralContainers."""
     spec: dict[str, Any] = {
         "name": container_name(role, injection_id),
@@ -102,7 +133,7 @@ def container(role: str, injection_id: str, args: list[str], settings: InPodSett
         "env": [{"name": "CHAOS_RUN_ID", "value": run_id},
                 {"name": "CHAOS_DEADLINE", "value": f"{deadline:.3f}"},
                 {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
-        "securityContext": thaw(NETWORK_CONTEXT if net_admin else PLAIN_CONTEXT),
+        "securityContext": thaw(security or (NETWORK_CONTEXT if net_admin else PLAIN_CONTEXT)),
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "File",
         "stdin": False,

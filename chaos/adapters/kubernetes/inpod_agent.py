@@ -3,7 +3,7 @@
     python -m chaos.adapters.kubernetes.inpod_agent hold --id ID --deadline EPOCH --max-for S \\
         --fault network.loss --target '{"device": "eth0"}' --with '{"percent": 0.2}'
     python -m chaos.adapters.kubernetes.inpod_agent stop <the same arguments>
-    python -m chaos.adapters.kubernetes.inpod_agent kill --signal TERM
+    python -m chaos.adapters.kubernetes.inpod_agent kill --signal TERM --deadline EPOCH
 
 An ephemeral container shares the pod's network namespace, so `hold` injects with the very
 adapters chaos uses on a host — the kernel adapter (tc tbf/netem with the qdisc snapshot and
@@ -22,6 +22,10 @@ Ephemeral containers are never restarted, so an agent that ended never injects a
 
 `kill` runs in an ephemeral container that targets a container (`targetContainerName`): it shares
 that container's process namespace, where the container's main process is PID 1.
+
+`hold` prints `ready: ...` once the fault is in place; the runner reads that line from
+pods/log (a container's "running" comes before the agent has done anything). `kill`
+carries a `--deadline` and sends nothing after it (a container the kubelet starts late).
 
 Each command prints one result line, also written to the termination log (the pod status shows
 it as the container's termination message), and exits 0, or with the ChaosError's exit code.
@@ -262,9 +266,42 @@ def dropped(what: str, signal_name: str, catches: list[str]) -> PermissionDenied
              "use pod.delete (grace_period: 0s stops the container at once)")
 
 
+def _uids(pid: int) -> tuple[int, int]:
+    """The real and saved UIDs of a process (the ones kill(2) compares), from /proc."""
+    with open(f"/proc/{pid}/status") as status:
+        fields = next(line.split()[1:] for line in status if line.startswith("Uid:"))
+    return int(fields[0]), int(fields[2])
+
+
+def not_permitted(pid: int, what: str) -> PermissionDenied:
+    """kill(2)'s EPERM, with the users involved: the sender needs the target's UID or KILL."""
+    try:
+        uid = _uids(pid)[0]
+    except (OSError, StopIteration, ValueError, IndexError):
+        uid = -1
+    return PermissionDenied(
+        f"not permitted to signal pid {pid} ({what}): it runs as uid {uid}, this kill "
+        f"container as uid {os.getuid()} without the KILL capability",
+        hint="set runAsUser on the target container (or its pod) so chaos runs the kill "
+             "container as that user, or allow the KILL capability (Pod Security 'baseline')")
+
+
 def kill(args: argparse.Namespace) -> int:
     signum = int(signal.Signals["SIG" + args.signal])
     try:
+        if args.deadline and time.time() > args.deadline:
+            # started late (a slow image pull the kubelet retried): the runner has long
+            # reported this fault failed, so a signal now would be unannounced
+            report(args, f"ended: started after its deadline ({args.deadline:.3f}); "
+                         "nothing was sent")
+            return 0
+        if os.getpid() == args.pid:
+            raise PermissionDenied(
+                f"the kill container is itself pid {args.pid} of its process namespace: the "
+                "container runtime did not join it to the target container's "
+                "(targetContainerName), so there is no main process here to signal",
+                hint="the node's runtime must support targetContainerName (containerd 1.5+, "
+                     "CRI-O 1.22+); or use pod.delete")
         with open(f"/proc/{args.pid}/cmdline", "rb") as cmdline:
             # Cut: a JVM's command line alone would push the reason out of the 400 characters
             # the runner shows of this report.
@@ -278,6 +315,10 @@ def kill(args: argparse.Namespace) -> int:
             # The kernel drops signals a PID namespace's init does not handle when they come
             # from inside the namespace — SIGKILL always — so sending one would do nothing.
             raise dropped(what, args.signal, catches)
+        try:
+            os.kill(args.pid, 0)  # the permission check alone: EPERM says which users differ
+        except PermissionError as exc:
+            raise not_permitted(args.pid, what) from exc
         # Said first: when PID 1 dies, the kernel kills every process of its namespace, this
         # agent included, possibly before it could write another line.
         report(args, f"killed: sent SIG{args.signal} to pid {args.pid} ({what})")
@@ -311,6 +352,8 @@ def parser() -> argparse.ArgumentParser:
     kill_cmd = sub.add_parser("kill")
     kill_cmd.add_argument("--signal", default="TERM")
     kill_cmd.add_argument("--pid", type=int, default=1)
+    kill_cmd.add_argument("--deadline", type=float, default=0.0,
+                          help="epoch seconds after which it sends nothing (0: none)")
     return root
 
 

@@ -29,10 +29,12 @@ NAMESPACED_RULES: Final[tuple[Rule, ...]] = (
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "delete"]},
     # in-pod faults: an ephemeral container in the target pod (container.kill, network.*,
     # resource.* on pods); exec is the container.kill fallback where ephemeral containers are off.
-    # The client opens exec with a websocket GET: Kubernetes 1.31+ authorizes it as `create`,
-    # older API servers as `get` -- and clusters without ephemeral containers are the old ones
+    # The client opens exec with a websocket GET: authorized as `get`, and from Kubernetes 1.35
+    # also as `create` (the verb of exec's POST). pods/log: the agent's `ready:` line, which
+    # says a fault is held (a container's "running" does not)
     {"apiGroups": [""], "resources": ["pods/ephemeralcontainers"], "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create", "get"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     # scale-down and its revert; probes read available replicas
     # (patch: the run-id label and expiry annotation that `chaos recover --kubernetes` finds)
     {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"],
