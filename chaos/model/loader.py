@@ -145,6 +145,7 @@ def _experiment(top: dict[str, Any], root: yaml.Node, src: source.SourceText, ct
         hypothesis=hypothesis, faults=faults, limits=limits or Limits(),
         variables=frozen({k: v for k, v in variables.items() if k not in BUILTIN_VARS}),
         kubernetes=kubernetes,
+        uses=source.referenced(src.text) | _declared_vars(root).keys(),
     )
 
 

@@ -235,6 +235,11 @@ def scalar_value(node: yaml.ScalarNode) -> object:
         raise ValueError(f"cannot read {node.value!r} as {tag}") from None
 
 
+def referenced(text: str) -> frozenset[str]:
+    """The variable names a file refers to as ${name} (for refusing a --var nothing uses)."""
+    return frozenset(m.group(1) for m in _VAR.finditer(text))
+
+
 def substitute(
     node: yaml.ScalarNode, variables: Mapping[str, str]
 ) -> tuple[yaml.ScalarNode, list[str]]:
