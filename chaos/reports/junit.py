@@ -61,6 +61,21 @@ def _suite(journal: Mapping[str, Any], names: Mapping[str, str]) -> ET.Element:
         failures += tag == "failure"
         errors += tag == "error"
     for phase, data in journal.get("phases", {}).items():
+        for guardrail in data.get("guardrails", []):
+            cases += 1
+            case = ET.SubElement(suite, "testcase", classname=f"{exp['source']}.{phase}",
+                                 name=f"guardrail {guardrail['check']}")
+            measured = guardrail.get("measured") or "n/a"
+            if guardrail.get("breached"):
+                failures += 1
+                ET.SubElement(case, "failure", type="guardrail_breached",
+                              message=f"guardrail breached: {guardrail['check']} "
+                                      f"(measured {measured})")
+            elif guardrail.get("measured") is None:
+                skipped += 1
+                ET.SubElement(case, "skipped", message="never measured")
+            else:
+                ET.SubElement(case, "system-out").text = f"held; closest: measured {measured}"
         for check in data.get("checks", []):
             cases += 1
             case = ET.SubElement(suite, "testcase", classname=f"{exp['source']}.{phase}",

@@ -109,9 +109,12 @@ def test_junit_has_one_suite_per_experiment_and_a_case_per_check(gameday: GameDa
     for i, suite in enumerate(root.findall("testsuite"), 1):
         journal = gameday.journal(i)
         checks = sum(len(p["checks"]) for p in journal["phases"].values())
-        assert len(suite.findall("testcase")) == 1 + checks + len(journal["injections"])
+        guardrails = journal["phases"].get("during", {}).get("guardrails", [])
+        faults = {f["name"] for f in journal["experiment"]["faults"]}
+        assert len(suite.findall("testcase")) == 1 + checks + len(guardrails) + len(faults)
         failing = sum(c["status"] != "PASS" for p in journal["phases"].values()
-                      for c in p["checks"]) + (journal["exit_code"] not in (0, 2, 5))
+                      for c in p["checks"]) + (journal["exit_code"] not in (0, 2, 5)) + sum(
+            g["breached"] for g in guardrails)
         assert int(suite.get("failures", "0")) == failing
 
 

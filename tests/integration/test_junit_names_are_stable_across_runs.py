@@ -60,6 +60,7 @@ def test_two_runs_against_different_pids_give_the_same_test_names(
     names = [c[:2] for c in one]
     assert ("experiments/frozen.yaml.faults", "freeze-sleeper (process.suspend)") in names
     assert ("experiments/frozen.yaml", "verdict") in names
+    assert ("experiments/frozen.yaml.during", "guardrail alive < 1%") in names
     for classname, name in names:
         assert not classname.startswith("/") and str(tmp_path) not in classname
         assert not re.search(r"\bpid\b|\d{3,}", name), name
@@ -86,6 +87,7 @@ def test_a_game_day_names_experiments_as_its_file_does(
     (junit,) = (tmp_path / "out").rglob("junit.xml")
     classnames = {c for c, _, _ in cases(junit)}
     assert classnames == {"../experiments/frozen.yaml", "../experiments/frozen.yaml.before",
+                          "../experiments/frozen.yaml.during",
                           "../experiments/frozen.yaml.after",
                           "../experiments/frozen.yaml.faults"}, classnames
 
