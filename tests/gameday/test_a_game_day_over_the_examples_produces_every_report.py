@@ -25,6 +25,7 @@ from chaos.errors import most_serious
 from tests.conftest import ROOT, processes_matching, run_chaos
 from tests.gameday.conftest import GAMEDAYS, NO_PROXY, receiving
 from tests.gameday.png import colours
+from tests.support.system_tools import tool
 
 SVG = "{http://www.w3.org/2000/svg}"
 FAULT_SHADE = (252, 229, 211)  # #f4a261 at 28% over white: the fault windows of the charts
@@ -285,7 +286,7 @@ def test_chaos_report_renders_the_aggregate_again(gameday: GameDayResult, tmp_pa
 
 
 def chromium_command(html: Path, png: Path, profile: Path) -> list[str]:
-    argv = ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+    argv = [tool("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
             "--no-first-run", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", f"--user-data-dir={profile}", f"--screenshot={png}",
             "--window-size=1100,2400", "--hide-scrollbars", html.as_uri()]
@@ -297,8 +298,6 @@ def chromium_command(html: Path, png: Path, profile: Path) -> list[str]:
 
 def test_the_html_displays_in_chromium_without_network(gameday: GameDayResult,
                                                        tmp_path: Path) -> None:
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian's chromium is not installed (/usr/bin/chromium); .ci/run installs it")
     png = tmp_path / "report.png"
     result = subprocess.run(chromium_command(gameday.dir / "report.html", png, tmp_path / "p"),
                             capture_output=True, text=True, timeout=90, check=False)
