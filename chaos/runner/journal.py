@@ -189,6 +189,8 @@ def read(path: Path) -> dict[str, Any]:
 
 def load(path: Path) -> Any:
     """The JSON in a file said to be a journal (or a game day's aggregate)."""
+    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO would block
+        raise ValueError(f"{path}: cannot read a journal: not a regular file")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

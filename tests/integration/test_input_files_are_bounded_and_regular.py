@@ -81,3 +81,11 @@ def test_a_huge_experiment_named_on_the_command_line_is_refused_unread(
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"{path}: 1 problem" in result.stderr and "larger than 2048 KiB" in result.stderr
     assert peak < 200 * 1024, f"peak RSS {peak} KiB"
+
+
+def test_report_refuses_a_named_pipe_given_as_a_journal(tmp_path: Path, state_dir: Path) -> None:
+    fifo = tmp_path / "journal.json"
+    os.mkfifo(fifo)
+    result = run_chaos("report", str(fifo), timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{fifo}: cannot read a journal: not a regular file" in result.stderr
