@@ -64,6 +64,11 @@ limits: {{max_duration: 1m, max_targets: 1}}
     assert f"why: guardrail breached: home < 50% (measured {measured})" in out
     assert "PASS" not in out.split("why:", 1)[1].splitlines()[0]
     assert journal["reason"] == f"guardrail breached: home < 50% (measured {measured})"
+    (path,) = (tmp_path / "runs-breach").glob("*/journal.json")
+    html = run_chaos("report", str(path), "--format", "html", timeout=60)
+    assert html.returncode == 0, html.stderr
+    assert ("<td>guardrail home &lt; 50%</td><td><span class=\"badge FAIL\">BREACHED</span></td>"
+            f"<td>{measured}</td>") in html.stdout
 
 
 def test_a_guardrail_that_held_shows_how_close_it_came(
