@@ -22,6 +22,8 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.support.system_tools import require
+
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
 
@@ -29,6 +31,14 @@ EXPERIMENTS = ROOT / "experiments"
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--with-e2e", action="store_true", default=False,
                      help="run tests marked e2e (a real cluster: needs KUBECONFIG)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """`@pytest.mark.needs("nft", ...)`: a missing program fails the test in one line naming
+    its Debian package, before any fixture runs it."""
+    for mark in item.iter_markers("needs"):
+        require(*mark.args)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -309,6 +319,7 @@ def netns_pair() -> Iterator[dict[str, str]]:
     {a, b: namespace names, dev_a, dev_b: devices, ip_a, ip_b: 10.x addresses inside them}."""
     if os.geteuid() != 0:
         pytest.skip("creating network namespaces needs root")
+    require("ip")
     tag = uuid.uuid4().hex[:6]
     subnet = f"10.{200 + int(tag[:2], 16) % 50}.{int(tag[2:4], 16)}"
     pair = {"a": f"chaos-{tag}-a", "b": f"chaos-{tag}-b", "dev_a": f"cv{tag}a",

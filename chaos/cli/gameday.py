@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from chaos.cli.options import parse_vars, state_dir, variables
+from chaos.cli.options import parse_vars, refuse_unused, state_dir, variables
 from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode
 
 OUT_HELP = ("Write RUNS_DIR/GAMEDAY_ID/ here (journals, reports); default: the file's "
@@ -23,13 +23,22 @@ def gameday() -> None:
     """Run, schedule or export game days (docs/gamedays.md)."""
 
 
-def _load(path: str, vars_: dict[str, str]) -> tuple[Any, dict[str, str]]:
-    """The game day, checked with every experiment it runs; and their titles by path."""
+def _load(path: str, vars_: dict[str, str], uses: list[frozenset[str] | None] | None = None,
+          ) -> tuple[Any, dict[str, str]]:
+    """The game day, checked with every experiment it runs; and their titles by path. A --var
+    that neither the game day nor any of its experiments uses is refused (exit 2), unless
+    `uses` is given: then it collects what they use, for the caller to judge."""
     from chaos.gameday.run import check_experiments
     from chaos.model.gameday import load_gameday
 
     day = load_gameday(path, vars_)
-    return day, check_experiments(day, vars_)
+    found: list[frozenset[str] | None] = []
+    titles = check_experiments(day, vars_, found)
+    if uses is None:
+        refuse_unused(vars_, found, [path])
+    else:
+        uses += found
+    return day, titles
 
 
 def _out(out: Path | None, day: Any) -> Path:
@@ -144,7 +153,9 @@ def schedule(files: tuple[str, ...], out: Path | None, run_now: bool, starting_d
         deadline = parse_duration(starting_deadline)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--starting-deadline") from None
-    days = [_load(f, variables_)[0] for f in files]
+    uses: list[frozenset[str] | None] = []
+    days = [_load(f, variables_, uses)[0] for f in files]
+    refuse_unused(variables_, uses, list(files))
     for day in days:
         if day.schedule is None:
             raise UsageError(f"{day.source} has no schedule",
@@ -155,7 +166,7 @@ def schedule(files: tuple[str, ...], out: Path | None, run_now: bool, starting_d
 
     async def start(day: Any) -> int:
         try:  # the file is read again: edits apply to the next run
-            fresh, titles = _load(day.source, variables_)
+            fresh, titles = _load(day.source, variables_, [])
         except ChaosError as exc:  # a broken edit must not stop the scheduler
             click.echo(f"chaos: error: {exc}", err=True)
             return int(ExitCode.INVALID)

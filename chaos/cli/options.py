@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,6 +19,32 @@ def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="--var")
         variables[name] = value
     return variables
+
+
+def refuse_unused(variables: Mapping[str, str], uses: Iterable[frozenset[str] | None],
+                  files: Sequence[str]) -> None:
+    """A --var that no file refers to is a typo (`--var prot=1234`), not something to ignore
+    silently: exit 2 with the closest name used. `uses` holds what each file refers to; None
+    stands for a Chaos Toolkit experiment, whose activities may read any configuration key."""
+    used: set[str] = set()
+    for names in uses:
+        if names is None:
+            return
+        used |= names
+    unused = [name for name in variables if name not in used]
+    if not unused:
+        return
+    from chaos.errors import UsageError
+    from chaos.model.walk import suggest
+
+    where = (f"{files[0]} never uses" if len(files) == 1 else
+             f"none of the {len(files)} files" + (f" ({', '.join(files)})" if len(files) <= 3
+                                                  else "") + " uses")
+    lines = [f"--var {name}: {where} ${{{name}}}{suggest(name, sorted(used))}"
+             for name in unused]
+    raise UsageError("\n  ".join(lines),
+                     hint="fix the name, or remove the --var; variables are used in files as "
+                          "${NAME}, or declared under `vars:`")
 
 
 def variables(func: F) -> F:

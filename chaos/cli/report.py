@@ -45,8 +45,7 @@ def report(journals: tuple[Path, ...], fmt: str, output: Path | None) -> None:
             click.echo(str(output / name))
         return
     if fmt == "junit":
-        text = junit.render(documents, loaded.title,
-                            [(e.label, e.skipped) for e in loaded.entries if e.journal is None])
+        text = junit.render_collection(loaded)
     elif fmt == "json":
         text = json.dumps(documents if len(documents) != 1 else documents[0], indent=2)
     elif fmt == "html":

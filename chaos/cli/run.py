@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from chaos.cli.options import parse_vars, state_dir, variables
+from chaos.cli.options import parse_vars, refuse_unused, state_dir, variables
 from chaos.cli.validate import is_ctk, load_any, note_skipped
 from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode, ExperimentInvalid, most_serious
 
@@ -87,6 +87,7 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
         click.echo("nothing was run: fix the problems above (`chaos validate` checks files)",
                    err=True)
         sys.exit(ExitCode.INVALID)
+    refuse_unused(variables_, [None if is_ctk(e) else e.uses for e in experiments], files)
     ctk = [e for e in experiments if is_ctk(e)]
     if journal_format == "ctk" and len(ctk) != len(experiments):
         raise click.UsageError("--journal-format ctk is for Chaos Toolkit experiments")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from chaos.cli.options import parse_vars, variables
+from chaos.cli.options import parse_vars, refuse_unused, variables
 from chaos.errors import ExitCode, ExperimentInvalid
 
 
@@ -30,6 +30,7 @@ def validate(paths: tuple[str, ...], vars_: tuple[str, ...]) -> None:
     if not files:
         raise click.UsageError("no experiment files found in " + ", ".join(paths))
     bad = 0
+    uses: list[frozenset[str] | None] = []
     for path in files:
         try:
             try:
@@ -39,13 +40,14 @@ def validate(paths: tuple[str, ...], vars_: tuple[str, ...]) -> None:
                 from chaos.model.gameday import load_gameday
 
                 day = load_gameday(path, variables_)
-                check_experiments(day, variables_)
+                check_experiments(day, variables_, uses)
                 click.echo(f"{path}: ok (game day: {len(day.experiments)} experiment(s))")
                 continue
         except ExperimentInvalid as exc:
             bad += 1
             click.echo(str(exc), err=True)
             continue
+        uses.append(None if is_ctk(exp) else exp.uses)
         if is_ctk(exp):
             click.echo(f"{path}: ok (Chaos Toolkit experiment: "
                        f"{len(exp.document.get('method') or [])} method activities, "
@@ -53,6 +55,8 @@ def validate(paths: tuple[str, ...], vars_: tuple[str, ...]) -> None:
             continue
         click.echo(f"{path}: ok ({len(exp.faults)} fault(s), "
                    f"{len(exp.hypothesis.probes) if exp.hypothesis else 0} probe(s))")
+    if not bad:  # a var used only by an invalid file cannot be told from a typo
+        refuse_unused(variables_, uses, files)
     if bad:
         click.echo(f"{bad} of {len(files)} file(s) invalid: fix the fields named above "
                    "(`chaos schema` gives editors the format)", err=True)

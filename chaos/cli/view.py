@@ -42,7 +42,9 @@ class LiveView:
             "fault.reverted": lambda: f"reverted {d['fault']} on {d['target']} ({d['outcome']})",
             "fault.revert_failed": lambda: f"REVERT FAILED {d['fault']} on {d['target']}: "
                                            f"{d['error']}",
-            "guardrail.breached": lambda: f"GUARDRAIL BREACHED: {d['check']}; reverting now",
+            "guardrail.breached": lambda: (f"GUARDRAIL BREACHED: {d['check']} (measured "
+                                           f"{d['verdict'].get('measured') or 'n/a'}); "
+                                           "reverting now"),
             "run.interrupted": lambda: f"{d['signal']}: reverting everything now",
             "run.recovered": lambda: f"probes answer again {d['after']:.2f}s after the revert",
         }.get(event.name)

@@ -168,7 +168,15 @@ def _check_var_file(path: str) -> None:
 
     from chaos.errors import UsageError
 
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    from chaos.errors import ExperimentInvalid
+    from chaos.model.source import read
+
+    try:  # bounded, regular files only (a FIFO would hang, /dev/zero never ends)
+        text = read(path).text
+    except ExperimentInvalid as exc:
+        problem = exc.problems[0]
+        raise UsageError(f"--var-file {problem}" if problem.location else
+                         f"--var-file {path}: {problem}") from None
     suffix = Path(path).suffix
     hint = ("a var file is JSON or YAML: {\"configuration\": {\"NAME\": VALUE}, "
             "\"secrets\": {\"SCOPE\": {\"NAME\": VALUE}}}; or a .env file of NAME=VALUE lines")

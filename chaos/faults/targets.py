@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from chaos.model.experiment import Target
-from chaos.model.schema import Int, List, Map, Obj, Scalar, Str, scalar_as
+from chaos.model.schema import Int, List, Map, Obj, Regex, Scalar, Str, scalar_as
 
 PROCESS = Obj({
     "name": Str("process name (as in ps -o comm) or executable basename"),
-    "cmdline": Str("regular expression searched in the full command line"),
+    "cmdline": Regex("regular expression searched in the full command line"),
     "pid": Int("process id", min=1),
     "pidfile": Str("file holding the process id"),
     "user": Str("owner user name"),

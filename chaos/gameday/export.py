@@ -21,6 +21,7 @@ from typing import Any
 
 from chaos.adapters.kubernetes import rbac
 from chaos.errors import UsageError
+from chaos.model import source
 from chaos.model.gameday import GameDay
 
 DEFAULT_IMAGE = rbac.DEFAULT_IMAGE  # the chaos image (Dockerfile): the CLI and the in-pod agent
@@ -148,7 +149,7 @@ def _files(gameday: GameDay) -> tuple[dict[str, str], list[dict[str, str]]]:
         key = re.sub(r"[^-._a-zA-Z0-9]", "_", relative)
         while key in data:
             key = "_" + key
-        data[key] = real.read_text(encoding="utf-8")
+        data[key] = source.read(real).text
         items.append({"key": key, "path": relative})
     size = sum(len(v.encode()) for v in data.values())
     if size > MAX_CONFIGMAP:

@@ -77,10 +77,15 @@ class Slot:
         }
 
 
-def check_experiments(gameday: GameDay, variables: Mapping[str, str]) -> dict[str, str]:
+def check_experiments(gameday: GameDay, variables: Mapping[str, str],
+                      uses: list[frozenset[str] | None] | None = None) -> dict[str, str]:
     """Load every experiment with the variables it will run with; report all problems at once
     (nothing starts when one file is wrong). Chaos Toolkit files are checked by chaos.ctk.
-    Returns the experiments' titles by path, for the progress lines."""
+    Returns the experiments' titles by path, for the progress lines; `uses` receives the
+    variables the game day and each experiment refer to (None: a Chaos Toolkit experiment,
+    whose activities may read any configuration key)."""
+    if uses is not None:
+        uses.append(gameday.uses)
     from chaos.model.loader import ChaosToolkitFile
     from chaos.runner.load import load_experiment
 
@@ -89,18 +94,36 @@ def check_experiments(gameday: GameDay, variables: Mapping[str, str]) -> dict[st
     for ref in gameday.experiments:
         try:
             try:
-                titles[ref.path] = load_experiment(
-                    ref.path, experiment_vars(gameday, ref, variables)).title
+                experiment = load_experiment(ref.path, experiment_vars(gameday, ref, variables))
+                titles[ref.path] = experiment.title
+                if uses is not None:
+                    uses.append(experiment.uses)
             except ChaosToolkitFile as ctk:  # `chaos run` runs those through chaos.ctk
                 from chaos.ctk.document import from_tree
 
                 titles[ref.path] = from_tree(ctk.root, ctk.text, ctk.source).title
+                if uses is not None:
+                    uses.append(None)
         except ExperimentInvalid as exc:
             problems.append(Problem(ref.location, "", f"experiment {ref.file} is invalid:"))
             problems += exc.problems
     if problems:
         raise ExperimentInvalid(problems, source=gameday.source)
     return titles
+
+
+def _passed_vars(path: str, variables: dict[str, str]) -> dict[str, str]:
+    """The variables an experiment uses, of those the game day has for it: `chaos run` refuses
+    a --var its file never uses (a typo), and game-day vars are meant for some experiments
+    only. All of them for a Chaos Toolkit file (its activities may read any) or one that no
+    longer loads (`chaos run` then says why)."""
+    from chaos.runner.load import load_experiment
+
+    try:
+        uses = load_experiment(path, variables).uses
+    except ExperimentInvalid:
+        return variables
+    return {name: value for name, value in variables.items() if name in uses}
 
 
 def experiment_vars(gameday: GameDay, ref: ExperimentRef,
@@ -231,7 +254,8 @@ class GameDayRun:
         slot.directory.mkdir(parents=True, exist_ok=True)
         argv = [*self.command, "run", slot.ref.path, "--journal", str(slot.journal_path),
                 "--runs-dir", str(slot.directory), "-q"]
-        for name, value in experiment_vars(self.gameday, slot.ref, self.variables).items():
+        for name, value in _passed_vars(slot.ref.path, experiment_vars(
+                self.gameday, slot.ref, self.variables)).items():
             argv += ["--var", f"{name}={value}"]
         if self.state_dir is not None:
             argv += ["--state-dir", str(self.state_dir)]

@@ -150,6 +150,7 @@ class Experiment:
     limits: Limits = field(default_factory=Limits)
     variables: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     kubernetes: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    uses: frozenset[str] = frozenset()  # variables the file refers to (${name}) or declares
 
     @property
     def faults_end(self) -> float:

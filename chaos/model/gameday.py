@@ -92,6 +92,7 @@ class GameDay:
     owners: tuple[str, ...] = ()
     schedule: Schedule | None = None
     vars: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    uses: frozenset[str] = frozenset()  # variables the file refers to (${name}) or declares
     stop_on: str = "first_abort"
     reports_dir: str | None = None  # relative to the current directory
     formats: tuple[str, ...] = FORMATS
@@ -263,6 +264,7 @@ def _build(top: dict[str, Any], src: source.SourceText, here: str,
         description=top["description"] or "", owners=tuple(top["owners"] or ()),
         schedule=Schedule(schedule["cron"], schedule["timezone"] or "UTC") if schedule else None,
         vars=frozen(dict(declared)),  # the environment overrides the file's defaults
+        uses=source.referenced(src.text) | declared.keys(),
         stop_on=top["stop_on"] or "first_abort", reports_dir=reports.get("dir"),
         formats=tuple(reports.get("formats") or FORMATS),
         notify=tuple(Webhook(n["webhook"], n["timeout"] or 5.0, frozen(n["headers"] or {}),

@@ -131,6 +131,11 @@ def _experiment(top: dict[str, Any], root: yaml.Node, src: source.SourceText, ct
     faults = fault_list.faults(top["faults"], ctx, vocab, service_names, limits, kubernetes)
     if top["hypothesis"] is None and top["faults"] is None:
         ctx.problem(root, "", "nothing to do: add faults, a hypothesis, or both")
+    elif top["hypothesis"] is None and isinstance(top["faults"], yaml.SequenceNode) and not (
+            top["faults"].value):
+        ctx.problem(top["faults"], "faults", "an empty list and no hypothesis: nothing to do "
+                                             "(the run would pass having done nothing); add a "
+                                             "fault, or a hypothesis to check")
     if ctx.count or any(top[k] is INVALID for k in top):
         return None
     return Experiment(
@@ -141,6 +146,7 @@ def _experiment(top: dict[str, Any], root: yaml.Node, src: source.SourceText, ct
         hypothesis=hypothesis, faults=faults, limits=limits or Limits(),
         variables=frozen({k: v for k, v in variables.items() if k not in BUILTIN_VARS}),
         kubernetes=kubernetes,
+        uses=source.referenced(src.text) | _declared_vars(root).keys(),
     )
 
 

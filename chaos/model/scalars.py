@@ -126,6 +126,26 @@ class Str(Scalar):
         return self._with_doc(schema)
 
 
+class Regex(Str):
+    """A regular expression (Python `re` syntax), compiled here so a typo is refused at its
+    line by `chaos validate`, not when a fault or probe starts."""
+
+    def convert(self, value: object) -> str:
+        text = super().convert(value)
+        try:
+            re.compile(text)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}; escape literal "
+                             "characters such as ( [ . * + ? with a backslash") from None
+        return text
+
+    def describe(self) -> str:
+        return "regular expression"
+
+    def json_schema(self) -> dict[str, Any]:
+        return {**super().json_schema(), "format": "regex"}
+
+
 class Int(Scalar):
     def __init__(
         self, doc: str = "", default: Any = None, *, min: int | None = None,

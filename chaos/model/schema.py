@@ -32,6 +32,7 @@ from chaos.model.scalars import (
     Int,
     Percent,
     Rate,
+    Regex,
     Scalar,
     Size,
     Str,
@@ -53,8 +54,8 @@ from chaos.units import shown
 # name is defined.
 __all__ = [
     "INVALID", "MAX_PROBLEMS", "VAR_PATTERN", "Any_", "Argv", "Bool", "Context", "Duration",
-    "Field", "Int", "List", "Map", "Obj", "OneOf", "Percent", "Rate", "Scalar", "Schema", "Size",
-    "Str", "Unit", "join", "kind_of", "scalar_as", "suggest",
+    "Field", "Int", "List", "Map", "Obj", "OneOf", "Percent", "Rate", "Regex", "Scalar", "Schema",
+    "Size", "Str", "Unit", "join", "kind_of", "scalar_as", "suggest",
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -35,23 +36,38 @@ class SourceText:
 
 def read(path: str | os.PathLike[str]) -> SourceText:
     """A file's text, bounded (/dev/zero or a 10 GB log is not an input file) and UTF-8 checked;
-    every failure is an ExperimentInvalid naming the file."""
+    every failure is an ExperimentInvalid naming the file.
+
+    Only regular files are read (a FIFO would block forever, a device never ends), and a file
+    larger than MAX_BYTES is refused from its size, before any of it is read."""
     name = str(path)
+
+    def refuse(what: str) -> ExperimentInvalid:
+        return ExperimentInvalid([Problem(None, "", what)], source=name)
+
     try:
-        with open(path, "rb") as file:
-            data = file.read(MAX_BYTES + 1)
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise ExperimentInvalid([Problem(None, "", "file not found")], source=name) from None
-    except IsADirectoryError:
-        raise ExperimentInvalid([Problem(None, "", "is a directory, not an experiment file")],
-                                source=name) from None
+        raise refuse("file not found") from None
     except OSError as exc:
-        raise ExperimentInvalid([Problem(None, "", f"cannot read: {exc.strerror or exc}")],
-                                source=name) from None
+        raise refuse(f"cannot read: {exc.strerror or exc}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise refuse("is a directory, not an experiment file")
+        if not stat.S_ISREG(info.st_mode):
+            raise refuse(f"is {_file_kind(info.st_mode)}, not a regular file; save the input "
+                         "to a file and pass that")
+        raise refuse(f"file is larger than {MAX_BYTES // 1024} KiB; split it")
+    with os.fdopen(fd, "rb") as file:
+        try:
+            data = file.read(MAX_BYTES + 1)  # bounded again: the file may grow meanwhile
+        except OSError as exc:
+            raise refuse(f"cannot read: {exc.strerror or exc}") from None
     if len(data) > MAX_BYTES:
-        raise ExperimentInvalid([Problem(None, "", f"file is larger than "
-                                                   f"{MAX_BYTES // 1024} KiB; split it")],
-                                source=name)
+        raise refuse(f"file is larger than {MAX_BYTES // 1024} KiB; split it")
     try:
         return SourceText(name, data.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -60,6 +76,14 @@ def read(path: str | os.PathLike[str]) -> SourceText:
         raise ExperimentInvalid([Problem(where, "", f"byte {data[exc.start]:#x} is not UTF-8 "
                                                     "text; save the file as UTF-8")],
                                 source=name) from None
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 class _Loader(yaml.SafeLoader):
@@ -225,6 +249,11 @@ def scalar_value(node: yaml.ScalarNode) -> object:
         # being wrong, not a crash of ours.
         tag = node.tag.replace(_CORE, "!!")
         raise ValueError(f"cannot read {node.value!r} as {tag}") from None
+
+
+def referenced(text: str) -> frozenset[str]:
+    """The variable names a file refers to as ${name} (for refusing a --var nothing uses)."""
+    return frozenset(m.group(1) for m in _VAR.finditer(text))
 
 
 def substitute(

@@ -25,9 +25,7 @@ def write(collection: Collection, directory: Path, formats: tuple[str, ...]) -> 
         _put(directory / FILES["markdown"], markdown.render(collection))
         written["markdown"] = FILES["markdown"]
     if "junit" in formats:
-        skipped = [(e.label, e.skipped) for e in collection.entries if e.journal is None]
-        _put(directory / FILES["junit"], junit.render(collection.journals, collection.title,
-                                                      skipped))
+        _put(directory / FILES["junit"], junit.render_collection(collection))
         written["junit"] = FILES["junit"]
     if "postmortem" in formats:
         for name, text in drafts(collection).items():

@@ -146,6 +146,17 @@ def _checks(journal: Mapping[str, Any]) -> str:
                         f"<td>{escape(str(c.get('measured') or '—'))}</td>"
                         f"<td>{escape(str(c.get('events', '')))}</td>"
                         f"<td>{escape(str(c.get('reason') or ''))}</td></tr>")
+        for g in data.get("guardrails", []):  # the breach, or how close it came
+            badge, label, why = (("FAIL", "BREACHED", "aborted the run") if g.get("breached")
+                                 else ("PASS", "HELD", "closest it came to a breach")
+                                 if g.get("measured") is not None
+                                 else ("NO_DATA", "NOT MEASURED", g.get("reason") or ""))
+            rows.append(f"<tr><td>{escape(phase)}</td>"
+                        f"<td>guardrail {escape(str(g['check']))}</td>"
+                        f'<td><span class="badge {badge}">{label}</span></td>'
+                        f"<td>{escape(str(g.get('measured') or '—'))}</td>"
+                        f"<td>{escape(str(g.get('events', '')))}</td>"
+                        f"<td>{escape(why)}</td></tr>")
     return "\n".join(rows) + "</table>" if len(rows) > 1 else "<p>No checks.</p>"
 
 

@@ -1,5 +1,9 @@
 """JUnit XML from journals: one testsuite per experiment, one testcase per check and phase,
-plus one per injection (a failed revert is a failure CI must see).
+plus one per fault (a failed revert is a failure CI must see).
+
+CI tools key test history on (classname, name), so both are stable from run to run: built from
+the experiment file (relative to the working directory, or as a game day names it), phase,
+check text and fault name - never from a PID or a pod name, which go in the testcase's output.
 
 CI tools parse this strictly: `timestamp` is the schema's ISO 8601 date-time (seconds, no
 zone; UTC here, so a report rendered anywhere is the same), not epoch seconds, and characters
@@ -9,11 +13,14 @@ makes the whole file unreadable to the CI tool.
 
 from __future__ import annotations
 
+import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from chaos.reports.collection import Collection
 
 FAILING = {"FAIL", "NO_DATA", "INVALID"}
 NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -26,13 +33,23 @@ def _timestamp(epoch: Any) -> str:
         return ""
 
 
-def _suite(journal: Mapping[str, Any]) -> ET.Element:
-    exp = {**journal["experiment"], "source": str(journal["experiment"].get("source") or "")}
+def shown(source: str) -> str:
+    """An experiment file as a stable name: relative to the working directory when it is
+    inside it (an absolute path differs between CI workspaces), else as it is."""
+    if not os.path.isabs(source):
+        return source
+    relative = os.path.relpath(source)
+    return source if relative.startswith("..") else relative
+
+
+def _suite(journal: Mapping[str, Any], names: Mapping[str, str]) -> ET.Element:
+    source = str(journal["experiment"].get("source") or "")
+    exp = {**journal["experiment"], "source": names.get(source) or shown(source)}
     duration = float(journal.get("duration") or 0)
     suite = ET.Element("testsuite", name=exp["title"], file=exp["source"],
                        timestamp=_timestamp(journal.get("started")),
                        time=f"{duration:.3f}")
-    cases = failures = errors = 0
+    cases = failures = errors = skipped = 0
     verdict = ET.SubElement(suite, "testcase", classname=exp["source"], name="verdict",
                             time=f"{duration:.3f}")
     cases += 1
@@ -44,6 +61,21 @@ def _suite(journal: Mapping[str, Any]) -> ET.Element:
         failures += tag == "failure"
         errors += tag == "error"
     for phase, data in journal.get("phases", {}).items():
+        for guardrail in data.get("guardrails", []):
+            cases += 1
+            case = ET.SubElement(suite, "testcase", classname=f"{exp['source']}.{phase}",
+                                 name=f"guardrail {guardrail['check']}")
+            measured = guardrail.get("measured") or "n/a"
+            if guardrail.get("breached"):
+                failures += 1
+                ET.SubElement(case, "failure", type="guardrail_breached",
+                              message=f"guardrail breached: {guardrail['check']} "
+                                      f"(measured {measured})")
+            elif guardrail.get("measured") is None:
+                skipped += 1
+                ET.SubElement(case, "skipped", message="never measured")
+            else:
+                ET.SubElement(case, "system-out").text = f"held; closest: measured {measured}"
         for check in data.get("checks", []):
             cases += 1
             case = ET.SubElement(suite, "testcase", classname=f"{exp['source']}.{phase}",
@@ -59,17 +91,48 @@ def _suite(journal: Mapping[str, Any]) -> ET.Element:
             elif check["status"] == "ERROR":
                 errors += 1
                 ET.SubElement(case, "error", message=check.get("reason") or "error")
-    for inj in journal.get("injections", []):
+    for fault, kind, injections in _faults(exp.get("faults") or [],
+                                           journal.get("injections", [])):
         cases += 1
         case = ET.SubElement(suite, "testcase", classname=f"{exp['source']}.faults",
-                             name=f"{inj['fault']} on {inj['target']}")
-        if inj["outcome"] == "failed":
+                             name=f"{fault} ({kind})" if kind else fault)
+        failed = [i for i in injections if i.get("outcome") == "failed"]
+        if failed:
             errors += 1
-            ET.SubElement(case, "error", type="revert_failed", message=inj.get("error", ""))
+            ET.SubElement(case, "error", type="revert_failed",
+                          message="; ".join(f"{i.get('target')}: {i.get('error', '')}"
+                                            for i in failed))
+        elif not injections:
+            skipped += 1
+            ET.SubElement(case, "skipped", message="nothing was injected")
+        if injections:  # which targets: PIDs and pod names belong here, not in the name
+            ET.SubElement(case, "system-out").text = "\n".join(
+                f"{i.get('target')}: {i.get('outcome')}" + (
+                    f" - {i['error']}" if i.get("error") else "") for i in injections)
     suite.set("tests", str(cases))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
+    suite.set("skipped", str(skipped))
     return suite
+
+
+def _faults(declared: list[Mapping[str, Any]], injections: list[Mapping[str, Any]],
+            ) -> list[tuple[str, str, list[Mapping[str, Any]]]]:
+    """(fault name, type, its injections) for every declared fault, in file order, then any
+    fault only the injections name (a Chaos Toolkit run)."""
+    found: dict[str, tuple[str, list[Mapping[str, Any]]]] = {
+        str(f.get("name")): (str(f.get("type") or ""), []) for f in declared}
+    for inj in injections:
+        found.setdefault(str(inj.get("fault")), (str(inj.get("type") or ""), []))[1].append(inj)
+    return [(name, kind, injs) for name, (kind, injs) in found.items()]
+
+
+def render_collection(collection: Collection) -> str:
+    """A game day's (or `chaos report`'s) journals, experiments named as the game day does."""
+    names = {str(e.journal["experiment"].get("source") or ""): e.label
+             for e in collection.entries if e.journal is not None and collection.gameday}
+    return render(collection.journals, collection.title,
+                  [(e.label, e.skipped) for e in collection.entries if e.journal is None], names)
 
 
 def _skipped(label: str, reason: str) -> ET.Element:
@@ -82,11 +145,13 @@ def _skipped(label: str, reason: str) -> ET.Element:
 
 
 def render(journals: Iterable[Mapping[str, Any]], name: str = "chaos",
-           skipped: Iterable[tuple[str, str]] = ()) -> str:
-    """`skipped`: (experiment file, why) of experiments that did not run."""
+           skipped: Iterable[tuple[str, str]] = (), names: Mapping[str, str] | None = None,
+           ) -> str:
+    """`skipped`: (experiment file, why) of experiments that did not run; `names`: the stable
+    name of an experiment file by its journal's `source` (a game day's, as written in it)."""
     root = ET.Element("testsuites", name=name)
     for journal in journals:
-        root.append(_suite(journal))
+        root.append(_suite(journal, names or {}))
     for label, reason in skipped:
         root.append(_skipped(label, reason))
     for attr in ("tests", "failures", "errors", "skipped"):

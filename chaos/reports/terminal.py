@@ -36,11 +36,17 @@ def summary(journal: Mapping[str, Any], journal_path: str | None = None) -> str:
                          f"{inj['outcome']}" + (f" - {inj['error']}" if inj.get("error") else ""))
     elif exp.get("faults"):
         lines.append("  injected: nothing")
+    phases = journal.get("phases", {})
     for phase in ("before", "during", "after"):
-        checks = journal.get("phases", {}).get(phase, {}).get("checks", [])
-        if not checks:
+        checks = phases.get(phase, {}).get("checks", [])
+        guardrails = phases.get(phase, {}).get("guardrails", []) if phase == "during" else []
+        if not checks and not (phase == "during" and phase in phases):
             continue
         lines.append(f"  {phase}:")
+        if phase == "during":  # always shown: how close each guardrail came to aborting
+            lines.extend(guardrail_lines(guardrails))
+            if not checks and not guardrails:
+                lines.append("    no checks and no guardrails while the faults were held")
         for c in checks:
             measured = c.get("measured") or "n/a"
             reason = f"  ({c['reason']})" if c.get("reason") and c["status"] != "PASS" else ""
@@ -69,6 +75,25 @@ def summary(journal: Mapping[str, Any], journal_path: str | None = None) -> str:
     if journal_path:
         lines.append(f"  journal: {journal_path}")
     return "\n".join(lines)
+
+
+def guardrail_lines(guardrails: list[Mapping[str, Any]]) -> list[str]:
+    """A breach as what happened (`guardrail breached: home < 50% (measured 20%)`); a guardrail
+    that held with the value that came closest to breaching it."""
+    lines = []
+    for g in guardrails:
+        events = g.get("events", 0)
+        if g.get("breached"):
+            lines.append(f"    [{MARKS['FAIL']}] guardrail breached: {g['check']} "
+                         f"(measured {g.get('measured') or 'n/a'}, {events} "
+                         f"event{'' if events == 1 else 's'})")
+        elif g.get("measured") is None:
+            lines.append(f"    [{MARKS['NO_DATA']}] guardrail {g['check']:<22} never measured"
+                         + (f" ({g['reason']})" if g.get("reason") else ""))
+        else:
+            lines.append(f"    [{MARKS['PASS']}] guardrail {g['check']:<22} held; closest: "
+                         f"measured {g['measured']} ({events} event{'' if events == 1 else 's'})")
+    return lines
 
 
 def traffic_table(rows: list[Mapping[str, Any]], width: int = 12) -> list[str]:

@@ -18,6 +18,9 @@ call back into the engine. Each event has a documented name and fields:
     fault.revert_failed  fault, injection, target, error
     guardrail.breached   check, verdict
     guardrail.failed     error (the guardrails themselves broke: the run reverts and aborts)
+    guardrail.evaluated  check, breached, verdict (as dict: the breach, or the judgement that
+                         came closest to a breach; None when never measured) - once per
+                         `during.abort` entry when the during phase ends
     run.interrupted      signal
     run.recovered        after (seconds from the last revert until every probe answers ok)
     run.detected         after (seconds from the first injection to the first failing `during`
@@ -47,6 +50,7 @@ CATALOGUE = frozenset({
     "run.started", "service.started", "service.ready", "service.stopped", "phase.started",
     "phase.finished", "probe.sampled", "check.evaluated", "fault.planned", "fault.injected",
     "fault.failed", "fault.reverted", "fault.revert_failed", "guardrail.breached", "guardrail.failed",
+    "guardrail.evaluated",
     "run.interrupted", "run.recovered", "run.finished", "run.detected", "traffic.second",
     "activity.started", "activity.finished",
 })

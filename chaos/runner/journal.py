@@ -133,6 +133,12 @@ def document(summary: dict[str, Any], recorder: Recorder, result: Any, started: 
                 finished=e.t, passed=e.data["passed"])
         elif e.name == "check.evaluated":
             phases.setdefault(e.data["phase"], {"checks": []})["checks"].append(e.data["verdict"])
+        elif e.name == "guardrail.evaluated":
+            phases.setdefault("during", {"checks": []}).setdefault("guardrails", []).append(
+                {"check": e.data["check"], "breached": e.data["breached"],
+                 **({k: v for k, v in e.data["verdict"].items() if k not in ("check", "status")}
+                    if e.data["verdict"] else {"measured": None, "value": None, "events": 0,
+                                               "reason": "never measured"})})
     first = next((e for e in recorder.events if e.name == "run.started"), None)
     return {
         "schema": SCHEMA,
@@ -183,6 +189,8 @@ def read(path: Path) -> dict[str, Any]:
 
 def load(path: Path) -> Any:
     """The JSON in a file said to be a journal (or a game day's aggregate)."""
+    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO would block
+        raise ValueError(f"{path}: cannot read a journal: not a regular file")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -103,10 +103,19 @@ def _not_an_experiment(path: Path) -> str | None:
     it does not parse, which its loader reports with the line)."""
     import json
 
+    from chaos.errors import ExperimentInvalid
+    from chaos.model.source import MAX_BYTES, read
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        return f"unreadable ({exc})"
+        size = path.stat().st_size
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if size > MAX_BYTES:  # never read whole: a 250 MB export is not an experiment
+        return f"larger than {MAX_BYTES // 1024} KiB, so not an experiment file"
+    try:
+        data = json.loads(read(path).text)
+    except ExperimentInvalid:
+        return None  # its loader says what is wrong, where
     except ValueError:
         return None
     if isinstance(data, dict) and "chaoslib-version" in data:

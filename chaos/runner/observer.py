@@ -16,6 +16,8 @@ injection gives the time to detect. A window the traffic generator could not kee
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -55,6 +57,8 @@ class Observer:
         self._during_started: float | None = None
         self._guarding = False  # guardrails are checked during the during phase only
         self._watch_task: asyncio.Task[None] | None = None
+        # per guardrail: the judgement that came closest to breaching it (or the breach)
+        self._closest: dict[str, Verdict] = {}
 
     # --- sources
     def start_sources(self) -> None:
@@ -100,10 +104,30 @@ class Observer:
                                       f"{exc}); reverted rather than run unguarded")
 
     async def unguard(self) -> None:
-        self._guarding = False
+        was_guarding, self._guarding = self._guarding, False
         if self._watch_task is not None:
             self._watch_task.cancel()
             await asyncio.gather(self._watch_task, return_exceptions=True)
+        if was_guarding:  # how close each guardrail came, for the reports
+            for spec in self.hyp.during.abort:
+                closest = self._closest.get(spec.text)
+                self.bus.emit("guardrail.evaluated", check=spec.text,
+                              breached=closest is not None and closest.passed,
+                              verdict=closest.as_dict() if closest else None)
+
+    def _guardrail(self, text: str, verdict: Verdict) -> bool:
+        """Keep the judgement closest to breaching; True (and abort) when it is breached."""
+        if verdict.value is not None and not (
+                (known := self._closest.get(text)) is not None and
+                (known.passed or _margin(known) <= _margin(verdict))):
+            self._closest[text] = verdict
+        if verdict.status is not Status.PASS:  # the abort condition does not hold
+            return False
+        self._closest[text] = verdict
+        self.bus.emit("guardrail.breached", check=text, verdict=verdict.as_dict())
+        measured = verdict.check.format(verdict.value) if verdict.value is not None else "n/a"
+        self._abort(ExitCode.ABORTED, f"guardrail breached: {text} (measured {measured})")
+        return True
 
     def injected(self) -> None:
         """A fault was applied: the time to detect counts from the first one."""
@@ -125,9 +149,7 @@ class Observer:
             if not isinstance(spec.parsed, Check):
                 continue  # judged by _watch
             verdict = spec.parsed.evaluate(recent, now - since, min_events=2)
-            if verdict.status is Status.PASS:  # the abort condition holds
-                self.bus.emit("guardrail.breached", check=spec.text, verdict=verdict.as_dict())
-                self._abort(ExitCode.ABORTED, f"guardrail breached: {verdict.describe()}")
+            if self._guardrail(spec.text, verdict):
                 return
 
     async def _watch(self) -> None:
@@ -149,10 +171,7 @@ class Observer:
                         break
             for spec in aborts:
                 verdict = await self._judge(spec.parsed, since, now, [])
-                if verdict.status is Status.PASS:  # the abort condition holds
-                    self.bus.emit("guardrail.breached", check=spec.text,
-                                  verdict=verdict.as_dict())
-                    self._abort(ExitCode.ABORTED, f"guardrail breached: {verdict.describe()}")
+                if self._guardrail(spec.text, verdict):
                     return
 
     # --- judging
@@ -161,7 +180,8 @@ class Observer:
         if self.traffic is not None:  # requests due in the window and still in flight count
             await self.traffic.settle(end)
         samples = self.sampler.between(start, end)
-        verdicts = [await self._judge(c.parsed, start, end, samples) for c in checks]
+        verdicts = [_explained(await self._judge(c.parsed, start, end, samples))
+                    for c in checks]
         verdicts += extra or []
         self.verdicts[phase] = verdicts
         for v in verdicts:
@@ -228,3 +248,32 @@ class Observer:
             if not (await self._judge(check, start, now, [])).passed:
                 return None
         return max(done, now)
+
+
+def _margin(verdict: Verdict) -> float:
+    """How far a guardrail's measurement was from breaching it (smaller: closer)."""
+    check, value = verdict.check, verdict.value
+    assert value is not None
+    if check.op in ("<", "<="):
+        return value - check.threshold
+    if check.op in (">", ">="):
+        return check.threshold - value
+    return abs(value - check.threshold)
+
+
+def _explained(verdict: Verdict) -> Verdict:
+    """A failing latency check fails on its latency: say so, not the last error an answer
+    carried (an `HTTP 500` among fast answers is not why p95 is slow)."""
+    check = verdict.check
+    latency = (check.stat not in ("ratio", "recovery") if isinstance(check, Check)
+               else check.stat.startswith("p") or check.stat == "fraction")
+    if verdict.status is not Status.FAIL or not latency or verdict.value is None:
+        return verdict
+    subject = check.text.rsplit(check.op, 1)[0].strip()
+    if math.isinf(verdict.value):
+        reason = f"{subject}: no successful answer to measure a latency from" + (
+            f" (last failure: {verdict.reason})" if verdict.reason else "")
+    else:
+        reason = (f"{subject} was {check.format(verdict.value)}, not {check.op} "
+                  f"{check.format(check.threshold)}")
+    return dataclasses.replace(verdict, reason=reason)

@@ -14,6 +14,7 @@ from chaos.model.schema import (
     Map,
     Obj,
     OneOf,
+    Regex,
     Schema,
     Str,
     scalar_as,
@@ -44,7 +45,7 @@ EXEC = Obj({
 
 PROCESS = Obj({
     "name": Str("process name"),
-    "cmdline": Str("regular expression in the command line"),
+    "cmdline": Regex("regular expression in the command line"),
     "pid": Int("process id", min=1),
     "pidfile": Str("file with the pid"),
 }, "a process is alive")

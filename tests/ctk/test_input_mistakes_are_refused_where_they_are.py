@@ -59,7 +59,8 @@ def test_a_var_file_chaostoolkit_would_ignore_stops_the_run(tmp_path: Path,
              "typo.json": ('{"configuration": {"who": "cart",}}', ":1:34: not valid JSON"),
              "flat.yaml": ("who: cart\n", ": who: not read"),
              "list.json": ("[1]", ": expected a mapping"),
-             "vars.env": ("who\n", ":1: expected NAME=VALUE")}
+             "vars.env": ("who\n", ":1: expected NAME=VALUE"),
+             "huge.env": ("who=cart\n" * 300_000, ": file is larger than 2048 KiB")}
     for name, (text, expected) in cases.items():
         var_file = tmp_path / name
         var_file.write_text(text)

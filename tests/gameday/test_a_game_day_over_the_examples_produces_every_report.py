@@ -25,6 +25,7 @@ from chaos.errors import most_serious
 from tests.conftest import ROOT, processes_matching, run_chaos
 from tests.gameday.conftest import GAMEDAYS, NO_PROXY, receiving
 from tests.gameday.png import colours
+from tests.support.system_tools import tool
 
 SVG = "{http://www.w3.org/2000/svg}"
 FAULT_SHADE = (252, 229, 211)  # #f4a261 at 28% over white: the fault windows of the charts
@@ -109,9 +110,12 @@ def test_junit_has_one_suite_per_experiment_and_a_case_per_check(gameday: GameDa
     for i, suite in enumerate(root.findall("testsuite"), 1):
         journal = gameday.journal(i)
         checks = sum(len(p["checks"]) for p in journal["phases"].values())
-        assert len(suite.findall("testcase")) == 1 + checks + len(journal["injections"])
+        guardrails = journal["phases"].get("during", {}).get("guardrails", [])
+        faults = {f["name"] for f in journal["experiment"]["faults"]}
+        assert len(suite.findall("testcase")) == 1 + checks + len(guardrails) + len(faults)
         failing = sum(c["status"] != "PASS" for p in journal["phases"].values()
-                      for c in p["checks"]) + (journal["exit_code"] not in (0, 2, 5))
+                      for c in p["checks"]) + (journal["exit_code"] not in (0, 2, 5)) + sum(
+            g["breached"] for g in guardrails)
         assert int(suite.get("failures", "0")) == failing
 
 
@@ -282,7 +286,7 @@ def test_chaos_report_renders_the_aggregate_again(gameday: GameDayResult, tmp_pa
 
 
 def chromium_command(html: Path, png: Path, profile: Path) -> list[str]:
-    argv = ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+    argv = [tool("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
             "--no-first-run", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", f"--user-data-dir={profile}", f"--screenshot={png}",
             "--window-size=1100,2400", "--hide-scrollbars", html.as_uri()]
@@ -294,8 +298,6 @@ def chromium_command(html: Path, png: Path, profile: Path) -> list[str]:
 
 def test_the_html_displays_in_chromium_without_network(gameday: GameDayResult,
                                                        tmp_path: Path) -> None:
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian's chromium is not installed (/usr/bin/chromium); .ci/run installs it")
     png = tmp_path / "report.png"
     result = subprocess.run(chromium_command(gameday.dir / "report.html", png, tmp_path / "p"),
                             capture_output=True, text=True, timeout=90, check=False)

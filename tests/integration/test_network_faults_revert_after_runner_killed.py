@@ -54,6 +54,7 @@ KERNEL_FAULTS = {
 }
 
 
+@pytest.mark.needs("ip", "tc", "nft", "iptables")
 @pytest.mark.parametrize("kind", list(KERNEL_FAULTS))
 def test_watchdog_restores_tc_and_nft_when_runner_is_killed_during_the_hold(
     tmp_path: Path, state_dir: Path, netns_pair: dict[str, str], kind: str,
@@ -84,6 +85,7 @@ def test_watchdog_restores_tc_and_nft_when_runner_is_killed_during_the_hold(
         runner.kill()
 
 
+@pytest.mark.needs("ip", "tc", "nft")
 @pytest.mark.parametrize("point", ["after_intent", "after_inject", "after_applied"])
 @pytest.mark.parametrize("kind", ["tbf", "nft-partition"])
 def test_watchdog_restores_the_kernel_from_every_step_of_the_protocol(

@@ -22,6 +22,8 @@ import pytest
 from chaos.adapters.local.kernel import netem_available
 from tests.conftest import run_chaos, wait_until
 
+pytestmark = pytest.mark.needs("ip", "tc", "nft")
+
 TCP_SERVER = r"""
 import socket, sys, threading
 def serve(conn):
@@ -325,6 +327,7 @@ def iptables_state(ns: str) -> str:
                           text=True, timeout=10, check=True).stdout
 
 
+@pytest.mark.needs("iptables")
 def test_iptables_fallback_partitions_one_port_and_drops_a_share_of_packets(
     tmp_path: Path, state_dir: Path, servers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import math
-import shutil
 import socket
 import statistics
 import subprocess
@@ -26,6 +25,7 @@ import pytest
 
 from chaos.adapters.local.proxy_control import request
 from tests.conftest import free_port, run_chaos, wait_until
+from tests.support.system_tools import tool
 
 SERVER = r"""
 import socket, sys, threading
@@ -280,9 +280,7 @@ def test_slicer_and_slow_close_shape_delivery(proxy: ProxyProcess) -> None:
 
 @pytest.fixture
 def redis_port() -> Iterator[int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
+    binary = tool("redis-server")
     port = free_port()
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no"], stdout=subprocess.DEVNULL)

@@ -11,7 +11,6 @@ import asyncio
 import base64
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import ssl
@@ -36,6 +35,7 @@ from tests.conftest import (
     unique_marker,
     wait_until,
 )
+from tests.support.system_tools import tool
 
 
 def sample(kind: str, **spec: Any) -> Sample:
@@ -149,12 +149,11 @@ def test_http_probe_sends_the_urls_credentials_as_basic_auth() -> None:
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1, made by openssl for this test run."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+    openssl = tool("openssl")
     directory = tmp_path_factory.mktemp("tls")
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
          "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
          "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True, timeout=30)

@@ -25,9 +25,7 @@ from tests.conftest import ROOT, free_port
 from tests.integration.test_probes_answer_from_real_servers import _raw_server
 
 PROMETHEUS = shutil.which("prometheus")
-pytestmark = pytest.mark.skipif(
-    PROMETHEUS is None, reason="the prometheus binary is not installed "
-                               "(Debian: apt-get install -y prometheus; .ci/run installs it)")
+pytestmark = pytest.mark.needs("prometheus")
 
 GOOD = 'sum(increase(demo_requests_total{code="200"}[$window]))'
 TOTAL = "sum(increase(demo_requests_total[$window]))"

@@ -27,9 +27,7 @@ from tests.integration.test_probes_answer_from_real_servers import certificate
 __all__ = ["certificate"]  # the fixture: a self-signed certificate for 127.0.0.1
 
 PROMETHEUS = shutil.which("prometheus")
-pytestmark = pytest.mark.skipif(
-    PROMETHEUS is None, reason="the prometheus binary is not installed "
-                               "(Debian: apt-get install -y prometheus; .ci/run installs it)")
+pytestmark = pytest.mark.needs("prometheus")
 
 USER, PASSWORD = "sre", "not-a-real-secret"
 # bcrypt of PASSWORD (cost 4), as Prometheus' web config wants it; made once with the bcrypt

@@ -16,6 +16,7 @@ import pytest
 
 from chaos.slo.checks import Status, parse_check
 from chaos.slo.traffic import HttpTraffic, TrafficSpec, offset_of
+from tests.support.system_tools import tool
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -135,7 +136,7 @@ def test_a_ramp_spreads_requests_as_declared() -> None:
 def test_https_traffic_verifies_certificates_unless_told_not_to(tmp_path: Path) -> None:
     """A self-signed loopback server: with verification every request is a connection error;
     with `verify_tls: false` every request is answered, as the server's own count says."""
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+    subprocess.run([tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
                     "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True,
                    timeout=60)

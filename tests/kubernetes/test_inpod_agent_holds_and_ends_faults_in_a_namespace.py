@@ -38,7 +38,8 @@ from tests.integration.test_network_kernel_faults_in_namespaces import (
 )
 
 AGENT = [sys.executable, "-m", "chaos.adapters.kubernetes.inpod_agent"]
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
+              pytest.mark.needs("ip", "tc", "nft")]
 
 
 class Agent:

@@ -36,7 +36,8 @@ from tests.integration.test_network_kernel_faults_in_namespaces import has_table
 from tests.kubernetes.emulator import PODS, Emulator
 from tests.kubernetes.inpod_kubelet import Kubelet, add_pod
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
+              pytest.mark.needs("ip", "tc", "nft")]
 IMAGE = "registry.example/chaos:test"
 
 

@@ -1,1 +1,1 @@
-"""Helpers shared by test modules (no test module imports another)."""
+"""Helpers shared by test modules (one place per helper; test modules never import each other)."""
