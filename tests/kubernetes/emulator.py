@@ -10,6 +10,8 @@ chaos adapter meets in a cluster:
   scaling changes the pod count; `status.availableReplicas` follows the ready pods,
 - the scale subresource (GET/PATCH .../scale answers a Scale object),
 - the Eviction API with PodDisruptionBudgets (429 when an eviction would break minAvailable),
+- what a real cluster does to workload and node faults (cluster_rules.py, with the upstream
+  sources): eviction refusals, force deletes, an HPA controller, field managers, throttling,
 - RBAC and authentication refusals on demand (`deny`, `unauthorized`),
 - pods/exec: the API's checks (pod, container, command), then handed to `exec_server`, the
   test kubelet, which speaks the channel websocket and runs the command in the container,
@@ -39,6 +41,8 @@ import aiohttp.web
 import attrs
 import kmock
 from kmock._internal import rendering
+
+from tests.kubernetes import cluster_rules
 
 T = TypeVar("T")
 PODS = kmock.resource("", "v1", "pods")
@@ -144,10 +148,12 @@ class Cluster(kmock.KubernetesEmulator):
     exec_server: ExecServer | None = None  # set by the kubelet that runs pods' containers
     exec_verb: str = "create"  # how the websocket GET of exec is authorized: 1.31+; "get" before
     _due: dict[tuple[Any, ...], list[float]] = attrs.field(factory=dict)  # pod recreation times
+    rules: cluster_rules.Rules = attrs.field(factory=cluster_rules.Rules)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
-        for resource in (PODS, NODES, *WORKLOADS, PDBS, NETPOLS):  # listable while empty
+        for resource in (PODS, NODES, *WORKLOADS, PDBS, NETPOLS,  # listable while empty
+                         cluster_rules.HPAS):
             self.resources[resource] = {}
 
     # --- the request path
@@ -174,6 +180,8 @@ class Cluster(kmock.KubernetesEmulator):
                            f'{plural.split("/")[0]} "{request.name or ""}" is forbidden: User '
                            f'"{self.user}" cannot {verb} resource "{plural}" in API group '
                            f'"{res.group or ""}"{where}')
+        if (refused := cluster_rules.throttled(self, verb)) is not None:
+            return refused
         if request.subresource == "ephemeralcontainers" and not self.ephemeral:
             return _status(404, "NotFound", "the server could not find the requested resource")
         if request.subresource == "exec":
@@ -184,6 +192,11 @@ class Cluster(kmock.KubernetesEmulator):
             return await self._scale(request, method)
         if verb == "create" and isinstance(request.data, dict):
             self._stamp(request.data)
+        if verb in ("patch", "update"):
+            async with self._lock:
+                cluster_rules.track_unschedulable(self, request)
+        if verb == "delete":
+            cluster_rules.note_force_delete(self, request)
         response = await super()._handle(request)
         if verb in ("patch", "update", "delete") and res in WORKLOADS:
             await self.reconcile()
@@ -211,21 +224,9 @@ class Cluster(kmock.KubernetesEmulator):
             pod = self._live(key)
             if pod is None:
                 return _status(404, "NotFound", f'pods "{request.name}" not found')
-            labels = pod.get("metadata", {}).get("labels") or {}
-            for (res, ns, _), pdb in list(self.objects.items()):
-                if res != PDBS or ns != request.namespace or pdb.deleted:
-                    continue
-                match = pdb.get("spec", {}).get("selector", {}).get("matchLabels") or {}
-                if not all(labels.get(k) == v for k, v in match.items()):
-                    continue
-                healthy = sum(1 for p in self._pods(request.namespace)
-                              if pod_ready(p) and all(
-                                  (p.get("metadata", {}).get("labels") or {}).get(k) == v
-                                  for k, v in match.items()))
-                if healthy - (1 if pod_ready(pod) else 0) < int(
-                        pdb.get("spec", {}).get("minAvailable", 0)):
-                    return _status(429, "TooManyRequests", "Cannot evict pod as it would "
-                                   "violate the pod's disruption budget.")
+            refused = cluster_rules.eviction_refusal(self, pod, request.namespace)
+            if refused is not None:
+                return refused
             self.objects[key].delete()
         return _status(201, "Created", "evicted")
 
@@ -309,6 +310,7 @@ class Cluster(kmock.KubernetesEmulator):
                     self.objects[key].patch({"status": {
                         "phase": "Running",
                         "conditions": [{"type": "Ready", "status": "True"}]}})
+            cluster_rules.autoscale(self, now)
             for (res, ns, name), obj in list(self.objects.items()):
                 if res not in WORKLOADS or obj.deleted:
                     continue
@@ -348,7 +350,8 @@ class Cluster(kmock.KubernetesEmulator):
                          "annotations": {"emulator/ready-at": str(now + self.ready_delay)},
                          "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet"
                                               if res == DEPLOYMENTS else "StatefulSet",
-                                              "name": name, "uid": str(uuid.uuid4())}]},
+                                              "name": name, "uid": str(uuid.uuid4()),
+                                              "controller": True}]},
             "spec": {**template, "nodeName": template.get("nodeName", "node-1"),
                      "containers": template.get("containers") or [{"name": "app",
                                                                    "image": "app:1"}]},

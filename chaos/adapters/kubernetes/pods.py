@@ -3,6 +3,9 @@
 pod.delete has nothing to revert: the pod's owner (ReplicaSet, StatefulSet) creates a new one,
 and the revert spec records which owner, or that nothing will (a bare pod stays deleted). The
 delete carries a UID precondition, so a pod that was replaced since selection is not hit.
+`grace_period: 0s` is sent as 1 s unless `force: true`, as kubectl does: a grace period of 0
+removes the pod object at once while its containers may still run, so a StatefulSet can start
+a second copy of the pod beside the first.
 
 network.partition on pods creates a deny-all NetworkPolicy (no ingress, no egress rules) whose
 podSelector is the target's labels; the revert deletes it. The policy carries the run-id label
@@ -13,6 +16,7 @@ would be by any policy; the cluster's network plugin must enforce NetworkPolicie
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +37,24 @@ from chaos.errors import FaultFailed
 from chaos.model.experiment import FaultSpec, thaw
 
 
+log = logging.getLogger(__name__)
+
+
+def grace_of(fault: FaultSpec, target: TargetRef) -> int | None:
+    """The grace period to send: 0 only with `force: true`, else at least 1 s (kubectl's
+    delete.go: "we convert --grace-period=0 into --grace-period=1 ... Users may provide --force
+    to bypass this conversion")."""
+    grace = fault.params.get("grace_period")
+    if grace is None:
+        return None
+    if int(grace) == 0 and not fault.params.get("force"):
+        log.warning("%s: grace_period 0s would force-delete %s (the object goes at once while "
+                    "its containers may still run): using 1s, as kubectl does; set `force: "
+                    "true` to force it", fault.name, target.label)
+        return 1
+    return int(grace)
+
+
 def run_id_of(scope: Scope) -> str:
     """The run's id for labels (the engine offers it; ad hoc callers may not)."""
     return scope.run_id or "adhoc"
@@ -48,15 +70,16 @@ class PodDeleteAdapter(ClusterAdapter):
         owner = ident.get("owner")
         return {**self.spec_head(fault, "none"),
                 "pod": {k: ident[k] for k in ("namespace", "name", "uid")},
-                "recreated_by": owner or "nothing (a bare pod: it stays deleted)"}
+                "recreated_by": owner or "nothing (a bare pod: it stays deleted)",
+                "grace_period": grace_of(fault, target)}
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
         pod = spec["pod"]
-        grace = fault.params.get("grace_period")
+        grace = spec.get("grace_period")
         options: dict[str, Any] = {"preconditions": {"uid": pod["uid"]}}
         if grace is not None:
-            options["gracePeriodSeconds"] = int(grace)
+            options["gracePeriodSeconds"] = grace
         try:
             await api_of(fault).call("delete", "", "pods", pod["namespace"],
                                      "CoreV1Api.delete_namespaced_pod", pod["name"],

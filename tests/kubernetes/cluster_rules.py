@@ -1,0 +1,188 @@
+"""What a real cluster does to workload and node faults that a plain object store does not.
+
+The emulator (emulator.py) calls these from its request path and its controller loop; each rule
+cites the upstream code it follows, so a test that passes here fails for the same reason the
+adapter would fail on a cluster:
+
+- the Eviction API's refusals: 500 for a pod two PodDisruptionBudgets select, 403 for a budget
+  whose status allows a negative number of disruptions, 429 *without* Retry-After when the
+  budget allows none (kubernetes pkg/registry/core/pod/storage/eviction.go),
+- graceful deletion: a DELETE with gracePeriodSeconds=0 removes the pod object at once while
+  its containers may still run (a force delete), recorded in `force_deleted`
+  (kubernetes pkg/registry/rest/delete.go, BeforeDelete; kubectl's delete.go turns 0 into 1
+  unless --force for exactly this reason),
+- a HorizontalPodAutoscaler that puts a scaled target back to what it wants on every sync,
+  except a target scaled to 0, which disables it (kubernetes
+  pkg/controller/podautoscaler/horizontal.go, reconcileAutoscaler: "scale.Spec.Replicas == 0
+  && minReplicas != 0" -> ScalingDisabled),
+- field managers: an Update (PATCH/PUT) that changes `spec.unschedulable` of a node makes the
+  request's field manager its owner in `metadata.managedFields` (apiserver
+  pkg/endpoints/handlers/fieldmanager; the manager is `?fieldManager=`, else the user agent's
+  first word: handlers/rest.go, prefixFromUserAgent); `kubectl cordon` sends
+  fieldManager=kubectl-cordon (kubectl pkg/cmd/drain/drain.go),
+- an API server that answers 429 without Retry-After on reads (a proxy or aggregated API in
+  front of it; client-go retries a 429 only with Retry-After: rest/request.go, checkWait).
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aiohttp.web
+import kmock
+
+if TYPE_CHECKING:
+    from kmock._internal import rendering
+
+    from tests.kubernetes.emulator import Cluster
+
+HPAS = kmock.resource("autoscaling", "v2", "horizontalpodautoscalers")
+MANAGED_UNSCHEDULABLE = {"f:spec": {"f:unschedulable": {}}}
+
+
+@dataclass
+class Rules:
+    """The emulator's state for these rules (one per Cluster)."""
+
+    hpa_sync: float = 0.3  # the HPA controller syncs every 15 s on a cluster; faster here
+    throttle_reads: int = 0  # answer this many more GET/LIST with 429 and no Retry-After
+    force_deleted: list[str] = field(default_factory=list)  # ns/name of pods deleted at once
+    _hpa_due: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+def status(code: int, reason: str, message: str,
+           details: dict[str, Any] | None = None) -> aiohttp.web.Response:
+    body: dict[str, Any] = {"apiVersion": "v1", "kind": "Status", "metadata": {},
+                            "status": "Failure", "code": code, "reason": reason,
+                            "message": message}
+    if details:
+        body["details"] = details
+    return aiohttp.web.json_response(body, status=code)
+
+
+# --- the Eviction API (pkg/registry/core/pod/storage/eviction.go)
+def _selects(pdb: dict[str, Any], labels: dict[str, str]) -> bool:
+    match = (pdb.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
+    # "If a PDB with a nil or empty selector creeps in, it should match nothing, not everything."
+    return bool(match) and all(labels.get(k) == v for k, v in match.items())
+
+
+def eviction_refusal(cluster: Cluster, pod: dict[str, Any],
+                     namespace: str) -> aiohttp.web.Response | None:
+    """The API server's answer when it refuses to evict `pod`, or None to evict it."""
+    from tests.kubernetes.emulator import PDBS, pod_ready
+
+    labels = pod.get("metadata", {}).get("labels") or {}
+    phase = pod.get("status", {}).get("phase")
+    if phase in ("Succeeded", "Failed", "Pending") or pod["metadata"].get("deletionTimestamp"):
+        return None  # canIgnorePDB: deleted without looking at budgets
+    budgets = [obj.raw for (res, ns, _), obj in list(cluster.objects.items())
+               if res == PDBS and ns == namespace and not obj.deleted and _selects(obj.raw,
+                                                                                  labels)]
+    if len(budgets) > 1:
+        return status(500, "InternalError", "This pod has more than one PodDisruptionBudget, "
+                      "which the eviction subresource does not support.")
+    if not budgets:
+        return None
+    pdb = budgets[0]
+    name = pdb["metadata"]["name"]
+    allowed = (pdb.get("status") or {}).get("disruptionsAllowed")
+    if allowed is not None and int(allowed) < 0:  # checkAndDecrement
+        return status(403, "Forbidden", f'poddisruptionbudget.policy "{name}" is forbidden: '
+                      "pdb disruptions allowed is negative",
+                      {"name": name, "group": "policy", "kind": "poddisruptionbudget"})
+    match = pdb["spec"]["selector"]["matchLabels"]
+    healthy = sum(1 for p in cluster._pods(namespace) if pod_ready(p) and all(
+        (p.get("metadata", {}).get("labels") or {}).get(k) == v for k, v in match.items()))
+    if healthy - (1 if pod_ready(pod) else 0) < int(pdb.get("spec", {}).get("minAvailable", 0)):
+        # NewTooManyRequests(..., 0): no Retry-After header
+        return status(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's "
+                      "disruption budget.",
+                      {"causes": [{"reason": "DisruptionBudget", "message":
+                                   f"The disruption budget {name} needs more healthy pods"}]})
+    return None
+
+
+# --- graceful deletion (pkg/registry/rest/delete.go)
+def note_force_delete(cluster: Cluster, request: rendering.Request) -> None:
+    if request.subresource or not request.name or request.resource is None or \
+            request.resource.plural != "pods":
+        return
+    body = request.data if isinstance(request.data, dict) else {}
+    grace = body.get("gracePeriodSeconds", request.params.get("gracePeriodSeconds"))
+    if grace is not None and int(grace) == 0:
+        cluster.rules.force_deleted.append(f"{request.namespace}/{request.name}")
+
+
+# --- the HPA controller (pkg/controller/podautoscaler/horizontal.go)
+def autoscale(cluster: Cluster, now: float) -> None:
+    """One sync of every HPA whose period is due: the target gets the replicas the HPA wants
+    (status.desiredReplicas, else minReplicas; clamped to min..max), unless scaled to 0."""
+    from tests.kubernetes.emulator import DEPLOYMENTS, STATEFULSETS
+
+    kinds = {"Deployment": DEPLOYMENTS, "StatefulSet": STATEFULSETS}
+    for (res, ns, name), obj in list(cluster.objects.items()):
+        if res != HPAS or obj.deleted:
+            continue
+        due = cluster.rules._hpa_due.setdefault((ns, name), now + cluster.rules.hpa_sync)
+        if due > now:
+            continue
+        cluster.rules._hpa_due[ns, name] = now + cluster.rules.hpa_sync
+        spec = obj.raw.get("spec", {})
+        ref = spec.get("scaleTargetRef") or {}
+        key = (kinds.get(ref.get("kind", "")), ns, ref.get("name"))
+        target = cluster._live(key)
+        if target is None:
+            continue
+        current = int(target.get("spec", {}).get("replicas", 1))
+        low, high = int(spec.get("minReplicas", 1)), int(spec["maxReplicas"])
+        if current == 0 and low != 0:
+            continue  # "ScalingDisabled": scaling is disabled since the replica count is 0
+        wanted = int((obj.raw.get("status") or {}).get("desiredReplicas") or low)
+        wanted = max(low, min(high, wanted))
+        if wanted != current:
+            cluster.objects[key].patch({"spec": {"replicas": wanted}})
+
+
+# --- field managers (apiserver pkg/endpoints/handlers/fieldmanager)
+def field_manager(request: rendering.Request) -> str:
+    raw = request._raw_request
+    if request.params.get("fieldManager"):
+        return str(request.params["fieldManager"])
+    agent = raw.headers.get("User-Agent", "") if raw is not None else ""
+    return agent.split("/")[0] or "unknown"
+
+
+def track_unschedulable(cluster: Cluster, request: rendering.Request) -> None:
+    """Before a node PATCH/PUT is applied: a change of spec.unschedulable moves its ownership
+    in managedFields to this request's manager (an unchanged value moves nothing)."""
+    from tests.kubernetes.emulator import NODES
+
+    if request.resource != NODES or not request.name or not isinstance(request.data, dict):
+        return
+    spec = request.data.get("spec") or {}
+    node = cluster._live((NODES, None, request.name))
+    if node is None or "unschedulable" not in spec:
+        return
+    if bool(spec["unschedulable"]) == bool(node.get("spec", {}).get("unschedulable")):
+        return
+    manager = field_manager(request)
+    kept = [m for m in node["metadata"].get("managedFields") or ()
+            if m.get("fieldsV1") != MANAGED_UNSCHEDULABLE and m.get("manager") != manager]
+    entry = {"manager": manager, "operation": "Update", "apiVersion": "v1",
+             "time": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "fieldsType": "FieldsV1", "fieldsV1": MANAGED_UNSCHEDULABLE}
+    # the whole list is replaced: a merge patch of a list would not remove the old owner
+    cluster.objects[NODES, None, request.name].patch({"metadata": {"managedFields": None}})
+    cluster.objects[NODES, None, request.name].patch(
+        {"metadata": {"managedFields": [*kept, entry]}})
+
+
+# --- throttling without Retry-After
+def throttled(cluster: Cluster, verb: str) -> aiohttp.web.Response | None:
+    if cluster.rules.throttle_reads > 0 and verb in ("get", "list"):
+        cluster.rules.throttle_reads -= 1
+        return status(429, "TooManyRequests", "Too many requests, please try again later.")
+    return None
