@@ -21,7 +21,11 @@ adapter would fail on a cluster:
   first word: handlers/rest.go, prefixFromUserAgent); `kubectl cordon` sends
   fieldManager=kubectl-cordon (kubectl pkg/cmd/drain/drain.go),
 - an API server that answers 429 without Retry-After on reads (a proxy or aggregated API in
-  front of it; client-go retries a 429 only with Retry-After: rest/request.go, checkWait).
+  front of it; client-go retries a 429 only with Retry-After: rest/request.go, checkWait),
+- which reads cost an etcd round trip: a LIST without resourceVersion is a consistent read
+  that goes through etcd, one with resourceVersion=0 is served from the watch cache
+  (apiserver pkg/storage/cacher/delegator.go, shouldDelegateList; before 1.31's
+  ConsistentListFromCache every consistent LIST reached etcd): `etcd_reads`.
 """
 
 from __future__ import annotations
@@ -178,6 +182,13 @@ def track_unschedulable(cluster: Cluster, request: rendering.Request) -> None:
     cluster.objects[NODES, None, request.name].patch({"metadata": {"managedFields": None}})
     cluster.objects[NODES, None, request.name].patch(
         {"metadata": {"managedFields": [*kept, entry]}})
+
+
+# --- reads through etcd or from the watch cache (apiserver pkg/storage/cacher)
+def etcd_reads(cluster: Cluster) -> list[Any]:
+    """The LIST calls a real API server would answer with a consistent read from etcd."""
+    return [c for c in cluster.calls if c.verb == "list" and
+            dict(c.query).get("resourceVersion") in (None, "")]
 
 
 # --- throttling without Retry-After
