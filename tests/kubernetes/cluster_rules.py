@@ -22,6 +22,13 @@ adapter would fail on a cluster:
   fieldManager=kubectl-cordon (kubectl pkg/cmd/drain/drain.go),
 - an API server that answers 429 without Retry-After on reads (a proxy or aggregated API in
   front of it; client-go retries a 429 only with Retry-After: rest/request.go, checkWait),
+- NetworkPolicy semantics, as a connectivity oracle (`reachable`): policies are additive (a
+  pod selected by several may receive what any allows), a connection needs the source's egress
+  and the destination's ingress allowed, and traffic from the node a pod runs on is always
+  allowed (kubernetes.io/docs/concepts/services-networking/network-policies: "Network policies
+  do not conflict; they are additive", "traffic to and from the node where a Pod is running is
+  always allowed"; the API types' docs in staging/src/k8s.io/api/networking/v1/types.go).
+  Whether established connections are cut is the network plugin's business: not emulated,
 - which reads cost an etcd round trip: a LIST without resourceVersion is a consistent read
   that goes through etcd, one with resourceVersion=0 is served from the watch cache
   (apiserver pkg/storage/cacher/delegator.go, shouldDelegateList; before 1.31's
@@ -182,6 +189,68 @@ def track_unschedulable(cluster: Cluster, request: rendering.Request) -> None:
     cluster.objects[NODES, None, request.name].patch({"metadata": {"managedFields": None}})
     cluster.objects[NODES, None, request.name].patch(
         {"metadata": {"managedFields": [*kept, entry]}})
+
+
+# --- NetworkPolicy semantics (networking/v1 types.go, the network-policies concept page)
+def _selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """metav1.LabelSelector (apimachinery pkg/apis/meta/v1/helpers.go, LabelSelectorAsSelector;
+    an empty selector selects everything here, as a policy's podSelector does)."""
+    selector = selector or {}
+    ops = {"In": lambda k, vs: labels.get(k) in vs, "NotIn": lambda k, vs: labels.get(k) not in vs,
+           "Exists": lambda k, vs: k in labels, "DoesNotExist": lambda k, vs: k not in labels}
+    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items()) and \
+        all(ops[e["operator"]](e["key"], e.get("values") or ())
+            for e in selector.get("matchExpressions") or ())
+
+
+def _peer_matches(peer: dict[str, Any], pod: dict[str, Any], policy_ns: str) -> bool:
+    if "ipBlock" in peer:
+        return str(peer["ipBlock"].get("cidr")) == "0.0.0.0/0"
+    meta = pod["metadata"]
+    if "namespaceSelector" in peer:
+        ns_labels = {"kubernetes.io/metadata.name": meta["namespace"]}
+        if not _selects(peer["namespaceSelector"], ns_labels):
+            return False
+    elif meta["namespace"] != policy_ns:
+        return False
+    return "podSelector" not in peer or _selects(peer["podSelector"],
+                                                 meta.get("labels") or {})
+
+
+def _allowed(cluster: Cluster, pod: dict[str, Any], direction: str, other: dict[str, Any] | None,
+             port: int) -> bool:
+    from tests.kubernetes.emulator import NETPOLS
+
+    ns, labels = pod["metadata"]["namespace"], pod["metadata"].get("labels") or {}
+    isolating = [obj.raw for (res, pns, _), obj in list(cluster.objects.items())
+                 if res == NETPOLS and pns == ns and not obj.deleted
+                 and _selects(obj.raw["spec"].get("podSelector"), labels)
+                 and direction.capitalize() in (obj.raw["spec"].get("policyTypes") or
+                                                ["Ingress"])]
+    if not isolating:
+        return True
+    peers_key = "from" if direction == "ingress" else "to"
+    for policy in isolating:
+        for rule in policy["spec"].get(direction) or ():
+            ports = rule.get("ports") or [{}]
+            if not any(p.get("port") in (None, port) for p in ports):
+                continue
+            peers = rule.get(peers_key) or [{}]
+            if any(not p or (other is not None and _peer_matches(p, other, ns))
+                   for p in peers):
+                return True
+    return False
+
+
+def reachable(cluster: Cluster, source: dict[str, Any] | str, dest: dict[str, Any],
+              port: int) -> bool:
+    """Would a new connection from `source` (a pod, or "node" for the destination's own node)
+    to `dest`:port be let through by the NetworkPolicies in force?"""
+    if source == "node":
+        return True  # the kubelet's probes: always allowed
+    assert isinstance(source, dict)
+    return _allowed(cluster, source, "egress", dest, port) and _allowed(
+        cluster, dest, "ingress", source, port)
 
 
 # --- reads through etcd or from the watch cache (apiserver pkg/storage/cacher)

@@ -11,7 +11,9 @@ network.partition on pods creates a deny-all NetworkPolicy (no ingress, no egres
 podSelector is the target's labels; the revert deletes it. The policy carries the run-id label
 and an expiry annotation, so `chaos recover --kubernetes` removes it when everything else died.
 Selecting by labels means pods the owner creates during the fault are partitioned too, as they
-would be by any policy; the cluster's network plugin must enforce NetworkPolicies.
+would be by any policy; the cluster's network plugin must enforce NetworkPolicies. Policies only
+add allowances, so a partition of pods another policy already lets traffic reach (or leave) is
+refused, naming the policy and what it allows (chaos.adapters.kubernetes.policies).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from chaos.adapters.base import RevertOutcome, Scope, TargetRef
 from chaos.adapters.kubernetes.api import Conflict, Gone, model
 from chaos.adapters.kubernetes.connection import marks
+from chaos.adapters.kubernetes.policies import allowing
 from chaos.adapters.kubernetes.selection import (
     ClusterAdapter,
     api_of,
@@ -33,7 +36,7 @@ from chaos.adapters.kubernetes.selection import (
     matching_pods,
     refuse_by_rules,
 )
-from chaos.errors import FaultFailed
+from chaos.errors import FaultFailed, GuardRefused
 from chaos.model.experiment import FaultSpec, thaw
 
 
@@ -106,6 +109,19 @@ class PartitionAdapter(ClusterAdapter):
         selector = fault.target.selector
         namespace, pods = await matching_pods(api_of(fault), fault)
         labels = dict(selector["labels"])
+        existing = await api_of(fault).call(
+            "list", "networking.k8s.io", "networkpolicies", namespace,
+            "NetworkingV1Api.list_namespaced_network_policy", namespace)
+        allowed = allowing(existing.get("items") or (), pods)
+        if allowed:
+            raise GuardRefused(
+                f"{fault.name}: the pods {label_selector(labels)} in {namespace} are already "
+                f"selected by NetworkPolicy {'; '.join(allowed)}. Policies only add "
+                "allowances, so a deny-all policy would not cut that traffic and the partition "
+                "would hold only in part",
+                hint="partition them inside the pods instead (`network.loss` with `percent: "
+                     "100%` on the same pods, through an ephemeral container), or narrow that "
+                     "policy for the experiment")
         return [TargetRef(
             kind="pods", label=f"pods {label_selector(labels)} in {namespace} ({len(pods)} now)",
             identity={"namespace": namespace, "labels": labels,
