@@ -192,7 +192,7 @@ def track_unschedulable(cluster: Cluster, request: rendering.Request) -> None:
 
 
 # --- NetworkPolicy semantics (networking/v1 types.go, the network-policies concept page)
-def _selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+def _label_selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
     """metav1.LabelSelector (apimachinery pkg/apis/meta/v1/helpers.go, LabelSelectorAsSelector;
     an empty selector selects everything here, as a policy's podSelector does)."""
     selector = selector or {}
@@ -209,11 +209,11 @@ def _peer_matches(peer: dict[str, Any], pod: dict[str, Any], policy_ns: str) -> 
     meta = pod["metadata"]
     if "namespaceSelector" in peer:
         ns_labels = {"kubernetes.io/metadata.name": meta["namespace"]}
-        if not _selects(peer["namespaceSelector"], ns_labels):
+        if not _label_selects(peer["namespaceSelector"], ns_labels):
             return False
     elif meta["namespace"] != policy_ns:
         return False
-    return "podSelector" not in peer or _selects(peer["podSelector"],
+    return "podSelector" not in peer or _label_selects(peer["podSelector"],
                                                  meta.get("labels") or {})
 
 
@@ -224,7 +224,7 @@ def _allowed(cluster: Cluster, pod: dict[str, Any], direction: str, other: dict[
     ns, labels = pod["metadata"]["namespace"], pod["metadata"].get("labels") or {}
     isolating = [obj.raw for (res, pns, _), obj in list(cluster.objects.items())
                  if res == NETPOLS and pns == ns and not obj.deleted
-                 and _selects(obj.raw["spec"].get("podSelector"), labels)
+                 and _label_selects(obj.raw["spec"].get("podSelector"), labels)
                  and direction.capitalize() in (obj.raw["spec"].get("policyTypes") or
                                                 ["Ingress"])]
     if not isolating:

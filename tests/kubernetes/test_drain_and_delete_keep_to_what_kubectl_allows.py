@@ -54,7 +54,7 @@ def test_a_pod_the_eviction_api_refuses_is_recorded_and_the_drain_goes_on(
 
     assert code == 0, out
     spec = doc["injections"][0]["revert_spec"]
-    assert spec["evicted"] == ["shop/db"]
+    assert spec["evicted"] == ["shop/db"], (spec, out)
     refused = sorted(spec["refused"])
     assert len(refused) == 2, refused
     assert refused[0].startswith("shop/api (") and "PodDisruptionBudget api" in refused[0]
