@@ -28,7 +28,11 @@ adapter would fail on a cluster:
   allowed (kubernetes.io/docs/concepts/services-networking/network-policies: "Network policies
   do not conflict; they are additive", "traffic to and from the node where a Pod is running is
   always allowed"; the API types' docs in staging/src/k8s.io/api/networking/v1/types.go).
-  Whether established connections are cut is the network plugin's business: not emulated,
+  Whether established connections are cut is the network plugin's business: not emulated.
+  `NetworkPlugin` enforces the oracle for real on pods whose IPs are loopback addresses: new
+  connections from the runner that the policies do not allow are dropped by nftables after a
+  programming delay, as Calico and Cilium drop them; `enforces=False` is kindnet or flannel,
+  which accept NetworkPolicies and enforce nothing,
 - which reads cost an etcd round trip: a LIST without resourceVersion is a consistent read
   that goes through etcd, one with resourceVersion=0 is served from the watch cache
   (apiserver pkg/storage/cacher/delegator.go, shouldDelegateList; before 1.31's
@@ -37,7 +41,13 @@ adapter would fail on a cluster:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +70,7 @@ class Rules:
     hpa_sync: float = 0.3  # the HPA controller syncs every 15 s on a cluster; faster here
     throttle_reads: int = 0  # answer this many more GET/LIST with 429 and no Retry-After
     force_deleted: list[str] = field(default_factory=list)  # ns/name of pods deleted at once
+    plugin: NetworkPlugin | None = None  # enforces NetworkPolicies on loopback pod IPs
     _hpa_due: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
@@ -251,6 +262,85 @@ def reachable(cluster: Cluster, source: dict[str, Any] | str, dest: dict[str, An
     assert isinstance(source, dict)
     return _allowed(cluster, source, "egress", dest, port) and _allowed(
         cluster, dest, "ingress", source, port)
+
+
+RUNNER = {"metadata": {"namespace": "chaos-runner", "name": "runner", "labels": {}}}
+
+
+@dataclass
+class NetworkPlugin:
+    """NetworkPolicies enforced on pods whose status.podIP is a loopback address and whose
+    annotation `emulator/ports` lists the ports they listen on, as nftables drops in this
+    host's output path (the runner is a pod of its own namespace, outside every policy)."""
+
+    table: str
+    enforces: bool = True
+    delay: float = 0.5  # a plugin programs a new policy after a moment
+    _applied: frozenset[tuple[str, int]] = frozenset()
+    _seen: tuple[frozenset[tuple[str, int]], float] | None = None
+
+    def sync(self, cluster: Cluster, now: float) -> None:
+        wanted = frozenset(self._blocked(cluster)) if self.enforces else frozenset()
+        if wanted == self._applied:
+            self._seen = None
+            return
+        if self._seen is None or self._seen[0] != wanted:
+            self._seen = (wanted, now)
+        if now - self._seen[1] >= self.delay:
+            self._apply(wanted)
+
+    def _blocked(self, cluster: Cluster) -> Iterator[tuple[str, int]]:
+        for pod in list(cluster._pods()):
+            ip = pod.get("status", {}).get("podIP")
+            ports = (pod["metadata"].get("annotations") or {}).get("emulator/ports", "")
+            for port in filter(None, ports.split(",")):
+                if ip and not reachable(cluster, RUNNER, pod, int(port)):
+                    yield ip, int(port)
+
+    def _apply(self, blocked: frozenset[tuple[str, int]]) -> None:
+        rules = "".join(f"    ip daddr {ip} tcp dport {port} drop\n" for ip, port in blocked)
+        script = (f"table inet {self.table}\ndelete table inet {self.table}\n"
+                  f"table inet {self.table} {{\n  chain output {{\n"
+                  f"    type filter hook output priority 0; policy accept;\n{rules}  }}\n}}\n")
+        subprocess.run(["nft", "-f", "-"], input=script, text=True, check=True, timeout=10)
+        self._applied = blocked
+
+    def remove(self) -> None:
+        subprocess.run(["nft", "delete", "table", "inet", self.table], capture_output=True,
+                       check=False, timeout=10)
+
+
+@contextlib.contextmanager
+def listening(ip: str) -> Iterator[int]:
+    """A pod's server on a free port of `ip`: accepts and closes every connection."""
+    server = socket.create_server((ip, 0))
+    server.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                conn, _ = server.accept()
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield int(server.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
+def connects(ip: str, port: int, timeout: float = 1.0) -> bool:
+    """An independent client's view: does a new connection get through now?"""
+    start = time.monotonic()
+    try:
+        socket.create_connection((ip, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return time.monotonic() - start < timeout
 
 
 # --- reads through etcd or from the watch cache (apiserver pkg/storage/cacher)

@@ -311,6 +311,8 @@ class Cluster(kmock.KubernetesEmulator):
                         "phase": "Running",
                         "conditions": [{"type": "Ready", "status": "True"}]}})
             cluster_rules.autoscale(self, now)
+            if self.rules.plugin is not None:
+                self.rules.plugin.sync(self, now)
             for (res, ns, name), obj in list(self.objects.items()):
                 if res not in WORKLOADS or obj.deleted:
                     continue

@@ -13,12 +13,18 @@ and an expiry annotation, so `chaos recover --kubernetes` removes it when everyt
 Selecting by labels means pods the owner creates during the fault are partitioned too, as they
 would be by any policy; the cluster's network plugin must enforce NetworkPolicies. Policies only
 add allowances, so a partition of pods another policy already lets traffic reach (or leave) is
-refused, naming the policy and what it allows (chaos.adapters.kubernetes.policies).
+refused, naming the policy and what it allows (chaos.adapters.kubernetes.policies). Whether
+the network plugin enforces the policy at all is measured with `verify_port`: the runner
+connects to each pod's IP before the policy (it must get through) and after it, and the fault
+counts as injected only once new connections fail; if they still get through after 10 s (or
+the fault's duration), the fault fails and the policy is deleted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -41,6 +47,12 @@ from chaos.model.experiment import FaultSpec, thaw
 
 
 log = logging.getLogger(__name__)
+CONNECT_TIMEOUT = 0.5  # a dropped SYN: the policy holds
+VERIFY_EVERY = 0.2
+VERIFY_WITHIN = 10.0  # the plugin programs the policy within this (never past the duration)
+VERIFY_HINT = ("`verify_port` connects from the runner to the pods' IPs: run the experiment in "
+               "the cluster (deploy/kubernetes/experiment-job.yaml), name a port the pods "
+               "listen on, or leave `verify_port` out")
 
 
 def grace_of(fault: FaultSpec, target: TargetRef) -> int | None:
@@ -125,7 +137,8 @@ class PartitionAdapter(ClusterAdapter):
         return [TargetRef(
             kind="pods", label=f"pods {label_selector(labels)} in {namespace} ({len(pods)} now)",
             identity={"namespace": namespace, "labels": labels,
-                      "pods": [p["metadata"].get("uid") for p in pods]},
+                      "pods": [p["metadata"].get("uid") for p in pods],
+                      "ips": [ip for p in pods if (ip := p.get("status", {}).get("podIP"))]},
             lock_key=f"k8s:partition:{namespace}:{label_selector(labels)}")]
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
@@ -142,14 +155,65 @@ class PartitionAdapter(ClusterAdapter):
             "spec": {"podSelector": {"matchLabels": thaw(target.identity["labels"])},
                      "policyTypes": ["Ingress", "Egress"], "ingress": [], "egress": []},
         }
+        port = fault.params.get("verify_port")
+        ips = list(target.identity.get("ips") or ())
+        if port is not None:
+            await reachable_before(fault, target, ips, int(port))
         await api_of(fault).call("create", "networking.k8s.io", "networkpolicies",
                                  spec["namespace"],
                                  "NetworkingV1Api.create_namespaced_network_policy",
                                  spec["namespace"], model("V1NetworkPolicy", policy))
-        return spec
+        if port is None:
+            return spec
+        took = await cut_off(fault, target, ips, int(port))
+        return {**spec, "verified": f"new connections to {len(ips)} pods on port {port} "
+                                    f"failed {took:.1f}s after the policy was created"}
 
     async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
         return await delete_policy(api_of_spec(spec), spec["namespace"], spec["name"])
+
+
+async def _connects(ip: str, port: int) -> bool:
+    """Is a new TCP connection to ip:port accepted? The port accepted one before the policy,
+    so a refusal after it is the plugin rejecting (an ICMP unreachable reads as "refused"),
+    and a timeout is the plugin dropping: both mean cut."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), CONNECT_TIMEOUT)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+async def reachable_before(fault: FaultSpec, target: TargetRef, ips: list[str],
+                           port: int) -> None:
+    """The check is worth something only if the runner reaches the pods without the policy."""
+    results = await asyncio.gather(*(_connects(ip, port) for ip in ips))
+    unreached = [ip for ip, ok in zip(ips, results, strict=True) if not ok]
+    if not ips or unreached:
+        raise FaultFailed(f"{fault.name}: cannot verify the partition of {target.label}: "
+                          f"{', '.join(unreached) or 'no pod IP'} port {port} does not answer "
+                          "the runner even before it", hint=VERIFY_HINT)
+
+
+async def cut_off(fault: FaultSpec, target: TargetRef, ips: list[str], port: int) -> float:
+    """Seconds until every new connection fails; FaultFailed if they still get through."""
+    started = time.monotonic()
+    give_up = started + min(VERIFY_WITHIN, fault.duration)
+    while True:
+        results = await asyncio.gather(*(_connects(ip, port) for ip in ips))
+        through = [ip for ip, ok in zip(ips, results, strict=True) if ok]
+        if not through:
+            return time.monotonic() - started
+        if time.monotonic() > give_up:
+            raise FaultFailed(
+                f"{fault.name}: the partition of {target.label} did not hold: new connections "
+                f"to {', '.join(through)} port {port} still got through "
+                f"{time.monotonic() - started:.0f}s after the NetworkPolicy was created",
+                hint="the cluster's network plugin must enforce NetworkPolicies (kindnet and "
+                     "flannel do not; Calico and Cilium do); or a policy outside the namespace "
+                     "(e.g. a cluster-wide one of the plugin) allows this traffic")
+        await asyncio.sleep(VERIFY_EVERY)
 
 
 async def delete_policy(api: Any, namespace: str, name: str) -> RevertOutcome:
