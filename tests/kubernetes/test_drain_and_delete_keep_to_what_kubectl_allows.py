@@ -50,11 +50,13 @@ def test_a_pod_the_eviction_api_refuses_is_recorded_and_the_drain_goes_on(
     misconfigured["status"] = {"disruptionsAllowed": -1}
     k8s.call(lambda c: c.put(PDBS, misconfigured))
 
-    code, doc, out = run(drain(tmp_path), tmp_path)
+    code, doc, out = run(drain(tmp_path, grace_period="0s"), tmp_path)
 
     assert code == 0, out
     spec = doc["injections"][0]["revert_spec"]
     assert spec["evicted"] == ["shop/db"], (spec, out)
+    assert {c.body["deleteOptions"]["gracePeriodSeconds"] for c in
+            calls(k8s, "create", "pods/eviction")} == {1}  # 0s without force: 1s
     refused = sorted(spec["refused"])
     assert len(refused) == 2, refused
     assert refused[0].startswith("shop/api (") and "PodDisruptionBudget api" in refused[0]
@@ -92,9 +94,11 @@ def test_with_force_they_are_evicted_too(k8s: Emulator, state_dir: Path,
     add_pod(k8s, "bare", owner=None)
     add_pod(k8s, "cache", volumes=[{"name": "scratch", "emptyDir": {}}])
 
-    code, doc, out = run(drain(tmp_path, force=True), tmp_path)
+    code, doc, out = run(drain(tmp_path, force=True, grace_period="0s"), tmp_path)
 
     assert code == 0, out
+    assert {c.body["deleteOptions"]["gracePeriodSeconds"] for c in
+            calls(k8s, "create", "pods/eviction")} == {0}
     assert sorted(doc["injections"][0]["revert_spec"]["evicted"]) == ["shop/bare",
                                                                       "shop/cache"]
     assert k8s.call(lambda c: c.pods("shop")) == []
