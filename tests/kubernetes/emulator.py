@@ -12,6 +12,7 @@ chaos adapter meets in a cluster:
 - the Eviction API with PodDisruptionBudgets (429 when an eviction would break minAvailable),
 - what a real cluster does to workload and node faults (cluster_rules.py, with the upstream
   sources): eviction refusals, force deletes, an HPA controller, field managers, throttling,
+  NetworkPolicy semantics and a network plugin that enforces them (or not),
 - RBAC and authentication refusals on demand (`deny`, `unauthorized`),
 - pods/exec: the API's checks (pod, container, command), then handed to `exec_server`, the
   test kubelet, which speaks the channel websocket and runs the command in the container,
