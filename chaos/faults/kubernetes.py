@@ -15,7 +15,7 @@ from chaos.faults import targets
 from chaos.faults.process import KILL_SIGNALS
 from chaos.faults.registry import FaultRegistry, FaultType
 from chaos.model.experiment import Target
-from chaos.model.schema import Duration, Int, Obj, Str
+from chaos.model.schema import Bool, Duration, Int, Obj, Str
 
 KINDS = {"pods": targets.PODS, "deployment": targets.DEPLOYMENT,
          "statefulset": targets.STATEFULSET, "node": targets.NODE}
@@ -26,8 +26,12 @@ POD_DELETE = FaultType(
     summary="delete pods; their ReplicaSet or StatefulSet creates new ones (nothing to revert)",
     params=Obj({
         "grace_period": Duration("time the pod gets to stop (default: the pod's own "
-                                 "terminationGracePeriodSeconds; 0s deletes at once)",
+                                 "terminationGracePeriodSeconds; 0s is sent as 1s, as kubectl "
+                                 "does, unless `force: true`)",
                                  min=0, max=3600),
+        "force": Bool("with `grace_period: 0s`, force-delete: the pod object goes at once "
+                      "while its containers may still run (a StatefulSet can then run two "
+                      "copies)", False),
     }),
     target_kinds=("pods",),
     instant=True,
@@ -81,13 +85,17 @@ CORDON = FaultType(
 DRAIN = FaultType(
     name="node.drain",
     summary="cordon nodes and evict their pods through the Eviction API (PodDisruptionBudgets "
-            "are respected); the revert uncordons",
+            "are respected; pods that would be lost for good are refused unless `force`); the "
+            "revert uncordons",
     params=Obj({
-        "grace_period": Duration("time each evicted pod gets to stop (default: its own)",
-                                 min=0, max=3600),
+        "grace_period": Duration("time each evicted pod gets to stop (default: its own; 0s "
+                                 "is sent as 1s unless `force: true`)", min=0, max=3600),
         "retry_for": Duration("keep retrying evictions a PodDisruptionBudget refuses for this "
                               "long (within the fault's duration), then report the pods left",
                               "30s", min=0, max=3600),
+        "force": Bool("also evict pods without a controller and pods with emptyDir data "
+                      "(gone for good: `kubectl drain` refuses them without --force and "
+                      "--delete-emptydir-data), and allow `grace_period: 0s`", False),
     }),
     target_kinds=("node",),
 )

@@ -17,7 +17,7 @@ from typing import Any
 from chaos.faults import targets
 from chaos.faults.registry import FaultRegistry, FaultType
 from chaos.model.experiment import Target
-from chaos.model.schema import Duration, Field, Obj, Percent, Size, Str
+from chaos.model.schema import Duration, Field, Int, Obj, Percent, Size, Str
 
 ADDRESS = r"[A-Za-z0-9_.:\[\]-]*:[0-9]{1,5}"
 PROXY = Obj({
@@ -76,7 +76,8 @@ def partition_check(target: Target,
                      params: Mapping[str, Any]) -> list[tuple[str, str]]:
     """On pods, a partition is a NetworkPolicy: its podSelector is the target's labels."""
     if target.kind != "pods":
-        return []
+        return [("with.verify_port", "only a partition of pods (a NetworkPolicy) is verified "
+                 "this way: remove it")] if params.get("verify_port") is not None else []
     why = "network.partition on pods is a NetworkPolicy over every pod its labels select"
     problems = targets.no_pod_traffic(target, params)
     problems += [(f"target.pods.{key}", f"{why}: select by labels only, remove {key}")
@@ -92,7 +93,12 @@ PARTITION = FaultType(
     name="network.partition",
     summary="cut the selected traffic off: the proxy refuses and resets connections, the "
             "kernel drops packets",
-    params=Obj({}),
+    params=Obj({
+        "verify_port": Int("pods only: a TCP port the pods listen on; the fault counts as "
+                           "injected only once new connections from the runner to each pod's "
+                           "IP on it fail (the runner must reach pod IPs: run it in the "
+                           "cluster)", min=1, max=65535),
+    }),
     target_kinds=ALL,
     check=partition_check,
 )

@@ -76,6 +76,20 @@ def add_pdb(k8s: Emulator, name: str, namespace: str, labels: dict[str, str],
         "spec": {"minAvailable": min_available, "selector": {"matchLabels": labels}}}))
 
 
+def add_pod(k8s: Emulator, name: str, namespace: str = "shop", node: str = "node-1",
+            owner: str | None = "ReplicaSet", **spec: Any) -> dict[str, Any]:
+    """A running, ready pod no emulated controller manages; `owner` is its controller's kind
+    (None: a bare pod)."""
+    refs = [{"apiVersion": "apps/v1", "kind": owner, "name": f"{name}-owner", "uid": "x",
+             "controller": True}] if owner else []
+    return k8s.call(lambda c: c.put(PODS, {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name},
+                     "ownerReferences": refs},
+        "spec": {"nodeName": node, "containers": [{"name": "app", "image": "app:1"}], **spec},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}))
+
+
 def ready_pods(k8s: Emulator, namespace: str, app: str) -> list[dict[str, Any]]:
     from tests.kubernetes.emulator import pod_ready
 
@@ -121,6 +135,7 @@ __all__ = [
     "PODS",
     "STATEFULSETS",
     "add_node",
+    "add_pod",
     "add_pdb",
     "add_workload",
     "calls",

@@ -10,6 +10,9 @@ chaos adapter meets in a cluster:
   scaling changes the pod count; `status.availableReplicas` follows the ready pods,
 - the scale subresource (GET/PATCH .../scale answers a Scale object),
 - the Eviction API with PodDisruptionBudgets (429 when an eviction would break minAvailable),
+- what a real cluster does to workload and node faults (cluster_rules.py, with the upstream
+  sources): eviction refusals, force deletes, an HPA controller, field managers, throttling,
+  NetworkPolicy semantics and a network plugin that enforces them (or not),
 - RBAC and authentication refusals on demand (`deny`, `unauthorized`),
 - pods/exec: the API's checks (pod, container, command), then handed to `exec_server`, the
   test kubelet, which speaks the channel websocket and runs the command in the container,
@@ -43,7 +46,7 @@ import attrs
 import kmock
 from kmock._internal import rendering
 
-from tests.kubernetes import ephemeral_realism
+from tests.kubernetes import cluster_rules, ephemeral_realism
 
 T = TypeVar("T")
 PODS = kmock.resource("", "v1", "pods")
@@ -152,10 +155,12 @@ class Cluster(kmock.KubernetesEmulator):
     version: tuple[int, int] = (1, 35)  # the server's minor version, where behaviour differs
     log_server: LogServer | None = None  # set by the kubelet: pods/log of its containers
     _due: dict[tuple[Any, ...], list[float]] = attrs.field(factory=dict)  # pod recreation times
+    rules: cluster_rules.Rules = attrs.field(factory=cluster_rules.Rules)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
-        for resource in (PODS, NODES, *WORKLOADS, PDBS, NETPOLS):  # listable while empty
+        for resource in (PODS, NODES, *WORKLOADS, PDBS, NETPOLS,  # listable while empty
+                         cluster_rules.HPAS):
             self.resources[resource] = {}
 
     # --- the request path
@@ -182,6 +187,8 @@ class Cluster(kmock.KubernetesEmulator):
                                f'{plural.split("/")[0]} "{request.name or ""}" is forbidden: '
                                f'User "{self.user}" cannot {verb} resource "{plural}" in API '
                                f'group "{res.group or ""}"{where}')
+        if (refused := cluster_rules.throttled(self, verbs[-1])) is not None:
+            return refused
         if request.subresource == "ephemeralcontainers":
             async with self._lock:
                 refused = ephemeral_realism.admit_ephemeral(self, request.namespace or "",
@@ -200,6 +207,11 @@ class Cluster(kmock.KubernetesEmulator):
             return await self._scale(request, method)
         if verb == "create" and isinstance(request.data, dict):
             self._stamp(request.data)
+        if verb in ("patch", "update"):
+            async with self._lock:
+                cluster_rules.track_unschedulable(self, request)
+        if verb == "delete":
+            cluster_rules.note_force_delete(self, request)
         response = await super()._handle(request)
         if verb in ("patch", "update", "delete") and res in WORKLOADS:
             await self.reconcile()
@@ -227,21 +239,9 @@ class Cluster(kmock.KubernetesEmulator):
             pod = self._live(key)
             if pod is None:
                 return _status(404, "NotFound", f'pods "{request.name}" not found')
-            labels = pod.get("metadata", {}).get("labels") or {}
-            for (res, ns, _), pdb in list(self.objects.items()):
-                if res != PDBS or ns != request.namespace or pdb.deleted:
-                    continue
-                match = pdb.get("spec", {}).get("selector", {}).get("matchLabels") or {}
-                if not all(labels.get(k) == v for k, v in match.items()):
-                    continue
-                healthy = sum(1 for p in self._pods(request.namespace)
-                              if pod_ready(p) and all(
-                                  (p.get("metadata", {}).get("labels") or {}).get(k) == v
-                                  for k, v in match.items()))
-                if healthy - (1 if pod_ready(pod) else 0) < int(
-                        pdb.get("spec", {}).get("minAvailable", 0)):
-                    return _status(429, "TooManyRequests", "Cannot evict pod as it would "
-                                   "violate the pod's disruption budget.")
+            refused = cluster_rules.eviction_refusal(self, pod, request.namespace)
+            if refused is not None:
+                return refused
             self.objects[key].delete()
         return _status(201, "Created", "evicted")
 
@@ -325,6 +325,9 @@ class Cluster(kmock.KubernetesEmulator):
                     self.objects[key].patch({"status": {
                         "phase": "Running",
                         "conditions": [{"type": "Ready", "status": "True"}]}})
+            cluster_rules.autoscale(self, now)
+            if self.rules.plugin is not None:
+                self.rules.plugin.sync(self, now)
             for (res, ns, name), obj in list(self.objects.items()):
                 if res not in WORKLOADS or obj.deleted:
                     continue
@@ -364,7 +367,8 @@ class Cluster(kmock.KubernetesEmulator):
                          "annotations": {"emulator/ready-at": str(now + self.ready_delay)},
                          "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet"
                                               if res == DEPLOYMENTS else "StatefulSet",
-                                              "name": name, "uid": str(uuid.uuid4())}]},
+                                              "name": name, "uid": str(uuid.uuid4()),
+                                              "controller": True}]},
             "spec": {**template, "nodeName": template.get("nodeName", "node-1"),
                      "containers": template.get("containers") or [{"name": "app",
                                                                    "image": "app:1"}]},

@@ -38,7 +38,8 @@ def test_ready_pods_drop_and_recover_and_the_journal_shows_both(
     for call in deletes:
         uid = call.body["preconditions"]["uid"]
         assert before[uid] == call.name
-        assert call.body["gracePeriodSeconds"] == 0
+        assert call.body["gracePeriodSeconds"] == 1
+    assert k8s.cluster.rules.force_deleted == []
     injected = [i for i in doc["injections"]]
     assert len(injected) == 2
     assert all(i["revert_spec"]["recreated_by"] == "ReplicaSet/web" for i in injected)

@@ -8,8 +8,11 @@ a thousand pods, and the same shapes the revert specs and the journal hold.
     401               -> PermissionDenied: the credentials were refused
     403               -> PermissionDenied: names verb, group/resource, namespace, the Role to apply
     404               -> Gone (a TargetNotFound): the object is not there (reverts count it done)
+    403 from a budget -> Refused: the Eviction API refusing for a PodDisruptionBudget's reason
+                         (its Status names a poddisruptionbudget, not the resource we called)
     409               -> Conflict: changed under us (callers re-read and retry)
-    429               -> Blocked: e.g. an eviction refused by a PodDisruptionBudget
+    429               -> Blocked: e.g. an eviction refused by a PodDisruptionBudget; reads (get,
+                         list) are retried first with backoff, honouring Retry-After if given
     other             -> ApiFailed (a FaultFailed)
     no answer         -> Unreachable (an ApiFailed): a failed probe sample; while targets are
                          resolved, before anything is touched, a ClusterUnreachable (exit 2)
@@ -32,7 +35,14 @@ from chaos.errors import FaultFailed, PermissionDenied, TargetNotFound, truncate
 
 TIMEOUT = (5.0, 30.0)  # connect, read: every call is bounded
 MERGE_PATCH = "application/merge-patch+json"
-API_CLASSES = {"CoreV1Api", "AppsV1Api", "NetworkingV1Api", "PolicyV1Api"}
+API_CLASSES = {"CoreV1Api", "AppsV1Api", "NetworkingV1Api", "PolicyV1Api", "AutoscalingV2Api"}
+# A 429 on a read is an overloaded or throttling API server (or a proxy in front of it): wait
+# and ask again, Retry-After's seconds when it says, else 0.25 s doubling (1.75 s in all).
+# client-go only retries a 429 that carries Retry-After (rest/request.go, checkWait); urllib3
+# the same, so the answer without it is ours to retry.
+READ_RETRIES = 3
+READ_BACKOFF = 0.25
+READ_VERBS = ("get", "list")
 
 
 class Gone(TargetNotFound):
@@ -48,7 +58,13 @@ class Conflict(FaultFailed):
 
 
 class Blocked(FaultFailed):
-    pass
+    def __init__(self, message: str, *, hint: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class Refused(FaultFailed):
+    """The API refused this object for a reason of its own (not RBAC): retrying will not help."""
 
 
 class ApiFailed(FaultFailed):
@@ -79,6 +95,25 @@ def _reason(exc: BaseException) -> str:
             break
         cause = cause.__cause__
     return truncate(str(getattr(exc, "reason", None) or exc), 200)
+
+
+def _details(body: Any) -> dict[str, Any]:
+    """The `details` of a Kubernetes Status body ({} when there are none)."""
+    try:
+        parsed = json.loads(body.decode("utf-8", "replace") if isinstance(body, bytes)
+                            else str(body or ""))
+    except ValueError:
+        return {}
+    details = parsed.get("details") if isinstance(parsed, dict) else None
+    return details if isinstance(details, dict) else {}
+
+
+def _retry_after(exc: Any) -> float | None:
+    value = (getattr(exc, "headers", None) or {}).get("Retry-After")
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _message(body: Any) -> str:
@@ -129,8 +164,16 @@ class Api:
         api_class, _, name = method.partition(".")
         if api_class not in API_CLASSES:
             raise ValueError(f"unknown API class {api_class}")
-        return await asyncio.to_thread(self._blocking, verb, group, resource, namespace,
-                                       api_class, name, args, kwargs)
+        for attempt in range(READ_RETRIES + 1):
+            try:
+                return await asyncio.to_thread(self._blocking, verb, group, resource, namespace,
+                                               api_class, name, args, dict(kwargs))
+            except Blocked as exc:
+                if verb not in READ_VERBS or attempt == READ_RETRIES:
+                    raise
+                await asyncio.sleep(exc.retry_after if exc.retry_after is not None
+                                    else READ_BACKOFF * 2 ** attempt)
+        raise AssertionError("unreachable")
 
     def _blocking(self, verb: str, group: str, resource: str, namespace: str | None,
                   api_class: str, name: str, args: tuple[Any, ...],
@@ -174,6 +217,10 @@ class Api:
                 hint="the token or client certificate in the kubeconfig is invalid or expired: "
                      "log in again (e.g. refresh the cloud provider's credentials), or pick "
                      "another context with `kubernetes: {context: ...}`")
+        details = _details(exc.body)
+        if status == 403 and details.get("kind") == "poddisruptionbudget":
+            return Refused(f"{what}{where}: refused by PodDisruptionBudget "
+                           f"{details.get('name')}: {detail}")
         if status == 403:
             return PermissionDenied(
                 f"not allowed to {what}{where} (403 Forbidden): {detail}",
@@ -185,7 +232,8 @@ class Api:
         if status == 409:
             return Conflict(f"{what}{where}: conflict: {detail}")
         if status == 429:
-            return Blocked(f"{what}{where}: refused for now (429): {detail}")
+            return Blocked(f"{what}{where}: refused for now (429): {detail}",
+                           retry_after=_retry_after(exc))
         return ApiFailed(f"{what}{where} failed: HTTP {status or '?'}: {detail}")
 
 

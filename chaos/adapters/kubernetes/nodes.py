@@ -1,29 +1,49 @@
 """Node faults: cordon, drain (cordon + evictions that respect PodDisruptionBudgets), taint.
 
-Only what we changed is undone. A node that was cordoned before the fault stays cordoned; a
+Only what we changed is undone. A node that was cordoned before the fault stays cordoned, and
+so does one someone else cordoned again during it: the cordon is sent with field manager
+`chaos`, and the uncordon happens only while `metadata.managedFields` still names us as the
+owner of `spec.unschedulable` (an uncordon and `kubectl cordon` in between makes it theirs). A
 taint is removed only when key, value and effect are ours; a node with the same UID is the same
 node (a node re-registered under the name is another). Each change carries the run-id label and
 an expiry annotation, and says what was done (`chaos.dev/cordoned`, `chaos.dev/taint`), so
 `chaos recover --kubernetes` can undo it from the node alone.
 
-Drain evicts through the Eviction API, so a PodDisruptionBudget can refuse (429). Refused pods
-are retried every second for `retry_for` (never past the fault's duration); what was evicted,
-refused or skipped (DaemonSet and mirror pods, and pods in namespaces the experiment may not
-touch) is written into the revert spec, which the journal shows.
+Drain follows `kubectl drain`: pods without a controller and pods with emptyDir data are not
+evicted unless `force: true` (the eviction deletes them for good), and then the fault is refused
+before the node is cordoned; DaemonSet and mirror pods, pods in namespaces the experiment may
+not touch and the runner's own pod are skipped. Evictions go through the Eviction API: a
+PodDisruptionBudget that allows no disruption now (429) is retried every second for
+`retry_for` (never past the fault's duration); a refusal that retrying cannot change (500 for a
+pod two budgets select, 403 from a misconfigured budget) is recorded for that pod and the drain
+goes on with the others. What was evicted, blocked, refused or skipped is written into the
+revert spec, which the journal shows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
 
 from chaos.adapters.base import RevertOutcome, Scope, TargetRef
-from chaos.adapters.kubernetes.api import MERGE_PATCH, Api, Blocked, Conflict, Gone, model
+from chaos.adapters.kubernetes.api import (
+    MERGE_PATCH,
+    Api,
+    ApiFailed,
+    Blocked,
+    Conflict,
+    Gone,
+    Refused,
+    Unreachable,
+    model,
+)
 from chaos.adapters.kubernetes.connection import marks, unmarks
-from chaos.adapters.kubernetes.pods import run_id_of
+from chaos.adapters.kubernetes.pods import grace_of, run_id_of
 from chaos.adapters.kubernetes.selection import (
     ClusterAdapter,
     api_of,
@@ -31,7 +51,7 @@ from chaos.adapters.kubernetes.selection import (
     namespace_allowed,
     same_node,
 )
-from chaos.errors import FaultFailed
+from chaos.errors import FaultFailed, GuardRefused
 from chaos.model.experiment import FaultSpec
 
 log = logging.getLogger(__name__)
@@ -39,12 +59,23 @@ ANNOTATION_CORDONED = "chaos.dev/cordoned"
 ANNOTATION_TAINT = "chaos.dev/taint"  # key=value:effect of the taint we added
 EVICTION_RETRY_EVERY = 1.0
 CONFLICT_RETRIES = 5
+FIELD_MANAGER = "chaos"  # who set spec.unschedulable, as managedFields records it
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 async def patch_node(api: Api, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
     answer: dict[str, Any] = await api.call("patch", "", "nodes", None, "CoreV1Api.patch_node",
-                                            name, dict(body), _content_type=MERGE_PATCH)
+                                            name, dict(body), _content_type=MERGE_PATCH,
+                                            field_manager=FIELD_MANAGER)
     return answer
+
+
+def unschedulable_owner(node: Mapping[str, Any]) -> str | None:
+    """The field manager that last set spec.unschedulable (None: the server keeps no record)."""
+    for entry in node.get("metadata", {}).get("managedFields") or ():
+        if "f:unschedulable" in ((entry.get("fieldsV1") or {}).get("f:spec") or {}):
+            return str(entry.get("manager"))
+    return None
 
 
 def _node_spec(target: TargetRef) -> dict[str, Any]:
@@ -70,12 +101,19 @@ async def uncordon_node(api: Api, name: str, uid: str | None) -> RevertOutcome:
         return "gone"
     if ANNOTATION_CORDONED not in (node["metadata"].get("annotations") or {}):
         return "nothing"  # already uncordoned by `chaos recover` or by hand
+    owner = unschedulable_owner(node)
+    theirs = node.get("spec", {}).get("unschedulable") and owner not in (None, FIELD_MANAGER)
+    if theirs:
+        log.warning("node %s was cordoned again by %s during the fault: it stays cordoned "
+                    "(only our marks are removed)", name, owner)
+    body: dict[str, Any] = {"metadata": unmarks((ANNOTATION_CORDONED,))}
+    if not theirs:
+        body["spec"] = {"unschedulable": False}
     try:
-        await patch_node(api, name, {"spec": {"unschedulable": False},
-                                     "metadata": unmarks((ANNOTATION_CORDONED,))})
+        await patch_node(api, name, body)
     except Gone:
         return "gone"
-    return "reverted"
+    return "nothing" if theirs else "reverted"
 
 
 async def read_node(api: Api, name: str) -> dict[str, Any] | None:
@@ -111,8 +149,23 @@ class CordonAdapter(ClusterAdapter):
         return await uncordon(spec)
 
 
-def _evictable(pod: Mapping[str, Any], fault: FaultSpec) -> str | None:
-    """Why a pod on the node is left alone, or None to evict it."""
+def own_pod() -> tuple[str, str] | None:
+    """(namespace, name) of the pod this runner is in: the downward API's CHAOS_POD_NAMESPACE
+    and CHAOS_POD_NAME (deploy/kubernetes/experiment-job.yaml sets them), else the in-cluster
+    service account's namespace and the hostname, which is the pod's name by default."""
+    name, namespace = os.environ.get("CHAOS_POD_NAME"), os.environ.get("CHAOS_POD_NAMESPACE")
+    if name and namespace:
+        return namespace, name
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        try:
+            return SERVICE_ACCOUNT_NAMESPACE.read_text().strip(), os.uname().nodename
+        except OSError:
+            return None
+    return None
+
+
+def _skipped(pod: Mapping[str, Any], fault: FaultSpec) -> str | None:
+    """Why a pod on the node is left alone (kubectl drain's filters), or None."""
     meta = pod["metadata"]
     if any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or ()):
         return "DaemonSet pod"
@@ -123,16 +176,56 @@ def _evictable(pod: Mapping[str, Any], fault: FaultSpec) -> str | None:
     if meta.get("deletionTimestamp") or pod.get("status", {}).get("phase") in (
             "Succeeded", "Failed"):
         return "already terminating"
+    if own_pod() == (meta["namespace"], meta["name"]):
+        return "the chaos runner's own pod"
     return None
 
 
-async def evict(api: Api, pod: Mapping[str, Any], grace: float | None) -> str:
-    """evicted | blocked | gone"""
+def _lost_for_good(pod: Mapping[str, Any]) -> str | None:
+    """What an eviction would destroy for good (kubectl drain refuses these without --force,
+    --delete-emptydir-data: kubectl pkg/drain/filters.go, unreplicatedFilter and
+    localStorageFilter), or None."""
+    if not any(o.get("controller") for o in pod["metadata"].get("ownerReferences") or ()):
+        return "no controller: nothing would recreate it"
+    empty = [v.get("name") for v in pod.get("spec", {}).get("volumes") or () if "emptyDir" in v]
+    if empty:
+        return f"emptyDir data would be lost ({', '.join(map(str, empty))})"
+    return None
+
+
+def _name(pod: Mapping[str, Any]) -> str:
+    return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+
+
+async def pods_on(api: Api, node: str) -> list[dict[str, Any]]:
+    answer = await api.call("list", "", "pods", None, "CoreV1Api.list_pod_for_all_namespaces",
+                            field_selector=f"spec.nodeName={node}")
+    return list(answer.get("items") or ())
+
+
+def plan_drain(pods: list[dict[str, Any]], fault: FaultSpec
+               ) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """(pods to evict, skipped with why, pods whose eviction would lose them for good)."""
+    evict_now, skipped, lost = [], [], []
+    for pod in pods:
+        why = _skipped(pod, fault)
+        loss = None if why or fault.params.get("force") else _lost_for_good(pod)
+        if why:
+            skipped.append(f"{_name(pod)} ({why})")
+        elif loss:
+            lost.append(f"{_name(pod)} ({loss})")
+        else:
+            evict_now.append(pod)
+    return evict_now, skipped, lost
+
+
+async def evict(api: Api, pod: Mapping[str, Any], grace: int | None) -> str:
+    """evicted | blocked | gone | refused: REASON"""
     meta = pod["metadata"]
     body: dict[str, Any] = {"apiVersion": "policy/v1", "kind": "Eviction",
                             "metadata": {"name": meta["name"], "namespace": meta["namespace"]}}
     if grace is not None:
-        body["deleteOptions"] = {"gracePeriodSeconds": int(grace)}
+        body["deleteOptions"] = {"gracePeriodSeconds": grace}
     try:
         await api.call("create", "", "pods/eviction", meta["namespace"],
                        "CoreV1Api.create_namespaced_pod_eviction", meta["name"],
@@ -141,6 +234,10 @@ async def evict(api: Api, pod: Mapping[str, Any], grace: float | None) -> str:
         return "blocked"
     except Gone:
         return "gone"
+    except Unreachable:
+        raise
+    except (Refused, ApiFailed) as exc:  # two budgets (500), a misconfigured one (403)
+        return f"refused: {exc}"
     return "evicted"
 
 
@@ -153,39 +250,44 @@ class DrainAdapter(CordonAdapter):
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
         api = api_of(fault)
+        _, _, lost = plan_drain(await pods_on(api, spec["node"]), fault)
+        if lost:
+            raise GuardRefused(f"{target.label}: draining it would delete {len(lost)} pods for "
+                               f"good: {', '.join(lost)}",
+                               hint="`kubectl drain` refuses these too; set `with: {force: "
+                                    "true}` to evict them anyway")
         await super().inject(fault, target, spec, scope)
-        answer = await api.call("list", "", "pods", None,
-                                "CoreV1Api.list_pod_for_all_namespaces",
-                                field_selector=f"spec.nodeName={spec['node']}")
-        pending, skipped = [], []
-        for pod in answer.get("items") or ():
-            why = _evictable(pod, fault)
-            name = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
-            if why:
-                skipped.append(f"{name} ({why})")
-            else:
-                pending.append(pod)
+        # listed again once cordoned: pods placed in between are drained too (or skipped)
+        pending, skipped, lost = plan_drain(await pods_on(api, spec["node"]), fault)
+        skipped += [f"{p} (placed after the check: not evicted without force)" for p in lost]
         evicted: list[str] = []
+        refused: list[str] = []
+        grace = grace_of(fault, target)
         give_up = time.monotonic() + min(float(fault.params.get("retry_for", 30.0)),
                                          fault.duration)
         while pending:
-            refused = []
+            blocked = []
             for pod in pending:
-                outcome = await evict(api, pod, fault.params.get("grace_period"))
-                name = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+                outcome = await evict(api, pod, grace)
                 if outcome == "blocked":
-                    refused.append(pod)
+                    blocked.append(pod)
                 elif outcome == "evicted":
-                    evicted.append(name)
-            pending = refused
+                    evicted.append(_name(pod))
+                elif outcome.startswith("refused"):
+                    refused.append(f"{_name(pod)} ({outcome.partition(': ')[2]})")
+            pending = blocked
             if not pending or time.monotonic() + EVICTION_RETRY_EVERY > give_up:
                 break
             await asyncio.sleep(EVICTION_RETRY_EVERY)
-        blocked = [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in pending]
-        if blocked:
+        left = [_name(p) for p in pending]
+        if left:
             log.warning("%s: a PodDisruptionBudget kept %d pods on the node: %s", target.label,
-                        len(blocked), ", ".join(blocked))
-        return {**spec, "evicted": evicted, "blocked_by_pdb": blocked, "skipped": skipped}
+                        len(left), ", ".join(left))
+        if refused:
+            log.warning("%s: the Eviction API refused %d pods: %s", target.label, len(refused),
+                        "; ".join(refused))
+        return {**spec, "evicted": evicted, "blocked_by_pdb": left, "refused": refused,
+                "skipped": skipped}
 
 
 def _taint_of(fault: FaultSpec) -> dict[str, str]:

@@ -41,6 +41,8 @@ NAMESPACED_RULES: Final[tuple[Rule, ...]] = (
      "verbs": ["get", "list", "patch"]},
     {"apiGroups": ["apps"], "resources": ["deployments/scale", "statefulsets/scale"],
      "verbs": ["patch"]},
+    # scale-down: an autoscaler on the workload would undo it (refused unless scaled to 0)
+    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["list"]},
     # network.partition: a NetworkPolicy we own, deleted on revert and by `chaos recover`
     {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
      "verbs": ["list", "create", "delete"]},

@@ -138,17 +138,22 @@ async def namespace_for(api: Api, selector: Mapping[str, Any],
         api.conn.default_namespace))
 
 
-async def list_pods(api: Api, namespace: str, selector: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Live pods matching every given field of a `pods` selector, sorted by name."""
+async def list_pods(api: Api, namespace: str, selector: Mapping[str, Any],
+                    cached: bool = False) -> list[dict[str, Any]]:
+    """Live pods matching every given field of a `pods` selector, sorted by name. `cached`
+    (probes) reads with resourceVersion=0: the API server answers from its watch cache instead
+    of a consistent read through etcd, which a sample every few hundred ms does not need."""
+    names = list(selector.get("names") or ())
     fields = [f for f in (selector.get("fields"),
-                          f"spec.nodeName={selector['node']}" if selector.get("node") else None)
+                          f"spec.nodeName={selector['node']}" if selector.get("node") else None,
+                          f"metadata.name={names[0]}" if len(names) == 1 else None)
               if f]
     kwargs = {k: v for k, v in (("label_selector", label_selector(selector.get("labels"))),
-                                ("field_selector", ",".join(fields) or None)) if v}
+                                ("field_selector", ",".join(fields) or None),
+                                ("resource_version", "0" if cached else None)) if v}
     answer = await api.call("list", "", "pods", namespace, "CoreV1Api.list_namespaced_pod",
                             namespace, **kwargs)
     pods = [p for p in answer.get("items") or () if _live(p)]
-    names = selector.get("names")
     if names:
         pods = [p for p in pods if p["metadata"]["name"] in names]
     return sorted(pods, key=lambda p: str(p["metadata"]["name"]))

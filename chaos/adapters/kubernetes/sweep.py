@@ -36,7 +36,7 @@ from chaos.adapters.kubernetes.nodes import (
 )
 from chaos.adapters.kubernetes.pods import delete_policy
 from chaos.adapters.kubernetes.selection import WORKLOAD_METHODS, check_namespace
-from chaos.adapters.kubernetes.workloads import ANNOTATION_REPLICAS, restore
+from chaos.adapters.kubernetes.workloads import ANNOTATION_REPLICAS, ANNOTATION_SCALED_TO, restore
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,8 @@ async def _namespace(api: Api, namespace: str, everything: bool) -> list[Swept]:
             elif replicas is None or not replicas.isdigit():
                 found.append(Swept(what, run, "nothing"))
             else:
+                ours = _annotations(workload).get(ANNOTATION_SCALED_TO, "")
                 found.append(Swept(what, run, await restore(
-                    api, resource, namespace, meta["name"], meta.get("uid"), int(replicas))))
+                    api, resource, namespace, meta["name"], meta.get("uid"), int(replicas),
+                    int(ours) if ours.isdigit() else None)))
     return found

@@ -5,11 +5,18 @@ anything changes (the ledger's intent), so the watchdog or `chaos recover` resto
 spec alone. The workload also gets the run-id label and annotations saying what it was scaled
 from and when that expires, so `chaos recover --kubernetes` finds it even without the ledger.
 A workload whose UID changed (deleted and recreated) is not ours to scale: the revert counts it
-as gone.
+as gone. A count that is no longer the one we set (someone scaled it during the fault) is left
+as it is: the revert removes our marks and says so.
+
+A HorizontalPodAutoscaler on the workload puts its replicas back within one sync (15 s by
+default), so a scale-down to N > 0 would not hold and is refused; a scale-down to 0 holds (the
+HPA controller leaves a target at 0 replicas alone: "scaling is disabled since the replica
+count of the target is zero") and the revert's scale-up hands the workload back to it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +34,24 @@ from chaos.errors import FaultFailed, GuardRefused
 from chaos.model.experiment import FaultSpec
 
 ANNOTATION_REPLICAS = "chaos.dev/replicas"  # what the workload is restored to
+ANNOTATION_SCALED_TO = "chaos.dev/scaled-to"  # what we set: restored only while it still is
+KINDS = {"deployments": "Deployment", "statefulsets": "StatefulSet"}
+log = logging.getLogger(__name__)
+
+
+async def autoscalers(api: Api, resource: str, namespace: str, name: str) -> list[str]:
+    """The HorizontalPodAutoscalers that scale this workload, as "name (min..max)"."""
+    answer = await api.call("list", "autoscaling", "horizontalpodautoscalers", namespace,
+                            "AutoscalingV2Api.list_namespaced_horizontal_pod_autoscaler",
+                            namespace)
+    found = []
+    for hpa in answer.get("items") or ():
+        spec = hpa.get("spec") or {}
+        ref = spec.get("scaleTargetRef") or {}
+        if ref.get("kind") == KINDS[resource] and ref.get("name") == name:
+            found.append(f"{hpa['metadata']['name']} ({spec.get('minReplicas', 1)}.."
+                         f"{spec.get('maxReplicas')})")
+    return found
 
 
 async def read_workload(api: Api, resource: str, namespace: str, name: str,
@@ -53,21 +78,30 @@ async def mark(api: Api, resource: str, namespace: str, name: str,
 
 
 async def restore(api: Api, resource: str, namespace: str, name: str, uid: str | None,
-                  replicas: int) -> RevertOutcome:
+                  replicas: int, ours: int | None = None) -> RevertOutcome:
     """Scale back and remove our marks; a workload that is gone or replaced counts as gone.
 
     A workload already at the recorded count is not scaled (an inject whose scale call failed,
-    e.g. a Role without `patch .../scale`, must not end as a failed revert: nothing changed)."""
+    e.g. a Role without `patch .../scale`, must not end as a failed revert: nothing changed);
+    one at neither that count nor `ours` (the count we set) was scaled by someone else since,
+    and keeps their count."""
     workload = await read_workload(api, resource, namespace, name, uid)
     if workload is None:
         return "gone"
+    current = int((workload.get("spec") or {}).get("replicas", 1))
+    theirs = ours is not None and current not in (ours, replicas)
+    if theirs:
+        log.warning("%s %s/%s has %d replicas, not the %d the fault set: someone scaled it "
+                    "during the fault, so it keeps their count (not restored to %d)",
+                    resource[:-1], namespace, name, current, ours, replicas)
     try:
-        if int((workload.get("spec") or {}).get("replicas", 1)) != replicas:
+        if current != replicas and not theirs:
             await scale(api, resource, namespace, name, replicas)
-        await mark(api, resource, namespace, name, unmarks((ANNOTATION_REPLICAS,)))
+        await mark(api, resource, namespace, name,
+                   unmarks((ANNOTATION_REPLICAS, ANNOTATION_SCALED_TO)))
     except Gone:
         return "gone"
-    return "reverted"
+    return "nothing" if theirs else "reverted"
 
 
 class ScaleDownAdapter(ClusterAdapter):
@@ -80,7 +114,8 @@ class ScaleDownAdapter(ClusterAdapter):
         # marked by another run: its replica count is the one to restore, not ours to erase
         action = "none" if ident.get("marked_by") else "restore"
         return {**self.spec_head(fault, action), "marked_by": ident.get("marked_by"),
-                **{k: ident[k] for k in ("resource", "namespace", "name", "uid", "replicas")}}
+                **{k: ident[k] for k in ("resource", "namespace", "name", "uid", "replicas")},
+                "scaled_to": int(fault.params.get("replicas", 0))}
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
@@ -97,20 +132,31 @@ class ScaleDownAdapter(ClusterAdapter):
                               f"{wanted} would not take any away",
                               hint="set `with: {replicas: N}` below the current count")
         api = api_of(fault)
+        hpas = await autoscalers(api, spec["resource"], spec["namespace"], spec["name"])
+        if hpas and wanted > 0:
+            raise GuardRefused(f"{target.label} is scaled by HorizontalPodAutoscaler "
+                               f"{', '.join(hpas)}: it puts the replicas back within one sync "
+                               f"(15s by default), so a scale-down to {wanted} would not hold",
+                               hint="scale to 0 (`with: {replicas: 0}`: the autoscaler leaves "
+                                    "a workload at 0 replicas alone until the revert scales it "
+                                    "back), or lower the autoscaler's maxReplicas instead")
         metadata = marks(run_id_of(scope), fault.duration, fault.type)
         metadata["annotations"][ANNOTATION_REPLICAS] = str(spec["replicas"])
+        metadata["annotations"][ANNOTATION_SCALED_TO] = str(wanted)
         try:
             await mark(api, spec["resource"], spec["namespace"], spec["name"], metadata)
             await scale(api, spec["resource"], spec["namespace"], spec["name"], wanted)
         except Gone as exc:
             raise FaultFailed(f"{target.label} was deleted before it could be scaled") from exc
-        return spec
+        return {**spec, "autoscalers": hpas} if hpas else spec
 
     async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
         if spec.get("action") == "none":
             return "nothing"
+        ours = spec.get("scaled_to")
         return await restore(api_of_spec(spec), spec["resource"], spec["namespace"], spec["name"],
-                             spec.get("uid"), int(spec["replicas"]))
+                             spec.get("uid"), int(spec["replicas"]),
+                             None if ours is None else int(ours))
 
 
 class StatefulSetScaleDownAdapter(ScaleDownAdapter):
