@@ -215,7 +215,7 @@ class Engine:
         idle = [f.name for f in self.experiment.faults
                 if not any(i.fault.index == f.index and i.injected_at is not None
                            for i in self.injections)]
-        if code == ExitCode.OK and idle:
+        if code == ExitCode.OK and idle and self._stop is None:  # (not: stopped on purpose)
             return ExitCode.INVALID, (f"nothing was injected by {', '.join(idle)}: a fault that "
                                       "hits nothing proves nothing")
         early = [f"{i.fault.name} on {i.target.label} was reverted by {i.by} at "

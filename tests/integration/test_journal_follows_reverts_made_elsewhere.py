@@ -170,3 +170,44 @@ limits: {{max_duration: 5m}}
     assert reverted < resumed - 1.0
     assert not frozen(sleeper.pid)
     assert "reverted by watchdog" in journal["reason"]
+
+
+def test_during_checks_are_judged_up_to_the_watchdogs_revert_not_the_runners_wake_up(
+        tmp_path: Path, state_dir: Path, sleeper: psutil.Process, web_server: Any) -> None:
+    path = tmp_path / "judged.yaml"
+    path.write_text(f"""title: the during window ends where the fault ended
+hypothesis:
+  probes:
+    - name: home
+      http: {{url: "{web_server.url('/')}"}}
+  before: {{window: 1s, every: 200ms}}
+  during: {{every: 200ms, checks: [home >= 0%]}}
+  after: {{settle: 0s, window: 1s, every: 200ms}}
+faults:
+  - type: process.suspend
+    target: {{process: {{pid: {sleeper.pid}}}}}
+    start: 1s
+    duration: 40s
+limits: {{max_duration: 5m}}
+""")
+    log = tmp_path / "run.log"
+    runner = start(chaos_cmd("run", str(path)), log, {"CHAOS_HEARTBEAT_TIMEOUT": "2"})
+    try:
+        assert wait_until(lambda: frozen(sleeper.pid), 30) is not None, log.read_text()
+        os.kill(runner.pid, signal.SIGSTOP)
+        assert wait_until(lambda: not frozen(sleeper.pid), 30) is not None
+        assert wait_until(lambda: ledger_reverts(state_dir), 10) is not None
+        time.sleep(3)  # the runner wakes up long after the fault ended
+        resumed = time.time()
+        os.kill(runner.pid, signal.SIGCONT)
+        assert runner.wait(60) in (0, 1), log.read_text()  # (probes missed the frozen time)
+    finally:
+        finish(runner)
+    (revert,) = ledger_reverts(state_dir)
+    (journal,) = journals(tmp_path / "runs")
+    during = journal["phases"]["during"]
+    (verdict,) = during["checks"]
+    during_started = journal["started"] + during["started"]
+    # judged over the fault as it was: up to the watchdog's revert, not up to the wake-up
+    assert abs(during_started + verdict["window"] - revert["ts"]) < 0.5, (verdict, revert)
+    assert during_started + verdict["window"] < resumed - 2.0
