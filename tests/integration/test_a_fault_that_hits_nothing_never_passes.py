@@ -138,3 +138,21 @@ def test_an_adapter_that_resolves_to_nothing_does_not_pass(
     assert journal["exit_code"] == 2 and journal["verdict"] == "error", journal["reason"]
     assert "process(name=anything) matches nothing" in journal["reason"]
     assert journal["injections"] == []
+
+
+def test_a_service_that_is_gone_when_its_fault_starts_is_refused_by_name(
+        tmp_path: Path, state_dir: Path) -> None:
+    path = tmp_path / "gone.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        title: the service ended before its fault
+        services:
+          - name: quick
+            run: [{sys.executable}, -c, "import time; time.sleep(0.5)"]
+        faults:
+          - type: process.suspend
+            target: {{service: quick}}
+            start: 3s
+            duration: 2s
+        """))
+    code, journal, out = run(path, tmp_path)
+    assert_refused(code, journal, out, "service 'quick' is not running")
