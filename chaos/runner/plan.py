@@ -68,6 +68,10 @@ async def plan(experiment: Experiment, adapters: AdapterRegistry,
                 refs = await adapter.resolve(fault, _NoServices(seed))
                 guards.check_targets(fault, refs, experiment.limits, protected)
                 targets = tuple(r.label for r in refs)
+                if fault.target.kind == "process" and experiment.services:
+                    later = ("matches these now; resolved again when the fault starts, when it "
+                             "may also match the services' processes (`service: NAME` in the "
+                             "selector keeps it to one service's)")
             except TargetNotFound as exc:
                 if fault.target.kind == "process" and experiment.services:
                     later = (f"matches nothing before the services start; resolved when the "

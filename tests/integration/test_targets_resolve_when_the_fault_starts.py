@@ -163,6 +163,7 @@ def test_a_worker_that_exists_only_once_the_service_runs_is_found_at_fault_start
 
 def test_dry_run_says_which_targets_wait_for_the_services(
         tmp_path: Path, state_dir: Path, tree: Tree) -> None:
+    other = unique_marker("wrk")
     path = tmp_path / "worker.yaml"
     path.write_text(f"title: dry\n{tree.services()}" + textwrap.dedent(f"""\
         faults:
@@ -173,11 +174,22 @@ def test_dry_run_says_which_targets_wait_for_the_services(
           - name: by-name
             type: process.kill
             target: {{process: {{name: {tree.name}}}}}
+          - name: elsewhere
+            type: process.kill
+            target: {{process: {{name: {other}}}}}
         """))
-    result = run_chaos("run", "--dry-run", str(path), timeout=60)
+    decoy = subprocess.Popen([other, "-c", SLEEPER_CODE], executable=sys.executable,
+                             stdin=subprocess.DEVNULL)
+    try:
+        result = run_chaos("run", "--dry-run", str(path), timeout=60)
+    finally:
+        release(decoy)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "resolved when the fault starts, once service web runs" in result.stdout
     assert "matches nothing before the services start" in result.stdout
+    # a selector that matches something now says it may match more once the services run
+    assert f"-> pid {decoy.pid} " in result.stdout
+    assert "may also match the services' processes" in result.stdout
     assert not tree.ready.exists(), "a dry run started a service"
 
 
