@@ -63,6 +63,10 @@ def new_run_id() -> str:
 # How often a run reads its ledger while faults are held, to see reverts made by someone else
 # (`chaos stop ID`, the watchdog): the ledger is the truth the journal and the live view follow.
 LEDGER_POLL = 0.25
+# `chaos stop RUN_ID` (or --all) reverts, then sends the runner SIGTERM: a fault ends this long
+# after a revert made elsewhere, so that signal finds the run still holding and it ends as
+# interrupted (143) whichever it learnt of first.
+STOP_GRACE = 0.5
 
 
 def deadline_grace(duration: float) -> float:
@@ -192,6 +196,8 @@ class Engine:
             await self._cleanup()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
+        if self._stop is not None and self._outcome[0] == ExitCode.OK:
+            self._outcome = self._stop  # a signal that arrived while cleaning up
         if any(i.outcome == "failed" for i in self.injections):
             failed = [i for i in self.injections if i.outcome == "failed"]
             self._outcome = (ExitCode.REVERT_FAILED,
@@ -386,7 +392,8 @@ class Engine:
             index = injection.fault.index
             if all(i.reverted_at is not None for i in self.injections
                    if i.fault.index == index):
-                self._ended_elsewhere.setdefault(index, asyncio.Event()).set()
+                ended = self._ended_elsewhere.setdefault(index, asyncio.Event())
+                asyncio.get_running_loop().call_later(max(0.0, STOP_GRACE - ago), ended.set)
 
     async def _inject(self, fault: FaultSpec, adapter: Adapter, target: TargetRef) -> Injection:
         spec = adapter.prepare(fault, target)
