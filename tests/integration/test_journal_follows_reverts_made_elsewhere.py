@@ -109,7 +109,7 @@ faults:
     type: process.suspend
     target: {{process: {{pid: {second.pid}}}}}
     start: 1s
-    duration: 4s
+    duration: 10s
 limits: {{max_duration: 5m}}
 """)
     log = tmp_path / "run.log"
