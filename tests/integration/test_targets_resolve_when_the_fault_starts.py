@@ -32,13 +32,13 @@ from tests.conftest import (
 
 SUPERVISOR = textwrap.dedent("""\
     import signal, subprocess, sys, time
-    name, ready = sys.argv[1], sys.argv[2]
-    # the worker's argv[0] is `name`: that is what `process: {name: ...}` matches
-    worker = subprocess.Popen([name, "-c", "import time\\nwhile True: time.sleep(0.05)"],
-                              executable=sys.executable)
-    signal.signal(signal.SIGTERM, lambda *_: (worker.kill(), sys.exit(0)))
+    name, ready, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    # the workers' argv[0] is `name`: that is what `process: {name: ...}` matches
+    workers = [subprocess.Popen([name, "-c", "import time\\nwhile True: time.sleep(0.05)"],
+                                executable=sys.executable) for _ in range(count)]
+    signal.signal(signal.SIGTERM, lambda *_: ([w.kill() for w in workers], sys.exit(0)))
     with open(ready + ".tmp", "w") as out:
-        out.write(str(worker.pid))
+        out.write(" ".join(str(w.pid) for w in workers))
     import os; os.rename(ready + ".tmp", ready)
     while True:
         time.sleep(0.05)
@@ -54,16 +54,20 @@ class Tree:
         self.script.write_text(SUPERVISOR)
         self.ready = tmp_path / "worker.pid"
 
-    def services(self) -> str:
+    def services(self, workers: int = 1) -> str:
         return textwrap.dedent(f"""\
             services:
               - name: web
-                run: [{sys.executable}, {self.script}, {self.name}, {self.ready}]
+                run: [{sys.executable}, {self.script}, {self.name}, {self.ready}, "{workers}"]
                 ready: {{exec: [test, -s, {self.ready}], timeout: 30s}}
             """)
 
+    def worker_pids(self) -> list[int]:
+        return [int(pid) for pid in self.ready.read_text().split()]
+
     def worker_pid(self) -> int:
-        return int(self.ready.read_text())
+        (pid,) = self.worker_pids()
+        return pid
 
 
 @pytest.fixture
@@ -209,3 +213,30 @@ def test_a_process_selector_naming_an_undeclared_service_is_refused_at_its_line(
     assert f"typo.yaml:{line}:" in out, out
     assert "faults[0].target.process.service" in out and "did you mean" in out.lower(), out
     assert "Traceback" not in out
+
+
+def test_max_targets_is_checked_at_fault_start_before_anything_is_injected(
+        tmp_path: Path, state_dir: Path, tree: Tree) -> None:
+    path = tmp_path / "many.yaml"
+    path.write_text(f"title: three workers, two allowed\n{tree.services(workers=3)}"
+                    + textwrap.dedent(f"""\
+        faults:
+          - type: process.suspend
+            target: {{process: {{name: {tree.name}, service: web}}}}
+            start: 1s
+            duration: 3s
+        limits: {{max_targets: 2}}
+        """))
+    log = tmp_path / "run.log"
+    runner = start_run(path, log)
+    try:
+        assert wait_until(lambda: tree.ready.exists(), 60) is not None, log.read_text()
+        watched = [StateLog(pid) for pid in tree.worker_pids()]
+        assert runner.wait(60) == 2, log.read_text()
+    finally:
+        release(runner)
+    for watch in watched:
+        assert "T" not in watch.stop(), "a worker was frozen although the guard refused"
+    assert "matches 3 targets, more than limits.max_targets (2)" in log.read_text()
+    (journal,) = journals(tmp_path / "runs")
+    assert journal["exit_code"] == 2 and journal["injections"] == []
