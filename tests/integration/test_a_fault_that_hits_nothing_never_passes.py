@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import textwrap
 from collections.abc import Mapping
@@ -54,8 +55,8 @@ LOCAL_CASES = {
 def test_a_selector_that_matches_nothing_is_refused_with_the_selector(
         case: str, tmp_path: Path, state_dir: Path) -> None:
     fault_type, target, rest, needles = LOCAL_CASES[case]
-    if case in ("interface", "netns") and not Path("/run").exists():
-        pytest.skip("no /run")
+    if case in ("interface", "netns") and os.geteuid() != 0:
+        pytest.skip("kernel faults need root (without it they are refused for that first)")
     name, dev = unique_marker("nothing"), "chz" + unique_marker("")[-8:]
 
     def fill(text: str) -> str:
