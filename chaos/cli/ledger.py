@@ -70,7 +70,8 @@ def stop(ids: tuple[str, ...], everything: bool, state_dir: Path | None) -> None
 
     Stopping a whole run (its RUN_ID, or --all) also ends its runner with SIGTERM, so a
     `chaos inject` in another terminal returns (exit 143). Stopping one injection leaves its
-    run going; the runner's own revert later is a no-op.
+    run going: the run sees the revert in the ledger, records who reverted it and when, and
+    ends that fault there (a `chaos inject` of it returns, exit 0).
     """
     from chaos.safety.recover import runner_alive
 

@@ -153,6 +153,8 @@ async def print_plan(experiments: list, seed: int | None = None) -> int:  # type
             click.echo(f"  {p.name}: {p.type} via {p.adapter} {timing}")
             for label in p.targets:
                 click.echo(f"      -> {label}")
+            if p.later:
+                click.echo(f"      -> {p.later}")
             if p.problem:
                 click.echo(f"      !! {p.problem}")
                 code = ExitCode.INVALID

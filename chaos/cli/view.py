@@ -39,7 +39,9 @@ class LiveView:
             "fault.injected": lambda: (f"INJECTED {d['type']} on {d['target']}" +
                                        (f" for {d['duration']:g}s" if d["duration"] else "")),
             "fault.failed": lambda: f"injection FAILED on {d['target']}: {d['error']}",
-            "fault.reverted": lambda: f"reverted {d['fault']} on {d['target']} ({d['outcome']})",
+            "fault.reverted": lambda: f"reverted {d['fault']} on {d['target']} ({d['outcome']})"
+                                      + (f" by {d['by']} at {d['at']:.2f}s" if d.get("by") not in
+                                         (None, "", "runner") else ""),
             "fault.revert_failed": lambda: f"REVERT FAILED {d['fault']} on {d['target']}: "
                                            f"{d['error']}",
             "guardrail.breached": lambda: (f"GUARDRAIL BREACHED: {d['check']} (measured "

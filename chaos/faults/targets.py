@@ -19,6 +19,8 @@ PROCESS = Obj({
     "pid": Int("process id", min=1),
     "pidfile": Str("file holding the process id"),
     "user": Str("owner user name"),
+    "service": Str("only processes a declared service started: its process and the ones below "
+                   "it (resolved when the fault starts)", min_length=1),
 }, "local processes; all given fields must match")
 
 

@@ -128,17 +128,26 @@ def _deepest(node: yaml.Node, dotted: str) -> yaml.Node:
 
 def _target_fits(target: Target, node: yaml.Node, path: str, fault_type: Any,
                  shape: FaultShape | None, services: set[str] | None, ctx: Context) -> None:
-    """The fault type supports the target kind; a service target names a declared service."""
+    """The fault type supports the target kind; a service target, or a process target's
+    `service`, names a declared service."""
     if shape is not None and target.kind not in shape.target_kinds:
         ctx.problem(node, join(path, "target"), f"{fault_type} cannot target a {target.kind}; "
                                                 f"it supports: {', '.join(shape.target_kinds)}")
-    elif target.kind == "service" and services is not None:
-        name = str(target.selector.get("name"))
-        if name not in services:
-            declared = ", ".join(sorted(services)) or "none"
+    elif target.kind in ("service", "process") and services is not None:
+        field = "name" if target.kind == "service" else "service"
+        name = target.selector.get(field)
+        if name is None or str(name) in services:
+            return
+        declared = ", ".join(sorted(services)) or "none"
+        if target.kind == "service":
             ctx.problem(source.child(node, "service"), join(path, "target.service"),
                         f"no service named {name!r} is declared under services"
                         f"{suggest(name, sorted(services))} (declared: {declared})")
+        else:
+            ctx.problem(source.child(source.child(node, "process"), "service") or node,
+                        join(path, "target.process.service"),
+                        f"no service named {name!r} is declared under services"
+                        f"{suggest(str(name), sorted(services))} (declared: {declared})")
 
 
 def _timing(node: yaml.Node, raw: dict[str, Any], path: str, fault_type: Any,

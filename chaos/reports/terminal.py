@@ -32,6 +32,8 @@ def summary(journal: Mapping[str, Any], journal_path: str | None = None) -> str:
             if when is not None:
                 timing = f" at {when:.1f}s" + (f", reverted at {until:.1f}s" if until and
                                                  until > 0 else "")
+                if inj.get("reverted_by") not in (None, "", "runner"):
+                    timing += f" by {inj['reverted_by']}"
             lines.append(f"    {inj['fault']} ({inj['type']}) on {inj['target']}{timing}: "
                          f"{inj['outcome']}" + (f" - {inj['error']}" if inj.get("error") else ""))
     elif exp.get("faults"):

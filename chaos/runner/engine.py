@@ -33,7 +33,7 @@ import psutil
 
 from chaos.adapters.base import Adapter, TargetRef
 from chaos.adapters.registry import AdapterRegistry
-from chaos.errors import ChaosError, ExitCode, FaultFailed, truncate
+from chaos.errors import ChaosError, ExitCode, FaultFailed, TargetNotFound, truncate
 from chaos.model.experiment import Experiment, FaultSpec, thaw
 from chaos.runner.events import EventBus
 from chaos.runner.observer import Observer
@@ -58,6 +58,15 @@ VERDICTS = {
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+# How often a run reads its ledger while faults are held, to see reverts made by someone else
+# (`chaos stop ID`, the watchdog): the ledger is the truth the journal and the live view follow.
+LEDGER_POLL = 0.25
+# `chaos stop RUN_ID` (or --all) reverts, then sends the runner SIGTERM: a fault ends this long
+# after a revert made elsewhere, so that signal finds the run still holding and it ends as
+# interrupted (143) whichever it learnt of first.
+STOP_GRACE = 0.5
 
 
 def deadline_grace(duration: float) -> float:
@@ -125,6 +134,9 @@ class Engine:
         self._during_started: float | None = None
         self._last_revert: float | None = None
         self._protected: dict[int, str] = {}
+        self._ledger_task: asyncio.Task[None] | None = None
+        self._ledger_seen: tuple[int, int] | None = None  # (size, mtime) of the last read
+        self._ended_elsewhere: dict[int, asyncio.Event] = {}  # fault index -> all reverted
 
     # --- Scope, offered to adapters
     def service_pid(self, name: str) -> int | None:
@@ -184,11 +196,14 @@ class Engine:
             await self._cleanup()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
+        if self._stop is not None and self._outcome[0] == ExitCode.OK:
+            self._outcome = self._stop  # a signal that arrived while cleaning up
         if any(i.outcome == "failed" for i in self.injections):
             failed = [i for i in self.injections if i.outcome == "failed"]
             self._outcome = (ExitCode.REVERT_FAILED,
                              "; ".join(f"revert of {i.fault.name} on {i.target.label} failed: "
                                        f"{i.error}" for i in failed))
+        self._outcome = self._as_recorded(*self._outcome)
         code, reason = self._outcome
         self.ledger.finish_run(self.run_id, exit_code=int(code))
         self.bus.emit("run.finished", run=self.run_id, verdict=VERDICTS[code],
@@ -197,6 +212,23 @@ class Engine:
         return RunResult(self.run_id, code, reason, self._error, seen.verdicts if seen else {},
                          self.injections, seen.recovery if seen else None,
                          seen.detected if seen else None)
+
+    def _as_recorded(self, code: ExitCode, reason: str) -> tuple[ExitCode, str]:
+        """The outcome, checked against what was injected: a fault that hit nothing never
+        lets a run pass, and a fault someone else ended early is said so."""
+        if code != ExitCode.OK and code != ExitCode.DEVIATED:
+            return code, reason
+        idle = [f.name for f in self.experiment.faults
+                if not any(i.fault.index == f.index and i.injected_at is not None
+                           for i in self.injections)]
+        if code == ExitCode.OK and idle and self._stop is None:  # (not: stopped on purpose)
+            return ExitCode.INVALID, (f"nothing was injected by {', '.join(idle)}: a fault that "
+                                      "hits nothing proves nothing")
+        early = [f"{i.fault.name} on {i.target.label} was reverted by {i.by} at "
+                 f"{i.reverted_at:.1f}s, before its planned end"
+                 for i in self.injections if i.by not in ("", "runner")
+                 and i.reverted_at is not None and i.reverted_at >= 0]
+        return (code, reason + "; " + "; ".join(early)) if early else (code, reason)
 
     async def _heartbeat(self) -> None:
         while self.watchdog is not None:
@@ -219,6 +251,7 @@ class Engine:
                 "heartbeat_timeout": self.heartbeat_timeout}
             self.watchdog = await spawn(self.ledger.state_dir, self.run_id, **kwargs)
             self._heartbeat_task = asyncio.create_task(self._heartbeat())
+            self._ledger_task = asyncio.create_task(self._follow_ledger())
             self._protected = guards.protected_pids([self.watchdog.pid])
         await self.services.start_all()
         hyp = exp.hypothesis
@@ -256,8 +289,9 @@ class Engine:
         finally:
             if seen is not None:
                 await seen.unguard()
-        if seen is not None:
-            await seen.evaluate("during", seen.hyp.during.checks, start, time.monotonic())
+        if seen is not None:  # over the faults as the ledger says they were, not a frozen wait
+            end = self._last_revert if self._last_revert is not None else time.monotonic()
+            await seen.evaluate("during", seen.hyp.during.checks, start, max(start, end))
 
     async def _after(self) -> None:
         hyp, seen = self.experiment.hypothesis, self.observer
@@ -294,6 +328,9 @@ class Engine:
         await self._sleep_until(fault.start)
         adapter = self.adapters.route(fault.type, fault.target.kind)
         targets = await adapter.resolve(fault, self)
+        if not targets:  # whatever the adapter (a plugin's too): a fault that hits nothing fails
+            raise TargetNotFound(f"{fault.name}: {fault.target.describe()} matches nothing; "
+                                 "nothing was injected")
         guards.check_targets(fault, targets, self.experiment.limits, self._protected)
         self.bus.emit("fault.planned", fault=fault.name, type=fault.type,
                       targets=[t.label for t in targets])
@@ -304,9 +341,59 @@ class Engine:
             for injection in mine:  # instant faults: nothing is held, close the entries
                 await self._revert(injection, by="runner")
             return
-        await self._sleep_until(fault.end)
+        await self._hold(fault)
+        self._follow_reverts()
         for injection in reversed(mine):
             await self._revert(injection, by="runner")
+
+    async def _hold(self, fault: FaultSpec) -> None:
+        """Until the fault's end, or until someone else (`chaos stop`, the watchdog) has
+        reverted every one of its injections."""
+        assert self._during_started is not None
+        ended = self._ended_elsewhere.setdefault(fault.index, asyncio.Event())
+        delay = self._during_started + fault.end - time.monotonic()
+        if delay > 0 and not ended.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), delay)
+
+    async def _follow_ledger(self) -> None:
+        while True:
+            await asyncio.sleep(LEDGER_POLL)
+            self._follow_reverts()
+
+    def _follow_reverts(self) -> None:
+        """The ledger is the truth: an injection someone else reverted is closed here with
+        their name and the time they recorded, and is not reverted again."""
+        held = [i for i in self.injections if i.outcome == "injected" and i.reverted_at is None]
+        if not held:
+            return
+        try:
+            stat = os.stat(self.ledger.path(self.run_id))
+            seen = (stat.st_size, stat.st_mtime_ns)
+            if seen == self._ledger_seen:
+                return
+            entries = {e.id: e for e in self.ledger.entries(self.run_id)}
+            self._ledger_seen = seen
+        except Exception as exc:  # noqa: BLE001 - reading is advisory; reverts never wait on it
+            log.warning("could not read the ledger to follow reverts: %s", truncate(str(exc)))
+            return
+        for injection in held:
+            entry = entries.get(injection.id)
+            if entry is None or entry.state != "reverted" or entry.reverted_by == "runner":
+                continue
+            ago = max(0.0, time.time() - entry.updated)
+            at = max(self.bus.elapsed() - ago, injection.injected_at or 0.0)
+            injection.reverted_at = round(at, 4)
+            injection.outcome, injection.by = "reverted", entry.reverted_by or "someone else"
+            self._last_revert = max(self._last_revert or 0.0, time.monotonic() - ago)
+            self.bus.emit("fault.reverted", fault=injection.fault.name, injection=injection.id,
+                          target=injection.target.label, outcome=injection.outcome,
+                          by=injection.by, at=injection.reverted_at)
+            index = injection.fault.index
+            if all(i.reverted_at is not None for i in self.injections
+                   if i.fault.index == index):
+                ended = self._ended_elsewhere.setdefault(index, asyncio.Event())
+                asyncio.get_running_loop().call_later(max(0.0, STOP_GRACE - ago), ended.set)
 
     async def _inject(self, fault: FaultSpec, adapter: Adapter, target: TargetRef) -> Injection:
         spec = adapter.prepare(fault, target)
@@ -365,11 +452,15 @@ class Engine:
                           injection=injection.id, target=injection.target.label, error=error)
         else:
             self.bus.emit("fault.reverted", fault=injection.fault.name, injection=injection.id,
-                          target=injection.target.label, outcome=outcome, by=by)
+                          target=injection.target.label, outcome=outcome, by=by,
+                          at=injection.reverted_at)
 
     async def _cleanup(self) -> None:
         """Runs whatever happened; must not be cancelled half-way (shielded by the caller)."""
         failpoints.hit("during_cleanup")
+        if self._ledger_task is not None:
+            self._ledger_task.cancel()
+        self._follow_reverts()  # e.g. the watchdog reverted while this runner was frozen
         for injection in reversed(self.injections):
             await self._revert(injection, by="runner")
         known = {i.id for i in self.injections}

@@ -14,7 +14,9 @@ call back into the engine. Each event has a documented name and fields:
     fault.planned        fault, type, targets (labels)
     fault.injected       fault, type, injection, target, deadline (epoch), duration
     fault.failed         fault, target, error
-    fault.reverted       fault, injection, target, outcome, by
+    fault.reverted       fault, injection, target, outcome, by, at (seconds since run start
+                         when it was reverted: earlier than `t` when someone else - `chaos
+                         stop`, the watchdog - reverted it and the ledger says so)
     fault.revert_failed  fault, injection, target, error
     guardrail.breached   check, verdict
     guardrail.failed     error (the guardrails themselves broke: the run reverts and aborts)

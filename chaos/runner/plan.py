@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chaos.adapters.registry import AdapterRegistry
-from chaos.errors import ChaosError
+from chaos.errors import ChaosError, TargetNotFound
 from chaos.model.experiment import Experiment
 from chaos.safety import guards
 
@@ -33,6 +33,7 @@ class PlannedFault:
     duration: float
     targets: tuple[str, ...]
     error: ChaosError | None = None
+    later: str = ""  # why the targets can only be known once the run's services run
 
     @property
     def problem(self) -> str:
@@ -44,23 +45,41 @@ async def plan(experiment: Experiment, adapters: AdapterRegistry,
     """What each fault would hit now, and why not where a guard or selector refuses.
 
     Runs before anything starts (so a bad plan injects nothing) and for --dry-run. Faults are
-    resolved again when they start: processes come and go.
+    resolved again when they start: processes come and go, and the processes that declared
+    services start (a supervisor's workers) exist only then. So with services declared, a
+    process selector that matches nothing yet is not an error here, and one scoped to a
+    service (`process: {service: web, ...}`) is not resolved at all.
     """
     protected = guards.protected_pids()
     planned = []
     for fault in experiment.faults:
         adapter = adapters.route(fault.type, fault.target.kind)
         targets: tuple[str, ...] = ()
-        error = None
+        error: ChaosError | None = None
+        later = ""
+        selector = fault.target.selector
         if fault.target.kind == "service":
-            targets = (f"service {fault.target.selector['name']} (started by the run)",)
+            targets = (f"service {selector['name']} (started by the run)",)
+        elif fault.target.kind == "process" and selector.get("service") is not None:
+            later = (f"resolved when the fault starts, once service {selector['service']} runs: "
+                     f"its processes matching {fault.target.describe()}")
         else:
             try:
                 refs = await adapter.resolve(fault, _NoServices(seed))
                 guards.check_targets(fault, refs, experiment.limits, protected)
                 targets = tuple(r.label for r in refs)
+                if fault.target.kind == "process" and experiment.services:
+                    later = ("matches these now; resolved again when the fault starts, when it "
+                             "may also match the services' processes (`service: NAME` in the "
+                             "selector keeps it to one service's)")
+            except TargetNotFound as exc:
+                if fault.target.kind == "process" and experiment.services:
+                    later = (f"matches nothing before the services start; resolved when the "
+                             f"fault starts ({exc})")
+                else:
+                    error = exc
             except ChaosError as exc:
                 error = exc
         planned.append(PlannedFault(fault.name, fault.type, adapter.name, fault.start,
-                                    fault.duration, targets, error))
+                                    fault.duration, targets, error, later))
     return planned

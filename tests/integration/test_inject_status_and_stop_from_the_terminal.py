@@ -131,9 +131,11 @@ def test_stop_by_injection_id(inject: Any, spawn_sleepers: Any) -> None:
     assert frozen(second.pid), "chaos stop ID reverted more than that injection"
     (left,) = status()
     assert f"pid {second.pid} " in left["target"]
-    for run in runs:
-        run.proc.send_signal(signal.SIGINT)
-        assert run.wait(10) == 130, run.output
+    # the stopped one's foreground inject ends by itself, saying who stopped it
+    assert runs[0].wait(15) == 0, runs[0].output
+    assert "by chaos stop" in runs[0].output
+    runs[1].proc.send_signal(signal.SIGINT)
+    assert runs[1].wait(10) == 130, runs[1].output
     assert is_running(second.pid)
 
 

@@ -159,10 +159,23 @@ async def list_pods(api: Api, namespace: str, selector: Mapping[str, Any],
     return sorted(pods, key=lambda p: str(p["metadata"]["name"]))
 
 
+def _readable(value: Any) -> str:
+    """A selector value as people write it: app=web,tier=db for labels, a,b for lists."""
+    if isinstance(value, Mapping):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def selector_text(selector: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={_readable(v)}" for k, v in selector.items()
+                     if v not in (None, (), [], {}) and k != "namespace")
+
+
 def describe(selector: Mapping[str, Any], namespace: str) -> str:
-    parts = [f"{k}={v}" for k, v in selector.items() if v not in (None, (), []) and
-             k != "namespace"]
-    return f"pods in {namespace}" + (f" ({', '.join(parts)})" if parts else "")
+    parts = selector_text(selector)
+    return f"pods in {namespace}" + (f" ({parts})" if parts else "")
 
 
 @before_anything
@@ -226,7 +239,7 @@ async def resolve_workloads(api: Api, fault: FaultSpec, scope: Scope) -> list[Ta
                          namespace, label_selector=label_selector(selector.get("labels"))))
     if not found:
         raise TargetNotFound(f"{fault.name}: no {fault.target.kind} in {namespace} matches "
-                             f"{fault.target.describe()}")
+                             f"{selector_text(selector)}")
     chosen = choose(found, fault.target.count, fault.target.percent, scope.seed + fault.index)
     refs = []
     for w in sorted(chosen, key=lambda w: str(w["metadata"]["name"])):
@@ -249,7 +262,7 @@ async def resolve_nodes(api: Api, fault: FaultSpec, scope: Scope) -> list[Target
         lambda: api.call("list", "", "nodes", None, "CoreV1Api.list_node",
                          label_selector=label_selector(selector.get("labels"))))
     if not found:
-        raise TargetNotFound(f"{fault.name}: no node matches {fault.target.describe()}")
+        raise TargetNotFound(f"{fault.name}: no node matches {selector_text(selector)}")
     chosen = choose(found, fault.target.count, fault.target.percent, scope.seed + fault.index)
     return [node_ref(n) for n in sorted(chosen, key=lambda n: str(n["metadata"]["name"]))]
 

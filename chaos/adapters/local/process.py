@@ -88,8 +88,18 @@ def _pid_from_file(path: str) -> int:
         raise TargetNotFound(f"cannot read a pid from pidfile {path}: {exc}") from None
 
 
-def find_processes(sel: Mapping[str, Any]) -> list[psutil.Process]:
-    """All live processes matching every given selector field, sorted by pid."""
+def family(pid: int) -> list[psutil.Process]:
+    """A process and every process below it (a service's supervisor and its workers)."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def find_processes(sel: Mapping[str, Any], within: int | None = None) -> list[psutil.Process]:
+    """All live processes matching every given selector field, sorted by pid; with `within`,
+    only that process and the processes below it."""
     pattern = None
     if sel.get("cmdline") is not None:
         try:
@@ -106,13 +116,16 @@ def find_processes(sel: Mapping[str, Any]) -> list[psutil.Process]:
     if sel.get("pidfile") is not None:
         pid = _pid_from_file(sel["pidfile"])
     me = os.getpid()
+    inside = None if within is None else {p.pid: p for p in family(within)}
     if pid is not None:
         try:
             candidates = [psutil.Process(pid)]
         except psutil.NoSuchProcess:
             return []
     else:
-        candidates = [p for p in psutil.process_iter() if p.pid != me]
+        candidates = [p for p in (inside.values() if inside is not None else
+                                  psutil.process_iter()) if p.pid != me]
+    candidates = [p for p in candidates if inside is None or p.pid in inside]
     found = [p for p in candidates if _matches(p, sel, pattern, uid)]
     return sorted(found, key=lambda p: p.pid)
 
@@ -187,7 +200,13 @@ async def resolve_processes(fault: FaultSpec, scope: Scope,
                             extra: Mapping[str, Any] | None = None) -> list[TargetRef]:
     """The processes a fault's selector picks now (count/percent by the run's seed)."""
     sel = fault.target.selector
-    found = await asyncio.to_thread(find_processes, sel)
+    within = None
+    if sel.get("service") is not None:  # a declared service's processes, as they are now
+        within = scope.service_pid(str(sel["service"]))
+        if within is None:
+            raise TargetNotFound(f"{fault.name}: service {sel['service']!r} is not running, so "
+                                 f"no process of it matches {describe_selector(sel)}")
+    found = await asyncio.to_thread(find_processes, sel, within)
     if not found:
         raise TargetNotFound(f"{fault.name}: no running process matches "
                              f"{describe_selector(sel)}")
@@ -198,6 +217,9 @@ async def resolve_processes(fault: FaultSpec, scope: Scope,
             refs.append(target_ref(proc, extra=extra))
         except psutil.NoSuchProcess:
             continue  # exited while we looked
+    if not refs:
+        raise TargetNotFound(f"{fault.name}: every process matching {describe_selector(sel)} "
+                             "exited while it was being selected")
     return refs
 
 
