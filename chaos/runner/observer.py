@@ -5,7 +5,7 @@ the lifecycle and the revert guarantee, and so what is measured, and how it is j
 place. The observer never touches faults: when a guardrail is breached it calls the engine back
 (`abort`), and the engine's own cancel-and-revert path does the rest.
 
-Hypothesis sources run with the phases: probes (sampled every `every`), open-model traffic
+Hypothesis sources run with the phases: probes (sampled open-loop every `every`), open-model traffic
 (chaos.slo.traffic, from the start of BEFORE to cleanup) and Prometheus (queried at the end of
 each window). Checks over traffic/Prometheus are judged every `during.every` over the last
 `during.window`: `abort` ones revert at once, the first failing `during` check after the first
@@ -160,6 +160,7 @@ class Observer:
                        end: float, extra: list[Verdict] | None = None) -> bool:
         if self.traffic is not None:  # requests due in the window and still in flight count
             await self.traffic.settle(end)
+        await self.sampler.settle(end)  # and so do probe samples (sampled open-loop)
         samples = self.sampler.between(start, end)
         verdicts = [await self._judge(c.parsed, start, end, samples) for c in checks]
         verdicts += extra or []
