@@ -74,7 +74,7 @@ class Observer:
 
     def _on_second(self, second: int, window: Window) -> None:
         def ms(q: float) -> float | None:
-            value = window.quantile(q)
+            value = window.seen_quantile(q)  # timed-out requests at their timeout, for charts
             return None if value is None else round(value, 6)
         lag = window.lag_quantile(99)
         self.bus.emit("traffic.second", t=second, requests=window.events, errors=window.errors,

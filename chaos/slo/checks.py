@@ -248,7 +248,7 @@ class Evidence(Protocol):
     def invalid(self) -> str: ...  # the measurement cannot be trusted: INVALID with this
     @property
     def detail(self) -> str: ...  # the last error seen, for FAIL reasons
-    def quantile(self, q: float) -> float | None: ...
+    def quantile(self, q: float) -> float | None: ...  # inf: above the timeout (timed out)
     def fraction_at_most(self, seconds: float) -> float | None: ...
 
 
@@ -282,8 +282,12 @@ class SloCheck:
         last W seconds (burn rates)."""
         evidence = measure(self.param if self.stat == "burn_rate" else None)
         def verdict(status: Status, value: float | None = None, reason: str = "") -> Verdict:
+            above = None
+            if value is not None and math.isinf(value):  # fell on timed-out requests: `> 2s`
+                timeout = getattr(evidence, "timeout", math.inf)  # traffic's Window says it
+                above = None if math.isinf(timeout) else timeout
             return Verdict(self, status, value, evidence.events, window, reason,
-                           evidence.source)
+                           evidence.source, above=above)
         if evidence.error:
             return verdict(Status.ERROR, reason=evidence.error)
         if evidence.invalid:

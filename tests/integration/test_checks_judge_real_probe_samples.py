@@ -144,3 +144,20 @@ def test_all_reports_the_weakest_probe(tmp_path: Path, state_dir: Path,
     _, verdicts, _ = run_checks(tmp_path, web_server.port, probes, ["all >= 20%"])
     assert verdicts["all >= 20%"]["status"] == "PASS"
     assert verdicts["all >= 20%"]["value"] < 0.8, "reported a-home's 100%, not b-flaky's ~50%"
+
+
+def test_a_latency_percentile_on_timed_out_samples_fails(tmp_path: Path, state_dir: Path,
+                                                         web_server: WebServer) -> None:
+    """Every other answer takes 1.5 s against a 500 ms timeout: a timed-out sample's latency is
+    unknown and above 500 ms, so a percentile falling on one fails whatever the bound, and the
+    answered half alone does not make the tail look fast."""
+    probes = """\
+    - name: half
+      http: {{url: "http://127.0.0.1:{port}/sometimes-slow?ms=1500", timeout: 500ms}}"""
+    code, verdicts, output = run_checks(tmp_path, web_server.port, probes,
+                                        ["half.latency.p95 < 400ms", "half.latency.p25 < 400ms"])
+    tail, body = verdicts["half.latency.p95 < 400ms"], verdicts["half.latency.p25 < 400ms"]
+    assert tail["status"] == "FAIL" and tail["measured"] == "> 500ms", output
+    assert "no answer within 0.5s" in tail["reason"]
+    assert body["status"] == "PASS" and body["value"] < 0.4, output
+    assert code == 3, output

@@ -121,7 +121,7 @@ hypothesis:
       http: {{url: "http://127.0.0.1:{port}/", status: [200], timeout: 1s}}
   checks:
     - home >= 99%
-    - home.latency.p95 < 1s
+    - home.latency.p95 < 500ms
   before: {{window: 3s, every: 250ms}}
   during: {{every: 250ms, abort: [home < 50%]}}
   after: {{settle: 1s, window: 3s, recover_within: 5s}}
