@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from chaos.slo.checks import Status, parse_check
@@ -286,3 +287,37 @@ def test_a_window_the_connection_cap_delayed_is_invalid(
     assert {v["status"] for v in verdicts} == {"INVALID"}, verdicts
     assert all(v["reason"].startswith("generator out of connections: ") for v in verdicts)
     assert "of its 256 connections" in verdicts[0]["reason"]
+
+
+STALL_DURING_THE_FAULT = """\
+title: the server stalls for 1 s while the fault is held; the generator has 10 connections
+hypothesis:
+  traffic: {{http: {{url: "http://127.0.0.1:{port}/", rate: 100/s, connections: 10}}}}
+  checks: [availability >= 99%]
+  before: {{window: 1s}}
+  during: {{checks: [availability >= 50%]}}
+  after: {{settle: 1s, window: 1s}}
+faults:
+  - type: process.suspend
+    target: {{process: {{pid: {pid}}}}}
+    duration: 3s
+"""
+
+
+@pytest.mark.parametrize("server_args", [["--stall-after", "2", "--stall-for", "1"]])
+def test_a_during_window_the_connection_cap_delayed_is_invalid_not_a_failure(
+        server: LoggedServer, tmp_path: Path, state_dir: Path,
+        sleeper: psutil.Process) -> None:
+    path = tmp_path / "stall.yaml"
+    path.write_text(STALL_DURING_THE_FAULT.format(port=server.port, pid=sleeper.pid))
+    result = run_chaos("run", str(path), timeout=120)
+    output = result.stdout + result.stderr
+    server.stop()
+    (journal,) = journals(tmp_path / "runs")
+    phases = journal["phases"]
+    assert [v["status"] for v in phases["before"]["checks"]] == ["PASS"], output
+    assert [v["status"] for v in phases["after"]["checks"]] == ["PASS"], output
+    (during,) = phases["during"]["checks"]
+    assert during["status"] == "INVALID", output
+    assert "of its 10 connections" in during["reason"]
+    assert result.returncode == 2, output  # the generator's limit, not the service's failure
