@@ -2,8 +2,8 @@
 
     check     := subject OP value
     subject   := PROBE                  success ratio of that probe's samples in the window
-               | PROBE.latency.pNN      latency percentile of its successful samples
-               | PROBE.latency.max
+               | PROBE.latency.pNN      latency percentile of its answered and timed-out samples
+               | PROBE.latency.max      (a timed-out one is slower than any answer: `> 1s`)
                | all                    every probe's success ratio (the weakest one counts)
     OP        := >= | > | <= | < | == | !=
     value     := 99.5%  (ratios)  |  350ms, 1s  (latencies)
