@@ -160,7 +160,9 @@ class Observer:
                        end: float, extra: list[Verdict] | None = None) -> bool:
         if self.traffic is not None:  # requests due in the window and still in flight count
             await self.traffic.settle(end)
-        await self.sampler.settle(end)  # and so do probe samples (sampled open-loop)
+        judged = {name for c in checks if isinstance(c.parsed, Check)
+                  for name in (c.parsed.probes or (c.parsed.subject,))}
+        await self.sampler.settle(end, judged)  # and so do the samples of the probes judged
         samples = self.sampler.between(start, end)
         verdicts = [await self._judge(c.parsed, start, end, samples) for c in checks]
         verdicts += extra or []

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from chaos.errors import ChaosError
 from chaos.slo.checks import Check, Sample
@@ -42,7 +42,8 @@ class Sampler:
         self._on_sample = on_sample
         self._on_error = on_error
         self._tasks: dict[str, asyncio.Task[None]] = {}  # one schedule per probe
-        self._in_flight: dict[asyncio.Task[None], float] = {}  # sample -> intended send time
+        # sample -> (probe, intended send time)
+        self._in_flight: dict[asyncio.Task[None], tuple[str, float]] = {}
 
     def start(self, every: float) -> None:
         self.every = every
@@ -66,7 +67,7 @@ class Sampler:
                 task = asyncio.create_task(self._one(probe, next_at),
                                            name=f"probe:{probe.name}:sample")
                 mine.add(task)
-                self._in_flight[task] = next_at
+                self._in_flight[task] = (probe.name, next_at)
                 task.add_done_callback(mine.discard)
                 task.add_done_callback(self._landed)
             # our own lateness (a busy event loop) is not the service's: missed slots are
@@ -91,11 +92,13 @@ class Sampler:
         self.samples.append(sample)
         self._on_sample(sample)
 
-    async def settle(self, end: float) -> None:
-        """Wait until every sample sent before `end` is answered or timed out, so a window
-        judges the samples it sent, not only the quick ones."""
-        longest = max((p.timeout for p in self.probes), default=0.0)
-        while any(at < end for at in self._in_flight.values()):
+    async def settle(self, end: float, probes: Collection[str]) -> None:
+        """Wait until every sample of `probes` sent before `end` is answered or timed out, so a
+        window judges the samples it sent, not only the quick ones (the hung ones are the
+        ones a window closing early would leave out). Probes no check judges are not waited
+        for."""
+        longest = max((p.timeout for p in self.probes if p.name in probes), default=0.0)
+        while any(at < end and name in probes for name, at in self._in_flight.values()):
             if time.monotonic() > end + longest + SETTLE_MARGIN:
                 return
             await asyncio.sleep(0.01)

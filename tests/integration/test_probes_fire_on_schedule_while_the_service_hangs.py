@@ -71,7 +71,7 @@ def test_samples_keep_their_schedule_while_the_service_is_frozen(
         os.kill(pid, signal.SIGCONT)
         await asyncio.sleep(1.0)
         end = time.monotonic()
-        await sampler.settle(end)
+        await sampler.settle(end, {"home"})
         await sampler.stop()
         return sampler.between(0, end), frozen, resumed
 
