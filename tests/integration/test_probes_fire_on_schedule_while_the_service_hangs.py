@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from chaos.slo.checks import Sample
-from chaos.slo.probes import Probe
+from chaos.slo.probes import RUNNERS, Probe
 from chaos.slo.sampler import Sampler, in_flight_bound
 from tests.conftest import (
     ROOT,
@@ -89,12 +89,29 @@ def test_samples_keep_their_schedule_while_the_service_is_frozen(
 
 
 def test_a_sample_beyond_the_in_flight_bound_is_recorded_as_failed(
-        demo: tuple[int, int]) -> None:
-    """An exec probe whose command ignores its deadline: the bound is reached and the samples
-    not sent count as failed and timed out, never as a pass."""
-    pid, _ = demo
-    probe = Probe("stuck", "exec", {"run": ["sleep", "30"], "timeout": 0.2})
-    assert in_flight_bound(probe, 0.05) == 6
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A probe whose samples take 1 s to give up after their 100 ms timeout (a slow cleanup):
+    at most `in_flight_bound` run at once, and each slot past the bound is a failed, timed-out
+    sample, never a pass and never silently skipped."""
+    running = peak = 0
+
+    async def slow_to_give_up(spec: object) -> tuple[bool, str]:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            await asyncio.sleep(1.0)
+            raise
+        finally:
+            running -= 1
+        return True, "never"
+
+    monkeypatch.setitem(RUNNERS, "slow-to-give-up", slow_to_give_up)
+    probe = Probe("stuck", "slow-to-give-up", {"timeout": 0.1})
+    bound = in_flight_bound(probe, 0.05)
+    assert bound == 4
 
     async def run() -> list[Sample]:
         sampler = Sampler([probe], lambda s: None, lambda e: pytest.fail(str(e)))
@@ -104,9 +121,11 @@ def test_a_sample_beyond_the_in_flight_bound_is_recorded_as_failed(
         return sampler.samples
 
     samples = asyncio.run(run())
-    assert samples and not any(s.ok for s in samples)
-    assert all(s.timed_out for s in samples)
-    del pid
+    assert peak == bound
+    refused = [s for s in samples if s.detail.startswith("not sent: ")]
+    assert len(refused) >= 10, [s.detail for s in samples]
+    assert all(not s.ok and s.timed_out for s in samples)
+    assert "in-flight limit 4" in refused[0].detail
 
 
 QUICKSTART_WITH_GUARDRAIL = """\
