@@ -342,7 +342,7 @@ def _latencies_below_timeouts(raw: dict[str, Any], groups: tuple[tuple[CheckSpec
                 timeout = _seconds(traffic.get("timeout"), TRAFFIC_HTTP, "timeout")
                 where = "traffic.http.timeout"
             elif stat.startswith("p") or stat == "max":  # a probe's latency
-                probes = raw["probes"] if isinstance(raw["probes"], list) else ()
+                probes = raw["probes"] if isinstance(raw["probes"], (list, tuple)) else ()
                 probe = next((p for p in probes if isinstance(p, Mapping) and (
                     p.get("name") or p.get("kind")) == parsed.subject), None)
                 variant = getattr(vocab.probes, "variants", {}).get(probe and probe.get("kind"))
