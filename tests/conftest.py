@@ -202,7 +202,8 @@ def spawn_sleepers() -> Iterator[Callable[..., list[psutil.Process]]]:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     """Routes for probing: `/` ok, `/status/NNN`, `/slow?ms=N`, `/split` (headers and body in
-    separate writes), `/chunked`, `/flaky` (every other request fails)."""
+    separate writes), `/chunked`, `/flaky` (every other request fails), `/sometimes-slow?ms=N`
+    (every other request sleeps N ms)."""
 
     protocol_version = "HTTP/1.1"
     server: WebServer
@@ -215,6 +216,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif url.path == "/slow":
             time.sleep(float(urllib.parse.parse_qs(url.query).get("ms", ["1000"])[0]) / 1000)
             body = b"slow but fine"
+        elif url.path == "/sometimes-slow":
+            with self.server.lock:
+                self.server.slow_count += 1
+                slow = self.server.slow_count % 2 == 0
+            if slow:
+                time.sleep(float(urllib.parse.parse_qs(url.query).get("ms", ["1000"])[0]) / 1000)
         elif url.path == "/flaky":
             with self.server.lock:
                 self.server.flaky_count += 1
@@ -255,6 +262,7 @@ class WebServer(http.server.ThreadingHTTPServer):
         self.tls = tls
         self.lock = threading.Lock()
         self.flaky_count = 0
+        self.slow_count = 0
 
     @property
     def port(self) -> int:

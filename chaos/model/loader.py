@@ -33,10 +33,12 @@ from chaos.model.promql import parse_selector
 from chaos.model.schema import (
     INVALID,
     Context,
+    Obj,
     join,
     kind_of,
 )
-from chaos.model.sections import DURING, experiment_schema, hypothesis_schema
+from chaos.model.sections import DURING, TRAFFIC_HTTP, experiment_schema, hypothesis_schema
+from chaos.units import format_duration
 
 BUILTIN_VARS = ("experiment_dir", "python")
 
@@ -263,6 +265,7 @@ def _hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary,
     during_checks = _checks(during.get("checks"), "hypothesis.during.checks", ctx, vocab, names)
     abort = _checks(during.get("abort"), "hypothesis.during.abort", ctx, vocab, names)
     _sources(node, raw, (checks, during_checks, abort), ctx)
+    _latencies_below_timeouts(raw, (checks, during_checks, abort), ctx, vocab)
     prometheus = _prometheus(raw["prometheus"], source.child(node, "prometheus"), ctx, here)
     if ctx.count != mark:
         return None
@@ -326,6 +329,56 @@ def _sources(node: yaml.Node, raw: dict[str, Any], groups: tuple[tuple[CheckSpec
             if spec.parsed.needs_objective and not raw["slo"]:
                 _located(ctx, spec, here, f"{spec.text!r} is relative to the SLO objective: "
                                           "add `slo: {objective: 99.5%}` to the hypothesis")
+
+
+def _latencies_below_timeouts(raw: dict[str, Any], groups: tuple[tuple[CheckSpec, ...], ...],
+                              ctx: Context, vocab: Vocabulary) -> None:
+    """A latency bound at or above the timeout checks nothing the timeout lets through: a
+    request slower than the timeout is given up, its latency only known to be above it. Traffic
+    latency checks (when traffic is their source) and probe latency checks stay below it."""
+    traffic = raw["traffic"].get("http") if isinstance(raw["traffic"], Mapping) and not raw[
+        "prometheus"] else None
+    traffic = traffic if isinstance(traffic, Mapping) else None
+    for path, group in zip(("checks", "during.checks", "during.abort"), groups):
+        for i, spec in enumerate(group):
+            stat, parsed = getattr(spec.parsed, "stat", ""), spec.parsed
+            if hasattr(parsed, "needs_objective"):  # over traffic (or Prometheus)
+                if traffic is None or not (stat.startswith("p") or stat == "fraction"):
+                    continue
+                bound = parsed.param if stat == "fraction" else parsed.threshold
+                timeout = _seconds(traffic.get("timeout"), TRAFFIC_HTTP, "timeout")
+                where = "traffic.http.timeout"
+            elif stat.startswith("p") or stat == "max":  # a probe's latency
+                probes = raw["probes"] if isinstance(raw["probes"], (list, tuple)) else ()
+                probe = next((p for p in probes if isinstance(p, Mapping) and (
+                    p.get("name") or p.get("kind")) == parsed.subject), None)
+                variant = getattr(vocab.probes, "variants", {}).get(probe and probe.get("kind"))
+                if probe is None or not isinstance(variant, Obj):
+                    continue
+                bound = parsed.threshold
+                spec_ = probe.get("spec")
+                timeout = _seconds(spec_.get("timeout") if isinstance(spec_, Mapping) else None,
+                                   variant, "timeout")
+                where = f"the {parsed.subject} probe's timeout"
+            else:
+                continue
+            if timeout is not None and bound >= timeout:
+                shown = format_duration(timeout)
+                _located(ctx, spec, f"hypothesis.{path}[{i}]",
+                         f"{spec.text!r}: the latency bound {format_duration(bound)} is not "
+                         f"below {where} ({shown}), so it checks latencies the timeout never "
+                         f"lets through (a request slower than {shown} is given up: an error "
+                         f"whose latency is only known to be above {shown}); set the bound "
+                         f"below {shown}, or raise the timeout above it")
+
+
+def _seconds(value: Any, schema: Obj, field: str) -> float | None:
+    """A duration as given, else the field's declared default (None: the field has none, or
+    the value was refused already)."""
+    if value is not None:
+        return float(value) if isinstance(value, (int, float)) else None
+    declared = schema.fields.get(field)
+    return None if declared is None else declared.schema.default_value()
 
 
 def _prometheus(raw: Mapping[str, Any] | None, node: yaml.Node | None, ctx: Context,

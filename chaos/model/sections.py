@@ -142,7 +142,10 @@ TRAFFIC_HTTP = Obj({
     "method": Str("HTTP method", "GET", pattern=r"[A-Z]+"),
     "headers": Map(Str(), "request headers"),
     "body": Str("request body"),
-    "connections": Int("most keep-alive connections opened", 256, min=1, max=10000),
+    "connections": Int("most keep-alive connections opened (default: enough for every request "
+                       "to wait its whole timeout, rate x timeout x 1.1 + 10, at most 10000); "
+                       "waiting for one when all are busy makes a window INVALID", min=1,
+                       max=10000),
     "verify_tls": Bool("verify TLS certificates", True),
     "max_lag": Duration("p99 scheduler lag above this makes a window INVALID", "25ms",
                         min=0.001),

@@ -314,8 +314,9 @@ class Engine:
                 ExitCode.DEVIATED, "hypothesis failed after the faults: " +
                 seen.failures("after"))
         elif not all(v.passed for v in seen.verdicts.get("during", [])):
-            self._outcome = (ExitCode.DEVIATED, "hypothesis failed during the faults: " +
-                             seen.failures("during"))
+            self._outcome = seen.invalid("during") or (
+                ExitCode.DEVIATED, "hypothesis failed during the faults: " +
+                seen.failures("during"))
 
     # --- faults
     async def _sleep_until(self, offset: float) -> None:

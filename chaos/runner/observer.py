@@ -5,7 +5,7 @@ the lifecycle and the revert guarantee, and so what is measured, and how it is j
 place. The observer never touches faults: when a guardrail is breached it calls the engine back
 (`abort`), and the engine's own cancel-and-revert path does the rest.
 
-Hypothesis sources run with the phases: probes (sampled every `every`), open-model traffic
+Hypothesis sources run with the phases: probes (sampled open-loop every `every`), open-model traffic
 (chaos.slo.traffic, from the start of BEFORE to cleanup) and Prometheus (queried at the end of
 each window). Checks over traffic/Prometheus are judged every `during.every` over the last
 `during.window`: `abort` ones revert at once, the first failing `during` check after the first
@@ -78,7 +78,7 @@ class Observer:
 
     def _on_second(self, second: int, window: Window) -> None:
         def ms(q: float) -> float | None:
-            value = window.quantile(q)
+            value = window.seen_quantile(q)  # timed-out requests at their timeout, for charts
             return None if value is None else round(value, 6)
         lag = window.lag_quantile(99)
         self.bus.emit("traffic.second", t=second, requests=window.events, errors=window.errors,
@@ -179,6 +179,9 @@ class Observer:
                        end: float, extra: list[Verdict] | None = None) -> bool:
         if self.traffic is not None:  # requests due in the window and still in flight count
             await self.traffic.settle(end)
+        judged = {name for c in checks if isinstance(c.parsed, Check)
+                  for name in (c.parsed.probes or (c.parsed.subject,))}
+        await self.sampler.settle(end, judged)  # and so do the samples of the probes judged
         samples = self.sampler.between(start, end)
         verdicts = [_explained(await self._judge(c.parsed, start, end, samples))
                     for c in checks]

@@ -4,10 +4,16 @@ Percentiles of a window must come from the merged histograms of its buckets: ave
 buckets' percentiles is wrong as soon as the load or the latency changes within the window.
 HdrHistogram (2 significant digits, 1 us to 1 h) merges exactly and records in about a
 microsecond. A Window is what checks judge (chaos.slo.checks.Evidence).
+
+A request that timed out has an unknown latency, greater than the timeout: it is counted in
+`timeouts` and recorded in the histogram at the time it was given up (a lower bound, which is
+what charts draw), and a percentile that falls on such requests is infinite for checks, shown
+as `> 2s`. Nothing answered later than the timeout, so timed-out requests are the slowest.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from hdrh.histogram import HdrHistogram
@@ -24,11 +30,13 @@ def new_histogram() -> HdrHistogram:
 class Bucket:
     """Counts and histograms of the requests that completed in one tick or second."""
 
-    __slots__ = ("errors", "lag", "last_error", "latency", "requests")
+    __slots__ = ("errors", "lag", "last_error", "latency", "requests", "starved", "timeouts")
 
     def __init__(self) -> None:
         self.requests = 0
         self.errors = 0
+        self.timeouts = 0  # errors with no answer within the timeout: latency unknown, above it
+        self.starved = 0  # requests the generator delayed: they waited for a free connection
         self.latency = new_histogram()  # microseconds from the intended send time
         self.lag = new_histogram()  # microseconds between intended and actual start
         self.last_error = ""
@@ -36,6 +44,8 @@ class Bucket:
     def merge(self, other: Bucket) -> None:
         self.requests += other.requests
         self.errors += other.errors
+        self.timeouts += other.timeouts
+        self.starved += other.starved
         if other.requests:
             self.latency.add(other.latency)
             self.lag.add(other.lag)
@@ -52,6 +62,8 @@ class Window:
     max_lag: float
     source: str = "traffic"
     error: str = ""
+    timeout: float = math.inf  # requests not answered within this are timed out
+    connections: int = 0  # the generator's connection cap
 
     @property
     def events(self) -> int:
@@ -68,6 +80,14 @@ class Window:
         if lag is not None and lag > self.max_lag:
             return (f"generator lagged: p99 lag {lag * 1000:.0f} ms at {self.rate:,.0f} req/s "
                     f"(limit {format_duration(self.max_lag)})")
+        if self.bucket.starved:
+            median = self.seen_quantile(50) or 0.0
+            return (f"generator out of connections: {self.bucket.starved:,} of "
+                    f"{self.bucket.requests:,} requests waited for one of its "
+                    f"{self.connections:,} connections, so their latency is partly the "
+                    f"generator's; raise traffic.http.connections (at {self.rate:,.0f} req/s "
+                    f"and a median latency of {format_duration(median)} the open model keeps "
+                    f"about {math.ceil(self.rate * median):,} requests in flight)")
         return ""
 
     @property
@@ -75,6 +95,17 @@ class Window:
         return self.bucket.last_error
 
     def quantile(self, q: float) -> float | None:
+        """The latency at percentile q; infinite when it falls on a timed-out request."""
+        bucket = self.bucket
+        if not bucket.requests:
+            return None
+        if math.ceil(q / 100 * bucket.requests) > bucket.requests - bucket.timeouts:
+            return math.inf
+        return self.seen_quantile(q)
+
+    def seen_quantile(self, q: float) -> float | None:
+        """The latency at percentile q with timed-out requests at their timeout (a lower bound):
+        what a chart can draw, never what a check judges."""
         if not self.bucket.requests:
             return None
         return float(self.bucket.latency.get_value_at_percentile(q)) / 1e6

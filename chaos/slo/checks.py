@@ -2,8 +2,8 @@
 
     check     := subject OP value
     subject   := PROBE                  success ratio of that probe's samples in the window
-               | PROBE.latency.pNN      latency percentile of its successful samples
-               | PROBE.latency.max
+               | PROBE.latency.pNN      latency percentile of its answered and timed-out samples
+               | PROBE.latency.max      (a timed-out one is slower than any answer: `> 1s`)
                | all                    every probe's success ratio (the weakest one counts)
     OP        := >= | > | <= | < | == | !=
     value     := 99.5%  (ratios)  |  350ms, 1s  (latencies)
@@ -59,8 +59,9 @@ class Sample:
     probe: str
     at: float  # monotonic seconds when the probe was sent
     ok: bool
-    latency: float  # seconds
+    latency: float  # seconds from `at`; for a timed-out sample the timeout (a lower bound)
     detail: str = ""  # why it failed, or what it saw
+    timed_out: bool = False  # no answer within the timeout: the latency is unknown, greater
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class Check:
         weakest one is reported (the lowest for >=, the highest for <=)."""
         probes = (self.probes or tuple(sorted({s.probe for s in samples}))
                   if self.subject == "all" else (self.subject,))
-        measured: list[tuple[float, int, str]] = []
+        measured: list[tuple[float, int, str, float | None]] = []
         no_data: Verdict | None = None
         for probe in probes:
             mine = [s for s in samples if s.probe == probe]
@@ -101,23 +102,30 @@ class Check:
                                              f"{min_events}")
                 continue
             last_failure = next((s.detail for s in reversed(mine) if not s.ok), "")
-            measured.append((value, len(mine), last_failure))
+            timeout = max((s.latency for s in mine if s.timed_out), default=None)
+            measured.append((value, len(mine), last_failure, timeout))
         failing = [m for m in measured if not self.holds(m[0])]
         if not failing and (no_data or not measured):  # a failure is known even if data is short
             return no_data or Verdict(self, Status.NO_DATA, None, 0, window, "no samples")
         lower_is_weaker = self.op in (">=", ">")
         pool = failing or measured
-        value, count, failure = (min if lower_is_weaker else max)(pool, key=lambda m: m[0])
+        value, count, failure, timeout = (min if lower_is_weaker else max)(
+            pool, key=lambda m: m[0])
         status = Status.FAIL if failing else Status.PASS
         return Verdict(self, status, value, count, window,
-                       failure if status is Status.FAIL else "")
+                       failure if status is Status.FAIL else "",
+                       above=timeout if math.isinf(value) and self.stat != "ratio" else None)
 
     def _measure(self, samples: Sequence[Sample]) -> float | None:
         if not samples:
             return None
         if self.stat == "ratio":
             return sum(s.ok for s in samples) / len(samples)
-        latencies = sorted(s.latency for s in samples if s.ok)
+        # successes and timeouts: a timed-out sample was slower than any answer (its latency is
+        # unknown, above the timeout), so a percentile falling on one is infinite and fails;
+        # other failures (refused, HTTP 500) answered and say nothing about latency
+        latencies = sorted([s.latency for s in samples if s.ok] +
+                           [math.inf for s in samples if s.timed_out])
         if not latencies:
             return math.inf
         if self.stat == "max":
@@ -135,18 +143,27 @@ class Verdict:
     window: float
     reason: str = ""
     source: str = ""  # where the events came from, when the check does not say
+    above: float | None = None  # an infinite latency fell on timed-out events: > this timeout
 
     @property
     def passed(self) -> bool:
         return self.status is Status.PASS
 
+    @property
+    def measured(self) -> str | None:
+        if self.value is None:
+            return None
+        if self.above is not None and math.isinf(self.value):
+            return f"> {format_duration(self.above)}"  # timed out: unknown, above the timeout
+        return self.check.format(self.value)
+
     def describe(self) -> str:
-        measured = self.check.format(self.value) if self.value is not None else "n/a"
-        return f"{self.check.text}: {self.status.value} (measured {measured}, {self.events} events)"
+        return (f"{self.check.text}: {self.status.value} (measured {self.measured or 'n/a'}, "
+                f"{self.events} events)")
 
     def as_dict(self) -> dict[str, object]:
         return {"check": self.check.text, "status": self.status.value, "value": self.value,
-                "measured": self.check.format(self.value) if self.value is not None else None,
+                "measured": self.measured,
                 "threshold": self.check.threshold, "window": self.window,
                 "events": self.events, "source": self.source or self.check.source,
                 "reason": self.reason}
@@ -231,7 +248,7 @@ class Evidence(Protocol):
     def invalid(self) -> str: ...  # the measurement cannot be trusted: INVALID with this
     @property
     def detail(self) -> str: ...  # the last error seen, for FAIL reasons
-    def quantile(self, q: float) -> float | None: ...
+    def quantile(self, q: float) -> float | None: ...  # inf: above the timeout (timed out)
     def fraction_at_most(self, seconds: float) -> float | None: ...
 
 
@@ -265,8 +282,12 @@ class SloCheck:
         last W seconds (burn rates)."""
         evidence = measure(self.param if self.stat == "burn_rate" else None)
         def verdict(status: Status, value: float | None = None, reason: str = "") -> Verdict:
+            above = None
+            if value is not None and math.isinf(value):  # fell on timed-out requests: `> 2s`
+                timeout = getattr(evidence, "timeout", math.inf)  # traffic's Window says it
+                above = None if math.isinf(timeout) else timeout
             return Verdict(self, status, value, evidence.events, window, reason,
-                           evidence.source)
+                           evidence.source, above=above)
         if evidence.error:
             return verdict(Status.ERROR, reason=evidence.error)
         if evidence.invalid:

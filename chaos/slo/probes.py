@@ -163,14 +163,20 @@ class Probe:
     def timeout(self) -> float:
         return float(self.spec.get("timeout") or DEFAULT_TIMEOUTS[self.kind])
 
-    async def sample(self) -> Sample:
-        started_wall = time.monotonic()
+    async def sample(self, at: float | None = None) -> Sample:
+        """Ask once. `at` is the intended send time (time.monotonic(); default now): the latency
+        and the timeout count from it, so a late sampler cannot hide a slow answer. A timed-out
+        sample's latency is unknown, greater than the timeout: it is recorded as the timeout
+        with `timed_out` set, and latency percentiles that fall on it fail."""
+        intended = time.monotonic() if at is None else at
+        timed_out = False
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(max(intended + self.timeout - time.monotonic(), 0.0)):
                 ok, detail = await RUNNERS[self.kind](self.spec)
         except TimeoutError:
-            ok, detail = False, f"no answer within {self.timeout:g}s"
+            ok, detail, timed_out = False, f"no answer within {self.timeout:g}s", True
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:  # SSLError: OSError
             # ValueError: a malformed answer (an over-long header line, a bad chunk size)
             ok, detail = False, f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
-        return Sample(self.name, started_wall, ok, time.monotonic() - started_wall, detail)
+        latency = self.timeout if timed_out else time.monotonic() - intended
+        return Sample(self.name, intended, ok, latency, detail, timed_out=timed_out)

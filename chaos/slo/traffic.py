@@ -8,8 +8,12 @@ be sent because every connection was stuck still counts its wait. The generator'
 it cannot keep its schedule the measurement is INVALID, never a verdict on the service.
 
 HTTP/1.1 keep-alive over asyncio transports (the layer under streams; TLS through `ssl`), a pool
-of connections that grows up to `connections` while every open one is busy. A request that misses its timeout (counted from
-its intended time), fails to connect or gets a 5xx is an error.
+of connections that grows while every open one is busy, up to `connections` (by default enough
+for every request to wait its whole timeout: rate x timeout x 1.1 + 10, at most 10,000). A
+request that had to wait longer than `max_lag` for a connection because the pool was at that
+cap was delayed by the generator, not the service: its window is INVALID, saying to raise
+`connections`. A request that misses its timeout (counted from its intended time), fails to
+connect or gets a 5xx is an error.
 
 Results are buckets by intended send time: 100 ms ticks (kept for the last minute, for guardrails
 and recovery) folded into one bucket per second once all its requests are answered or timed out;
@@ -41,6 +45,8 @@ KEEP_TICKS = 60 * TICKS_PER_SECOND  # fine-grained history, for guardrails and r
 MAX_SPAWN_PER_WAKE = 5000  # a hopelessly late generator still yields to the loop
 WAKE_EVERY = 0.001  # the scheduler's granularity
 MAX_IN_FLIGHT = 20000  # past this the schedule slips (and the lag shows it), memory does not
+MAX_CONNECTIONS = 10000  # the default pool never grows past this (`connections` may say more)
+FD_RESERVE = 256  # file descriptors left for everything else when the pool is sized
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ class TrafficSpec:
     method: str = "GET"
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
-    connections: int = 256
+    connections: int | None = None  # None: enough for rate x timeout (connection_cap)
     verify_tls: bool = True
     max_lag: float = 0.025  # p99 scheduler lag above this makes a window INVALID
 
@@ -64,6 +70,30 @@ def offset_of(n: int, rate: float, ramp: float) -> float:
     if n < in_ramp:
         return math.sqrt(2 * ramp * n / rate)
     return ramp + (n - in_ramp) / rate
+
+
+def connection_cap(spec: TrafficSpec) -> int:
+    """The most connections the pool opens: as declared, else what the open model can need at
+    most (every request in flight until its timeout) with a margin, at most MAX_CONNECTIONS."""
+    if spec.connections is not None:
+        return spec.connections
+    return min(MAX_CONNECTIONS, math.ceil(spec.rate * spec.timeout * 1.1) + 10)
+
+
+def _fd_room(wanted: int) -> int:
+    """Connections the open-file limit allows, raising the soft limit towards the hard one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = wanted + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < need:
+        raised = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass
+    return wanted if soft == resource.RLIM_INFINITY else max(1, min(wanted, soft - FD_RESERVE))
 
 
 class _Connection(asyncio.Protocol):
@@ -110,13 +140,13 @@ class _Connection(asyncio.Protocol):
         due, self.due = self.due, None
         self.owner.answered(self, due, self.lag, status, reusable and not self.buffer)
 
-    def fail(self, error: str) -> None:
+    def fail(self, error: str, timed_out: bool = False) -> None:
         """The request on this connection failed: count it and drop the connection."""
         due, self.due = self.due, None
         if self.transport is not None:
             self.transport.abort()
         if due is not None:
-            self.owner.record(due, self.lag, False, error)
+            self.owner.record(due, self.lag, False, error, timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
         due, self.due = self.due, None
@@ -200,7 +230,10 @@ class HttpTraffic:
         self._seconds: dict[int, Bucket] = {}
         self._closed_until = 0  # seconds below this are folded
         self._forgotten_below = 0  # ticks below this were dropped (their seconds remain)
-        self._pending: collections.deque[tuple[float, float]] = collections.deque()  # due, lag
+        # due, lag, and whether it was queued because the pool was at its cap
+        self._pending: collections.deque[tuple[float, float, bool]] = collections.deque()
+        self._starved: set[float] = set()  # due times delayed by the cap (see _unqueue)
+        self.connections = connection_cap(spec)
         self._idle: list[_Connection] = []
         self._busy: set[_Connection] = set()
         self._opening = 0
@@ -212,6 +245,7 @@ class HttpTraffic:
         self._loop = asyncio.get_running_loop()  # times are time.monotonic(), like the engine's
         if self._tls:
             self._ssl = tls_context(self.spec.verify_tls)
+        self.connections = _fd_room(connection_cap(self.spec))
         self.t0 = time.monotonic()
         self._tasks = [asyncio.create_task(self._schedule(), name="traffic"),
                        asyncio.create_task(self._sweep(), name="traffic-timeouts")]
@@ -226,6 +260,7 @@ class HttpTraffic:
         tasks, self._tasks = self._tasks, []
         await self._halt(tasks)
         self._pending.clear()
+        self._starved.clear()
         for conn in [*self._busy, *self._idle]:
             conn.due = None
             if conn.transport is not None:
@@ -244,7 +279,8 @@ class HttpTraffic:
 
     def in_flight(self) -> list[float]:
         """Intended send times of the requests not answered yet."""
-        return [d for d, _ in self._pending] + [c.due for c in self._busy if c.due is not None]
+        return [d for d, _, _ in self._pending] + [c.due for c in self._busy
+                                                   if c.due is not None]
 
     async def settle(self, end: float) -> None:
         """Wait until every request due before `end` is answered or timed out."""
@@ -289,15 +325,15 @@ class HttpTraffic:
             self._busy.add(conn)
             conn.send(due, lag)
             return
-        self._pending.append((due, lag))
-        if self._opening < len(self._pending) and (
-                self._opening + len(self._busy) < self.spec.connections):
+        at_cap = self._opening + len(self._busy) >= self.connections
+        self._pending.append((due, lag, at_cap))
+        if self._opening < len(self._pending) and not at_cap:
             self._opening += 1
             self._tasks.append(asyncio.create_task(self._connect()))
 
     async def _connect(self) -> None:
         assert self._loop is not None
-        error = ""
+        error, timed_out = "", False
         try:
             async with asyncio.timeout(self.spec.timeout):
                 _, conn = await self._loop.create_connection(
@@ -305,6 +341,7 @@ class HttpTraffic:
                     server_hostname=self._host if self._ssl else None)
         except TimeoutError:
             error = f"connect: no answer within {format_duration(self.spec.timeout)}"
+            timed_out = True
         except OSError as exc:
             error = f"connect: {exc}"[:200]
         finally:
@@ -314,14 +351,14 @@ class HttpTraffic:
                 self._tasks.remove(task)
         if error:
             if self._pending:  # a connection error fails the request it was opened for
-                due, lag = self._pending.popleft()
-                self.record(due, lag, False, error)
+                due, lag = self._unqueue()
+                self.record(due, lag, False, error, timed_out)
             return
         self._ready(conn)
 
     def _ready(self, conn: _Connection) -> None:
         if self._pending:
-            due, lag = self._pending.popleft()
+            due, lag = self._unqueue()
             self._busy.add(conn)
             conn.send(due, lag)
         else:
@@ -341,7 +378,7 @@ class HttpTraffic:
         if conn in self._idle:
             self._idle.remove(conn)
         if self._tasks and self._opening < len(self._pending) and (
-                self._opening + len(self._busy) < self.spec.connections):
+                self._opening + len(self._busy) < self.connections):
             self._opening += 1  # requests are waiting and a slot is free again
             self._tasks.append(asyncio.create_task(self._connect()))
 
@@ -353,12 +390,21 @@ class HttpTraffic:
             limit = time.monotonic() - timeout
             message = f"no answer within {format_duration(timeout)}"
             while self._pending and self._pending[0][0] <= limit:
-                due, lag = self._pending.popleft()
-                self.record(due, lag, False, message)
+                due, lag = self._unqueue()
+                self.record(due, lag, False, message, timed_out=True)
             for conn in [c for c in self._busy if c.due is not None and c.due <= limit]:
-                conn.fail(message)
+                conn.fail(message, timed_out=True)
 
-    def record(self, due: float, lag: float, ok: bool, error: str) -> None:
+    def _unqueue(self) -> tuple[float, float]:
+        """The oldest waiting request leaves the queue (sent, failed or timed out); one that
+        waited past `max_lag` because the pool was full was delayed by the generator."""
+        due, lag, at_cap = self._pending.popleft()
+        if at_cap and time.monotonic() - due - lag > self.spec.max_lag:
+            self._starved.add(due)
+        return due, lag
+
+    def record(self, due: float, lag: float, ok: bool, error: str,
+               timed_out: bool = False) -> None:
         latency = max(1, int((time.monotonic() - due) * 1e6))
         tick = self._tick(due)
         bucket = self._ticks.get(tick)
@@ -367,12 +413,17 @@ class HttpTraffic:
         buckets = [bucket]
         if tick // TICKS_PER_SECOND < self._closed_until:  # later than its timeout: rare
             buckets.append(self._seconds.setdefault(tick // TICKS_PER_SECOND, Bucket()))
+        starved = due in self._starved
+        if starved:
+            self._starved.discard(due)
         for bucket in buckets:
             bucket.requests += 1
+            bucket.starved += starved
             bucket.latency.record_value(latency)
             bucket.lag.record_value(max(1, int(lag * 1e6)))
             if not ok:
                 bucket.errors += 1
+                bucket.timeouts += timed_out
                 bucket.last_error = error
 
     # --- buckets and windows
@@ -399,7 +450,8 @@ class HttpTraffic:
             self._forgotten_below = forget
 
     def _window_of(self, bucket: Bucket, seconds: float, end: float) -> Window:
-        return Window(bucket, seconds, self.rate_at(end), self.spec.max_lag)
+        return Window(bucket, seconds, self.rate_at(end), self.spec.max_lag,
+                      timeout=self.spec.timeout, connections=self.connections)
 
     def window(self, start: float, end: float) -> Window:
         """The answered requests due in [start, end) (time.monotonic()), to 100 ms."""
@@ -441,7 +493,8 @@ def traffic_from_spec(spec: Any) -> TrafficSpec:
         url=spec["url"], rate=float(spec["rate"]), ramp=float(spec.get("ramp") or 0.0),
         timeout=float(spec.get("timeout") or 2.0), method=spec.get("method") or "GET",
         headers=tuple((str(k), str(v)) for k, v in (spec.get("headers") or {}).items()),
-        body=body.encode(), connections=int(spec.get("connections") or 256),
+        body=body.encode(),
+        connections=int(spec["connections"]) if spec.get("connections") else None,
         verify_tls=bool(spec.get("verify_tls", True)),
         max_lag=float(spec.get("max_lag") or 0.025))
 
@@ -456,5 +509,5 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-__all__ = ["Bucket", "HttpTraffic", "TrafficSpec", "Window", "loop_factory", "offset_of",
-           "traffic_from_spec"]
+__all__ = ["Bucket", "HttpTraffic", "TrafficSpec", "Window", "connection_cap", "loop_factory",
+           "offset_of", "traffic_from_spec"]

@@ -12,10 +12,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from chaos.slo.checks import Status, parse_check
-from chaos.slo.traffic import HttpTraffic, TrafficSpec, offset_of
+from chaos.slo.traffic import HttpTraffic, TrafficSpec, connection_cap, offset_of
+from tests.conftest import journals, run_chaos
 from tests.support.system_tools import tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,3 +176,149 @@ def test_https_traffic_verifies_certificates_unless_told_not_to(tmp_path: Path) 
     assert verified.events >= 40 and verified.errors == verified.events  # type: ignore[attr-defined]
     assert "CERTIFICATE_VERIFY_FAILED" in verified.detail  # type: ignore[attr-defined]
     assert unverified.errors == 0 and unverified.events == served >= 40  # type: ignore[attr-defined]
+
+
+# --- timed-out requests: their latency is unknown and above the timeout, never ≈ the timeout
+
+EVERY_FIFTH_TAKES_5S = ["--delay-at", ",".join(str(i) for i in range(0, 50, 5)), "--delay", "5"]
+
+
+@pytest.mark.parametrize("server_args", [EVERY_FIFTH_TAKES_5S])
+def test_a_percentile_on_timed_out_requests_fails_any_latency_bound(
+        server: LoggedServer) -> None:
+    # 2 s timeout (the default): every fifth request is answered after 5 s, the rest at once
+    traffic = asyncio.run(generate(server.port, 50, 3.0))
+    log = server.stop()
+    window = traffic.total()
+    assert window.events >= 140 and window.bucket.timeouts == window.errors
+    slow = sum(t >= 5 for _, t in log) + (window.events - len(log))  # given up before answered
+    assert window.errors == slow == pytest.approx(window.events / 5, abs=2)
+
+    def judge(text: str) -> object:
+        return parse_check(text, frozenset()).evaluate(lambda _: window, 3.0)
+
+    fast = judge("latency.p50 < 100ms")  # falls on the answered requests
+    assert fast.status is Status.PASS and fast.value < 0.1  # type: ignore[attr-defined]
+    for text in ("latency.p99 < 1500ms", "latency.p99 < 3s", "latency.p95 < 1h"):
+        verdict = judge(text)  # `< 3s` and `< 1h` are refused by `chaos validate`, see below
+        assert verdict.status is Status.FAIL, text  # type: ignore[attr-defined]
+        assert verdict.as_dict()["measured"] == "> 2s", text  # type: ignore[attr-defined]
+        assert "no answer within 2s" in verdict.reason  # type: ignore[attr-defined]
+    share = judge("latency.fraction(<=1s) >= 90%")  # timed-out requests are never within 1s
+    assert share.status is Status.FAIL  # type: ignore[attr-defined]
+    assert share.value == pytest.approx(0.8, abs=0.02)  # type: ignore[attr-defined]
+
+
+SLOW_SERVICE = """\
+title: a service answering every request after 5 s
+hypothesis:
+  traffic: {{http: {{url: "http://127.0.0.1:{port}/", rate: 50/s}}}}
+  checks: ["{check}"]
+  before: {{window: 2s}}
+"""
+
+
+@pytest.mark.parametrize("server_args", [["--delay-at", ",".join(map(str, range(50))),
+                                          "--delay", "5"]])
+def test_a_service_slower_than_the_timeout_is_never_held(
+        server: LoggedServer, tmp_path: Path, state_dir: Path) -> None:
+    path = tmp_path / "slow.yaml"
+    path.write_text(SLOW_SERVICE.format(port=server.port, check="latency.p99 < 3s"))
+    refused = run_chaos("validate", str(path))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"{path}:4:12: hypothesis.checks[0]: 'latency.p99 < 3s': the latency bound 3s is " \
+           "not below traffic.http.timeout (2s)" in refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stdout + refused.stderr
+
+    path.write_text(SLOW_SERVICE.format(port=server.port, check="latency.p99 < 1500ms"))
+    result = run_chaos("run", str(path), timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 3, output  # steady state not met: nothing to inject anyway
+    (journal,) = journals(tmp_path / "runs")
+    (verdict,) = journal["phases"]["before"]["checks"]
+    assert verdict["status"] == "FAIL" and verdict["measured"] == "> 2s", verdict
+    assert "> 2s" in output
+
+
+# --- the generator's own connection limit is never charged to the service
+
+EVERY_REQUEST_TAKES_400MS = ["--delay-at", ",".join(map(str, range(50))), "--delay", "0.4"]
+
+
+@pytest.mark.parametrize("server_args", [EVERY_REQUEST_TAKES_400MS])
+def test_a_healthy_service_at_1000_req_s_is_measured_healthy(server: LoggedServer) -> None:
+    """1,000 req/s x 400 ms keeps ~400 requests in flight: the pool grows to what the rate
+    needs (by default up to rate x timeout), instead of queueing behind 256 connections."""
+    traffic = asyncio.run(generate(server.port, 1000, 3.0, max_lag=0.25))
+    log = server.stop()
+    window = traffic.total()
+    assert traffic.connections == connection_cap(traffic.spec) == 2210
+    assert window.events == len(log) >= 2900  # every request sent was answered and counted
+    assert max(t for _, t in log) < 0.6  # the server was healthy throughout
+    assert window.errors == 0, window.detail
+    p50 = window.quantile(50)
+    assert p50 is not None and 0.4 <= p50 < 0.5
+    assert window.invalid == ""
+    assert window.bucket.starved == 0
+
+
+CAPPED = """\
+title: a healthy service behind a generator capped at 256 connections
+hypothesis:
+  traffic: {{http: {{url: "http://127.0.0.1:{port}/", rate: 1000/s, connections: 256,
+                    max_lag: 250ms}}}}
+  checks: [availability >= 99%, latency.p50 < 600ms]
+  before: {{window: 2s}}
+"""
+
+
+@pytest.mark.parametrize("server_args", [EVERY_REQUEST_TAKES_400MS])
+def test_a_window_the_connection_cap_delayed_is_invalid(
+        server: LoggedServer, tmp_path: Path, state_dir: Path) -> None:
+    path = tmp_path / "capped.yaml"
+    path.write_text(CAPPED.format(port=server.port))
+    result = run_chaos("run", str(path), timeout=120)
+    output = result.stdout + result.stderr
+    log = server.stop()
+    assert max(t for _, t in log) < 0.6  # the server was healthy: nothing to charge it with
+    assert result.returncode == 2, output
+    assert "raise traffic.http.connections" in output
+    (journal,) = journals(tmp_path / "runs")
+    verdicts = journal["phases"]["before"]["checks"]
+    assert {v["status"] for v in verdicts} == {"INVALID"}, verdicts
+    assert all(v["reason"].startswith("generator out of connections: ") for v in verdicts)
+    assert "of its 256 connections" in verdicts[0]["reason"]
+
+
+STALL_DURING_THE_FAULT = """\
+title: the server stalls for 1 s while the fault is held; the generator has 10 connections
+hypothesis:
+  traffic: {{http: {{url: "http://127.0.0.1:{port}/", rate: 100/s, connections: 10}}}}
+  checks: [availability >= 99%]
+  before: {{window: 1s}}
+  during: {{checks: [availability >= 50%]}}
+  after: {{settle: 1s, window: 1s}}
+faults:
+  - type: process.suspend
+    target: {{process: {{pid: {pid}}}}}
+    duration: 3s
+"""
+
+
+@pytest.mark.parametrize("server_args", [["--stall-after", "2", "--stall-for", "1"]])
+def test_a_during_window_the_connection_cap_delayed_is_invalid_not_a_failure(
+        server: LoggedServer, tmp_path: Path, state_dir: Path,
+        sleeper: psutil.Process) -> None:
+    path = tmp_path / "stall.yaml"
+    path.write_text(STALL_DURING_THE_FAULT.format(port=server.port, pid=sleeper.pid))
+    result = run_chaos("run", str(path), timeout=120)
+    output = result.stdout + result.stderr
+    server.stop()
+    (journal,) = journals(tmp_path / "runs")
+    phases = journal["phases"]
+    assert [v["status"] for v in phases["before"]["checks"]] == ["PASS"], output
+    assert [v["status"] for v in phases["after"]["checks"]] == ["PASS"], output
+    (during,) = phases["during"]["checks"]
+    assert during["status"] == "INVALID", output
+    assert "of its 10 connections" in during["reason"]
+    assert result.returncode == 2, output  # the generator's limit, not the service's failure
