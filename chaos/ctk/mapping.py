@@ -144,8 +144,16 @@ def _kubernetes(name: str, args: Mapping[str, Any], notes: list[str]) -> dict[st
         if not args.get("all"):
             target["count"] = _count(args.get("qty", 1), "qty")
         grace = args.get("grace_period", -1)
-        return {"type": "pod.delete", "target": target,
-                **({"with": {"grace_period": f"{grace}s"}} if grace >= 0 else {})}
+        with_: dict[str, Any] = {"grace_period": f"{grace}s"} if grace >= 0 else {}
+        if grace == 0:
+            # chaosk8s sends gracePeriodSeconds=0 as it is: the API server then removes the pod
+            # object at once (a force delete). Ours sends 0 as 1 s unless `force: true`, as
+            # kubectl does; keep Chaos Toolkit's meaning, and say what it means.
+            with_["force"] = True
+            notes.append("terminate_pods grace_period=0: a force delete (the pod object goes at "
+                         "once while its containers may still run); converted with `force: "
+                         "true` — remove it to get kubectl's 1 s grace period")
+        return {"type": "pod.delete", "target": target, **({"with": with_} if with_ else {})}
     if name == "scale_deployment":
         notes.append(f"scale_deployment {args.get('name')}: held for {HOLD} (Chaos Toolkit "
                      "holds it until a rollback scales it back); adjust `duration`")

@@ -45,7 +45,7 @@ def kill_check(target: Target, params: Mapping[str, Any]) -> list[tuple[str, str
         why = ("SIGKILL cannot reach a container's main process from inside its pod (it is "
                "PID 1 of the container's process namespace, and the kernel drops SIGKILL sent "
                "to it from there): use TERM or another signal the app handles, or pod.delete "
-               "with `grace_period: 0s`")
+               "with a short `grace_period` (1s)")
         problems.append(("with.signal", why))
     return problems
 

@@ -215,6 +215,29 @@ def test_kubernetes_probe_counts_from_configuration_and_waits_convert_faithfully
     assert run_chaos("validate", str(out)).returncode == 0
 
 
+def test_terminate_pods_with_grace_period_zero_stays_a_force_delete_and_says_so(
+        tmp_path: Path, state_dir: Path) -> None:
+    """chaosk8s sends grace_period=0 as it is (a force delete); ours sends 0 as 1 s unless
+    `force: true`. The conversion keeps Chaos Toolkit's meaning and names it; other grace periods
+    convert as they are."""
+    def terminate(name: str, grace: int) -> dict[str, object]:
+        return {"type": "action", "name": name, "provider": {
+            "type": "python", "module": "chaosk8s.pod.actions", "func": "terminate_pods",
+            "arguments": {"label_selector": "app=web", "ns": "shop", "grace_period": grace}}}
+
+    source = tmp_path / "k8s.json"
+    source.write_text(json.dumps({"title": "t", "description": "d",
+                                  "method": [terminate("hard", 0), terminate("soft", 5)]}))
+    out = tmp_path / "native.yaml"
+    result = run_chaos("convert", str(source), "-o", str(out))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    withs = {f["name"]: f.get("with") for f in yaml.safe_load(out.read_text())["faults"]}
+    assert withs == {"hard": {"grace_period": "0s", "force": True},
+                     "soft": {"grace_period": "5s"}}
+    assert "grace_period=0: a force delete" in result.stderr
+    assert run_chaos("validate", str(out)).returncode == 0
+
+
 def test_pauses_from_configuration_count_and_unknown_ones_are_named(
         tmp_path: Path, state_dir: Path) -> None:
     """`pauses: {after: "${wait}"}` is read from a literal configuration value; one from the

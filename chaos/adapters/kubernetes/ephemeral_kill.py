@@ -195,7 +195,7 @@ class ContainerKillAdapter(ClusterAdapter):
 
         # (chaos runs no privileged node agent that could send SIGKILL from outside the pod)
         refuse_by_rules(fault, kill_check, hint="use `signal: TERM` (or another signal the app "
-                                                "handles), or pod.delete with `grace_period: 0s`")
+                                                "handles), or pod.delete with a short `grace_period` (1s)")
         refs = await super().resolve(fault, scope)
         for ref in refs:
             target_container(fault, ref.identity)  # a wrong name is refused before anything

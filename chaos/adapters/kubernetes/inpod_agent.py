@@ -263,7 +263,7 @@ def dropped(what: str, signal_name: str, catches: list[str]) -> PermissionDenied
         f"namespace and does not handle SIG{signal_name}; the kernel drops that signal "
         "when it comes from inside the pod, so nothing was sent",
         hint=f"set `signal:` to one it handles ({', '.join(catches) or 'none'}), or "
-             "use pod.delete (grace_period: 0s stops the container at once)")
+             "use pod.delete (grace_period: 1s stops the container within a second)")
 
 
 def _uids(pid: int) -> tuple[int, int]:
