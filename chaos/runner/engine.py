@@ -33,7 +33,7 @@ import psutil
 
 from chaos.adapters.base import Adapter, TargetRef
 from chaos.adapters.registry import AdapterRegistry
-from chaos.errors import ChaosError, ExitCode, FaultFailed, truncate
+from chaos.errors import ChaosError, ExitCode, FaultFailed, RevertFailed, StateDirUnusable, truncate
 from chaos.model.experiment import Experiment, FaultSpec, thaw
 from chaos.runner.events import EventBus
 from chaos.runner.observer import Observer
@@ -189,6 +189,7 @@ class Engine:
             self._outcome = (ExitCode.REVERT_FAILED,
                              "; ".join(f"revert of {i.fault.name} on {i.target.label} failed: "
                                        f"{i.error}" for i in failed))
+        self._unrecorded_reverts()
         code, reason = self._outcome
         self.ledger.finish_run(self.run_id, exit_code=int(code))
         self.bus.emit("run.finished", run=self.run_id, verdict=VERDICTS[code],
@@ -197,6 +198,19 @@ class Engine:
         return RunResult(self.run_id, code, reason, self._error, seen.verdicts if seen else {},
                          self.injections, seen.recovery if seen else None,
                          seen.detected if seen else None)
+
+    def _unrecorded_reverts(self) -> None:
+        """Reverted, but the ledger could not say so: exit 5, so nobody trusts a ledger that
+        still shows the entries open, and `chaos recover` closes them once it can write."""
+        missing = [u for u in self.ledger.unrecorded_of(self.run_id) if u.event != "finished"]
+        if missing and self._outcome[0] != ExitCode.REVERT_FAILED:
+            self._error = RevertFailed(
+                f"reverted, but could not record it in the ledger ({len(missing)} record(s) "
+                f"missing): {missing[0].error}",
+                hint="run `chaos recover` once the state dir is writable "
+                     f"({self.ledger.state_dir}); until then `chaos status` shows these "
+                     "injections as open")
+            self._outcome = (ExitCode.REVERT_FAILED, str(self._error))
 
     async def _heartbeat(self) -> None:
         while self.watchdog is not None:
@@ -315,9 +329,14 @@ class Engine:
         injection = Injection(ident, fault, target, adapter, spec)
         # write-ahead: the revert spec is durable before anything is touched
         failpoints.hit("before_intent")
-        self.ledger.intent(self.run_id, ident, fault=fault.type, target=target.label,
-                           revert=spec, deadline=deadline if fault.duration else None,
-                           ends=time.time() + fault.duration if fault.duration else None)
+        try:
+            self.ledger.intent(self.run_id, ident, fault=fault.type, target=target.label,
+                               revert=spec, deadline=deadline if fault.duration else None,
+                               ends=time.time() + fault.duration if fault.duration else None)
+        except StateDirUnusable as exc:  # no durable intent, no injection
+            raise StateDirUnusable(f"{fault.name} on {target.label} refused, nothing injected: "
+                                   f"{exc}", directory=exc.directory,
+                                   errno_name=exc.errno_name) from exc
         self.injections.append(injection)
         failpoints.hit("after_intent")
         try:
@@ -373,7 +392,12 @@ class Engine:
         for injection in reversed(self.injections):
             await self._revert(injection, by="runner")
         known = {i.id for i in self.injections}
-        for entry in self.ledger.open_entries(self.run_id):  # belt and braces
+        try:
+            leftover = self.ledger.open_entries(self.run_id)
+        except OSError as exc:
+            log.error("cannot read the ledger for a last check: %s", exc)
+            leftover = []
+        for entry in leftover:  # belt and braces
             if entry.id not in known:
                 await revert_spec(self.run_id, entry.id, entry.revert, self.ledger,
                                   self.adapters, by="runner")

@@ -101,19 +101,34 @@ class Watchdog:
         self.ledger = Ledger(state_dir)
         self.adapters = default_registry()  # loaded up front: reverts must not wait for imports
         self.run, self.fd, self.heartbeat_timeout = run, fd, heartbeat_timeout
+        self.unrecorded: set[str] = set()  # reverted, but the ledger still says open
 
     def revert(self, why: str, *, expired_only: bool = False) -> None:
+        """Revert the run's open entries; never raises, whatever the ledger or an adapter does
+        (a watchdog that dies on a full disk protects nothing)."""
+        try:
+            self._revert(why, expired_only=expired_only)
+        except Exception:
+            log.exception("%s: reverting failed; will try again", why)
+
+    def _revert(self, why: str, *, expired_only: bool) -> None:
         from chaos.safety.recover import revert_all
 
         now = time.time()
         entries = [e for e in self.ledger.open_entries(self.run)
-                   if not expired_only or (e.deadline is not None and e.deadline < now)]
+                   if not expired_only or (e.deadline is not None and e.deadline < now
+                                           and e.id not in self.unrecorded)]
         if entries:
             log.warning("%s: reverting %d open injection(s)", why, len(entries))
             for result in asyncio.run(revert_all(entries, self.ledger, self.adapters,
                                                  by="watchdog")):
                 log.warning("  %s on %s: %s %s", result.entry.fault, result.entry.target,
                             result.outcome, result.error)
+        for missing in self.ledger.unrecorded:
+            self.unrecorded.add(missing.id)  # reverted: the deadline pass need not redo it
+            log.error("  %s: reverted, but could not record it — run `chaos recover` once "
+                      "the state dir is writable", missing.id or missing.event)
+        self.ledger.unrecorded.clear()
 
     def watch(self) -> None:
         last_beat = time.monotonic()
