@@ -71,3 +71,37 @@ def test_prune_forgets_only_finished_closed_runs(tmp_path: Path) -> None:
     ledger.finish_run("open", exit_code=5)
     ledger.prune(older_than=-1)
     assert sorted(ledger.run_ids()) == ["open", "running"]
+
+
+def test_a_late_failure_does_not_reopen_a_reverted_entry_but_a_later_applied_does(
+    tmp_path: Path,
+) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.start_run("r1", pid=1, pid_create_time=0.0, title="t")
+    _intent(ledger, "r1", "a")
+    _intent(ledger, "r1", "b")
+    ledger.reverted("r1", "a", by="chaos recover")
+    ledger.revert_failed("r1", "a", by="chaos recover", error="table not found")  # the loser
+    ledger.reverted("r1", "b", by="watchdog")  # the runner was frozen before injecting b...
+    ledger.applied("r1", "b")  # ...then woke up and injected it: open again
+    entries = {e.id: e for e in ledger.entries("r1")}
+    assert entries["a"].state == "reverted" and not entries["a"].is_open
+    assert entries["b"].state == "applied" and entries["b"].is_open
+
+
+def test_a_malformed_record_is_quarantined_with_its_line_and_the_rest_still_counts(
+    tmp_path: Path,
+) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.start_run("r1", pid=1, pid_create_time=0.0, title="t")
+    _intent(ledger, "r1", "a")
+    ledger.append("r1", "intent", id="bad", fault="x", target="y", revert="resume it")
+    ledger.append("r1", "applied", id="a", revert=[1, 2])
+    _intent(ledger, "r1", "b")
+    info = ledger.run_info("r1")
+    assert [e.id for e in info.entries] == ["a", "b"]
+    assert [(q.line, q.may_hide_injection) for q in info.quarantined] == [(3, True), (4, False)]
+    assert str(info.quarantined[0]).startswith(f"{ledger.path('r1')}:3: intent record whose")
+    ledger.finish_run("r1", exit_code=0)
+    ledger.prune(older_than=-1)
+    assert ledger.run_ids() == ["r1"]  # kept: a person has to look at that line
