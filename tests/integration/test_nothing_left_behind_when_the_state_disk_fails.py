@@ -205,3 +205,100 @@ def test_the_watchdog_reverts_every_fault_when_the_runner_dies_on_a_read_only_st
     assert "Traceback" not in log, log
     disk.writable()
     recover_closes_everything(disk, targets)
+
+
+def test_the_journal_goes_to_stderr_when_the_runs_dir_is_full_too(
+    tmp_path: Path, disk: StateDisk, targets: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with state_disk(tmp_path / "runs", "1m") as runs:
+        monkeypatch.setenv("CHAOS_RUNS_DIR", str(runs.path))
+        runs.fill()
+        path, runner = hold_three(tmp_path, disk, targets, "4s")
+        try:
+            break_disk(disk, "full")
+            code = runner.wait(120)
+        finally:
+            runner.kill()
+    said = output(path)
+    assert not stopped(targets) and code == 5, said
+    assert "the journal follows on stderr" in said, said
+    start_at = said.index("\n{", said.index("the journal follows")) + 1
+    journal, _ = json.JSONDecoder().raw_decode(said, start_at)
+    assert journal["exit_code"] == 5 and len(journal["injections"]) == 3
+
+
+# --- kernel faults: tc and nftables in a network namespace, read back with tc and nft
+
+
+def shape_and_cut(tmp_path: Path, pair: dict[str, str], duration: str) -> Path:
+    target = f"{{netns: {{name: {pair['b']}, device: {pair['dev_b']}"
+    path = tmp_path / "kernel.yaml"
+    path.write_text(f"""title: shape and cut
+faults:
+  - name: shape
+    type: network.bandwidth
+    target: {target}}}}}
+    with: {{rate: 128KiB}}
+    duration: {duration}
+  - name: cut
+    type: network.partition
+    target: {target}, port: 8001, protocol: tcp}}}}
+    duration: {duration}
+""")
+    return path
+
+
+@pytest.mark.parametrize("how", ["read-only", "full"])
+@pytest.mark.parametrize("reverter", ["runner", "watchdog"])
+def test_kernel_faults_are_restored_when_the_state_disk_breaks_while_they_are_held(
+    tmp_path: Path, disk: StateDisk, netns_pair: dict[str, str], how: str, reverter: str
+) -> None:
+    namespaces = [netns_pair["a"], netns_pair["b"]]
+    before = kernel_state(namespaces)
+    path = shape_and_cut(tmp_path, netns_pair, "4s" if reverter == "runner" else "60s")
+    runner = start(path)
+    try:
+        assert wait_until(lambda: len(events(disk, "applied")) == 2, 60) is not None, (
+            output(path))
+        assert kernel_state(namespaces) != before
+        break_disk(disk, how)
+        if reverter == "watchdog":
+            runner.kill()
+        code = runner.wait(120)
+        restored = wait_until(lambda: kernel_state(namespaces) == before, BUDGET, 0.1)
+        assert restored is not None, kernel_state(namespaces)
+    finally:
+        runner.kill()
+    assert code == (5 if reverter == "runner" else -signal.SIGKILL), output(path)
+    assert wait_until(lambda: not watchdogs(str(disk.path)), BUDGET) is not None
+    repair(disk, how)
+    assert len(open_injections()) == 2  # the ledger could not record the reverts...
+    recovered = run_chaos("recover", timeout=120)  # ...and recover closes them, harmlessly
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert open_injections() == [] and kernel_state(namespaces) == before
+
+
+def test_a_full_state_disk_refuses_a_kernel_fault_before_touching_the_namespace(
+    tmp_path: Path, disk: StateDisk, netns_pair: dict[str, str]
+) -> None:
+    namespaces = [netns_pair["a"], netns_pair["b"]]
+    before = kernel_state(namespaces)
+    path = shape_and_cut(tmp_path, netns_pair, "30s")
+    runner = start(path, "before_intent:stop,after_inject")
+    try:
+        assert wait_until(lambda: process_state(runner.pid) == "T", 60) is not None, (
+            output(path))
+        [ledger] = disk.ledger_files()
+        disk.pad_ledger(ledger)
+        disk.fill()
+        resume(runner.pid)  # both faults start at 0s: each stops at its intent in turn
+        while runner.poll() is None:
+            if process_state(runner.pid) == "T":
+                resume(runner.pid)
+            wait_until(lambda: runner.poll() is not None or process_state(runner.pid) == "T",
+                       60)
+    finally:
+        runner.kill()
+    assert runner.returncode == 2, output(path)
+    assert kernel_state(namespaces) == before
+    assert events(disk, "intent") == []

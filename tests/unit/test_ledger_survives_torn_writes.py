@@ -4,9 +4,14 @@ skip a torn last line, fence it off before the next append, and take concurrent 
 from __future__ import annotations
 
 import multiprocessing
+import os
 from pathlib import Path
 
+import pytest
+
+from chaos.errors import StateDirUnusable
 from chaos.safety.ledger import Ledger, read_records
+from tests.support.state_disk import state_disk
 
 
 def _intent(ledger: Ledger, run: str, ident: str) -> None:
@@ -105,3 +110,23 @@ def test_a_malformed_record_is_quarantined_with_its_line_and_the_rest_still_coun
     ledger.finish_run("r1", exit_code=0)
     ledger.prune(older_than=-1)
     assert ledger.run_ids() == ["r1"]  # kept: a person has to look at that line
+
+
+def test_a_record_cut_short_by_a_full_disk_is_refused_and_leaves_the_file_as_it_was(
+    tmp_path: Path,
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    with state_disk(tmp_path / "state", "1m") as disk:
+        ledger = Ledger(disk.path)
+        ledger.start_run("r1", pid=1, pid_create_time=0.0, title="t")
+        disk.pad_ledger(ledger.path("r1"))
+        disk.fill()
+        before = ledger.path("r1").read_bytes()
+        with pytest.raises(StateDirUnusable) as refused:
+            _intent(ledger, "r1", "a")
+        assert ledger.path("r1").read_bytes() == before  # no half record for readers
+        assert refused.value.exit_code == 2 and str(disk.path) in str(refused.value)
+        assert "No space left on device" in str(refused.value) and "df -h" in refused.value.hint
+        assert ledger.reverted("r1", "a", by="runner") is False  # a closing record: no raise
+        assert [(u.event, u.id) for u in ledger.unrecorded] == [("reverted", "a")]
