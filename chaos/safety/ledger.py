@@ -193,8 +193,9 @@ def _problem(record: dict[str, Any]) -> str:
         for key in ("deadline", "ends"):
             if not isinstance(record.get(key), _OPTIONAL_NUMBER):
                 return f"intent record whose `{key}` is not a number"
-    if event == "run" and not isinstance(record.get("pid", 0), int):
-        return "run record whose `pid` is not a number"
+    if event == "run" and not (isinstance(record.get("pid", 0), int) and isinstance(
+            record.get("pid_create_time", 0.0), _NUMBER)):
+        return "run record whose `pid` or `pid_create_time` is not a number"
     return ""
 
 
