@@ -125,3 +125,44 @@ def test_a_recover_waits_for_the_run_s_revert_lock_and_leaves_closed_entries_alo
     assert process_state(target.pid) == "T"
     assert [r["by"] for r in ledger_records(state_dir) if r["event"] == "reverted"] == [
         "watchdog"]
+
+
+def test_the_watchdog_waits_for_a_recover_in_progress_and_reverts_only_what_is_left(
+    tmp_path: Path, state_dir: Path, spawn_sleepers: Callable[..., list[psutil.Process]]
+) -> None:
+    pids = [p.pid for p in spawn_sleepers(3, unique_marker())]
+    faults = "\n".join(f"""  - name: freeze-{i}
+    type: process.suspend
+    target: {{process: {{pid: {pid}}}}}
+    duration: 60s""" for i, pid in enumerate(pids))
+    path = tmp_path / "freeze.yaml"
+    path.write_text(f"title: freeze\nfaults:\n{faults}\n")
+    with open(tmp_path / "run.log", "wb") as log:
+        runner = subprocess.Popen(chaos_cmd("run", "-q", str(path)), cwd=ROOT, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    ledger = Ledger(state_dir)
+    try:
+        applied = lambda: sum(r["event"] == "applied" for r in ledger_records(state_dir)) == 3
+        assert wait_until(applied, 60, 0.05) is not None, (tmp_path / "run.log").read_text()
+        [run] = ledger.run_ids()
+        [watchdog] = [p for p in processes_matching("chaos.safety.watchdog")
+                      if str(runner.pid) in p.cmdline()]
+        lock = ledger.revert_lock(run)  # a `chaos recover --force` in the middle of its work
+        assert lock.try_acquire()
+        try:
+            runner.kill()
+            runner.wait(10)
+            waiting = lambda: any(f.path.endswith(f"{run}.lock") for f in watchdog.open_files())
+            assert wait_until(waiting, 60) is not None, "the watchdog never reached the lock"
+            assert all(process_state(p) == "T" for p in pids), "it did not wait its turn"
+            first = next(e for e in ledger.entries(run) if str(pids[0]) in e.target)
+            os.kill(pids[0], signal.SIGCONT)  # what the recover undid...
+            ledger.reverted(run, first.id, by="chaos recover")  # ...and recorded
+        finally:
+            lock.release()
+        assert wait_until(lambda: all(process_state(p) != "T" for p in pids), 30) is not None
+        assert wait_until(lambda: not ledger.open_entries(run), 30) is not None
+    finally:
+        runner.kill()
+    closers = {(r["id"], r["by"]) for r in ledger_records(state_dir) if r["event"] == "reverted"}
+    assert len(closers) == 3 and (first.id, "chaos recover") in closers, closers
