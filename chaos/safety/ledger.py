@@ -9,7 +9,7 @@ Appends hold an exclusive flock, so the runner, its watchdog and `chaos stop` ca
 file. A torn last line (writer killed mid-write) is skipped when read and fenced off with a
 newline before the next append. An append is whole and fsynced or it raises `StateDirUnusable`
 and leaves the file as it was (a full or read-only disk): nothing is injected without a durable
-intent. Reverters of one run are serialised by a second flock (`reverting`), so two of them
+intent. Reverters of one run are serialised by a second flock (`revert_lock`), so two of them
 never undo the same entry at once; a `reverted` record is final unless an `applied` follows it.
 A record that is valid JSON but not a valid record is quarantined: reported with its file and
 line, left out of the fold, and the rest of the ledger still counts.

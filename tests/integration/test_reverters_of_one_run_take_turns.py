@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from chaos.safety.ledger import Ledger
+from chaos.safety.ledger import Ledger, read_records
 from tests.conftest import (
     ROOT,
     chaos_cmd,
@@ -47,8 +47,15 @@ def partitions(tmp_path: Path, pair: dict[str, str]) -> Path:
 
 
 def ledger_records(state_dir: Path) -> list[dict[str, object]]:
+    """Every line of every ledger file, each checked to be a whole record (after the fact)."""
     return [json.loads(line) for p in (state_dir / "ledger").glob("*.jsonl")
             for line in p.read_text().splitlines() if line.strip()]
+
+
+def applied_count(state_dir: Path) -> int:
+    """For polling while the runner appends: a line being written is skipped, not an error."""
+    return sum(r["event"] == "applied" for p in (state_dir / "ledger").glob("*.jsonl")
+               for r in read_records(p))
 
 
 def open_injections() -> list[dict[str, object]]:
@@ -68,7 +75,7 @@ def test_two_recovers_at_once_revert_each_nft_entry_once_and_leave_nothing_open(
         runner = subprocess.Popen(chaos_cmd("run", "-q", str(path)), cwd=ROOT, stdout=log,
                                   stderr=subprocess.STDOUT)
     try:
-        applied = lambda: sum(r["event"] == "applied" for r in ledger_records(state_dir)) == 3
+        applied = lambda: applied_count(state_dir) == 3
         assert wait_until(applied, 60, 0.05) is not None, (tmp_path / "run.log").read_text()
         [watchdog] = [p for p in processes_matching("chaos.safety.watchdog")
                       if str(runner.pid) in p.cmdline()]
@@ -142,7 +149,7 @@ def test_the_watchdog_waits_for_a_recover_in_progress_and_reverts_only_what_is_l
                                   stderr=subprocess.STDOUT)
     ledger = Ledger(state_dir)
     try:
-        applied = lambda: sum(r["event"] == "applied" for r in ledger_records(state_dir)) == 3
+        applied = lambda: applied_count(state_dir) == 3
         assert wait_until(applied, 60, 0.05) is not None, (tmp_path / "run.log").read_text()
         [run] = ledger.run_ids()
         [watchdog] = [p for p in processes_matching("chaos.safety.watchdog")
