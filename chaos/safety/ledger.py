@@ -116,8 +116,9 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _write_locked(path: Path, line: bytes) -> None:
-    """Append `line` and fsync it, or raise OSError with the file as it was before."""
+def _write_locked(path: Path, line: bytes) -> int:
+    """Append `line` and fsync it, or raise OSError with the file as it was before. Returns the
+    file's size after the append."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -135,6 +136,7 @@ def _write_locked(path: Path, line: bytes) -> None:
                 os.ftruncate(fd, size)
                 os.fsync(fd)
             raise
+        return size + len(line)
     finally:
         os.close(fd)
 
@@ -264,6 +266,7 @@ class Ledger:
         self.directory = self.state_dir / "ledger"
         # closing records (reverted, revert_failed, finished) this process could not write
         self.unrecorded: list[Unrecorded] = []
+        self._own_size: dict[str, int] = {}  # per run: its file's size after our last append
 
     def path(self, run: str) -> Path:
         return self.directory / f"{run}.jsonl"
@@ -273,7 +276,8 @@ class Ledger:
         record = {"v": SCHEMA, "ts": time.time(), "event": event, "run": run, **fields}
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            _write_locked(self.path(run), (json.dumps(record, sort_keys=True) + "\n").encode())
+            self._own_size[run] = _write_locked(
+                self.path(run), (json.dumps(record, sort_keys=True) + "\n").encode())
         except OSError as exc:
             raise unusable(self.directory, exc, f"write the {event} record") from exc
 
@@ -291,6 +295,14 @@ class Ledger:
                       fields.get("id") or run)
             return False
         return True
+
+    def written_by_others(self, run: str) -> bool:
+        """Whether anyone else appended to the run's ledger since this instance last did: if
+        not, what this process wrote is still the whole story and need not be read back."""
+        try:
+            return self._own_size.get(run) != self.path(run).stat().st_size
+        except OSError:
+            return True
 
     def unrecorded_of(self, run: str) -> list[Unrecorded]:
         return [u for u in self.unrecorded if u.run == run]

@@ -64,7 +64,7 @@ async def revert_spec(run: str, ident: str, spec: Mapping[str, Any], ledger: Led
     """(outcome, error): outcome is reverted | gone | nothing | failed. An entry another
     reverter closed meanwhile is left alone (`nothing`)."""
     async with reverting(ledger, run):
-        now = _current(ledger, run)
+        now = _current(ledger, run) if ledger.written_by_others(run) else None
         if now is not None and ident in now and not now[ident].is_open:
             return "nothing", ""
         return await _revert_and_record(run, ident, spec, ledger, adapters, by=by)

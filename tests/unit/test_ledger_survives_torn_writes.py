@@ -130,3 +130,14 @@ def test_a_record_cut_short_by_a_full_disk_is_refused_and_leaves_the_file_as_it_
         assert "No space left on device" in str(refused.value) and "df -h" in refused.value.hint
         assert ledger.reverted("r1", "a", by="runner") is False  # a closing record: no raise
         assert [(u.event, u.id) for u in ledger.unrecorded] == [("reverted", "a")]
+
+
+def test_a_ledger_knows_when_someone_else_wrote_to_a_run_since_its_own_last_append(
+    tmp_path: Path,
+) -> None:
+    runner, watchdog = Ledger(tmp_path), Ledger(tmp_path)
+    runner.start_run("r1", pid=1, pid_create_time=0.0, title="t")
+    _intent(runner, "r1", "a")
+    assert not runner.written_by_others("r1")  # its reverts need not read the file back
+    watchdog.reverted("r1", "a", by="watchdog")
+    assert runner.written_by_others("r1") and watchdog.written_by_others("r1") is False
