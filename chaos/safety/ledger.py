@@ -151,24 +151,26 @@ def unusable(directory: Path, exc: OSError, doing: str) -> StateDirUnusable:
 
 
 class RevertLock:
-    """An flock that is released by closing its fd (or by the holder's death)."""
+    """A run's revert lock as one process holds it: an flock shared by the tasks of that process
+    (they revert different injections; it is other processes that must take turns)."""
 
     def __init__(self, fd: int | None) -> None:
         self.fd = fd
+        self.holders = 0
 
     def try_acquire(self) -> bool:
-        if self.fd is None:
-            return True  # nothing to lock: go on unserialised rather than not revert
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
+        if self.holders == 0 and self.fd is not None:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+        self.holders += 1  # no fd: nothing to lock, go on unserialised rather than not revert
         return True
 
     def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        self.holders -= 1
+        if self.holders == 0 and self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
 
 
 # --- reading: skip torn lines, quarantine records that are not what they claim
@@ -267,6 +269,7 @@ class Ledger:
         # closing records (reverted, revert_failed, finished) this process could not write
         self.unrecorded: list[Unrecorded] = []
         self._own_size: dict[str, int] = {}  # per run: its file's size after our last append
+        self._revert_locks: dict[str, RevertLock] = {}
 
     def path(self, run: str) -> Path:
         return self.directory / f"{run}.jsonl"
@@ -308,19 +311,25 @@ class Ledger:
         return [u for u in self.unrecorded if u.run == run]
 
     def revert_lock(self, run: str) -> RevertLock:
-        """The run's revert lock: one reverter of a run at a time, across processes.
+        """The run's revert lock: one reverter process of a run at a time.
 
         Never fails for lack of a writable disk: the lock file is made at the run's start and
         later only opened for reading; without it, the ledger directory itself is locked."""
+        lock = self._revert_locks.get(run)
+        if lock is None:
+            lock = self._revert_locks[run] = RevertLock(self._open_revert_lock(run))
+        return lock
+
+    def _open_revert_lock(self, run: str) -> int | None:
         for path, flags in ((self.directory / f"{run}.lock", os.O_RDONLY),
                             (self.directory / f"{run}.lock", os.O_RDONLY | os.O_CREAT),
                             (self.directory, os.O_RDONLY)):
             try:
-                return RevertLock(os.open(path, flags, 0o600))
+                return os.open(path, flags | os.O_CLOEXEC, 0o600)
             except OSError:
                 continue
         log.error("cannot lock %s for reverting; reverting without serialising", self.directory)
-        return RevertLock(None)
+        return None
 
     # the protocol, in order
     def start_run(self, run: str, *, pid: int, pid_create_time: float, title: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from chaos.safety.ledger import Entry, Ledger, RunInfo
 log = logging.getLogger(__name__)
 
 LOCK_POLL = 0.01  # seconds between tries for a run's revert lock another reverter holds
+LOCK_PATIENCE = 10.0  # seconds a reverter waits for that lock before it reverts anyway
 
 
 @dataclass(frozen=True)
@@ -39,15 +41,27 @@ class RevertResult:
 
 
 @contextlib.asynccontextmanager
-async def reverting(ledger: Ledger, run: str) -> AsyncIterator[None]:
-    """Hold the run's revert lock, polling so the event loop (heartbeats, signals) runs on."""
+async def reverting(ledger: Ledger, run: str, patience: float = LOCK_PATIENCE
+                    ) -> AsyncIterator[None]:
+    """Hold the run's revert lock, polling so the event loop (heartbeats, signals) runs on.
+
+    After `patience` seconds it reverts anyway: a reverter stuck while holding the lock (a
+    frozen runner, a hung API call) must not stop the watchdog; what that costs is at most a
+    second revert of the same entry, which is idempotent and cannot reopen it."""
     lock = ledger.revert_lock(run)
+    give_up = time.monotonic() + patience
+    acquired = lock.try_acquire()
+    while not acquired and time.monotonic() < give_up:
+        await asyncio.sleep(LOCK_POLL)
+        acquired = lock.try_acquire()
+    if not acquired:
+        log.warning("another reverter of run %s has held its revert lock for %gs; reverting "
+                    "anyway", run, patience)
     try:
-        while not lock.try_acquire():
-            await asyncio.sleep(LOCK_POLL)
         yield
     finally:
-        lock.release()
+        if acquired:
+            lock.release()
 
 
 def _current(ledger: Ledger, run: str) -> dict[str, Entry] | None:

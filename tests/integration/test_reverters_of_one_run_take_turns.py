@@ -173,3 +173,34 @@ def test_the_watchdog_waits_for_a_recover_in_progress_and_reverts_only_what_is_l
         runner.kill()
     closers = {(r["id"], r["by"]) for r in ledger_records(state_dir) if r["event"] == "reverted"}
     assert len(closers) == 3 and (first.id, "chaos recover") in closers, closers
+
+
+def test_a_reverter_stuck_holding_the_lock_delays_the_watchdog_but_does_not_stop_it(
+    tmp_path: Path, state_dir: Path, spawn_sleepers: Callable[..., list[psutil.Process]]
+) -> None:
+    pids = [p.pid for p in spawn_sleepers(2, unique_marker())]
+    faults = "\n".join(f"""  - name: freeze-{i}
+    type: process.suspend
+    target: {{process: {{pid: {pid}}}}}
+    duration: 60s""" for i, pid in enumerate(pids))
+    path = tmp_path / "freeze.yaml"
+    path.write_text(f"title: freeze\nfaults:\n{faults}\n")
+    with open(tmp_path / "run.log", "wb") as log:
+        runner = subprocess.Popen(chaos_cmd("run", "-q", str(path)), cwd=ROOT, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    ledger = Ledger(state_dir)
+    try:
+        applied = lambda: applied_count(state_dir) == 2
+        assert wait_until(applied, 60, 0.05) is not None, (tmp_path / "run.log").read_text()
+        [run] = ledger.run_ids()
+        lock = ledger.revert_lock(run)  # held and never let go: a frozen `chaos recover`
+        assert lock.try_acquire()
+        runner.kill()
+        runner.wait(10)
+        assert wait_until(lambda: all(process_state(p) != "T" for p in pids), 120) is not None
+        assert wait_until(lambda: not ledger.open_entries(run), 30) is not None
+        lock.release()
+    finally:
+        runner.kill()
+    log_text = next((state_dir / "watchdog").glob("*.log")).read_text()
+    assert "reverting anyway" in log_text, log_text
