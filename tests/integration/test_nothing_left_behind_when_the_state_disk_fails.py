@@ -309,3 +309,29 @@ def test_a_full_state_disk_refuses_a_kernel_fault_before_touching_the_namespace(
     assert runner.returncode == 2, output(path)
     assert kernel_state(namespaces) == before
     assert events(disk, "intent") == []
+
+
+def test_a_disk_that_fills_between_inject_and_applied_still_leaves_nothing_behind(
+    tmp_path: Path, disk: StateDisk, targets: list[int]
+) -> None:
+    path = freeze(tmp_path, targets[:1], "30s")
+    runner = start(path, "after_inject:stop")  # injected, `applied` not written yet
+    try:
+        assert wait_until(lambda: process_state(runner.pid) == "T", 60) is not None, (
+            output(path))
+        assert process_state(targets[0]) == "T"
+        [ledger] = disk.ledger_files()
+        disk.pad_ledger(ledger)
+        disk.fill()
+        resume(runner.pid)
+        code = runner.wait(60)
+    finally:
+        runner.kill()
+    said = output(path)
+    assert process_state(targets[0]) != "T", said
+    assert code == 5 and "reverted, but could not record it" in said, said
+    assert "Traceback" not in said and "internal error" not in said, said
+    disk.free()
+    assert len(open_injections()) == 1  # the intent is there; what followed could not be
+    assert run_chaos("recover").returncode == 0
+    assert open_injections() == [] and process_state(targets[0]) != "T"
