@@ -87,7 +87,8 @@ class StateDisk:
 
     def writable(self) -> None:
         if self._ro_bind:
-            subprocess.run(["umount", str(self.path)], check=True, timeout=10)
+            # lazy: a reverter may still hold its revert lock open through the read-only bind
+            subprocess.run(["umount", "-l", str(self.path)], check=True, timeout=10)
             self._mounts -= 1
             self._ro_bind = False
 
