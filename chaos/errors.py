@@ -9,6 +9,8 @@
     ├── PermissionDenied            the OS or an API refused us (exit 2)
     ├── FaultFailed                 an injection failed; everything else is reverted (exit 4)
     ├── RevertFailed                something may still be injected (exit 5)
+    ├── StateDirUnusable            the ledger in the state dir cannot be written: nothing is
+    │                               injected without a durable intent (exit 2)
     ├── ProbeError                  a probe is misconfigured (not: the probe failed) (exit 2)
     └── ServiceFailed               a declared service did not start or become ready (exit 2)
 
@@ -140,6 +142,29 @@ class FaultFailed(ChaosError):
 class RevertFailed(ChaosError):
     exit_code = ExitCode.REVERT_FAILED
     hint = "`chaos status` lists what is still injected; `chaos recover` retries the reverts"
+
+
+class StateDirUnusable(ChaosError):
+    """A ledger record could not be made durable (disk full, read-only, no permission).
+
+    Raised before an injection, it refuses the fault; the records that close an entry are
+    never allowed to raise this far (see chaos.safety.recover)."""
+
+    def __init__(self, message: str, *, directory: str, errno_name: str = "") -> None:
+        self.directory, self.errno_name = directory, errno_name
+        super().__init__(message, hint=_state_dir_hint(directory, errno_name))
+
+
+def _state_dir_hint(directory: str, errno_name: str) -> str:
+    fix = {
+        "ENOSPC": f"free space on the filesystem holding {directory} (`df -h {directory}`)",
+        "EDQUOT": f"free space within your disk quota for {directory}",
+        "EROFS": f"remount the filesystem holding {directory} read-write",
+        "EACCES": f"make {directory} writable for this user",
+        "EPERM": f"make {directory} writable for this user",
+    }.get(errno_name, f"make {directory} writable, with free space")
+    return (f"{fix}, or point CHAOS_STATE_DIR (or --state-dir) at a writable directory; "
+            "`chaos status` then shows whether anything is still injected")
 
 
 class ProbeError(ChaosError):

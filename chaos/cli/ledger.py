@@ -11,11 +11,15 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from chaos.cli.options import state_dir as state_dir_option
 from chaos.errors import ExitCode
+
+if TYPE_CHECKING:
+    from chaos.safety.ledger import Quarantined, RunInfo
 
 
 def _ledger(state_dir: Path | None):  # type: ignore[no-untyped-def]
@@ -37,6 +41,7 @@ def status(as_json: bool, state_dir: Path | None) -> None:
     ledger = _ledger(state_dir)
     rows = []
     for info in ledger.runs():
+        _report_quarantined(info)
         open_entries = [e for e in info.entries if e.is_open]
         if not open_entries:
             continue
@@ -124,7 +129,9 @@ def recover(force: bool, kubernetes: bool, context: str | None, kubeconfig: str 
                                "go with --kubernetes")
     ledger = _ledger(state_dir)
     entries = []
+    unknown = 0  # quarantined records that may stand for an injection nobody can revert
     for info in ledger.runs():
+        unknown += sum(q.may_hide_injection for q in _report_quarantined(info))
         open_entries = [e for e in info.entries if e.is_open]
         if open_entries and (force or not runner_alive(info)):
             entries += open_entries
@@ -132,13 +139,26 @@ def recover(force: bool, kubernetes: bool, context: str | None, kubeconfig: str 
             click.echo(f"run {info.run} is still running (pid {info.pid}); skipped "
                        "(--force reverts it anyway)")
     code = _revert(ledger, entries, by="chaos recover") if entries else ExitCode.OK
+    if unknown:
+        click.echo(f"chaos recover: {unknown} unreadable ledger record(s) above may stand for "
+                   "injections it cannot revert; check those targets by hand, then fix or "
+                   "delete the lines", err=True)
+        code = ExitCode.REVERT_FAILED
     if kubernetes:
         settings = {k: v for k, v in (("context", context), ("kubeconfig", kubeconfig),
                                       ("allow_kube_system", allow_kube_system)) if v}
         code = max(code, _sweep(settings, namespaces, force))
-    elif not entries:
+    elif not entries and not unknown:
         click.echo("nothing to recover")
     sys.exit(code)
+
+
+def _report_quarantined(info: RunInfo) -> tuple[Quarantined, ...]:
+    """Say where each record the ledger could not trust is; the rest of it still counts."""
+    for q in info.quarantined:
+        click.echo(f"chaos: ledger record quarantined, {q} (left out; the other records "
+                   "count)", err=True)
+    return info.quarantined
 
 
 def _sweep(settings: Mapping[str, object], namespaces: tuple[str, ...], force: bool) -> int:
@@ -174,10 +194,15 @@ def _revert(ledger, entries, *, by: str) -> int:  # type: ignore[no-untyped-def]
 
     results = asyncio.run(revert_all(entries, ledger, default_registry(), by=by))
     failed = 0
+    unrecorded = {u.id for u in ledger.unrecorded}
     for r in results:
         if r.outcome == "failed":
             failed += 1
             click.echo(f"FAILED  {r.entry.fault} on {r.entry.target}: {r.error}", err=True)
         else:
-            click.echo(f"{r.outcome:<9} {r.entry.fault} on {r.entry.target} ({r.entry.id})")
-    return ExitCode.REVERT_FAILED if failed else ExitCode.OK
+            click.echo(f"{r.outcome:<9} {r.entry.fault} on {r.entry.target} ({r.entry.id})"
+                       + ("  [not recorded]" if r.entry.id in unrecorded else ""))
+    if ledger.unrecorded:
+        click.echo(f"{by}: reverted, but could not record it — run `chaos recover` once the "
+                   f"state dir is writable: {ledger.unrecorded[0].error}", err=True)
+    return ExitCode.REVERT_FAILED if failed or ledger.unrecorded else ExitCode.OK

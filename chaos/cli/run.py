@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -192,8 +193,14 @@ async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore
             journals.append(_error_journal(exp.source, exc.exit_code, str(exc)))
             codes.append(exc.exit_code)
             click.echo(f"chaos: error: {exc}", err=True)
+            if exc.hint:
+                click.echo(f"  what to do: {exc.hint}", err=True)
             continue
         journals.append(record.journal)
+        if getattr(record, "journal_error", ""):
+            click.echo(f"chaos: error: {record.journal_error}; the journal follows on stderr",
+                       err=True)
+            click.echo(json.dumps(record.journal, indent=2, default=str), err=True)
         text = summary(record.journal, str(record.journal_path))
         if extra:  # Chaos Toolkit activities go before the verdict line
             head, _, tail = text.partition("\n  verdict:")

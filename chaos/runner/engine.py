@@ -33,7 +33,8 @@ import psutil
 
 from chaos.adapters.base import Adapter, TargetRef
 from chaos.adapters.registry import AdapterRegistry
-from chaos.errors import ChaosError, ExitCode, FaultFailed, TargetNotFound, truncate
+from chaos.errors import (ChaosError, ExitCode, FaultFailed, RevertFailed, StateDirUnusable,
+                          TargetNotFound, truncate)
 from chaos.model.experiment import Experiment, FaultSpec, thaw
 from chaos.runner.events import EventBus
 from chaos.runner.observer import Observer
@@ -204,6 +205,7 @@ class Engine:
                              "; ".join(f"revert of {i.fault.name} on {i.target.label} failed: "
                                        f"{i.error}" for i in failed))
         self._outcome = self._as_recorded(*self._outcome)
+        self._unrecorded_reverts()
         code, reason = self._outcome
         self.ledger.finish_run(self.run_id, exit_code=int(code))
         self.bus.emit("run.finished", run=self.run_id, verdict=VERDICTS[code],
@@ -228,7 +230,27 @@ class Engine:
                  f"{i.reverted_at:.1f}s, before its planned end"
                  for i in self.injections if i.by not in ("", "runner")
                  and i.reverted_at is not None and i.reverted_at >= 0]
-        return (code, reason + "; " + "; ".join(early)) if early else (code, reason)
+        if not early:
+            return code, reason
+        if code == ExitCode.OK and self.experiment.hypothesis is not None:
+            # the checks held, but for a shorter fault than the experiment declares: that is not
+            # the experiment that passed review, so it is no pass (a failure stays a failure)
+            return ExitCode.ABORTED, ("the hypothesis was not tested for the faults' planned "
+                                      "durations: " + "; ".join(early))
+        return code, reason + "; " + "; ".join(early)
+
+    def _unrecorded_reverts(self) -> None:
+        """Reverted, but the ledger could not say so: exit 5, so nobody trusts a ledger that
+        still shows the entries open, and `chaos recover` closes them once it can write."""
+        missing = [u for u in self.ledger.unrecorded_of(self.run_id) if u.event != "finished"]
+        if missing and self._outcome[0] != ExitCode.REVERT_FAILED:
+            self._error = RevertFailed(
+                f"reverted, but could not record it in the ledger ({len(missing)} record(s) "
+                f"missing): {missing[0].error}",
+                hint="run `chaos recover` once the state dir is writable "
+                     f"({self.ledger.state_dir}); until then `chaos status` shows these "
+                     "injections as open")
+            self._outcome = (ExitCode.REVERT_FAILED, str(self._error))
 
     async def _heartbeat(self) -> None:
         while self.watchdog is not None:
@@ -403,9 +425,14 @@ class Engine:
         injection = Injection(ident, fault, target, adapter, spec)
         # write-ahead: the revert spec is durable before anything is touched
         failpoints.hit("before_intent")
-        self.ledger.intent(self.run_id, ident, fault=fault.type, target=target.label,
-                           revert=spec, deadline=deadline if fault.duration else None,
-                           ends=time.time() + fault.duration if fault.duration else None)
+        try:
+            self.ledger.intent(self.run_id, ident, fault=fault.type, target=target.label,
+                               revert=spec, deadline=deadline if fault.duration else None,
+                               ends=time.time() + fault.duration if fault.duration else None)
+        except StateDirUnusable as exc:  # no durable intent, no injection
+            raise StateDirUnusable(f"{fault.name} on {target.label} refused, nothing injected: "
+                                   f"{exc}", directory=exc.directory,
+                                   errno_name=exc.errno_name) from exc
         self.injections.append(injection)
         failpoints.hit("after_intent")
         try:
@@ -465,7 +492,12 @@ class Engine:
         for injection in reversed(self.injections):
             await self._revert(injection, by="runner")
         known = {i.id for i in self.injections}
-        for entry in self.ledger.open_entries(self.run_id):  # belt and braces
+        try:
+            leftover = self.ledger.open_entries(self.run_id)
+        except OSError as exc:
+            log.error("cannot read the ledger for a last check: %s", exc)
+            leftover = []
+        for entry in leftover:  # belt and braces
             if entry.id not in known:
                 await revert_spec(self.run_id, entry.id, entry.revert, self.ledger,
                                   self.adapters, by="runner")

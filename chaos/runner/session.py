@@ -35,6 +35,7 @@ class RunRecord:
     journal: dict[str, Any]
     journal_path: Path
     out_dir: Path
+    journal_error: str = ""  # the journal could not be written there: the CLI prints it instead
 
 
 async def run_experiment(experiment: Experiment, options: RunOptions,
@@ -55,5 +56,8 @@ async def run_experiment(experiment: Experiment, options: RunOptions,
     result = await engine.run()
     document = journal.build(experiment, recorder, result, started, time.time())
     path = options.journal_path or out_dir / "journal.json"
-    journal.write(path, document)
+    try:
+        journal.write(path, document)
+    except OSError as exc:  # a full disk must not lose what happened: stderr is the last resort
+        return RunRecord(result, document, path, out_dir, f"cannot write {path}: {exc}")
     return RunRecord(result, document, path, out_dir)

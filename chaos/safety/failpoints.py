@@ -2,7 +2,9 @@
 
 `CHAOS_FAILPOINTS=after_intent` makes the runner SIGKILL itself right after writing an intent
 record, so tests can prove the watchdog reverts from every step of the protocol - not only at
-the moments a timer happens to hit. Unset (always, in real use) this costs one dict lookup.
+the moments a timer happens to hit. `NAME:stop` makes it SIGSTOP itself there instead, so a test
+can change the world at that exact step (fill or remount the state disk) and then SIGCONT it.
+Unset (always, in real use) this costs one dict lookup.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ POINTS = frozenset({
     "before_intent", "after_intent", "after_inject", "after_applied", "before_revert",
     "after_revert", "after_reverted", "during_cleanup",
 })
-_ACTIVE = frozenset(filter(None, os.environ.get("CHAOS_FAILPOINTS", "").split(",")))
+_ACTIVE = dict((item.partition(":")[0], item.partition(":")[2] or "kill")
+               for item in os.environ.get("CHAOS_FAILPOINTS", "").split(",") if item)
+_SIGNALS = {"kill": signal.SIGKILL, "stop": signal.SIGSTOP}
 
 
 def hit(name: str) -> None:
     assert name in POINTS, name
     if name in _ACTIVE:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), _SIGNALS[_ACTIVE[name]])

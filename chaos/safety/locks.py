@@ -6,6 +6,7 @@ run never leaves a stale lock behind. The file names the holder for the error me
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -13,6 +14,7 @@ import os
 from pathlib import Path
 
 from chaos.errors import TargetLocked
+from chaos.safety.ledger import unusable
 
 
 class TargetLocks:
@@ -27,9 +29,12 @@ class TargetLocks:
     def acquire(self, key: str, label: str) -> None:
         if key in self._held:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
         path = self._path(key)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise unusable(self.directory, exc, f"lock {label}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -40,14 +45,19 @@ class TargetLocks:
             os.close(fd)
             raise TargetLocked(f"{label} is already targeted by run {holder.get('run', '?')} "
                                f"(pid {holder.get('pid', '?')})") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"run": self.run, "pid": os.getpid(), "key": key}).encode(), 0)
         self._held[key] = fd
+        try:  # who holds it is for the other run's message only: the flock is the lock
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"run": self.run, "pid": os.getpid(), "key": key}).encode(),
+                      0)
+        except OSError:
+            pass
 
     def release_all(self) -> None:
         # The files stay: unlinking a lock file races with a third run that opened it already
         # and would then hold a lock on a file nobody else can see.
         for fd in self._held.values():
-            os.ftruncate(fd, 0)
+            with contextlib.suppress(OSError):  # a full or read-only disk: the flock still goes
+                os.ftruncate(fd, 0)
             os.close(fd)
         self._held.clear()

@@ -3,12 +3,20 @@ and `chaos recover` alike, so there is exactly one way to undo an injection.
 
 Ledger appends here are synchronous on purpose: each is one small write + fsync, and the
 write-ahead protocol needs them ordered with the reverts and untorn by task cancellation.
+
+Reverting comes first and never depends on the ledger: a record that cannot be written (a full
+or read-only state disk) is logged and kept in `ledger.unrecorded`, and the next entry is
+reverted all the same. Reverters of one run hold its revert lock and re-read the ledger inside
+it, so an entry another reverter closed meanwhile is not undone twice.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +29,9 @@ from chaos.safety.ledger import Entry, Ledger, RunInfo
 
 log = logging.getLogger(__name__)
 
+LOCK_POLL = 0.01  # seconds between tries for a run's revert lock another reverter holds
+LOCK_PATIENCE = 10.0  # seconds a reverter waits for that lock before it reverts anyway
+
 
 @dataclass(frozen=True)
 class RevertResult:
@@ -29,29 +40,84 @@ class RevertResult:
     error: str = ""
 
 
+@contextlib.asynccontextmanager
+async def reverting(ledger: Ledger, run: str, patience: float = LOCK_PATIENCE
+                    ) -> AsyncIterator[None]:
+    """Hold the run's revert lock, polling so the event loop (heartbeats, signals) runs on.
+
+    After `patience` seconds it reverts anyway: a reverter stuck while holding the lock (a
+    frozen runner, a hung API call) must not stop the watchdog; what that costs is at most a
+    second revert of the same entry, which is idempotent and cannot reopen it."""
+    lock = ledger.revert_lock(run)
+    give_up = time.monotonic() + patience
+    acquired = lock.try_acquire()
+    while not acquired and time.monotonic() < give_up:
+        await asyncio.sleep(LOCK_POLL)
+        acquired = lock.try_acquire()
+    if not acquired:
+        log.warning("another reverter of run %s has held its revert lock for %gs; reverting "
+                    "anyway", run, patience)
+    try:
+        yield
+    finally:
+        if acquired:
+            lock.release()
+
+
+def _current(ledger: Ledger, run: str) -> dict[str, Entry] | None:
+    """The run's entries as the ledger has them now, or None if it cannot be read."""
+    try:
+        return {e.id: e for e in ledger.entries(run)}
+    except OSError as exc:
+        log.error("cannot read the ledger of %s (%s); reverting what was asked", run, exc)
+        return None
+
+
 async def revert_spec(run: str, ident: str, spec: Mapping[str, Any], ledger: Ledger,
                       adapters: AdapterRegistry, *, by: str) -> tuple[str, str]:
-    """(outcome, error): outcome is reverted | gone | nothing | failed."""
+    """(outcome, error): outcome is reverted | gone | nothing | failed. An entry another
+    reverter closed meanwhile is left alone (`nothing`)."""
+    async with reverting(ledger, run):
+        now = _current(ledger, run) if ledger.written_by_others(run) else None
+        if now is not None and ident in now and not now[ident].is_open:
+            return "nothing", ""
+        return await _revert_and_record(run, ident, spec, ledger, adapters, by=by)
+
+
+async def _revert_and_record(run: str, ident: str, spec: Mapping[str, Any], ledger: Ledger,
+                             adapters: AdapterRegistry, *, by: str) -> tuple[str, str]:
     try:
         outcome = await adapters.revert(spec)
         failpoints.hit("after_revert")
-    except ChaosError as exc:
-        error = truncate(str(exc))
-        ledger.revert_failed(run, ident, by=by, error=error)
+    except Exception as exc:  # an adapter's bug must not stop the other reverts either
+        text = str(exc) if isinstance(exc, ChaosError) else f"{type(exc).__name__}: {exc}"
+        error = truncate(text)
         log.error("revert of %s failed: %s", ident, error)
+        ledger.revert_failed(run, ident, by=by, error=error)
         return "failed", error
-    ledger.reverted(run, ident, by=by, outcome=outcome)
+    ledger.reverted(run, ident, by=by, outcome=outcome)  # never raises: see ledger.unrecorded
     return outcome, ""
 
 
 async def revert_all(entries: list[Entry], ledger: Ledger, adapters: AdapterRegistry, *,
                      by: str) -> list[RevertResult]:
-    """Newest first, like a stack: later faults may build on earlier ones."""
-    results = []
+    """Newest first, like a stack: later faults may build on earlier ones. Each run's entries
+    are reverted under its revert lock, from the ledger as it is once the lock is held."""
+    by_run: dict[str, list[Entry]] = {}
     for entry in sorted(entries, key=lambda e: e.created, reverse=True):
-        outcome, error = await revert_spec(entry.run, entry.id, entry.revert, ledger, adapters,
-                                           by=by)
-        results.append(RevertResult(entry, outcome, error))
+        by_run.setdefault(entry.run, []).append(entry)
+    results = []
+    for run, mine in by_run.items():
+        async with reverting(ledger, run):
+            now = _current(ledger, run)
+            for entry in mine:
+                fresh = entry if now is None else now.get(entry.id, entry)
+                if not fresh.is_open:
+                    results.append(RevertResult(fresh, "nothing"))
+                    continue
+                outcome, error = await _revert_and_record(run, fresh.id, fresh.revert, ledger,
+                                                          adapters, by=by)
+                results.append(RevertResult(fresh, outcome, error))
     return results
 
 

@@ -101,19 +101,38 @@ class Watchdog:
         self.ledger = Ledger(state_dir)
         self.adapters = default_registry()  # loaded up front: reverts must not wait for imports
         self.run, self.fd, self.heartbeat_timeout = run, fd, heartbeat_timeout
+        self.unrecorded: set[str] = set()  # reverted, but the ledger still says open
 
-    def revert(self, why: str, *, expired_only: bool = False) -> None:
+    def revert(self, why: str, *, expired_only: bool = False) -> bool:
+        """Revert the run's open entries; never raises, whatever the ledger or an adapter does
+        (a watchdog that dies on a full disk protects nothing). False if it has to be retried."""
+        try:
+            self._revert(why, expired_only=expired_only)
+        except Exception:
+            log.exception("%s: reverting failed", why)
+            return False
+        return True
+
+    def _revert(self, why: str, *, expired_only: bool) -> None:
         from chaos.safety.recover import revert_all
 
         now = time.time()
         entries = [e for e in self.ledger.open_entries(self.run)
-                   if not expired_only or (e.deadline is not None and e.deadline < now)]
+                   if not expired_only or (e.deadline is not None and e.deadline < now
+                                           and e.id not in self.unrecorded)]
         if entries:
             log.warning("%s: reverting %d open injection(s)", why, len(entries))
             for result in asyncio.run(revert_all(entries, self.ledger, self.adapters,
                                                  by="watchdog")):
                 log.warning("  %s on %s: %s %s", result.entry.fault, result.entry.target,
                             result.outcome, result.error)
+        for missing in self.ledger.unrecorded:
+            if missing.event == "reverted":
+                self.unrecorded.add(missing.id)  # the deadline pass need not redo it
+            log.error("  %s: %s, but could not record it — run `chaos recover` once the state "
+                      "dir is writable", missing.id or missing.run,
+                      "reverted" if missing.event == "reverted" else missing.event)
+        self.ledger.unrecorded.clear()
 
     def watch(self) -> None:
         last_beat = time.monotonic()
@@ -131,7 +150,10 @@ class Watchdog:
             if not stale and time.monotonic() - last_beat > self.heartbeat_timeout:
                 stale = True  # revert once per silence, not every second
                 self.revert(f"no heartbeat for {self.heartbeat_timeout:g}s")
-        self.revert("run finished" if done else "runner died")
+        for _ in range(3):  # the last pass: nobody comes after it
+            if self.revert("run finished" if done else "runner died"):
+                break
+            time.sleep(HEARTBEAT_EVERY)
 
 
 def main(argv: list[str] | None = None) -> int:
