@@ -200,14 +200,58 @@ limits: {{max_duration: 5m}}
         time.sleep(3)  # the runner wakes up long after the fault ended
         resumed = time.time()
         os.kill(runner.pid, signal.SIGCONT)
-        assert runner.wait(60) in (0, 1), log.read_text()  # (probes missed the frozen time)
+        # never a pass: the checks may have held, but over a fault 38 s shorter than declared
+        # (1 when the probes that missed the frozen time fail the during window)
+        code = runner.wait(60)
+        assert code in (1, 4), log.read_text()
     finally:
         finish(runner)
     (revert,) = ledger_reverts(state_dir)
     (journal,) = journals(tmp_path / "runs")
+    if code == 4:
+        assert "not tested for the faults' planned durations" in journal["reason"], journal
+        assert "reverted by watchdog" in journal["reason"]
     during = journal["phases"]["during"]
     (verdict,) = during["checks"]
     during_started = journal["started"] + during["started"]
     # judged over the fault as it was: up to the watchdog's revert, not up to the wake-up
     assert abs(during_started + verdict["window"] - revert["ts"]) < 0.5, (verdict, revert)
     assert during_started + verdict["window"] < resumed - 2.0
+
+
+def test_a_run_whose_fault_was_stopped_early_is_no_pass_even_when_its_checks_held(
+        tmp_path: Path, state_dir: Path, sleeper: psutil.Process, web_server: Any) -> None:
+    """The checks held, but over 2 s of a fault declared for 60 s: that experiment was not the one
+    that passed review, so CI must not read it as a pass (exit 4, the reason says why)."""
+    path = tmp_path / "stopped.yaml"
+    path.write_text(f"""title: a fault someone stops by hand
+hypothesis:
+  probes:
+    - name: home
+      http: {{url: "{web_server.url('/')}"}}
+  checks: [home >= 0%]
+  before: {{window: 1s, every: 200ms}}
+  during: {{every: 200ms}}
+  after: {{settle: 0s, window: 1s, every: 200ms}}
+faults:
+  - name: long
+    type: process.suspend
+    target: {{process: {{pid: {sleeper.pid}}}}}
+    duration: 60s
+limits: {{max_duration: 5m}}
+""")
+    log = tmp_path / "run.log"
+    runner = start(chaos_cmd("run", str(path)), log)
+    try:
+        assert wait_until(lambda: frozen(sleeper.pid), 30) is not None, log.read_text()
+        rows = json.loads(run_chaos("status", "--json", timeout=30).stdout)
+        (row,) = [r for r in rows if f"pid {sleeper.pid} " in r["target"]]
+        assert run_chaos("stop", row["id"], timeout=30).returncode == 0
+        assert runner.wait(60) == 4, log.read_text()
+    finally:
+        finish(runner)
+    (journal,) = journals(tmp_path / "runs")
+    assert journal["exit_code"] == 4
+    assert "not tested for the faults' planned durations" in journal["reason"]
+    assert "long on pid" in journal["reason"] and "reverted by chaos stop" in journal["reason"]
+    assert all(v["status"] == "PASS" for v in journal["phases"]["after"]["checks"])
