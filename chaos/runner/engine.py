@@ -211,7 +211,7 @@ class Engine:
 
     async def _main(self) -> None:
         exp = self.experiment
-        for planned in await plan(exp, self.adapters, self.seed):  # refuse before starting
+        for planned in await plan(exp, self.adapters, self.seed, self.ledger):  # refuse before starting
             if planned.error is not None:
                 raise planned.error
         if exp.faults:
@@ -294,7 +294,8 @@ class Engine:
         await self._sleep_until(fault.start)
         adapter = self.adapters.route(fault.type, fault.target.kind)
         targets = await adapter.resolve(fault, self)
-        guards.check_targets(fault, targets, self.experiment.limits, self._protected)
+        guards.check_targets(fault, targets, self.experiment.limits,
+                             {**guards.other_runs(self.ledger, self.run_id), **self._protected})
         self.bus.emit("fault.planned", fault=fault.name, type=fault.type,
                       targets=[t.label for t in targets])
         for target in targets:

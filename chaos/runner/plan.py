@@ -8,6 +8,7 @@ from chaos.adapters.registry import AdapterRegistry
 from chaos.errors import ChaosError
 from chaos.model.experiment import Experiment
 from chaos.safety import guards
+from chaos.safety.ledger import Ledger
 
 
 class _NoServices:
@@ -40,13 +41,13 @@ class PlannedFault:
 
 
 async def plan(experiment: Experiment, adapters: AdapterRegistry,
-               seed: int = 0) -> list[PlannedFault]:
+               seed: int = 0, ledger: Ledger | None = None) -> list[PlannedFault]:
     """What each fault would hit now, and why not where a guard or selector refuses.
 
     Runs before anything starts (so a bad plan injects nothing) and for --dry-run. Faults are
     resolved again when they start: processes come and go.
     """
-    protected = guards.protected_pids()
+    protected = {**guards.other_runs(ledger or Ledger()), **guards.protected_pids()}
     planned = []
     for fault in experiment.faults:
         adapter = adapters.route(fault.type, fault.target.kind)

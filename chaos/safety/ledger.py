@@ -60,6 +60,8 @@ class RunInfo:
     started: float
     finished: bool
     entries: tuple[Entry, ...] = field(default=())
+    watchdog_pid: int = 0  # recorded by the watchdog itself when it starts
+    watchdog_create_time: float = 0.0
 
 
 def _write_locked(path: Path, line: bytes) -> None:
@@ -138,6 +140,10 @@ class Ledger:
         self.prune()
         self.append(run, "run", pid=pid, pid_create_time=pid_create_time, title=title)
 
+    def watchdog_started(self, run: str, *, pid: int, pid_create_time: float) -> None:
+        """Who guards this run: other runs' guards refuse to hit it (see safety/guards.py)."""
+        self.append(run, "watchdog", pid=pid, pid_create_time=pid_create_time)
+
     def intent(self, run: str, ident: str, *, fault: str, target: str,
                revert: Mapping[str, Any], deadline: float | None,
                ends: float | None = None) -> None:
@@ -182,11 +188,14 @@ class Ledger:
     def run_info(self, run: str) -> RunInfo:
         records = read_records(self.path(run))
         head = next((r for r in records if r["event"] == "run"), {})
+        guard = next((r for r in records if r["event"] == "watchdog"), {})
         return RunInfo(
             run=run, pid=head.get("pid", 0), pid_create_time=head.get("pid_create_time", 0.0),
             title=head.get("title", ""), started=head.get("ts", 0.0),
             finished=any(r["event"] == "finished" for r in records),
             entries=tuple(fold(records)),
+            watchdog_pid=guard.get("pid", 0),
+            watchdog_create_time=guard.get("pid_create_time", 0.0),
         )
 
     def runs(self) -> Iterator[RunInfo]:
