@@ -11,8 +11,8 @@ import os
 import signal
 
 POINTS = frozenset({
-    "before_intent", "after_intent", "after_inject", "after_applied", "before_revert",
-    "after_revert", "after_reverted", "during_cleanup",
+    "before_intent", "after_intent", "after_inject", "before_applied", "after_applied",
+    "before_revert", "after_revert", "after_reverted", "during_cleanup",
 })
 _ACTIVE = frozenset(filter(None, os.environ.get("CHAOS_FAILPOINTS", "").split(",")))
 

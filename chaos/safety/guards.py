@@ -74,9 +74,11 @@ def other_runs(ledger: Ledger, run: str = "") -> dict[int, str]:
 
 
 def _is_kernel_thread(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).ppid() == KTHREADD
-    except psutil.NoSuchProcess:
+    try:  # one read of /proc/PID/stat (not a psutil.Process): guards check every target
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return int(data[data.rindex(b")") + 2:].split()[1]) == KTHREADD
+    except (OSError, ValueError, IndexError):
         return False
 
 

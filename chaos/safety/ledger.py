@@ -5,6 +5,11 @@ record, holding the revert spec as plain data, is appended and fsynced; then `ap
 `reverted` or `revert_failed`. An injection is *open* until a `reverted` record follows it, so a
 runner killed between intent and inject still gets reverted (reverts are idempotent).
 
+A fault with many targets writes one record per step for all of them (`batch`, `ids`): one
+fsynced intent before any target is touched, one `applied` after, one `reverted` after all are
+undone. `expand` turns such a record back into one per target before anything folds them, so
+each target is still its own entry, reverted on its own (pid + create time) from plain data.
+
 Appends hold an exclusive flock, so the runner, its watchdog and `chaos stop` can write the same
 file. A torn last line (writer killed mid-write) is skipped when read and fenced off with a
 newline before the next append.
@@ -98,10 +103,38 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def expand(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The records with each batch record (one for many targets) as one record per target.
+
+    intent   {"batch": [{"id", "target", "revert"}, ...], "fault", "deadline", "ends"}
+    applied  {"ids": [...], "revert": {id: refined spec, ...}}     (refined ones only)
+    reverted {"ids": [...], "outcomes": {id: outcome, ...}, "by"}
+    """
+    for r in records:
+        batch, ids = r.get("batch"), r.get("ids")
+        if r["event"] == "intent" and isinstance(batch, list):
+            common = {k: v for k, v in r.items() if k != "batch"}
+            for item in batch:
+                if isinstance(item, dict):
+                    yield {**common, **item}
+        elif r["event"] in ("applied", "reverted") and isinstance(ids, list):
+            common = {k: v for k, v in r.items() if k not in ("ids", "revert", "outcomes")}
+            refined, outcomes = r.get("revert") or {}, r.get("outcomes") or {}
+            for ident in ids:
+                one = {**common, "id": ident}
+                if isinstance(refined, dict) and ident in refined:
+                    one["revert"] = refined[ident]
+                if isinstance(outcomes, dict) and ident in outcomes:
+                    one["outcome"] = outcomes[ident]
+                yield one
+        else:
+            yield r
+
+
 def fold(records: list[dict[str, Any]]) -> list[Entry]:
     """Per-injection state from the record history, in creation order."""
     entries: dict[str, Entry] = {}
-    for r in records:
+    for r in expand(records):
         event, ident = r["event"], r.get("id")
         if event == "intent" and ident:
             entries[ident] = Entry(
@@ -149,6 +182,35 @@ class Ledger:
                ends: float | None = None) -> None:
         self.append(run, "intent", id=ident, fault=fault, target=target, revert=dict(revert),
                     deadline=deadline, ends=ends)
+
+    def intents(self, run: str, targets: list[tuple[str, str, Mapping[str, Any]]], *,
+                fault: str, deadline: float | None, ends: float | None = None) -> None:
+        """One durable intent for a fault's whole target set: (id, target label, revert spec)
+        each. A single target is written as a plain `intent`."""
+        if len(targets) == 1:
+            ident, target, revert = targets[0]
+            self.intent(run, ident, fault=fault, target=target, revert=revert,
+                        deadline=deadline, ends=ends)
+            return
+        self.append(run, "intent", fault=fault, deadline=deadline, ends=ends,
+                    batch=[{"id": i, "target": t, "revert": dict(r)} for i, t, r in targets])
+
+    def applied_all(self, run: str, refined: Mapping[str, Mapping[str, Any] | None]) -> None:
+        """`applied` for many ids at once; a spec where the adapter refined it, else None."""
+        if len(refined) == 1:
+            ((ident, revert),) = refined.items()
+            self.applied(run, ident, revert)
+            return
+        specs = {i: dict(r) for i, r in refined.items() if r is not None}
+        self.append(run, "applied", ids=list(refined), **({"revert": specs} if specs else {}))
+
+    def reverted_all(self, run: str, outcomes: Mapping[str, str], *, by: str) -> None:
+        """`reverted` for many ids at once, each with its outcome."""
+        if len(outcomes) == 1:
+            ((ident, outcome),) = outcomes.items()
+            self.reverted(run, ident, by=by, outcome=outcome)
+            return
+        self.append(run, "reverted", ids=list(outcomes), outcomes=dict(outcomes), by=by)
 
     def applied(self, run: str, ident: str, revert: Mapping[str, Any] | None = None) -> None:
         extra = {"revert": dict(revert)} if revert is not None else {}

@@ -1,0 +1,206 @@
+"""Suspending many processes at once: how long after a fault's start they are all stopped, how
+long after its end they all run again, and how fast the watchdog resumes them all when the
+runner is SIGKILLed - against a bare `kill -STOP` loop over the same pids.
+
+    .venv/bin/python benchmarks/suspend_at_scale.py [--targets 1000] [--trials 3]
+
+Each trial:
+  1. starts N `sleep` processes whose argument is a marker unique to the trial (tiny, own session);
+  2. writes an experiment that suspends every one of them (`process.suspend`, selector
+     `cmdline: marker`, starting 1 s into the run for 2 s, `max_targets: N`, no hypothesis) and
+     starts `.venv/bin/chaos run -q FILE` with a fresh CHAOS_STATE_DIR and runs dir;
+  3. polls /proc/PID/stat of the pids not yet seen stopped (then: not yet seen running again)
+     until all are, stamping the wall clock (the sweep's resolution is printed);
+  4. "stop" = all stopped − the fault's start (the journal's `phase.started during` wall-clock
+     `ts` + the fault's `start`); "resume" = all running − the fault's planned end;
+  5. a second run holds the fault for 60 s; once all are stopped the runner gets SIGKILL and
+     "watchdog" = all running − the kill.
+After every run the script checks that nothing is left: all targets run and `chaos status
+--json` lists no open injection. Every process started here is resumed and killed in a `finally`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHAOS = REPO / ".venv" / "bin" / "chaos"
+GOALS_MS = {"stop": 100.0, "resume": 100.0, "watchdog": 200.0}
+EXPERIMENT = """\
+title: suspend at scale ({n} targets)
+faults:
+  - name: freeze-all
+    type: process.suspend
+    target: {{process: {{cmdline: '{marker}'}}}}
+    start: {start}s
+    duration: {duration}s
+limits: {{max_duration: 5m, max_targets: {n}}}
+"""
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def proc_state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    end = data.rindex(b")")
+    return data[end + 2:end + 3].decode()
+
+
+def wait_all(pids: list[int], stopped: bool, timeout: float) -> tuple[float, float]:
+    """(wall-clock time all pids were seen in the wanted state, longest sweep in s)."""
+    left = set(pids)
+    deadline = time.monotonic() + timeout
+    longest = 0.0
+    while left:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(left)} of {len(pids)} never "
+                               f"{'stopped' if stopped else 'resumed'}")
+        begin = time.monotonic()
+        left = {p for p in left if (proc_state(p) == "T") != stopped}
+        longest = max(longest, time.monotonic() - begin)
+        time.sleep(0.001)  # leave the runner a core: this machine may have only two
+    return time.time(), longest
+
+
+def spawn_targets(n: int, marker: str) -> list[subprocess.Popen[bytes]]:
+    return [subprocess.Popen(["sleep", marker], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True) for _ in range(n)]
+
+
+def cleanup(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        for sig in (signal.SIGCONT, signal.SIGKILL):
+            try:
+                os.kill(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+    for proc in procs:
+        proc.wait(10)
+
+
+def check_nothing_left(env: dict[str, str], pids: list[int]) -> None:
+    wait_all(pids, stopped=False, timeout=30)
+    status = subprocess.run([str(CHAOS), "status", "--json"], env=env, capture_output=True,
+                            text=True, timeout=60, check=True)
+    assert json.loads(status.stdout) == [], status.stdout
+
+
+def fault_start(journal: dict[str, object], start: float) -> float:
+    events = journal["events"]
+    assert isinstance(events, list)
+    during = next(e for e in events if e["event"] == "phase.started"
+                  and e["phase"] == "during")
+    return float(during["ts"]) + start
+
+
+def trial(n: int, work: Path, *, kill_runner: bool) -> dict[str, float]:
+    marker = f"{n}.{uuid.uuid4().int % 10**9:09d}"  # `sleep 1000.123456789`: a unique argv
+    work.mkdir(parents=True)
+    env = {**os.environ, "CHAOS_STATE_DIR": str(work / "state"),
+           "CHAOS_RUNS_DIR": str(work / "runs")}
+    start, duration = 1.0, (60.0 if kill_runner else 2.0)
+    path = work / "experiment.yaml"
+    path.write_text(EXPERIMENT.format(n=n, marker=marker.replace(".", r"\."), start=start,
+                                      duration=duration))
+    procs = spawn_targets(n, marker)
+    pids = [p.pid for p in procs]
+    runner = None
+    try:
+        runner = subprocess.Popen([str(CHAOS), "run", "-q", str(path)], env=env, cwd=work,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            stopped_at, sweep_stop = wait_all(pids, stopped=True, timeout=120)
+        except TimeoutError:
+            runner.kill()
+            log(runner.communicate()[0].decode()[-3000:])
+            raise
+        if kill_runner:
+            time.sleep(0.3)  # the runner now holds the fault
+            killed = time.time()
+            runner.kill()
+            resumed_at, sweep_resume = wait_all(pids, stopped=False, timeout=60)
+            runner.wait(30)
+            check_nothing_left(env, pids)
+            return {"watchdog": resumed_at - killed, "sweep": max(sweep_stop, sweep_resume)}
+        resumed_at, sweep_resume = wait_all(pids, stopped=False, timeout=60)
+        out, _ = runner.communicate(timeout=120)
+        assert runner.returncode == 0, out.decode()
+        journal = json.loads(next((work / "runs").glob("*/journal.json")).read_text())
+        begin = fault_start(journal, start)
+        check_nothing_left(env, pids)
+        return {"stop": stopped_at - begin, "resume": resumed_at - (begin + duration),
+                "sweep": max(sweep_stop, sweep_resume)}
+    finally:
+        if runner is not None and runner.poll() is None:
+            runner.kill()
+            runner.wait(30)
+        cleanup(procs)
+
+
+def bare_loop(n: int) -> float:
+    procs = spawn_targets(n, f"{n}.{uuid.uuid4().int % 10**9:09d}")
+    try:
+        begin = time.perf_counter()
+        for proc in procs:
+            os.kill(proc.pid, signal.SIGSTOP)
+        took = time.perf_counter() - begin
+        for proc in procs:
+            os.kill(proc.pid, signal.SIGCONT)
+        return took
+    finally:
+        cleanup(procs)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--targets", type=int, default=1000)
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--label", default="this tree", help="row label (e.g. before/after)")
+    args = parser.parse_args()
+    results: dict[str, list[float]] = {"stop": [], "resume": [], "watchdog": [], "sweep": []}
+    bare = [bare_loop(args.targets) for _ in range(args.trials)]
+    with tempfile.TemporaryDirectory(prefix="chaos-bench-scale-") as tmp:
+        for i in range(args.trials):
+            for kill in (False, True):
+                log(f"trial {i + 1}/{args.trials}: {'runner killed' if kill else 'full run'}")
+                got = trial(args.targets, Path(tmp) / f"{i}-{kill}", kill_runner=kill)
+                for key, value in got.items():
+                    results[key].append(value)
+    load = os.getloadavg()[0]
+    print(f"## Suspending {args.targets} processes ({args.label}; {args.trials} trials, "
+          f"load {load:.1f}, {os.cpu_count()} cores)\n")
+    print("| metric | median ms | worst ms | goal ms |")
+    print("|---|---|---|---|")
+    print(f"| bare `kill -STOP` loop | {statistics.median(bare) * 1e3:.1f} | "
+          f"{max(bare) * 1e3:.1f} | |")
+    names = {"stop": "all stopped after the fault's start",
+             "resume": "all running after the fault's end",
+             "watchdog": "all running after SIGKILL of the runner (watchdog)"}
+    for key, name in names.items():
+        values = results[key]
+        print(f"| {name} | {statistics.median(values) * 1e3:.1f} | {max(values) * 1e3:.1f} | "
+              f"≤ {GOALS_MS[key]:.0f} |")
+    print(f"\n/proc sweep resolution: worst {max(results['sweep']) * 1e3:.1f} ms; nothing left "
+          "behind after any run (all targets running, no open ledger entry).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
