@@ -130,6 +130,14 @@ def _write_junit(path: Path | None, journals: list[dict[str, object]]) -> None:
     path.write_text(render(journals))
 
 
+def _masking_echo(exp: Any) -> Any:
+    """click.echo with the experiment's secret variables masked (chaos.model.redaction)."""
+    from chaos.model.redaction import Redactor
+
+    redactor = Redactor.of(getattr(exp, "variables", {}))
+    return lambda text="", **kw: click.echo(redactor.text(str(text)), **kw)
+
+
 async def print_plan(experiments: list, seed: int | None = None) -> int:  # type: ignore[type-arg]
     """Print the plan; exit 2 when a selector matches nothing or a guard refuses."""
     from chaos.adapters.registry import default_registry
@@ -139,21 +147,22 @@ async def print_plan(experiments: list, seed: int | None = None) -> int:  # type
     adapters = default_registry()
     code = ExitCode.OK
     for exp in experiments:
-        click.echo(f"── {exp.title}  ({exp.source})  [dry run: nothing is injected]")
+        echo = _masking_echo(exp)
+        echo(f"── {exp.title}  ({exp.source})  [dry run: nothing is injected]")
         for s in exp.services:
-            click.echo(f"  service {s.name}: {' '.join(s.run)}")
+            echo(f"  service {s.name}: {' '.join(s.run)}")
         if exp.hypothesis:
             checks = ", ".join(c.text for c in exp.hypothesis.checks)
-            click.echo(f"  hypothesis: {checks} (before {format_duration(exp.hypothesis.before.window)}"
-                       f", after {format_duration(exp.hypothesis.after.window)})")
+            echo(f"  hypothesis: {checks} (before {format_duration(exp.hypothesis.before.window)}"
+                 f", after {format_duration(exp.hypothesis.after.window)})")
         for p in await plan(exp, adapters, seed or 0):
             timing = f"at {format_duration(p.start)}" + (
                 f" for {format_duration(p.duration)}" if p.duration else "")
-            click.echo(f"  {p.name}: {p.type} via {p.adapter} {timing}")
+            echo(f"  {p.name}: {p.type} via {p.adapter} {timing}")
             for label in p.targets:
-                click.echo(f"      -> {label}")
+                echo(f"      -> {label}")
             if p.problem:
-                click.echo(f"      !! {p.problem}")
+                echo(f"      !! {p.problem}")
                 code = ExitCode.INVALID
     return code
 
@@ -188,16 +197,17 @@ async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore
         except ChaosError as exc:  # could not even start (e.g. the state dir is unwritable)
             journals.append(_error_journal(exp.source, exc.exit_code, str(exc)))
             codes.append(exc.exit_code)
-            click.echo(f"chaos: error: {exc}", err=True)
+            _masking_echo(exp)(f"chaos: error: {exc}", err=True)
             continue
         journals.append(record.journal)
         text = summary(record.journal, str(record.journal_path))
         if extra:  # Chaos Toolkit activities go before the verdict line
             head, _, tail = text.partition("\n  verdict:")
             text = "\n".join([head, *extra]) + "\n  verdict:" + tail
-        click.echo(text)
+        echo = _masking_echo(exp)
+        echo(text)
         if record.result.error is not None and record.result.error.hint:
-            click.echo(f"  what to do: {record.result.error.hint}")
+            echo(f"  what to do: {record.result.error.hint}")
         codes.append(int(record.result.exit_code))
         if record.result.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
             break  # the user asked to stop: do not start the next experiment

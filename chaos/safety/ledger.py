@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaos.model.redaction import NOTHING, Redactor
 from chaos.paths import default_state_dir
 
 SCHEMA = 1
 OPEN_STATES = frozenset({"intent", "applied", "revert_failed"})
-KEEP_CLOSED = 14 * 86400.0  # seconds a closed run's ledger is kept for `chaos status` history
+KEEP_CLOSED = 14 * 86400.0
+REDACTED = frozenset({"target", "title", "error"})  # what may carry a secret from the experiment  # seconds a closed run's ledger is kept for `chaos status` history
 
 
 @dataclass(frozen=True)
@@ -156,15 +158,21 @@ def fold(records: list[dict[str, Any]]) -> list[Entry]:
 class Ledger:
     """All runs' ledgers in one state directory."""
 
-    def __init__(self, state_dir: Path | None = None) -> None:
+    def __init__(self, state_dir: Path | None = None, *, redactor: Redactor = NOTHING) -> None:
         self.state_dir = Path(state_dir) if state_dir else default_state_dir()
         self.directory = self.state_dir / "ledger"
+        self.redactor = redactor  # secrets in labels, titles and errors; never in revert specs
 
     def path(self, run: str) -> Path:
         return self.directory / f"{run}.jsonl"
 
     def append(self, run: str, event: str, **fields: Any) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        if self.redactor:
+            fields = {k: self.redactor.data(v) if k in REDACTED else v for k, v in fields.items()}
+            if "batch" in fields:
+                fields["batch"] = [{**item, "target": self.redactor.text(item["target"])}
+                                   for item in fields["batch"]]
         record = {"v": SCHEMA, "ts": time.time(), "event": event, "run": run, **fields}
         _write_locked(self.path(run), (json.dumps(record, sort_keys=True) + "\n").encode())
 
