@@ -211,7 +211,8 @@ class Engine:
 
     async def _main(self) -> None:
         exp = self.experiment
-        for planned in await plan(exp, self.adapters, self.seed, self.ledger):  # refuse before starting
+        # refuse before starting
+        for planned in await plan(exp, self.adapters, self.seed, self.ledger):
             if planned.error is not None:
                 raise planned.error
         if exp.faults:

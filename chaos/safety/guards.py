@@ -61,7 +61,7 @@ def other_runs(ledger: Ledger, run: str = "") -> dict[int, str]:
     pid is fair game.
     """
     protected: dict[int, str] = {}
-    for info in ledger.runs():
+    for info in ledger.heads():  # `finished` is not read: only whether the pids are alive
         if info.run == run:
             continue
         if info.pid and _alive(info.pid, info.pid_create_time):

@@ -18,6 +18,7 @@ newline before the next append.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
 import time
@@ -31,8 +32,8 @@ from chaos.paths import default_state_dir
 
 SCHEMA = 1
 OPEN_STATES = frozenset({"intent", "applied", "revert_failed"})
-KEEP_CLOSED = 14 * 86400.0
-REDACTED = frozenset({"target", "title", "error"})  # what may carry a secret from the experiment  # seconds a closed run's ledger is kept for `chaos status` history
+KEEP_CLOSED = 14 * 86400.0  # seconds a closed run's ledger is kept for `chaos status` history
+REDACTED = frozenset({"target", "title", "error"})  # what may carry a secret from the experiment
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,33 @@ class Ledger:
             watchdog_pid=guard.get("pid", 0),
             watchdog_create_time=guard.get("pid_create_time", 0.0),
         )
+
+    def heads(self, lines: int = 8) -> Iterator[RunInfo]:
+        """Who runs each ledger (runner and watchdog identities), from its first few records
+        only: cheap enough to ask at every fault start, however long the ledgers are."""
+        for run in self.run_ids():
+            head: dict[str, Any] = {}
+            guard: dict[str, Any] = {}
+            try:
+                with open(self.path(run), "rb") as handle:
+                    for raw in itertools.islice(handle, lines):
+                        try:
+                            record = json.loads(raw)
+                        except ValueError:
+                            continue
+                        if isinstance(record, dict) and record.get("event") == "run":
+                            head = record
+                        elif isinstance(record, dict) and record.get("event") == "watchdog":
+                            guard = record
+                        if head and guard:
+                            break
+            except FileNotFoundError:
+                continue
+            yield RunInfo(run=run, pid=head.get("pid", 0),
+                          pid_create_time=head.get("pid_create_time", 0.0),
+                          title=head.get("title", ""), started=head.get("ts", 0.0),
+                          finished=False, watchdog_pid=guard.get("pid", 0),
+                          watchdog_create_time=guard.get("pid_create_time", 0.0))
 
     def runs(self) -> Iterator[RunInfo]:
         for run in self.run_ids():
