@@ -2,13 +2,15 @@
 long after its end they all run again, and how fast the watchdog resumes them all when the
 runner is SIGKILLed - against a bare `kill -STOP` loop over the same pids.
 
-    .venv/bin/python benchmarks/suspend_at_scale.py [--targets 1000] [--trials 3]
+    .venv/bin/python benchmarks/suspend_at_scale.py [--targets 1000] [--trials 3] [--hold 2]
+        [--label after]
 
 Each trial:
   1. starts N `sleep` processes whose argument is a marker unique to the trial (tiny, own session);
   2. writes an experiment that suspends every one of them (`process.suspend`, selector
-     `cmdline: marker`, starting 1 s into the run for 2 s, `max_targets: N`, no hypothesis) and
-     starts `.venv/bin/chaos run -q FILE` with a fresh CHAOS_STATE_DIR and runs dir;
+     `cmdline: marker`, starting 1 s into the run for `--hold` seconds, default 2; it must be
+     longer than stopping them all takes, or no moment has them all stopped), `max_targets: N`,
+     no hypothesis, and starts `.venv/bin/chaos run -q FILE` with a fresh state and runs dir;
   3. polls /proc/PID/stat, highest pid first, stopping each sweep at the first pid not yet
      stopped (then: not yet running again), until all are; the wall clock is stamped when the
      last one is seen (the longest gap between two looks, the resolution, is printed);
@@ -122,12 +124,12 @@ def fault_start(journal: dict[str, object], start: float) -> float:
     return float(during["ts"]) + start
 
 
-def trial(n: int, work: Path, *, kill_runner: bool) -> dict[str, float]:
+def trial(n: int, work: Path, *, kill_runner: bool, hold: float) -> dict[str, float]:
     marker = f"{n}.{uuid.uuid4().int % 10**9:09d}"  # `sleep 1000.123456789`: a unique argv
     work.mkdir(parents=True)
     env = {**os.environ, "CHAOS_STATE_DIR": str(work / "state"),
            "CHAOS_RUNS_DIR": str(work / "runs")}
-    start, duration = 1.0, (60.0 if kill_runner else 2.0)
+    start, duration = 1.0, (60.0 if kill_runner else hold)
     path = work / "experiment.yaml"
     path.write_text(EXPERIMENT.format(n=n, marker=marker.replace(".", r"\."), start=start,
                                       duration=duration))
@@ -185,6 +187,8 @@ def main() -> int:
     parser.add_argument("--targets", type=int, default=1000)
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--label", default="this tree", help="row label (e.g. before/after)")
+    parser.add_argument("--hold", type=float, default=2.0,
+                        help="the fault's duration in s (longer than it takes to stop them all)")
     args = parser.parse_args()
     results: dict[str, list[float]] = {"stop": [], "resume": [], "watchdog": [], "sweep": []}
     bare = [bare_loop(args.targets) for _ in range(args.trials)]
@@ -192,7 +196,8 @@ def main() -> int:
         for i in range(args.trials):
             for kill in (False, True):
                 log(f"trial {i + 1}/{args.trials}: {'runner killed' if kill else 'full run'}")
-                got = trial(args.targets, Path(tmp) / f"{i}-{kill}", kill_runner=kill)
+                got = trial(args.targets, Path(tmp) / f"{i}-{kill}", kill_runner=kill,
+                            hold=args.hold)
                 for key, value in got.items():
                     results[key].append(value)
     load = os.getloadavg()[0]
