@@ -368,9 +368,6 @@ class Engine:
                       injection=injection.id, target=injection.target.label,
                       duration=fault.duration, deadline=time.time() + fault.duration)
 
-    async def _revert(self, injection: Injection, *, by: str) -> None:
-        await self._revert_all([injection], by=by)
-
     async def _revert_all(self, injections: list[Injection], *, by: str) -> None:
         """Revert these, in this order, recorded as one `reverted` (see revert_many)."""
         mine = [i for i in injections if i.reverted_at is None]
