@@ -98,7 +98,7 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
 
             print_ctk_plan(ctk, click.echo)
         native = [e for e in experiments if not is_ctk(e)]
-        sys.exit(asyncio.run(print_plan(native, seed)) if native else ExitCode.OK)
+        sys.exit(asyncio.run(print_plan(native, seed, state_dir)) if native else ExitCode.OK)
     ctk_options = None
     if ctk:
         from chaos.ctk.engine import CtkOptions
@@ -138,10 +138,13 @@ def _masking_echo(exp: Any) -> Any:
     return lambda text="", **kw: click.echo(redactor.text(str(text)), **kw)
 
 
-async def print_plan(experiments: list, seed: int | None = None) -> int:  # type: ignore[type-arg]
-    """Print the plan; exit 2 when a selector matches nothing or a guard refuses."""
+async def print_plan(experiments: list, seed: int | None = None,  # type: ignore[type-arg]
+                     state_dir: Path | None = None) -> int:
+    """Print the plan; exit 2 when a selector matches nothing or a guard refuses (also for the
+    runners and watchdogs of the other runs in the state dir)."""
     from chaos.adapters.registry import default_registry
     from chaos.runner.plan import plan
+    from chaos.safety.ledger import Ledger
     from chaos.units import format_duration
 
     adapters = default_registry()
@@ -155,7 +158,7 @@ async def print_plan(experiments: list, seed: int | None = None) -> int:  # type
             checks = ", ".join(c.text for c in exp.hypothesis.checks)
             echo(f"  hypothesis: {checks} (before {format_duration(exp.hypothesis.before.window)}"
                  f", after {format_duration(exp.hypothesis.after.window)})")
-        for p in await plan(exp, adapters, seed or 0):
+        for p in await plan(exp, adapters, seed or 0, Ledger(state_dir)):
             timing = f"at {format_duration(p.start)}" + (
                 f" for {format_duration(p.duration)}" if p.duration else "")
             echo(f"  {p.name}: {p.type} via {p.adapter} {timing}")

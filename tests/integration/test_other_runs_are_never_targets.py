@@ -84,6 +84,8 @@ def test_another_runs_watchdog_and_runner_are_refused(
         assert "Traceback" not in out, out
         for proc in (psutil.Process(runner.pid), watchdog):
             assert proc.is_running() and is_running(proc.pid), (proc, out)
+        dry = run_chaos("run", "--dry-run", str(tmp_path / "run-b.yaml"), timeout=90)
+        assert dry.returncode == 2 and expected in dry.stdout, dry.stdout + dry.stderr
     assert process_state(sleeper.pid) == "T"  # A still holds its fault, guarded
     runner.kill()  # and its watchdog, untouched, still reverts it
     assert wait_until(lambda: process_state(sleeper.pid) != "T", 20) is not None
