@@ -22,6 +22,8 @@ from chaos.safety.ledger import Ledger
 
 # struct flock: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid (+ pad)
 _FLOCK = struct.Struct("@hhqqi4x")
+# Linux >= 3.15; elsewhere POSIX record locks (then two runs in one process share their locks)
+_SETLK = getattr(fcntl, "F_OFD_SETLK", fcntl.F_SETLK)
 
 
 def _offset(key: str) -> int:
@@ -45,7 +47,7 @@ class TargetLocks:
             self._fd = os.open(self.directory / "targets.lock", os.O_RDWR | os.O_CREAT, 0o600)
         lock = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, _offset(key), 1, 0)
         try:
-            fcntl.fcntl(self._fd, fcntl.F_OFD_SETLK, lock)
+            fcntl.fcntl(self._fd, _SETLK, lock)
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.EACCES):
                 raise

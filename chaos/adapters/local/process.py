@@ -149,11 +149,14 @@ def suspend_spec(targets: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PROCFS = os.path.exists("/proc/self/stat")  # Linux; elsewhere psutil's own way
 
 
 def _still_there(pid: int, create_time: float) -> bool:
     """same_process() without building a psutil.Process: one read of /proc/PID/stat (and of
     the boot time, as psutil computes create times), so a thousand targets take milliseconds."""
+    if not PROCFS:
+        return same_process(pid, create_time) is not None
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
