@@ -100,7 +100,7 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
 
             print_ctk_plan(ctk, click.echo)
         native = [e for e in experiments if not is_ctk(e)]
-        sys.exit(asyncio.run(print_plan(native, seed)) if native else ExitCode.OK)
+        sys.exit(asyncio.run(print_plan(native, seed, state_dir)) if native else ExitCode.OK)
     ctk_options = None
     if ctk:
         from chaos.ctk.engine import CtkOptions
@@ -132,32 +132,44 @@ def _write_junit(path: Path | None, journals: list[dict[str, object]]) -> None:
     path.write_text(render(journals))
 
 
-async def print_plan(experiments: list, seed: int | None = None) -> int:  # type: ignore[type-arg]
-    """Print the plan; exit 2 when a selector matches nothing or a guard refuses."""
+def _masking_echo(exp: Any) -> Any:
+    """click.echo with the experiment's secret variables masked (chaos.model.redaction)."""
+    from chaos.model.redaction import Redactor
+
+    redactor = Redactor.of(getattr(exp, "variables", {}))
+    return lambda text="", **kw: click.echo(redactor.text(str(text)), **kw)
+
+
+async def print_plan(experiments: list, seed: int | None = None,  # type: ignore[type-arg]
+                     state_dir: Path | None = None) -> int:
+    """Print the plan; exit 2 when a selector matches nothing or a guard refuses (also for the
+    runners and watchdogs of the other runs in the state dir)."""
     from chaos.adapters.registry import default_registry
     from chaos.runner.plan import plan
+    from chaos.safety.ledger import Ledger
     from chaos.units import format_duration
 
     adapters = default_registry()
     code = ExitCode.OK
     for exp in experiments:
-        click.echo(f"── {exp.title}  ({exp.source})  [dry run: nothing is injected]")
+        echo = _masking_echo(exp)
+        echo(f"── {exp.title}  ({exp.source})  [dry run: nothing is injected]")
         for s in exp.services:
-            click.echo(f"  service {s.name}: {' '.join(s.run)}")
+            echo(f"  service {s.name}: {' '.join(s.run)}")
         if exp.hypothesis:
             checks = ", ".join(c.text for c in exp.hypothesis.checks)
-            click.echo(f"  hypothesis: {checks} (before {format_duration(exp.hypothesis.before.window)}"
-                       f", after {format_duration(exp.hypothesis.after.window)})")
-        for p in await plan(exp, adapters, seed or 0):
+            echo(f"  hypothesis: {checks} (before {format_duration(exp.hypothesis.before.window)}"
+                 f", after {format_duration(exp.hypothesis.after.window)})")
+        for p in await plan(exp, adapters, seed or 0, Ledger(state_dir)):
             timing = f"at {format_duration(p.start)}" + (
                 f" for {format_duration(p.duration)}" if p.duration else "")
-            click.echo(f"  {p.name}: {p.type} via {p.adapter} {timing}")
+            echo(f"  {p.name}: {p.type} via {p.adapter} {timing}")
             for label in p.targets:
-                click.echo(f"      -> {label}")
+                echo(f"      -> {label}")
             if p.later:
-                click.echo(f"      -> {p.later}")
+                echo(f"      -> {p.later}")
             if p.problem:
-                click.echo(f"      !! {p.problem}")
+                echo(f"      !! {p.problem}")
                 code = ExitCode.INVALID
     return code
 
@@ -192,9 +204,10 @@ async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore
         except ChaosError as exc:  # could not even start (e.g. the state dir is unwritable)
             journals.append(_error_journal(exp.source, exc.exit_code, str(exc)))
             codes.append(exc.exit_code)
-            click.echo(f"chaos: error: {exc}", err=True)
+            echo = _masking_echo(exp)
+            echo(f"chaos: error: {exc}", err=True)
             if exc.hint:
-                click.echo(f"  what to do: {exc.hint}", err=True)
+                echo(f"  what to do: {exc.hint}", err=True)
             continue
         journals.append(record.journal)
         if getattr(record, "journal_error", ""):
@@ -205,9 +218,10 @@ async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore
         if extra:  # Chaos Toolkit activities go before the verdict line
             head, _, tail = text.partition("\n  verdict:")
             text = "\n".join([head, *extra]) + "\n  verdict:" + tail
-        click.echo(text)
+        echo = _masking_echo(exp)
+        echo(text)
         if record.result.error is not None and record.result.error.hint:
-            click.echo(f"  what to do: {record.result.error.hint}")
+            echo(f"  what to do: {record.result.error.hint}")
         codes.append(int(record.result.exit_code))
         if record.result.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
             break  # the user asked to stop: do not start the next experiment

@@ -113,8 +113,11 @@ class Keeper:
         from chaos.adapters.registry import default_registry
         from chaos.safety.ledger import Ledger
 
-        bus = EventBus()
-        ledger = Ledger(state_dir)
+        from chaos.model.redaction import Redactor
+
+        redactor = Redactor.of(experiment.variables)  # the one masking rule, as in chaos run
+        bus = EventBus(redactor)
+        ledger = Ledger(state_dir, redactor=redactor)
         engine = Engine(experiment, adapters=default_registry(), ledger=ledger, bus=bus,
                         out_dir=ledger.state_dir / "adhoc")
         engine.services.out_dir = engine.out_dir / engine.run_id

@@ -64,7 +64,12 @@ def load_text(src: source.SourceText, vocab: Vocabulary,
     ctx = Context(src.name, merged)
     top = experiment_schema(vocab).fields_of(root, "", ctx, later=frozenset({"hypothesis",
                                                                              "faults"}))
-    experiment = None if top is INVALID else _experiment(top, root, src, ctx, vocab, merged, here)
+    # what `${NAME}` took from the environment is a variable of the run like any other: recorded,
+    # and masked everywhere when its name says it is a secret (chaos.model.redaction)
+    from_env = {name: os.environ[name] for name, _ in source.VAR.findall(src.text)
+                if name not in merged and name in os.environ}
+    experiment = None if top is INVALID else _experiment(top, root, src, ctx, vocab,
+                                                         {**from_env, **merged}, here)
     if ctx.count:
         raise ExperimentInvalid(ctx.sorted_problems(), source=src.name)
     assert experiment is not None

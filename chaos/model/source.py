@@ -25,7 +25,7 @@ MAX_BYTES = 2 * 1024 * 1024
 # YAML 1.1 also breaks lines at NEL, LS and PS; editors do not, so locations would disagree.
 _ODD_BREAK = re.compile("[\x85\u2028\u2029]")
 _BREAK = re.compile("\r\n|\r|\n")
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)(?::-([^}]*))?\}")
+_VAR = VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)(?::-([^}]*))?\}")
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from chaos.runner.services import Services
 from chaos.safety import failpoints, guards
 from chaos.safety.ledger import Ledger
 from chaos.safety.locks import TargetLocks
-from chaos.safety.recover import revert_spec
+from chaos.safety.recover import revert_many, revert_spec
 from chaos.safety.watchdog import HEARTBEAT_EVERY, WatchdogHandle, spawn
 from chaos.slo.checks import Verdict, recovery_verdict
 
@@ -265,7 +265,8 @@ class Engine:
 
     async def _main(self) -> None:
         exp = self.experiment
-        for planned in await plan(exp, self.adapters, self.seed):  # refuse before starting
+        # refuse before starting
+        for planned in await plan(exp, self.adapters, self.seed, self.ledger):
             if planned.error is not None:
                 raise planned.error
         if exp.faults:
@@ -354,20 +355,19 @@ class Engine:
         if not targets:  # whatever the adapter (a plugin's too): a fault that hits nothing fails
             raise TargetNotFound(f"{fault.name}: {fault.target.describe()} matches nothing; "
                                  "nothing was injected")
-        guards.check_targets(fault, targets, self.experiment.limits, self._protected)
+        guards.check_targets(fault, targets, self.experiment.limits,
+                             {**guards.other_runs(self.ledger, self.run_id), **self._protected})
         self.bus.emit("fault.planned", fault=fault.name, type=fault.type,
                       targets=[t.label for t in targets])
         for target in targets:
             self.locks.acquire(target.lock_key, target.label)
-        mine = [await self._inject(fault, adapter, target) for target in targets]
-        if not fault.duration:
-            for injection in mine:  # instant faults: nothing is held, close the entries
-                await self._revert(injection, by="runner")
+        mine = await self._inject_all(fault, adapter, targets)
+        if not fault.duration:  # instant faults: nothing is held, close the entries
+            await self._revert_all(mine, by="runner")
             return
         await self._hold(fault)
         self._follow_reverts()
-        for injection in reversed(mine):
-            await self._revert(injection, by="runner")
+        await self._revert_all(mine[::-1], by="runner")
 
     async def _hold(self, fault: FaultSpec) -> None:
         """Until the fault's end, or until someone else (`chaos stop`, the watchdog) has
@@ -418,70 +418,100 @@ class Engine:
                 ended = self._ended_elsewhere.setdefault(index, asyncio.Event())
                 asyncio.get_running_loop().call_later(max(0.0, STOP_GRACE - ago), ended.set)
 
-    async def _inject(self, fault: FaultSpec, adapter: Adapter, target: TargetRef) -> Injection:
-        spec = adapter.prepare(fault, target)
-        ident = f"{self.run_id}.{fault.index}.{len(self.injections)}"
-        deadline = time.time() + fault.duration + deadline_grace(fault.duration)
-        injection = Injection(ident, fault, target, adapter, spec)
-        # write-ahead: the revert spec is durable before anything is touched
+    async def _inject_all(self, fault: FaultSpec, adapter: Adapter,
+                          targets: list[TargetRef]) -> list[Injection]:
+        """Write-ahead for the whole target set: one durable intent before any target is
+        touched, then each target, then one `applied` (also for the ones done when a later
+        target fails, which then raises)."""
+        first = len(self.injections)
+        mine = [Injection(f"{self.run_id}.{fault.index}.{first + k}", fault, target, adapter,
+                          adapter.prepare(fault, target)) for k, target in enumerate(targets)]
+        now = time.time()
         failpoints.hit("before_intent")
         try:
-            self.ledger.intent(self.run_id, ident, fault=fault.type, target=target.label,
-                               revert=spec, deadline=deadline if fault.duration else None,
-                               ends=time.time() + fault.duration if fault.duration else None)
+            self.ledger.intents(
+                self.run_id, [(i.id, i.target.label, i.spec) for i in mine], fault=fault.type,
+                deadline=now + fault.duration + deadline_grace(fault.duration)
+                if fault.duration else None,
+                ends=now + fault.duration if fault.duration else None)
         except StateDirUnusable as exc:  # no durable intent, no injection
-            raise StateDirUnusable(f"{fault.name} on {target.label} refused, nothing injected: "
-                                   f"{exc}", directory=exc.directory,
-                                   errno_name=exc.errno_name) from exc
-        self.injections.append(injection)
+            where = mine[0].target.label if len(mine) == 1 else f"{len(mine)} targets"
+            raise StateDirUnusable(f"{fault.name} on {where} refused, nothing injected: {exc}",
+                                   directory=exc.directory, errno_name=exc.errno_name) from exc
+        self.injections.extend(mine)
         failpoints.hit("after_intent")
+        refined: dict[str, dict[str, Any] | None] = {}
         try:
-            refined = await adapter.inject(fault, target, spec, self)
+            for injection in mine:
+                spec = await self._inject(injection)
+                refined[injection.id] = spec if spec != injection.spec else None
+                injection.spec = spec
+                failpoints.hit("after_inject")
+            failpoints.hit("before_applied")
+        finally:
+            if refined:
+                self.ledger.applied_all(self.run_id, refined)
+                failpoints.hit("after_applied")
+                for injection in mine[:len(refined)]:
+                    self._injected(injection)
+        return mine
+
+    async def _inject(self, injection: Injection) -> dict[str, Any]:
+        """Touch one target (its intent is durable); the adapter's refined revert spec."""
+        fault, target = injection.fault, injection.target
+        try:
+            return await injection.adapter.inject(fault, target, injection.spec, self)
         except ChaosError as exc:
             injection.outcome, injection.error = "failed-inject", truncate(str(exc))
             self.bus.emit("fault.failed", fault=fault.name, target=target.label,
                           error=injection.error)
-            if isinstance(exc, FaultFailed):
-                raise
-            raise exc
+            raise
         except Exception as exc:
             injection.outcome, injection.error = "failed-inject", truncate(str(exc))
             self.bus.emit("fault.failed", fault=fault.name, target=target.label,
                           error=injection.error)
             raise FaultFailed(f"{fault.name} on {target.label}: {type(exc).__name__}: "
                               f"{truncate(str(exc))}") from exc
-        failpoints.hit("after_inject")
-        if refined != spec:
-            injection.spec = refined
-        self.ledger.applied(self.run_id, ident, refined if refined != spec else None)
-        failpoints.hit("after_applied")
+
+    def _injected(self, injection: Injection) -> None:
+        fault = injection.fault
         injection.injected_at = round(self.bus.elapsed(), 4)
         if self.observer is not None:
             self.observer.injected()
         injection.outcome = "injected"
-        self.bus.emit("fault.injected", fault=fault.name, type=fault.type, injection=ident,
-                      target=target.label, duration=fault.duration,
-                      deadline=time.time() + fault.duration)
-        return injection
+        self.bus.emit("fault.injected", fault=fault.name, type=fault.type,
+                      injection=injection.id, target=injection.target.label,
+                      duration=fault.duration, deadline=time.time() + fault.duration)
 
-    async def _revert(self, injection: Injection, *, by: str) -> None:
-        if injection.reverted_at is not None:
+    async def _revert_all(self, injections: list[Injection], *, by: str) -> None:
+        """Revert these, in this order, recorded as one `reverted` (see revert_many)."""
+        mine = [i for i in injections if i.reverted_at is None]
+        if not mine:
             return
-        injection.reverted_at = -1.0  # claimed: a concurrent cleanup will not revert it twice
+        for injection in mine:
+            injection.reverted_at = -1.0  # claimed: a concurrent cleanup will not revert it twice
         failpoints.hit("before_revert")
-        outcome, error = await revert_spec(self.run_id, injection.id, injection.spec,
-                                           self.ledger, self.adapters, by=by)
+        try:
+            results = await revert_many(self.run_id, [(i.id, i.spec) for i in mine],
+                                        self.ledger, self.adapters, by=by)
+        except BaseException:
+            for injection in mine:  # cut short: the cleanup reverts them (idempotent)
+                injection.reverted_at = None
+            raise
         failpoints.hit("after_reverted")
         self._last_revert = time.monotonic()
-        injection.reverted_at = round(self.bus.elapsed(), 4)
-        injection.outcome, injection.by, injection.error = outcome, by, error or injection.error
-        if outcome == "failed":
-            self.bus.emit("fault.revert_failed", fault=injection.fault.name,
-                          injection=injection.id, target=injection.target.label, error=error)
-        else:
-            self.bus.emit("fault.reverted", fault=injection.fault.name, injection=injection.id,
-                          target=injection.target.label, outcome=outcome, by=by,
-                          at=injection.reverted_at)
+        for injection, (outcome, error) in zip(mine, results):
+            injection.reverted_at = round(self.bus.elapsed(), 4)
+            injection.outcome, injection.by = outcome, by
+            injection.error = error or injection.error
+            if outcome == "failed":
+                self.bus.emit("fault.revert_failed", fault=injection.fault.name,
+                              injection=injection.id, target=injection.target.label,
+                              error=error)
+            else:
+                self.bus.emit("fault.reverted", fault=injection.fault.name,
+                              injection=injection.id, target=injection.target.label,
+                              outcome=outcome, by=by, at=injection.reverted_at)
 
     async def _cleanup(self) -> None:
         """Runs whatever happened; must not be cancelled half-way (shielded by the caller)."""
@@ -489,8 +519,7 @@ class Engine:
         if self._ledger_task is not None:
             self._ledger_task.cancel()
         self._follow_reverts()  # e.g. the watchdog reverted while this runner was frozen
-        for injection in reversed(self.injections):
-            await self._revert(injection, by="runner")
+        await self._revert_all(self.injections[::-1], by="runner")
         known = {i.id for i in self.injections}
         try:
             leftover = self.ledger.open_entries(self.run_id)

@@ -46,6 +46,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaos.model.redaction import NOTHING, Redactor
+
 log = logging.getLogger(__name__)
 
 CATALOGUE = frozenset({
@@ -73,9 +75,10 @@ Subscriber = Callable[[Event], None]
 
 
 class EventBus:
-    def __init__(self) -> None:
+    def __init__(self, redactor: Redactor = NOTHING) -> None:
         self._subscribers: list[Subscriber] = []
         self.started = time.monotonic()
+        self.redactor = redactor  # secrets are masked before any subscriber sees an event
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
@@ -86,7 +89,8 @@ class EventBus:
     def emit(self, name: str, **data: Any) -> Event:
         if name not in CATALOGUE:
             raise ValueError(f"undocumented event {name!r}; add it to the catalogue")
-        event = Event(name, self.elapsed(), time.time(), data)
+        event = Event(name, self.elapsed(), time.time(),
+                      self.redactor.data(data) if self.redactor else data)
         for subscriber in self._subscribers:
             try:
                 subscriber(event)

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import platform
-import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from chaos import __version__
 from chaos.model.experiment import Experiment, thaw
+from chaos.model.redaction import NOTHING, Redactor
 from chaos.runner.events import Event
 
 SCHEMA = "chaos.journal/v1"
@@ -61,41 +61,18 @@ def _pct(values: list[float], q: float) -> float | None:
     return values[max(math.ceil(q / 100 * len(values)), 1) - 1]
 
 
-# variables whose names say they hold a secret; their values never reach the journal
-SECRET_NAME = re.compile(r"token|secret|passw|auth|credential|api_?key|private", re.IGNORECASE)
-MASK = "***"
-
-
-MIN_SECRET = 4  # shorter values would mask ordinary text; their variable is still masked
-
-
 def masked(document: dict[str, Any], variables: Mapping[str, Any]) -> dict[str, Any]:
     """The journal with secret variables' values masked wherever they were substituted (a
     service's command line in the summary and in its `service.started` event, a fault's
-    parameters)."""
-    secrets = sorted({str(v) for k, v in variables.items()
-                      if SECRET_NAME.search(k) and len(str(v)) >= MIN_SECRET}, key=len,
-                     reverse=True)
-    return _masked(document, secrets) if secrets else document
+    parameters, a target's label): chaos.model.redaction, the rule every record follows."""
+    redactor = Redactor.of(variables)
+    return redactor.data(document) if redactor else document
 
 
 def experiment_summary(experiment: Experiment) -> dict[str, Any]:
     summary = _summary(experiment)
-    summary["variables"] = {k: MASK if SECRET_NAME.search(k) else v
-                            for k, v in summary["variables"].items()}
+    summary["variables"] = NOTHING.variables(summary["variables"])
     return summary
-
-
-def _masked(value: Any, secrets: list[str]) -> Any:
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, MASK)
-        return value
-    if isinstance(value, dict):
-        return {k: _masked(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_masked(v, secrets) for v in value]
-    return value
 
 
 def _summary(experiment: Experiment) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from chaos.adapters.registry import AdapterRegistry
 from chaos.errors import ChaosError, TargetNotFound
 from chaos.model.experiment import Experiment
 from chaos.safety import guards
+from chaos.safety.ledger import Ledger
 
 
 class _NoServices:
@@ -41,7 +42,7 @@ class PlannedFault:
 
 
 async def plan(experiment: Experiment, adapters: AdapterRegistry,
-               seed: int = 0) -> list[PlannedFault]:
+               seed: int = 0, ledger: Ledger | None = None) -> list[PlannedFault]:
     """What each fault would hit now, and why not where a guard or selector refuses.
 
     Runs before anything starts (so a bad plan injects nothing) and for --dry-run. Faults are
@@ -50,7 +51,7 @@ async def plan(experiment: Experiment, adapters: AdapterRegistry,
     process selector that matches nothing yet is not an error here, and one scoped to a
     service (`process: {service: web, ...}`) is not resolved at all.
     """
-    protected = guards.protected_pids()
+    protected = {**guards.other_runs(ledger or Ledger()), **guards.protected_pids()}
     planned = []
     for fault in experiment.faults:
         adapter = adapters.route(fault.type, fault.target.kind)

@@ -14,6 +14,7 @@ from typing import Any
 
 from chaos.adapters.registry import AdapterRegistry, default_registry
 from chaos.model.experiment import Experiment
+from chaos.model.redaction import Redactor
 from chaos.runner import journal
 from chaos.runner.engine import Engine, RunResult
 from chaos.runner.events import EventBus, Subscriber
@@ -41,12 +42,13 @@ class RunRecord:
 async def run_experiment(experiment: Experiment, options: RunOptions,
                          subscribers: Iterable[Subscriber] = (),
                          adapters: AdapterRegistry | None = None) -> RunRecord:
-    bus = EventBus()
+    redactor = Redactor.of(experiment.variables)
+    bus = EventBus(redactor)
     recorder = journal.Recorder()
     bus.subscribe(recorder)
     for subscriber in subscribers:
         bus.subscribe(subscriber)
-    ledger = Ledger(options.state_dir)
+    ledger = Ledger(options.state_dir, redactor=redactor)
     engine = Engine(experiment, adapters=adapters or default_registry(), ledger=ledger, bus=bus,
                     out_dir=Path("."), seed=options.seed,
                     heartbeat_timeout=options.heartbeat_timeout)

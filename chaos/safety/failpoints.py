@@ -13,8 +13,8 @@ import os
 import signal
 
 POINTS = frozenset({
-    "before_intent", "after_intent", "after_inject", "after_applied", "before_revert",
-    "after_revert", "after_reverted", "during_cleanup",
+    "before_intent", "after_intent", "after_inject", "before_applied", "after_applied",
+    "before_revert", "after_revert", "after_reverted", "during_cleanup",
 })
 _ACTIVE = dict((item.partition(":")[0], item.partition(":")[2] or "kill")
                for item in os.environ.get("CHAOS_FAILPOINTS", "").split(",") if item)

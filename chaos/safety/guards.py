@@ -1,7 +1,9 @@
 """Guards: refuse plans that would hurt the machine or the runner itself, before anything runs.
 
 Never PID 1, kernel threads, the runner, its watchdog, or their ancestors (freezing your own
-shell or terminal is not an experiment); never more targets than `limits.max_targets`.
+shell or terminal is not an experiment); never the runner or watchdog of another live run that
+shares the state dir (killing a watchdog takes away the safety net of a run that holds faults);
+never more targets than `limits.max_targets`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import psutil
 from chaos.adapters.base import TargetRef
 from chaos.errors import GuardRefused
 from chaos.model.experiment import FaultSpec, Limits
+from chaos.safety.ledger import Ledger
 
 KTHREADD = 2
 
@@ -41,10 +44,41 @@ def protected_pids(extra: Iterable[int] = ()) -> dict[int, str]:
     return protected
 
 
-def _is_kernel_thread(pid: int) -> bool:
+def _alive(pid: int, create_time: float) -> bool:
     try:
-        return psutil.Process(pid).ppid() == KTHREADD
+        proc = psutil.Process(pid)
+        return abs(proc.create_time() - create_time) < 0.05 and (
+            proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
+        return False
+
+
+def other_runs(ledger: Ledger, run: str = "") -> dict[int, str]:
+    """pid -> why: the live runners and watchdogs of the other runs in this state dir.
+
+    Read when a fault starts (not once per run): a run started since is protected too. A pid is
+    only protected while it is the same process (pid and create time), so a dead run's reused
+    pid is fair game.
+    """
+    protected: dict[int, str] = {}
+    for info in ledger.heads():  # `finished` is not read: only whether the pids are alive
+        if info.run == run:
+            continue
+        if info.pid and _alive(info.pid, info.pid_create_time):
+            protected[info.pid] = f"the runner of another chaos run ({info.run})"
+        if info.watchdog_pid and _alive(info.watchdog_pid, info.watchdog_create_time):
+            protected[info.watchdog_pid] = (
+                f"the watchdog of another chaos run ({info.run}), which reverts its faults if "
+                "its runner dies")
+    return protected
+
+
+def _is_kernel_thread(pid: int) -> bool:
+    try:  # one read of /proc/PID/stat (not a psutil.Process): guards check every target
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return int(data[data.rindex(b")") + 2:].split()[1]) == KTHREADD
+    except (OSError, ValueError, IndexError):
         return False
 
 

@@ -5,6 +5,11 @@ record, holding the revert spec as plain data, is appended and fsynced; then `ap
 `reverted` or `revert_failed`. An injection is *open* until a `reverted` record follows it, so a
 runner killed between intent and inject still gets reverted (reverts are idempotent).
 
+A fault with many targets writes one record per step for all of them (`batch`, `ids`): one
+fsynced intent before any target is touched, one `applied` after, one `reverted` after all are
+undone. `expand` turns such a record back into one per target before anything folds them, so
+each target is still its own entry, reverted on its own (pid + create time) from plain data.
+
 Appends hold an exclusive flock, so the runner, its watchdog and `chaos stop` can write the same
 file. A torn last line (writer killed mid-write) is skipped when read and fenced off with a
 newline before the next append. An append is whole and fsynced or it raises `StateDirUnusable`
@@ -20,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -30,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.errors import StateDirUnusable
+from chaos.model.redaction import NOTHING, Redactor
 from chaos.paths import default_state_dir
 
 log = logging.getLogger(__name__)
@@ -37,6 +44,7 @@ log = logging.getLogger(__name__)
 SCHEMA = 1
 OPEN_STATES = frozenset({"intent", "applied", "revert_failed"})
 KEEP_CLOSED = 14 * 86400.0  # seconds a closed run's ledger is kept for `chaos status` history
+REDACTED = frozenset({"target", "title", "error"})  # what may carry a secret from the experiment
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,8 @@ class RunInfo:
     finished: bool
     entries: tuple[Entry, ...] = field(default=())
     quarantined: tuple[Quarantined, ...] = field(default=())
+    watchdog_pid: int = 0  # recorded by the watchdog itself when it starts
+    watchdog_create_time: float = 0.0
 
 
 # --- writing: one whole, fsynced line, or nothing at all
@@ -220,16 +230,46 @@ def read_ledger(path: Path) -> tuple[list[dict[str, Any]], list[Quarantined]]:
         if not isinstance(record, dict):
             quarantined.append(Quarantined(path, number, "not a JSON object", {}))
             continue
-        problem = _problem(record)
-        if problem:
-            quarantined.append(Quarantined(path, number, problem, record))
-        else:
-            records.append(record)
+        # a batch record (many targets) is judged per target, as `fold` will see it
+        for one in expand([record]) if isinstance(record.get("event"), str) else [record]:
+            problem = _problem(one)
+            if problem:
+                quarantined.append(Quarantined(path, number, problem, one))
+            else:
+                records.append(one)
     return records, quarantined
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
     return read_ledger(path)[0]
+
+
+def expand(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The records with each batch record (one for many targets) as one record per target.
+
+    intent   {"batch": [{"id", "target", "revert"}, ...], "fault", "deadline", "ends"}
+    applied  {"ids": [...], "revert": {id: refined spec, ...}}     (refined ones only)
+    reverted {"ids": [...], "outcomes": {id: outcome, ...}, "by"}
+    """
+    for r in records:
+        batch, ids = r.get("batch"), r.get("ids")
+        if r["event"] == "intent" and isinstance(batch, list):
+            common = {k: v for k, v in r.items() if k != "batch"}
+            for item in batch:
+                if isinstance(item, dict):
+                    yield {**common, **item}
+        elif r["event"] in ("applied", "reverted") and isinstance(ids, list):
+            common = {k: v for k, v in r.items() if k not in ("ids", "revert", "outcomes")}
+            refined, outcomes = r.get("revert") or {}, r.get("outcomes") or {}
+            for ident in ids:
+                one = {**common, "id": ident}
+                if isinstance(refined, dict) and ident in refined:
+                    one["revert"] = refined[ident]
+                if isinstance(outcomes, dict) and ident in outcomes:
+                    one["outcome"] = outcomes[ident]
+                yield one
+        else:
+            yield r
 
 
 def fold(records: list[dict[str, Any]]) -> list[Entry]:
@@ -239,7 +279,7 @@ def fold(records: list[dict[str, Any]]) -> list[Entry]:
     (what it tried to undo was gone) and does not reopen the entry; only an `applied` does,
     because that proves the injection happened after the revert."""
     entries: dict[str, Entry] = {}
-    for r in records:
+    for r in expand(records):
         event, ident = r["event"], r.get("id")
         if event == "revert_failed" and ident in entries and entries[ident].state == "reverted":
             continue
@@ -263,19 +303,25 @@ def fold(records: list[dict[str, Any]]) -> list[Entry]:
 class Ledger:
     """All runs' ledgers in one state directory."""
 
-    def __init__(self, state_dir: Path | None = None) -> None:
+    def __init__(self, state_dir: Path | None = None, *, redactor: Redactor = NOTHING) -> None:
         self.state_dir = Path(state_dir) if state_dir else default_state_dir()
         self.directory = self.state_dir / "ledger"
         # closing records (reverted, revert_failed, finished) this process could not write
         self.unrecorded: list[Unrecorded] = []
         self._own_size: dict[str, int] = {}  # per run: its file's size after our last append
         self._revert_locks: dict[str, RevertLock] = {}
+        self.redactor = redactor  # secrets in labels, titles and errors; never in revert specs
 
     def path(self, run: str) -> Path:
         return self.directory / f"{run}.jsonl"
 
     def append(self, run: str, event: str, **fields: Any) -> None:
         """Write one record durably or raise StateDirUnusable (the file is left as it was)."""
+        if self.redactor:
+            fields = {k: self.redactor.data(v) if k in REDACTED else v for k, v in fields.items()}
+            if "batch" in fields:
+                fields["batch"] = [{**item, "target": self.redactor.text(item["target"])}
+                                   for item in fields["batch"]]
         record = {"v": SCHEMA, "ts": time.time(), "event": event, "run": run, **fields}
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -293,9 +339,10 @@ class Ledger:
         try:
             self.append(run, event, **fields)
         except StateDirUnusable as exc:
-            self.unrecorded.append(Unrecorded(run, event, str(fields.get("id", "")), str(exc)))
+            ident = str(fields.get("id") or ",".join(map(str, fields.get("ids") or [])))
+            self.unrecorded.append(Unrecorded(run, event, ident, str(exc)))
             log.error("%s; the %s record of %s is missing from the ledger", exc, event,
-                      fields.get("id") or run)
+                      ident or run)
             return False
         return True
 
@@ -341,11 +388,44 @@ class Ledger:
         except OSError as exc:
             raise unusable(self.directory, exc, "create the run's revert lock") from exc
 
+    def watchdog_started(self, run: str, *, pid: int, pid_create_time: float) -> None:
+        """Who guards this run: other runs' guards refuse to hit it (see safety/guards.py)."""
+        self.append(run, "watchdog", pid=pid, pid_create_time=pid_create_time)
+
     def intent(self, run: str, ident: str, *, fault: str, target: str,
                revert: Mapping[str, Any], deadline: float | None,
                ends: float | None = None) -> None:
         self.append(run, "intent", id=ident, fault=fault, target=target, revert=dict(revert),
                     deadline=deadline, ends=ends)
+
+    def intents(self, run: str, targets: list[tuple[str, str, Mapping[str, Any]]], *,
+                fault: str, deadline: float | None, ends: float | None = None) -> None:
+        """One durable intent for a fault's whole target set: (id, target label, revert spec)
+        each. A single target is written as a plain `intent`."""
+        if len(targets) == 1:
+            ident, target, revert = targets[0]
+            self.intent(run, ident, fault=fault, target=target, revert=revert,
+                        deadline=deadline, ends=ends)
+            return
+        self.append(run, "intent", fault=fault, deadline=deadline, ends=ends,
+                    batch=[{"id": i, "target": t, "revert": dict(r)} for i, t, r in targets])
+
+    def applied_all(self, run: str, refined: Mapping[str, Mapping[str, Any] | None]) -> None:
+        """`applied` for many ids at once; a spec where the adapter refined it, else None."""
+        if len(refined) == 1:
+            ((ident, revert),) = refined.items()
+            self.applied(run, ident, revert)
+            return
+        specs = {i: dict(r) for i, r in refined.items() if r is not None}
+        self.append(run, "applied", ids=list(refined), **({"revert": specs} if specs else {}))
+
+    def reverted_all(self, run: str, outcomes: Mapping[str, str], *, by: str) -> None:
+        """`reverted` for many ids at once, each with its outcome."""
+        if len(outcomes) == 1:
+            ((ident, outcome),) = outcomes.items()
+            self.reverted(run, ident, by=by, outcome=outcome)
+            return
+        self.close_record(run, "reverted", ids=list(outcomes), outcomes=dict(outcomes), by=by)
 
     def applied(self, run: str, ident: str, revert: Mapping[str, Any] | None = None) -> None:
         extra = {"revert": dict(revert)} if revert is not None else {}
@@ -387,12 +467,42 @@ class Ledger:
     def run_info(self, run: str) -> RunInfo:
         records, quarantined = read_ledger(self.path(run))
         head = next((r for r in records if r["event"] == "run"), {})
+        guard = next((r for r in records if r["event"] == "watchdog"), {})
         return RunInfo(
             run=run, pid=head.get("pid", 0), pid_create_time=head.get("pid_create_time", 0.0),
             title=head.get("title", ""), started=head.get("ts", 0.0),
             finished=any(r["event"] == "finished" for r in records),
             entries=tuple(fold(records)), quarantined=tuple(quarantined),
+            watchdog_pid=guard.get("pid", 0),
+            watchdog_create_time=guard.get("pid_create_time", 0.0),
         )
+
+    def heads(self, lines: int = 8) -> Iterator[RunInfo]:
+        """Who runs each ledger (runner and watchdog identities), from its first few records
+        only: cheap enough to ask at every fault start, however long the ledgers are."""
+        for run in self.run_ids():
+            head: dict[str, Any] = {}
+            guard: dict[str, Any] = {}
+            try:
+                with open(self.path(run), "rb") as handle:
+                    for raw in itertools.islice(handle, lines):
+                        try:
+                            record = json.loads(raw)
+                        except ValueError:
+                            continue
+                        if isinstance(record, dict) and record.get("event") == "run":
+                            head = record
+                        elif isinstance(record, dict) and record.get("event") == "watchdog":
+                            guard = record
+                        if head and guard:
+                            break
+            except FileNotFoundError:
+                continue
+            yield RunInfo(run=run, pid=head.get("pid", 0),
+                          pid_create_time=head.get("pid_create_time", 0.0),
+                          title=head.get("title", ""), started=head.get("ts", 0.0),
+                          finished=False, watchdog_pid=guard.get("pid", 0),
+                          watchdog_create_time=guard.get("pid_create_time", 0.0))
 
     def runs(self) -> Iterator[RunInfo]:
         for run in self.run_ids():

@@ -77,47 +77,64 @@ async def revert_spec(run: str, ident: str, spec: Mapping[str, Any], ledger: Led
                       adapters: AdapterRegistry, *, by: str) -> tuple[str, str]:
     """(outcome, error): outcome is reverted | gone | nothing | failed. An entry another
     reverter closed meanwhile is left alone (`nothing`)."""
+    return (await revert_many(run, [(ident, spec)], ledger, adapters, by=by))[0]
+
+
+async def revert_many(run: str, items: list[tuple[str, Mapping[str, Any]]], ledger: Ledger,
+                      adapters: AdapterRegistry, *, by: str) -> list[tuple[str, str]]:
+    """Revert (id, spec) pairs of one run in this order, under the run's revert lock; (outcome,
+    error) for each.
+
+    Every target is reverted on its own from its spec; the successes are recorded in one
+    `reverted` record at the end (a failure at once), so a thousand targets cost one fsync.
+    Dying before that record only means the next reverter does them again (idempotent). No
+    ledger error stops a revert: records that cannot be written are kept in `ledger.unrecorded`.
+    """
     async with reverting(ledger, run):
         now = _current(ledger, run) if ledger.written_by_others(run) else None
+        return await _revert_and_record(run, items, now, ledger, adapters, by=by)
+
+
+async def _revert_and_record(run: str, items: list[tuple[str, Mapping[str, Any]]],
+                             now: dict[str, Entry] | None, ledger: Ledger,
+                             adapters: AdapterRegistry, *, by: str) -> list[tuple[str, str]]:
+    results: list[tuple[str, str]] = []
+    done: dict[str, str] = {}
+    for ident, spec in items:
         if now is not None and ident in now and not now[ident].is_open:
-            return "nothing", ""
-        return await _revert_and_record(run, ident, spec, ledger, adapters, by=by)
-
-
-async def _revert_and_record(run: str, ident: str, spec: Mapping[str, Any], ledger: Ledger,
-                             adapters: AdapterRegistry, *, by: str) -> tuple[str, str]:
-    try:
-        outcome = await adapters.revert(spec)
-        failpoints.hit("after_revert")
-    except Exception as exc:  # an adapter's bug must not stop the other reverts either
-        text = str(exc) if isinstance(exc, ChaosError) else f"{type(exc).__name__}: {exc}"
-        error = truncate(text)
-        log.error("revert of %s failed: %s", ident, error)
-        ledger.revert_failed(run, ident, by=by, error=error)
-        return "failed", error
-    ledger.reverted(run, ident, by=by, outcome=outcome)  # never raises: see ledger.unrecorded
-    return outcome, ""
+            results.append(("nothing", ""))  # another reverter closed it meanwhile
+            continue
+        try:
+            outcome = await adapters.revert(spec)
+            failpoints.hit("after_revert")
+        except Exception as exc:  # an adapter's bug must not stop the other reverts either
+            text = str(exc) if isinstance(exc, ChaosError) else f"{type(exc).__name__}: {exc}"
+            error = truncate(text)
+            log.error("revert of %s failed: %s", ident, error)
+            ledger.revert_failed(run, ident, by=by, error=error)  # never raises
+            results.append(("failed", error))
+            continue
+        done[ident] = outcome
+        results.append((outcome, ""))
+    if done:
+        ledger.reverted_all(run, done, by=by)  # never raises: see ledger.unrecorded
+    return results
 
 
 async def revert_all(entries: list[Entry], ledger: Ledger, adapters: AdapterRegistry, *,
                      by: str) -> list[RevertResult]:
     """Newest first, like a stack: later faults may build on earlier ones. Each run's entries
     are reverted under its revert lock, from the ledger as it is once the lock is held."""
-    by_run: dict[str, list[Entry]] = {}
-    for entry in sorted(entries, key=lambda e: e.created, reverse=True):
-        by_run.setdefault(entry.run, []).append(entry)
+    ordered = sorted(entries, key=lambda e: e.created, reverse=True)
     results = []
-    for run, mine in by_run.items():
+    for run in dict.fromkeys(e.run for e in ordered):
+        mine = [e for e in ordered if e.run == run]
         async with reverting(ledger, run):
             now = _current(ledger, run)
-            for entry in mine:
-                fresh = entry if now is None else now.get(entry.id, entry)
-                if not fresh.is_open:
-                    results.append(RevertResult(fresh, "nothing"))
-                    continue
-                outcome, error = await _revert_and_record(run, fresh.id, fresh.revert, ledger,
-                                                          adapters, by=by)
-                results.append(RevertResult(fresh, outcome, error))
+            fresh = [e if now is None else now.get(e.id, e) for e in mine]
+            outcomes = await _revert_and_record(run, [(e.id, e.revert) for e in fresh], now,
+                                                ledger, adapters, by=by)
+        results += [RevertResult(e, outcome, error) for e, (outcome, error) in zip(fresh, outcomes)]
     return results
 
 

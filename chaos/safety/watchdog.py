@@ -156,6 +156,12 @@ class Watchdog:
             time.sleep(HEARTBEAT_EVERY)
 
 
+def _create_time(pid: int) -> float:
+    import psutil
+
+    return float(psutil.Process(pid).create_time())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chaos-watchdog")
     parser.add_argument("--state-dir", required=True, type=Path)
@@ -169,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format=f"%(asctime)s watchdog[{os.getpid()}] run {args.run}: %(message)s")
     watchdog = Watchdog(args.state_dir, args.run, args.fd, args.heartbeat_timeout)
+    try:  # other runs' guards read this and leave us alone
+        watchdog.ledger.watchdog_started(args.run, pid=os.getpid(),
+                                         pid_create_time=_create_time(os.getpid()))
+    except OSError as exc:
+        log.warning("could not record the watchdog in the ledger: %s", exc)
     sys.stdout.buffer.write(READY)
     sys.stdout.flush()
     devnull = os.open(os.devnull, os.O_WRONLY)

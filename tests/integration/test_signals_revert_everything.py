@@ -161,7 +161,7 @@ hypothesis:
     assert "home >= 100%" in result.stdout and "Connection" in result.stdout
     records = [json.loads(line) for f in (state_dir / "ledger").glob("*.jsonl")
                for line in f.read_text().splitlines()]
-    assert [r["event"] for r in records] == ["run", "finished"]
+    assert [r["event"] for r in records] == ["run", "watchdog", "finished"]
     assert process_state(sleeper.pid) != "T"
 
 

@@ -28,7 +28,16 @@ NAME = "local.process"
 CREATE_TIME_TOLERANCE = 0.05
 
 
-def identity(proc: psutil.Process) -> dict[str, Any]:
+SCANNED = ["name", "cmdline", "status", "create_time"]  # read once per process by a selector
+
+
+def identity(proc: psutil.Process, scanned: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """pid + create time (+ name and command line for people); `scanned`: what a selector's
+    scan just read (SCANNED), so a thousand targets are not read twice."""
+    if scanned is not None and scanned.get("create_time") is not None:
+        return {"pid": proc.pid, "create_time": scanned["create_time"],
+                "name": scanned.get("name") or "",
+                "cmdline": " ".join(" ".join(scanned.get("cmdline") or []).split())[:200]}
     with proc.oneshot():
         try:
             cmdline = proc.cmdline()
@@ -39,8 +48,9 @@ def identity(proc: psutil.Process) -> dict[str, Any]:
 
 
 def target_ref(proc: psutil.Process, kind: str = "process",
-               extra: Mapping[str, Any] | None = None) -> TargetRef:
-    ident = {**identity(proc), **(extra or {})}
+               extra: Mapping[str, Any] | None = None,
+               scanned: Mapping[str, Any] | None = None) -> TargetRef:
+    ident = {**identity(proc, scanned), **(extra or {})}
     label = f"pid {ident['pid']} ({ident['cmdline'][:60] or ident['name']})"
     return TargetRef(kind=kind, label=label, identity=ident,
                      lock_key=f"process:{ident['pid']}:{ident['create_time']:.2f}",
@@ -60,24 +70,24 @@ def same_process(pid: int, create_time: float) -> psutil.Process | None:
         return None
 
 
-def _matches(proc: psutil.Process, sel: Mapping[str, Any], pattern: re.Pattern[str] | None,
+def _matches(info: Mapping[str, Any], sel: Mapping[str, Any], pattern: re.Pattern[str] | None,
              uid: int | None) -> bool:
-    try:
-        with proc.oneshot():
-            if sel.get("name") is not None:
-                names = {proc.name()}
-                cmd = proc.cmdline()
-                if cmd:
-                    names.add(os.path.basename(cmd[0]))
-                if sel["name"] not in names:
-                    return False
-            if pattern is not None and not pattern.search(" ".join(proc.cmdline())):
-                return False
-            if uid is not None and proc.uids().real != uid:
-                return False
-            return proc.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
+    """Against what the scan read (process_iter's `info`: None where access was denied)."""
+    cmd = info.get("cmdline")
+    if cmd is None and (sel.get("name") is not None or pattern is not None):
+        return False  # not ours to read: not ours to hit
+    cmd = cmd or []
+    if sel.get("name") is not None:
+        names = {info.get("name")}
+        if cmd:
+            names.add(os.path.basename(cmd[0]))
+        if sel["name"] not in names:
+            return False
+    if pattern is not None and not pattern.search(" ".join(cmd)):
         return False
+    if uid is not None and (info.get("uids") is None or info["uids"].real != uid):
+        return False
+    return info.get("status") not in (None, psutil.STATUS_ZOMBIE)
 
 
 def _pid_from_file(path: str) -> int:
@@ -116,17 +126,20 @@ def find_processes(sel: Mapping[str, Any], within: int | None = None) -> list[ps
     if sel.get("pidfile") is not None:
         pid = _pid_from_file(sel["pidfile"])
     me = os.getpid()
-    inside = None if within is None else {p.pid: p for p in family(within)}
+    inside = None if within is None else {p.pid for p in family(within)}
+    attrs = SCANNED + (["uids"] if uid is not None else [])
     if pid is not None:
         try:
-            candidates = [psutil.Process(pid)]
+            one = psutil.Process(pid)
+            one.info = one.as_dict(attrs)
         except psutil.NoSuchProcess:
             return []
-    else:
-        candidates = [p for p in (inside.values() if inside is not None else
-                                  psutil.process_iter()) if p.pid != me]
-    candidates = [p for p in candidates if inside is None or p.pid in inside]
-    found = [p for p in candidates if _matches(p, sel, pattern, uid)]
+        candidates = [one]
+    else:  # one pass reads every process once (oneshot); `info` keeps it for identity()
+        candidates = [p for p in psutil.process_iter(attrs) if p.pid != me]
+    if inside is not None:
+        candidates = [p for p in candidates if p.pid in inside]
+    found = [p for p in candidates if _matches(p.info, sel, pattern, uid)]
     return sorted(found, key=lambda p: p.pid)
 
 
@@ -148,10 +161,30 @@ def suspend_spec(targets: list[dict[str, Any]]) -> dict[str, Any]:
             "processes": [{"pid": t["pid"], "create_time": t["create_time"]} for t in targets]}
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PROCFS = os.path.exists("/proc/self/stat")  # Linux; elsewhere psutil's own way
+
+
+def _still_there(pid: int, create_time: float) -> bool:
+    """same_process() without building a psutil.Process: one read of /proc/PID/stat (and of
+    the boot time, as psutil computes create times), so a thousand targets take milliseconds."""
+    if not PROCFS:
+        return same_process(pid, create_time) is not None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    fields = data[data.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):  # a zombie cannot be stopped or resumed: it is gone
+        return False
+    started = int(fields[19]) / CLOCK_TICKS + psutil.boot_time()
+    return abs(started - create_time) <= CREATE_TIME_TOLERANCE
+
+
 def send(pid: int, create_time: float, sig: signal.Signals) -> bool:
     """Signal a process if it is still the same one; False if it is gone."""
-    proc = same_process(pid, create_time)
-    if proc is None:
+    if not _still_there(pid, create_time):
         return False
     try:
         os.kill(pid, sig)
@@ -214,7 +247,7 @@ async def resolve_processes(fault: FaultSpec, scope: Scope,
     refs = []
     for proc in chosen:
         try:
-            refs.append(target_ref(proc, extra=extra))
+            refs.append(target_ref(proc, extra=extra, scanned=getattr(proc, "info", None)))
         except psutil.NoSuchProcess:
             continue  # exited while we looked
     if not refs:
