@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from chaos.safety.ledger import Ledger, read_records
+from chaos.safety.ledger import Ledger, expand, read_records
 from tests.conftest import (
     ROOT,
     chaos_cmd,
@@ -48,8 +48,9 @@ def partitions(tmp_path: Path, pair: dict[str, str]) -> Path:
 
 def ledger_records(state_dir: Path) -> list[dict[str, object]]:
     """Every line of every ledger file, each checked to be a whole record (after the fact)."""
-    return [json.loads(line) for p in (state_dir / "ledger").glob("*.jsonl")
-            for line in p.read_text().splitlines() if line.strip()]
+    raw = [json.loads(line) for p in (state_dir / "ledger").glob("*.jsonl")
+           for line in p.read_text().splitlines() if line.strip()]
+    return list(expand(raw))  # a batch record (many targets) as one record per target
 
 
 def applied_count(state_dir: Path) -> int:
