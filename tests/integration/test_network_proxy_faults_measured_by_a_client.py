@@ -13,6 +13,7 @@ import asyncio
 import errno
 import math
 import socket
+import stat
 import statistics
 import subprocess
 import sys
@@ -398,3 +399,21 @@ def test_chaos_proxy_holds_a_fault_from_its_flags_and_refuses_bad_ones(
         proc.wait(5)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_a_control_socket_in_a_shared_directory_leaves_its_mode_alone(
+        server: int, tmp_path: Path) -> None:
+    """`--control /tmp/x.sock` once made /tmp itself 0700 (other users then could not reach
+    their own temp files); a directory the user names keeps its mode."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    p = ProxyProcess(server, shared / "control.sock")
+    try:
+        assert p.call(op="list")["toxics"] == []
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    finally:
+        p.proc.kill()
+        p.proc.wait(5)
+        if p.proc.stdout is not None:
+            p.proc.stdout.close()

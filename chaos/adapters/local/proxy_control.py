@@ -88,8 +88,13 @@ class ControlServer:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
-        self.control.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.control.parent, 0o700)
+        parent = self.control.parent
+        created = not parent.exists()
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if created or parent == control_path("-").parent:
+            # our own directory (the default sits in the shared temp dir) is private to this user;
+            # a directory the user named (`--control /tmp/x.sock`) is theirs: its mode is kept
+            os.chmod(parent, 0o700)
         with contextlib.suppress(FileNotFoundError):
             self.control.unlink()
         self._server = await asyncio.start_unix_server(self._client, str(self.control),
