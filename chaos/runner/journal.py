@@ -143,13 +143,26 @@ def _user() -> str:
         return str(os.getuid())
 
 
+def strict(value: Any) -> Any:
+    """The value with every non-finite number as null: a percentile that fell on timed-out
+    requests is infinite (its `measured` text says `> 2s`), and JSON has no Infinity or NaN -
+    jq, browsers and CI tools refuse a file that holds one."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(v) for v in value]
+    return value
+
+
 def write(path: Path, document: Mapping[str, Any]) -> None:
-    """Atomically: a reader sees the old file or the whole new one, never half."""
+    """Atomically: a reader sees the old file or the whole new one, never half. Strict JSON."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, indent=2, default=str)
+            json.dump(strict(document), handle, indent=2, default=str, allow_nan=False)
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())

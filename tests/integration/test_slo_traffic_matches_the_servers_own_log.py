@@ -6,6 +6,7 @@ send must make the verdict INVALID, never PASS or FAIL."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import subprocess
 import sys
@@ -238,6 +239,17 @@ def test_a_service_slower_than_the_timeout_is_never_held(
     (verdict,) = journal["phases"]["before"]["checks"]
     assert verdict["status"] == "FAIL" and verdict["measured"] == "> 2s", verdict
     assert "> 2s" in output
+    # strict JSON (jq, browsers): the infinite percentile is null, `measured` says what it was
+    (path_,) = (tmp_path / "runs").glob("*/journal.json")
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in the journal: not JSON")
+
+    strict = json.loads(path_.read_text(), parse_constant=refuse)
+    assert strict["phases"]["before"]["checks"][0]["value"] is None
+    for fmt in ("html", "markdown", "junit"):
+        report = run_chaos("report", str(path_), "--format", fmt, "-o", str(tmp_path / fmt))
+        assert report.returncode == 0 and "Traceback" not in report.stderr, report.stderr
 
 
 # --- the generator's own connection limit is never charged to the service
