@@ -166,6 +166,61 @@ PROMETHEUS = Obj({
 }, "read good/total events and latency buckets from Prometheus at the end of each window")
 
 
+class Matcher(Str):
+    """An alert label matcher as Alertmanager writes them: `value` (equal), `!=value`,
+    `=~regex` or `!~regex` (regexes anchored, as in PromQL); converts to (op, value)."""
+
+    def convert(self, value: object) -> tuple[str, str]:  # type: ignore[override]
+        import re
+
+        text = super().convert(value)
+        op, rest = next(((o, text[len(o):]) for o in ("=~", "!~", "!=", "=")
+                         if text.startswith(o)), ("=", text))
+        if op in ("=~", "!~"):
+            try:
+                re.compile(rest)
+            except re.error as exc:
+                raise ValueError(f"{rest!r} is not a regular expression ({exc}); write e.g. "
+                                 "=~checkout|cart") from None
+        return op, rest
+
+
+ALERT_LABELS = Map(Matcher("`value`, `!=value`, `=~regex` or `!~regex`"),
+                   "label matchers the alert must satisfy, e.g. {alertname: HighErrorRate, "
+                   "service: checkout}", key_pattern=r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+
+def alert_source(doc: str) -> Obj:
+    """Where alerts are read: the TLS and credential options of hypothesis.prometheus."""
+    return Obj({
+        "url": Field(Str("base URL", pattern=HTTP_URL), required=True),
+        **{k: PROMETHEUS.fields[k] for k in ("timeout", "headers", "verify_tls", "ca_file")},
+    }, doc)
+
+
+EXPECTED_ALERT = Obj({
+    "alert": Field(ALERT_LABELS, required=True),
+    "within": Field(Duration("must be firing within this of the first injection (the time "
+                             "to detect)", min=0), required=True),
+    "resolves_within": Duration("must be resolved within this of the last revert", min=0),
+}, "an alert the faults must fire")
+
+FORBIDDEN_ALERT = Obj({
+    "alert": Field(ALERT_LABELS, required=True),
+}, "an alert that must not fire at all during the run")
+
+DETECTION = Obj({
+    "alertmanager": alert_source("Alertmanager (API v2, /api/v2/alerts; silenced and "
+                                 "inhibited alerts are reported as such)"),
+    "prometheus": alert_source("Prometheus (/api/v1/alerts; pending is not firing)"),
+    "every": Duration("time between polls of the alerts", "2s", min=0.1),
+    "expect": List(EXPECTED_ALERT, "alerts that must fire (and resolve)"),
+    "forbid": List(FORBIDDEN_ALERT, "alerts that must not fire"),
+}, "did monitoring notice? Alerts polled from the run's start: expected ones must fire within "
+   "`within` of the first injection, forbidden ones never")
+
+
 def hypothesis_schema(vocab: Vocabulary) -> Obj:
     return Obj({
         "probes": List(vocab.probes, min_items=1),
@@ -194,4 +249,5 @@ def experiment_schema(vocab: Vocabulary) -> Obj:
         "faults": List(FAULT),
         "limits": LIMITS,
         "kubernetes": KUBERNETES,
+        "detection": DETECTION,
     })

@@ -36,7 +36,7 @@ def summary(journal: Mapping[str, Any], journal_path: str | None = None) -> str:
                          f"{inj['outcome']}" + (f" - {inj['error']}" if inj.get("error") else ""))
     elif exp.get("faults"):
         lines.append("  injected: nothing")
-    for phase in ("before", "during", "after"):
+    for phase in ("before", "during", "after", "detection"):
         checks = journal.get("phases", {}).get(phase, {}).get("checks", [])
         if not checks:
             continue
