@@ -44,7 +44,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertingStack]:
 
 
 def experiment(tmp_path: Path, stack: AlertingStack, detection: str,
-               source: str = "alertmanager") -> Path:
+               source: str = "alertmanager", hypothesis: str = "") -> Path:
     url = stack.alertmanager if source == "alertmanager" else stack.prometheus
     path = tmp_path / "detect.yaml"
     path.write_text(f"""title: monitoring notices a frozen exporter
@@ -53,7 +53,7 @@ faults:
     type: process.suspend
     target: {{process: {{pid: {stack.exporter_pid}}}}}
     duration: {FAULT_FOR:g}s
-detection:
+{hypothesis}detection:
   {source}: {{url: "{url}", timeout: 1s}}
   every: 250ms
 {detection}""")
@@ -84,6 +84,10 @@ def test_an_expected_alert_fires_and_resolves_measured_against_prometheus_own_re
       resolves_within: 20s
   forbid:
     - alert: {severity: critical}
+""", hypothesis=f"""hypothesis:  # Prometheus stays healthy: gives the report a chart to mark
+  probes: [{{name: prometheus, http: {{url: "{stack.prometheus}/-/healthy"}}}}]
+  before: {{window: 1s, every: 100ms}}
+  after: {{settle: 0s, window: 1s, every: 100ms}}
 """)
     result = run_chaos("run", str(path), timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -105,6 +109,14 @@ def test_an_expected_alert_fires_and_resolves_measured_against_prometheus_own_re
     forbidden = alerts(doc)["alert {severity=critical}"]
     assert forbidden["status"] == "PASS" and forbidden["first_firing"] is None
     assert "TargetDown" in result.stdout and "detection:" in result.stdout
+    # reports, rendered later from the journal: the time to detect per alert, MTTD, chart mark
+    (found,) = (tmp_path / "runs").glob("*/journal.json")
+    markdown = run_chaos("report", "--format", "markdown", str(found)).stdout
+    assert "detected by TargetDown after" in markdown and "Mean time to detect" in markdown
+    html = run_chaos("report", "--format", "html", str(found)).stdout
+    assert '<g class="alert"' in html and 'id="mttd"' in html
+    junit = run_chaos("report", "--format", "junit", str(found)).stdout
+    assert "TargetDown" in junit
 
 
 def test_a_missed_and_a_forbidden_alert_fail_the_run_pending_is_not_firing(
@@ -132,6 +144,9 @@ def test_a_missed_and_a_forbidden_alert_fail_the_run_pending_is_not_firing(
     assert forbidden["status"] == "FAIL" and forbidden["first_firing"] is not None
     checks = doc["phases"]["detection"]["checks"]
     assert [c["status"] for c in checks] == ["FAIL", "FAIL", "FAIL"]
+    (found,) = (tmp_path / "runs").glob("*/journal.json")
+    draft = run_chaos("report", "--format", "postmortem", str(found)).stdout
+    assert "alert {alertname=NeverFires} did not fire" in draft
 
 
 def test_an_expected_alert_already_firing_before_injection_is_invalid(
