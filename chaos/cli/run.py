@@ -49,13 +49,16 @@ from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode, ExperimentInvalid
 @click.option("--fail-fast", is_flag=True, default=None,
               help="Chaos Toolkit experiments: stop the method when the continuous hypothesis "
                    "fails.")
+@click.option("--metrics", "metrics_listen", metavar="HOST:PORT",
+              help="Serve the runner's Prometheus metrics on /metrics there while it runs "
+                   "(e.g. 127.0.0.1:9464; docs/telemetry.md).")
 @state_dir
 def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
         junit_path: Path | None, runs_dir: Path, seed: int | None, quiet: bool,
         vars_: tuple[str, ...], var_files: tuple[str, ...], journal_format: str,
         rollback_strategy: str | None, hypothesis_strategy: str | None,
         hypothesis_frequency: float | None, fail_fast: bool | None,
-        state_dir: Path | None) -> None:
+        metrics_listen: str | None, state_dir: Path | None) -> None:
     """Run experiment FILEs (or every *.yaml and Chaos Toolkit *.json in DIRs) in order.
 
     Each run checks the steady state, injects the faults on their timeline, reverts them
@@ -111,7 +114,7 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
 
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         code = runner.run(_run_all(experiments, journal_path, junit_path, runs_dir, seed, quiet,
-                                   state_dir, ctk_options, journal_format))
+                                   state_dir, ctk_options, journal_format, metrics_listen))
     sys.exit(code)
 
 
@@ -161,7 +164,29 @@ async def print_plan(experiments: list, seed: int | None = None) -> int:  # type
 async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore[type-arg]
                    junit_path: Path | None, runs_dir: Path, seed: int | None, quiet: bool,
                    state_dir: Path | None, ctk_options: Any = None,
-                   journal_format: str = "chaos") -> int:
+                   journal_format: str = "chaos", metrics_listen: str | None = None) -> int:
+    if metrics_listen is None:
+        return await _run_each(experiments, journal_path, junit_path, runs_dir, seed, quiet,
+                               state_dir, ctk_options, journal_format, [])
+    from chaos.runner.metrics import MetricsServer, RunMetrics
+    from chaos.safety.ledger import Ledger
+
+    metrics = RunMetrics(Ledger(state_dir))
+    server = MetricsServer(metrics.registry, metrics_listen)
+    try:
+        return await _run_each(experiments, journal_path, junit_path, runs_dir, seed, quiet,
+                               state_dir, ctk_options, journal_format, [metrics])
+    finally:
+        await asyncio.to_thread(server.close, METRICS_LINGER)
+
+
+METRICS_LINGER = 15.0  # Prometheus' default scrape interval: the final values get scraped
+
+
+async def _run_each(experiments: list, journal_path: Path | None,  # type: ignore[type-arg]
+                    junit_path: Path | None, runs_dir: Path, seed: int | None, quiet: bool,
+                    state_dir: Path | None, ctk_options: Any, journal_format: str,
+                    telemetry: list[Any]) -> int:
     from chaos.cli.view import LiveView
     from chaos.reports.terminal import summary
     from chaos.runner.session import RunOptions, run_experiment
@@ -171,7 +196,7 @@ async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore
     codes: list[int] = []
     journals: list[dict[str, object]] = []
     for exp in experiments:
-        subscribers: list[Any] = [] if quiet else [LiveView()]
+        subscribers: list[Any] = ([] if quiet else [LiveView()]) + telemetry
         extra: list[str] = []
         try:
             record: Any

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-HEAVY = ("kubernetes", "chaoslib")
+HEAVY = ("kubernetes", "chaoslib", "prometheus_client")  # + the --metrics exporter
 
 PROBE = """
 import json, sys

@@ -151,3 +151,39 @@ scrape_configs:
         stack.close()
         raise
     return stack
+
+
+def start_prometheus(tmp: Path, targets: dict[str, str]) -> tuple[str, subprocess.Popen[Any]]:
+    """Prometheus scraping each `job: host:port` every second; (base URL, process) once up."""
+    assert PROMETHEUS
+    port = free_port()
+    jobs = "".join(f"""  - job_name: {job}
+    static_configs: [{{targets: ["{target}"]}}]
+""" for job, target in targets.items())
+    (tmp / "prometheus.yml").write_text(f"""global:
+  scrape_interval: {SCRAPE:g}s
+  scrape_timeout: {SCRAPE_TIMEOUT * 1000:g}ms
+  evaluation_interval: {EVALUATION:g}s
+scrape_configs:
+{jobs}""")
+    proc = subprocess.Popen(
+        [PROMETHEUS, f"--config.file={tmp}/prometheus.yml", f"--storage.tsdb.path={tmp}/data",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait("Prometheus", lambda: urllib.request.urlopen(f"{url}/-/ready", timeout=1).status
+              == 200)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return url, proc
+
+
+def instant(url: str, query: str) -> list[tuple[dict[str, str], float]]:
+    """An instant query's vector as (labels, value) pairs."""
+    encoded = urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(f"{url}/api/v1/query?{encoded}", timeout=2) as answer:
+        result = json.load(answer)["data"]["result"]
+    return [(r["metric"], float(r["value"][1])) for r in result]
