@@ -180,6 +180,22 @@ async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore
         await asyncio.to_thread(server.close, METRICS_LINGER)
 
 
+def _notifier(exp: Any) -> Any:
+    """The run's webhooks (`notify:`), delivered beside the run: never in a revert's way."""
+    if not getattr(exp, "notify", None):
+        return None
+    from chaos.gameday.notify import Notifier
+
+    return Notifier(exp.notify, warn=lambda m: click.echo(f"chaos: warning: {m}", err=True),
+                    kind="run")
+
+
+def _run_notifications(notifier: Any) -> Any:
+    from chaos.gameday.notify import RunNotifications
+
+    return RunNotifications(notifier)
+
+
 METRICS_LINGER = 15.0  # Prometheus' default scrape interval: the final values get scraped
 
 
@@ -209,7 +225,11 @@ async def _run_each(experiments: list, journal_path: Path | None,  # type: ignor
                     journal_format)
                 extra = activity_lines(record.journal)
             else:
-                record = await run_experiment(exp, options, subscribers)
+                notifier = _notifier(exp)
+                record = await run_experiment(exp, options, subscribers + (
+                    [_run_notifications(notifier)] if notifier else []))
+                if notifier is not None:
+                    await notifier.drain()
         except ChaosError as exc:  # could not even start (e.g. the state dir is unwritable)
             journals.append(_error_journal(exp.source, exc.exit_code, str(exc)))
             codes.append(exc.exit_code)

@@ -141,6 +141,17 @@ class Detection:
 
 
 @dataclass(frozen=True)
+class Webhook:
+    """Where notifications go (`notify:` of experiments and game days)."""
+
+    url: str
+    timeout: float = 5.0
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    events: tuple[str, ...] = ()
+    format: str = "json"  # json (the documented payload) | slack (incoming webhook text/blocks)
+
+
+@dataclass(frozen=True)
 class Readiness:
     kind: str  # http | tcp | exec | delay
     spec: Mapping[str, Any]
@@ -178,6 +189,7 @@ class Experiment:
     variables: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     kubernetes: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     detection: Detection | None = None
+    notify: tuple[Webhook, ...] = ()
 
     @property
     def faults_end(self) -> float:

@@ -37,7 +37,13 @@ from chaos.model.schema import (
     join,
     kind_of,
 )
-from chaos.model.sections import DURING, experiment_schema, hypothesis_schema
+from chaos.model.sections import (
+    DURING,
+    RUN_EVENTS,
+    build_webhooks,
+    experiment_schema,
+    hypothesis_schema,
+)
 
 BUILTIN_VARS = ("experiment_dir", "python")
 
@@ -144,6 +150,7 @@ def _experiment(top: dict[str, Any], root: yaml.Node, src: source.SourceText, ct
         hypothesis=hypothesis, faults=faults, limits=limits or Limits(),
         variables=frozen({k: v for k, v in variables.items() if k not in BUILTIN_VARS}),
         kubernetes=kubernetes, detection=detection,
+        notify=build_webhooks(top["notify"], RUN_EVENTS),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from chaos.model.experiment import Vocabulary
+from chaos.model.experiment import Vocabulary, Webhook, frozen
 from chaos.model.scalars import HTTP_URL
 from chaos.model.schema import (
     Argv,
@@ -221,6 +221,28 @@ DETECTION = Obj({
    "`within` of the first injection, forbidden ones never")
 
 
+RUN_EVENTS = ("started", "breach", "aborted", "finished")
+
+
+def webhooks(events: tuple[str, ...]) -> List:
+    """`notify:` of experiments and game days: webhooks, JSON or shaped for Slack."""
+    return List(Obj({
+        "webhook": Field(Str("URL that receives a JSON POST", pattern=HTTP_URL),
+                         required=True),
+        "timeout": Duration("give up on one delivery after", "5s", min=0.1, max=60),
+        "headers": Map(Str(), "extra request headers, e.g. Authorization: \"Bearer ${TOKEN}\""),
+        "events": List(Str(choices=events), "which events to send (default: all)"),
+        "format": Str("json: the documented payload; slack: an incoming webhook's text and "
+                      "blocks", "json", choices=("json", "slack")),
+    }))
+
+
+def build_webhooks(raw: Any, events: tuple[str, ...]) -> tuple[Webhook, ...]:
+    return tuple(Webhook(n["webhook"], n["timeout"] or 5.0, frozen(n["headers"] or {}),
+                         tuple(n["events"] or events), n["format"] or "json")
+                 for n in raw or ())
+
+
 def hypothesis_schema(vocab: Vocabulary) -> Obj:
     return Obj({
         "probes": List(vocab.probes, min_items=1),
@@ -250,4 +272,5 @@ def experiment_schema(vocab: Vocabulary) -> Obj:
         "limits": LIMITS,
         "kubernetes": KUBERNETES,
         "detection": DETECTION,
+        "notify": webhooks(RUN_EVENTS),
     })
