@@ -190,6 +190,15 @@ def _notifier(exp: Any) -> Any:
                     kind="run")
 
 
+def _grafana(exp: Any) -> Any:
+    if not getattr(exp, "grafana", None):
+        return None
+    from chaos.runner.grafana import GrafanaAnnotations
+
+    return GrafanaAnnotations(exp.grafana,
+                              warn=lambda m: click.echo(f"chaos: warning: {m}", err=True))
+
+
 def _run_notifications(notifier: Any) -> Any:
     from chaos.gameday.notify import RunNotifications
 
@@ -225,11 +234,14 @@ async def _run_each(experiments: list, journal_path: Path | None,  # type: ignor
                     journal_format)
                 extra = activity_lines(record.journal)
             else:
-                notifier = _notifier(exp)
+                notifier, grafana = _notifier(exp), _grafana(exp)
                 record = await run_experiment(exp, options, subscribers + (
-                    [_run_notifications(notifier)] if notifier else []))
+                    [_run_notifications(notifier)] if notifier else []) + (
+                    [grafana] if grafana else []))
                 if notifier is not None:
                     await notifier.drain()
+                if grafana is not None:  # the last updates, bounded: never a hang at exit
+                    await asyncio.to_thread(grafana.close, grafana.timeout + 1.0)
         except ChaosError as exc:  # could not even start (e.g. the state dir is unwritable)
             journals.append(_error_journal(exp.source, exc.exit_code, str(exc)))
             codes.append(exc.exit_code)

@@ -190,6 +190,7 @@ class Experiment:
     kubernetes: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     detection: Detection | None = None
     notify: tuple[Webhook, ...] = ()
+    grafana: Mapping[str, Any] | None = None  # url, token, dashboard_uid, panel_id, tags, timeout
 
     @property
     def faults_end(self) -> float:

@@ -151,6 +151,8 @@ def _experiment(top: dict[str, Any], root: yaml.Node, src: source.SourceText, ct
         variables=frozen({k: v for k, v in variables.items() if k not in BUILTIN_VARS}),
         kubernetes=kubernetes, detection=detection,
         notify=build_webhooks(top["notify"], RUN_EVENTS),
+        grafana=frozen({k: v for k, v in top["grafana"].items() if v is not None})
+        if top["grafana"] else None,
     )
 
 

@@ -243,6 +243,18 @@ def build_webhooks(raw: Any, events: tuple[str, ...]) -> tuple[Webhook, ...]:
                  for n in raw or ())
 
 
+GRAFANA = Obj({
+    "url": Field(Str("Grafana base URL", pattern=HTTP_URL), required=True),
+    "token": Str("service account token, e.g. ${GRAFANA_TOKEN} (sent as a Bearer token; a "
+                 "variable named *token* is masked in journals)"),
+    "dashboard_uid": Str("annotate this dashboard only (default: an organization annotation, "
+                         "shown by tag)", min_length=1),
+    "panel_id": Int("and only this panel of it", min=1),
+    "tags": List(Str(min_length=1), "extra tags on every annotation"),
+    "timeout": Duration("per request", "5s", min=0.1, max=60),
+}, "fault windows and verdicts as Grafana annotations (/api/annotations), beside the run")
+
+
 def hypothesis_schema(vocab: Vocabulary) -> Obj:
     return Obj({
         "probes": List(vocab.probes, min_items=1),
@@ -273,4 +285,5 @@ def experiment_schema(vocab: Vocabulary) -> Obj:
         "kubernetes": KUBERNETES,
         "detection": DETECTION,
         "notify": webhooks(RUN_EVENTS),
+        "grafana": GRAFANA,
     })
