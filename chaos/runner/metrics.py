@@ -157,7 +157,7 @@ class RunMetrics:
 def parse_listen(text: str) -> tuple[str, int]:
     """`127.0.0.1:9464`, `:9464` (all interfaces) or `9464` -> (host, port); ValueError."""
     host, _, port = text.rpartition(":")
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
         raise ValueError(f"expected HOST:PORT like 127.0.0.1:9464, got {text!r}")
     return host.strip("[]") or "0.0.0.0", int(port)
 
@@ -167,7 +167,10 @@ class MetricsServer:
 
     def __init__(self, registry: CollectorRegistry, listen: str) -> None:
         self.registry = registry
-        host, port = parse_listen(listen)
+        try:
+            host, port = parse_listen(listen)
+        except ValueError as exc:
+            raise MetricsUnavailable(f"--metrics / --listen: {exc}") from None
         try:
             self._server, self._thread = _client().start_http_server(port, host,
                                                                      registry=registry)
