@@ -52,13 +52,16 @@ from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode, ExperimentInvalid
 @click.option("--metrics", "metrics_listen", metavar="HOST:PORT",
               help="Serve the runner's Prometheus metrics on /metrics there while it runs "
                    "(e.g. 127.0.0.1:9464; docs/telemetry.md).")
+@click.option("--traces", is_flag=True,
+              help="Export OpenTelemetry traces of each run over OTLP/HTTP, to where the "
+                   "standard OTEL_EXPORTER_OTLP_* variables say (docs/telemetry.md).")
 @state_dir
 def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
         junit_path: Path | None, runs_dir: Path, seed: int | None, quiet: bool,
         vars_: tuple[str, ...], var_files: tuple[str, ...], journal_format: str,
         rollback_strategy: str | None, hypothesis_strategy: str | None,
         hypothesis_frequency: float | None, fail_fast: bool | None,
-        metrics_listen: str | None, state_dir: Path | None) -> None:
+        metrics_listen: str | None, traces: bool, state_dir: Path | None) -> None:
     """Run experiment FILEs (or every *.yaml and Chaos Toolkit *.json in DIRs) in order.
 
     Each run checks the steady state, injects the faults on their timeline, reverts them
@@ -114,7 +117,8 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
 
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         code = runner.run(_run_all(experiments, journal_path, junit_path, runs_dir, seed, quiet,
-                                   state_dir, ctk_options, journal_format, metrics_listen))
+                                   state_dir, ctk_options, journal_format, metrics_listen,
+                                   traces))
     sys.exit(code)
 
 
@@ -164,20 +168,31 @@ async def print_plan(experiments: list, seed: int | None = None) -> int:  # type
 async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore[type-arg]
                    junit_path: Path | None, runs_dir: Path, seed: int | None, quiet: bool,
                    state_dir: Path | None, ctk_options: Any = None,
-                   journal_format: str = "chaos", metrics_listen: str | None = None) -> int:
-    if metrics_listen is None:
-        return await _run_each(experiments, journal_path, junit_path, runs_dir, seed, quiet,
-                               state_dir, ctk_options, journal_format, [])
-    from chaos.runner.metrics import MetricsServer, RunMetrics
-    from chaos.safety.ledger import Ledger
+                   journal_format: str = "chaos", metrics_listen: str | None = None,
+                   traces: bool = False) -> int:
+    """The runner's own telemetry (metrics, traces) listens to every run's events."""
+    telemetry: list[Any] = []
+    server = tracer = None
+    if metrics_listen is not None:
+        from chaos.runner.metrics import MetricsServer, RunMetrics
+        from chaos.safety.ledger import Ledger
 
-    metrics = RunMetrics(Ledger(state_dir))
-    server = MetricsServer(metrics.registry, metrics_listen)
+        metrics = RunMetrics(Ledger(state_dir))
+        server = MetricsServer(metrics.registry, metrics_listen)
+        telemetry.append(metrics)
     try:
+        if traces:
+            from chaos.runner.tracing import RunTraces
+
+            tracer = RunTraces()
+            telemetry.append(tracer)
         return await _run_each(experiments, journal_path, junit_path, runs_dir, seed, quiet,
-                               state_dir, ctk_options, journal_format, [metrics])
+                               state_dir, ctk_options, journal_format, telemetry)
     finally:
-        await asyncio.to_thread(server.close, METRICS_LINGER)
+        if tracer is not None:
+            await asyncio.to_thread(tracer.close, TRACES_WAIT)
+        if server is not None:
+            await asyncio.to_thread(server.close, METRICS_LINGER)
 
 
 def _notifier(exp: Any) -> Any:
@@ -206,6 +221,7 @@ def _run_notifications(notifier: Any) -> Any:
 
 
 METRICS_LINGER = 15.0  # Prometheus' default scrape interval: the final values get scraped
+TRACES_WAIT = 5.0  # for the last spans to reach the collector
 
 
 async def _run_each(experiments: list, journal_path: Path | None,  # type: ignore[type-arg]

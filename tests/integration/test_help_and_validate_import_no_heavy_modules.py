@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-HEAVY = ("kubernetes", "chaoslib", "prometheus_client")  # + the --metrics exporter
+HEAVY = ("kubernetes", "chaoslib", "prometheus_client", "opentelemetry")  # + telemetry
 
 PROBE = """
 import json, sys
