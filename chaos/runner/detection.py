@@ -48,8 +48,9 @@ class Seen:
     def record(self, injected: float | None, reverted: float | None) -> dict[str, Any]:
         detect = None if self.first_firing is None or injected is None else round(
             self.first_firing - injected, 3)
-        resolve = None if self.resolved is None or reverted is None else round(
-            self.resolved - reverted, 3)
+        # resolved before the last revert (another fault's revert, or on its own): 0
+        resolve = None if self.resolved is None or reverted is None else max(0.0, round(
+            self.resolved - reverted, 3))
         return {"alert": self.rule.text, "expected": self.rule.expected,
                 "matchers": [list(m) for m in self.rule.matchers], "within": self.rule.within,
                 "resolves_within": self.rule.resolves_within,
@@ -129,11 +130,13 @@ class AlertWatch:
             seen.first_firing = self._when(firing[0], now, seen.rule)
             seen.labels, seen.state = dict(firing[0].labels), firing[0].state
             self._observed(seen, firing[0].state, firing[0], seen.first_firing)
-        if seen.firing_now and not firing and seen.first_firing is not None and (
-                self.reverted is not None and seen.resolved is None):
+        if seen.firing_now and not firing and seen.first_firing is not None:
             seen.resolved = round(now, 3)
             self.bus.emit("alert.observed", alert=seen.rule.text, state="resolved",
                           labels=seen.labels, at=seen.resolved)
+        elif firing and not seen.firing_now and seen.resolved is not None:
+            seen.resolved = None  # it fired again: resolved is when it last stopped
+            self._observed(seen, firing[0].state, firing[0], round(now, 3))
         seen.firing_now = bool(firing)
 
     def _observed(self, seen: Seen, state: str, alert: Alert, at: float) -> None:
@@ -147,7 +150,8 @@ class AlertWatch:
             return True
         if seen.first_firing is None:
             return False
-        return rule.resolves_within is None or seen.resolved is not None
+        return rule.resolves_within is None or (seen.resolved is not None
+                                                 and self.reverted is not None)
 
     def deadline(self) -> float | None:
         """Seconds since the run started until which undecided expectations are watched."""
