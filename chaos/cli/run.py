@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -170,8 +172,17 @@ async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore
                    state_dir: Path | None, ctk_options: Any = None,
                    journal_format: str = "chaos", metrics_listen: str | None = None,
                    traces: bool = False) -> int:
-    """The runner's own telemetry (metrics, traces) listens to every run's events."""
-    telemetry: list[Any] = []
+    async with telemetry(metrics_listen, traces, state_dir) as subscribers:
+        return await _run_each(experiments, journal_path, junit_path, runs_dir, seed, quiet,
+                               state_dir, ctk_options, journal_format, subscribers)
+
+
+@contextlib.asynccontextmanager
+async def telemetry(metrics_listen: str | None, traces: bool,
+                    state_dir: Path | None) -> AsyncIterator[list[Any]]:
+    """The runner's own telemetry (metrics, traces): subscribers for every run's events,
+    closed (bounded) at the end. Shared by `chaos run` and `chaos inject`."""
+    subscribers: list[Any] = []
     server = tracer = None
     if metrics_listen is not None:
         from chaos.runner.metrics import MetricsServer, RunMetrics
@@ -179,15 +190,14 @@ async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore
 
         metrics = RunMetrics(Ledger(state_dir))
         server = MetricsServer(metrics.registry, metrics_listen)
-        telemetry.append(metrics)
+        subscribers.append(metrics)
     try:
         if traces:
             from chaos.runner.tracing import RunTraces
 
             tracer = RunTraces()
-            telemetry.append(tracer)
-        return await _run_each(experiments, journal_path, junit_path, runs_dir, seed, quiet,
-                               state_dir, ctk_options, journal_format, telemetry)
+            subscribers.append(tracer)
+        yield subscribers
     finally:
         if tracer is not None:
             await asyncio.to_thread(tracer.close, TRACES_WAIT)

@@ -108,3 +108,34 @@ def test_the_exporter_raises_faults_left_open_for_a_dead_runner(tmp_path: Path,
         assert code == 0, (tmp_path / "exporter.log").read_text()  # a clean stop on SIGTERM
         prom.terminate()
         prom.wait(10)
+
+
+def test_chaos_inject_serves_the_held_fault(tmp_path: Path, state_dir: Path) -> None:
+    victim = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)"])
+    port = free_port()
+    inject = subprocess.Popen(chaos_cmd("inject", "process.suspend", "--pid", str(victim.pid),
+                                        "--for", "4s", "--metrics", f"127.0.0.1:{port}"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: list[str] = []
+
+    def active() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                text = r.read().decode()
+        except OSError:
+            return False
+        seen[:] = [line for line in text.splitlines()
+                   if line.startswith("chaos_active_faults{")]
+        return any(line.endswith(" 1.0") for line in seen)
+
+    try:
+        poll("the held fault on /metrics", active)
+        assert 'type="process.suspend"' in seen[0] and str(victim.pid) in seen[0]
+        poll("chaos inject ending", lambda: active() and False or inject.poll() is not None)
+        assert inject.returncode == 0
+        assert seen and all(line.endswith(" 0.0") for line in seen)  # reverted, then scraped
+    finally:
+        if inject.poll() is None:
+            inject.kill()
+            inject.wait()
+        release(victim)
