@@ -211,3 +211,35 @@ def test_alertmanager_hanging_mid_run_is_an_error_for_detection_only_and_reverts
     assert statuses["alert {severity=critical}"] == "ERROR"
     assert statuses["alert {alertname=TargetDown}"] == "ERROR"
     assert any(e["event"] == "alert.poll_failed" for e in doc["events"])
+
+
+def test_a_silenced_alert_counts_as_detected_and_is_reported_as_silenced(
+        tmp_path: Path, state_dir: Path, stack: AlertingStack) -> None:
+    import urllib.request
+
+    stack.wait_until_quiet()
+    now = time.time()
+    silence = json.dumps({
+        "matchers": [{"name": "alertname", "value": "TargetDown", "isRegex": False,
+                      "isEqual": True}],
+        "startsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60)),
+        "endsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 600)),
+        "createdBy": "tests", "comment": "detection test"}).encode()
+    request = urllib.request.Request(f"{stack.alertmanager}/api/v2/silences", data=silence,
+                                     method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        silence_id = json.load(answer)["silenceID"]
+    try:
+        path = experiment(tmp_path, stack, """  expect:
+    - alert: {alertname: TargetDown}
+      within: 20s
+""")
+        result = run_chaos("run", str(path), timeout=120)
+    finally:
+        urllib.request.urlopen(urllib.request.Request(
+            f"{stack.alertmanager}/api/v2/silence/{silence_id}", method="DELETE"), timeout=5)
+    assert result.returncode == 0, result.stdout + result.stderr
+    seen = alerts(journal(tmp_path))["alert {alertname=TargetDown}"]
+    assert seen["status"] == "PASS" and seen["state"] == "silenced"
+    checks = journal(tmp_path)["phases"]["detection"]["checks"]
+    assert "nobody was notified" in checks[0]["reason"]
