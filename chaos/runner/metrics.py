@@ -13,7 +13,7 @@ prometheus_client is imported here only, when metrics are asked for: `chaos --he
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from chaos.errors import UsageError
@@ -78,6 +78,24 @@ class LedgerCollector:
             left.add_metric([""], 0)  # the alarm's series exists (at 0) before anything is left
         yield open_faults
         yield left
+
+
+class ExperimentsCollector:
+    """A game day's experiments as they stand, read at every scrape: one series per experiment,
+    `chaos_gameday_experiment_status` (labels experiment, status, verdict) = 1."""
+
+    def __init__(self, experiments: Callable[[], Iterable[tuple[str, str, str]]]) -> None:
+        self.experiments = experiments  # (experiment, status, verdict)
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily(
+            "chaos_gameday_experiment_status", "the game day's experiments: status (pending, "
+            "running, done, skipped) and verdict", labels=["experiment", "status", "verdict"])
+        for experiment, status, verdict in self.experiments():
+            family.add_metric([experiment, status, verdict], 1)
+        yield family
 
 
 def ledger_registry(ledger: Ledger) -> CollectorRegistry:
