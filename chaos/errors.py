@@ -39,8 +39,9 @@ class ExitCode(enum.IntEnum):
 
 EXIT_CODE_HELP = """Exit codes:
   0    hypothesis held
-  1    hypothesis failed (the system deviated)
-  2    invalid input or usage, or a safety guard refused the plan
+  1    hypothesis failed (the system deviated, or an expected alert missed / a forbidden one fired)
+  2    invalid input or usage, a safety guard refused the plan, or the measurement (or the
+       alert detection) could not be trusted
   3    steady state not met before injection (nothing was injected)
   4    aborted by a guardrail or a failed injection (everything reverted)
   5    a revert failed (something may still be injected: see `chaos status`)

@@ -23,6 +23,8 @@ COMMANDS = {
     "status": ("chaos.cli.ledger:status", "List active injections (all runs)."),
     "stop": ("chaos.cli.ledger:stop", "Revert active injections by id or run, or all."),
     "recover": ("chaos.cli.ledger:recover", "Revert everything left open by crashed runs."),
+    "exporter": ("chaos.cli.ledger:exporter", "Serve the ledger's gauges (faults left open) "
+                                              "to Prometheus."),
     "faults": ("chaos.cli.catalogue:faults", "List the fault catalogue."),
     "schema": ("chaos.cli.catalogue:schema", "Print the JSON Schema of experiment files."),
     "report": ("chaos.cli.report:report", "Render journals again (text, HTML, Markdown, JUnit, post-mortems)."),

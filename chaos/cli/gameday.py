@@ -80,9 +80,13 @@ def _with_signals(main: Awaitable[int], on_signal: Callable[[int], None]) -> int
                  "(5, 143, 130, 4, 2, 3, 1, 0).")
 @click.argument("file", type=click.Path())
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help=OUT_HELP)
+@click.option("--metrics", "metrics_listen", metavar="HOST:PORT",
+              help="Serve the game day's experiments and the ledger's gauges on /metrics "
+                   "(docs/telemetry.md).")
 @variables
 @state_dir
-def run(file: str, out: Path | None, vars_: tuple[str, ...], state_dir: Path | None) -> None:
+def run(file: str, out: Path | None, vars_: tuple[str, ...], state_dir: Path | None,
+        metrics_listen: str | None) -> None:
     """Run the game day in FILE now: its experiments in order, parallel groups together.
 
     Each experiment runs as `chaos run` (its own process, watchdog and journal). Ctrl-C or
@@ -98,10 +102,31 @@ def run(file: str, out: Path | None, vars_: tuple[str, ...], state_dir: Path | N
     runner = GameDayRun(day, _out(out, day), variables=variables_, state_dir=state_dir,
                         notifier=notifier, echo=click.echo, titles=titles)
     _prepare(runner)
+    server = _metrics(runner, metrics_listen, state_dir) if metrics_listen else None
     click.echo(f"game day {runner.id}: {day.title} ({len(day.experiments)} experiments)")
-    code = _with_signals(runner.run(), runner.interrupt)
+    try:
+        code = _with_signals(runner.run(), runner.interrupt)
+    finally:
+        if server is not None:
+            server.close(METRICS_LINGER)
     _summary(runner, code)
     sys.exit(code)
+
+
+METRICS_LINGER = 15.0  # as `chaos run --metrics`: the final values get scraped
+
+
+def _metrics(runner: Any, listen: str, state_dir: Path | None) -> Any:
+    """The ledger's gauges and the experiments' progress; each experiment runs as its own
+    `chaos run`, so the faults are seen through the ledger they all share."""
+    from chaos.runner.metrics import ExperimentsCollector, MetricsServer, ledger_registry
+    from chaos.safety.ledger import Ledger
+
+    registry = ledger_registry(Ledger(state_dir))
+    registry.register(ExperimentsCollector(lambda: [
+        (slot.summary.get("title") or runner.titles.get(slot.ref.file) or slot.ref.file,
+         slot.status, slot.summary.get("verdict") or "") for slot in runner.slots]))
+    return MetricsServer(registry, listen)
 
 
 def _summary(runner: Any, code: int) -> None:

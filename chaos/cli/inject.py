@@ -180,6 +180,10 @@ def _command(fault: FaultType) -> click.Command:
     params.append(click.Option(["--max-targets"], type=int, default=5, show_default=True,
                                help="refuse a selector that matches more targets"))
     params.append(click.Option(["--dry-run"], is_flag=True, help="show the targets, inject nothing"))
+    params.append(click.Option(["--metrics", "metrics_listen"], metavar="HOST:PORT",
+                               help="serve the runner's Prometheus metrics on /metrics there"))
+    params.append(click.Option(["--traces"], is_flag=True,
+                               help="export OpenTelemetry traces (OTEL_EXPORTER_OTLP_*)"))
     params.append(state_dir_option(click.Command("x")).params[0])
 
     def callback(**kwargs: Any) -> None:
@@ -296,17 +300,22 @@ def _inject(fault: FaultType, kw: dict[str, Any]) -> None:
         from chaos.cli.run import print_plan
 
         sys.exit(asyncio.run(print_plan([experiment])))
-    sys.exit(asyncio.run(_hold(experiment, kw.get("state_dir"))))
+    sys.exit(asyncio.run(_hold(experiment, kw.get("state_dir"), kw.get("metrics_listen"),
+                               bool(kw.get("traces")))))
 
 
-async def _hold(experiment: Any, state_dir: Path | None) -> int:
+async def _hold(experiment: Any, state_dir: Path | None, metrics_listen: str | None = None,
+                traces: bool = False) -> int:
+    from chaos.cli.run import telemetry
     from chaos.cli.view import LiveView
     from chaos.reports.terminal import summary
     from chaos.runner.session import RunOptions, run_experiment
 
     options = RunOptions(runs_dir=Path(state_dir or _default_runs()) / "adhoc",
                          state_dir=state_dir)
-    record = await run_experiment(experiment, options, [LiveView(countdown=True)])
+    async with telemetry(metrics_listen, traces, state_dir) as subscribers:
+        record = await run_experiment(experiment, options,
+                                      [LiveView(countdown=True), *subscribers])
     click.echo(summary(record.journal, str(record.journal_path)))
     if record.result.error is not None and record.result.error.hint:
         click.echo(f"  what to do: {record.result.error.hint}")

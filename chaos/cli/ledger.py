@@ -206,3 +206,31 @@ def _revert(ledger, entries, *, by: str) -> int:  # type: ignore[no-untyped-def]
         click.echo(f"{by}: reverted, but could not record it — run `chaos recover` once the "
                    f"state dir is writable: {ledger.unrecorded[0].error}", err=True)
     return ExitCode.REVERT_FAILED if failed or ledger.unrecorded else ExitCode.OK
+
+
+@click.command()
+@click.option("--listen", default="127.0.0.1:9465", show_default=True, metavar="HOST:PORT",
+              help="Where to serve /metrics.")
+@state_dir_option
+def exporter(listen: str, state_dir: Path | None) -> None:
+    """Serve the ledger's gauges on /metrics until stopped (SIGINT/SIGTERM).
+
+    chaos_faults_left_open counts open injections whose runner is gone or whose deadline passed
+    (alert on it > 0: someone must run `chaos recover`); chaos_ledger_open_faults counts every
+    open injection. Both are read from the ledger at each scrape.
+    """
+    from chaos.runner.metrics import MetricsServer, ledger_registry
+
+    server = MetricsServer(ledger_registry(_ledger(state_dir)), listen)
+    click.echo(f"serving the ledger's metrics on http://{listen}/metrics", err=True)
+    stopped = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopped
+        stopped = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopped:
+        time.sleep(0.2)
+    server.close()

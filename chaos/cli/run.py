@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +52,19 @@ from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode, ExperimentInvalid
 @click.option("--fail-fast", is_flag=True, default=None,
               help="Chaos Toolkit experiments: stop the method when the continuous hypothesis "
                    "fails.")
+@click.option("--metrics", "metrics_listen", metavar="HOST:PORT",
+              help="Serve the runner's Prometheus metrics on /metrics there while it runs "
+                   "(e.g. 127.0.0.1:9464; docs/telemetry.md).")
+@click.option("--traces", is_flag=True,
+              help="Export OpenTelemetry traces of each run over OTLP/HTTP, to where the "
+                   "standard OTEL_EXPORTER_OTLP_* variables say (docs/telemetry.md).")
 @state_dir
 def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
         junit_path: Path | None, runs_dir: Path, seed: int | None, quiet: bool,
         vars_: tuple[str, ...], var_files: tuple[str, ...], journal_format: str,
         rollback_strategy: str | None, hypothesis_strategy: str | None,
         hypothesis_frequency: float | None, fail_fast: bool | None,
-        state_dir: Path | None) -> None:
+        metrics_listen: str | None, traces: bool, state_dir: Path | None) -> None:
     """Run experiment FILEs (or every *.yaml and Chaos Toolkit *.json in DIRs) in order.
 
     Each run checks the steady state, injects the faults on their timeline, reverts them
@@ -113,7 +121,8 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
 
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         code = runner.run(_run_all(experiments, journal_path, junit_path, runs_dir, seed, quiet,
-                                   state_dir, ctk_options, journal_format))
+                                   state_dir, ctk_options, journal_format, metrics_listen,
+                                   traces))
     sys.exit(code)
 
 
@@ -177,7 +186,74 @@ async def print_plan(experiments: list, seed: int | None = None,  # type: ignore
 async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore[type-arg]
                    junit_path: Path | None, runs_dir: Path, seed: int | None, quiet: bool,
                    state_dir: Path | None, ctk_options: Any = None,
-                   journal_format: str = "chaos") -> int:
+                   journal_format: str = "chaos", metrics_listen: str | None = None,
+                   traces: bool = False) -> int:
+    async with telemetry(metrics_listen, traces, state_dir) as subscribers:
+        return await _run_each(experiments, journal_path, junit_path, runs_dir, seed, quiet,
+                               state_dir, ctk_options, journal_format, subscribers)
+
+
+@contextlib.asynccontextmanager
+async def telemetry(metrics_listen: str | None, traces: bool,
+                    state_dir: Path | None) -> AsyncIterator[list[Any]]:
+    """The runner's own telemetry (metrics, traces): subscribers for every run's events,
+    closed (bounded) at the end. Shared by `chaos run` and `chaos inject`."""
+    subscribers: list[Any] = []
+    server = tracer = None
+    if metrics_listen is not None:
+        from chaos.runner.metrics import MetricsServer, RunMetrics
+        from chaos.safety.ledger import Ledger
+
+        metrics = RunMetrics(Ledger(state_dir))
+        server = MetricsServer(metrics.registry, metrics_listen)
+        subscribers.append(metrics)
+    try:
+        if traces:
+            from chaos.runner.tracing import RunTraces
+
+            tracer = RunTraces()
+            subscribers.append(tracer)
+        yield subscribers
+    finally:
+        if tracer is not None:
+            await asyncio.to_thread(tracer.close, TRACES_WAIT)
+        if server is not None:
+            await asyncio.to_thread(server.close, METRICS_LINGER)
+
+
+def _notifier(exp: Any) -> Any:
+    """The run's webhooks (`notify:`), delivered beside the run: never in a revert's way."""
+    if not getattr(exp, "notify", None):
+        return None
+    from chaos.gameday.notify import Notifier
+
+    return Notifier(exp.notify, warn=lambda m: click.echo(f"chaos: warning: {m}", err=True),
+                    kind="run")
+
+
+def _grafana(exp: Any) -> Any:
+    if not getattr(exp, "grafana", None):
+        return None
+    from chaos.runner.grafana import GrafanaAnnotations
+
+    return GrafanaAnnotations(exp.grafana,
+                              warn=lambda m: click.echo(f"chaos: warning: {m}", err=True))
+
+
+def _run_notifications(notifier: Any) -> Any:
+    from chaos.gameday.notify import RunNotifications
+
+    return RunNotifications(notifier)
+
+
+METRICS_LINGER = 15.0  # Prometheus' default scrape interval: the final values get scraped
+TRACES_WAIT = 5.0  # for the last spans to reach the collector
+
+
+async def _run_each(experiments: list, journal_path: Path | None,  # type: ignore[type-arg]
+                    junit_path: Path | None, runs_dir: Path, seed: int | None, quiet: bool,
+                    state_dir: Path | None, ctk_options: Any, journal_format: str,
+                    telemetry: list[Any]) -> int:
     from chaos.cli.view import LiveView
     from chaos.reports.terminal import summary
     from chaos.runner.session import RunOptions, run_experiment
@@ -187,7 +263,7 @@ async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore
     codes: list[int] = []
     journals: list[dict[str, object]] = []
     for exp in experiments:
-        subscribers: list[Any] = [] if quiet else [LiveView()]
+        subscribers: list[Any] = ([] if quiet else [LiveView()]) + telemetry
         extra: list[str] = []
         try:
             record: Any
@@ -200,7 +276,14 @@ async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore
                     journal_format)
                 extra = activity_lines(record.journal)
             else:
-                record = await run_experiment(exp, options, subscribers)
+                notifier, grafana = _notifier(exp), _grafana(exp)
+                record = await run_experiment(exp, options, subscribers + (
+                    [_run_notifications(notifier)] if notifier else []) + (
+                    [grafana] if grafana else []))
+                if notifier is not None:
+                    await notifier.drain()
+                if grafana is not None:  # the last updates, bounded: never a hang at exit
+                    await asyncio.to_thread(grafana.close, grafana.timeout + 1.0)
         except ChaosError as exc:  # could not even start (e.g. the state dir is unwritable)
             journals.append(_error_journal(exp.source, exc.exit_code, str(exc)))
             codes.append(exc.exit_code)

@@ -114,6 +114,44 @@ class Hypothesis:
 
 
 @dataclass(frozen=True)
+class AlertRule:
+    """One `detection.expect` or `detection.forbid` item: label matchers (label, op, value)
+    with op one of = != =~ !~, and for expectations the deadlines in seconds."""
+
+    matchers: tuple[tuple[str, str, str], ...]
+    expected: bool  # expect (must fire) or forbid (must not)
+    within: float | None = None  # after the first injection
+    resolves_within: float | None = None  # after the last revert
+    location: Location | None = None
+
+    @property
+    def text(self) -> str:
+        labels = ", ".join(f"{k}{op}{v}" for k, op, v in self.matchers)
+        return f"alert {{{labels}}}"
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The `detection:` section: where alerts are read and what must (not) fire."""
+
+    source: str  # alertmanager | prometheus
+    endpoint: Mapping[str, Any]  # url, timeout, headers, verify_tls, ca_file (made absolute)
+    every: float
+    rules: tuple[AlertRule, ...]
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """Where notifications go (`notify:` of experiments and game days)."""
+
+    url: str
+    timeout: float = 5.0
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    events: tuple[str, ...] = ()
+    format: str = "json"  # json (the documented payload) | slack (incoming webhook text/blocks)
+
+
+@dataclass(frozen=True)
 class Readiness:
     kind: str  # http | tcp | exec | delay
     spec: Mapping[str, Any]
@@ -151,6 +189,9 @@ class Experiment:
     variables: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     kubernetes: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     uses: frozenset[str] = frozenset()  # variables the file refers to (${name}) or declares
+    detection: Detection | None = None
+    notify: tuple[Webhook, ...] = ()
+    grafana: Mapping[str, Any] | None = None  # url, token, dashboard_uid, panel_id, tags, timeout
 
     @property
     def faults_end(self) -> float:

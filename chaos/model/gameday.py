@@ -22,12 +22,10 @@ import yaml
 
 from chaos.errors import ExperimentInvalid, Location, Problem
 from chaos.model import source
-from chaos.model.experiment import frozen
-from chaos.model.scalars import HTTP_URL
+from chaos.model.experiment import Webhook, frozen
 from chaos.model.schema import (
     INVALID,
     Context,
-    Duration,
     Field,
     Int,
     List,
@@ -37,7 +35,7 @@ from chaos.model.schema import (
     Str,
     kind_of,
 )
-from chaos.model.sections import VAR_NAME, VarDefault
+from chaos.model.sections import VAR_NAME, VarDefault, build_webhooks, webhooks
 
 STOP_ON = ("never", "first_failure", "first_abort")
 FORMATS = ("html", "markdown", "junit", "postmortem")
@@ -74,12 +72,6 @@ class Schedule:
     timezone: str = "UTC"
 
 
-@dataclass(frozen=True)
-class Webhook:
-    url: str
-    timeout: float = 5.0
-    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    events: tuple[str, ...] = EVENTS
 
 
 @dataclass(frozen=True)
@@ -207,13 +199,7 @@ def gameday_schema(base: str) -> Obj:
             "dir": Str("where reports go (relative to the current directory)", min_length=1),
             "formats": List(Str(choices=FORMATS), "which reports to write (default: all)"),
         }),
-        "notify": List(Obj({
-            "webhook": Field(Str("URL that receives a JSON POST", pattern=HTTP_URL),
-                             required=True),
-            "timeout": Duration("give up on one delivery after", "5s", min=0.1, max=60),
-            "headers": Map(Str(), "extra request headers, e.g. Authorization: \"Bearer ${TOKEN}\""),
-            "events": List(Str(choices=EVENTS), "which events to send (default: all)"),
-        })),
+        "notify": webhooks(EVENTS),
     })
 
 
@@ -267,6 +253,5 @@ def _build(top: dict[str, Any], src: source.SourceText, here: str,
         uses=source.referenced(src.text) | declared.keys(),
         stop_on=top["stop_on"] or "first_abort", reports_dir=reports.get("dir"),
         formats=tuple(reports.get("formats") or FORMATS),
-        notify=tuple(Webhook(n["webhook"], n["timeout"] or 5.0, frozen(n["headers"] or {}),
-                             tuple(n["events"] or EVENTS)) for n in top["notify"] or ()),
+        notify=build_webhooks(top["notify"], EVENTS),
     )

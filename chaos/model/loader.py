@@ -17,7 +17,9 @@ import yaml
 from chaos.errors import ExperimentInvalid, Problem
 from chaos.model import fault_list, source
 from chaos.model.experiment import (
+    AlertRule,
     CheckSpec,
+    Detection,
     Experiment,
     Hypothesis,
     Limits,
@@ -37,7 +39,14 @@ from chaos.model.schema import (
     join,
     kind_of,
 )
-from chaos.model.sections import DURING, TRAFFIC_HTTP, experiment_schema, hypothesis_schema
+from chaos.model.sections import (
+    DURING,
+    RUN_EVENTS,
+    TRAFFIC_HTTP,
+    build_webhooks,
+    experiment_schema,
+    hypothesis_schema,
+)
 from chaos.units import format_duration
 
 BUILTIN_VARS = ("experiment_dir", "python")
@@ -136,6 +145,8 @@ def _experiment(top: dict[str, Any], root: yaml.Node, src: source.SourceText, ct
     hypothesis = _hypothesis(top["hypothesis"], ctx, vocab, kubernetes, here) if top[
         "hypothesis"] else None
     faults = fault_list.faults(top["faults"], ctx, vocab, service_names, limits, kubernetes)
+    detection = _detection(top["detection"], source.child(root, "detection"), root, ctx, here,
+                           bool(top["faults"]))
     if top["hypothesis"] is None and top["faults"] is None:
         ctx.problem(root, "", "nothing to do: add faults, a hypothesis, or both")
     elif top["hypothesis"] is None and isinstance(top["faults"], yaml.SequenceNode) and not (
@@ -152,9 +163,52 @@ def _experiment(top: dict[str, Any], root: yaml.Node, src: source.SourceText, ct
         services=tuple(_service(s, here) for s in top["services"] or ()),
         hypothesis=hypothesis, faults=faults, limits=limits or Limits(),
         variables=frozen({k: v for k, v in variables.items() if k not in BUILTIN_VARS}),
-        kubernetes=kubernetes,
+        kubernetes=kubernetes, detection=detection,
+        notify=build_webhooks(top["notify"], RUN_EVENTS),
+        grafana=frozen({k: v for k, v in top["grafana"].items() if v is not None})
+        if top["grafana"] else None,
         uses=source.referenced(src.text) | _declared_vars(root).keys(),
     )
+
+
+def _detection(raw: Any, node: yaml.Node | None, root: yaml.Node, ctx: Context, here: str,
+               faults: bool) -> Detection | None:
+    """`detection:` with one alert source, something to watch, and faults to time it from."""
+    if not isinstance(raw, Mapping):
+        return None  # absent, or refused already
+    sources = [k for k in ("alertmanager", "prometheus") if raw.get(k)]
+    if len(sources) != 1:
+        ctx.problem(node, "detection", "name one place to read alerts from: "
+                    "`alertmanager: {url: ...}` or `prometheus: {url: ...}`"
+                    + (" (not both)" if sources else ""))
+        return None
+    if not raw.get("expect") and not raw.get("forbid"):
+        ctx.problem(node, "detection", "nothing to watch: add `expect:` (alerts that must fire) "
+                    "or `forbid:` (alerts that must not)")
+    if raw.get("expect") and not faults:
+        ctx.problem(source.child(node, "expect"), "detection.expect",
+                    "expected alerts are timed from the first injection: add faults")
+    kind = sources[0]
+    endpoint = _prometheus(raw[kind], source.child(node, kind), ctx, here, f"detection.{kind}")
+    rules = []
+    for expected, key in ((True, "expect"), (False, "forbid")):
+        items = raw.get(key) or ()
+        items_node = source.child(node, key)
+        for i, item in enumerate(items):
+            if not isinstance(item, Mapping) or not isinstance(item.get("alert"), Mapping):
+                continue
+            where = items_node.value[i] if isinstance(items_node, yaml.SequenceNode) else root
+            if not item["alert"]:
+                ctx.problem(where, f"detection.{key}[{i}].alert", "name at least one label, "
+                            "e.g. {alertname: HighErrorRate}")
+                continue
+            rules.append(AlertRule(
+                tuple((label, *matcher) for label, matcher in item["alert"].items()),
+                expected, item.get("within"), item.get("resolves_within"),
+                source.location(ctx.file, where)))
+    if endpoint is None or ctx.count:
+        return None
+    return Detection(kind, endpoint, float(raw.get("every") or 2.0), tuple(rules))
 
 
 def _kubernetes(raw: Any, here: str) -> Mapping[str, Any]:
@@ -387,24 +441,24 @@ def _seconds(value: Any, schema: Obj, field: str) -> float | None:
 
 
 def _prometheus(raw: Mapping[str, Any] | None, node: yaml.Node | None, ctx: Context,
-                here: str) -> Mapping[str, Any] | None:
+                here: str, field: str = "hypothesis.prometheus") -> Mapping[str, Any] | None:
     """The `prometheus:` section with its CA file made absolute, and there."""
     if not isinstance(raw, Mapping) or not raw:
         return None  # absent, or refused already
-    settings = dict(raw)
+    settings, where = dict(raw), field
     if isinstance(settings.get("latency"), str):
         try:
             parse_selector(settings["latency"])
         except ValueError as exc:
-            ctx.problem(source.child(node, "latency"), "hypothesis.prometheus.latency", str(exc))
+            ctx.problem(source.child(node, "latency"), f"{where}.latency", str(exc))
     if settings.get("ca_file"):
         path = Path(here, os.path.expanduser(settings["ca_file"]))
         if not path.is_file():
-            ctx.problem(source.child(node, "ca_file"), "hypothesis.prometheus.ca_file",
+            ctx.problem(source.child(node, "ca_file"), f"{where}.ca_file",
                         f"no file {path}: name the PEM file of the CA that signed "
                         "Prometheus' certificate (relative to the experiment file)")
         elif problem := _unusable_ca(path):
-            ctx.problem(source.child(node, "ca_file"), "hypothesis.prometheus.ca_file",
+            ctx.problem(source.child(node, "ca_file"), f"{where}.ca_file",
                         f"{path} holds no usable CA certificate ({problem}): name a PEM file "
                         "with -----BEGIN CERTIFICATE----- blocks")
         settings["ca_file"] = str(path)

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from chaos.model.experiment import Vocabulary
+from chaos.model.experiment import Vocabulary, Webhook, frozen
 from chaos.model.scalars import HTTP_URL
 from chaos.model.schema import (
     Argv,
@@ -171,6 +171,95 @@ PROMETHEUS = Obj({
 }, "read good/total events and latency buckets from Prometheus at the end of each window")
 
 
+class Matcher(Str):
+    """An alert label matcher as Alertmanager writes them: `value` (equal), `!=value`,
+    `=~regex` or `!~regex` (regexes anchored, as in PromQL); converts to (op, value)."""
+
+    def convert(self, value: object) -> tuple[str, str]:  # type: ignore[override]
+        import re
+
+        text = super().convert(value)
+        op, rest = next(((o, text[len(o):]) for o in ("=~", "!~", "!=", "=")
+                         if text.startswith(o)), ("=", text))
+        if op in ("=~", "!~"):
+            try:
+                re.compile(rest)
+            except re.error as exc:
+                raise ValueError(f"{rest!r} is not a regular expression ({exc}); write e.g. "
+                                 "=~checkout|cart") from None
+        return op, rest
+
+
+ALERT_LABELS = Map(Matcher("`value`, `!=value`, `=~regex` or `!~regex`"),
+                   "label matchers the alert must satisfy, e.g. {alertname: HighErrorRate, "
+                   "service: checkout}", key_pattern=r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+
+def alert_source(doc: str) -> Obj:
+    """Where alerts are read: the TLS and credential options of hypothesis.prometheus."""
+    return Obj({
+        "url": Field(Str("base URL", pattern=HTTP_URL), required=True),
+        **{k: PROMETHEUS.fields[k] for k in ("timeout", "headers", "verify_tls", "ca_file")},
+    }, doc)
+
+
+EXPECTED_ALERT = Obj({
+    "alert": Field(ALERT_LABELS, required=True),
+    "within": Field(Duration("must be firing within this of the first injection (the time "
+                             "to detect)", min=0), required=True),
+    "resolves_within": Duration("must be resolved within this of the last revert", min=0),
+}, "an alert the faults must fire")
+
+FORBIDDEN_ALERT = Obj({
+    "alert": Field(ALERT_LABELS, required=True),
+}, "an alert that must not fire at all during the run")
+
+DETECTION = Obj({
+    "alertmanager": alert_source("Alertmanager (API v2, /api/v2/alerts; silenced and "
+                                 "inhibited alerts are reported as such)"),
+    "prometheus": alert_source("Prometheus (/api/v1/alerts; pending is not firing)"),
+    "every": Duration("time between polls of the alerts", "2s", min=0.1),
+    "expect": List(EXPECTED_ALERT, "alerts that must fire (and resolve)"),
+    "forbid": List(FORBIDDEN_ALERT, "alerts that must not fire"),
+}, "did monitoring notice? Alerts polled from the run's start: expected ones must fire within "
+   "`within` of the first injection, forbidden ones never")
+
+
+RUN_EVENTS = ("started", "breach", "aborted", "finished")
+
+
+def webhooks(events: tuple[str, ...]) -> List:
+    """`notify:` of experiments and game days: webhooks, JSON or shaped for Slack."""
+    return List(Obj({
+        "webhook": Field(Str("URL that receives a JSON POST", pattern=HTTP_URL),
+                         required=True),
+        "timeout": Duration("give up on one delivery after", "5s", min=0.1, max=60),
+        "headers": Map(Str(), "extra request headers, e.g. Authorization: \"Bearer ${TOKEN}\""),
+        "events": List(Str(choices=events), "which events to send (default: all)"),
+        "format": Str("json: the documented payload; slack: an incoming webhook's text and "
+                      "blocks", "json", choices=("json", "slack")),
+    }))
+
+
+def build_webhooks(raw: Any, events: tuple[str, ...]) -> tuple[Webhook, ...]:
+    return tuple(Webhook(n["webhook"], n["timeout"] or 5.0, frozen(n["headers"] or {}),
+                         tuple(n["events"] or events), n["format"] or "json")
+                 for n in raw or ())
+
+
+GRAFANA = Obj({
+    "url": Field(Str("Grafana base URL", pattern=HTTP_URL), required=True),
+    "token": Str("service account token, e.g. ${GRAFANA_TOKEN} (sent as a Bearer token; a "
+                 "variable named *token* is masked in journals)"),
+    "dashboard_uid": Str("annotate this dashboard only (default: an organization annotation, "
+                         "shown by tag)", min_length=1),
+    "panel_id": Int("and only this panel of it", min=1),
+    "tags": List(Str(min_length=1), "extra tags on every annotation"),
+    "timeout": Duration("per request", "5s", min=0.1, max=60),
+}, "fault windows and verdicts as Grafana annotations (/api/annotations), beside the run")
+
+
 def hypothesis_schema(vocab: Vocabulary) -> Obj:
     return Obj({
         "probes": List(vocab.probes, min_items=1),
@@ -199,4 +288,7 @@ def experiment_schema(vocab: Vocabulary) -> Obj:
         "faults": List(FAULT),
         "limits": LIMITS,
         "kubernetes": KUBERNETES,
+        "detection": DETECTION,
+        "notify": webhooks(RUN_EVENTS),
+        "grafana": GRAFANA,
     })

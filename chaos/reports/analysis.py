@@ -72,7 +72,11 @@ class Facts:
     phases: tuple[Window, ...] = ()
     breaches: tuple[tuple[float, str], ...] = ()
     detect: float | None = None
-    detect_how: str = ""  # "engine" (journal `detection`) or "series" (first error seen)
+    detect_how: str = ""  # "alerts" (detection.alerts: monitoring noticed), "missed" (it did not),
+    # "engine" (journal `detection`: a check failed) or "series" (first error seen)
+    # expected alerts (name, seconds from the first injection to firing or None, status)
+    alerts: tuple[tuple[str, float | None, str], ...] = ()
+    alert_marks: tuple[tuple[float, str], ...] = ()  # (t, name) where an alert first fired
     recover: float | None = None
     recover_within: float | None = None  # the after phase's `recover_within`, if any
     budget: Budget | None = None
@@ -95,7 +99,11 @@ def facts(entry: Entry) -> Facts:
     faults = _fault_windows(j)
     breaches = tuple((float(e["t"]), str(e.get("check", ""))) for e in j.get("events", [])
                      if e.get("event") == "guardrail.breached")
+    alerts, marks = _alerts(j)
     detect, how = _detection(j, availability, breaches, faults)
+    if alerts:  # monitoring's own detection is what the time to detect means to an SRE
+        fired = [seconds for _, seconds, status in alerts if seconds is not None]
+        detect, how = (min(fired), "alerts") if fired else (None, "missed")
     end = max([float(j.get("duration") or 0.0)] + [w.end for w in faults] +
               [p[0] + 1 for line in availability for p in line.points[-1:]])
     verdict = str(j["verdict"])
@@ -107,7 +115,7 @@ def facts(entry: Entry) -> Facts:
         evaluated=len(checks), score=experiment_score(verdict, passed, len(checks)),
         failing=tuple(c for c in checks if c["status"] in FAILING),
         availability=availability, latency=latency, faults=faults, phases=_phases(j),
-        breaches=breaches, detect=detect, detect_how=how,
+        breaches=breaches, detect=detect, detect_how=how, alerts=alerts, alert_marks=marks,
         recover=(j.get("recovery") or {}).get("seconds"),
         recover_within=(j.get("recovery") or {}).get("within"), budget=budget(j), end=end,
     )
@@ -228,6 +236,29 @@ def _detection(j: Mapping[str, Any], availability: Sequence[Line],
     return (min(seen), "series") if seen else (None, "")
 
 
+def _alerts(j: Mapping[str, Any]) -> tuple[tuple[tuple[str, float | None, str], ...],
+                                           tuple[tuple[float, str], ...]]:
+    """Expected alerts as measured (journal detection.alerts), and where any alert fired."""
+    records = [a for a in (j.get("detection") or {}).get("alerts") or ()
+               if isinstance(a, Mapping)]
+
+    def name(a: Mapping[str, Any]) -> str:
+        labels = a.get("labels") or {}
+        return str(labels.get("alertname") or a.get("alert") or "alert")
+
+    expected = tuple((name(a), a.get("time_to_detect"), str(a.get("status") or ""))
+                     for a in records if a.get("expected"))
+    marks = tuple((float(a["first_firing"]), name(a)) for a in records
+                  if a.get("first_firing") is not None)
+    return expected, marks
+
+
+def mean_time_to_detect(all_facts: Iterable[Facts]) -> float | None:
+    """MTTD across experiments: the mean of the times monitoring took (expected alerts)."""
+    seen = [f.detect for f in all_facts if f.detect_how == "alerts" and f.detect is not None]
+    return sum(seen) / len(seen) if seen else None
+
+
 def budget(j: Mapping[str, Any]) -> Budget | None:
     """Error budget consumed: burn rate x measured seconds / SLO period (docs/reports.md)."""
     slo = j["experiment"].get("slo")
@@ -260,7 +291,14 @@ def seconds_text(value: float | None, approximate: bool = False) -> str:
 
 
 def detect_text(f: Facts, long: bool = False) -> str:
-    """Time to detect as people should read it: a check's detection, or only errors seen."""
+    """Time to detect as people should read it: the alerts that fired (or did not), a check's
+    detection, or only errors seen."""
+    if f.detect_how in ("alerts", "missed"):
+        told = [f"detected by {n} after {format_duration(s)}" if s is not None else
+                f"{n} did not fire ({status})" for n, s, status in f.alerts]
+        if not long:
+            return seconds_text(f.detect) if f.detect is not None else "missed"
+        return "; ".join(told)
     if f.detect_how == "engine":
         return seconds_text(f.detect) + (" (a check failed while the faults were on)"
                                          if long else "")

@@ -56,7 +56,7 @@ def render(collection: Collection) -> str:
         f'<div><b id="resilience-score">{escape(analysis.score_text(score))}</b></div>',
         "<div><div><strong>Resilience score</strong>: the weighted pass rate of the experiments' "
         "checks (an abort scores 0; runs that measured nothing are left out).</div>"
-        f"<div>{_counts(all_facts)}</div></div></section>",
+        f"<div>{_counts(all_facts)}</div>{_mttd(all_facts)}</div></section>",
         "<h2>Summary</h2>", _summary(all_facts),
         '<p class="note">Time to detect: from the first injection until a traffic or '
         "Prometheus check failed; “errors at …” when no check failed but the per-second series "
@@ -124,15 +124,23 @@ def _experiment(i: int, f: Facts, journal: Mapping[str, Any] | None) -> str:
     return "\n".join(body) + "</section>"
 
 
+def _mttd(all_facts: list[Facts]) -> str:
+    mttd = analysis.mean_time_to_detect(all_facts)
+    return "" if mttd is None else (
+        f'<div id="mttd"><strong>Mean time to detect</strong>: {format_duration(mttd)} '
+        "(expected alerts, from the first injection until they fired)</div>")
+
+
 def _charts(f: Facts) -> list[str]:
     return [svg.chart("Availability: share of requests answered well, per second",
                       f.availability, x_max=f.end, y_min=0.0, y_max=1.0,
                       y_label=lambda v: f"{v:.0f}%", scale=100.0, faults=f.faults,
-                      breaches=f.breaches, phases=f.phases, worst="lowest"),
+                      breaches=f.breaches, phases=f.phases, worst="lowest",
+                      alerts=f.alert_marks),
             svg.chart("Latency percentiles, per second (ms)", f.latency,
                       x_max=f.end, y_label=lambda v: f"{v:g}", scale=1000.0,
                       faults=f.faults, breaches=f.breaches, phases=f.phases,
-                      worst="highest")]
+                      worst="highest", alerts=f.alert_marks)]
 
 
 def _checks(journal: Mapping[str, Any]) -> str:

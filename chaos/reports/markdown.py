@@ -27,8 +27,12 @@ def render(collection: Collection) -> str:
     if meta:
         lines += [" · ".join(meta), ""]
     lines += [f"**Resilience score: {analysis.score_text(score)}** (weighted pass rate of the "
-              "checks; an abort scores 0; see docs/reports.md)", "",
-              "| " + " | ".join(analysis.SUMMARY_HEADER) + " |",
+              "checks; an abort scores 0; see docs/reports.md)", ""]
+    mttd = analysis.mean_time_to_detect(all_facts)
+    if mttd is not None:
+        lines += [f"**Mean time to detect: {format_duration(mttd)}** (expected alerts, from the "
+                  "first injection until they fired)", ""]
+    lines += ["| " + " | ".join(analysis.SUMMARY_HEADER) + " |",
               "|" + "---|" * len(analysis.SUMMARY_HEADER)]
     for i, f in enumerate(all_facts, 1):
         lines.append("| " + " | ".join(_cell(c) for c in analysis.summary_cells(i, f)) + " |")

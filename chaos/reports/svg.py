@@ -32,6 +32,7 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8
            "#e377c2")
 DASHES = ("", "7 4", "2 3", "10 3 2 3")  # lines that coincide stay distinguishable
 FAULT_FILL, FAULT_EDGE, BREACH = "#f4a261", "#e76f51", "#b00020"
+ALERT = "#6a1b9a"  # where an alert first fired (detection)
 WIDTH, HEIGHT = 720, 250
 LEFT, RIGHT, TOP, BOTTOM = 60, 16, 40, 40
 STEP = 1.0  # seconds per bucket of the journal's series
@@ -70,8 +71,10 @@ def chart(title: str, lines: Sequence[Line], *, x_max: float, y_min: float = 0.0
           y_max: float | None = None, y_label: Callable[[float], str] = str,
           faults: Sequence[Window] = (), breaches: Sequence[tuple[float, str]] = (),
           phases: Sequence[Window] = (), scale: float = 1.0,
-          worst: Literal["lowest", "highest"] = "highest") -> str:
-    """`scale` multiplies values for display (1000: seconds shown as ms); data stays unscaled.
+          worst: Literal["lowest", "highest"] = "highest",
+          alerts: Sequence[tuple[float, str]] = ()) -> str:
+    """`alerts`: (t, name) where an alert first fired, marked like breaches.
+    `scale` multiplies values for display (1000: seconds shown as ms); data stays unscaled.
     `worst`: which value of a bucket is drawn when seconds are merged (availability: lowest)."""
     x_top = max(x_max, 1.0)
     step = STEP
@@ -135,6 +138,14 @@ def chart(title: str, lines: Sequence[Line], *, x_max: float, y_min: float = 0.0
                    f'<path d="M{x - 5},{TOP - 8} L{x + 5},{TOP - 8} L{x},{TOP} Z" '
                    f'fill="{BREACH}"/><title>guardrail breached at {t:.1f}s: {escape(check)}'
                    f'</title></g>')
+    for t, name in alerts:
+        x = px(t)
+        out.append(f'<g class="alert" data-t="{t:g}"><line x1="{x}" x2="{x}" y1="{TOP}" '
+                   f'y2="{TOP + h}" stroke="{ALERT}" stroke-width="2"/>'
+                   f'<title>alert {escape(name)} fired at {t:.1f}s</title></g>')
+    if alerts:
+        legend.append(("alert fired", f'<line x1="9" x2="9" y1="-6" y2="6" '
+                                       f'stroke="{ALERT}" stroke-width="2"/>'))
     if breaches:
         legend.append(("guardrail breached", f'<line x1="9" x2="9" y1="-6" y2="6" '
                                               f'stroke="{BREACH}" stroke-width="2"/>'))

@@ -39,7 +39,7 @@ def summary(journal: Mapping[str, Any], journal_path: str | None = None) -> str:
     elif exp.get("faults"):
         lines.append("  injected: nothing")
     phases = journal.get("phases", {})
-    for phase in ("before", "during", "after"):
+    for phase in ("before", "during", "after", "detection"):
         checks = phases.get(phase, {}).get("checks", [])
         guardrails = phases.get(phase, {}).get("guardrails", []) if phase == "during" else []
         if not checks and not (phase == "during" and phase in phases):

@@ -36,6 +36,7 @@ from chaos.adapters.registry import AdapterRegistry
 from chaos.errors import (ChaosError, ExitCode, FaultFailed, RevertFailed, StateDirUnusable,
                           TargetNotFound, truncate)
 from chaos.model.experiment import Experiment, FaultSpec, thaw
+from chaos.runner.detection import AlertWatch
 from chaos.runner.events import EventBus
 from chaos.runner.observer import Observer
 from chaos.runner.plan import plan
@@ -126,6 +127,7 @@ class Engine:
         self.locks = TargetLocks(ledger.state_dir, self.run_id)
         self.injections: list[Injection] = []
         self.observer: Observer | None = None  # with a hypothesis, from its BEFORE phase on
+        self.alerts: AlertWatch | None = None  # with `detection:`, from before the services on
         self.watchdog: WatchdogHandle | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._work: asyncio.Task[None] | None = None
@@ -204,6 +206,8 @@ class Engine:
             self._outcome = (ExitCode.REVERT_FAILED,
                              "; ".join(f"revert of {i.fault.name} on {i.target.label} failed: "
                                        f"{i.error}" for i in failed))
+        if self.alerts is not None:  # the faults are reverted: detection joins the verdict
+            self._outcome = await self.alerts.finish(self._outcome)
         self._outcome = self._as_recorded(*self._outcome)
         self._unrecorded_reverts()
         code, reason = self._outcome
@@ -211,7 +215,9 @@ class Engine:
         self.bus.emit("run.finished", run=self.run_id, verdict=VERDICTS[code],
                       exit_code=int(code), reason=reason)
         seen = self.observer
-        return RunResult(self.run_id, code, reason, self._error, seen.verdicts if seen else {},
+        verdicts = {**(seen.verdicts if seen else {}),
+                    **({"detection": self.alerts.verdicts} if self.alerts else {})}
+        return RunResult(self.run_id, code, reason, self._error, verdicts,
                          self.injections, seen.recovery if seen else None,
                          seen.detected if seen else None)
 
@@ -276,6 +282,9 @@ class Engine:
             self._heartbeat_task = asyncio.create_task(self._heartbeat())
             self._ledger_task = asyncio.create_task(self._follow_ledger())
             self._protected = guards.protected_pids([self.watchdog.pid])
+        if exp.detection is not None:
+            self.alerts = AlertWatch(exp.detection, self.bus)
+            await self.alerts.start()
         await self.services.start_all()
         hyp = exp.hypothesis
         if hyp is not None:
@@ -296,6 +305,8 @@ class Engine:
         await self._during()
         if hyp is not None and exp.faults:
             await self._after()
+        if self.alerts is not None:
+            await self.alerts.settle()
 
     async def _during(self) -> None:
         seen = self.observer

@@ -7,7 +7,7 @@ call back into the engine. Each event has a documented name and fields:
     service.started      service, pid, argv, log
     service.ready        service, after (seconds)
     service.stopped      service, returncode
-    phase.started        phase (before | during | after)
+    phase.started        phase (before | during | after; `detection` only finishes)
     phase.finished       phase, passed
     probe.sampled        probe, ok, latency, detail, at (seconds since run start, when sent)
     check.evaluated      phase, verdict (as dict)
@@ -33,6 +33,13 @@ call back into the engine. Each event has a documented name and fields:
                          (Chaos Toolkit experiments, chaos.ctk)
     activity.finished    phase, activity, type, status (succeeded | failed | interrupted),
                          duration (seconds), error
+    alert.observed       alert (the expectation), state (pending | firing | silenced | inhibited
+                         | resolved), labels, at (seconds since run start; chaos.runner.detection)
+    alert.poll_failed    source, error (the first failure of a series)
+    alert.measured       alert, expected, matchers, within, resolves_within, first_pending,
+                         first_firing, resolved, time_to_detect (seconds from the first injection),
+                         time_to_resolve (from the last revert), labels, state,
+                         firing_before_injection, status, source
     run.finished         run, verdict, exit_code, reason
 
 Every event carries `t`: seconds since the run started (monotonic), and `ts`: wall-clock epoch.
@@ -56,7 +63,8 @@ CATALOGUE = frozenset({
     "fault.failed", "fault.reverted", "fault.revert_failed", "guardrail.breached", "guardrail.failed",
     "guardrail.evaluated",
     "run.interrupted", "run.recovered", "run.finished", "run.detected", "traffic.second",
-    "activity.started", "activity.finished",
+    "activity.started", "activity.finished", "alert.observed", "alert.poll_failed",
+    "alert.measured",
 })
 
 

@@ -129,7 +129,9 @@ def document(summary: dict[str, Any], recorder: Recorder, result: Any, started: 
         "phases": phases,
         "injections": [i.as_dict() for i in result.injections],
         "recovery": {"seconds": result.recovery, "within": recover_within},
-        "detection": {"seconds": getattr(result, "detected", None)},
+        "detection": {"seconds": getattr(result, "detected", None),
+                      "alerts": [{k: v for k, v in e.data.items()} for e in recorder.events
+                                 if e.name == "alert.measured"]},
         "series": recorder.series(),
         "events": [e.as_dict() for e in recorder.events
                    if e.name not in ("probe.sampled", "traffic.second")],

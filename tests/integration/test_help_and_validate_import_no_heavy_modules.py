@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-HEAVY = ("kubernetes", "chaoslib")
+HEAVY = ("kubernetes", "chaoslib", "prometheus_client", "opentelemetry")  # + telemetry
 
 PROBE = """
 import json, sys

@@ -16,6 +16,7 @@ PACKAGES = {
     "ip": "iproute2", "tc": "iproute2", "nft": "nftables", "iptables": "iptables",
     "ps": "procps", "redis-server": "redis-server", "nginx": "nginx",
     "prometheus": "prometheus", "chromium": "chromium", "openssl": "openssl",
+    "prometheus-alertmanager": "prometheus-alertmanager",
 }
 
 

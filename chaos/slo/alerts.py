@@ -1,0 +1,146 @@
+"""Alerts as a hypothesis source: did monitoring notice the faults?
+
+Alertmanager (API v2, `/api/v2/alerts`: active, silenced and inhibited alerts) or Prometheus
+(`/api/v1/alerts`: pending and firing) is asked for the alerts it knows right now; the detection
+watch (chaos.runner.detection) polls this every `detection.every` and times what it sees. The
+HTTP side is Prometheus' (chaos.slo.prometheus, chaos.slo.http_client): same TLS, credentials,
+headers, time limit and error messages, so an unreachable Alertmanager reads like an unreachable
+Prometheus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from chaos.errors import truncate
+from chaos.slo.http_client import fetch
+from chaos.slo.prometheus import MAX_ANSWER, Prometheus, QueryFailed
+
+__all__ = ["Alert", "AlertSource", "QueryFailed", "matches"]
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert as the source reports it now."""
+
+    labels: Mapping[str, str]
+    state: str  # pending | firing | silenced | inhibited (Alertmanager: suppressed, and why)
+    since: float | None = None  # epoch the source says it became active (startsAt / activeAt)
+
+    @property
+    def firing(self) -> bool:
+        """Firing means the alert condition held for its `for:`; a silenced or inhibited alert
+        fired too (monitoring noticed), it just paged nobody."""
+        return self.state != "pending"
+
+
+def matches(matchers: Sequence[tuple[str, str, str]], labels: Mapping[str, str]) -> bool:
+    """Alertmanager's matcher semantics: a missing label is the empty string; regexes anchored."""
+    for label, op, value in matchers:
+        have = labels.get(label, "")
+        if op == "=" and have != value or op == "!=" and have == value:
+            return False
+        if op in ("=~", "!~") and (re.fullmatch(value, have) is None) == (op == "=~"):
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class AlertSource:
+    kind: str  # alertmanager | prometheus
+    url: str
+    timeout: float = 5.0
+    headers: Mapping[str, str] | None = None
+    verify_tls: bool = True
+    ca_file: str | None = None
+
+    @classmethod
+    def from_spec(cls, kind: str, spec: Mapping[str, Any]) -> AlertSource:
+        return cls(kind, spec["url"].rstrip("/"), float(spec.get("timeout") or 5.0),
+                   dict(spec.get("headers") or {}), spec.get("verify_tls") is not False,
+                   spec.get("ca_file"))
+
+    @property
+    def _prometheus(self) -> Prometheus:
+        return Prometheus(self.url, None, None, None, self.timeout, dict(self.headers or {}),
+                          self.verify_tls, self.ca_file)
+
+    @property
+    def shown(self) -> str:
+        return f"{self.kind}:{self._prometheus.shown}"
+
+    async def alerts(self) -> list[Alert]:
+        """Every alert the source knows now; QueryFailed when it cannot say."""
+        if self.kind == "prometheus":
+            data = await self._prometheus._get("/api/v1/alerts", {})
+            return [Alert(_labels(a), str(a.get("state") or "firing"), _epoch(a.get("activeAt")))
+                    for a in data.get("alerts") or () if isinstance(a, dict)]
+        return [_am_alert(a) for a in await self._am_alerts() if isinstance(a, dict)]
+
+    async def _am_alerts(self) -> list[Any]:
+        prom = self._prometheus
+        url = f"{self.url}/api/v2/alerts?active=true&silenced=true&inhibited=true"
+        try:
+            async with asyncio.timeout(self.timeout):
+                status, body = await fetch(url, headers=self.headers, verify_tls=self.verify_tls,
+                                           ca_file=self.ca_file, limit=MAX_ANSWER,
+                                           agent="chaos-detection")
+        except TimeoutError:
+            raise QueryFailed(f"Alertmanager at {prom.shown} did not answer within "
+                              f"{self.timeout:g}s") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise QueryFailed(f"cannot trust Alertmanager at {prom.shown}: "
+                              f"{exc.verify_message}; set detection.alertmanager.ca_file to the "
+                              "CA that signed its certificate (or verify_tls: false)") from exc
+        except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
+            default = "" if urlsplit(self.url).port or not isinstance(
+                exc, ConnectionRefusedError) else " (the URL names no port, so the scheme's: " \
+                "Alertmanager itself listens on 9093)"
+            raise QueryFailed(f"cannot reach Alertmanager at {prom.shown}: {exc}{default}") \
+                from exc
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
+        if status != 200 or not isinstance(doc, list):
+            hint = " (no Alertmanager API v2 there: check detection.alertmanager.url)" \
+                if status == 404 else ""
+            raise QueryFailed(f"Alertmanager answered HTTP {status}: "
+                              f"{truncate(body.decode(errors='replace')) or 'no body'}{hint}")
+        return doc
+
+
+def _am_alert(raw: Mapping[str, Any]) -> Alert:
+    found = raw.get("status")
+    status: Mapping[str, Any] = found if isinstance(found, dict) else {}
+    state = "firing"
+    if status.get("state") == "suppressed":
+        state = "silenced" if status.get("silencedBy") else "inhibited"
+    return Alert(_labels(raw), state, _epoch(raw.get("startsAt")))
+
+
+def _labels(raw: Mapping[str, Any]) -> dict[str, str]:
+    labels = raw.get("labels")
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+
+
+_FRACTION = re.compile(r"(\.\d{1,6})\d*")
+
+
+def _epoch(text: Any) -> float | None:
+    """RFC 3339 as Go writes it (nanoseconds, `Z`) -> epoch seconds; None if unreadable."""
+    if not isinstance(text, str) or text.startswith("0001-"):
+        return None
+    try:
+        return datetime.fromisoformat(_FRACTION.sub(r"\1", text, 1).replace("Z", "+00:00")) \
+            .timestamp()
+    except ValueError:
+        return None
