@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from chaos.cli import machine
 from chaos.cli.options import parse_vars, refuse_unused, state_dir, variables
 from chaos.cli.validate import is_ctk, load_any, note_skipped
 from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode, ExperimentInvalid, most_serious
@@ -50,6 +51,7 @@ from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode, ExperimentInvalid
               help="Chaos Toolkit experiments: stop the method when the continuous hypothesis "
                    "fails.")
 @state_dir
+@machine.json_output(machine.run_document)
 def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
         junit_path: Path | None, runs_dir: Path, seed: int | None, quiet: bool,
         vars_: tuple[str, ...], var_files: tuple[str, ...], journal_format: str,
@@ -79,6 +81,7 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
             experiments.append(load_any(path, variables_))
         except ExperimentInvalid as exc:
             problems.append(exc)
+            machine.record_invalid(exc)
     if problems:
         for invalid in problems:
             click.echo(str(invalid), err=True)
@@ -194,6 +197,7 @@ async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore
             click.echo(f"chaos: error: {exc}", err=True)
             continue
         journals.append(record.journal)
+        machine.record(record.journal, record.journal_path)
         text = summary(record.journal, str(record.journal_path))
         if extra:  # Chaos Toolkit activities go before the verdict line
             head, _, tail = text.partition("\n  verdict:")

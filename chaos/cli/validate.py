@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from chaos.cli import machine
 from chaos.cli.options import parse_vars, refuse_unused, variables
 from chaos.errors import ExitCode, ExperimentInvalid
 
@@ -14,7 +15,8 @@ from chaos.errors import ExitCode, ExperimentInvalid
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @variables
-def validate(paths: tuple[str, ...], vars_: tuple[str, ...]) -> None:
+@machine.json_flag
+def validate(paths: tuple[str, ...], vars_: tuple[str, ...], as_json: bool = False) -> None:
     """Check experiment FILEs (or DIRs: their *.yaml and Chaos Toolkit *.json) without running
     anything.
 
@@ -22,6 +24,14 @@ def validate(paths: tuple[str, ...], vars_: tuple[str, ...]) -> None:
 
     Exit 0 when all are valid, 2 when any is not.
     """
+    results: list[dict[str, Any]] = []
+    with machine.one_document(as_json, lambda code, error:
+                              machine.validate_document(code, error, results)):
+        _validate(paths, vars_, results)
+
+
+def _validate(paths: tuple[str, ...], vars_: tuple[str, ...],
+              results: list[dict[str, Any]]) -> None:
     from chaos.model.loader import GameDayFile
     from chaos.runner.load import expand_paths
 
@@ -41,13 +51,20 @@ def validate(paths: tuple[str, ...], vars_: tuple[str, ...]) -> None:
 
                 day = load_gameday(path, variables_)
                 check_experiments(day, variables_, uses)
+                results.append({"path": path, "valid": True, "kind": "gameday",
+                                "experiments": len(day.experiments), "problems": []})
                 click.echo(f"{path}: ok (game day: {len(day.experiments)} experiment(s))")
                 continue
         except ExperimentInvalid as exc:
             bad += 1
+            results.append({"path": path, "valid": False, "kind": None,
+                            "problems": machine.problems(exc)})
             click.echo(str(exc), err=True)
             continue
         uses.append(None if is_ctk(exp) else exp.uses)
+        results.append({"path": path, "valid": True,
+                        "kind": "chaostoolkit" if is_ctk(exp) else "experiment",
+                        "faults": None if is_ctk(exp) else len(exp.faults), "problems": []})
         if is_ctk(exp):
             click.echo(f"{path}: ok (Chaos Toolkit experiment: "
                        f"{len(exp.document.get('method') or [])} method activities, "
