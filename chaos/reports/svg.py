@@ -190,6 +190,8 @@ def _thresholds(thresholds: Sequence[Threshold], py: Callable[[float], float], s
             continue
         y = py(t.value)
         text_y = y - 4
+        if any(abs(text_y - p) < 11 for p in placed):
+            text_y = y + 12  # below its own line
         while any(abs(text_y - p) < 11 for p in placed):
             text_y += 11
         placed.append(text_y)
