@@ -30,7 +30,7 @@ COMMANDS = {
     "gameday": ("chaos.cli.gameday:gameday", "Run, schedule or export game days."),
     "convert": ("chaos.cli.convert:convert", "Convert a Chaos Toolkit experiment to our format."),
     "init": ("chaos.cli.init:init", "Write a new, commented experiment or game day, validated."),
-    "completion": ("chaos.cli.completion:completion", "Print the shell completion script (bash, zsh, fish)."),
+    "completion": ("chaos.cli.completion:completion", "Print the shell completion script."),
 }
 
 

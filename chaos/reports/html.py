@@ -39,7 +39,8 @@ th{background:#eef1f4;font-weight:600}
 .chart-title{font-weight:600;font-size:13px}.tick,.legend{font-size:11px;fill:#444}
 .phase-label{font-size:10px;fill:#777}.fault-label{font-size:10px;fill:#9c4221}
 .empty{fill:#999}.resolution{font-size:10px;fill:#555}
-.threshold-label{font-size:10px;fill:#2e7d32;font-weight:600}.no-data-label{font-size:11px;fill:#555}
+.threshold-label{font-size:10px;fill:#2e7d32;font-weight:600}
+.no-data-label{font-size:11px;fill:#555}
 .links a{margin-right:14px}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px;margin:8px 0}
 dt{color:#555}dd{margin:0}

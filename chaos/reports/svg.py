@@ -206,22 +206,18 @@ def _thresholds(thresholds: Sequence[Threshold], py: Callable[[float], float], s
 
 
 def _no_data(windows: Sequence[Window], px: Callable[[float], float], h: float) -> list[str]:
-    """Seconds with requests but no success: hatched and named, not an unexplained gap."""
+    """Seconds with requests but no success: greyed and named, not an unexplained gap (a
+    fill, not a pattern: the report references nothing, not even url(#id))."""
     out = []
     for i, w in enumerate(windows):
         x0, x1 = px(w.start), px(w.end)
         out.append(f'<g class="no-data" data-start="{w.start:g}" data-end="{w.end:g}">'
                    f'<rect x="{x0}" y="{TOP}" width="{max(x1 - x0, 2.0):.1f}" height="{h}" '
-                   f'fill="url(#no-data)"/><title>{escape(w.name)}: {w.start:.0f}s-'
+                   f'fill="#9e9e9e" fill-opacity="0.22"/><title>{escape(w.name)}: {w.start:.0f}s-'
                    f'{w.end:.0f}s</title>' + (
                        f'<text x="{(x0 + x1) / 2:.1f}" y="{TOP + h / 2:.1f}" '
                        f'text-anchor="middle" class="no-data-label">{escape(w.name)}</text>'
                        if x1 - x0 >= 6.2 * len(w.name) or i == 0 else "") + "</g>")
-    if out:
-        out.insert(0, '<defs><pattern id="no-data" width="6" height="6" '
-                      'patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
-                      '<rect width="6" height="6" fill="#f1f1f1"/><line x1="0" y1="0" x2="0" '
-                      'y2="6" stroke="#bbb" stroke-width="2"/></pattern></defs>')
     return out
 
 
