@@ -175,9 +175,14 @@ def run_document(exit_code: int, error: str | None, collected: Collected) -> dic
 
 def validate_document(exit_code: int, error: str | None,
                       files: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """`files[].problems` may hold the ExperimentInvalid itself (converted here, so that
+    `chaos validate` without --json never imports this module)."""
     return {"schema": VALIDATE, "exit_code": exit_code, "error": error,
             "valid": sum(1 for f in files if f["valid"]), "invalid":
-            sum(1 for f in files if not f["valid"]), "files": list(files)}
+            sum(1 for f in files if not f["valid"]),
+            "files": [{**f, "problems": problems(f["problems"])}
+                      if isinstance(f["problems"], ExperimentInvalid) else dict(f)
+                      for f in files]}
 
 
 def inject_document(exit_code: int, error: str | None, collected: Collected) -> dict[str, Any]:
