@@ -22,7 +22,7 @@ from typing import Any, TextIO, TypedDict, TypeVar
 
 import click
 
-from chaos.errors import ChaosError, ExperimentInvalid
+from chaos.errors import ChaosError, ExitCode, ExperimentInvalid
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -133,6 +133,9 @@ def one_document(enabled: bool, build: Callable[[int, str | None], Mapping[str, 
             raise
         except ChaosError as exc:
             emit(stdout, build(int(exc.exit_code), str(exc)))
+            raise
+        except KeyboardInterrupt:  # outside a run (a run turns Ctrl-C into exit 130 itself)
+            emit(stdout, build(int(ExitCode.INTERRUPTED), "interrupted"))
             raise
         emit(stdout, build(0, None))
 
