@@ -40,6 +40,18 @@ def shown(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
+def clip(text: str, limit: int = 60) -> str:
+    """A label cut to `limit` characters at a word boundary, with an ellipsis: a cut inside a
+    word misleads (`http.server 1820` for port 18202); a missing word is visibly missing."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    in_a_word = not cut.endswith(" ") and not text[limit - 1].isspace()
+    if in_a_word and " " in cut.strip():
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip() + "…"
+
+
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

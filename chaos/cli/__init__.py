@@ -31,6 +31,8 @@ COMMANDS = {
     "proxy": ("chaos.cli.proxy:proxy", "Run a TCP fault proxy in the foreground, live view."),
     "gameday": ("chaos.cli.gameday:gameday", "Run, schedule or export game days."),
     "convert": ("chaos.cli.convert:convert", "Convert a Chaos Toolkit experiment to our format."),
+    "init": ("chaos.cli.init:init", "Write a new, commented experiment or game day, validated."),
+    "completion": ("chaos.cli.completion:completion", "Print the shell completion script."),
 }
 
 

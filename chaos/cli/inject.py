@@ -16,6 +16,7 @@ from typing import Any
 import click
 import yaml
 
+from chaos.cli import machine
 from chaos.cli.options import state_dir as state_dir_option
 from chaos.errors import ExitCode, ExperimentInvalid, Problem
 from chaos.faults import FaultType, default_registry
@@ -186,9 +187,11 @@ def _command(fault: FaultType) -> click.Command:
                                help="export OpenTelemetry traces (OTEL_EXPORTER_OTLP_*)"))
     params.append(state_dir_option(click.Command("x")).params[0])
 
+    @machine.json_output(machine.inject_document)
     def callback(**kwargs: Any) -> None:
         _inject(fault, kwargs)
 
+    params += callback.__click_params__  # type: ignore[attr-defined]  # --json
     return click.Command(fault.name, params=params, callback=callback,
                          help=f"{fault.summary}.", short_help=fault.summary)
 
@@ -293,6 +296,7 @@ def _inject(fault: FaultType, kw: dict[str, Any]) -> None:
     try:
         experiment = load_text(SourceText("<command line>", text), vocabulary(), {})
     except ExperimentInvalid as exc:
+        machine.record_invalid(exc)
         for problem in exc.problems:
             click.echo(f"chaos inject {fault.name}: {_as_flags(fault, problem)}", err=True)
         sys.exit(ExitCode.INVALID)
@@ -316,6 +320,7 @@ async def _hold(experiment: Any, state_dir: Path | None, metrics_listen: str | N
     async with telemetry(metrics_listen, traces, state_dir) as subscribers:
         record = await run_experiment(experiment, options,
                                       [LiveView(countdown=True), *subscribers])
+    machine.record(record.journal, record.journal_path)
     click.echo(summary(record.journal, str(record.journal_path)))
     if record.result.error is not None and record.result.error.hint:
         click.echo(f"  what to do: {record.result.error.hint}")

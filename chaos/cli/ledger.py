@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from chaos.cli.completion import injection_ids
 from chaos.cli.options import state_dir as state_dir_option
 from chaos.errors import ExitCode
 
@@ -67,7 +68,7 @@ def status(as_json: bool, state_dir: Path | None) -> None:
 
 
 @click.command()
-@click.argument("ids", nargs=-1)
+@click.argument("ids", nargs=-1, shell_complete=injection_ids)
 @click.option("--all", "everything", is_flag=True, help="Revert every active injection.")
 @state_dir_option
 def stop(ids: tuple[str, ...], everything: bool, state_dir: Path | None) -> None:

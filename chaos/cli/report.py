@@ -48,8 +48,8 @@ def report(journals: tuple[Path, ...], fmt: str, output: Path | None) -> None:
         text = junit.render_collection(loaded)
     elif fmt == "json":
         text = json.dumps(documents if len(documents) != 1 else documents[0], indent=2)
-    elif fmt == "html":
-        text = html.render(loaded)
+    elif fmt == "html":  # links to the journals, relative to where the report goes
+        text = html.render(loaded, bundle.links(loaded, (output or Path("x")).resolve().parent))
     elif fmt == "markdown":
         text = markdown.render(loaded)
     elif fmt == "postmortem":

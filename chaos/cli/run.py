@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from chaos.cli import machine
 from chaos.cli.options import parse_vars, refuse_unused, state_dir, variables
 from chaos.cli.validate import is_ctk, load_any, note_skipped
 from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode, ExperimentInvalid, most_serious
@@ -59,6 +60,7 @@ from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode, ExperimentInvalid
               help="Export OpenTelemetry traces of each run over OTLP/HTTP, to where the "
                    "standard OTEL_EXPORTER_OTLP_* variables say (docs/telemetry.md).")
 @state_dir
+@machine.json_output(machine.run_document)
 def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
         junit_path: Path | None, runs_dir: Path, seed: int | None, quiet: bool,
         vars_: tuple[str, ...], var_files: tuple[str, ...], journal_format: str,
@@ -88,6 +90,7 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
             experiments.append(load_any(path, variables_))
         except ExperimentInvalid as exc:
             problems.append(exc)
+            machine.record_invalid(exc)
     if problems:
         for invalid in problems:
             click.echo(str(invalid), err=True)
@@ -297,6 +300,7 @@ async def _run_each(experiments: list, journal_path: Path | None,  # type: ignor
             click.echo(f"chaos: error: {record.journal_error}; the journal follows on stderr",
                        err=True)
             click.echo(json.dumps(record.journal, indent=2, default=str), err=True)
+        machine.record(record.journal, record.journal_path)
         text = summary(record.journal, str(record.journal_path))
         if extra:  # Chaos Toolkit activities go before the verdict line
             head, _, tail = text.partition("\n  verdict:")

@@ -14,7 +14,10 @@ from chaos.errors import ExitCode, ExperimentInvalid
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @variables
-def validate(paths: tuple[str, ...], vars_: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True,  # chaos.cli.machine, imported only then
+              help="Print one JSON document on stdout when done (shape: "
+                   "docs/machine-output.md); progress and problems go to stderr.")
+def validate(paths: tuple[str, ...], vars_: tuple[str, ...], as_json: bool = False) -> None:
     """Check experiment FILEs (or DIRs: their *.yaml and Chaos Toolkit *.json) without running
     anything.
 
@@ -22,6 +25,19 @@ def validate(paths: tuple[str, ...], vars_: tuple[str, ...]) -> None:
 
     Exit 0 when all are valid, 2 when any is not.
     """
+    results: list[dict[str, Any]] = []
+    if not as_json:  # the common case keeps validate's start-up (DESIGN.md)
+        _validate(paths, vars_, results)
+        return
+    from chaos.cli import machine
+
+    with machine.one_document(True, lambda code, error:
+                              machine.validate_document(code, error, results)):
+        _validate(paths, vars_, results)
+
+
+def _validate(paths: tuple[str, ...], vars_: tuple[str, ...],
+              results: list[dict[str, Any]]) -> None:
     from chaos.model.loader import GameDayFile
     from chaos.runner.load import expand_paths
 
@@ -41,13 +57,19 @@ def validate(paths: tuple[str, ...], vars_: tuple[str, ...]) -> None:
 
                 day = load_gameday(path, variables_)
                 check_experiments(day, variables_, uses)
+                results.append({"path": path, "valid": True, "kind": "gameday",
+                                "experiments": len(day.experiments), "problems": []})
                 click.echo(f"{path}: ok (game day: {len(day.experiments)} experiment(s))")
                 continue
         except ExperimentInvalid as exc:
             bad += 1
+            results.append({"path": path, "valid": False, "kind": None, "problems": exc})
             click.echo(str(exc), err=True)
             continue
         uses.append(None if is_ctk(exp) else exp.uses)
+        results.append({"path": path, "valid": True,
+                        "kind": "chaostoolkit" if is_ctk(exp) else "experiment",
+                        "faults": None if is_ctk(exp) else len(exp.faults), "problems": []})
         if is_ctk(exp):
             click.echo(f"{path}: ok (Chaos Toolkit experiment: "
                        f"{len(exp.document.get('method') or [])} method activities, "

@@ -12,6 +12,7 @@ their second (`t`); traffic rows count from the start of the traffic, which begi
 from __future__ import annotations
 
 import bisect
+import re
 import math
 import os
 import time
@@ -332,11 +333,29 @@ def share_text(fraction: float) -> str:
 
 
 def budget_text(b: Budget | None) -> str:
+    """Burn rate and budget time, which people can weigh (`burn 0.11× · 5.5 ms of 216 min`),
+    rather than a share of the period (`0.000043% of 30d`). The budget of a period is the
+    time it may be all bad: period × (1 - objective); the run used consumed × that."""
     if b is None:
         return "—"
-    period = (f"{b.period / 86400:g}d" if b.period >= 86400 else
-              f"{b.period / 3600:g}h" if b.period >= 3600 else format_duration(b.period))
-    return f"{share_text(b.consumed)} of {period}"
+    total = b.period * (1 - b.objective)
+    return f"burn {b.burn:.2g}× · {budget_time(b.consumed * total)} of {budget_time(total)}"
+
+
+def budget_time(seconds: float) -> str:
+    """Budget time to two or three significant digits: 216 min, 1.5 s, 5.5 ms."""
+    if seconds >= 60:
+        return f"{seconds / 60:.3g} min"
+    if seconds >= 1:
+        return f"{seconds:.2g} s"
+    if seconds == 0:
+        return "0 s"
+    return f"{seconds * 1000:.2g} ms"
+
+
+def period_text(b: Budget) -> str:
+    return (f"{b.period / 86400:g}d" if b.period >= 86400 else
+            f"{b.period / 3600:g}h" if b.period >= 3600 else format_duration(b.period))
 
 
 def summary_cells(index: int, f: Facts) -> tuple[str, ...]:
@@ -366,3 +385,49 @@ def about(collection: Collection) -> list[str]:
 
 def score_text(score: float | None) -> str:
     return "n/a" if score is None else f"{score:.0f}/100"
+
+
+# --- what the charts draw besides the series: the SLO lines, the seconds without successes
+_LATENCY_CHECK = re.compile(r"latency\.(?:p\d+(?:\.\d+)?|max|mean)\s*(?:<=?|>=?)")
+_RATIO_CHECK = re.compile(r"^\s*(?:[A-Za-z_][\w-]*|availability)\s*(?:>=?|<=?)\s*[\d.]+\s*%")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    check: str  # the check as written: `latency.p95 < 350ms`
+    value: float  # in the chart's unit: seconds (latency), a fraction (availability)
+
+
+def thresholds(j: Mapping[str, Any]) -> tuple[tuple[Threshold, ...], tuple[Threshold, ...]]:
+    """(availability, latency): the value each check of the run compares to, once per check
+    (a check judged in several phases has one threshold)."""
+    availability: dict[str, Threshold] = {}
+    latency: dict[str, Threshold] = {}
+    for data in j.get("phases", {}).values():
+        for c in data.get("checks", []):
+            text, value = str(c.get("check", "")), c.get("threshold")
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            if _LATENCY_CHECK.search(text) and "fraction" not in text:
+                latency.setdefault(text, Threshold(text, float(value)))
+            elif text.strip().startswith("error_rate"):
+                availability.setdefault(text, Threshold(text, 1.0 - float(value)))
+            elif _RATIO_CHECK.match(text) and 0.0 <= float(value) <= 1.0:
+                availability.setdefault(text, Threshold(text, float(value)))
+    return tuple(availability.values()), tuple(latency.values())
+
+
+def no_success(j: Mapping[str, Any]) -> tuple[Window, ...]:
+    """Seconds where requests were sent but none succeeded: latency has no value there (a
+    latency of failures would be the time to fail), which the chart says instead of a gap."""
+    offset = traffic_offset(j)
+    seconds = sorted({float(r["t"]) + (offset if r["probe"] == "traffic" else 0.0)
+                      for r in j.get("series", [])
+                      if r.get("requests") and r.get("p50") is None})
+    windows: list[Window] = []
+    for t in seconds:
+        if windows and abs(windows[-1].end - t) < 1e-6:
+            windows[-1] = Window(windows[-1].name, windows[-1].start, t + 1.0)
+        else:
+            windows.append(Window("no successful requests", t, t + 1.0))
+    return tuple(windows)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from chaos.reports import analysis, html, junit, markdown, postmortem
@@ -19,7 +20,8 @@ def write(collection: Collection, directory: Path, formats: tuple[str, ...]) -> 
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, str] = {}
     if "html" in formats:
-        _put(directory / FILES["html"], html.render(collection))
+        _put(directory / FILES["html"], html.render(collection, links(collection, directory,
+                                                                       formats)))
         written["html"] = FILES["html"]
     if "markdown" in formats:
         _put(directory / FILES["markdown"], markdown.render(collection))
@@ -32,6 +34,27 @@ def write(collection: Collection, directory: Path, formats: tuple[str, ...]) -> 
             _put(directory / name, text)
             written[f"postmortem-{name[11:13]}"] = name
     return written
+
+
+def links(collection: Collection, directory: Path,
+          formats: tuple[str, ...] = ()) -> dict[int, list[tuple[str, str]]]:
+    """Per experiment, the files beside the HTML report that go with it, as relative URLs:
+    its journal, the Markdown summary and its post-mortem draft (when those are written)."""
+    names = {i: postmortem.filename(i, analysis.facts(e))
+             for i, e in enumerate(collection.entries, 1)
+             if e.journal is not None and analysis.facts(e).needs_postmortem}
+    result: dict[int, list[tuple[str, str]]] = {}
+    for i, entry in enumerate(collection.entries, 1):
+        here: list[tuple[str, str]] = []
+        if entry.path is not None and entry.journal is not None:
+            here.append(("journal", os.path.relpath(entry.path.resolve(), directory.resolve())))
+        if "markdown" in formats:
+            here.append(("Markdown summary", FILES["markdown"]))
+        if "postmortem" in formats and i in names:
+            here.append(("post-mortem draft", names[i]))
+        if here:
+            result[i] = here
+    return result
 
 
 def drafts(collection: Collection) -> dict[str, str]:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from html import escape
 from typing import Literal
 
-from chaos.reports.analysis import Line, Window, bucket_seconds, worst_per_bucket
+from chaos.reports.analysis import Line, Threshold, Window, bucket_seconds, worst_per_bucket
 from chaos.units import format_duration
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
@@ -33,6 +33,7 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8
 DASHES = ("", "7 4", "2 3", "10 3 2 3")  # lines that coincide stay distinguishable
 FAULT_FILL, FAULT_EDGE, BREACH = "#f4a261", "#e76f51", "#b00020"
 ALERT = "#6a1b9a"  # where an alert first fired (detection)
+THRESHOLD = "#2e7d32"  # the SLO line a check compares to
 WIDTH, HEIGHT = 720, 250
 LEFT, RIGHT, TOP, BOTTOM = 60, 16, 40, 40
 STEP = 1.0  # seconds per bucket of the journal's series
@@ -69,6 +70,7 @@ def merge_identical(lines: Sequence[Line]) -> list[Line]:
 
 def chart(title: str, lines: Sequence[Line], *, x_max: float, y_min: float = 0.0,
           y_max: float | None = None, y_label: Callable[[float], str] = str,
+          thresholds: Sequence[Threshold] = (), no_data: Sequence[Window] = (),
           faults: Sequence[Window] = (), breaches: Sequence[tuple[float, str]] = (),
           phases: Sequence[Window] = (), scale: float = 1.0,
           worst: Literal["lowest", "highest"] = "highest",
@@ -83,8 +85,11 @@ def chart(title: str, lines: Sequence[Line], *, x_max: float, y_min: float = 0.0
         pick = min if worst == "lowest" else max
         lines = [worst_per_bucket(line, int(step), pick) for line in lines]
     lines = merge_identical(lines)
+    data_top = max((v for line in lines for _, v in line.points), default=0.0)
+    # a threshold far above the data would flatten it: it is named at the top edge instead
+    near = [t.value for t in thresholds if not data_top or t.value <= 3 * data_top]
     top_value = y_max if y_max is not None else nice_ceiling(
-        max((v for line in lines for _, v in line.points), default=0.0) * 1.1)
+        max([data_top, *near], default=0.0) * 1.1)
     w, h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def px(t: float) -> float:
@@ -127,7 +132,13 @@ def chart(title: str, lines: Sequence[Line], *, x_max: float, y_min: float = 0.0
                      f'data-step="{step:g}" data-values="{values}" '
                      f'd="{_steps(line.points, px, py, step, x_top)}" fill="none" {style}/>')
         legend.append((line.name, f'<line x1="0" x2="18" y1="0" y2="0" {style}/>'))
+    out += _no_data(no_data, px, h)
     out += reversed(drawn)  # the first series (p50, the main probe) on top
+    out += _thresholds(thresholds, py, scale, y_label, y_min, top_value)
+    if thresholds:
+        legend.append(("SLO threshold", f'<line x1="0" x2="18" y1="0" y2="0" '
+                                        f'stroke="{THRESHOLD}" stroke-width="1.5" '
+                                        f'stroke-dasharray="6 3"/>'))
     if faults:
         legend.append(("fault", f'<rect x="0" y="-5" width="18" height="9" fill="{FAULT_FILL}" '
                                 f'fill-opacity="0.45"/>'))
@@ -171,6 +182,54 @@ def _steps(points: Sequence[tuple[float, float]], px: Callable[[float], float],
             parts.append(f"M{px(t)},{py(v)} H{px(end)}")
         previous = t
     return " ".join(parts)
+
+
+def _thresholds(thresholds: Sequence[Threshold], py: Callable[[float], float], scale: float,
+                label: Callable[[float], str], y_min: float, y_top: float) -> list[str]:
+    """The value each check compares to, as a dashed line named by the check (the label at
+    the right end, above the line, so the series stays readable)."""
+    out = []
+    above = [t for t in thresholds if t.value > y_top]
+    for i, t in enumerate(above):
+        out.append(f'<g class="threshold above" data-value="{t.value:g}" '
+                   f'data-check="{escape(t.check)}"><text x="{WIDTH - RIGHT - 4}" '
+                   f'y="{TOP + 12 + 12 * i}" text-anchor="end" class="threshold-label">'
+                   f'↑ {escape(t.check)} (above the chart)</text></g>')
+    placed: list[float] = []  # label baselines so far: close lines get labels apart
+    for t in sorted(thresholds, key=lambda t: -t.value):
+        if not y_min <= t.value <= y_top:
+            continue
+        y = py(t.value)
+        text_y = y - 4
+        if any(abs(text_y - p) < 11 for p in placed):
+            text_y = y + 12  # below its own line
+        while any(abs(text_y - p) < 11 for p in placed):
+            text_y += 11
+        placed.append(text_y)
+        out.append(f'<g class="threshold" data-value="{t.value:g}" '
+                   f'data-check="{escape(t.check)}"><line x1="{LEFT}" x2="{WIDTH - RIGHT}" '
+                   f'y1="{y}" y2="{y}" stroke="{THRESHOLD}" stroke-width="1.5" '
+                   f'stroke-dasharray="6 3"/><text x="{WIDTH - RIGHT - 4}" y="{text_y:.1f}" '
+                   f'text-anchor="end" class="threshold-label">{escape(t.check)}</text>'
+                   f'<title>SLO threshold: {escape(t.check)} '
+                   f'({escape(label(t.value * scale))})</title></g>')
+    return out
+
+
+def _no_data(windows: Sequence[Window], px: Callable[[float], float], h: float) -> list[str]:
+    """Seconds with requests but no success: greyed and named, not an unexplained gap (a
+    fill, not a pattern: the report references nothing, not even url(#id))."""
+    out = []
+    for i, w in enumerate(windows):
+        x0, x1 = px(w.start), px(w.end)
+        out.append(f'<g class="no-data" data-start="{w.start:g}" data-end="{w.end:g}">'
+                   f'<rect x="{x0}" y="{TOP}" width="{max(x1 - x0, 2.0):.1f}" height="{h}" '
+                   f'fill="#9e9e9e" fill-opacity="0.22"/><title>{escape(w.name)}: {w.start:.0f}s-'
+                   f'{w.end:.0f}s</title>' + (
+                       f'<text x="{(x0 + x1) / 2:.1f}" y="{TOP + h / 2:.1f}" '
+                       f'text-anchor="middle" class="no-data-label">{escape(w.name)}</text>'
+                       if x1 - x0 >= 6.2 * len(w.name) or i == 0 else "") + "</g>")
+    return out
 
 
 def _phases(phases: Sequence[Window], px: Callable[[float], float], top: float,

@@ -277,9 +277,13 @@ def test_chaos_report_renders_the_aggregate_again(gameday: GameDayResult, tmp_pa
         assert (tmp_path / name).read_text() == (gameday.dir / name).read_text()
     html = run_chaos("report", agg, "--format", "html", timeout=30)
     assert html.returncode == 0, html.stderr
-    footer = re.compile(r"<footer>.*?</footer>", re.DOTALL)
+    # the footer has the time; the links are relative to where each report is written
+    footer = re.compile(r"<footer>.*?</footer>|<p class=\"links\">.*?</p>", re.DOTALL)
     assert footer.sub("", html.stdout.strip()) == footer.sub(
         "", (gameday.dir / "report.html").read_text().strip())
+    links = re.findall(r'<p class="links">(.*?)</p>', (gameday.dir / "report.html").read_text())
+    hrefs = [h for section in links for h in re.findall(r'href="([^"]+)"', section)]
+    assert hrefs and all((gameday.dir / h).exists() for h in hrefs)
     one = run_chaos("report", str(gameday.dir / gameday.aggregate["experiments"][2]["journal"]),
                     "--format", "postmortem", timeout=30)
     assert one.returncode == 0 and one.stdout.startswith("# Post-mortem (draft):")

@@ -55,7 +55,8 @@ def test_error_budget_is_burn_times_duration_over_period() -> None:
     burn = (2 / 1000) / 0.01
     assert f.budget.burn == pytest.approx(burn)
     assert f.budget.consumed == pytest.approx(burn * 10 / 3600)
-    assert analysis.budget_text(f.budget) == "0.06% of 1h"  # 0.2 x 10 s / 3600 s
+    # the hour's budget at 99% is 36 s of bad time; 0.2 x 10 s / 3600 s of it is 20 ms
+    assert analysis.budget_text(f.budget) == "burn 0.2× · 20 ms of 36 s"
 
 
 def test_time_to_detect_prefers_the_engine_then_the_series() -> None:

@@ -23,6 +23,7 @@ import psutil
 from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
 from chaos.errors import FaultFailed, PermissionDenied, TargetNotFound
 from chaos.model.experiment import FaultSpec
+from chaos.units import clip
 
 NAME = "local.process"
 CREATE_TIME_TOLERANCE = 0.05
@@ -51,10 +52,17 @@ def target_ref(proc: psutil.Process, kind: str = "process",
                extra: Mapping[str, Any] | None = None,
                scanned: Mapping[str, Any] | None = None) -> TargetRef:
     ident = {**identity(proc, scanned), **(extra or {})}
-    label = f"pid {ident['pid']} ({ident['cmdline'][:60] or ident['name']})"
+    label = f"pid {ident['pid']} ({command_label(ident['cmdline']) or ident['name']})"
     return TargetRef(kind=kind, label=label, identity=ident,
                      lock_key=f"process:{ident['pid']}:{ident['create_time']:.2f}",
                      pids=(proc.pid,))
+
+
+def command_label(cmdline: str, limit: int = 60) -> str:
+    """The command line as a label: the program by its base name (`python3`, not the venv's
+    path), then whole words up to `limit` characters."""
+    program, _, rest = cmdline.partition(" ")
+    return clip(f"{os.path.basename(program) or program} {rest}".strip(), limit)
 
 
 def same_process(pid: int, create_time: float) -> psutil.Process | None:
