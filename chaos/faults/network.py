@@ -44,7 +44,8 @@ NETNS = Obj({
     **_FILTERS,
 }, "a device inside a named network namespace (tc + nftables; needs root)")
 
-KERNEL = ("interface", "netns")
+# container: the same kernel recipes inside the container's network namespace
+KERNEL = ("interface", "netns", "container")
 ALL = ("proxy", *KERNEL, "pods")  # pods: tc in an ephemeral container in each pod
 
 
