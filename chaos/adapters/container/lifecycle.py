@@ -10,13 +10,15 @@ action on a new run.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
 from chaos.adapters.container import engine_api, selection
-from chaos.errors import GuardRefused, TargetNotFound
+from chaos.adapters.local.process import send
+from chaos.errors import GuardRefused, PermissionDenied, TargetNotFound
 from chaos.model.experiment import FaultSpec
 
 NAME = "container.engine"
@@ -24,18 +26,34 @@ NAME = "container.engine"
 
 @dataclass(frozen=True)
 class Recipe:
-    inject: Callable[[Any, str, Mapping[str, Any]], object]  # (api, id, params)
+    inject: Callable[[Any, Mapping[str, Any], Mapping[str, Any]], object]  # (api, ident, params)
     revert: str | None  # what the revert does: "unpause", "start", or None (instant)
 
 
+def kill(api: Any, ident: Mapping[str, Any], params: Mapping[str, Any]) -> None:
+    """Signal the main process from the host, as if it had crashed: the restart policy then
+    decides (the engine's own kill marks the container as stopped by hand, and Docker ignores
+    the policy). Without the right to signal it, the engine's kill."""
+    name = str(params.get("signal") or "TERM")
+    try:
+        if send(int(ident["pid"]), float(ident["create_time"]), signal.Signals[f"SIG{name}"]):
+            return
+    except PermissionDenied:
+        pass
+    api.kill(ident["id"], signal=f"SIG{name}")
+
+
+def _grace(params: Mapping[str, Any]) -> int:
+    return int(params.get("grace_period", 10))
+
+
 RECIPES = {
-    "container.pause": Recipe(lambda api, cid, p: api.pause(cid), "unpause"),
-    "container.stop": Recipe(
-        lambda api, cid, p: api.stop(cid, timeout=int(p.get("grace_period", 10))), "start"),
+    "container.pause": Recipe(lambda api, ident, p: api.pause(ident["id"]), "unpause"),
+    "container.stop": Recipe(lambda api, ident, p: api.stop(ident["id"], timeout=_grace(p)),
+                             "start"),
     "container.restart": Recipe(
-        lambda api, cid, p: api.restart(cid, timeout=int(p.get("grace_period", 10))), None),
-    "container.kill": Recipe(
-        lambda api, cid, p: api.kill(cid, signal=f"SIG{p.get('signal', 'TERM')}"), None),
+        lambda api, ident, p: api.restart(ident["id"], timeout=_grace(p)), None),
+    "container.kill": Recipe(kill, None),
 }
 
 
@@ -73,7 +91,7 @@ class ContainerLifecycleAdapter(Adapter):
         recipe = RECIPES[fault.type]
         try:
             await engine_api.call(host, f"{fault.type} on {ident['name']}",
-                                  lambda api: recipe.inject(api, ident["id"], fault.params))
+                                  lambda api: recipe.inject(api, ident, fault.params))
         except engine_api.Missing:
             raise TargetNotFound(f"{fault.name}: container {ident['name']} was removed "
                                  "before the fault reached it") from None
