@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chaos.adapters.registry import AdapterRegistry
-from chaos.errors import ChaosError
+from chaos.errors import ChaosError, TargetNotFound
 from chaos.model.experiment import Experiment
 from chaos.safety import guards
 
@@ -51,7 +51,7 @@ async def plan(experiment: Experiment, adapters: AdapterRegistry,
     for fault in experiment.faults:
         adapter = adapters.route(fault.type, fault.target.kind)
         targets: tuple[str, ...] = ()
-        error = None
+        error: ChaosError | None = None
         if fault.target.kind == "service":
             targets = (f"service {fault.target.selector['name']} (started by the run)",)
         else:
@@ -59,6 +59,10 @@ async def plan(experiment: Experiment, adapters: AdapterRegistry,
                 refs = await adapter.resolve(fault, _NoServices(seed))
                 guards.check_targets(fault, refs, experiment.limits, protected)
                 targets = tuple(r.label for r in refs)
+            except TargetNotFound as exc:
+                if not (adapter.created_by_services and experiment.services):
+                    error = exc
+                targets = ("(none yet: resolved when the fault starts, after the services)",)
             except ChaosError as exc:
                 error = exc
         planned.append(PlannedFault(fault.name, fault.type, adapter.name, fault.start,

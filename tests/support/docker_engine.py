@@ -132,7 +132,16 @@ def own_dockerd() -> Iterator[str]:
         log.close()
         subprocess.run(["ip", "link", "del", bridge], capture_output=True, timeout=10,
                        check=False)
+        for mount in _mounts_under(base):  # dockerd leaves its netns bind mount behind
+            subprocess.run(["umount", "-l", mount], capture_output=True, timeout=10,
+                           check=False)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _mounts_under(base: Path) -> list[str]:
+    with open("/proc/mounts") as file:
+        points = [line.split()[1] for line in file]
+    return sorted((p for p in points if p.startswith(f"{base}/")), reverse=True)
 
 
 def unavailable() -> str | None:

@@ -58,6 +58,7 @@ RECIPES = {
 
 
 class ContainerLifecycleAdapter(Adapter):
+    created_by_services = True  # `docker run` services start containers
     name = NAME
     target_kind = "container"
     fault_types: ClassVar[tuple[str, ...]] = tuple(RECIPES)

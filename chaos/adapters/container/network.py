@@ -38,6 +38,7 @@ def kernel_fault(fault: FaultSpec, netns: str) -> FaultSpec:
 
 
 class ContainerNetworkAdapter(Adapter):
+    created_by_services = True  # `docker run` services start containers
     name = NAME
     target_kind = "container"
     fault_types: ClassVar[tuple[str, ...]] = TC_FAULTS + NFT_FAULTS

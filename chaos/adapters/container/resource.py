@@ -40,6 +40,7 @@ def within_limit(fault: FaultSpec, info: Mapping[str, Any], size: int) -> None:
 
 
 class ContainerResourceAdapter(ProcessResourceAdapter):
+    created_by_services = True  # `docker run` services start containers
     name = "container.resource"
     target_kind = "container"
     # fault_types: the process adapter's (cpu, memory, io, threads)
