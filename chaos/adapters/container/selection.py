@@ -57,17 +57,24 @@ def describe(sel: Mapping[str, Any]) -> str:
     return ", ".join(parts) or "(empty)"
 
 
+def container_ids_in(text: str) -> set[str]:
+    """Container ids named in /proc/self/cgroup or mountinfo text (Docker's and Podman's
+    cgroup paths, the engine's /etc/hostname bind mount)."""
+    found: set[str] = set()
+    for line in text.splitlines():
+        if "docker" in line or "libpod" in line or "containers" in line:
+            found.update(_CONTAINER_ID.findall(line))
+    return found
+
+
 def own_container_ids() -> set[str]:
-    """Container ids this process runs in (cgroup paths, the engine's mounts); empty on a host."""
+    """Container ids this process runs in; empty on a host."""
     found: set[str] = set()
     for path in ("/proc/self/cgroup", "/proc/self/mountinfo"):
         try:
-            text = Path(path).read_text()
+            found |= container_ids_in(Path(path).read_text())
         except OSError:
             continue
-        for line in text.splitlines():
-            if "docker" in line or "libpod" in line or "containers" in line:
-                found.update(_CONTAINER_ID.findall(line))
     return found
 
 
