@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -243,3 +244,52 @@ def test_refusals_exit_2_naming_the_container_and_what_to_do(
     assert "what to do" in text
     if case == "paused":
         assert engine.inspect(name, "{{.State.Paused}}") == "true", "left as the user had it"
+
+
+def test_status_lists_a_pause_and_stop_unpauses_it_then_ctrl_c_exits_clean(
+    containers: Any, state_dir: Path
+) -> None:
+    name = containers.run("sleep", "100000", options=("--init",))
+    engine = containers.engine
+    proc = inject("container.pause", "--container", name, "--for", "60s")
+    try:
+        assert wait_until(lambda: engine.inspect(name, "{{.State.Paused}}") == "true",
+                          30) is not None
+        status = run_chaos("status", "--json", timeout=30)
+        rows = json.loads(status.stdout)
+        assert [r["fault"] for r in rows] == ["container.pause"], rows
+        assert name in rows[0]["target"]
+        stop = run_chaos("stop", rows[0]["id"], timeout=30)
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        assert engine.inspect(name, "{{.State.Paused}}") == "false", "stop returned first"
+        proc.send_signal(signal.SIGINT)
+    finally:
+        code, out = finish(proc)
+    assert code == 130, out
+    assert engine.inspect(name, "{{.State.Paused}}") == "false"
+
+
+def test_recover_unpauses_when_runner_and_watchdog_are_both_killed(
+    containers: Any, state_dir: Path
+) -> None:
+    name = containers.run("sleep", "100000", options=("--init",))
+    engine = containers.engine
+    proc = inject("container.pause", "--container", name, "--for", "60s")
+    try:
+        assert wait_until(lambda: engine.inspect(name, "{{.State.Paused}}") == "true",
+                          30) is not None
+        watchdogs = [p for p in psutil.process_iter(["cmdline"])
+                     if "chaos.safety.watchdog" in (p.info["cmdline"] or [])
+                     and str(proc.pid) in (p.info["cmdline"] or [])]
+        assert len(watchdogs) == 1
+        for victim in (watchdogs[0], psutil.Process(proc.pid)):
+            victim.kill()
+            victim.wait(10)
+        assert engine.inspect(name, "{{.State.Paused}}") == "true", "nobody should revert it"
+        recovered = run_chaos("recover", timeout=60)
+        assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    finally:
+        proc.kill()
+        finish(proc)
+    assert engine.inspect(name, "{{.State.Paused}}") == "false"
+    assert run_chaos("recover").stdout.strip() == "nothing to recover"
