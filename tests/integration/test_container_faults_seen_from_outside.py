@@ -216,7 +216,8 @@ def test_compose_selects_one_service_of_a_stack(containers: Any, state_dir: Path
     assert "redis" not in result.stdout
 
 
-@pytest.mark.parametrize("case", ["not-running", "host-network", "paused", "no-engine"])
+@pytest.mark.parametrize("case", ["not-running", "host-network", "paused", "paused-cpu",
+                                  "no-engine"])
 def test_refusals_exit_2_naming_the_container_and_what_to_do(
     containers: Any, state_dir: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
@@ -229,10 +230,13 @@ def test_refusals_exit_2_naming_the_container_and_what_to_do(
     elif case == "host-network":
         name = containers.run("sleep", "100000", options=("--init", "--network", "host"))
         fault, expected = ["network.bandwidth", "--rate", "1MiB"], "would hit the whole host"
-    elif case == "paused":
+    elif case.startswith("paused"):
         name = containers.run("sleep", "100000", options=("--init",))
         engine.docker("pause", name)
         expected = "is paused already"
+        if case == "paused-cpu":
+            fault = ["resource.cpu", "--load", "10%"]
+            expected = "is paused: workers joining its cgroups would be frozen too"
     else:
         name = "anything"
         monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
@@ -242,7 +246,7 @@ def test_refusals_exit_2_naming_the_container_and_what_to_do(
     text = result.stdout + result.stderr
     assert expected in text and "Traceback" not in text
     assert "what to do" in text
-    if case == "paused":
+    if case.startswith("paused"):
         assert engine.inspect(name, "{{.State.Paused}}") == "true", "left as the user had it"
 
 

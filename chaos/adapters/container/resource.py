@@ -24,6 +24,7 @@ from chaos.adapters.local.resource import (
     _label,
     _refuse,
 )
+from chaos.errors import GuardRefused
 from chaos.model.experiment import FaultSpec
 
 
@@ -50,6 +51,11 @@ class ContainerResourceAdapter(ProcessResourceAdapter):
         host, infos = await selection.resolve_containers(fault, scope)
         refs = []
         for info in infos:
+            if (info.get("State") or {}).get("Paused"):
+                raise GuardRefused(f"{fault.name}: container {selection.container_name(info)} "
+                                   "is paused: workers joining its cgroups would be frozen too",
+                                   hint="unpause it first (`docker unpause NAME`), or run the "
+                                        "resource fault before or after the pause")
             if fault.type == "resource.memory":
                 within_limit(fault, info, plan["bytes"])
             ref = selection.container_ref(info, host, fault)
