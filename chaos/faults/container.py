@@ -26,13 +26,22 @@ COMPOSE = Obj({
     "service": Str("the Compose service (label com.docker.compose.service)", min_length=1),
 }, "containers of a Compose stack: `compose: {project: shop, service: payments}`")
 
-CONTAINER = Obj({
+SELECTOR_FIELDS = {
     "name": Str("the container's name (exact, without the leading /)", min_length=1),
     "id": Str("the container's id, or a prefix of it", pattern=r"[0-9a-f]{4,64}"),
     "label": Str("a label the containers carry: `k=v`, or `k` for any value", pattern=LABEL),
     "image": Str("the image the containers run (as `docker ps` shows it, or its id)",
                  min_length=1),
     "compose": COMPOSE,
+}
+PEER = Obj(SELECTOR_FIELDS, "network faults: only traffic to/from these other containers "
+                            "(their addresses on the container networks), e.g. a partition "
+                            "between two Compose services: `peer: {compose: {project: shop, "
+                            "service: cache}}`")
+
+CONTAINER = Obj({
+    **SELECTOR_FIELDS,
+    "peer": PEER,
     # network faults only: which device and traffic inside the container's network namespace
     "device": Str("network faults: the device inside the container (default: eth0)",
                   min_length=1),
@@ -40,8 +49,8 @@ CONTAINER = Obj({
 }, "Docker or Podman containers (the Engine API; DOCKER_HOST honoured); all given selectors "
    "must match. Beside it, `count`/`percent` pick some by the run's seed. device and the "
    "traffic filters apply to network faults only", shorthand=scalar_as("name"))
-SELECTORS = ("name", "id", "label", "image", "compose")
-TRAFFIC_FIELDS = ("device", *targets.TRAFFIC_FILTERS)
+SELECTORS = tuple(SELECTOR_FIELDS)
+TRAFFIC_FIELDS = ("device", "peer", *targets.TRAFFIC_FILTERS)
 
 
 def no_container_traffic(target: Target, params: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -60,6 +69,14 @@ def needs_a_selector(target: Target, params: Mapping[str, Any]) -> list[tuple[st
         return []
     return [("target.container", "select containers by name, id, label, image or compose "
                                  "(an empty selector would hit every container)")]
+
+
+def peer_check(target: Target, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A peer's addresses are the traffic filter: host/cidr beside it would contradict it."""
+    if target.kind != KIND or not target.selector.get("peer"):
+        return []
+    return [(f"target.container.{key}", f"{key} and peer both say which addresses: give one")
+            for key in ("host", "cidr") if target.selector.get(key)]
 
 
 def lifecycle_check(target: Target, params: Mapping[str, Any]) -> list[tuple[str, str]]:

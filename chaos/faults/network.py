@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chaos.faults import targets
+from chaos.faults import container, targets
 from chaos.faults.registry import FaultRegistry, FaultType
 from chaos.model.experiment import Target
 from chaos.model.schema import Duration, Field, Obj, Percent, Size, Str
@@ -89,13 +89,17 @@ def partition_check(target: Target,
     return problems
 
 
+def partition_checks(target: Target, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return [*partition_check(target, params), *container.peer_check(target, params)]
+
+
 PARTITION = FaultType(
     name="network.partition",
     summary="cut the selected traffic off: the proxy refuses and resets connections, the "
             "kernel drops packets",
     params=Obj({}),
     target_kinds=ALL,
-    check=partition_check,
+    check=partition_checks,
 )
 LOSS = FaultType(
     name="network.loss",

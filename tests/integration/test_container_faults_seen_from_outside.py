@@ -297,3 +297,50 @@ def test_recover_unpauses_when_runner_and_watchdog_are_both_killed(
         finish(proc)
     assert engine.inspect(name, "{{.State.Paused}}") == "false"
     assert run_chaos("recover").stdout.strip() == "nothing to recover"
+
+
+def reaches(engine: Any, name: str, address: str) -> bool:
+    """From inside `name`'s network namespace (host tools via nsenter): TCP to address:8080."""
+    pid = engine.inspect(name, "{{.State.Pid}}")
+    code = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "--", "timeout", "2",
+                           "bash", "-c", f"exec 3<>/dev/tcp/{address}/8080"],
+                          capture_output=True, timeout=20).returncode
+    return code == 0
+
+
+def test_partition_between_two_compose_services_leaves_the_host_reaching_both(
+    containers: Any, state_dir: Path
+) -> None:
+    project = f"part{os.getpid()}"
+    labels = lambda service: ("--label", f"com.docker.compose.project={project}",  # noqa: E731
+                              "--label", f"com.docker.compose.service={service}")
+    web_port, cache_port = free_port(), free_port()
+    web = containers.web(web_port, options=labels("web"))
+    cache = containers.web(cache_port, options=labels("cache"))
+    engine = containers.engine
+    cache_ip = engine.inspect(cache, "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+    assert reaches(engine, web, cache_ip)
+    before = netns_state(engine, web)
+    proc = subprocess.Popen(chaos_cmd("run", "-q", str(_peer_experiment(state_dir, project))),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        assert wait_until(lambda: not reaches(engine, web, cache_ip), 30) is not None
+        assert http_ok(web_port) and http_ok(cache_port), "the host still reaches both"
+    finally:
+        code, out = finish(proc)
+    assert code == 0, out
+    assert reaches(engine, web, cache_ip)
+    assert netns_state(engine, web) == before
+
+
+def _peer_experiment(state_dir: Path, project: str) -> Path:
+    path = state_dir.parent / "peer.yaml"
+    path.write_text(f"""title: web cannot reach cache
+faults:
+  - type: network.partition
+    target: {{container: {{compose: {{project: {project}, service: web}},
+              peer: {{compose: {{project: {project}, service: cache}}}}}}}}
+    duration: 3s
+""")
+    return path

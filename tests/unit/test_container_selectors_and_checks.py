@@ -53,6 +53,10 @@ def test_the_runners_own_container_is_recognised_from_cgroups_and_mounts() -> No
      "faults[0].target.container.device: device selects traffic"),
     ("type: container.kill\n    target: {container: {name: db}}\n    with: {container: x}",
      "faults[0].with.container: names a container inside a pod"),
+    ("type: network.partition\n    target: {container: {name: a, peer: {name: b}, "
+     "host: 10.0.0.1}}", "faults[0].target.container.host: host and peer both say"),
+    ("type: container.pause\n    target: {container: {name: a, peer: {name: b}}}",
+     "faults[0].target.container.peer: peer selects traffic"),
     ("type: container.pause\n    target: {container: {id: XYZ}}",
      "faults[0].target.container.id"),
 ])

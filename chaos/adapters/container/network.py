@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
 from chaos.adapters.container import selection
 from chaos.adapters.local.kernel import NFT_FAULTS, TC_FAULTS, NetnsAdapter
-from chaos.errors import GuardRefused
+from chaos.errors import GuardRefused, TargetNotFound
 from chaos.faults.targets import TRAFFIC_FILTERS
 from chaos.model.experiment import FaultSpec, Target, frozen
 
@@ -28,11 +28,14 @@ NAME = "container.network"
 DEFAULT_DEVICE = "eth0"
 
 
-def kernel_fault(fault: FaultSpec, netns: str) -> FaultSpec:
-    """The same fault on a `netns` target: the container's namespace, by path."""
+def kernel_fault(fault: FaultSpec, netns: str, peer: str | None = None) -> FaultSpec:
+    """The same fault on a `netns` target: the container's namespace, by path; a peer
+    container's address becomes the `host` filter."""
     sel = fault.target.selector
     kernel_sel = {"name": netns, "device": sel.get("device") or DEFAULT_DEVICE,
                   **{k: sel[k] for k in TRAFFIC_FILTERS if sel.get(k) is not None}}
+    if peer is not None:
+        kernel_sel["host"] = peer
     return dataclasses.replace(fault, target=Target("netns", frozen(kernel_sel),
                                                     location=fault.target.location))
 
@@ -46,6 +49,7 @@ class ContainerNetworkAdapter(Adapter):
 
     async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
         host, infos = await selection.resolve_containers(fault, scope)
+        peers = await self._peers(fault)
         refs = []
         for info in infos:
             name = selection.container_name(info)
@@ -57,20 +61,43 @@ class ContainerNetworkAdapter(Adapter):
                                    "{device: ...}} if that is really meant")
             ref = selection.container_ref(info, host, fault)
             netns = selection.netns_path(ref.identity["pid"])
-            (kernel_ref,) = await self.kernel.resolve(kernel_fault(fault, netns), scope)
-            where = kernel_ref.label.removeprefix(f"netns {netns}/")
-            refs.append(dataclasses.replace(
-                ref, label=f"{ref.label} {where}",
-                identity={**ref.identity, "netns": netns, "kernel": kernel_ref.identity},
-                lock_key=f"container:{ref.identity['id']}:{kernel_ref.lock_key}"))
+            each: list[str | None] = [*peers] or [None]
+            for peer in each:
+                (kernel_ref,) = await self.kernel.resolve(kernel_fault(fault, netns, peer),
+                                                          scope)
+                where = kernel_ref.label.removeprefix(f"netns {netns}/")
+                refs.append(dataclasses.replace(
+                    ref, label=f"{ref.label} {where}",
+                    identity={**ref.identity, "netns": netns, "peer": peer,
+                              "kernel": kernel_ref.identity},
+                    lock_key=f"container:{ref.identity['id']}:{kernel_ref.lock_key}"
+                             + (f":{peer}" if peer else "")))
         return refs
+
+    async def _peers(self, fault: FaultSpec) -> list[str]:
+        """The addresses of the peer containers, one injection (nft table) each, so each
+        counts toward limits.max_targets."""
+        sel = fault.target.selector.get("peer")
+        if not sel:
+            return []
+        if fault.target.selector.get("host") or fault.target.selector.get("cidr"):
+            raise GuardRefused(f"{fault.name}: host/cidr and peer both say which addresses",
+                               hint="give one of them")
+        _, infos = await selection.matching(fault, sel)
+        found = [a for info in infos for a in selection.addresses(info)]
+        if not found:
+            raise TargetNotFound(f"{fault.name}: the peer containers "
+                                 f"({', '.join(selection.container_name(i) for i in infos)}) "
+                                 "have no address on a container network",
+                                 hint="peers must be on a network the target reaches")
+        return found
 
     def _kernel_target(self, target: TargetRef) -> TargetRef:
         return TargetRef("netns", target.label, target.identity["kernel"], target.lock_key)
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
         ident = target.identity
-        spec = self.kernel.prepare(kernel_fault(fault, ident["netns"]),
+        spec = self.kernel.prepare(kernel_fault(fault, ident["netns"], ident["peer"]),
                                    self._kernel_target(target))
         return {**spec, "adapter": NAME, "docker_host": ident["docker_host"],
                 "container": {k: ident[k] for k in ("id", "name", "started_at", "pid",
@@ -78,7 +105,8 @@ class ContainerNetworkAdapter(Adapter):
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
-        refined = await self.kernel.inject(kernel_fault(fault, target.identity["netns"]),
+        ident = target.identity
+        refined = await self.kernel.inject(kernel_fault(fault, ident["netns"], ident["peer"]),
                                            self._kernel_target(target), spec, scope)
         return {**refined, "adapter": NAME}
 

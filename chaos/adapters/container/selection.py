@@ -118,9 +118,11 @@ def main_process_alive(ident: Mapping[str, Any]) -> bool:
     return pid > 0 and same_process(pid, created) is not None
 
 
-async def matching(fault: FaultSpec) -> tuple[str, list[dict[str, Any]]]:
-    """(engine address, inspect documents of the running containers the selector matches)."""
-    sel = fault.target.selector
+async def matching(fault: FaultSpec, sel: Mapping[str, Any] | None = None,
+                   ) -> tuple[str, list[dict[str, Any]]]:
+    """(engine address, inspect documents of the running containers the selector matches);
+    the fault's target selector unless another (a peer's) is given."""
+    sel = fault.target.selector if sel is None else sel
     where = f"{fault.location}: " if fault.location else ""
     if not any(sel.get(k) for k in SELECTORS):
         raise TargetNotFound(f"{where}{fault.name}: the container selector is empty (it would "
@@ -175,6 +177,14 @@ def container_name(info: Mapping[str, Any]) -> str:
 
 def in_host_network(info: Mapping[str, Any]) -> bool:
     return str((info.get("HostConfig") or {}).get("NetworkMode")) == "host"
+
+
+def addresses(info: Mapping[str, Any]) -> list[str]:
+    """The container's IP addresses on its networks (IPv4, then IPv6)."""
+    networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+    found = [n.get("IPAddress") for n in networks.values()]
+    found += [n.get("GlobalIPv6Address") for n in networks.values()]
+    return [str(a) for a in found if a]
 
 
 def netns_path(pid: int) -> str:
