@@ -344,3 +344,33 @@ faults:
     duration: 3s
 """)
     return path
+
+
+def test_the_container_chaos_runs_in_is_refused(containers: Any, state_dir: Path) -> None:
+    """The runner is placed in the container's cgroups before it starts (as a runner started
+    inside the container would be): pausing that container would freeze chaos itself."""
+    from chaos.adapters.local.resource import cgroup_procs_files
+
+    name = containers.run("sleep", "100000", options=("--init",))
+    engine = containers.engine
+    files = cgroup_procs_files(int(engine.inspect(name, "{{.State.Pid}}")))
+
+    def join() -> None:
+        for path in files:
+            with open(path, "w") as file:
+                file.write(str(os.getpid()))
+
+    proc = subprocess.Popen(chaos_cmd("inject", "container.pause", "--container", name,
+                                      "--for", "2s"), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=join)  # noqa: PLW1509
+    try:
+        code, out = finish(proc, timeout=60)
+    except subprocess.TimeoutExpired:  # it froze itself: thaw it, or it never dies
+        engine.docker("unpause", name, check=False)
+        proc.kill()
+        code, out = finish(proc)
+        pytest.fail("chaos paused the container it runs in, freezing itself: " + out)
+    assert code == 2, out
+    assert f"refusing to target container {name}: chaos itself runs in it" in out
+    assert engine.inspect(name, "{{.State.Paused}}") == "false"
