@@ -374,3 +374,16 @@ def test_the_container_chaos_runs_in_is_refused(containers: Any, state_dir: Path
     assert code == 2, out
     assert f"refusing to target container {name}: chaos itself runs in it" in out
     assert engine.inspect(name, "{{.State.Paused}}") == "false"
+
+
+def test_network_faults_refuse_when_chaos_cannot_see_the_containers_processes(
+    containers: Any, state_dir: Path
+) -> None:
+    """chaos in a PID namespace of its own (as in a container without `--pid host`)."""
+    name = containers.run("sleep", "100000", options=("--init",))
+    result = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc",
+                             *chaos_cmd("inject", "network.bandwidth", "--container", name,
+                                        "--rate", "1MiB", "--for", "2s")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "is not visible to chaos" in result.stdout and "--pid host" in result.stdout

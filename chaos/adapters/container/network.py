@@ -59,7 +59,7 @@ class ContainerNetworkAdapter(Adapter):
                                    "the whole host", hint="target a container with its own "
                                    "network, or the host's device with target: {interface: "
                                    "{device: ...}} if that is really meant")
-            ref = selection.container_ref(info, host, fault)
+            ref = selection.visible(selection.container_ref(info, host, fault), fault)
             netns = selection.netns_path(ref.identity["pid"])
             each: list[str | None] = [*peers] or [None]
             for peer in each:

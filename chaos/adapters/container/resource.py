@@ -58,7 +58,7 @@ class ContainerResourceAdapter(ProcessResourceAdapter):
                                         "resource fault before or after the pause")
             if fault.type == "resource.memory":
                 within_limit(fault, info, plan["bytes"])
-            ref = selection.container_ref(info, host, fault)
+            ref = selection.visible(selection.container_ref(info, host, fault), fault)
             refs.append(dataclasses.replace(
                 ref, label=f"{ref.label}'s cgroup: {_label(fault.type, plan)}",
                 identity={**ref.identity, "plan": plan}))

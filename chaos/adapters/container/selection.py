@@ -20,7 +20,7 @@ import psutil
 from chaos.adapters.base import Scope, TargetRef
 from chaos.adapters.container import engine_api
 from chaos.adapters.local.process import choose, same_process
-from chaos.errors import GuardRefused, TargetNotFound
+from chaos.errors import GuardRefused, PermissionDenied, TargetNotFound
 from chaos.faults.container import SELECTORS
 from chaos.model.experiment import FaultSpec
 
@@ -116,6 +116,16 @@ def main_process_alive(ident: Mapping[str, Any]) -> bool:
     """The container's main process, checked from /proc (pid and create time): no engine."""
     pid, created = int(ident.get("pid") or 0), float(ident.get("create_time") or 0.0)
     return pid > 0 and same_process(pid, created) is not None
+
+
+def visible(ref: TargetRef, fault: FaultSpec) -> TargetRef:
+    """Network and resource faults act on the main process from this host: it must be seen."""
+    if not main_process_alive(ref.identity):
+        raise PermissionDenied(f"{fault.name}: {ref.label}: its main process (pid "
+                               f"{ref.identity['pid']}) is not visible to chaos",
+                               hint="run chaos on the engine's host, in its PID namespace "
+                                    "(`--pid host` when chaos itself runs in a container)")
+    return ref
 
 
 async def matching(fault: FaultSpec, sel: Mapping[str, Any] | None = None,
