@@ -351,3 +351,54 @@ def netns_pair() -> Iterator[dict[str, str]]:
         for side in ("a", "b"):
             subprocess.run(["ip", "netns", "del", pair[side]], check=False, timeout=10,
                            capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[Any]:
+    """A real Docker engine (the system's, or a private dockerd) with the busybox test image;
+    shared by the session. Without root it is skipped; a missing program fails in one line."""
+    from tests.support import docker_engine as support
+
+    why = support.unavailable()
+    if why:  # like every missing program: one line naming the package (root tests skip as root)
+        if os.geteuid() != 0:
+            pytest.skip(why)
+        pytest.fail(f"container tests cannot run: {why}", pytrace=False)
+    with support.engine() as engine:
+        yield engine
+
+
+@pytest.fixture
+def containers(docker_engine: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The engine, with DOCKER_HOST pointing at it for chaos; removes what the test named."""
+    monkeypatch.setenv("DOCKER_HOST", docker_engine.host)
+    names: list[str] = []
+
+    class Containers:
+        engine = docker_engine
+
+        def run(self, *argv: str, options: tuple[str, ...] = (), name: str = "") -> str:
+            name = name or unique_marker("chaos-ct")
+            names.append(name)
+            docker_engine.run(name, *argv, options=options)
+            return name
+
+        def web(self, port: int, options: tuple[str, ...] = (), name: str = "") -> str:
+            """busybox httpd on 8080 in the container, published on 127.0.0.1:port."""
+            name = self.run("httpd", "-f", "-p", "8080", "-h", "/www", name=name,
+                            options=("--init", "-p", f"127.0.0.1:{port}:8080", *options))
+            assert wait_until(lambda: http_ok(port), 30, 0.05) is not None, name
+            return name
+
+    yield Containers()
+    docker_engine.remove(*names)
+
+
+def http_ok(port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            return sock.recv(64).startswith(b"HTTP/1.")
+    except OSError:
+        return False

@@ -48,6 +48,10 @@ class Adapter(abc.ABC):
     target_kind: ClassVar[str]
     fault_types: ClassVar[tuple[str, ...]]
     abstract: ClassVar[bool] = False  # base classes set True to stay out of registries
+    # targets the experiment's own services may create (a `docker run` service starts a
+    # container): matching nothing before the services start is no refusal; the fault resolves
+    # its targets again when it starts, and refuses then
+    created_by_services: ClassVar[bool] = False
 
     @abc.abstractmethod
     async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]: ...

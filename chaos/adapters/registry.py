@@ -80,6 +80,7 @@ class AdapterRegistry:
 
 
 def new_registry(faults: FaultRegistry | None = None, *, plugins: bool = False) -> AdapterRegistry:
+    from chaos.adapters.container import adapters as container_adapters
     from chaos.adapters.kubernetes import adapters as kubernetes_adapters
     from chaos.adapters.local import kernel, process, proxy_adapter, resource, service
 
@@ -92,6 +93,8 @@ def new_registry(faults: FaultRegistry | None = None, *, plugins: bool = False) 
     registry.add(kernel.InterfaceAdapter())
     registry.add(kernel.NetnsAdapter())
     for adapter in kubernetes_adapters():  # imports no `kubernetes` until a fault runs
+        registry.add(adapter)
+    for adapter in container_adapters():  # imports no `docker` until a fault runs
         registry.add(adapter)
     if plugins:
         for ep in entry_points(group=PLUGIN_GROUP):

@@ -61,6 +61,41 @@ KUBERNETES_FLAGS = (
 )
 
 
+# Container flags (Docker, Podman): the kind is `container`. With them, the kernel flags
+# (--device, --peer, --port...) filter the traffic network faults hit inside each container.
+CONTAINER_FLAGS = (
+    ("ct_name", ["--container"], "container: a container by name"),
+    ("ct_compose", ["--compose"], "container: a Compose service, PROJECT/SERVICE (or PROJECT)"),
+    ("ct_label", ["--label"], "container: containers with this label, k=v or k"),
+    ("ct_image", ["--image"], "container: containers running this image"),
+)
+
+
+def _container_target(fault: FaultType, kw: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """("container", selector) from the container flags, or None when none was given."""
+    if "container" not in fault.target_kinds:
+        return None
+    selector: dict[str, Any] = {"name": kw.get("ct_name"), "label": kw.get("ct_label"),
+                                "image": kw.get("ct_image")}
+    if kw.get("ct_compose"):
+        project, _, service = str(kw["ct_compose"]).partition("/")
+        if not project or "/" in service:
+            raise click.UsageError(f"--compose takes PROJECT/SERVICE or PROJECT, got "
+                                   f"{kw['ct_compose']!r}")
+        selector["compose"] = {k: v for k, v in (("project", project), ("service", service))
+                               if v}
+    selector = {k: v for k, v in selector.items() if v}
+    return ("container", selector) if selector else None
+
+
+def _param_flag(fault: FaultType, name: str) -> str:
+    """A parameter's flag; container.kill's `container` (a container inside a pod) becomes
+    --pod-container, since --container selects a Docker/Podman container."""
+    if name == "container" and "container" in fault.target_kinds:
+        return "--pod-container"
+    return _flag(name)
+
+
 def _kubernetes_dests(kinds: tuple[str, ...] | list[str]) -> set[str]:
     """The Kubernetes flags (by dest) that make sense for these target kinds."""
     if not any(k in KUBERNETES_KINDS for k in kinds):
@@ -131,12 +166,13 @@ def _in_pods(cluster: tuple[str, dict[str, Any]],
     """Kernel traffic flags given with pod flags filter traffic inside each pod."""
     given = [f for f in TARGET_FLAGS if kw.get(f"target_{f}") is not None]
     local = [_flag(f) for f in given if TARGET_FLAGS[f][0] != "interface"]
-    if cluster[0] != "pods" or local:
+    if cluster[0] not in ("pods", "container") or local:
+        where = "in a container" if cluster[0] == "container" else "in the cluster"
         raise click.UsageError(
             f"{', '.join(local or [_flag(f) for f in given])} name a target on this machine, "
-            f"and the Kubernetes flags a {cluster[0]} target in the cluster; give one or the "
-            "other (with pod flags, only --device, --peer, --cidr, --port, --protocol and "
-            "--traffic apply, inside each pod)")
+            f"and the other flags a {cluster[0]} target {where}; give one or the other (with "
+            "pod or container flags, only --device, --peer, --cidr, --port, --protocol and "
+            "--traffic apply, inside each pod or container)")
     kind, selector = cluster
     return kind, {**selector, **{TARGET_FLAGS[f][1]: kw[f"target_{f}"] for f in given}}
 
@@ -161,7 +197,7 @@ def _command(fault: FaultType) -> click.Command:
             params.append(click.Option([f"{_flag(name)}/--no-{name.replace('_', '-')}"],
                                        default=None, help=schema.doc))
         else:
-            params.append(click.Option([_flag(name), name], metavar=schema.describe().upper()
+            params.append(click.Option([_param_flag(fault, name), name], metavar=schema.describe().upper()
                                        .split(" ")[0], help=f"{schema.doc}{default}",
                                        type=int if isinstance(schema, Int) else None))
     kinds = [k for k in fault.target_kinds if k != "service"]
@@ -170,7 +206,9 @@ def _command(fault: FaultType) -> click.Command:
             params.append(click.Option([_flag(flag), f"target_{flag}"], type=kind_type, help=doc))
     if any(k in KUBERNETES_KINDS for k in kinds):
         params += _kubernetes_options(kinds)
-    if "process" in kinds or any(k in KUBERNETES_KINDS for k in kinds):
+    if "container" in kinds:
+        params += [click.Option([*names, dest], help=doc) for dest, names, doc in CONTAINER_FLAGS]
+    if "process" in kinds or "container" in kinds or any(k in KUBERNETES_KINDS for k in kinds):
         params += [click.Option([_share_flag(fault, "count"), "target_count"], type=int,
                                 help="hit at most N of the matches"),
                    click.Option([_share_flag(fault, "percent"), "target_percent"],
@@ -213,6 +251,7 @@ def inject() -> None:
 
     \b
     Example:  chaos inject process.suspend --process nginx --count 1 --for 30s
+              chaos inject container.pause --container checkout-db --for 30s
     Then, from another terminal:  chaos status / chaos stop ID
     """
 
@@ -221,6 +260,11 @@ def _document(fault: FaultType, kw: dict[str, Any]) -> dict[str, Any]:
     selector = {field: kw[f"target_{flag}"] for flag, (_, field, _, _) in TARGET_FLAGS.items()
                 if kw.get(f"target_{flag}") is not None}
     cluster = _kubernetes_target(fault, kw)
+    ours = _container_target(fault, kw)
+    if cluster and ours:
+        raise click.UsageError("the container flags and the Kubernetes flags name different "
+                               "targets; give one or the other")
+    cluster = cluster or ours
     if cluster and selector:
         selector, cluster = {}, _in_pods(cluster, kw)
     host = not selector and not cluster and "host" in fault.target_kinds  # this machine
@@ -230,6 +274,8 @@ def _document(fault: FaultType, kw: dict[str, Any]) -> dict[str, Any]:
                  if kind in fault.target_kinds]
         flags += [n[-1] for d, n, _ in KUBERNETES_FLAGS if d in _kubernetes_dests(
             fault.target_kinds) and d not in ("k8s_context", "k8s_kubeconfig")]
+        if "container" in fault.target_kinds:
+            flags += [names[-1] for _, names, _ in CONTAINER_FLAGS]
         raise click.UsageError("say what to hit: " + ", ".join(flags))
     kind = _target_kind({f for f in TARGET_FLAGS if kw.get(f"target_{f}") is not None})
     target: dict[str, Any] = {"host": "local"} if host else (
@@ -258,14 +304,18 @@ KUBERNETES_FIELDS = {"namespace": "--namespace", "labels": "--selector", "name":
 
 def _flags_by_path(fault: FaultType) -> dict[str, str]:
     """Each document path `_document` can write -> the flag, as typed, that wrote it."""
-    paths = {f"faults[0].with.{name}": _flag(name) for name in fault.params.fields}
+    paths = {f"faults[0].with.{name}": _param_flag(fault, name) for name in fault.params.fields}
     paths["faults[0].duration"] = "--for"
     for share in ("count", "percent"):
         paths[f"faults[0].target.{share}"] = _share_flag(fault, share)
     for flag, (kind, field, _, _) in TARGET_FLAGS.items():
         paths[f"faults[0].target.{kind}.{field}"] = _flag(flag)
-        if kind == "interface":  # the same flags inside pods
+        if kind == "interface":  # the same flags inside pods and containers
             paths[f"faults[0].target.pods.{field}"] = _flag(flag)
+            paths[f"faults[0].target.container.{field}"] = _flag(flag)
+    for field, flag in (("name", "--container"), ("label", "--label"), ("image", "--image"),
+                        ("compose", "--compose")):
+        paths[f"faults[0].target.container.{field}"] = flag
     for kind in KUBERNETES_KINDS:
         for field, flag in KUBERNETES_FIELDS.items():
             paths.setdefault(f"faults[0].target.{kind}.{field}", flag or f"--{kind}")

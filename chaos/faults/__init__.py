@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from chaos.faults import kubernetes, network, process, resource, targets
+from chaos.faults import container, kubernetes, network, process, resource, targets
 from chaos.faults.registry import FaultRegistry, FaultType
 
 __all__ = ["FaultRegistry", "FaultType", "default_registry", "new_registry"]
@@ -17,10 +17,12 @@ def new_registry() -> FaultRegistry:
     registry.add_target_kind("process", targets.PROCESS)
     registry.add_target_kind("service", targets.SERVICE)
     kubernetes.register_targets(registry)
+    container.register_targets(registry)
     process.register(registry)
     resource.register(registry)
     network.register(registry)
     kubernetes.register(registry)
+    container.register(registry)
     return registry
 
 

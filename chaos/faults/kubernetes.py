@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chaos.faults import targets
+from chaos.faults import container, targets
 from chaos.faults.process import KILL_SIGNALS
 from chaos.faults.registry import FaultRegistry, FaultType
 from chaos.model.experiment import Target
@@ -40,8 +40,12 @@ POD_DELETE = FaultType(
 
 
 def kill_check(target: Target, params: Mapping[str, Any]) -> list[tuple[str, str]]:
-    problems = targets.no_pod_traffic(target, params)
-    if params.get("signal") == "KILL":
+    problems = [*targets.no_pod_traffic(target, params),
+                *container.lifecycle_check(target, params)]
+    if target.kind == "container" and params.get("container"):
+        problems.append(("with.container", "names a container inside a pod; on a `container` "
+                                           "target the target selects it: remove it"))
+    if params.get("signal") == "KILL" and target.kind == "pods":
         why = ("SIGKILL cannot reach a container's main process from inside its pod (it is "
                "PID 1 of the container's process namespace, and the kernel drops SIGKILL sent "
                "to it from there): use TERM or another signal the app handles, or pod.delete "
@@ -52,15 +56,17 @@ def kill_check(target: Target, params: Mapping[str, Any]) -> list[tuple[str, str
 
 CONTAINER_KILL = FaultType(
     name="container.kill",
-    summary="signal a container's main process from an ephemeral container (pods/exec where "
-            "ephemeral containers are off)",
+    summary="signal a container's main process: in a pod from an ephemeral container "
+            "(pods/exec where ephemeral containers are off); a Docker/Podman container through "
+            "the engine (its restart policy decides the rest)",
     params=Obj({
         "container": Str("container name (default: the pod's first container)", min_length=1),
-        "signal": Str("signal name without SIG; one the container's main process handles "
-                      "(SIGKILL never reaches it from inside the pod: use pod.delete)", "TERM",
+        "signal": Str("signal name without SIG; in a pod, one the container's main process "
+                      "handles (SIGKILL never reaches it from inside the pod: use pod.delete)",
+                      "TERM",
                       choices=KILL_SIGNALS),
     }),
-    target_kinds=("pods",),
+    target_kinds=("pods", "container"),
     instant=True,
     check=kill_check,
 )

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chaos.faults import targets
+from chaos.faults import container, targets
 from chaos.faults.registry import FaultRegistry, FaultType
 from chaos.model.experiment import Target
 from chaos.model.schema import Duration, Field, Int, Obj, Percent, Size, Str
@@ -44,7 +44,8 @@ NETNS = Obj({
     **_FILTERS,
 }, "a device inside a named network namespace (tc + nftables; needs root)")
 
-KERNEL = ("interface", "netns")
+# container: the same kernel recipes inside the container's network namespace
+KERNEL = ("interface", "netns", "container")
 ALL = ("proxy", *KERNEL, "pods")  # pods: tc in an ephemeral container in each pod
 
 
@@ -89,6 +90,10 @@ def partition_check(target: Target,
     return problems
 
 
+def partition_checks(target: Target, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return [*partition_check(target, params), *container.peer_check(target, params)]
+
+
 PARTITION = FaultType(
     name="network.partition",
     summary="cut the selected traffic off: the proxy refuses and resets connections, the "
@@ -100,7 +105,7 @@ PARTITION = FaultType(
                            "cluster)", min=1, max=65535),
     }),
     target_kinds=ALL,
-    check=partition_check,
+    check=partition_checks,
 )
 LOSS = FaultType(
     name="network.loss",

@@ -8,12 +8,20 @@ is the path writable) happen when the adapter resolves the target, before anythi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from chaos.faults import targets
+from chaos.faults import container, targets
 from chaos.faults.registry import FaultRegistry, FaultType
+from chaos.model.experiment import Target
 from chaos.model.schema import Bool, Duration, Field, Int, Obj, Scalar, Str, Unit, scalar_as
 from chaos.units import PERCENT_PATTERN, SIZE_PATTERN, parse_percent, parse_size, shown
+
+def no_traffic_fields(target: Target, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """device and traffic filters select traffic for network faults; resource faults have none."""
+    return [*targets.no_pod_traffic(target, params),
+            *container.no_container_traffic(target, params)]
+
 
 HOST = Obj({"name": Str("the machine: `local` (the one chaos runs on)", choices=("local",))},
            "this machine: `target: {host: local}`", shorthand=scalar_as("name"))
@@ -58,8 +66,8 @@ CPU = FaultType(
         "pin": Bool("pin each worker to its own core (sched_setaffinity)", False),
         "ramp": RAMP,
     }),
-    target_kinds=("host", "process", "pods"),
-    check=targets.no_pod_traffic,
+    target_kinds=("host", "process", "pods", "container"),
+    check=no_traffic_fields,
 )
 
 MEMORY = FaultType(
@@ -75,8 +83,8 @@ MEMORY = FaultType(
         "force": Bool("allow an amount that leaves less than 5% of RAM available (the kernel's "
                       "OOM killer may then kill other processes)", False),
     }),
-    target_kinds=("host", "process", "pods"),
-    check=targets.no_pod_traffic,
+    target_kinds=("host", "process", "pods", "container"),
+    check=no_traffic_fields,
 )
 
 DISK_FILL = FaultType(
@@ -104,7 +112,8 @@ IO = FaultType(
         "file_size": _size("size of each worker's file", "64MiB", min=4096),
         "workers": Int("number of worker processes", 1, min=1, max=64),
     }),
-    target_kinds=("host", "process"),
+    target_kinds=("host", "process", "container"),
+    check=no_traffic_fields,
 )
 
 FDS = FaultType(
@@ -123,7 +132,8 @@ THREADS = FaultType(
     params=Obj({
         "threads": Field(Int("how many to hold", min=1, max=100_000), required=True),
     }),
-    target_kinds=("host", "process"),
+    target_kinds=("host", "process", "container"),
+    check=no_traffic_fields,
 )
 
 ALL = (CPU, MEMORY, DISK_FILL, IO, FDS, THREADS)

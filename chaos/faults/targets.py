@@ -52,6 +52,9 @@ def _without_default(schema: Scalar) -> Scalar:
     return unset
 
 
+without_default = _without_default  # for the other target kinds with traffic filters
+
+
 PODS = Obj({
     "namespace": NAMESPACE,
     "labels": LABELS,

@@ -74,7 +74,10 @@ async def plan(experiment: Experiment, adapters: AdapterRegistry,
                              "may also match the services' processes (`service: NAME` in the "
                              "selector keeps it to one service's)")
             except TargetNotFound as exc:
-                if fault.target.kind == "process" and experiment.services:
+                # what the declared services start (a supervisor's workers, `docker run`
+                # containers) exists only once they run: resolved when the fault starts
+                if experiment.services and (fault.target.kind == "process"
+                                            or adapter.created_by_services):
                     later = (f"matches nothing before the services start; resolved when the "
                              f"fault starts ({exc})")
                 else:

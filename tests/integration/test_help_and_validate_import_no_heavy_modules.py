@@ -1,4 +1,5 @@
-"""`chaos --help` and `chaos validate` must not pay for the Kubernetes client or chaoslib.
+"""`chaos --help` and `chaos validate` must not pay for the Kubernetes client, chaoslib or the
+docker SDK.
 
 A fresh interpreter runs the CLI's entry point in-process with sys.argv patched, then prints
 sys.modules. Importable stand-ins for `kubernetes` and `chaoslib` are put on the path first, so
@@ -17,7 +18,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-HEAVY = ("kubernetes", "chaoslib", "prometheus_client", "opentelemetry")  # + telemetry
+HEAVY = ("kubernetes", "chaoslib", "docker", "prometheus_client", "opentelemetry")  # + telemetry
 
 PROBE = """
 import json, sys
@@ -58,11 +59,12 @@ def heavy(modules: list[str]) -> list[str]:
 
 def test_the_stand_ins_would_be_seen_if_imported(stand_ins: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(stand_ins)}
-    code = ("import kubernetes.client, chaoslib, sys; "
-            "print(sorted(m for m in sys.modules if m[:4] in ('kube', 'chao')))")
+    code = ("import kubernetes.client, chaoslib, docker, sys; "
+            "print(sorted(m for m in sys.modules if m[:4] in ('kube', 'chao', 'dock')))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=60, check=False)
     assert "kubernetes.client" in out.stdout and "chaoslib" in out.stdout, out.stderr
+    assert "docker" in out.stdout, out.stderr
 
 
 def test_help_imports_neither_kubernetes_nor_chaoslib(stand_ins: Path) -> None:
@@ -76,4 +78,12 @@ def test_validate_imports_neither_kubernetes_nor_chaoslib(stand_ins: Path) -> No
     code, modules = modules_after(stand_ins, "validate", "experiments/quickstart.yaml")
     assert code == 0
     assert "chaos.model.loader" in modules  # it did validate
+    assert heavy(modules) == []
+
+
+def test_validate_of_a_container_experiment_imports_no_docker_sdk(stand_ins: Path) -> None:
+    code, modules = modules_after(stand_ins, "validate",
+                                  "experiments/compose-shop-cache-paused.yaml")
+    assert code == 0
+    assert "chaos.faults.container" in modules  # the container catalogue was consulted
     assert heavy(modules) == []

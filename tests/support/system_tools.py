@@ -17,6 +17,7 @@ PACKAGES = {
     "ps": "procps", "redis-server": "redis-server", "nginx": "nginx",
     "prometheus": "prometheus", "chromium": "chromium", "openssl": "openssl",
     "prometheus-alertmanager": "prometheus-alertmanager",
+    "docker": "docker.io", "dockerd": "docker.io", "busybox": "busybox-static",
 }
 
 

@@ -66,6 +66,10 @@ async def run(argv: Sequence[str], stdin: str | None = None) -> tuple[int, str]:
 
 
 def in_netns(netns: str | None, argv: list[str]) -> list[str]:
+    """argv run inside a namespace: a name (`ip netns`) or a path (a container's
+    /proc/PID/ns/net, entered with nsenter)."""
+    if netns and netns.startswith("/"):
+        return ["nsenter", f"--net={netns}", "--", *argv]
     return ["ip", "netns", "exec", netns, *argv] if netns else argv
 
 
