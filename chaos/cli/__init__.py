@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from chaos import __version__
+from chaos.cli.colour import no_colour
 from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode
 
 COMMANDS = {
@@ -53,6 +54,7 @@ class LazyGroup(click.Group):
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="chaos")
 @click.option("--debug", is_flag=True, help="Show debug logs and tracebacks.")
+@no_colour
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Chaos engineering experiments with SLO hypotheses and crash-safe rollback.

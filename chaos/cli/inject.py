@@ -16,6 +16,7 @@ from typing import Any
 import click
 import yaml
 
+from chaos.cli import colour
 from chaos.cli.options import state_dir as state_dir_option
 from chaos.errors import ExitCode, ExperimentInvalid, Problem
 from chaos.faults import FaultType, default_registry
@@ -199,6 +200,24 @@ class InjectGroup(click.Group):
             return None
         return _command(fault)
 
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        """An unknown fault type says which one was meant (`proces.suspend`), exit 2."""
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            from chaos.model.walk import suggest
+
+            known = self.list_commands(ctx)
+            # `suspend`, `cpu`: the family left out; else a typo in the whole name
+            tails = {k.rpartition(".")[2]: k for k in known}
+            hint = (f"; did you mean {tails[name]}?" if name in tails else
+                    suggest(name, known) or suggest(name.rpartition(".")[2], list(tails)))
+            if hint and name not in tails and not suggest(name, known):
+                hint = f"; did you mean {tails[hint[len('; did you mean '):-1]]}?"
+            raise click.UsageError(f"no fault type {name!r}{hint or ''}"
+                                   f" (`chaos faults` lists them)", ctx)
+        return super().resolve_command(ctx, args)
+
 
 @click.group(cls=InjectGroup)
 def inject() -> None:
@@ -306,8 +325,13 @@ async def _hold(experiment: Any, state_dir: Path | None) -> int:
 
     options = RunOptions(runs_dir=Path(state_dir or _default_runs()) / "adhoc",
                          state_dir=state_dir)
-    record = await run_experiment(experiment, options, [LiveView(countdown=True)])
-    click.echo(summary(record.journal, str(record.journal_path)))
+    def print_id(event: Any) -> None:  # on stdout at once: what `chaos stop` takes
+        if event.name == "fault.injected":
+            click.echo(f"injection {event.data['injection']}  "
+                       f"(`chaos stop {event.data['injection']}` ends it)")
+
+    record = await run_experiment(experiment, options, [LiveView(countdown=True), print_id])
+    click.echo(colour.summary(summary(record.journal, str(record.journal_path))))
     if record.result.error is not None and record.result.error.hint:
         click.echo(f"  what to do: {record.result.error.hint}")
     return int(record.result.exit_code)

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from chaos.cli import colour
+from chaos.cli.batch import refuse_empty, select, selection, stops_here, total_line
 from chaos.cli.options import parse_vars, refuse_unused, state_dir, variables
 from chaos.cli.validate import is_ctk, load_any, note_skipped
 from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode, ExperimentInvalid, most_serious
@@ -46,16 +48,19 @@ from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode, ExperimentInvalid
      "skip"]), help="Chaos Toolkit experiments: when the steady-state hypothesis runs.")
 @click.option("--hypothesis-frequency", type=click.FloatRange(min=0.05),
               help="Chaos Toolkit experiments: seconds between continuous hypothesis runs.")
-@click.option("--fail-fast", is_flag=True, default=None,
-              help="Chaos Toolkit experiments: stop the method when the continuous hypothesis "
-                   "fails.")
+@click.option("-x", "--fail-fast", is_flag=True, default=None,
+              help="Stop at the first experiment that does not hold (exit code other than 0); "
+                   "Chaos Toolkit experiments: also stop the method when the continuous "
+                   "hypothesis fails.")
+@selection
+@colour.no_colour
 @state_dir
 def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
         junit_path: Path | None, runs_dir: Path, seed: int | None, quiet: bool,
         vars_: tuple[str, ...], var_files: tuple[str, ...], journal_format: str,
         rollback_strategy: str | None, hypothesis_strategy: str | None,
         hypothesis_frequency: float | None, fail_fast: bool | None,
-        state_dir: Path | None) -> None:
+        tags: tuple[str, ...], exclude_tags: tuple[str, ...], state_dir: Path | None) -> None:
     """Run experiment FILEs (or every *.yaml and Chaos Toolkit *.json in DIRs) in order.
 
     Each run checks the steady state, injects the faults on their timeline, reverts them
@@ -88,6 +93,9 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
                    err=True)
         sys.exit(ExitCode.INVALID)
     refuse_unused(variables_, [None if is_ctk(e) else e.uses for e in experiments], files)
+    chosen = select(experiments, tags, exclude_tags)
+    refuse_empty(experiments, chosen, tags, exclude_tags)
+    experiments = chosen
     ctk = [e for e in experiments if is_ctk(e)]
     if journal_format == "ctk" and len(ctk) != len(experiments):
         raise click.UsageError("--journal-format ctk is for Chaos Toolkit experiments")
@@ -112,7 +120,7 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
 
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         code = runner.run(_run_all(experiments, journal_path, junit_path, runs_dir, seed, quiet,
-                                   state_dir, ctk_options, journal_format))
+                                   state_dir, ctk_options, journal_format, fail_fast))
     sys.exit(code)
 
 
@@ -164,7 +172,8 @@ async def print_plan(experiments: list, seed: int | None = None) -> int:  # type
 async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore[type-arg]
                    junit_path: Path | None, runs_dir: Path, seed: int | None, quiet: bool,
                    state_dir: Path | None, ctk_options: Any = None,
-                   journal_format: str = "chaos") -> int:
+                   journal_format: str = "chaos", fail_fast: bool | None = None) -> int:
+    import time
     from chaos.cli.view import LiveView
     from chaos.reports.terminal import summary
     from chaos.runner.session import RunOptions, run_experiment
@@ -173,6 +182,7 @@ async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore
                          seed=seed)
     codes: list[int] = []
     journals: list[dict[str, object]] = []
+    started = time.monotonic()
     for exp in experiments:
         subscribers: list[Any] = [] if quiet else [LiveView()]
         extra: list[str] = []
@@ -192,17 +202,22 @@ async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore
             journals.append(_error_journal(exp.source, exc.exit_code, str(exc)))
             codes.append(exc.exit_code)
             click.echo(f"chaos: error: {exc}", err=True)
+            if stops_here(exc.exit_code, fail_fast):
+                break
             continue
         journals.append(record.journal)
         text = summary(record.journal, str(record.journal_path))
         if extra:  # Chaos Toolkit activities go before the verdict line
             head, _, tail = text.partition("\n  verdict:")
             text = "\n".join([head, *extra]) + "\n  verdict:" + tail
-        click.echo(text)
+        click.echo(colour.summary(text))
         if record.result.error is not None and record.result.error.hint:
             click.echo(f"  what to do: {record.result.error.hint}")
         codes.append(int(record.result.exit_code))
-        if record.result.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
-            break  # the user asked to stop: do not start the next experiment
+        if stops_here(record.result.exit_code, fail_fast):
+            break  # the user asked to stop (a signal, or -x): do not start the next experiment
+    if len(experiments) > 1:
+        click.echo(colour.total(total_line(codes, time.monotonic() - started,
+                                          len(experiments) - len(codes))))
     _write_junit(junit_path, journals)
     return most_serious(codes)
