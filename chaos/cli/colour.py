@@ -89,5 +89,6 @@ def total(text: str, stream: TextIO | None = None) -> str:
     for word, style in (("held", "PASS"), ("failed", "FAIL"), ("invalid", "INVALID"),
                         ("aborted", "FAIL"), ("REVERT FAILED", "FAIL"),
                         ("not steady before", "FAIL"), ("interrupted", "ERROR")):
-        text = re.sub(rf"(\d+ {word})", lambda m, s=style: paint(m.group(1), s, stream), text)
+        painted = paint(r"\1", style, stream)
+        text = re.sub(rf"(\d+ {word})", painted, text)
     return text

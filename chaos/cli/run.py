@@ -184,7 +184,7 @@ async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore
     journals: list[dict[str, object]] = []
     started = time.monotonic()
     for exp in experiments:
-        subscribers: list[Any] = [] if quiet else [LiveView()]
+        subscribers: list[Any] = [] if quiet else [LiveView(experiment=exp)]
         extra: list[str] = []
         try:
             record: Any
