@@ -61,7 +61,7 @@ def status(as_json: bool, state_dir: Path | None) -> None:
     for r in rows:
         until = r["ends"] or r["deadline"]
         left = f"{max(0.0, until - now):.0f}s" if until else "no deadline"
-        who = f"pid {r['runner_pid']}" if r["runner_alive"] else "RUNNER GONE"
+        who = f"running (pid {r['runner_pid']})" if r["runner_alive"] else "RUNNER GONE"
         table.append((r["id"], r["fault"], r["target"], r["state"], left, who))
     widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]) - 1)]
     for n, row in enumerate(table):
@@ -73,7 +73,7 @@ def status(as_json: bool, state_dir: Path | None) -> None:
             click.echo(f"{r['id']}: last error: {r['error']}")
     if orphaned:  # scripts and CI see it too, not only a reader of the table
         click.echo("RUNNER GONE: injections are open with no runner holding them; "
-                   "run `chaos recover`", err=True)
+                   "run `chaos recover`")
         sys.exit(ExitCode.REVERT_FAILED)
 
 

@@ -1,0 +1,120 @@
+"""The ad hoc commands as a person uses them: `chaos inject` prints the id `chaos stop` takes,
+`chaos status` is a table with headers and fails when injections are orphaned, a mistyped fault
+type gets a did-you-mean, `chaos faults TYPE` shows one fault.
+
+Every command is the real CLI in its own process; the target's state comes from /proc.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import ROOT, chaos_cmd, process_state, run_chaos, wait_until
+
+
+def frozen(pid: int) -> bool:
+    return process_state(pid) == "T"
+
+
+def open_rows() -> list[dict[str, object]]:
+    result = run_chaos("status", "--json", timeout=30)
+    return list(json.loads(result.stdout))
+
+
+def test_inject_prints_the_id_that_chaos_stop_takes(
+        tmp_path: Path, state_dir: Path, sleeper: psutil.Process) -> None:
+    out = tmp_path / "inject.out"
+    with open(out, "wb") as stdout:
+        proc = subprocess.Popen(chaos_cmd("inject", "process.suspend", "--pid", str(sleeper.pid),
+                                          "--for", "5m"), cwd=ROOT, stdout=stdout,
+                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: re.search(r"^injection (\S+)", out.read_text(), re.M),
+                          30) is not None, out.read_text()
+        ident = re.search(r"^injection (\S+)", out.read_text(), re.M).group(1)  # type: ignore[union-attr]
+        assert frozen(sleeper.pid)
+        assert [row["id"] for row in open_rows()] == [ident]
+        stopped = run_chaos("stop", ident, timeout=60)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert proc.wait(30) == 0
+        assert not frozen(sleeper.pid)
+        assert open_rows() == []
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(30)
+
+
+def test_status_exits_5_and_says_runner_gone_when_injections_are_orphaned(
+        tmp_path: Path, state_dir: Path, sleeper: psutil.Process) -> None:
+    proc = subprocess.Popen(chaos_cmd("inject", "process.suspend", "--pid", str(sleeper.pid),
+                                      "--for", "5m"), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: frozen(sleeper.pid) and open_rows(), 30) is not None
+        held = run_chaos("status", timeout=30)
+        assert held.returncode == 0, held.stdout + held.stderr
+        watchdog = next(p for p in psutil.process_iter(["cmdline"])
+                        if "chaos.safety.watchdog" in (p.info["cmdline"] or [])
+                        and str(proc.pid) in (p.info["cmdline"] or []))
+        watchdog.kill()
+        proc.kill()
+        proc.wait(10)
+        watchdog.wait(10)
+        gone = run_chaos("status", timeout=30)
+        assert gone.returncode == 5, gone.stdout + gone.stderr
+        header, row, *footer = gone.stdout.splitlines()
+        assert header.split() == ["ID", "FAULT", "TARGET", "STATE", "LEFT", "RUNNER"]
+        assert row.rstrip().endswith("RUNNER GONE") and f"pid {sleeper.pid} " in row
+        assert "chaos recover" in "\n".join(footer)
+        assert run_chaos("status", "--json", timeout=30).returncode == 5
+        assert run_chaos("recover", timeout=60).returncode == 0
+        assert not frozen(sleeper.pid)
+        done = run_chaos("status", timeout=30)
+        assert done.returncode == 0 and "no active injections" in done.stdout
+    finally:
+        proc.kill()
+        proc.wait(10)
+        run_chaos("recover", "--force", timeout=60)
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("proces.suspend", "process.suspend"),
+                                              ("suspend", "process.suspend"),
+                                              ("resource.cpuu", "resource.cpu"),
+                                              ("network.latncy", "network.latency")])
+def test_a_mistyped_fault_type_gets_a_did_you_mean(
+        state_dir: Path, typed: str, meant: str) -> None:
+    for command in (("inject", typed, "--pid", "1", "--for", "1s"), ("faults", typed)):
+        result = run_chaos(*command, timeout=30)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"no fault type {typed!r}; did you mean {meant}?" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert open_rows() == []  # nothing was injected
+
+
+def test_faults_type_shows_one_fault_in_detail() -> None:
+    result = run_chaos("faults", "network.latency", timeout=30)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert text.splitlines()[0] == "network.latency"
+    assert "network.loss" not in text  # one fault, not the catalogue
+    assert re.search(r"adapters: .*local\.proxy", text)
+    assert re.search(r"delay\s+--delay\s+duration", text)
+    assert "- type: network.latency" in text and "duration: 30s" in text
+    as_json = json.loads(run_chaos("faults", "network.latency", "--json", timeout=30).stdout)
+    assert as_json["type"] == "network.latency"
+    assert [p["name"] for p in as_json["params"]][:2] == ["delay", "jitter"]
+    instant = run_chaos("faults", "process.kill", timeout=30).stdout
+    assert "instant" in instant and "duration: 30s" not in instant
+
+
+def test_status_with_nothing_held_exits_0(state_dir: Path) -> None:
+    result = run_chaos("status", timeout=30)
+    assert result.returncode == 0 and "no active injections" in result.stdout
