@@ -122,3 +122,45 @@ def fit(text: str, width: int) -> str:
     """One screen line: cut with an ellipsis, never wrapped (a wrapped line cannot be redrawn)."""
     width = max(10, width - 1)  # the last column makes some terminals wrap early
     return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def format_bytes(count: float) -> str:
+    """1.2 MiB, not 1258291 B: byte counts a person reads at a glance."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"  # not reached
+
+
+# a toxic's parameters, as a person wrote them (they are stored as seconds and bytes)
+_SECONDS = ("delay", "jitter", "after")
+
+
+def _toxic_param(name: str, value: float) -> str:
+    if name in _SECONDS:
+        return f"{name} {format_duration(value)}"
+    if name == "rate":
+        return f"rate {format_bytes(value)}/s"
+    if name in ("bytes", "size", "variation"):
+        return f"{name} {format_bytes(value)}"
+    return f"{name} {value:g}"
+
+
+def proxy_line(snap: dict[str, Any], until: float | None, now: float) -> str:
+    """The fault proxy's live line: traffic, then each fault with its parameters and time left."""
+    parts = [f"connections {snap['open_connections']} open, {snap['accepted']} accepted",
+             f"up {format_bytes(snap['bytes']['upstream'])}, "
+             f"down {format_bytes(snap['bytes']['downstream'])}"]
+    for toxic in snap["toxics"]:
+        params = ", ".join(_toxic_param(k, v) for k, v in toxic["params"].items())
+        ends = toxic.get("expires") or until
+        left = (f"{format_duration(round(max(0.0, ends - now)))} left" if ends
+                else "until Ctrl-C")
+        share = f", {toxic['toxicity'] * 100:g}% of connections" if toxic["toxicity"] < 1 else ""
+        parts.append(f"{toxic['kind']}({params}{'; ' if params else ''}{toxic['direction']}"
+                     f"{share}) {left}")
+    if not snap["toxics"]:
+        parts.append("no faults")
+    return " | ".join(parts)
