@@ -178,6 +178,9 @@ def _command(fault: FaultType) -> click.Command:
     if not fault.instant:
         params.append(click.Option(["--for", "duration"], required=True, metavar="DURATION",
                                    help="how long to hold the fault, e.g. 30s"))
+        params.append(click.Option(["--detach"], is_flag=True,
+                                   help="hold the fault in the background: print its id and "
+                                        "return at once (`chaos stop ID` ends it)"))
     params.append(click.Option(["--max-targets"], type=int, default=5, show_default=True,
                                help="refuse a selector that matches more targets"))
     params.append(click.Option(["--dry-run"], is_flag=True, help="show the targets, inject nothing"))
@@ -315,6 +318,10 @@ def _inject(fault: FaultType, kw: dict[str, Any]) -> None:
         from chaos.cli.run import print_plan
 
         sys.exit(asyncio.run(print_plan([experiment])))
+    if kw.get("detach"):  # checked above like any inject; the holder runs it for real
+        from chaos.cli.detach import detach
+
+        sys.exit(detach(kw.get("state_dir"), sys.argv[1:]))
     sys.exit(asyncio.run(_hold(experiment, kw.get("state_dir"))))
 
 

@@ -8,6 +8,7 @@ Every command is the real CLI in its own process; the target's state comes from 
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -118,3 +119,55 @@ def test_faults_type_shows_one_fault_in_detail() -> None:
 def test_status_with_nothing_held_exits_0(state_dir: Path) -> None:
     result = run_chaos("status", timeout=30)
     assert result.returncode == 0 and "no active injections" in result.stdout
+
+
+def holder_of(ident: str) -> psutil.Process:
+    (row,) = [r for r in open_rows() if r["id"] == ident]
+    return psutil.Process(int(row["runner_pid"]))  # type: ignore[call-overload]
+
+
+def gone(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_detach_returns_the_id_while_a_background_holder_keeps_the_fault(
+        state_dir: Path, sleeper: psutil.Process) -> None:
+    result = run_chaos("inject", "process.suspend", "--pid", str(sleeper.pid), "--for", "5m",
+                       "--detach", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (ident,) = re.findall(r"^injection (\S+)$", result.stdout, re.M)
+    # the command has returned; the fault is still held, by a holder in a session of its own
+    assert frozen(sleeper.pid)
+    holder = holder_of(ident)
+    assert holder.is_running() and os.getsid(holder.pid) == holder.pid
+    assert f"chaos stop {ident}" in result.stderr
+    stopped = run_chaos("stop", ident, timeout=60)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert not frozen(sleeper.pid)
+    assert wait_until(lambda: gone(holder), 30) is not None, "the holder did not end"
+    assert open_rows() == []
+
+
+def test_a_killed_detached_holder_is_reverted_by_its_watchdog(
+        state_dir: Path, sleeper: psutil.Process) -> None:
+    result = run_chaos("inject", "process.suspend", "--pid", str(sleeper.pid), "--for", "5m",
+                       "--detach", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (ident,) = re.findall(r"^injection (\S+)$", result.stdout, re.M)
+    holder = holder_of(ident)
+    holder.kill()
+    assert wait_until(lambda: not frozen(sleeper.pid), 30) is not None, "still frozen"
+    assert wait_until(lambda: open_rows() == [], 15) is not None, open_rows()
+
+
+def test_detach_that_cannot_inject_reports_why_and_leaves_nothing(state_dir: Path) -> None:
+    no_such_pid = 4194305  # above Linux's highest pid_max
+    result = run_chaos("inject", "process.suspend", "--pid", str(no_such_pid), "--for", "5m",
+                       "--detach", timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "injection " not in result.stdout
+    assert str(no_such_pid) in result.stderr and "verdict: ERROR" in result.stderr
+    assert open_rows() == []
