@@ -31,17 +31,46 @@ TARGET_FLAGS = {
     "user": ("process", "user", str, "only processes of this user"),
     "listen": ("proxy", "listen", str, "fault proxy: address it listens on, HOST:PORT"),
     "upstream": ("proxy", "upstream", str, "fault proxy: address it relays to, HOST:PORT"),
+    # `--direction` sets one of these two (see _direction); the old names stay as hidden aliases
     "stream": ("proxy", "direction", str, "fault proxy: downstream, upstream or both"),
     "toxicity": ("proxy", "toxicity", str, "fault proxy: share of connections hit, e.g. 50%"),
     "device": ("interface", "device", str,
                "kernel: network device (with --netns: inside it; with pod flags: in each pod)"),
     "netns": ("netns", "name", str, "kernel: network namespace holding --device"),
-    "peer": ("interface", "host", str, "kernel: only traffic to/from this IP address"),
+    "host": ("interface", "host", str, "kernel: only traffic to/from this IP address"),
     "cidr": ("interface", "cidr", str, "kernel: only traffic to/from this network"),
     "port": ("interface", "port", int, "kernel: only traffic to/from this port"),
     "protocol": ("interface", "protocol", str, "kernel: tcp, udp, icmp or all"),
     "traffic": ("interface", "direction", str, "kernel: ingress (arriving), egress or both"),
 }
+# one flag name per YAML field, as in `chaos proxy` and the file; the old names, hidden, for a
+# release: old flag -> the TARGET_FLAGS entry it sets
+DIRECTION_FLAGS = ("stream", "traffic")
+OLD_NAMES = {"peer": "host", "stream": "stream", "traffic": "traffic"}
+
+
+def _target_flag(name: str) -> str:
+    """The flag a person types for a TARGET_FLAGS entry."""
+    return "--direction" if name in DIRECTION_FLAGS else _flag(name)
+
+
+def _direction(fault: FaultType, kw: dict[str, Any]) -> None:
+    """`--direction` is the proxy's byte stream (downstream/upstream) or the kernel's packets
+    (ingress/egress): which one follows from the other target flags, else from the value."""
+    for old, entry in OLD_NAMES.items():  # hidden aliases
+        value = kw.pop(f"old_{old}", None)
+        if value is not None and kw.get(f"target_{entry}") is None:
+            kw[f"target_{entry}"] = value
+    value = kw.pop("target_direction", None)
+    if value is None:
+        return
+    given = {TARGET_FLAGS[f][0] for f in TARGET_FLAGS
+             if f not in DIRECTION_FLAGS and kw.get(f"target_{f}") is not None}
+    if "proxy" in given or ("proxy" in fault.target_kinds and not given and
+                            value in ("downstream", "upstream")):
+        kw["target_stream"] = value
+    else:
+        kw["target_traffic"] = value
 
 # Kubernetes flags, kubectl-like: the kind follows from --node / --deployment / --statefulset,
 # else pods. With pod flags, the kernel flags (--device, --peer, --port...) filter the traffic
@@ -122,7 +151,7 @@ def _target_kind(flags: set[str]) -> str:
         kinds.discard("interface")
     if len(kinds) > 1:
         raise click.UsageError("target flags of different kinds were mixed: "
-                               + ", ".join(sorted(_flag(f) for f in flags)))
+                               + ", ".join(sorted({_target_flag(f) for f in flags})))
     return kinds.pop() if kinds else "process"
 
 
@@ -130,13 +159,14 @@ def _in_pods(cluster: tuple[str, dict[str, Any]],
              kw: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Kernel traffic flags given with pod flags filter traffic inside each pod."""
     given = [f for f in TARGET_FLAGS if kw.get(f"target_{f}") is not None]
-    local = [_flag(f) for f in given if TARGET_FLAGS[f][0] != "interface"]
+    local = [_target_flag(f) for f in given if TARGET_FLAGS[f][0] != "interface"]
     if cluster[0] != "pods" or local:
         raise click.UsageError(
-            f"{', '.join(local or [_flag(f) for f in given])} name a target on this machine, "
+            f"{', '.join(local or [_target_flag(f) for f in given])} name a target on this "
+            "machine, "
             f"and the Kubernetes flags a {cluster[0]} target in the cluster; give one or the "
-            "other (with pod flags, only --device, --peer, --cidr, --port, --protocol and "
-            "--traffic apply, inside each pod)")
+            "other (with pod flags, only --device, --host, --cidr, --port, --protocol and "
+            "--direction apply, inside each pod)")
     kind, selector = cluster
     return kind, {**selector, **{TARGET_FLAGS[f][1]: kw[f"target_{f}"] for f in given}}
 
@@ -165,9 +195,17 @@ def _command(fault: FaultType) -> click.Command:
                                        .split(" ")[0], help=f"{schema.doc}{default}",
                                        type=int if isinstance(schema, Int) else None))
     kinds = [k for k in fault.target_kinds if k != "service"]
+    directions = []
     for flag, (kind, _, kind_type, doc) in TARGET_FLAGS.items():
-        if kind in kinds:
+        if kind in kinds and flag in DIRECTION_FLAGS:
+            directions.append(doc)
+        elif kind in kinds:
             params.append(click.Option([_flag(flag), f"target_{flag}"], type=kind_type, help=doc))
+    if directions:
+        params.append(click.Option(["--direction", "target_direction"], help="; ".join(directions)))
+    for old, entry in OLD_NAMES.items():
+        if TARGET_FLAGS[entry][0] in kinds:
+            params.append(click.Option([_flag(old), f"old_{old}"], hidden=True))
     if any(k in KUBERNETES_KINDS for k in kinds):
         params += _kubernetes_options(kinds)
     if "process" in kinds or any(k in KUBERNETES_KINDS for k in kinds):
@@ -187,6 +225,7 @@ def _command(fault: FaultType) -> click.Command:
     params.append(state_dir_option(click.Command("x")).params[0])
 
     def callback(**kwargs: Any) -> None:
+        _direction(fault, kwargs)
         _inject(fault, kwargs)
 
     return click.Command(fault.name, params=params, callback=callback,
@@ -241,8 +280,8 @@ def _document(fault: FaultType, kw: dict[str, Any]) -> dict[str, Any]:
     host = not selector and not cluster and "host" in fault.target_kinds  # this machine
     if not selector and not host and not cluster and any(
             k != "service" for k in fault.target_kinds):
-        flags = [_flag(f) for f, (kind, *_) in TARGET_FLAGS.items()
-                 if kind in fault.target_kinds]
+        flags = list(dict.fromkeys(_target_flag(f) for f, (kind, *_) in TARGET_FLAGS.items()
+                                   if kind in fault.target_kinds))
         flags += [n[-1] for d, n, _ in KUBERNETES_FLAGS if d in _kubernetes_dests(
             fault.target_kinds) and d not in ("k8s_context", "k8s_kubeconfig")]
         raise click.UsageError("say what to hit: " + ", ".join(flags))
@@ -278,9 +317,9 @@ def _flags_by_path(fault: FaultType) -> dict[str, str]:
     for share in ("count", "percent"):
         paths[f"faults[0].target.{share}"] = _share_flag(fault, share)
     for flag, (kind, field, _, _) in TARGET_FLAGS.items():
-        paths[f"faults[0].target.{kind}.{field}"] = _flag(flag)
+        paths[f"faults[0].target.{kind}.{field}"] = _target_flag(flag)
         if kind == "interface":  # the same flags inside pods
-            paths[f"faults[0].target.pods.{field}"] = _flag(flag)
+            paths[f"faults[0].target.pods.{field}"] = _target_flag(flag)
     for kind in KUBERNETES_KINDS:
         for field, flag in KUBERNETES_FIELDS.items():
             paths.setdefault(f"faults[0].target.{kind}.{field}", flag or f"--{kind}")

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import ROOT, chaos_cmd, process_state, run_chaos, wait_until
+from tests.conftest import ROOT, chaos_cmd, free_port, process_state, run_chaos, wait_until
 
 
 def frozen(pid: int) -> bool:
@@ -171,3 +171,36 @@ def test_detach_that_cannot_inject_reports_why_and_leaves_nothing(state_dir: Pat
     assert "injection " not in result.stdout
     assert str(no_such_pid) in result.stderr and "verdict: ERROR" in result.stderr
     assert open_rows() == []
+
+
+def test_direction_and_host_are_the_flag_names_for_proxy_and_kernel_alike() -> None:
+    for fault in ("network.latency", "network.loss"):
+        shown = run_chaos("inject", fault, "--help", timeout=30).stdout
+        assert "--direction" in shown and "--host" in shown or fault == "network.latency"
+        for old in ("--stream", "--traffic", "--peer"):
+            assert old not in shown  # hidden aliases, not advertised
+    kernel = ("inject", "network.loss", "--device", "lo", "--percent", "10%", "--for", "1s")
+    wrong = run_chaos(*kernel, "--direction", "upstream", "--dry-run", timeout=30)
+    assert wrong.returncode == 2
+    assert "--direction: expected one of both, ingress, egress" in wrong.stderr, wrong.stderr
+    new = run_chaos(*kernel, "--direction", "ingress", "--host", "10.1.2.3", "--dry-run",
+                    timeout=30)
+    old = run_chaos(*kernel, "--traffic", "ingress", "--peer", "10.1.2.3", "--dry-run",
+                    timeout=30)
+    assert new.returncode == old.returncode == 0, new.stderr + old.stderr
+    assert "host=10.1.2.3" in new.stdout and new.stdout == old.stdout
+
+
+def test_direction_reaches_the_proxy_target(state_dir: Path, web_server: object) -> None:
+    upstream = web_server.port  # type: ignore[attr-defined]
+    proxy = ("inject", "network.latency", "--listen", f"127.0.0.1:{free_port()}", "--upstream",
+             f"127.0.0.1:{upstream}", "--delay", "1ms", "--for", "1s")
+    wrong = run_chaos(*proxy, "--direction", "sideways", timeout=30)
+    assert wrong.returncode == 2
+    assert "--direction: expected one of downstream, upstream, both" in wrong.stderr
+    for flags in (("--direction", "upstream"), ("--stream", "upstream")):
+        result = run_chaos(*proxy, *flags, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        journal = max((state_dir / "adhoc").glob("*/journal.json"), key=lambda p: p.stat().st_mtime)
+        target = json.loads(journal.read_text())["experiment"]["faults"][0]["target"]
+        assert "direction=upstream" in target, target
