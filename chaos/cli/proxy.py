@@ -34,8 +34,11 @@ def _params(fault_type: str, pairs: tuple[str, ...]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or key not in fields:
+            from chaos.model.walk import suggest
+
             raise click.UsageError(f"--with {pair}: expected KEY=VALUE with KEY one of "
-                                   f"{', '.join(fields) or '(none)'} for {fault_type}")
+                                   f"{', '.join(fields) or '(none)'} for {fault_type}"
+                                   f"{suggest(key, list(fields)) if sep else ''}")
         schema = fields[key].schema
         assert isinstance(schema, Scalar)  # proxy faults have scalar parameters only
         try:
