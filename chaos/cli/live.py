@@ -1,7 +1,7 @@
 """The status line of a run on a terminal: where it is and how close it is to the edge.
 
-`during  12s left | last 5s: availability 99.8%, p95 42ms | abort if availability < 90%: 9.8 pts
-to spare | 1 fault active, next revert in 12s` - redrawn in place by the live view (chaos.cli.view) several
+`during  12s left | 1 fault active, next revert in 12s | last 5s: availability 99.8%, p95 42ms |
+abort if availability < 90%: 9.8 pts to spare` - redrawn in place by the live view (chaos.cli.view) several
 times a second, from events only (the engine never formats output). Fitted to the terminal's
 width, so a narrow window never wraps it into stale half-lines.
 """
@@ -99,17 +99,17 @@ class Progress:
                 remaining = max(0.0, self.phase_started + self.phase_length - now)
                 left = f"  {format_duration(round(remaining))} left"
             parts.append(f"{self.phase}{left}")
+        if self.held:
+            _, until = min(self.held.values(), key=lambda h: h[1])
+            count = len(self.held)
+            parts.append(f"{count} fault{'' if count == 1 else 's'} active, next revert in "
+                         f"{format_duration(round(max(0.0, until - now)))}")
         if self.seconds:
             requests, errors, p95 = self.recent(RECENT)
             availability = f"{100 * (1 - errors / requests):.1f}%" if requests else "n/a"
             latency = format_duration(p95) if p95 is not None else "n/a"
             parts.append(f"last {RECENT}s: availability {availability}, p95 {latency}")
         parts += self.headroom()
-        if self.held:
-            what, until = min(self.held.values(), key=lambda h: h[1])
-            count = len(self.held)
-            parts.append(f"{count} fault{'' if count == 1 else 's'} active, next revert in "
-                         f"{format_duration(round(max(0.0, until - now)))}")
         return fit(">> " + " | ".join(parts), width) if parts else ""
 
 
