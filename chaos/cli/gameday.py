@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from chaos.cli.colour import no_colour
 from chaos.cli.options import parse_vars, refuse_unused, state_dir, variables
 from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode
 
@@ -81,6 +82,7 @@ def _with_signals(main: Awaitable[int], on_signal: Callable[[int], None]) -> int
 @click.argument("file", type=click.Path())
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help=OUT_HELP)
 @variables
+@no_colour
 @state_dir
 def run(file: str, out: Path | None, vars_: tuple[str, ...], state_dir: Path | None) -> None:
     """Run the game day in FILE now: its experiments in order, parallel groups together.
@@ -94,12 +96,15 @@ def run(file: str, out: Path | None, vars_: tuple[str, ...], state_dir: Path | N
 
     variables_ = parse_vars(vars_)
     day, titles = _load(file, variables_)
-    notifier = Notifier(day.notify, warn=lambda m: click.echo(f"chaos: warning: {m}", err=True))
+    from chaos.cli.gameday_view import GameDayView
+
+    view = GameDayView()
+    notifier = Notifier(day.notify, warn=lambda m: view.echo(f"chaos: warning: {m}", err=True))
     runner = GameDayRun(day, _out(out, day), variables=variables_, state_dir=state_dir,
-                        notifier=notifier, echo=click.echo, titles=titles)
+                        notifier=notifier, echo=view.echo, titles=titles)
     _prepare(runner)
     click.echo(f"game day {runner.id}: {day.title} ({len(day.experiments)} experiments)")
-    code = _with_signals(runner.run(), runner.interrupt)
+    code = _with_signals(view.around(runner), runner.interrupt)
     _summary(runner, code)
     sys.exit(code)
 

@@ -164,3 +164,26 @@ def proxy_line(snap: dict[str, Any], until: float | None, now: float) -> str:
     if not snap["toxics"]:
         parts.append("no faults")
     return " | ".join(parts)
+
+
+def gameday_line(slots: list[Any], started: float, now: float) -> str:
+    """A game day's status line: which experiments run, for how long, and what the done ones
+    gave (slots: chaos.gameday.run.Slot)."""
+    total = len(slots)
+    parts = [f"game day {format_duration(round(max(0.0, now - started)))}"]
+    for slot in slots:
+        if slot.status == "running" and slot.started is not None:
+            title = slot.summary.get("title") or slot.ref.shown
+            parts.append(f"running [{slot.index}/{total}] {title} "
+                         f"{format_duration(round(max(0.0, now - slot.started)))}")
+    done: dict[str, int] = {}
+    for slot in slots:
+        if slot.status == "done":
+            word = str(slot.summary.get("verdict") or f"exit {slot.exit_code}")
+            done[word] = done.get(word, 0) + 1
+    if done:
+        parts.append("done: " + ", ".join(f"{n} {word}" for word, n in done.items()))
+    waiting = sum(1 for slot in slots if slot.status == "pending")
+    if waiting:
+        parts.append(f"{waiting} to go")
+    return " | ".join(parts)
