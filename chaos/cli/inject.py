@@ -228,8 +228,28 @@ def _command(fault: FaultType) -> click.Command:
         _direction(fault, kwargs)
         _inject(fault, kwargs)
 
-    return click.Command(fault.name, params=params, callback=callback,
-                         help=f"{fault.summary}.", short_help=fault.summary)
+    return FaultCommand(fault.name, params=params, callback=callback,
+                        help=f"{fault.summary}.", short_help=fault.summary)
+
+
+class FaultCommand(click.Command):
+    """A flag named as another tool names the parameter (`--latency`, `--cpu-percent`) is
+    answered with ours (chaos.model.borrowed), not only click's spelling guess."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            from chaos.model.borrowed import borrowed
+
+            fields = [p.name for p in self.params if p.name]
+            word = exc.option_name.lstrip("-")
+            hint = borrowed(word, fields) or borrowed(word.replace("-", "_"), fields)
+            if not hint:
+                raise
+            ours = hint.split("did you mean ", 1)[1].split("?", 1)[0]
+            raise click.UsageError(f"no such option {exc.option_name}; did you mean "
+                                   f"{_flag(ours)}?{hint.split('?', 1)[1]}", ctx) from None
 
 
 class InjectGroup(click.Group):

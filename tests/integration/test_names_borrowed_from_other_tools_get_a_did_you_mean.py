@@ -62,3 +62,16 @@ def test_every_borrowed_name_points_at_a_field_of_ours() -> None:
     # where both are fields of one mapping, the borrowed name is ours too: no suggestion there
     assert not [(word, ours) for word, (ours, _) in BORROWED.items()
                 for names in mappings if {word, ours} <= names]
+
+
+def test_inject_with_a_borrowed_flag_name_says_ours(state_dir: Path) -> None:
+    latency = run_chaos("inject", "network.latency", "--listen", "127.0.0.1:1", "--upstream",
+                        "127.0.0.1:2", "--latency", "200ms", "--for", "1s", timeout=30)
+    assert latency.returncode == 2
+    assert ("no such option --latency; did you mean --delay? (Toxiproxy and Chaos Mesh call "
+            "it latency)") in latency.stderr
+    cpu = run_chaos("inject", "resource.cpu", "--cpu-percent", "50%", "--for", "1s", timeout=30)
+    assert cpu.returncode == 2
+    assert "no such option --cpu-percent; did you mean --load? (chaosblade calls it " \
+           "cpu-percent)" in cpu.stderr
+    assert "Traceback" not in latency.stderr + cpu.stderr
