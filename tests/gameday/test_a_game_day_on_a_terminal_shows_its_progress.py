@@ -54,6 +54,18 @@ def test_status_line_and_coloured_verdicts_on_a_terminal(
     assert b"[2/2] \x1b[31msteady-state-not-met\x1b[0m:" in run.output
 
 
+def test_no_color_and_the_flag_turn_colour_off_on_a_terminal(
+        tmp_path: Path, state_dir: Path, sleeper: psutil.Process) -> None:
+    path = two_experiments(tmp_path, sleeper.pid)
+    argv = [sys.executable, "-m", "chaos", "gameday", "run", str(path), "--out",
+            str(tmp_path / "out")]
+    for run in (on_pty(argv, cwd=str(ROOT), env={"NO_COLOR": "1"}, timeout=180),
+                on_pty([*argv, "--no-color"], cwd=str(ROOT), timeout=180)):
+        assert run.returncode == 3, run.text
+        assert b"[1/2] held:" in run.output
+        assert b"\x1b[32m" not in run.output and b"\x1b[31m" not in run.output
+
+
 def test_piped_game_day_lines_are_plain(
         tmp_path: Path, state_dir: Path, sleeper: psutil.Process) -> None:
     path = two_experiments(tmp_path, sleeper.pid)
