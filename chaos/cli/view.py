@@ -5,6 +5,7 @@ faults held. Piped or redirected, only the event lines: a log gets no carriage r
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from typing import TextIO
@@ -101,8 +102,12 @@ class LiveView:
 
     async def _tick(self) -> None:
         while True:
-            self._draw()
-            self.stream.flush()
+            try:
+                self._draw()
+                self.stream.flush()
+            except Exception:  # a display bug must not end the run, nor pass unseen
+                logging.getLogger(__name__).exception("the live status line failed")
+                return
             await asyncio.sleep(REDRAW)
 
 
