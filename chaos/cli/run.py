@@ -199,6 +199,8 @@ async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore
             else:
                 record = await run_experiment(exp, options, subscribers)
         except ChaosError as exc:  # could not even start (e.g. the state dir is unwritable)
+            for view in subscribers[:1]:
+                view.close()
             journals.append(_error_journal(exp.source, exc.exit_code, str(exc)))
             codes.append(exc.exit_code)
             click.echo(f"chaos: error: {exc}", err=True)

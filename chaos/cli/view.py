@@ -77,10 +77,16 @@ class LiveView:
             self._start_ticker()
         elif event.name in ("fault.reverted", "fault.revert_failed"):
             self._held.pop(d["injection"], None)
-        elif event.name == "run.finished" and self._ticker is not None:
+        elif event.name == "run.finished":
+            self.close()
+
+    def close(self) -> None:
+        """Stop redrawing and erase the status line (also when the run could not start)."""
+        if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
             self.stream.write("\r\033[K")
+            self.stream.flush()
 
     def _start_ticker(self) -> None:
         if self.countdown and self._ticker is None:
