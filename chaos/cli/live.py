@@ -1,9 +1,9 @@
 """The status line of a run on a terminal: where it is and how close it is to the edge.
 
 `during  12s left | 1 fault active, next revert in 12s | last 5s: availability 99.8%, p95 42ms |
-abort if availability < 90%: 9.8 pts to spare` - redrawn in place by the live view (chaos.cli.view) several
-times a second, from events only (the engine never formats output). Fitted to the terminal's
-width, so a narrow window never wraps it into stale half-lines.
+abort if availability < 90%: 9.8 pts to spare` - redrawn in place by the live view
+(chaos.cli.view) several times a second, from events only (the engine never formats output).
+Fitted to the terminal's width, so a narrow window never wraps it into stale half-lines.
 """
 
 from __future__ import annotations

@@ -37,9 +37,9 @@ def test_inject_prints_the_id_that_chaos_stop_takes(
                                           "--for", "5m"), cwd=ROOT, stdout=stdout,
                                 stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
-        assert wait_until(lambda: re.search(r"^injection (\S+)", out.read_text(), re.M),
-                          30) is not None, out.read_text()
-        ident = re.search(r"^injection (\S+)", out.read_text(), re.M).group(1)  # type: ignore[union-attr]
+        line = re.compile(r"^injection (\S+)", re.M)
+        assert wait_until(lambda: line.search(out.read_text()), 30) is not None, out.read_text()
+        (ident,) = line.findall(out.read_text())
         assert frozen(sleeper.pid)
         assert [row["id"] for row in open_rows()] == [ident]
         stopped = run_chaos("stop", ident, timeout=60)
