@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from tests.conftest import ROOT, chaos_cmd, free_port, process_state, run_chaos, wait_until
+from tests.support.terminal import Screen, on_pty
 
 
 def frozen(pid: int) -> bool:
@@ -204,3 +205,15 @@ def test_direction_reaches_the_proxy_target(state_dir: Path, web_server: object)
         journal = max((state_dir / "adhoc").glob("*/journal.json"), key=lambda p: p.stat().st_mtime)
         target = json.loads(journal.read_text())["experiment"]["faults"][0]["target"]
         assert "direction=upstream" in target, target
+
+
+def test_inject_on_a_terminal_counts_down_and_leaves_a_clean_screen(
+        state_dir: Path, sleeper: psutil.Process) -> None:
+    run = on_pty([*chaos_cmd("inject", "process.suspend", "--pid", str(sleeper.pid), "--for",
+                             "2s")], cwd=str(ROOT))
+    assert run.returncode == 0, run.text
+    screen = Screen.of(run.output)
+    assert any(re.search(r"process.suspend on pid \d+ .*: +\d\.\ds left - Ctrl-C reverts now", f)
+               for f in screen.frames), screen.frames
+    assert not any("Ctrl-C reverts now" in line for line in screen.lines), screen.text
+    assert re.search(r"^injection \S+  \(`chaos stop \S+` ends it\)$", screen.text, re.M)
