@@ -180,7 +180,7 @@ def kernel_rows() -> None:
                          f"error {got / rate - 1:+.1%} (rate counts headers: ~-4% expected)"))
         for loss in (10, 30):
             with _inject("network.loss", b, dev_b, f"--percent={loss}%", "--port=9001",
-                         "--protocol=udp", "--traffic=ingress"):
+                         "--protocol=udp", "--direction=ingress"):
                 received = int(_ns(a, sys.executable, "-c", UDP_CLIENT, ip_b, "2000"))
             lost = (2000 - received) / 2000
             p = loss / 100

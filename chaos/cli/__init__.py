@@ -57,6 +57,9 @@ class LazyGroup(click.Group):
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="chaos")
 @click.option("--debug", is_flag=True, help="Show debug logs and tracebacks.")
+@click.option("--no-color", "--no-colour", is_flag=True, expose_value=False, is_eager=True,
+              callback=lambda ctx, param, value: _no_colour(value),
+              help="No colour, even on a terminal (also: NO_COLOR=1).")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Chaos engineering experiments with SLO hypotheses and crash-safe rollback.
@@ -71,6 +74,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
         logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                             format="chaos: %(levelname)s: %(message)s")
+
+
+def _no_colour(value: bool) -> None:
+    if value:  # chaos.cli.colour only then: `chaos --help` does not pay for it
+        from chaos.cli.colour import switch_off
+
+        switch_off()
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -9,14 +9,28 @@ import click
 
 
 @click.command()
+@click.argument("fault_type", required=False, metavar="[TYPE]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def faults(as_json: bool) -> None:
-    """List fault types: target kinds, parameters with units and defaults."""
+def faults(fault_type: str | None, as_json: bool) -> None:
+    """List fault types: target kinds, parameters with units and defaults.
+
+    With a TYPE (`chaos faults network.latency`), that fault in detail: its adapters, how to
+    inject it from the command line, and an experiment snippet.
+    """
     from chaos.adapters.registry import default_registry
 
     adapters = default_registry()
     catalogue: list[dict[str, Any]] = []
-    for fault in adapters.faults:
+    chosen = [f for f in adapters.faults if fault_type in (None, f.name)]
+    if fault_type is not None and not chosen:
+        from chaos.model.walk import suggest
+
+        names = [f.name for f in adapters.faults]
+        tails = {n.rpartition(".")[2]: n for n in names}
+        hint = (f"; did you mean {tails[fault_type]}?" if fault_type in tails
+                else suggest(fault_type, names))
+        raise click.UsageError(f"no fault type {fault_type!r}{hint} (`chaos faults` lists them)")
+    for fault in chosen:
         params = [{"name": name, "type": f.schema.describe(), "default": f.schema.default,
                    "doc": f.schema.doc} for name, f in fault.params.fields.items()]
         catalogue.append({"type": fault.name, "summary": fault.summary,
@@ -24,7 +38,10 @@ def faults(as_json: bool) -> None:
                           "adapters": sorted(a.name for a in adapters.adapters_for(fault.name)),
                           "instant": fault.instant, "params": params})
     if as_json:
-        click.echo(json.dumps(catalogue, indent=2))
+        click.echo(json.dumps(catalogue[0] if fault_type else catalogue, indent=2))
+        return
+    if fault_type is not None:
+        click.echo(_detail(catalogue[0]))
         return
     for entry in catalogue:
         click.echo(f"{entry['type']}  -  {entry['summary']}")
@@ -64,3 +81,30 @@ def experiment_json_schema() -> dict[str, object]:
 def schema() -> None:
     """Print the JSON Schema of experiment files (for editors and linters)."""
     click.echo(json.dumps(experiment_json_schema(), indent=2))
+
+
+def _detail(entry: dict[str, Any]) -> str:
+    """One fault: everything `chaos faults` says, the adapters, and how to use it."""
+    lines = [f"{entry['type']}", f"  {entry['summary']}", ""]
+    timing = ("instant (nothing to revert)" if entry["instant"]
+              else "held for `duration` (`--for` on the command line), then reverted")
+    lines += [f"  targets:  {', '.join(entry['targets'])}",
+              f"  adapters: {', '.join(entry['adapters']) or 'none installed'}",
+              f"  timing:   {timing}", "", "  parameters (`with:` in a file, flags in "
+              f"`chaos inject {entry['type']}`):"]
+    for p in entry["params"] or [{"name": "(none)", "type": "", "default": None, "doc": ""}]:
+        default = f"  [default {p['default']}]" if p["default"] is not None else ""
+        flag = "--" + p["name"].replace("_", "-") if p["type"] else ""
+        lines.append(f"    {p['name']:<16} {flag:<18} {p['type']}{default}")
+        if p["doc"]:
+            lines.append(f"    {'':<16} {p['doc']}")
+    example = {p["name"]: "..." if p["default"] is None else p["default"]
+               for p in entry["params"]}
+    lines += ["", "  in an experiment:", "    faults:", f"      - type: {entry['type']}",
+              f"        target: {{{entry['targets'][0]}: {{...}}}}" if entry["targets"] else ""]
+    if example:
+        lines.append("        with: {" + ", ".join(f"{k}: {v}" for k, v in example.items()) + "}")
+    if not entry["instant"]:
+        lines.append("        duration: 30s")
+    lines += ["", f"  see also: chaos inject {entry['type']} --help"]
+    return "\n".join(line for line in lines if line is not None)

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from chaos.cli.colour import no_colour
 from chaos.cli.options import parse_vars, refuse_unused, state_dir, variables
 from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode
 
@@ -84,6 +85,7 @@ def _with_signals(main: Awaitable[int], on_signal: Callable[[int], None]) -> int
               help="Serve the game day's experiments and the ledger's gauges on /metrics "
                    "(docs/telemetry.md).")
 @variables
+@no_colour
 @state_dir
 def run(file: str, out: Path | None, vars_: tuple[str, ...], state_dir: Path | None,
         metrics_listen: str | None) -> None:
@@ -98,14 +100,17 @@ def run(file: str, out: Path | None, vars_: tuple[str, ...], state_dir: Path | N
 
     variables_ = parse_vars(vars_)
     day, titles = _load(file, variables_)
-    notifier = Notifier(day.notify, warn=lambda m: click.echo(f"chaos: warning: {m}", err=True))
+    from chaos.cli.gameday_view import GameDayView
+
+    view = GameDayView()
+    notifier = Notifier(day.notify, warn=lambda m: view.echo(f"chaos: warning: {m}", err=True))
     runner = GameDayRun(day, _out(out, day), variables=variables_, state_dir=state_dir,
-                        notifier=notifier, echo=click.echo, titles=titles)
+                        notifier=notifier, echo=view.echo, titles=titles)
     _prepare(runner)
     server = _metrics(runner, metrics_listen, state_dir) if metrics_listen else None
     click.echo(f"game day {runner.id}: {day.title} ({len(day.experiments)} experiments)")
     try:
-        code = _with_signals(runner.run(), runner.interrupt)
+        code = _with_signals(view.around(runner), runner.interrupt)
     finally:
         if server is not None:
             server.close(METRICS_LINGER)

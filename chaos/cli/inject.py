@@ -16,7 +16,7 @@ from typing import Any
 import click
 import yaml
 
-from chaos.cli import machine
+from chaos.cli import colour, machine
 from chaos.cli.options import state_dir as state_dir_option
 from chaos.errors import ExitCode, ExperimentInvalid, Problem
 from chaos.faults import FaultType, default_registry
@@ -31,17 +31,46 @@ TARGET_FLAGS = {
     "user": ("process", "user", str, "only processes of this user"),
     "listen": ("proxy", "listen", str, "fault proxy: address it listens on, HOST:PORT"),
     "upstream": ("proxy", "upstream", str, "fault proxy: address it relays to, HOST:PORT"),
+    # `--direction` sets one of these two (see _direction); the old names stay as hidden aliases
     "stream": ("proxy", "direction", str, "fault proxy: downstream, upstream or both"),
     "toxicity": ("proxy", "toxicity", str, "fault proxy: share of connections hit, e.g. 50%"),
     "device": ("interface", "device", str,
                "kernel: network device (with --netns: inside it; with pod flags: in each pod)"),
     "netns": ("netns", "name", str, "kernel: network namespace holding --device"),
-    "peer": ("interface", "host", str, "kernel: only traffic to/from this IP address"),
+    "host": ("interface", "host", str, "kernel: only traffic to/from this IP address"),
     "cidr": ("interface", "cidr", str, "kernel: only traffic to/from this network"),
     "port": ("interface", "port", int, "kernel: only traffic to/from this port"),
     "protocol": ("interface", "protocol", str, "kernel: tcp, udp, icmp or all"),
     "traffic": ("interface", "direction", str, "kernel: ingress (arriving), egress or both"),
 }
+# one flag name per YAML field, as in `chaos proxy` and the file; the old names, hidden, for a
+# release: old flag -> the TARGET_FLAGS entry it sets
+DIRECTION_FLAGS = ("stream", "traffic")
+OLD_NAMES = {"peer": "host", "stream": "stream", "traffic": "traffic"}
+
+
+def _target_flag(name: str) -> str:
+    """The flag a person types for a TARGET_FLAGS entry."""
+    return "--direction" if name in DIRECTION_FLAGS else _flag(name)
+
+
+def _direction(fault: FaultType, kw: dict[str, Any]) -> None:
+    """`--direction` is the proxy's byte stream (downstream/upstream) or the kernel's packets
+    (ingress/egress): which one follows from the other target flags, else from the value."""
+    for old, entry in OLD_NAMES.items():  # hidden aliases
+        value = kw.pop(f"old_{old}", None)
+        if value is not None and kw.get(f"target_{entry}") is None:
+            kw[f"target_{entry}"] = value
+    value = kw.pop("target_direction", None)
+    if value is None:
+        return
+    given = {TARGET_FLAGS[f][0] for f in TARGET_FLAGS
+             if f not in DIRECTION_FLAGS and kw.get(f"target_{f}") is not None}
+    if "proxy" in given or ("proxy" in fault.target_kinds and not given and
+                            value in ("downstream", "upstream")):
+        kw["target_stream"] = value
+    else:
+        kw["target_traffic"] = value
 
 # Kubernetes flags, kubectl-like: the kind follows from --node / --deployment / --statefulset,
 # else pods. With pod flags, the kernel flags (--device, --peer, --port...) filter the traffic
@@ -157,7 +186,7 @@ def _target_kind(flags: set[str]) -> str:
         kinds.discard("interface")
     if len(kinds) > 1:
         raise click.UsageError("target flags of different kinds were mixed: "
-                               + ", ".join(sorted(_flag(f) for f in flags)))
+                               + ", ".join(sorted({_target_flag(f) for f in flags})))
     return kinds.pop() if kinds else "process"
 
 
@@ -165,14 +194,14 @@ def _in_pods(cluster: tuple[str, dict[str, Any]],
              kw: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Kernel traffic flags given with pod flags filter traffic inside each pod."""
     given = [f for f in TARGET_FLAGS if kw.get(f"target_{f}") is not None]
-    local = [_flag(f) for f in given if TARGET_FLAGS[f][0] != "interface"]
+    local = [_target_flag(f) for f in given if TARGET_FLAGS[f][0] != "interface"]
     if cluster[0] not in ("pods", "container") or local:
         where = "in a container" if cluster[0] == "container" else "in the cluster"
         raise click.UsageError(
-            f"{', '.join(local or [_flag(f) for f in given])} name a target on this machine, "
-            f"and the other flags a {cluster[0]} target {where}; give one or the other (with "
-            "pod or container flags, only --device, --peer, --cidr, --port, --protocol and "
-            "--traffic apply, inside each pod or container)")
+            f"{', '.join(local or [_target_flag(f) for f in given])} name a target on this "
+            f"machine, and the other flags a {cluster[0]} target {where}; give one or the other "
+            "(with pod or container flags, only --device, --host, --cidr, --port, --protocol "
+            "and --direction apply, inside each pod or container)")
     kind, selector = cluster
     return kind, {**selector, **{TARGET_FLAGS[f][1]: kw[f"target_{f}"] for f in given}}
 
@@ -201,9 +230,17 @@ def _command(fault: FaultType) -> click.Command:
                                        .split(" ")[0], help=f"{schema.doc}{default}",
                                        type=int if isinstance(schema, Int) else None))
     kinds = [k for k in fault.target_kinds if k != "service"]
+    directions = []
     for flag, (kind, _, kind_type, doc) in TARGET_FLAGS.items():
-        if kind in kinds:
+        if kind in kinds and flag in DIRECTION_FLAGS:
+            directions.append(doc)
+        elif kind in kinds:
             params.append(click.Option([_flag(flag), f"target_{flag}"], type=kind_type, help=doc))
+    if directions:
+        params.append(click.Option(["--direction", "target_direction"], help="; ".join(directions)))
+    for old, entry in OLD_NAMES.items():
+        if TARGET_FLAGS[entry][0] in kinds:
+            params.append(click.Option([_flag(old), f"old_{old}"], hidden=True))
     if any(k in KUBERNETES_KINDS for k in kinds):
         params += _kubernetes_options(kinds)
     if "container" in kinds:
@@ -216,6 +253,9 @@ def _command(fault: FaultType) -> click.Command:
     if not fault.instant:
         params.append(click.Option(["--for", "duration"], required=True, metavar="DURATION",
                                    help="how long to hold the fault, e.g. 30s"))
+        params.append(click.Option(["--detach"], is_flag=True,
+                                   help="hold the fault in the background: print its id and "
+                                        "return at once (`chaos stop ID` ends it)"))
     params.append(click.Option(["--max-targets"], type=int, default=5, show_default=True,
                                help="refuse a selector that matches more targets"))
     params.append(click.Option(["--dry-run"], is_flag=True, help="show the targets, inject nothing"))
@@ -227,11 +267,32 @@ def _command(fault: FaultType) -> click.Command:
 
     @machine.json_output(machine.inject_document)
     def callback(**kwargs: Any) -> None:
+        _direction(fault, kwargs)
         _inject(fault, kwargs)
 
     params += callback.__click_params__  # type: ignore[attr-defined]  # --json
-    return click.Command(fault.name, params=params, callback=callback,
-                         help=f"{fault.summary}.", short_help=fault.summary)
+    return FaultCommand(fault.name, params=params, callback=callback,
+                        help=f"{fault.summary}.", short_help=fault.summary)
+
+
+class FaultCommand(click.Command):
+    """A flag named as another tool names the parameter (`--latency`, `--cpu-percent`) is
+    answered with ours (chaos.model.borrowed), not only click's spelling guess."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            from chaos.model.borrowed import borrowed
+
+            fields = [p.name for p in self.params if p.name]
+            word = exc.option_name.lstrip("-")
+            hint = borrowed(word, fields) or borrowed(word.replace("-", "_"), fields)
+            if not hint:
+                raise
+            ours = hint.split("did you mean ", 1)[1].split("?", 1)[0]
+            raise click.UsageError(f"no such option {exc.option_name}; did you mean "
+                                   f"{_flag(ours)}?{hint.split('?', 1)[1]}", ctx) from None
 
 
 class InjectGroup(click.Group):
@@ -243,6 +304,24 @@ class InjectGroup(click.Group):
         if fault is None or name not in self.list_commands(ctx):
             return None
         return _command(fault)
+
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        """An unknown fault type says which one was meant (`proces.suspend`), exit 2."""
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            from chaos.model.walk import suggest
+
+            known = self.list_commands(ctx)
+            # `suspend`, `cpu`: the family left out; else a typo in the whole name
+            tails = {k.rpartition(".")[2]: k for k in known}
+            hint = (f"; did you mean {tails[name]}?" if name in tails else
+                    suggest(name, known) or suggest(name.rpartition(".")[2], list(tails)))
+            if hint and name not in tails and not suggest(name, known):
+                hint = f"; did you mean {tails[hint[len('; did you mean '):-1]]}?"
+            raise click.UsageError(f"no fault type {name!r}{hint or ''}"
+                                   f" (`chaos faults` lists them)", ctx)
+        return super().resolve_command(ctx, args)
 
 
 @click.group(cls=InjectGroup)
@@ -270,8 +349,8 @@ def _document(fault: FaultType, kw: dict[str, Any]) -> dict[str, Any]:
     host = not selector and not cluster and "host" in fault.target_kinds  # this machine
     if not selector and not host and not cluster and any(
             k != "service" for k in fault.target_kinds):
-        flags = [_flag(f) for f, (kind, *_) in TARGET_FLAGS.items()
-                 if kind in fault.target_kinds]
+        flags = list(dict.fromkeys(_target_flag(f) for f, (kind, *_) in TARGET_FLAGS.items()
+                                   if kind in fault.target_kinds))
         flags += [n[-1] for d, n, _ in KUBERNETES_FLAGS if d in _kubernetes_dests(
             fault.target_kinds) and d not in ("k8s_context", "k8s_kubeconfig")]
         if "container" in fault.target_kinds:
@@ -309,10 +388,10 @@ def _flags_by_path(fault: FaultType) -> dict[str, str]:
     for share in ("count", "percent"):
         paths[f"faults[0].target.{share}"] = _share_flag(fault, share)
     for flag, (kind, field, _, _) in TARGET_FLAGS.items():
-        paths[f"faults[0].target.{kind}.{field}"] = _flag(flag)
+        paths[f"faults[0].target.{kind}.{field}"] = _target_flag(flag)
         if kind == "interface":  # the same flags inside pods and containers
-            paths[f"faults[0].target.pods.{field}"] = _flag(flag)
-            paths[f"faults[0].target.container.{field}"] = _flag(flag)
+            paths[f"faults[0].target.pods.{field}"] = _target_flag(flag)
+            paths[f"faults[0].target.container.{field}"] = _target_flag(flag)
     for field, flag in (("name", "--container"), ("label", "--label"), ("image", "--image"),
                         ("compose", "--compose")):
         paths[f"faults[0].target.container.{field}"] = flag
@@ -354,6 +433,10 @@ def _inject(fault: FaultType, kw: dict[str, Any]) -> None:
         from chaos.cli.run import print_plan
 
         sys.exit(asyncio.run(print_plan([experiment])))
+    if kw.get("detach"):  # checked above like any inject; the holder runs it for real
+        from chaos.cli.detach import detach
+
+        sys.exit(detach(kw.get("state_dir"), sys.argv[1:]))
     sys.exit(asyncio.run(_hold(experiment, kw.get("state_dir"), kw.get("metrics_listen"),
                                bool(kw.get("traces")))))
 
@@ -367,11 +450,16 @@ async def _hold(experiment: Any, state_dir: Path | None, metrics_listen: str | N
 
     options = RunOptions(runs_dir=Path(state_dir or _default_runs()) / "adhoc",
                          state_dir=state_dir)
+    def print_id(event: Any) -> None:  # on stdout at once: what `chaos stop` takes
+        if event.name == "fault.injected":
+            click.echo(f"injection {event.data['injection']}  "
+                       f"(`chaos stop {event.data['injection']}` ends it)")
+
     async with telemetry(metrics_listen, traces, state_dir) as subscribers:
         record = await run_experiment(experiment, options,
-                                      [LiveView(countdown=True), *subscribers])
+                                      [LiveView(countdown=True), print_id, *subscribers])
     machine.record(record.journal, record.journal_path)
-    click.echo(summary(record.journal, str(record.journal_path)))
+    click.echo(colour.summary(summary(record.journal, str(record.journal_path))))
     if record.result.error is not None and record.result.error.hint:
         click.echo(f"  what to do: {record.result.error.hint}")
     return int(record.result.exit_code)

@@ -35,7 +35,8 @@ def _ledger(state_dir: Path | None):  # type: ignore[no-untyped-def]
 def status(as_json: bool, state_dir: Path | None) -> None:
     """List active injections from the ledger, across all runs.
 
-    A run whose runner is gone while injections are open needs `chaos recover`.
+    A run whose runner is gone while injections are open needs `chaos recover`: then the
+    exit code is 5 (something may still be injected), else 0.
     """
     from chaos.safety.recover import runner_alive
 
@@ -52,19 +53,34 @@ def status(as_json: bool, state_dir: Path | None) -> None:
                          "state": e.state, "since": e.created, "ends": e.ends,
                          "deadline": e.deadline,
                          "runner_pid": info.pid, "runner_alive": alive, "error": e.error})
+    orphaned = any(not r["runner_alive"] for r in rows)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
-        return
+        sys.exit(ExitCode.REVERT_FAILED if orphaned else ExitCode.OK)
     if not rows:
         click.echo(f"no active injections (ledger: {ledger.directory})")
         return
+    from chaos.cli.colour import paint
+
     now = time.time()
+    table = [("ID", "FAULT", "TARGET", "STATE", "LEFT", "RUNNER")]
     for r in rows:
         until = r["ends"] or r["deadline"]
-        left = f"{max(0.0, until - now):.0f}s left" if until else "no deadline"
-        who = "runner running" if r["runner_alive"] else "RUNNER GONE: run `chaos recover`"
-        click.echo(f"{r['id']}  {r['fault']} on {r['target']}  [{r['state']}, {left}, "
-                   f"{who}]" + (f"  last error: {r['error']}" if r["error"] else ""))
+        left = f"{max(0.0, until - now):.0f}s" if until else "no deadline"
+        who = f"running (pid {r['runner_pid']})" if r["runner_alive"] else "RUNNER GONE"
+        table.append((r["id"], r["fault"], r["target"], r["state"], left, who))
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]) - 1)]
+    for n, row in enumerate(table):
+        line = "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1]
+        click.echo(paint(line, "bold") if n == 0 else
+                   paint(line, "ERROR") if row[-1] == "RUNNER GONE" else line)
+    for r in rows:
+        if r["error"]:
+            click.echo(f"{r['id']}: last error: {r['error']}")
+    if orphaned:  # scripts and CI see it too, not only a reader of the table
+        click.echo("RUNNER GONE: injections are open with no runner holding them; "
+                   "run `chaos recover`")
+        sys.exit(ExitCode.REVERT_FAILED)
 
 
 @click.command()

@@ -34,8 +34,11 @@ def _params(fault_type: str, pairs: tuple[str, ...]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or key not in fields:
+            from chaos.model.walk import suggest
+
             raise click.UsageError(f"--with {pair}: expected KEY=VALUE with KEY one of "
-                                   f"{', '.join(fields) or '(none)'} for {fault_type}")
+                                   f"{', '.join(fields) or '(none)'} for {fault_type}"
+                                   f"{suggest(key, list(fields)) if sep else ''}")
         schema = fields[key].schema
         assert isinstance(schema, Scalar)  # proxy faults have scalar parameters only
         try:
@@ -91,7 +94,7 @@ def proxy(listen: str, upstream: str, fault_type: str | None, pairs: tuple[str, 
     elif pairs:
         raise click.UsageError("--with needs --fault TYPE")
     try:
-        asyncio.run(_serve(server, until, quiet))
+        caught = asyncio.run(_serve(server, until, quiet))
     except OSError as exc:
         click.echo(f"chaos proxy: error: cannot listen on {listen}: {exc.strerror or exc}",
                    err=True)
@@ -99,36 +102,54 @@ def proxy(listen: str, upstream: str, fault_type: str | None, pairs: tuple[str, 
         sys.exit(ExitCode.INVALID)
     except KeyboardInterrupt:
         sys.exit(ExitCode.INTERRUPTED)
+    # like `chaos inject`: ended by Ctrl-C is 130, by SIGTERM 143 (its faults end with it)
+    sys.exit({"SIGINT": ExitCode.INTERRUPTED, "SIGTERM": ExitCode.TERMINATED}.get(
+        caught or "", ExitCode.OK))
 
 
-async def _serve(server: Any, until: float | None, quiet: bool) -> None:
+async def _serve(server: Any, until: float | None, quiet: bool) -> str | None:
+    """Serve until `until`, or a signal: the signal's name, or None."""
     import signal
 
     from chaos.adapters.local.proxy_control import control_path, locator_path, serve
 
     stop = asyncio.Event()
+    caught: list[str] = []
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        caught.append(sig.name)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     address = server.address
-    view = None if quiet else asyncio.create_task(_live_view(server, stop))
+    view = None if quiet else asyncio.create_task(_live_view(server, stop, until))
     try:
         await serve(server, control_path(address), locator_path(address), until, stop)
     finally:
         if view is not None:
             view.cancel()
+            await asyncio.gather(view, return_exceptions=True)
+        if not quiet and sys.stderr.isatty():
+            sys.stderr.write("\r\033[K")  # leave no half-drawn status line behind
+            sys.stderr.flush()
+    return caught[0] if caught else None
 
 
-async def _live_view(server: Any, stop: asyncio.Event) -> None:
+async def _live_view(server: Any, stop: asyncio.Event, until: float | None) -> None:
+    from chaos.cli.live import fit, proxy_line
+    from chaos.cli.view import _width
+
     await asyncio.sleep(0.2)
     click.echo(f"chaos proxy: {server.address} -> {server.upstream[0]}:{server.upstream[1]} "
                "(Ctrl-C stops)", err=True)
     tty = sys.stderr.isatty()
     while not stop.is_set():
-        snap = server.snapshot()
-        toxics = ", ".join(f"{t['kind']}({t['direction']})" for t in snap["toxics"]) or "none"
-        line = (f"connections {snap['open_connections']:>4}  accepted {snap['accepted']:>6}  "
-                f"up {snap['bytes']['upstream']:>10} B  down {snap['bytes']['downstream']:>10} B"
-                f"  faults: {toxics}")
-        click.echo(("\r" + line) if tty else line, err=True, nl=not tty)
-        await asyncio.sleep(1.0 if tty else 10.0)
+        line = proxy_line(server.snapshot(), until, time.time())
+        if tty:  # redrawn in place: erase first, never wider than the terminal
+            sys.stderr.write("\r\033[K" + fit(line, _width(sys.stderr)))
+            sys.stderr.flush()
+        else:
+            click.echo(line, err=True)
+        await asyncio.sleep(0.5 if tty else 10.0)

@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from chaos.cli import machine
+from chaos.cli import colour, machine
+from chaos.cli.batch import refuse_empty, select, selection, stops_here, total_line
 from chaos.cli.options import parse_vars, refuse_unused, state_dir, variables
 from chaos.cli.validate import is_ctk, load_any, note_skipped
 from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode, ExperimentInvalid, most_serious
@@ -50,9 +51,12 @@ from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode, ExperimentInvalid
      "skip"]), help="Chaos Toolkit experiments: when the steady-state hypothesis runs.")
 @click.option("--hypothesis-frequency", type=click.FloatRange(min=0.05),
               help="Chaos Toolkit experiments: seconds between continuous hypothesis runs.")
-@click.option("--fail-fast", is_flag=True, default=None,
-              help="Chaos Toolkit experiments: stop the method when the continuous hypothesis "
-                   "fails.")
+@click.option("-x", "--fail-fast", is_flag=True, default=None,
+              help="Stop at the first experiment that does not hold (exit code other than 0); "
+                   "Chaos Toolkit experiments: also stop the method when the continuous "
+                   "hypothesis fails.")
+@selection
+@colour.no_colour
 @click.option("--metrics", "metrics_listen", metavar="HOST:PORT",
               help="Serve the runner's Prometheus metrics on /metrics there while it runs "
                    "(e.g. 127.0.0.1:9464; docs/telemetry.md).")
@@ -66,7 +70,8 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
         vars_: tuple[str, ...], var_files: tuple[str, ...], journal_format: str,
         rollback_strategy: str | None, hypothesis_strategy: str | None,
         hypothesis_frequency: float | None, fail_fast: bool | None,
-        metrics_listen: str | None, traces: bool, state_dir: Path | None) -> None:
+        metrics_listen: str | None, traces: bool, tags: tuple[str, ...],
+        exclude_tags: tuple[str, ...], state_dir: Path | None) -> None:
     """Run experiment FILEs (or every *.yaml and Chaos Toolkit *.json in DIRs) in order.
 
     Each run checks the steady state, injects the faults on their timeline, reverts them
@@ -100,6 +105,9 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
                    err=True)
         sys.exit(ExitCode.INVALID)
     refuse_unused(variables_, [None if is_ctk(e) else e.uses for e in experiments], files)
+    chosen = select(experiments, tags, exclude_tags)
+    refuse_empty(experiments, chosen, tags, exclude_tags)
+    experiments = chosen
     ctk = [e for e in experiments if is_ctk(e)]
     if journal_format == "ctk" and len(ctk) != len(experiments):
         raise click.UsageError("--journal-format ctk is for Chaos Toolkit experiments")
@@ -125,7 +133,7 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         code = runner.run(_run_all(experiments, journal_path, junit_path, runs_dir, seed, quiet,
                                    state_dir, ctk_options, journal_format, metrics_listen,
-                                   traces))
+                                   traces, fail_fast))
     sys.exit(code)
 
 
@@ -190,10 +198,10 @@ async def _run_all(experiments: list, journal_path: Path | None,  # type: ignore
                    junit_path: Path | None, runs_dir: Path, seed: int | None, quiet: bool,
                    state_dir: Path | None, ctk_options: Any = None,
                    journal_format: str = "chaos", metrics_listen: str | None = None,
-                   traces: bool = False) -> int:
+                   traces: bool = False, fail_fast: bool | None = None) -> int:
     async with telemetry(metrics_listen, traces, state_dir) as subscribers:
         return await _run_each(experiments, journal_path, junit_path, runs_dir, seed, quiet,
-                               state_dir, ctk_options, journal_format, subscribers)
+                               state_dir, ctk_options, journal_format, subscribers, fail_fast)
 
 
 @contextlib.asynccontextmanager
@@ -256,7 +264,9 @@ TRACES_WAIT = 5.0  # for the last spans to reach the collector
 async def _run_each(experiments: list, journal_path: Path | None,  # type: ignore[type-arg]
                     junit_path: Path | None, runs_dir: Path, seed: int | None, quiet: bool,
                     state_dir: Path | None, ctk_options: Any, journal_format: str,
-                    telemetry: list[Any]) -> int:
+                    telemetry: list[Any], fail_fast: bool | None = None) -> int:
+    import time
+
     from chaos.cli.view import LiveView
     from chaos.reports.terminal import summary
     from chaos.runner.session import RunOptions, run_experiment
@@ -265,8 +275,9 @@ async def _run_each(experiments: list, journal_path: Path | None,  # type: ignor
                          seed=seed)
     codes: list[int] = []
     journals: list[dict[str, object]] = []
+    started = time.monotonic()
     for exp in experiments:
-        subscribers: list[Any] = ([] if quiet else [LiveView()]) + telemetry
+        subscribers: list[Any] = ([] if quiet else [LiveView(experiment=exp)]) + telemetry
         extra: list[str] = []
         try:
             record: Any
@@ -288,12 +299,16 @@ async def _run_each(experiments: list, journal_path: Path | None,  # type: ignor
                 if grafana is not None:  # the last updates, bounded: never a hang at exit
                     await asyncio.to_thread(grafana.close, grafana.timeout + 1.0)
         except ChaosError as exc:  # could not even start (e.g. the state dir is unwritable)
+            if not quiet:
+                subscribers[0].close()  # the live status line
             journals.append(_error_journal(exp.source, exc.exit_code, str(exc)))
             codes.append(exc.exit_code)
             echo = _masking_echo(exp)
             echo(f"chaos: error: {exc}", err=True)
             if exc.hint:
                 echo(f"  what to do: {exc.hint}", err=True)
+            if stops_here(exc.exit_code, fail_fast):
+                break
             continue
         journals.append(record.journal)
         if getattr(record, "journal_error", ""):
@@ -306,11 +321,14 @@ async def _run_each(experiments: list, journal_path: Path | None,  # type: ignor
             head, _, tail = text.partition("\n  verdict:")
             text = "\n".join([head, *extra]) + "\n  verdict:" + tail
         echo = _masking_echo(exp)
-        echo(text)
+        echo(colour.summary(text))
         if record.result.error is not None and record.result.error.hint:
             echo(f"  what to do: {record.result.error.hint}")
         codes.append(int(record.result.exit_code))
-        if record.result.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
-            break  # the user asked to stop: do not start the next experiment
+        if stops_here(record.result.exit_code, fail_fast):
+            break  # the user asked to stop (a signal, or -x): do not start the next experiment
+    if len(experiments) > 1:
+        click.echo(colour.total(total_line(codes, time.monotonic() - started,
+                                          len(experiments) - len(codes))))
     _write_junit(junit_path, journals)
     return most_serious(codes)

@@ -67,7 +67,12 @@ def join(path: str, key: str | int) -> str:
 
 
 def suggest(word: str, choices: list[str]) -> str:
-    """`; did you mean X?` for a likely typo, else nothing."""
+    """`; did you mean X?` for a likely typo or a name borrowed from another tool, else nothing."""
+    from chaos.model.borrowed import borrowed
+
+    known = borrowed(word, choices)
+    if known:
+        return known
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"; did you mean {close[0]}?" if close else ""
 

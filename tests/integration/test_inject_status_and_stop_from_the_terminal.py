@@ -90,8 +90,15 @@ def test_suspend_for_a_while_then_resume(inject: Any, sleeper: psutil.Process) -
     assert row["fault"] == "process.suspend"
     assert f"pid {sleeper.pid} " in row["target"]
     assert row["state"] == "applied" and row["runner_alive"] is True
-    text = run_chaos("status", timeout=30).stdout
-    assert f"process.suspend on pid {sleeper.pid} " in text and "runner running" in text
+    shown = run_chaos("status", timeout=30)
+    assert shown.returncode == 0, shown.stderr
+    header, line = shown.stdout.splitlines()
+    assert header.split() == ["ID", "FAULT", "TARGET", "STATE", "LEFT", "RUNNER"]
+    assert line.startswith(row["id"] + " ") and "process.suspend" in line
+    assert f"pid {sleeper.pid} " in line and "running (pid " in line
+    # the columns line up under their headers
+    assert line.index("process.suspend") == header.index("FAULT")
+    assert line.index("applied") == header.index("STATE")
 
     assert run.wait(15) == 0, run.output
     held = time.monotonic() - frozen_at
