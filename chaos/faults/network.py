@@ -29,7 +29,10 @@ PROXY = Obj({
                      "(client to server) or both", "downstream",
                      choices=("downstream", "upstream", "both")),
     "toxicity": Percent("share of connections affected (each decides once)", "100%"),
-}, "a TCP fault proxy between `listen` and `upstream` (no privileges needed)")
+    "protocol": Str("what the proxy speaks: tcp relays bytes (network faults), http reads "
+                    "HTTP/1.x requests (http faults); default: what the fault needs",
+                    choices=("tcp", "http")),
+}, "a fault proxy between `listen` and `upstream` (no privileges needed)")
 
 _FILTERS = targets.TRAFFIC_FILTERS
 INTERFACE = Obj({

@@ -15,8 +15,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-KINDS = ("latency", "bandwidth", "slicer", "slow_close", "timeout", "reset_peer", "limit_data",
-         "down")
+TCP_KINDS = ("latency", "bandwidth", "slicer", "slow_close", "timeout", "reset_peer",
+             "limit_data", "down")
+# HTTP rules (proxy_http): per request, on a proxy started with `protocol: http`
+HTTP_KINDS = ("http_abort", "http_delay", "http_reset", "http_replace", "http_throttle")
+KINDS = (*TCP_KINDS, *HTTP_KINDS)
 DIRECTIONS = ("downstream", "upstream", "both")
 
 # fault type -> toxic kind, and how its parameters map
@@ -29,6 +32,7 @@ FAULT_KINDS = {
     "network.reset": "reset_peer",
     "network.limit_data": "limit_data",
     "network.partition": "down",
+    **{f"http.{kind.removeprefix('http_')}": kind for kind in HTTP_KINDS},
 }
 
 
@@ -40,6 +44,9 @@ class Toxic:
     toxicity: float = 1.0
     params: Mapping[str, float] = field(default_factory=dict)
     expires: float | None = None  # epoch seconds; the proxy removes the toxic after it
+    # http_* kinds: the rule as plain data (match, status, body, headers, seed...); toxicity
+    # is then the share of matching *requests* hit, each request drawn from the rule's seed
+    http: Mapping[str, Any] | None = None
 
     def applies_to(self, direction: str) -> bool:
         return self.direction in ("both", direction)
@@ -48,7 +55,8 @@ class Toxic:
         return self.expires is not None and (now or time.time()) >= self.expires
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "params": dict(self.params)}
+        return {**asdict(self), "params": dict(self.params),
+                "http": None if self.http is None else dict(self.http)}
 
     def sample_delay(self, rng: random.Random) -> float:
         """Seconds of latency for one chunk: delay plus uniform jitter, never negative."""
@@ -79,8 +87,11 @@ def parse(data: Mapping[str, Any]) -> Toxic:
     if kind == "bandwidth" and params.get("rate", 0) <= 0:
         raise ValueError("bandwidth needs a rate above 0 bytes/s")
     expires = data.get("expires")
+    http = data.get("http")
+    if (http is not None) != (kind in HTTP_KINDS) or not isinstance(http or {}, dict):
+        raise ValueError("http_* toxics, and only they, carry an `http` rule (a JSON object)")
     return Toxic(ident, kind, direction, toxicity, params,
-                 float(expires) if expires is not None else None)
+                 float(expires) if expires is not None else None, http)
 
 
 def from_fault(ident: str, fault_type: str, params: Mapping[str, Any], direction: str,
@@ -88,6 +99,8 @@ def from_fault(ident: str, fault_type: str, params: Mapping[str, Any], direction
     """The toxic a network fault becomes on a proxy target."""
     kind = FAULT_KINDS[fault_type]
     values: dict[str, float] = {}
+    if kind in HTTP_KINDS:
+        return http_rule(ident, kind, params, expires)
     if kind == "latency":
         values = {"delay": params["delay"], "jitter": params.get("jitter") or 0.0}
     elif kind == "bandwidth":
@@ -104,3 +117,16 @@ def from_fault(ident: str, fault_type: str, params: Mapping[str, Any], direction
     if kind == "down":
         direction, toxicity = "both", 1.0
     return Toxic(ident, kind, direction, toxicity, values, expires)
+
+
+MATCH_KEYS = ("path", "path_prefix", "path_regex", "method", "headers")
+
+
+def http_rule(ident: str, kind: str, params: Mapping[str, Any], expires: float | None) -> Toxic:
+    """The toxic an http.* fault becomes: its `match` and action as JSON-ready data."""
+    match = {k: params[k] for k in MATCH_KEYS if params.get(k) is not None}
+    action = {k: v for k, v in params.items()
+              if k not in (*MATCH_KEYS, "percent") and v is not None}
+    share = params.get("percent")
+    return Toxic(ident, kind, "both", 1.0 if share is None else float(share), {}, expires,
+                 {**action, "match": match})
