@@ -62,10 +62,13 @@ def _params(fault_type: str, pairs: tuple[str, ...]) -> dict[str, Any]:
               default="downstream", show_default=True, help="which byte stream --fault hits")
 @click.option("--toxicity", default="100%", show_default=True,
               help="share of connections --fault hits")
+@click.option("--protocol", type=click.Choice(["tcp", "http"]), default="tcp", show_default=True,
+              help="http: read HTTP/1.x requests, for the http.* faults")
 @click.option("--for", "duration", metavar="DURATION", help="exit after this long, e.g. 10m")
 @click.option("-q", "--quiet", is_flag=True, help="no live view")
 def proxy(listen: str, upstream: str, fault_type: str | None, pairs: tuple[str, ...],
-          direction: str, toxicity: str, duration: str | None, quiet: bool) -> None:
+          direction: str, toxicity: str, protocol: str, duration: str | None,
+          quiet: bool) -> None:
     """Run a TCP fault proxy between LISTEN and UPSTREAM in the foreground.
 
     \b
@@ -83,11 +86,14 @@ def proxy(listen: str, upstream: str, fault_type: str | None, pairs: tuple[str, 
         share = parse_percent(toxicity)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    server = Proxy(listen, upstream)
+    server = Proxy(listen, upstream, protocol=protocol)
     if fault_type:
         params = _params(fault_type, pairs)
         toxic = from_fault("cli", fault_type, params, direction, share, None)
-        asyncio.run(server.add(toxic))
+        try:
+            asyncio.run(server.add(toxic))
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
     elif pairs:
         raise click.UsageError("--with needs --fault TYPE")
     try:
