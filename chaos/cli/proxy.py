@@ -19,13 +19,14 @@ import click
 from chaos.errors import ExitCode
 
 PROXY_FAULTS = ("network.latency", "network.bandwidth", "network.slicer", "network.slow_close",
-                "network.timeout", "network.reset", "network.limit_data", "network.partition")
+                "network.timeout", "network.reset", "network.limit_data", "network.partition",
+                "http.abort", "http.delay", "http.reset", "http.replace", "http.throttle")
 
 
 def _params(fault_type: str, pairs: tuple[str, ...]) -> dict[str, Any]:
     """`--with key=value` pairs checked against the fault type's parameter schema."""
     from chaos.faults import default_registry
-    from chaos.model.schema import Scalar
+    from chaos.model.schema import Int, Scalar
 
     fault = default_registry().get(fault_type)
     assert fault is not None
@@ -37,9 +38,12 @@ def _params(fault_type: str, pairs: tuple[str, ...]) -> dict[str, Any]:
             raise click.UsageError(f"--with {pair}: expected KEY=VALUE with KEY one of "
                                    f"{', '.join(fields) or '(none)'} for {fault_type}")
         schema = fields[key].schema
-        assert isinstance(schema, Scalar)  # proxy faults have scalar parameters only
+        if not isinstance(schema, Scalar):
+            raise click.UsageError(f"--with {key}: a mapping cannot be given here; use an "
+                                   "experiment file or `chaos inject` for it")
         try:
-            values[key] = schema.convert(text)
+            values[key] = schema.convert(int(text) if isinstance(schema, Int)
+                                         and text.strip().isdigit() else text)
         except ValueError as exc:
             raise click.UsageError(f"--with {key}: {exc}") from None
     for key, field in fields.items():
@@ -62,12 +66,13 @@ def _params(fault_type: str, pairs: tuple[str, ...]) -> dict[str, Any]:
               default="downstream", show_default=True, help="which byte stream --fault hits")
 @click.option("--toxicity", default="100%", show_default=True,
               help="share of connections --fault hits")
-@click.option("--protocol", type=click.Choice(["tcp", "http"]), default="tcp", show_default=True,
-              help="http: read HTTP/1.x requests, for the http.* faults")
+@click.option("--protocol", type=click.Choice(["tcp", "http"]),
+              help="http reads HTTP/1.x requests, for the http.* faults [default: http for an "
+                   "http.* --fault, else tcp]")
 @click.option("--for", "duration", metavar="DURATION", help="exit after this long, e.g. 10m")
 @click.option("-q", "--quiet", is_flag=True, help="no live view")
 def proxy(listen: str, upstream: str, fault_type: str | None, pairs: tuple[str, ...],
-          direction: str, toxicity: str, protocol: str, duration: str | None,
+          direction: str, toxicity: str, protocol: str | None, duration: str | None,
           quiet: bool) -> None:
     """Run a TCP fault proxy between LISTEN and UPSTREAM in the foreground.
 
@@ -86,6 +91,7 @@ def proxy(listen: str, upstream: str, fault_type: str | None, pairs: tuple[str, 
         share = parse_percent(toxicity)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    protocol = protocol or ("http" if (fault_type or "").startswith("http.") else "tcp")
     server = Proxy(listen, upstream, protocol=protocol)
     if fault_type:
         params = _params(fault_type, pairs)
