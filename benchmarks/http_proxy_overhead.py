@@ -73,7 +73,7 @@ def paced_gets(port: int, rate: float, seconds: float) -> list[float]:
 def add_rule(control: str) -> None:
     from chaos.adapters.local.proxy_control import request
 
-    toxic: dict[str, Any] = {"id": "never", "kind": "http_abort", "http": {
+    toxic: dict[str, Any] = {"id": "never", "kind": "http_abort", "rule": {
         "status": 503, "match": {"path_prefix": "/never", "method": "POST"}}}
     asyncio.run(request(control, {"op": "add", "toxic": toxic}))
 

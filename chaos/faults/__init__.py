@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from chaos.faults import http, kubernetes, network, process, resource, targets
+from chaos.faults import http, kubernetes, network, process, resource, targets, tls
 from chaos.faults.registry import FaultRegistry, FaultType
 
 __all__ = ["FaultRegistry", "FaultType", "default_registry", "new_registry"]
@@ -21,6 +21,7 @@ def new_registry() -> FaultRegistry:
     resource.register(registry)
     network.register(registry)
     http.register(registry)
+    tls.register(registry)
     kubernetes.register(registry)
     return registry
 

@@ -58,7 +58,7 @@ class HttpProxy:
     def add(self, kind: str, percent: float = 1.0, **rule: Any) -> str:
         ident = f"{kind}-{time.monotonic_ns()}"
         self.call(op="add", toxic={"id": ident, "kind": kind, "toxicity": percent,
-                                   "http": {"seed": "test", **rule}})
+                                   "rule": {"seed": "test", **rule}})
         return ident
 
     def remove(self, ident: str) -> None:

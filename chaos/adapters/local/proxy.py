@@ -10,7 +10,8 @@ gone has no toxics: that counts as reverted.
 
 Run standalone: `python -m chaos.adapters.local.proxy --listen A --upstream B --control SOCK`
 (the adapter does this) or `chaos proxy` (with a live view). With `--protocol http` the proxy
-reads HTTP/1.x requests and applies the `http_*` rules of chaos.adapters.local.proxy_http.
+reads HTTP/1.x requests and applies the `http_*` rules of chaos.adapters.local.proxy_http;
+TLS toxics act on new connections before relaying starts (chaos.adapters.local.proxy_tls).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chaos.adapters.local.proxy_http import Exchange, Rule
-from chaos.adapters.local.proxy_toxics import HTTP_KINDS, Toxic
+from chaos.adapters.local.proxy_tls import Terminator, opening, terminator
+from chaos.adapters.local.proxy_toxics import HTTP_KINDS, TLS_KINDS, Toxic
 
 CHUNK = 64 * 1024
 QUEUE_CHUNKS = 64  # back-pressure: at most this many chunks wait in a pump's delay queue
@@ -271,6 +273,7 @@ class Proxy:
         self.protocol = protocol
         self.toxics: dict[str, Toxic] = {}
         self._rules: dict[str, Rule] = {}
+        self._terminators: dict[str, Terminator] = {}
         self.connections: set[Connection] = set()
         self.stats = Stats()
         self.rng = random.Random(seed)
@@ -296,6 +299,8 @@ class Proxy:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        for term in self._terminators.values():
+            await term.stop()
         for conn in list(self.connections):
             conn.close()
 
@@ -313,6 +318,8 @@ class Proxy:
                              "one started with protocol: http")
         if toxic.kind in HTTP_KINDS:
             self._rules[toxic.id] = Rule.of(toxic)
+        if toxic.kind == "tls_certificate" and toxic.id not in self._terminators:
+            self._terminators[toxic.id] = await terminator(toxic, self.listen[0], self.upstream)
         was_down = self.down
         self.toxics[toxic.id] = toxic
         if self.down and not was_down and self._server is not None:
@@ -323,6 +330,9 @@ class Proxy:
     async def remove(self, ident: str) -> bool:
         removed = self.toxics.pop(ident, None) is not None
         self._rules.pop(ident, None)
+        term = self._terminators.pop(ident, None)
+        if term is not None:
+            await term.stop()
         if removed and not self.down and self._server is None:
             await self.start()
         self._refresh()
@@ -339,8 +349,16 @@ class Proxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.stats.accepted += 1
+        target = self.upstream
+        tls = [t for t in self.toxics.values() if t.kind in TLS_KINDS
+               and (t.toxicity >= 1.0 or self.rng.random() < t.toxicity)]
+        if tls:  # decided once per connection, before any byte is relayed
+            try:
+                target = await opening(tls, self._terminators, reader, writer) or target
+            except ConnectionAbortedError:
+                return
         try:
-            up = await asyncio.wait_for(asyncio.open_connection(*self.upstream), CONNECT_TIMEOUT)
+            up = await asyncio.wait_for(asyncio.open_connection(*target), CONNECT_TIMEOUT)
         except (TimeoutError, OSError):
             self.stats.upstream_failed += 1
             writer.transport.abort()

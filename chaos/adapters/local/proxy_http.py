@@ -160,7 +160,7 @@ class Rule:
 
     @classmethod
     def of(cls, toxic: Toxic) -> Rule:
-        data: Mapping[str, Any] = toxic.http or {}
+        data: Mapping[str, Any] = toxic.rule or {}
         match: Mapping[str, Any] = data.get("match") or {}
         try:
             regex = re.compile(match["path_regex"]) if match.get("path_regex") else None
@@ -179,7 +179,7 @@ class Rule:
 
     @property
     def data(self) -> Mapping[str, Any]:
-        return self.toxic.http or {}
+        return self.toxic.rule or {}
 
     def hits(self, method: str, path: str, head: Head) -> bool:
         if self.methods and method not in self.methods:

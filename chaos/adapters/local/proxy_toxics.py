@@ -9,6 +9,7 @@ Toxics travel as JSON over the proxy's control channel and sit in revert specs b
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Mapping
@@ -19,7 +20,10 @@ TCP_KINDS = ("latency", "bandwidth", "slicer", "slow_close", "timeout", "reset_p
              "limit_data", "down")
 # HTTP rules (proxy_http): per request, on a proxy started with `protocol: http`
 HTTP_KINDS = ("http_abort", "http_delay", "http_reset", "http_replace", "http_throttle")
-KINDS = (*TCP_KINDS, *HTTP_KINDS)
+# TLS (proxy_tls): at the start of each connection hit, on a plain TCP proxy
+TLS_KINDS = ("tls_certificate", "tls_handshake_delay", "tls_reset_handshake")
+RULE_KINDS = (*HTTP_KINDS, "tls_certificate")  # those carrying a structured `rule`
+KINDS = (*TCP_KINDS, *HTTP_KINDS, *TLS_KINDS)
 DIRECTIONS = ("downstream", "upstream", "both")
 
 # fault type -> toxic kind, and how its parameters map
@@ -33,6 +37,7 @@ FAULT_KINDS = {
     "network.limit_data": "limit_data",
     "network.partition": "down",
     **{f"http.{kind.removeprefix('http_')}": kind for kind in HTTP_KINDS},
+    **{f"tls.{kind.removeprefix('tls_')}": kind for kind in TLS_KINDS},
 }
 
 
@@ -44,9 +49,10 @@ class Toxic:
     toxicity: float = 1.0
     params: Mapping[str, float] = field(default_factory=dict)
     expires: float | None = None  # epoch seconds; the proxy removes the toxic after it
-    # http_* kinds: the rule as plain data (match, status, body, headers, seed...); toxicity
-    # is then the share of matching *requests* hit, each request drawn from the rule's seed
-    http: Mapping[str, Any] | None = None
+    # http_* kinds and tls_certificate: the rule as plain data (match, status, body, seed...,
+    # certificate); for http_* toxicity is the share of matching *requests* hit, each request
+    # drawn from the rule's seed
+    rule: Mapping[str, Any] | None = None
 
     def applies_to(self, direction: str) -> bool:
         return self.direction in ("both", direction)
@@ -56,7 +62,7 @@ class Toxic:
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "params": dict(self.params),
-                "http": None if self.http is None else dict(self.http)}
+                "rule": None if self.rule is None else dict(self.rule)}
 
     def sample_delay(self, rng: random.Random) -> float:
         """Seconds of latency for one chunk: delay plus uniform jitter, never negative."""
@@ -87,11 +93,12 @@ def parse(data: Mapping[str, Any]) -> Toxic:
     if kind == "bandwidth" and params.get("rate", 0) <= 0:
         raise ValueError("bandwidth needs a rate above 0 bytes/s")
     expires = data.get("expires")
-    http = data.get("http")
-    if (http is not None) != (kind in HTTP_KINDS) or not isinstance(http or {}, dict):
-        raise ValueError("http_* toxics, and only they, carry an `http` rule (a JSON object)")
+    rule = data.get("rule")
+    if (rule is not None) != (kind in RULE_KINDS) or not isinstance(rule or {}, dict):
+        raise ValueError(f"{', '.join(RULE_KINDS)} toxics, and only they, carry a `rule` "
+                         "(a JSON object)")
     return Toxic(ident, kind, direction, toxicity, params,
-                 float(expires) if expires is not None else None, http)
+                 float(expires) if expires is not None else None, rule)
 
 
 def from_fault(ident: str, fault_type: str, params: Mapping[str, Any], direction: str,
@@ -101,6 +108,14 @@ def from_fault(ident: str, fault_type: str, params: Mapping[str, Any], direction
     values: dict[str, float] = {}
     if kind in HTTP_KINDS:
         return http_rule(ident, kind, params, expires)
+    if kind == "tls_certificate":
+        rule = {k: os.path.abspath(v) if k in ("ca_cert", "ca_key") else v
+                for k, v in params.items() if v is not None}
+        return Toxic(ident, kind, "both", toxicity, {}, expires, rule)
+    if kind == "tls_handshake_delay":
+        return Toxic(ident, kind, "both", toxicity, {"delay": params["delay"]}, expires)
+    if kind == "tls_reset_handshake":
+        return Toxic(ident, kind, "both", toxicity, {}, expires)
     if kind == "latency":
         values = {"delay": params["delay"], "jitter": params.get("jitter") or 0.0}
     elif kind == "bandwidth":
