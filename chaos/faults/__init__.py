@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from chaos.faults import http, kubernetes, network, process, resource, targets, tls
+from chaos.faults import clock, http, kubernetes, network, process, resource, targets, tls
 from chaos.faults.registry import FaultRegistry, FaultType
 
 __all__ = ["FaultRegistry", "FaultType", "default_registry", "new_registry"]
@@ -22,6 +22,7 @@ def new_registry() -> FaultRegistry:
     network.register(registry)
     http.register(registry)
     tls.register(registry)
+    clock.register(registry)
     kubernetes.register(registry)
     return registry
 
