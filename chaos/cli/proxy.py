@@ -69,10 +69,13 @@ def _params(fault_type: str, pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--protocol", type=click.Choice(["tcp", "http"]),
               help="http reads HTTP/1.x requests, for the http.* faults [default: http for an "
                    "http.* --fault, else tcp]")
+@click.option("--upstream-tls", is_flag=True,
+              help="with --protocol http: the upstream is HTTPS (certificate not verified)")
 @click.option("--for", "duration", metavar="DURATION", help="exit after this long, e.g. 10m")
 @click.option("-q", "--quiet", is_flag=True, help="no live view")
 def proxy(listen: str, upstream: str, fault_type: str | None, pairs: tuple[str, ...],
-          direction: str, toxicity: str, protocol: str | None, duration: str | None,
+          direction: str, toxicity: str, protocol: str | None, upstream_tls: bool,
+          duration: str | None,
           quiet: bool) -> None:
     """Run a TCP fault proxy between LISTEN and UPSTREAM in the foreground.
 
@@ -92,7 +95,10 @@ def proxy(listen: str, upstream: str, fault_type: str | None, pairs: tuple[str, 
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     protocol = protocol or ("http" if (fault_type or "").startswith("http.") else "tcp")
-    server = Proxy(listen, upstream, protocol=protocol)
+    try:
+        server = Proxy(listen, upstream, protocol=protocol, upstream_tls=upstream_tls)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if fault_type:
         params = _params(fault_type, pairs)
         toxic = from_fault("cli", fault_type, params, direction, share, None)

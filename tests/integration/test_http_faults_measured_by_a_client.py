@@ -24,6 +24,7 @@ import pytest
 
 from chaos.adapters.local.proxy_control import read_locator, request
 from tests.conftest import ROOT, chaos_cmd, free_port, run_chaos, wait_until
+from tests.support.tls_material import make_ca_and_server
 
 Z_99 = 2.576
 
@@ -41,12 +42,12 @@ class Upstream:
 
 
 class HttpProxy:
-    def __init__(self, upstream: int, control: Path) -> None:
+    def __init__(self, upstream: int, control: Path, *extra: str) -> None:
         self.control = str(control)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "chaos.adapters.local.proxy_control", "--listen",
              "127.0.0.1:0", "--upstream", f"127.0.0.1:{upstream}", "--control", self.control,
-             "--protocol", "http"], stdout=subprocess.PIPE, text=True)
+             "--protocol", "http", *extra], stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert line.startswith("ready"), line
@@ -243,6 +244,28 @@ def _listening(port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+def test_an_https_upstream_is_reached_over_tls_re_originated_by_the_proxy(
+        tmp_path: Path, client: Any) -> None:
+    files = make_ca_and_server(tmp_path)
+    server = subprocess.Popen([sys.executable, "-m", "tests.support.https_upstream",
+                               str(files["cert"]), str(files["key"])], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        p = HttpProxy(port, tmp_path / "c.sock", "--upstream-tls")
+        try:
+            conn = client(p.port)  # plain HTTP to the proxy
+            assert get(conn, "/x") == (200, b"upstream /x")
+            p.add("http_abort", status=503, match={"path": "/x"})
+            assert get(conn, "/x")[0] == 503 and get(conn, "/y") == (200, b"upstream /y")
+            assert p.call(op="stats")["upstream_tls"] is True
+        finally:
+            stop(p.proc)
+    finally:
+        stop(server)
 
 
 def test_a_tcp_proxy_refuses_http_rules_and_an_http_proxy_tcp_toxics(

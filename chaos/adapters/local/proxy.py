@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import random
 import socket
+import ssl
 import struct
 import time
 from dataclasses import dataclass, field
@@ -266,11 +267,20 @@ class Proxy:
     """Listens, relays, and holds the current toxics (by id)."""
 
     def __init__(self, listen: str, upstream: str, seed: int | None = None,
-                 protocol: str = "tcp") -> None:
+                 protocol: str = "tcp", upstream_tls: bool = False) -> None:
         self.listen, self.upstream = split_address(listen), split_address(upstream)
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
         self.protocol = protocol
+        if upstream_tls and protocol != "http":
+            raise ValueError("upstream_tls needs protocol http (a TCP proxy relays TLS as is)")
+        # http: clients speak plain HTTP to the proxy, which speaks TLS to the upstream
+        # (re-originated; the upstream's certificate is not verified: this is a test tool)
+        self.upstream_ssl: ssl.SSLContext | None = None
+        if upstream_tls:
+            self.upstream_ssl = ssl.create_default_context()
+            self.upstream_ssl.check_hostname = False
+            self.upstream_ssl.verify_mode = ssl.CERT_NONE
         self.toxics: dict[str, Toxic] = {}
         self._rules: dict[str, Rule] = {}
         self._terminators: dict[str, Terminator] = {}
@@ -358,7 +368,10 @@ class Proxy:
             except ConnectionAbortedError:
                 return
         try:
-            up = await asyncio.wait_for(asyncio.open_connection(*target), CONNECT_TIMEOUT)
+            context = self.upstream_ssl if target == self.upstream else None
+            up = await asyncio.wait_for(asyncio.open_connection(
+                *target, ssl=context, server_hostname=target[0] if context else None),
+                CONNECT_TIMEOUT)
         except (TimeoutError, OSError):
             self.stats.upstream_failed += 1
             writer.transport.abort()
@@ -378,6 +391,7 @@ class Proxy:
     def snapshot(self) -> dict[str, Any]:
         return {
             "listen": self.address, "upstream": self.upstream_text, "protocol": self.protocol,
+            "upstream_tls": self.upstream_ssl is not None,
             "requests": self.stats.requests, "faulted": self.stats.faulted,
             "http_errors": self.stats.http_errors, "last_error": self.stats.last_error,
             "toxics": [t.as_dict() for t in self.toxics.values()],

@@ -97,6 +97,16 @@ class ProxyAdapter(Adapter):
             raise TargetNotFound(f"{fault.name}: the proxy on {listen} forwards to "
                                  f"{running.get('upstream')}, not {upstream}",
                                  hint="fix target.proxy.upstream or use another listen port")
+        upstream_tls = bool(fault.target.selector.get("upstream_tls"))
+        if upstream_tls and protocol != "http":
+            raise TargetNotFound(f"{fault.name}: target.proxy.upstream_tls: a TCP proxy relays "
+                                 "TLS as it is; upstream_tls is for protocol: http",
+                                 hint="remove upstream_tls, or use HTTP faults") from None
+        if running and bool(running.get("upstream_tls")) != upstream_tls:
+            raise TargetNotFound(f"{fault.name}: the proxy on {listen} "
+                                 f"{'speaks' if running.get('upstream_tls') else 'does not speak'}"
+                                 " TLS to its upstream, unlike target.proxy.upstream_tls",
+                                 hint="fix upstream_tls or use another listen port")
         if running and running.get("protocol", "tcp") != protocol:
             raise TargetNotFound(f"{fault.name}: the proxy on {listen} speaks "
                                  f"{running.get('protocol', 'tcp')}, {fault.type} needs "
@@ -105,7 +115,7 @@ class ProxyAdapter(Adapter):
         label = f"{protocol} proxy" if protocol != "tcp" else "proxy"
         return [TargetRef(kind="proxy", label=f"{label} {listen} -> {upstream} ({how})",
                           identity={"listen": listen, "upstream": upstream,
-                                    "protocol": protocol},
+                                    "protocol": protocol, "upstream_tls": upstream_tls},
                           lock_key=f"proxy:{listen}:{fault.name}")]
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
@@ -113,7 +123,8 @@ class ProxyAdapter(Adapter):
         running = running_proxy(listen)
         control = running["control"] if running else str(control_path(listen))
         return {"adapter": NAME, "listen": listen, "upstream": target.identity["upstream"],
-                "protocol": target.identity.get("protocol", "tcp"), "control": control, "toxic": f"{fault.type.split('.')[1]}-{uuid.uuid4().hex[:10]}",
+                "protocol": target.identity.get("protocol", "tcp"), "control": control,
+                "upstream_tls": bool(target.identity.get("upstream_tls")), "toxic": f"{fault.type.split('.')[1]}-{uuid.uuid4().hex[:10]}",
                 "owned": None}
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
@@ -148,6 +159,7 @@ class ProxyAdapter(Adapter):
         argv = [sys.executable, "-m", "chaos.adapters.local.proxy_control",
                 "--listen", spec["listen"], "--upstream", spec["upstream"],
                 "--control", spec["control"], "--protocol", spec.get("protocol", "tcp"),
+                *(["--upstream-tls"] if spec.get("upstream_tls") else []),
                 "--locator", str(locator_path(spec["listen"])),
                 "--until", f"{until:.3f}"]
         proc = await asyncio.create_subprocess_exec(
