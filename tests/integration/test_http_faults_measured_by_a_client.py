@@ -268,6 +268,27 @@ def test_an_https_upstream_is_reached_over_tls_re_originated_by_the_proxy(
         stop(server)
 
 
+def test_header_matches_http2_and_expect_continue(proxy: HttpProxy, upstream: Upstream,
+                                                  client: Any) -> None:
+    proxy.add("http_abort", status=429, match={"headers": {"X-User": "^test-"}})
+    conn = client(proxy.port)
+    assert get(conn, "/h", headers={"X-User": "test-1"})[0] == 429
+    assert get(conn, "/h", headers={"X-User": "real-1"})[0] == 200
+    assert get(conn, "/h")[0] == 200
+    # a request announcing Expect: 100-continue is forwarded with its body
+    assert get(conn, "/e", "POST", b"12345", headers={"Expect": "100-continue"}) == (
+        200, b"ok POST /e 5")
+    assert upstream.lines().count("GET /h 0") == 2
+    import socket
+
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 505") and b"HTTP/2 is not supported" in answer
+
+
 def test_a_tcp_proxy_refuses_http_rules_and_an_http_proxy_tcp_toxics(
         proxy: HttpProxy) -> None:
     with pytest.raises(RuntimeError, match="speaks HTTP"):
