@@ -382,3 +382,24 @@ faults:
             runner.wait(5)
         proxy.kill()
         proxy.wait(5)
+
+
+def test_an_upstream_closing_idle_connections_is_reconnected(tmp_path: Path,
+                                                             client: Any) -> None:
+    """The upstream answers one request per connection and closes it (keep-alive off)."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", (
+        "import socket\ns=socket.create_server(('127.0.0.1',%d))\nwhile True:\n"
+        " c,_=s.accept(); c.recv(65536)\n"
+        " c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok'); c.close()") % port])
+    try:
+        assert wait_until(lambda: _listening(port), 10) is not None
+        p = HttpProxy(port, tmp_path / "c.sock")
+        try:
+            conn = client(p.port)
+            assert [get(conn, "/")[0] for _ in range(5)] == [200] * 5  # one client connection
+        finally:
+            stop(p.proc)
+    finally:
+        server.kill()
+        server.wait(5)

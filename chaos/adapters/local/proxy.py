@@ -368,25 +368,35 @@ class Proxy:
             except ConnectionAbortedError:
                 return
         try:
-            context = self.upstream_ssl if target == self.upstream else None
-            up = await asyncio.wait_for(asyncio.open_connection(
-                *target, ssl=context, server_hostname=target[0] if context else None),
-                CONNECT_TIMEOUT)
+            up = await self.open_upstream(target)
         except (TimeoutError, OSError):
             self.stats.upstream_failed += 1
             writer.transport.abort()
             return
-        for w in (writer, up[1]):
-            sock = w.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = Connection(self, (reader, writer), up)
         self.connections.add(conn)
         try:
             await conn.run()
         finally:
             self.connections.discard(conn)
+
+    async def open_upstream(self, target: tuple[str, int] | None = None
+                            ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to the upstream (TLS if it speaks it), or to a TLS terminator."""
+        target = target or self.upstream
+        context = self.upstream_ssl if target == self.upstream else None
+        up = await asyncio.wait_for(asyncio.open_connection(
+            *target, ssl=context, server_hostname=target[0] if context else None),
+            CONNECT_TIMEOUT)
+        sock = up[1].get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return up
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -292,6 +292,14 @@ class Exchange:
 
     async def _forward(self, head: Head, method: str, frame: str | int,
                        rules: list[Rule]) -> bool:
+        if self.ureader.at_eof() or self.uwriter.is_closing():
+            # the upstream closed the idle keep-alive connection: open a new one, as proxies do
+            self.uwriter.transport.abort()
+            try:
+                self.conn.upstream = await self.proxy.open_upstream()
+            except (TimeoutError, OSError) as exc:
+                return await self._upstream_failed(exc)
+            self.ureader, self.uwriter = self.conn.upstream
         await self._send(head.encode(), self.uwriter)
         sending = asyncio.create_task(self._request_body(frame))
         try:
@@ -313,7 +321,10 @@ class Exchange:
                 if status < 200:
                     await self._send(reply.encode())
                     continue
-                return await self._respond(reply, status, method, rules)
+                keep = await self._respond(reply, status, method, rules)
+                # an upstream that answered before reading the whole request body: the rest
+                # of it would be read as the next request, so the connection ends here
+                return keep and sending.done()
         finally:
             if not sending.done():
                 sending.cancel()
