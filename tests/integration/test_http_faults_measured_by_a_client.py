@@ -301,7 +301,8 @@ def test_chaos_inject_http_abort_from_the_terminal(upstream: Upstream, tmp_path:
     cmd = subprocess.Popen(
         [sys.executable, "-m", "chaos", "inject", "http.abort", "--listen",
          f"127.0.0.1:{listen}", "--upstream", f"127.0.0.1:{upstream.port}", "--status", "503",
-         "--percent", "100%", "--path", "/pay", "--for", "4s", "--state-dir",
+         "--percent", "100%", "--path", "/pay", "--set-headers", "{retry-after: '5'}",
+         "--for", "4s", "--state-dir",
          str(tmp_path / "state")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert wait_until(lambda: _listening(listen), 30) is not None
@@ -309,6 +310,10 @@ def test_chaos_inject_http_abort_from_the_terminal(upstream: Upstream, tmp_path:
         # the proxy listens a moment before the rule is in: poll on the one connection
         assert wait_until(lambda: get(conn, "/pay")[0] == 503, 30) is not None
         passed = upstream.lines().count("GET /pay 0")
+        conn.request("GET", "/pay")
+        answer = conn.getresponse()
+        answer.read()
+        assert (answer.status, answer.getheader("Retry-After")) == (503, "5")
         assert get(conn, "/other")[0] == 200 and get(conn, "/pay")[0] == 503
         out, _ = cmd.communicate(timeout=60)
     finally:

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from chaos.model.experiment import thaw
+
 TCP_KINDS = ("latency", "bandwidth", "slicer", "slow_close", "timeout", "reset_peer",
              "limit_data", "down")
 # HTTP rules (proxy_http): per request, on a proxy started with `protocol: http`
@@ -139,6 +141,7 @@ MATCH_KEYS = ("path", "path_prefix", "path_regex", "method", "headers")
 
 def http_rule(ident: str, kind: str, params: Mapping[str, Any], expires: float | None) -> Toxic:
     """The toxic an http.* fault becomes: its `match` and action as JSON-ready data."""
+    params = thaw(params)  # the loaded model is frozen (mappingproxy); rules travel as JSON
     match = {k: params[k] for k in MATCH_KEYS if params.get(k) is not None}
     action = {k: v for k, v in params.items()
               if k not in (*MATCH_KEYS, "percent") and v is not None}
