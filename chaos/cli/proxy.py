@@ -148,5 +148,8 @@ async def _live_view(server: Any, stop: asyncio.Event) -> None:
         line = (f"connections {snap['open_connections']:>4}  accepted {snap['accepted']:>6}  "
                 f"up {snap['bytes']['upstream']:>10} B  down {snap['bytes']['downstream']:>10} B"
                 f"  faults: {toxics}")
+        if snap.get("protocol") == "http":
+            line += (f"  requests {snap['requests']}  faulted {snap['faulted']}  "
+                     f"errors {snap['http_errors']}")
         click.echo(("\r" + line) if tty else line, err=True, nl=not tty)
         await asyncio.sleep(1.0 if tty else 10.0)

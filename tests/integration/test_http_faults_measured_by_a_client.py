@@ -289,6 +289,15 @@ def test_header_matches_http2_and_expect_continue(proxy: HttpProxy, upstream: Up
     assert answer.startswith(b"HTTP/1.1 505") and b"HTTP/2 is not supported" in answer
 
 
+def test_a_partition_cuts_an_http_proxy_off_and_ends(proxy: HttpProxy, client: Any) -> None:
+    assert get(client(proxy.port), "/")[0] == 200
+    proxy.call(op="add", toxic={"id": "cut", "kind": "down", "direction": "both"})
+    assert wait_until(lambda: not _listening(proxy.port), 10) is not None
+    proxy.remove("cut")
+    assert wait_until(lambda: _listening(proxy.port), 10) is not None
+    assert get(client(proxy.port), "/")[0] == 200
+
+
 def test_a_tcp_proxy_refuses_http_rules_and_an_http_proxy_tcp_toxics(
         proxy: HttpProxy) -> None:
     with pytest.raises(RuntimeError, match="speaks HTTP"):
