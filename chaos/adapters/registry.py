@@ -82,11 +82,12 @@ class AdapterRegistry:
 def new_registry(faults: FaultRegistry | None = None, *, plugins: bool = False) -> AdapterRegistry:
     from chaos.adapters.container import adapters as container_adapters
     from chaos.adapters.kubernetes import adapters as kubernetes_adapters
-    from chaos.adapters.local import kernel, process, proxy_adapter, resource, service
+    from chaos.adapters.local import clock, kernel, process, proxy_adapter, resource, service
 
     registry = AdapterRegistry(faults or default_faults())
     registry.add(process.ProcessAdapter())
     registry.add(service.ServiceAdapter())
+    registry.add(clock.ClockAdapter())
     registry.add(resource.HostResourceAdapter())
     registry.add(resource.ProcessResourceAdapter())
     registry.add(proxy_adapter.ProxyAdapter())

@@ -20,7 +20,7 @@ from chaos.cli import colour, machine
 from chaos.cli.options import state_dir as state_dir_option
 from chaos.errors import ExitCode, ExperimentInvalid, Problem
 from chaos.faults import FaultType, default_registry
-from chaos.model.schema import Bool, Int
+from chaos.model.schema import Bool, Int, Map
 
 # target flag -> (target kind, selector field)
 TARGET_FLAGS = {
@@ -362,7 +362,8 @@ def _document(fault: FaultType, kw: dict[str, Any]) -> dict[str, Any]:
     for share in ("count", "percent"):
         if kw.get(f"target_{share}") is not None:
             target[share] = kw[f"target_{share}"]
-    params = {name: kw[name] for name in fault.params.fields if kw.get(name) is not None}
+    params = {name: _flag_value(fault, name, kw[name]) for name in fault.params.fields
+              if kw.get(name) is not None}
     doc_fault: dict[str, Any] = {"name": fault.name, "type": fault.name, "target": target,
                                  "with": params}
     if kw.get("duration") is not None:
@@ -374,6 +375,16 @@ def _document(fault: FaultType, kw: dict[str, Any]) -> dict[str, Any]:
     if cluster and any(settings.values()):
         doc["kubernetes"] = {k: v for k, v in settings.items() if v}
     return doc
+
+
+def _flag_value(fault: FaultType, name: str, value: Any) -> Any:
+    """A mapping parameter is given as a YAML flow mapping: --set-headers '{retry-after: 5}'."""
+    if isinstance(fault.params.fields[name].schema, Map) and isinstance(value, str):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value  # the loader says what was expected
+    return value
 
 
 # the Kubernetes selector fields -> the flag that sets them (see _kubernetes_target)

@@ -153,6 +153,9 @@ def proxy_line(snap: dict[str, Any], until: float | None, now: float) -> str:
     parts = [f"connections {snap['open_connections']} open, {snap['accepted']} accepted",
              f"up {format_bytes(snap['bytes']['upstream'])}, "
              f"down {format_bytes(snap['bytes']['downstream'])}"]
+    if snap.get("protocol") == "http":
+        parts.append(f"requests {snap['requests']}, faulted {snap['faulted']}, "
+                     f"errors {snap['http_errors']}")
     for toxic in snap["toxics"]:
         params = ", ".join(_toxic_param(k, v) for k, v in toxic["params"].items())
         ends = toxic.get("expires") or until

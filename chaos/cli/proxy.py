@@ -19,13 +19,14 @@ import click
 from chaos.errors import ExitCode
 
 PROXY_FAULTS = ("network.latency", "network.bandwidth", "network.slicer", "network.slow_close",
-                "network.timeout", "network.reset", "network.limit_data", "network.partition")
+                "network.timeout", "network.reset", "network.limit_data", "network.partition",
+                "http.abort", "http.delay", "http.reset", "http.replace", "http.throttle")
 
 
 def _params(fault_type: str, pairs: tuple[str, ...]) -> dict[str, Any]:
     """`--with key=value` pairs checked against the fault type's parameter schema."""
     from chaos.faults import default_registry
-    from chaos.model.schema import Scalar
+    from chaos.model.schema import Int, Scalar
 
     fault = default_registry().get(fault_type)
     assert fault is not None
@@ -40,9 +41,12 @@ def _params(fault_type: str, pairs: tuple[str, ...]) -> dict[str, Any]:
                                    f"{', '.join(fields) or '(none)'} for {fault_type}"
                                    f"{suggest(key, list(fields)) if sep else ''}")
         schema = fields[key].schema
-        assert isinstance(schema, Scalar)  # proxy faults have scalar parameters only
+        if not isinstance(schema, Scalar):
+            raise click.UsageError(f"--with {key}: a mapping cannot be given here; use an "
+                                   "experiment file or `chaos inject` for it")
         try:
-            values[key] = schema.convert(text)
+            values[key] = schema.convert(int(text) if isinstance(schema, Int)
+                                         and text.strip().isdigit() else text)
         except ValueError as exc:
             raise click.UsageError(f"--with {key}: {exc}") from None
     for key, field in fields.items():
@@ -65,10 +69,17 @@ def _params(fault_type: str, pairs: tuple[str, ...]) -> dict[str, Any]:
               default="downstream", show_default=True, help="which byte stream --fault hits")
 @click.option("--toxicity", default="100%", show_default=True,
               help="share of connections --fault hits")
+@click.option("--protocol", type=click.Choice(["tcp", "http"]),
+              help="http reads HTTP/1.x requests, for the http.* faults [default: http for an "
+                   "http.* --fault, else tcp]")
+@click.option("--upstream-tls", is_flag=True,
+              help="with --protocol http: the upstream is HTTPS (certificate not verified)")
 @click.option("--for", "duration", metavar="DURATION", help="exit after this long, e.g. 10m")
 @click.option("-q", "--quiet", is_flag=True, help="no live view")
 def proxy(listen: str, upstream: str, fault_type: str | None, pairs: tuple[str, ...],
-          direction: str, toxicity: str, duration: str | None, quiet: bool) -> None:
+          direction: str, toxicity: str, protocol: str | None, upstream_tls: bool,
+          duration: str | None,
+          quiet: bool) -> None:
     """Run a TCP fault proxy between LISTEN and UPSTREAM in the foreground.
 
     \b
@@ -86,11 +97,18 @@ def proxy(listen: str, upstream: str, fault_type: str | None, pairs: tuple[str, 
         share = parse_percent(toxicity)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    server = Proxy(listen, upstream)
+    protocol = protocol or ("http" if (fault_type or "").startswith("http.") else "tcp")
+    try:
+        server = Proxy(listen, upstream, protocol=protocol, upstream_tls=upstream_tls)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if fault_type:
         params = _params(fault_type, pairs)
         toxic = from_fault("cli", fault_type, params, direction, share, None)
-        asyncio.run(server.add(toxic))
+        try:
+            asyncio.run(server.add(toxic))
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
     elif pairs:
         raise click.UsageError("--with needs --fault TYPE")
     try:

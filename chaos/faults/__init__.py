@@ -6,7 +6,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from chaos.faults import container, kubernetes, network, process, resource, targets
+from chaos.faults import (
+    clock,
+    container,
+    http,
+    kubernetes,
+    network,
+    process,
+    resource,
+    targets,
+    tls,
+)
 from chaos.faults.registry import FaultRegistry, FaultType
 
 __all__ = ["FaultRegistry", "FaultType", "default_registry", "new_registry"]
@@ -21,6 +31,9 @@ def new_registry() -> FaultRegistry:
     process.register(registry)
     resource.register(registry)
     network.register(registry)
+    http.register(registry)
+    tls.register(registry)
+    clock.register(registry)
     kubernetes.register(registry)
     container.register(registry)
     return registry

@@ -17,7 +17,7 @@ from typing import Any
 from chaos.faults import container, targets
 from chaos.faults.registry import FaultRegistry, FaultType
 from chaos.model.experiment import Target
-from chaos.model.schema import Duration, Field, Int, Obj, Percent, Size, Str
+from chaos.model.schema import Bool, Duration, Field, Int, Obj, Percent, Size, Str
 
 ADDRESS = r"[A-Za-z0-9_.:\[\]-]*:[0-9]{1,5}"
 PROXY = Obj({
@@ -29,7 +29,13 @@ PROXY = Obj({
                      "(client to server) or both", "downstream",
                      choices=("downstream", "upstream", "both")),
     "toxicity": Percent("share of connections affected (each decides once)", "100%"),
-}, "a TCP fault proxy between `listen` and `upstream` (no privileges needed)")
+    "protocol": Str("what the proxy speaks: tcp relays bytes (network faults), http reads "
+                    "HTTP/1.x requests (http faults); default: what the fault needs",
+                    choices=("tcp", "http")),
+    "upstream_tls": Bool("protocol http: the upstream is HTTPS; the proxy speaks TLS to it "
+                         "(without verifying its certificate) and plain HTTP to clients",
+                         False),
+}, "a fault proxy between `listen` and `upstream` (no privileges needed)")
 
 _FILTERS = targets.TRAFFIC_FILTERS
 INTERFACE = Obj({

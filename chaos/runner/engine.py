@@ -32,6 +32,7 @@ from typing import Any
 import psutil
 
 from chaos.adapters.base import Adapter, TargetRef
+from chaos.adapters.local.clock import skewed_services
 from chaos.adapters.registry import AdapterRegistry
 from chaos.errors import (ChaosError, ExitCode, FaultFailed, RevertFailed, StateDirUnusable,
                           TargetNotFound, truncate)
@@ -123,7 +124,8 @@ class Engine:
         self.run_id = new_run_id()
         self.seed = seed if seed is not None else secrets.randbelow(2**31)
         self.heartbeat_timeout = heartbeat_timeout
-        self.services = Services(experiment.services, out_dir, bus)
+        self.services = Services(experiment.services, out_dir, bus,
+                                 skewed_services(experiment.faults))
         self.locks = TargetLocks(ledger.state_dir, self.run_id)
         self.injections: list[Injection] = []
         self.observer: Observer | None = None  # with a hypothesis, from its BEFORE phase on

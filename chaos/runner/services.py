@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from chaos.adapters.local.children import die_with_parent
+from chaos.adapters.local.clock import faketime_env
 from chaos.errors import ServiceFailed
 from chaos.model.experiment import ServiceSpec
 from chaos.runner.events import EventBus
@@ -31,8 +32,10 @@ def _signal_group(pgid: int, sig: int) -> bool:
 
 
 class Services:
-    def __init__(self, specs: tuple[ServiceSpec, ...], out_dir: Path, bus: EventBus) -> None:
+    def __init__(self, specs: tuple[ServiceSpec, ...], out_dir: Path, bus: EventBus,
+                 skewed: frozenset[str] = frozenset()) -> None:
         self.specs = {s.name: s for s in specs}
+        self.skewed = skewed  # started under libfaketime, for time.skew (adapters.local.clock)
         self.out_dir = out_dir
         self.bus = bus
         self.processes: dict[str, asyncio.subprocess.Process] = {}
@@ -52,6 +55,12 @@ class Services:
         spec = self.specs[name]
         self.out_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **spec.env}
+        if name in self.skewed:
+            try:
+                env.update(faketime_env(self.out_dir / f"clock-{name}"))
+            except OSError as exc:
+                raise ServiceFailed(f"service {name}: cannot start it under libfaketime: "
+                                    f"{exc}") from exc
         with open(self.log_path(name), "ab") as log:
             try:
                 proc = await asyncio.create_subprocess_exec(

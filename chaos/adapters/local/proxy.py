@@ -9,7 +9,9 @@ recover` in another process can clean traffic up without restarting the proxy. A
 gone has no toxics: that counts as reverted.
 
 Run standalone: `python -m chaos.adapters.local.proxy --listen A --upstream B --control SOCK`
-(the adapter does this) or `chaos proxy` (with a live view).
+(the adapter does this) or `chaos proxy` (with a live view). With `--protocol http` the proxy
+reads HTTP/1.x requests and applies the `http_*` rules of chaos.adapters.local.proxy_http;
+TLS toxics act on new connections before relaying starts (chaos.adapters.local.proxy_tls).
 """
 
 from __future__ import annotations
@@ -18,18 +20,24 @@ import asyncio
 import contextlib
 import random
 import socket
+import ssl
 import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.adapters.local.proxy_toxics import Toxic
+from chaos.adapters.local.proxy_http import Exchange, Rule
+from chaos.adapters.local.proxy_tls import Terminator, opening, terminator
+from chaos.adapters.local.proxy_toxics import HTTP_KINDS, TLS_KINDS, Toxic
 
 CHUNK = 64 * 1024
 QUEUE_CHUNKS = 64  # back-pressure: at most this many chunks wait in a pump's delay queue
 CONNECT_TIMEOUT = 5.0
 _EOF = b""
 _CLOSE = None
+PROTOCOLS = ("tcp", "http")
+# what an http proxy can do besides its http_* rules (refuse and cut connections)
+HTTP_ALSO = ("down",)
 
 
 def split_address(text: str) -> tuple[str, int]:
@@ -44,6 +52,10 @@ class Stats:
     accepted: int = 0
     refused: int = 0
     upstream_failed: int = 0
+    requests: int = 0  # http: requests read, requests a rule answered or changed, errors
+    faulted: int = 0
+    http_errors: int = 0
+    last_error: str = ""
     bytes: dict[str, int] = field(default_factory=lambda: {"upstream": 0, "downstream": 0})
 
 
@@ -82,7 +94,7 @@ class Connection:
             if toxic.kind == "down":
                 self.close(reset=True)
                 return
-            if toxic.id in self._timers or not self.hit(toxic):
+            if toxic.kind in HTTP_KINDS or toxic.id in self._timers or not self.hit(toxic):
                 continue
             after = toxic.params.get("after", 0.0)
             if toxic.kind == "reset_peer":
@@ -90,7 +102,17 @@ class Connection:
             elif toxic.kind == "timeout" and after > 0:
                 self._timers[toxic.id] = loop.call_later(after, self.close, False)
 
+    def count(self, direction: str, n: int) -> None:
+        self.bytes[direction] += n
+        self.proxy.stats.bytes[direction] += n
+
     async def run(self) -> None:
+        if self.proxy.protocol == "http":
+            self._tasks = [asyncio.create_task(Exchange(self).run())]
+            self.refresh()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self.close()
+            return
         self._tasks = [asyncio.create_task(Pump(self, "upstream", self.client[0],
                                                 self.upstream[1]).run()),
                        asyncio.create_task(Pump(self, "downstream", self.upstream[0],
@@ -238,16 +260,30 @@ class Pump:
         return pieces
 
     def _count(self, n: int) -> None:
-        self.conn.bytes[self.direction] += n
-        self.conn.proxy.stats.bytes[self.direction] += n
+        self.conn.count(self.direction, n)
 
 
 class Proxy:
     """Listens, relays, and holds the current toxics (by id)."""
 
-    def __init__(self, listen: str, upstream: str, seed: int | None = None) -> None:
+    def __init__(self, listen: str, upstream: str, seed: int | None = None,
+                 protocol: str = "tcp", upstream_tls: bool = False) -> None:
         self.listen, self.upstream = split_address(listen), split_address(upstream)
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        self.protocol = protocol
+        if upstream_tls and protocol != "http":
+            raise ValueError("upstream_tls needs protocol http (a TCP proxy relays TLS as is)")
+        # http: clients speak plain HTTP to the proxy, which speaks TLS to the upstream
+        # (re-originated; the upstream's certificate is not verified: this is a test tool)
+        self.upstream_ssl: ssl.SSLContext | None = None
+        if upstream_tls:
+            self.upstream_ssl = ssl.create_default_context()
+            self.upstream_ssl.check_hostname = False
+            self.upstream_ssl.verify_mode = ssl.CERT_NONE
         self.toxics: dict[str, Toxic] = {}
+        self._rules: dict[str, Rule] = {}
+        self._terminators: dict[str, Terminator] = {}
         self.connections: set[Connection] = set()
         self.stats = Stats()
         self.rng = random.Random(seed)
@@ -256,6 +292,13 @@ class Proxy:
     @property
     def address(self) -> str:
         return f"{self.listen[0]}:{self.listen[1]}"
+
+    @property
+    def upstream_text(self) -> str:
+        return f"{self.upstream[0]}:{self.upstream[1]}"
+
+    def http_rules(self) -> list[Rule]:
+        return list(self._rules.values())
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, *self.listen,
@@ -266,6 +309,8 @@ class Proxy:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        for term in self._terminators.values():
+            await term.stop()
         for conn in list(self.connections):
             conn.close()
 
@@ -274,6 +319,17 @@ class Proxy:
         return any(t.kind == "down" for t in self.toxics.values())
 
     async def add(self, toxic: Toxic) -> None:
+        """Take a toxic on; ValueError (nothing changed) when this proxy cannot apply it."""
+        if self.protocol == "http" and toxic.kind not in (*HTTP_KINDS, *HTTP_ALSO):
+            raise ValueError(f"the proxy on {self.address} speaks HTTP: a {toxic.kind} toxic "
+                             "needs a plain TCP proxy (use http.delay for delays)")
+        if self.protocol == "tcp" and toxic.kind in HTTP_KINDS:
+            raise ValueError(f"the proxy on {self.address} relays plain TCP: HTTP faults need "
+                             "one started with protocol: http")
+        if toxic.kind in HTTP_KINDS:
+            self._rules[toxic.id] = Rule.of(toxic)
+        if toxic.kind == "tls_certificate" and toxic.id not in self._terminators:
+            self._terminators[toxic.id] = await terminator(toxic, self.listen[0], self.upstream)
         was_down = self.down
         self.toxics[toxic.id] = toxic
         if self.down and not was_down and self._server is not None:
@@ -283,6 +339,10 @@ class Proxy:
 
     async def remove(self, ident: str) -> bool:
         removed = self.toxics.pop(ident, None) is not None
+        self._rules.pop(ident, None)
+        term = self._terminators.pop(ident, None)
+        if term is not None:
+            await term.stop()
         if removed and not self.down and self._server is None:
             await self.start()
         self._refresh()
@@ -299,17 +359,24 @@ class Proxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.stats.accepted += 1
+        target = self.upstream
+        tls = [t for t in self.toxics.values() if t.kind in TLS_KINDS
+               and (t.toxicity >= 1.0 or self.rng.random() < t.toxicity)]
+        if tls:  # decided once per connection, before any byte is relayed
+            try:
+                target = await opening(tls, self._terminators, reader, writer) or target
+            except ConnectionAbortedError:
+                return
         try:
-            up = await asyncio.wait_for(asyncio.open_connection(*self.upstream), CONNECT_TIMEOUT)
+            up = await self.open_upstream(target)
         except (TimeoutError, OSError):
             self.stats.upstream_failed += 1
             writer.transport.abort()
             return
-        for w in (writer, up[1]):
-            sock = w.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = Connection(self, (reader, writer), up)
         self.connections.add(conn)
         try:
@@ -317,9 +384,26 @@ class Proxy:
         finally:
             self.connections.discard(conn)
 
+    async def open_upstream(self, target: tuple[str, int] | None = None
+                            ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to the upstream (TLS if it speaks it), or to a TLS terminator."""
+        target = target or self.upstream
+        context = self.upstream_ssl if target == self.upstream else None
+        up = await asyncio.wait_for(asyncio.open_connection(
+            *target, ssl=context, server_hostname=target[0] if context else None),
+            CONNECT_TIMEOUT)
+        sock = up[1].get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return up
+
     def snapshot(self) -> dict[str, Any]:
         return {
-            "listen": self.address, "upstream": f"{self.upstream[0]}:{self.upstream[1]}",
+            "listen": self.address, "upstream": self.upstream_text, "protocol": self.protocol,
+            "upstream_tls": self.upstream_ssl is not None,
+            "requests": self.stats.requests, "faulted": self.stats.faulted,
+            "http_errors": self.stats.http_errors, "last_error": self.stats.last_error,
             "toxics": [t.as_dict() for t in self.toxics.values()],
             "accepted": self.stats.accepted, "upstream_failed": self.stats.upstream_failed,
             "bytes": dict(self.stats.bytes),

@@ -47,6 +47,12 @@ def grace(duration: float) -> float:
     return 5.0 + 0.1 * duration
 
 
+def protocol_of(fault: FaultSpec) -> str:
+    """What the proxy must speak: as the target says, else what the fault type needs."""
+    given = fault.target.selector.get("protocol")
+    return str(given) if given else ("http" if fault.type.startswith("http.") else "tcp")
+
+
 def running_proxy(listen: str) -> dict[str, Any] | None:
     """The locator of a live proxy serving `listen`, or None."""
     found = read_locator(listen)
@@ -85,13 +91,31 @@ class ProxyAdapter(Adapter):
             except ValueError as exc:
                 raise TargetNotFound(f"{fault.name}: target.proxy.{field}: {exc}") from None
         running = running_proxy(listen)
+        protocol = protocol_of(fault)
         how = f"running, pid {running['pid']}" if running else "started by chaos"
         if running and running.get("upstream") != upstream:
             raise TargetNotFound(f"{fault.name}: the proxy on {listen} forwards to "
                                  f"{running.get('upstream')}, not {upstream}",
                                  hint="fix target.proxy.upstream or use another listen port")
-        return [TargetRef(kind="proxy", label=f"proxy {listen} -> {upstream} ({how})",
-                          identity={"listen": listen, "upstream": upstream},
+        upstream_tls = bool(fault.target.selector.get("upstream_tls"))
+        if upstream_tls and protocol != "http":
+            raise TargetNotFound(f"{fault.name}: target.proxy.upstream_tls: a TCP proxy relays "
+                                 "TLS as it is; upstream_tls is for protocol: http",
+                                 hint="remove upstream_tls, or use HTTP faults") from None
+        if running and bool(running.get("upstream_tls")) != upstream_tls:
+            raise TargetNotFound(f"{fault.name}: the proxy on {listen} "
+                                 f"{'speaks' if running.get('upstream_tls') else 'does not speak'}"
+                                 " TLS to its upstream, unlike target.proxy.upstream_tls",
+                                 hint="fix upstream_tls or use another listen port")
+        if running and running.get("protocol", "tcp") != protocol:
+            raise TargetNotFound(f"{fault.name}: the proxy on {listen} speaks "
+                                 f"{running.get('protocol', 'tcp')}, {fault.type} needs "
+                                 f"{protocol}", hint="start a proxy of that protocol on another "
+                                 "listen port")
+        label = f"{protocol} proxy" if protocol != "tcp" else "proxy"
+        return [TargetRef(kind="proxy", label=f"{label} {listen} -> {upstream} ({how})",
+                          identity={"listen": listen, "upstream": upstream,
+                                    "protocol": protocol, "upstream_tls": upstream_tls},
                           lock_key=f"proxy:{listen}:{fault.name}")]
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
@@ -99,7 +123,8 @@ class ProxyAdapter(Adapter):
         running = running_proxy(listen)
         control = running["control"] if running else str(control_path(listen))
         return {"adapter": NAME, "listen": listen, "upstream": target.identity["upstream"],
-                "control": control, "toxic": f"{fault.type.split('.')[1]}-{uuid.uuid4().hex[:10]}",
+                "protocol": target.identity.get("protocol", "tcp"), "control": control,
+                "upstream_tls": bool(target.identity.get("upstream_tls")), "toxic": f"{fault.type.split('.')[1]}-{uuid.uuid4().hex[:10]}",
                 "owned": None}
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
@@ -116,7 +141,9 @@ class ProxyAdapter(Adapter):
                 spec = {**spec, "owned": owned}
             elif running["control"] != spec["control"]:
                 spec = {**spec, "control": running["control"]}
-        toxic = from_fault(spec["toxic"], fault.type, fault.params,
+        params = {**fault.params, "seed": f"{scope.seed}:{fault.name}"} if fault.type.startswith(
+            "http.") else fault.params
+        toxic = from_fault(spec["toxic"], fault.type, params,
                            str(sel.get("direction") or "downstream"),
                            1.0 if sel.get("toxicity") is None else float(sel["toxicity"]),
                            expires)
@@ -131,7 +158,9 @@ class ProxyAdapter(Adapter):
     async def _start(self, spec: Mapping[str, Any], until: float) -> dict[str, Any]:
         argv = [sys.executable, "-m", "chaos.adapters.local.proxy_control",
                 "--listen", spec["listen"], "--upstream", spec["upstream"],
-                "--control", spec["control"], "--locator", str(locator_path(spec["listen"])),
+                "--control", spec["control"], "--protocol", spec.get("protocol", "tcp"),
+                *(["--upstream-tls"] if spec.get("upstream_tls") else []),
+                "--locator", str(locator_path(spec["listen"])),
                 "--until", f"{until:.3f}"]
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,

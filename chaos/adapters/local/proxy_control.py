@@ -108,7 +108,9 @@ class ControlServer:
             tmp.write_text(json.dumps({"control": str(self.control), "pid": me.pid,
                                        "create_time": me.create_time(),
                                        "listen": self.proxy.address,
-                                       "upstream": "{}:{}".format(*self.proxy.upstream)}))
+                                       "upstream": "{}:{}".format(*self.proxy.upstream),
+                                       "protocol": self.proxy.protocol,
+                                       "upstream_tls": self.proxy.upstream_ssl is not None}))
             tmp.replace(self.locator)
 
     async def stop(self) -> None:
@@ -170,7 +172,8 @@ async def serve(proxy: Proxy, control: Path, locator: Path | None, until: float 
 
 async def _main(args: argparse.Namespace) -> int:
     try:
-        proxy = Proxy(args.listen, args.upstream)
+        proxy = Proxy(args.listen, args.upstream, protocol=args.protocol,
+                      upstream_tls=args.upstream_tls)
     except ValueError as exc:
         sys.stdout.write(f"error {exc}\n")
         return 2
@@ -195,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", required=True)
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--control", required=True, help="unix socket path")
+    parser.add_argument("--protocol", default="tcp", choices=("tcp", "http"))
+    parser.add_argument("--upstream-tls", action="store_true",
+                        help="http: speak TLS to the upstream (certificate not verified)")
     parser.add_argument("--locator", help="locator file to write while running")
     parser.add_argument("--until", type=float, help="exit at this epoch time")
     parser.add_argument("--toxic", action="append", default=[], help="initial toxic (JSON)")

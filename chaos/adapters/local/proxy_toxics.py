@@ -9,14 +9,23 @@ Toxics travel as JSON over the proxy's control channel and sit in revert specs b
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-KINDS = ("latency", "bandwidth", "slicer", "slow_close", "timeout", "reset_peer", "limit_data",
-         "down")
+from chaos.model.experiment import thaw
+
+TCP_KINDS = ("latency", "bandwidth", "slicer", "slow_close", "timeout", "reset_peer",
+             "limit_data", "down")
+# HTTP rules (proxy_http): per request, on a proxy started with `protocol: http`
+HTTP_KINDS = ("http_abort", "http_delay", "http_reset", "http_replace", "http_throttle")
+# TLS (proxy_tls): at the start of each connection hit, on a plain TCP proxy
+TLS_KINDS = ("tls_certificate", "tls_handshake_delay", "tls_reset_handshake")
+RULE_KINDS = (*HTTP_KINDS, "tls_certificate")  # those carrying a structured `rule`
+KINDS = (*TCP_KINDS, *HTTP_KINDS, *TLS_KINDS)
 DIRECTIONS = ("downstream", "upstream", "both")
 
 # fault type -> toxic kind, and how its parameters map
@@ -29,6 +38,8 @@ FAULT_KINDS = {
     "network.reset": "reset_peer",
     "network.limit_data": "limit_data",
     "network.partition": "down",
+    **{f"http.{kind.removeprefix('http_')}": kind for kind in HTTP_KINDS},
+    **{f"tls.{kind.removeprefix('tls_')}": kind for kind in TLS_KINDS},
 }
 
 
@@ -40,6 +51,10 @@ class Toxic:
     toxicity: float = 1.0
     params: Mapping[str, float] = field(default_factory=dict)
     expires: float | None = None  # epoch seconds; the proxy removes the toxic after it
+    # http_* kinds and tls_certificate: the rule as plain data (match, status, body, seed...,
+    # certificate); for http_* toxicity is the share of matching *requests* hit, each request
+    # drawn from the rule's seed
+    rule: Mapping[str, Any] | None = None
 
     def applies_to(self, direction: str) -> bool:
         return self.direction in ("both", direction)
@@ -48,7 +63,8 @@ class Toxic:
         return self.expires is not None and (now or time.time()) >= self.expires
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "params": dict(self.params)}
+        return {**asdict(self), "params": dict(self.params),
+                "rule": None if self.rule is None else dict(self.rule)}
 
     def sample_delay(self, rng: random.Random) -> float:
         """Seconds of latency for one chunk: delay plus uniform jitter, never negative."""
@@ -79,8 +95,12 @@ def parse(data: Mapping[str, Any]) -> Toxic:
     if kind == "bandwidth" and params.get("rate", 0) <= 0:
         raise ValueError("bandwidth needs a rate above 0 bytes/s")
     expires = data.get("expires")
+    rule = data.get("rule")
+    if (rule is not None) != (kind in RULE_KINDS) or not isinstance(rule or {}, dict):
+        raise ValueError(f"{', '.join(RULE_KINDS)} toxics, and only they, carry a `rule` "
+                         "(a JSON object)")
     return Toxic(ident, kind, direction, toxicity, params,
-                 float(expires) if expires is not None else None)
+                 float(expires) if expires is not None else None, rule)
 
 
 def from_fault(ident: str, fault_type: str, params: Mapping[str, Any], direction: str,
@@ -88,6 +108,16 @@ def from_fault(ident: str, fault_type: str, params: Mapping[str, Any], direction
     """The toxic a network fault becomes on a proxy target."""
     kind = FAULT_KINDS[fault_type]
     values: dict[str, float] = {}
+    if kind in HTTP_KINDS:
+        return http_rule(ident, kind, params, expires)
+    if kind == "tls_certificate":
+        rule = {k: os.path.abspath(v) if k in ("ca_cert", "ca_key") else v
+                for k, v in params.items() if v is not None}
+        return Toxic(ident, kind, "both", toxicity, {}, expires, rule)
+    if kind == "tls_handshake_delay":
+        return Toxic(ident, kind, "both", toxicity, {"delay": params["delay"]}, expires)
+    if kind == "tls_reset_handshake":
+        return Toxic(ident, kind, "both", toxicity, {}, expires)
     if kind == "latency":
         values = {"delay": params["delay"], "jitter": params.get("jitter") or 0.0}
     elif kind == "bandwidth":
@@ -104,3 +134,17 @@ def from_fault(ident: str, fault_type: str, params: Mapping[str, Any], direction
     if kind == "down":
         direction, toxicity = "both", 1.0
     return Toxic(ident, kind, direction, toxicity, values, expires)
+
+
+MATCH_KEYS = ("path", "path_prefix", "path_regex", "method", "headers")
+
+
+def http_rule(ident: str, kind: str, params: Mapping[str, Any], expires: float | None) -> Toxic:
+    """The toxic an http.* fault becomes: its `match` and action as JSON-ready data."""
+    params = thaw(params)  # the loaded model is frozen (mappingproxy); rules travel as JSON
+    match = {k: params[k] for k in MATCH_KEYS if params.get(k) is not None}
+    action = {k: v for k, v in params.items()
+              if k not in (*MATCH_KEYS, "percent") and v is not None}
+    share = params.get("percent")
+    return Toxic(ident, kind, "both", 1.0 if share is None else float(share), {}, expires,
+                 {**action, "match": match})

@@ -1,0 +1,160 @@
+"""The bundled front service: calls a dependency with a timeout, retries and a circuit breaker,
+so experiments can show each resilience pattern holding (or, switched off, failing).
+
+    GET /health   200 "ok" (never calls the dependency)
+    GET /         calls GET / on --dependency: 200 with its body, or 503 when every attempt
+                  failed, timed out, or the breaker is open (fail fast)
+    GET /breaker  200 {"state": "closed" | "open" | "half-open", "opened": N}
+
+Each attempt has --timeout; a failed attempt (timeout, connection error, 5xx or 429) is retried
+up to --retries times, --backoff apart (doubling). After --breaker-threshold consecutive failed
+calls (0: no breaker) the breaker opens: calls fail at once for --breaker-reset seconds, then one
+trial call is let through (half-open); its success closes the breaker. HTTP/1.1 keep-alive to
+clients; one new connection per attempt to the dependency. Binds 127.0.0.1 by default.
+
+    python -m chaos.demo.front --port 18092 --dependency 127.0.0.1:18091 --retries 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+
+
+class Breaker:
+    def __init__(self, threshold: int, reset: float) -> None:
+        self.threshold, self.reset = threshold, reset
+        self.failures, self.opened_at, self.opened, self.trial = 0, 0.0, 0, False
+
+    @property
+    def state(self) -> str:
+        if not self.threshold or self.failures < self.threshold:
+            return "closed"
+        return "half-open" if time.monotonic() - self.opened_at >= self.reset else "open"
+
+    def allow(self) -> bool:
+        state = self.state
+        if state == "half-open" and not self.trial:
+            self.trial = True  # one trial call at a time
+            return True
+        return state == "closed"
+
+    def record(self, ok: bool) -> None:
+        self.trial = False
+        if ok:
+            self.failures = 0
+            return
+        self.failures += 1
+        if self.threshold and self.failures >= self.threshold:
+            if self.failures == self.threshold:
+                self.opened += 1
+            self.opened_at = time.monotonic()
+
+
+class Front:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        host, _, port = args.dependency.rpartition(":")
+        self.dependency = (host or "127.0.0.1", int(port))
+        self.breaker = Breaker(args.breaker_threshold, args.breaker_reset)
+
+    async def attempt(self) -> tuple[int, bytes]:
+        reader, writer = await asyncio.open_connection(*self.dependency)
+        try:
+            writer.write(b"GET / HTTP/1.1\r\nHost: dependency\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = next((int(line.split(b":")[1]) for line in head.lower().split(b"\r\n")
+                           if line.startswith(b"content-length:")), None)
+            body = await (reader.readexactly(length) if length is not None else reader.read())
+            return status, body
+        finally:
+            writer.close()
+
+    async def call(self) -> tuple[int, bytes]:
+        if not self.breaker.allow():
+            return 503, b'{"error": "circuit breaker open"}'
+        backoff, last = self.args.backoff, "no attempt"
+        for attempt in range(self.args.retries + 1):
+            if attempt:
+                await asyncio.sleep(backoff)
+                backoff *= 2
+            try:
+                status, body = await asyncio.wait_for(self.attempt(), self.args.timeout)
+            except (OSError, ValueError, IndexError, TimeoutError,
+                    asyncio.IncompleteReadError) as exc:
+                last = type(exc).__name__
+                continue
+            if status < 500 and status != 429:
+                self.breaker.record(True)
+                return 200, body
+            last = f"status {status}"
+        self.breaker.record(False)
+        return 503, json.dumps({"error": f"dependency failed: {last}"}).encode()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while request := await reader.readline():
+                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    pass
+                path = request.split()[1] if len(request.split()) > 1 else b"/"
+                if path == b"/health":
+                    status, body = 200, b'"ok"'
+                elif path == b"/breaker":
+                    status, body = 200, json.dumps({"state": self.breaker.state,
+                                                    "opened": self.breaker.opened}).encode()
+                else:
+                    status, body = await self.call()
+                writer.write(f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
+                             f"Content-Type: application/json\r\nContent-Length: {len(body)}"
+                             "\r\n\r\n".encode() + body)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            writer.close()
+
+
+async def serve(args: argparse.Namespace) -> None:
+    front = Front(args)
+    server = await asyncio.start_server(front.handle, args.host, args.port, reuse_address=True,
+                                        backlog=512)
+    print(f"chaos demo front listening on http://{args.host}:{args.port}, calling "
+          f"{args.dependency}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with server:
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chaos.demo.front", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=18092)
+    parser.add_argument("--dependency", required=True, help="HOST:PORT of the dependency")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per attempt")
+    parser.add_argument("--retries", type=int, default=0, help="extra attempts after a failure")
+    parser.add_argument("--backoff", type=float, default=0.0, help="first pause between attempts")
+    parser.add_argument("--breaker-threshold", type=int, default=0,
+                        help="consecutive failed calls that open the breaker (0: no breaker)")
+    parser.add_argument("--breaker-reset", type=float, default=1.0,
+                        help="seconds the breaker stays open before a trial call")
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(serve(args))
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
