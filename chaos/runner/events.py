@@ -29,6 +29,8 @@ call back into the engine. Each event has a documented name and fields:
                          check), check
     traffic.second       t (second since traffic started), requests, errors, p50, p95, p99, lag_p99
                          (seconds; requests that completed in that second)
+    traffic.stage        phase, stage (name), rate, requests, errors, timeouts, p99: a
+                         judged window that spans several stages of a load profile, per stage
     activity.started     phase (method | rollback), activity, type (action | probe), background
                          (Chaos Toolkit experiments, chaos.ctk)
     activity.finished    phase, activity, type, status (succeeded | failed | interrupted),
@@ -54,6 +56,7 @@ CATALOGUE = frozenset({
     "fault.failed", "fault.reverted", "fault.revert_failed", "guardrail.breached", "guardrail.failed",
     "guardrail.evaluated",
     "run.interrupted", "run.recovered", "run.finished", "run.detected", "traffic.second",
+    "traffic.stage",
     "activity.started", "activity.finished",
 })
 

@@ -65,7 +65,8 @@ class Observer:
         hyp = self.hyp
         if hyp.traffic is not None:
             from chaos.slo.traffic import HttpTraffic, traffic_from_spec
-            self.traffic = HttpTraffic(traffic_from_spec(hyp.traffic), self._on_second)
+            spec = traffic_from_spec(hyp.traffic, hyp.traffic_profile, hyp.traffic_mix)
+            self.traffic = HttpTraffic(spec, self._on_second)
             self.traffic.start()
         if hyp.prometheus is not None:
             from chaos.slo.prometheus import Prometheus
@@ -187,11 +188,31 @@ class Observer:
                     for c in checks]
         verdicts += extra or []
         self.verdicts[phase] = verdicts
+        self._per_stage(phase, start, end)
         for v in verdicts:
             self.bus.emit("check.evaluated", phase=phase, verdict=v.as_dict())
         passed = all(v.passed for v in verdicts)
         self.bus.emit("phase.finished", phase=phase, passed=passed)
         return passed
+
+    def _per_stage(self, phase: str, start: float, end: float) -> None:
+        """A window over several stages of a load profile is reported per stage too: one
+        verdict over 100/s and 1000/s says little about either."""
+        traffic = self.traffic
+        if traffic is None:
+            return
+        spans = [(s, max(start, traffic.t0 + s.start), min(end, traffic.t0 + s.start + s.seconds))
+                 for s in traffic.schedule.stages]
+        spans = [(s, a, b) for s, a, b in spans if b > a]
+        if len(spans) < 2:
+            return
+        for stage, a, b in spans:
+            window = traffic.window(a, b)
+            p99 = window.seen_quantile(99)  # timed-out requests at their timeout, as in charts
+            self.bus.emit("traffic.stage", phase=phase, stage=stage.name, rate=stage.rate,
+                          requests=window.events, errors=window.errors,
+                          timeouts=window.bucket.timeouts,
+                          p99=None if p99 is None else round(p99, 6))
 
     def failures(self, phase: str) -> str:
         return "; ".join(f"{v.describe()}{' - ' + v.reason if v.reason else ''}"
