@@ -59,6 +59,7 @@ def summary(journal: Mapping[str, Any], journal_path: str | None = None) -> str:
             events = c.get("events", 0)
             lines.append(f"    [{MARKS.get(c['status'], c['status'])}] {c['check']:<32} "
                          f"measured {measured}, {events} event{'' if events == 1 else 's'}{where}{reason}")
+        lines.extend(stage_lines(phases.get(phase, {}).get("stages", [])))
     traffic = [row for row in journal.get("series", []) if row.get("probe") == "traffic"]
     if traffic:
         lines.extend(traffic_table(traffic))
@@ -77,6 +78,18 @@ def summary(journal: Mapping[str, Any], journal_path: str | None = None) -> str:
     if journal_path:
         lines.append(f"  journal: {journal_path}")
     return "\n".join(lines)
+
+
+def stage_lines(stages: list[Mapping[str, Any]]) -> list[str]:
+    """The window of a phase over several stages of a load profile, stage by stage."""
+    lines = []
+    for s in stages:
+        p99 = "n/a" if s.get("p99") is None else format_duration(s["p99"])
+        errors = s.get("errors", 0)
+        share = f" ({errors / s['requests']:.1%})" if s.get("requests") else ""
+        lines.append(f"      {s['stage']}: {s.get('requests', 0):,} requests, "
+                     f"{errors:,} errors{share}, p99 {p99}")
+    return lines
 
 
 def guardrail_lines(guardrails: list[Mapping[str, Any]]) -> list[str]:

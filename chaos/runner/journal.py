@@ -133,6 +133,9 @@ def document(summary: dict[str, Any], recorder: Recorder, result: Any, started: 
                 finished=e.t, passed=e.data["passed"])
         elif e.name == "check.evaluated":
             phases.setdefault(e.data["phase"], {"checks": []})["checks"].append(e.data["verdict"])
+        elif e.name == "traffic.stage":  # a window over several stages of a load profile
+            phases.setdefault(e.data["phase"], {"checks": []}).setdefault("stages", []).append(
+                {k: v for k, v in e.data.items() if k != "phase"})
         elif e.name == "guardrail.evaluated":
             phases.setdefault("during", {"checks": []}).setdefault("guardrails", []).append(
                 {"check": e.data["check"], "breached": e.data["breached"],

@@ -134,3 +134,6 @@ faults: []
     assert [(e["phase"], e["rate"]) for e in stages] == [("before", 50), ("before", 200)]
     assert abs(stages[0]["requests"] - 100) <= 2 and abs(stages[1]["requests"] - 325) <= 2
     assert all(e["errors"] == 0 and e["p99"] is not None for e in stages)
+    assert [s["requests"] for s in journal["phases"]["before"]["stages"]] == [
+        e["requests"] for e in stages]
+    assert "stage 2 (200/s): " in result.stdout  # the terminal summary, per stage
