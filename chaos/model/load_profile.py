@@ -8,6 +8,7 @@ at the node it is about, with what to write instead.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,6 +55,28 @@ def check_traffic(raw: Any, node: yaml.Node | None, ctx: Context) -> None:
                                 "`{rate: 500/s, for: 1m}` (0/s for a pause)")
     if isinstance(mix, Sequence) and not isinstance(mix, str):
         _check_mix(mix, http, source.child(node, "mix"), ctx)
+    workers = raw.get("workers")
+    if isinstance(workers, Mapping) and str(workers.get("count")).isdigit():
+        count, have = int(workers["count"]), available_cores()
+        if count > have and not workers.get("force"):
+            ctx.problem(source.child(node, "workers"), f"{PATH}.workers",
+                        f"{count} workers on {have} core(s) would share cores, lag, and make "
+                        f"windows INVALID: write `workers: auto` (one per core), at most "
+                        f"{have}, or `workers: {{count: {count}, force: true}}` if you mean it")
+
+
+def available_cores() -> int:
+    """The cores this process may run on (what `workers: auto` starts)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(workers: Mapping[str, Any] | None) -> int:
+    """How many generator processes `traffic.workers` asks for (1: the runner's own loop)."""
+    count = str((workers or {}).get("count") or "1")
+    return available_cores() if count == "auto" else int(count)
 
 
 def _check_mix(mix: Sequence[Any], http: Mapping[str, Any], node: yaml.Node | None,
@@ -116,4 +139,4 @@ def check_spike(hypothesis: Hypothesis | None, faults: Sequence[FaultSpec] | Non
                     "the run")
 
 
-__all__ = ["check_spike", "check_traffic", "traffic_span"]
+__all__ = ["available_cores", "check_spike", "check_traffic", "traffic_span", "worker_count"]

@@ -285,6 +285,8 @@ def _hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary,
             "traffic"]["profile"] else None,
         traffic_mix=tuple(frozen(m) for m in raw["traffic"]["mix"] or ()) if raw[
             "traffic"] else (),
+        traffic_workers=load_profile.worker_count(raw["traffic"]["workers"]) if raw[
+            "traffic"] else 1,
         prometheus=prometheus,
         min_events=raw["min_events"],
         probes=probes, checks=checks,

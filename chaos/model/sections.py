@@ -30,6 +30,7 @@ from chaos.model.schema import (
     Rate,
     Schema,
     Str,
+    scalar_as,
 )
 
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
@@ -184,7 +185,15 @@ MIX = List(Obj({
 }), "weighted requests sent instead of traffic.http's own, in a smooth round robin",
     min_items=1)
 
-TRAFFIC = Obj({"http": Field(TRAFFIC_HTTP, required=True), "profile": PROFILE, "mix": MIX},
+WORKERS = Obj({
+    "count": Str("generator processes: a number, or auto (one per core)", "1",
+                 pattern=r"auto|[1-9][0-9]{0,2}"),
+    "force": Bool("allow more workers than cores (they would share cores and lag)", False),
+}, "split the schedule across generator processes, past one core; `workers: 4` is short for "
+   "`{count: 4}`", shorthand=scalar_as("count"))
+
+TRAFFIC = Obj({"http": Field(TRAFFIC_HTTP, required=True), "profile": PROFILE, "mix": MIX,
+               "workers": WORKERS},
               "traffic the runner sends itself; availability/latency checks judge it")
 
 PROMETHEUS = Obj({

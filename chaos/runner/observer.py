@@ -66,11 +66,23 @@ class Observer:
         if hyp.traffic is not None:
             from chaos.slo.traffic import HttpTraffic, traffic_from_spec
             spec = traffic_from_spec(hyp.traffic, hyp.traffic_profile, hyp.traffic_mix)
-            self.traffic = HttpTraffic(spec, self._on_second)
+            if hyp.traffic_workers > 1:  # past one core: worker processes, merged here
+                from chaos.model.experiment import thaw
+                from chaos.slo.traffic_workers import WorkerTraffic
+                raw = {"http": thaw(hyp.traffic), "profile": thaw(hyp.traffic_profile),
+                       "mix": [thaw(m) for m in hyp.traffic_mix]}
+                self.traffic = WorkerTraffic(spec, raw, hyp.traffic_workers, self._on_second)
+            else:
+                self.traffic = HttpTraffic(spec, self._on_second)
             self.traffic.start()
         if hyp.prometheus is not None:
             from chaos.slo.prometheus import Prometheus
             self.prometheus = Prometheus.from_spec(hyp.prometheus)
+
+    async def sources_ready(self) -> None:
+        """Windows start once traffic flows (worker processes need a moment to start)."""
+        if self.traffic is not None:
+            await self.traffic.ready()
 
     async def stop(self) -> None:
         await self.sampler.stop()

@@ -101,6 +101,34 @@ class PackedBucket:
         bucket.merge(self)
         return bucket
 
+    def as_json(self) -> dict[str, object]:
+        """What a traffic worker sends the runner (chaos.slo.traffic_workers)."""
+        return {"requests": self.requests, "errors": self.errors, "timeouts": self.timeouts,
+                "starved": self.starved, "last_error": self.last_error,
+                "latency": self.latency.decode("ascii"), "lag": self.lag.decode("ascii")}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> PackedBucket:
+        """The inverse of as_json; ValueError when `data` is not one."""
+        packed = cls.__new__(cls)
+        try:
+            packed.requests, packed.errors = _count(data["requests"]), _count(data["errors"])
+            packed.timeouts, packed.starved = _count(data["timeouts"]), _count(data["starved"])
+            packed.last_error = str(data["last_error"])[:200]
+            packed.latency = str(data["latency"]).encode("ascii")
+            packed.lag = str(data["lag"]).encode("ascii")
+            if packed.requests:
+                packed.histograms()  # a corrupt encoding fails here, not in a window later
+        except Exception as exc:  # hdrh raises several kinds for a corrupt encoding
+            raise ValueError(f"not a bucket: {type(exc).__name__}: {exc}"[:200]) from exc
+        return packed
+
+
+def _count(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise TypeError(f"expected a count, got {value!r}"[:80])
+    return value
+
 
 @dataclass
 class Window:

@@ -81,6 +81,7 @@ class TrafficSpec:
     max_lag: float = 0.025  # p99 scheduler lag above this makes a window INVALID
     schedule: RateSchedule | None = None  # a load profile; None: `rate` after `ramp`
     mix: tuple[tuple[int, Request], ...] = ()  # weighted requests instead of url/method/body
+    share: tuple[int, int] = (0, 1)  # worker k of N sends requests k, k + N, k + 2N, ...
 
 
 def offset_of(n: int, rate: float, ramp: float) -> float:
@@ -242,6 +243,7 @@ class HttpTraffic:
         self._ssl: ssl.SSLContext | None = None
         self.t0 = 0.0  # time.monotonic() of request 0
         self.sent = 0
+        self.next_due = 0.0  # when the next request not sent yet is due
         self._ticks: dict[int, Bucket | PackedBucket] = {}
         self._seconds: dict[int, Bucket | PackedBucket] = {}
         self._closed_until = 0  # seconds below this are folded
@@ -270,6 +272,9 @@ class HttpTraffic:
         self.t0 = time.monotonic()
         self._tasks = [asyncio.create_task(self._schedule(), name="traffic"),
                        asyncio.create_task(self._sweep(), name="traffic-timeouts")]
+
+    async def ready(self) -> None:
+        """Return once requests are being sent (at once here; worker processes take longer)."""
 
     async def _halt(self, tasks: list[asyncio.Task[None]]) -> None:
         for task in tasks:
@@ -323,7 +328,8 @@ class HttpTraffic:
 
     # --- scheduling
     async def _schedule(self) -> None:
-        rate, ramp, n = self.spec.rate, self.spec.ramp, 0
+        rate, ramp = self.spec.rate, self.spec.ramp
+        n, every = self.spec.share
         offset: Callable[[int], float] = (
             (lambda i: offset_of(i, rate, ramp)) if self.spec.schedule is None
             else self.spec.schedule.offset_of)
@@ -334,10 +340,10 @@ class HttpTraffic:
             due = self.t0 + offset(n)
             while due <= now and spawned < room:
                 self._dispatch(due, now - due)
-                n += 1
+                n += every
                 spawned += 1
                 due = self.t0 + offset(n)
-            self.sent = n
+            self.sent, self.next_due = n // every, due
             final = self._tick(now - self.spec.timeout - 0.25)  # older ticks are complete
             if final // TICKS_PER_SECOND > self._closed_until:
                 self._fold(final)
