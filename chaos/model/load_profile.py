@@ -9,7 +9,7 @@ at the node it is about, with what to write instead.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,6 +53,9 @@ def check_traffic(raw: Any, node: yaml.Node | None, ctx: Context) -> None:
                     ctx.problem(_item(stages_node, i), f"{PATH}.profile.stages[{i}].rate",
                                 f"stage {i + 1} has no rate: give every stage one, like "
                                 "`{rate: 500/s, for: 1m}` (0/s for a pause)")
+        if profile.get("kind") == "breaking_point" and isinstance(profile.get("spec"), Mapping):
+            _check_breaking_point(profile["spec"], raw.get("workers"),
+                                  source.child(profile_node, "breaking_point"), ctx)
     if isinstance(mix, Sequence) and not isinstance(mix, str):
         _check_mix(mix, http, source.child(node, "mix"), ctx)
     workers = raw.get("workers")
@@ -77,6 +80,52 @@ def worker_count(workers: Mapping[str, Any] | None) -> int:
     """How many generator processes `traffic.workers` asks for (1: the runner's own loop)."""
     count = str((workers or {}).get("count") or "1")
     return available_cores() if count == "auto" else int(count)
+
+
+def _check_breaking_point(spec: Mapping[str, Any], workers: Any, node: yaml.Node | None,
+                          ctx: Context) -> None:
+    where = f"{PATH}.profile.breaking_point"
+    if spec.get("max") is None:
+        ctx.problem(node, f"{where}.max", "required field is missing: a search needs an upper "
+                    "bound it never passes, like `max: 2000/s` (a service that never breaks "
+                    "would otherwise be loaded without end)")
+    elif isinstance(spec.get("from"), float) and spec["from"] > spec["max"]:
+        ctx.problem(source.child(node, "max"), f"{where}.max",
+                    "below `from`: the search would try nothing; raise max or lower from")
+    if not spec.get("until"):
+        ctx.problem(node, f"{where}.until", "a breaking point needs a stop condition: add "
+                    "`until: [availability < 99%, latency.p99 > 500ms]` (what \"broken\" "
+                    "means for this service)")
+    if isinstance(spec.get("step"), float) and spec["step"] <= 0:
+        ctx.problem(source.child(node, "step"), f"{where}.step",
+                    "expected a rate above 0/s, like `step: 100/s`")
+    if isinstance(workers, Mapping) and str(workers.get("count")) != "1":
+        ctx.problem(node, f"{where}", "a breaking-point search runs in the runner's own "
+                    "generator: remove traffic.workers (one loop keeps ~20,000 req/s)")
+
+
+def check_until(raw: Any, node: yaml.Node | None, ctx: Context,
+                parse: Callable[[str], object]) -> None:
+    """A breaking point's stop conditions are checks over the traffic, in the check grammar."""
+    profile = raw.get("profile") if isinstance(raw, Mapping) else None
+    if not isinstance(profile, Mapping) or profile.get("kind") != "breaking_point":
+        return
+    until = profile["spec"].get("until") if isinstance(profile.get("spec"), Mapping) else None
+    until_node = source.child(source.child(source.child(node, "profile"), "breaking_point"),
+                              "until")
+    for i, text in enumerate(until or ()):
+        if not isinstance(text, str):
+            continue
+        where = f"{PATH}.profile.breaking_point.until[{i}]"
+        try:
+            parsed = parse(text)
+        except ValueError as exc:
+            ctx.problem(_item(until_node, i), where, str(exc))
+            continue
+        if not hasattr(parsed, "needs_objective") or getattr(parsed, "stat", "") == "burn_rate":
+            ctx.problem(_item(until_node, i), where,
+                        f"{text!r} is not judged on the traffic: a stop condition is like "
+                        "`availability < 99%`, `error_rate > 1%` or `latency.p99 > 500ms`")
 
 
 def _check_mix(mix: Sequence[Any], http: Mapping[str, Any], node: yaml.Node | None,
@@ -139,4 +188,5 @@ def check_spike(hypothesis: Hypothesis | None, faults: Sequence[FaultSpec] | Non
                     "the run")
 
 
-__all__ = ["available_cores", "check_spike", "check_traffic", "traffic_span", "worker_count"]
+__all__ = ["available_cores", "check_spike", "check_traffic", "check_until", "traffic_span",
+           "worker_count"]

@@ -267,6 +267,8 @@ def _hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary,
     abort = _checks(during.get("abort"), "hypothesis.during.abort", ctx, vocab, names)
     _sources(node, raw, (checks, during_checks, abort), ctx)
     load_profile.check_traffic(raw["traffic"], source.child(node, "traffic"), ctx)
+    load_profile.check_until(raw["traffic"], source.child(node, "traffic"), ctx,
+                             lambda text: vocab.parse_check(text, names))
     _latencies_below_timeouts(raw, (checks, during_checks, abort), ctx, vocab)
     prometheus = _prometheus(raw["prometheus"], source.child(node, "prometheus"), ctx, here)
     if ctx.count != mark:

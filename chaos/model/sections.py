@@ -166,10 +166,20 @@ SPIKE = Obj({
     "for": Field(Duration("how long the spike lasts", min=0.001), required=True),
     "ramp": Duration("rise to `peak` and fall back over this, within `for`", "0s", min=0),
 }, "a sudden burst on top of a base rate")
+BREAKING_POINT = Obj({
+    "from": Field(Rate("the first step's requests per second"), required=True),
+    "step": Field(Rate("added at each step"), required=True),
+    "every": Field(Duration("how long each step lasts (judged whole)", min=0.5),
+                   required=True),
+    "max": Rate("the last rate tried (required): the search never sends more"),
+    "until": List(Str("a stop condition like `latency.p99 > 500ms`"),
+                  "stop at the first step where one of these holds (required)"),
+}, "step the rate up until a stop condition holds for a whole step: the capacity")
 PROFILE = OneOf({
     "stages": List(STAGE, "rates one after the other; the last one holds to the end",
                    min_items=1),
     "spike": SPIKE,
+    "breaking_point": BREAKING_POINT,
 }, "how the arrival rate changes over the run (instead of traffic.http.rate)")
 MIX_REQUEST = Obj({
     "url": Field(Str("same scheme://host:port as traffic.http.url", pattern=HTTP_URL),

@@ -63,6 +63,9 @@ def summary(journal: Mapping[str, Any], journal_path: str | None = None) -> str:
     traffic = [row for row in journal.get("series", []) if row.get("probe") == "traffic"]
     if traffic:
         lines.extend(traffic_table(traffic))
+    capacity = journal.get("capacity")
+    if capacity:
+        lines.append("  " + capacity_line(capacity))
     detected = (journal.get("detection") or {}).get("seconds")
     if detected is not None:
         lines.append(f"  detected {format_duration(detected)} after the first injection")
@@ -78,6 +81,20 @@ def summary(journal: Mapping[str, Any], journal_path: str | None = None) -> str:
     if journal_path:
         lines.append(f"  journal: {journal_path}")
     return "\n".join(lines)
+
+
+def capacity_line(capacity: Mapping[str, Any]) -> str:
+    """`capacity: sustainable 170 req/s; broke at 230 req/s (latency.p99 > 250ms)`."""
+    held = capacity.get("sustainable_rate")
+    text = "capacity: " + (f"sustainable {held:,.0f} req/s" if held is not None
+                           else "not even the first step held")
+    if capacity.get("broken_at") is not None:
+        text += f"; broke at {capacity['broken_at']:,.0f} req/s ({capacity['broken_by']})"
+    elif capacity.get("invalid"):
+        text += f"; search undecided: {capacity['invalid']}"
+    else:
+        text += " (held up to max)"
+    return text
 
 
 def stage_lines(stages: list[Mapping[str, Any]]) -> list[str]:

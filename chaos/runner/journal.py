@@ -143,6 +143,8 @@ def document(summary: dict[str, Any], recorder: Recorder, result: Any, started: 
                     if e.data["verdict"] else {"measured": None, "value": None, "events": 0,
                                                "reason": "never measured"})})
     first = next((e for e in recorder.events if e.name == "run.started"), None)
+    capacity = next((e.data for e in reversed(recorder.events)
+                     if e.name == "capacity.measured"), None)
     return {
         "schema": SCHEMA,
         "run": result.run,
@@ -156,6 +158,7 @@ def document(summary: dict[str, Any], recorder: Recorder, result: Any, started: 
         "injections": [i.as_dict() for i in result.injections],
         "recovery": {"seconds": result.recovery, "within": recover_within},
         "detection": {"seconds": getattr(result, "detected", None)},
+        "capacity": capacity,  # a breaking-point search (traffic.profile.breaking_point)
         "series": recorder.series(),
         "events": [e.as_dict() for e in recorder.events
                    if e.name not in ("probe.sampled", "traffic.second")],

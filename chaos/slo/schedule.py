@@ -86,6 +86,17 @@ class RateSchedule:
                   Stage(f"after the spike ({base:,.0f}/s)", at + length, math.inf, base)]
         return cls([s for s in segments if s.seconds > 0], stages)
 
+    @classmethod
+    def of_breaking_point(cls, spec: Mapping[str, Any]) -> RateSchedule:
+        """`from`, `from + step`, ... up to `max`, each for `every` (the last one holds)."""
+        first, step, top = float(spec["from"]), float(spec["step"]), float(spec["max"])
+        count = int(math.floor((top - first) / step + 1e-9)) + 1
+        schedule = cls.of_stages([{"rate": first + i * step, "for": float(spec["every"])}
+                                  for i in range(max(count, 1))])
+        named = [Stage(f"step {i + 1} ({s.rate:,.0f}/s)", s.start, s.seconds, s.rate)
+                 for i, s in enumerate(schedule.stages)]
+        return cls(schedule.segments, named)
+
     def rate_at(self, elapsed: float) -> float:
         if elapsed < 0:
             return 0.0

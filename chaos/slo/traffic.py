@@ -244,6 +244,9 @@ class HttpTraffic:
         self.t0 = 0.0  # time.monotonic() of request 0
         self.sent = 0
         self.next_due = 0.0  # when the next request not sent yet is due
+        self._next_n = 0
+        self._offset: Callable[[int], float] = lambda n: math.inf
+        self._held: tuple[float, float] | None = None  # (since, rate) once hold() was called
         self._ticks: dict[int, Bucket | PackedBucket] = {}
         self._seconds: dict[int, Bucket | PackedBucket] = {}
         self._closed_until = 0  # seconds below this are folded
@@ -318,7 +321,16 @@ class HttpTraffic:
     def now(self) -> float:
         return time.monotonic()
 
+    def hold(self, rate: float) -> None:
+        """From now on, send `rate` requests per second whatever the schedule said (a
+        breaking-point search that found the limit steps back). The runner's own loop only."""
+        since, base = time.monotonic() - self.t0, self._next_n
+        self._held = (since, rate)
+        self._offset = lambda n: since + (n - base) / rate if rate > 0 else math.inf
+
     def rate_at(self, at: float) -> float:
+        if self._held is not None and at - self.t0 >= self._held[0]:
+            return self._held[1]
         if self.spec.schedule is not None:
             return self.schedule.rate_at(at - self.t0)
         elapsed = at - self.t0
@@ -330,20 +342,21 @@ class HttpTraffic:
     async def _schedule(self) -> None:
         rate, ramp = self.spec.rate, self.spec.ramp
         n, every = self.spec.share
-        offset: Callable[[int], float] = (
+        self._offset = (
             (lambda i: offset_of(i, rate, ramp)) if self.spec.schedule is None
             else self.spec.schedule.offset_of)
         while True:
             now = time.monotonic()
             spawned = 0
             room = min(MAX_SPAWN_PER_WAKE, MAX_IN_FLIGHT - len(self._pending))
+            offset = self._offset  # hold() may have changed it
             due = self.t0 + offset(n)
             while due <= now and spawned < room:
                 self._dispatch(due, now - due)
                 n += every
                 spawned += 1
                 due = self.t0 + offset(n)
-            self.sent, self.next_due = n // every, due
+            self.sent, self.next_due, self._next_n = n // every, due, n
             final = self._tick(now - self.spec.timeout - 0.25)  # older ticks are complete
             if final // TICKS_PER_SECOND > self._closed_until:
                 self._fold(final)
@@ -555,7 +568,8 @@ def traffic_from_spec(spec: Any, profile: Any = None, mix: Any = ()) -> TrafficS
     if profile:
         kind, body = profile["kind"], profile["spec"]
         schedule = (RateSchedule.of_stages(body) if kind == "stages"
-                    else RateSchedule.of_spike(body))
+                    else RateSchedule.of_spike(body) if kind == "spike"
+                    else RateSchedule.of_breaking_point(body))
     if (spec.get("rate") is None and schedule is None) or spec.get("url") is None:
         raise ProbeError("traffic.http needs url and rate (or traffic.profile)")
     body = spec.get("body") or ""

@@ -78,3 +78,12 @@ def test_a_mix_keeps_its_proportions_over_any_stretch() -> None:
     assert long.count(a) == 3 and len(long) == 10
     assert max(len(run) for run in "".join(
         "a" if r is a else " " for r in long).split()) == 1  # spread, not bunched
+
+
+def test_a_breaking_point_steps_up_to_its_max_and_no_further() -> None:
+    schedule = RateSchedule.of_breaking_point({"from": 100, "step": 100, "every": 20,
+                                               "max": 450})
+    assert [s.rate for s in schedule.stages] == [100, 200, 300, 400]
+    assert schedule.peak == 400
+    times = due_times(schedule, 100)
+    assert sent_between(times, 20, 40) == 4000 and sent_between(times, 80, 100) == 8000
