@@ -58,6 +58,13 @@ faults: []
     assert all(abs(s["requests"] - 2 * s["rate"]) <= 2 for s in capacity["steps"])
     assert "capacity: sustainable 170 req/s; broke at 230 req/s (latency.p99 > 250ms)" in (
         result.stdout)
+    html = tmp_path / "report.html"
+    journal = next((tmp_path / "runs").glob("*/journal.json"))
+    assert run_chaos("report", "--format", "html", "-o", str(html), str(journal)).returncode == 0
+    page = html.read_text()
+    assert "<h3>Capacity</h3><p>sustainable 170 req/s; broke at 230 req/s" in page
+    assert page.count('<span class="badge PASS">held</span>') == 3
+    assert page.count('<span class="badge FAIL">broken</span>') == 1
     # then the rate steps back to `from`: the second after the search sends 50 requests
     series = {r["t"]: r for r in journal_of(tmp_path)["series"] if r["probe"] == "traffic"}
     assert abs(series[9]["requests"] - 50) <= 3, series
