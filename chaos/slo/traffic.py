@@ -18,8 +18,8 @@ connect or gets a 5xx is an error.
 Results are buckets by intended send time: 100 ms ticks (kept for the last minute, for guardrails
 and recovery) folded into one bucket per second once all its requests are answered or timed out;
 each bucket has the counts and HdrHistograms of latency and lag. Complete ticks and seconds
-are packed (compressed histograms, chaos.slo.buckets.PackedBucket), so
-the last minute costs a few hundred KiB and an hour-long run about a MiB more, not a GiB. A window merges buckets;
+are packed (compressed histograms, chaos.slo.buckets.PackedBucket), so the last minute costs a
+few hundred KiB and an hour-long run about a MiB more, not a GiB. A window merges buckets;
 percentiles are never averaged. Requests still in flight are not in any bucket yet: `settle(end)`
 waits for those due before `end` (at most the timeout), so a stall that ends after a window
 still counts in the window it happened in.

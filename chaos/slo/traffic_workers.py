@@ -5,19 +5,20 @@ generator processes (each its own loop, uvloop when installed). Worker k of N se
 k, k + N, k + 2N, ... of the one schedule (same `t0`, the machine's monotonic clock), so their
 union is exactly the single-process schedule. A worker says `ready` once it has started (Python
 and uvloop imported, its loop running); when all have, the runner sends them `t0` on their
-stdin (`ready()`: the engine starts the before window then). Every 100 ms each worker writes one JSON line to
-its stdout: the requests recorded since its last line, per 100 ms tick, as packed buckets
-(counts and HdrHistograms in their compressed encoding, chaos.slo.buckets.PackedBucket), and
-`waiting`, the intended send time of its oldest request not answered yet (in flight or not sent
-yet). The runner merges the ticks into its own (histograms added, never percentiles averaged)
-and judges windows as for one process; `settle(end)` waits until every worker's `waiting` is
-past `end`. A worker's scheduler lag and connection starvation are in the merged histograms and
-counts, so they make a window INVALID as before; a worker that dies or sends garbage makes
-every later window ERROR, never a verdict on the service.
+stdin (`ready()`: the engine starts the before window then). Every 100 ms each worker writes
+one JSON line to its stdout: the requests recorded since its last line, per 100 ms tick, as
+packed buckets (counts and HdrHistograms in their compressed encoding,
+chaos.slo.buckets.PackedBucket), and `waiting`, the intended send time of its oldest request
+not answered yet (in flight or not sent yet). The runner merges the ticks into its own
+(histograms added, never percentiles averaged) and judges windows as for one process;
+`settle(end)` waits until every worker's `waiting` is past `end`. A worker's scheduler lag and
+connection starvation are in the merged histograms and counts, so they make a window INVALID
+as before; a worker that dies or sends garbage makes every later window ERROR, never a verdict
+on the service.
 
 Workers end with the runner: SIGTERM (a last line, then exit), their stdin closing or a parent
-that is gone (checked every 100 ms), or their deadline. Local processes only: `t0` is shared through the monotonic
-clock, which other hosts do not share.
+that is gone (checked every 100 ms), or their deadline. Local processes only: `t0` is shared
+through the monotonic clock, which other hosts do not share.
 """
 
 from __future__ import annotations
