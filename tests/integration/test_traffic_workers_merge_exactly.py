@@ -137,7 +137,7 @@ def test_the_cli_runs_workers_and_a_killed_runner_leaves_none(
 hypothesis:
   traffic:
     http: {{url: "http://127.0.0.1:{servers[0].port}/", rate: 300/s, max_lag: 250ms}}
-    workers: 2
+    workers: {{count: 2, force: true}}  # whatever the machine's cores
   checks: [availability >= 99%]
   before: {{window: 3s}}
 faults: []
