@@ -109,6 +109,10 @@ class Hypothesis:
     after: Phase
     slo: Slo | None = None
     traffic: Mapping[str, Any] | None = None  # traffic.http, as declared (units converted)
+    # traffic.profile ({"stages": [...]} or {"spike": {...}}) and traffic.mix, as declared
+    traffic_profile: Mapping[str, Any] | None = None
+    traffic_mix: tuple[Mapping[str, Any], ...] = ()
+    traffic_workers: int = 1  # generator processes (traffic.workers, `auto` resolved)
     prometheus: Mapping[str, Any] | None = None  # url, good, total, latency
     min_events: int | None = None  # fewer events in a window is NO_DATA (default per source)
 

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from chaos.errors import ExperimentInvalid, Problem
-from chaos.model import fault_list, source
+from chaos.model import fault_list, load_profile, source
 from chaos.model.experiment import (
     AlertRule,
     CheckSpec,
@@ -147,6 +147,7 @@ def _experiment(top: dict[str, Any], root: yaml.Node, src: source.SourceText, ct
     faults = fault_list.faults(top["faults"], ctx, vocab, service_names, limits, kubernetes)
     detection = _detection(top["detection"], source.child(root, "detection"), root, ctx, here,
                            bool(top["faults"]))
+    load_profile.check_spike(hypothesis, faults, root, ctx)
     if top["hypothesis"] is None and top["faults"] is None:
         ctx.problem(root, "", "nothing to do: add faults, a hypothesis, or both")
     elif top["hypothesis"] is None and isinstance(top["faults"], yaml.SequenceNode) and not (
@@ -324,6 +325,9 @@ def _hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary,
     during_checks = _checks(during.get("checks"), "hypothesis.during.checks", ctx, vocab, names)
     abort = _checks(during.get("abort"), "hypothesis.during.abort", ctx, vocab, names)
     _sources(node, raw, (checks, during_checks, abort), ctx)
+    load_profile.check_traffic(raw["traffic"], source.child(node, "traffic"), ctx)
+    load_profile.check_until(raw["traffic"], source.child(node, "traffic"), ctx,
+                             lambda text: vocab.parse_check(text, names))
     _latencies_below_timeouts(raw, (checks, during_checks, abort), ctx, vocab)
     prometheus = _prometheus(raw["prometheus"], source.child(node, "prometheus"), ctx, here)
     if ctx.count != mark:
@@ -338,6 +342,12 @@ def _hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary,
     return Hypothesis(
         slo=Slo(slo["objective"], slo.get("period")) if slo else None,
         traffic=frozen(raw["traffic"]["http"]) if raw["traffic"] else None,
+        traffic_profile=frozen(raw["traffic"]["profile"]) if raw["traffic"] and raw[
+            "traffic"]["profile"] else None,
+        traffic_mix=tuple(frozen(m) for m in raw["traffic"]["mix"] or ()) if raw[
+            "traffic"] else (),
+        traffic_workers=load_profile.worker_count(raw["traffic"]["workers"]) if raw[
+            "traffic"] else 1,
         prometheus=prometheus,
         min_events=raw["min_events"],
         probes=probes, checks=checks,

@@ -30,6 +30,7 @@ from chaos.model.schema import (
     Rate,
     Schema,
     Str,
+    scalar_as,
 )
 
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
@@ -135,8 +136,8 @@ SLO = Obj({
 
 TRAFFIC_HTTP = Obj({
     "url": Field(Str("http:// or https:// URL", pattern=HTTP_URL), required=True),
-    "rate": Field(Rate("requests per second sent on schedule (open model), e.g. 500/s"),
-                  required=True),
+    "rate": Rate("requests per second sent on schedule (open model), e.g. 500/s; required "
+                 "unless traffic.profile sets the rate"),
     "ramp": Duration("rise linearly from 0 to `rate` over this", "0s", min=0),
     "timeout": Duration("from the intended send time; slower is an error", "2s", min=0.001),
     "method": Str("HTTP method", "GET", pattern=r"[A-Z]+"),
@@ -151,7 +152,58 @@ TRAFFIC_HTTP = Obj({
                         min=0.001),
 }, "open-model HTTP/1.1 traffic; 5xx, timeouts and connection errors are errors")
 
-TRAFFIC = Obj({"http": Field(TRAFFIC_HTTP, required=True)},
+STAGE = Obj({
+    "rate": Rate("the stage's requests per second, e.g. 1000/s (required)"),
+    "for": Field(Duration("how long the stage lasts", min=0.001), required=True),
+    "ramp": Duration("reach `rate` from the previous stage's linearly over this (part of "
+                     "`for`); 0s is a step", "0s", min=0),
+}, "one stage of a ramping arrival rate")
+SPIKE = Obj({
+    "base": Field(Rate("requests per second before and after the spike"), required=True),
+    "peak": Field(Rate("requests per second during the spike"), required=True),
+    "at": Field(Duration("when the spike starts, after the traffic starts", min=0),
+                required=True),
+    "for": Field(Duration("how long the spike lasts", min=0.001), required=True),
+    "ramp": Duration("rise to `peak` and fall back over this, within `for`", "0s", min=0),
+}, "a sudden burst on top of a base rate")
+BREAKING_POINT = Obj({
+    "from": Field(Rate("the first step's requests per second"), required=True),
+    "step": Field(Rate("added at each step"), required=True),
+    "every": Field(Duration("how long each step lasts (judged whole)", min=0.5),
+                   required=True),
+    "max": Rate("the last rate tried (required): the search never sends more"),
+    "until": List(Str("a stop condition like `latency.p99 > 500ms`"),
+                  "stop at the first step where one of these holds (required)"),
+}, "step the rate up until a stop condition holds for a whole step: the capacity")
+PROFILE = OneOf({
+    "stages": List(STAGE, "rates one after the other; the last one holds to the end",
+                   min_items=1),
+    "spike": SPIKE,
+    "breaking_point": BREAKING_POINT,
+}, "how the arrival rate changes over the run (instead of traffic.http.rate)")
+MIX_REQUEST = Obj({
+    "url": Field(Str("same scheme://host:port as traffic.http.url", pattern=HTTP_URL),
+                 required=True),
+    "method": Str("HTTP method", "GET", pattern=r"[A-Z]+"),
+    "headers": Map(Str(), "request headers"),
+    "body": Str("request body"),
+})
+MIX = List(Obj({
+    "weight": Field(Int("share of the requests, relative to the others' weights", min=0,
+                        max=1000), required=True),
+    "http": Field(MIX_REQUEST, required=True),
+}), "weighted requests sent instead of traffic.http's own, in a smooth round robin",
+    min_items=1)
+
+WORKERS = Obj({
+    "count": Str("generator processes: a number, or auto (one per core)", "1",
+                 pattern=r"auto|[1-9][0-9]{0,2}"),
+    "force": Bool("allow more workers than cores (they would share cores and lag)", False),
+}, "split the schedule across generator processes, past one core; `workers: 4` is short for "
+   "`{count: 4}`", shorthand=scalar_as("count"))
+
+TRAFFIC = Obj({"http": Field(TRAFFIC_HTTP, required=True), "profile": PROFILE, "mix": MIX,
+               "workers": WORKERS},
               "traffic the runner sends itself; availability/latency checks judge it")
 
 PROMETHEUS = Obj({

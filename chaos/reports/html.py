@@ -136,6 +136,7 @@ def _experiment(i: int, f: Facts, journal: Mapping[str, Any] | None,
     else:
         body += _charts(f, journal)
     body.append(_checks(journal))
+    body.append(_capacity(journal))
     body.append(_injections(journal))
     return "\n".join(body) + "</section>"
 
@@ -184,6 +185,28 @@ def _checks(journal: Mapping[str, Any]) -> str:
                         f"<td>{escape(str(g.get('events', '')))}</td>"
                         f"<td>{escape(why)}</td></tr>")
     return "\n".join(rows) + "</table>" if len(rows) > 1 else "<p>No checks.</p>"
+
+
+def _capacity(journal: Mapping[str, Any]) -> str:
+    """A breaking-point search, step by step (the step that broke it marked)."""
+    capacity = journal.get("capacity")
+    if not capacity:
+        return ""
+    from chaos.reports.terminal import capacity_line
+
+    rows = [f"<h3>Capacity</h3><p>{escape(capacity_line(capacity).removeprefix('capacity: '))}"
+            "</p><table><tr><th>rate (req/s)</th><th>requests</th><th>errors</th>"
+            "<th>p99</th><th>step</th></tr>"]
+    badges = {"held": "PASS", "broken": "FAIL", "invalid": "INVALID"}
+    for step in capacity.get("steps") or ():
+        p99 = step.get("p99")
+        status = str(step.get("status"))
+        rows.append(f"<tr><td>{float(step['rate']):,.0f}</td><td>{step.get('requests', 0):,}</td>"
+                    f"<td>{step.get('errors', 0):,}</td>"
+                    f"<td>{'—' if p99 is None else escape(format_duration(p99))}</td>"
+                    f'<td><span class="badge {badges.get(status, "ERROR")}">'
+                    f"{escape(status)}</span></td></tr>")
+    return "\n".join(rows) + "</table>"
 
 
 OUTCOMES = {"nothing": "nothing to revert (instant fault)", "gone": "target gone (counts as "

@@ -59,9 +59,13 @@ def summary(journal: Mapping[str, Any], journal_path: str | None = None) -> str:
             events = c.get("events", 0)
             lines.append(f"    [{MARKS.get(c['status'], c['status'])}] {c['check']:<32} "
                          f"measured {measured}, {events} event{'' if events == 1 else 's'}{where}{reason}")
+        lines.extend(stage_lines(phases.get(phase, {}).get("stages", [])))
     traffic = [row for row in journal.get("series", []) if row.get("probe") == "traffic"]
     if traffic:
         lines.extend(traffic_table(traffic))
+    capacity = journal.get("capacity")
+    if capacity:
+        lines.append("  " + capacity_line(capacity))
     detected = (journal.get("detection") or {}).get("seconds")
     if detected is not None:
         lines.append(f"  detected {format_duration(detected)} after the first injection")
@@ -77,6 +81,32 @@ def summary(journal: Mapping[str, Any], journal_path: str | None = None) -> str:
     if journal_path:
         lines.append(f"  journal: {journal_path}")
     return "\n".join(lines)
+
+
+def capacity_line(capacity: Mapping[str, Any]) -> str:
+    """`capacity: sustainable 170 req/s; broke at 230 req/s (latency.p99 > 250ms)`."""
+    held = capacity.get("sustainable_rate")
+    text = "capacity: " + (f"sustainable {held:,.0f} req/s" if held is not None
+                           else "not even the first step held")
+    if capacity.get("broken_at") is not None:
+        text += f"; broke at {capacity['broken_at']:,.0f} req/s ({capacity['broken_by']})"
+    elif capacity.get("invalid"):
+        text += f"; search undecided: {capacity['invalid']}"
+    else:
+        text += " (held up to max)"
+    return text
+
+
+def stage_lines(stages: list[Mapping[str, Any]]) -> list[str]:
+    """The window of a phase over several stages of a load profile, stage by stage."""
+    lines = []
+    for s in stages:
+        p99 = "n/a" if s.get("p99") is None else format_duration(s["p99"])
+        errors = s.get("errors", 0)
+        share = f" ({errors / s['requests']:.1%})" if s.get("requests") else ""
+        lines.append(f"      {s['stage']}: {s.get('requests', 0):,} requests, "
+                     f"{errors:,} errors{share}, p99 {p99}")
+    return lines
 
 
 def guardrail_lines(guardrails: list[Mapping[str, Any]]) -> list[str]:

@@ -294,6 +294,7 @@ class Engine:
                                             stopping=lambda: self._stop is not None,
                                             on_probe_error=self._on_probe_error)
             seen.start_sources()
+            await seen.sources_ready()
             self.bus.emit("phase.started", phase="before")
             seen.sampler.start(hyp.before.every)
             start = time.monotonic()

@@ -110,6 +110,9 @@ def document(summary: dict[str, Any], recorder: Recorder, result: Any, started: 
                 finished=e.t, passed=e.data["passed"])
         elif e.name == "check.evaluated":
             phases.setdefault(e.data["phase"], {"checks": []})["checks"].append(e.data["verdict"])
+        elif e.name == "traffic.stage":  # a window over several stages of a load profile
+            phases.setdefault(e.data["phase"], {"checks": []}).setdefault("stages", []).append(
+                {k: v for k, v in e.data.items() if k != "phase"})
         elif e.name == "guardrail.evaluated":
             phases.setdefault("during", {"checks": []}).setdefault("guardrails", []).append(
                 {"check": e.data["check"], "breached": e.data["breached"],
@@ -117,6 +120,8 @@ def document(summary: dict[str, Any], recorder: Recorder, result: Any, started: 
                     if e.data["verdict"] else {"measured": None, "value": None, "events": 0,
                                                "reason": "never measured"})})
     first = next((e for e in recorder.events if e.name == "run.started"), None)
+    capacity = next((e.data for e in reversed(recorder.events)
+                     if e.name == "capacity.measured"), None)
     return {
         "schema": SCHEMA,
         "run": result.run,
@@ -132,6 +137,7 @@ def document(summary: dict[str, Any], recorder: Recorder, result: Any, started: 
         "detection": {"seconds": getattr(result, "detected", None),
                       "alerts": [{k: v for k, v in e.data.items()} for e in recorder.events
                                  if e.name == "alert.measured"]},
+        "capacity": capacity,  # a breaking-point search (traffic.profile.breaking_point)
         "series": recorder.series(),
         "events": [e.as_dict() for e in recorder.events
                    if e.name not in ("probe.sampled", "traffic.second")],

@@ -19,8 +19,8 @@ import asyncio
 import dataclasses
 import math
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from chaos.errors import ChaosError, ExitCode
 from chaos.model.experiment import CheckSpec, Hypothesis
@@ -59,22 +59,96 @@ class Observer:
         self._watch_task: asyncio.Task[None] | None = None
         # per guardrail: the judgement that came closest to breaching it (or the breach)
         self._closest: dict[str, Verdict] = {}
+        self._search_task: asyncio.Task[None] | None = None
+        self.capacity: dict[str, object] | None = None
 
     # --- sources
     def start_sources(self) -> None:
         hyp = self.hyp
         if hyp.traffic is not None:
             from chaos.slo.traffic import HttpTraffic, traffic_from_spec
-            self.traffic = HttpTraffic(traffic_from_spec(hyp.traffic), self._on_second)
+            spec = traffic_from_spec(hyp.traffic, hyp.traffic_profile, hyp.traffic_mix)
+            if hyp.traffic_workers > 1:  # past one core: worker processes, merged here
+                from chaos.model.experiment import thaw
+                from chaos.slo.traffic_workers import WorkerTraffic
+                raw = {"http": thaw(hyp.traffic), "profile": thaw(hyp.traffic_profile),
+                       "mix": [thaw(m) for m in hyp.traffic_mix]}
+                self.traffic = WorkerTraffic(spec, raw, hyp.traffic_workers, self._on_second)
+            else:
+                self.traffic = HttpTraffic(spec, self._on_second)
+            profile = hyp.traffic_profile
+            if profile and profile["kind"] == "breaking_point":
+                self._search_task = asyncio.create_task(self._search(profile["spec"]),
+                                                        name="breaking-point")
             self.traffic.start()
         if hyp.prometheus is not None:
             from chaos.slo.prometheus import Prometheus
             self.prometheus = Prometheus.from_spec(hyp.prometheus)
 
+    async def sources_ready(self) -> None:
+        """Windows start once traffic flows (worker processes need a moment to start)."""
+        if self.traffic is not None:
+            await self.traffic.ready()
+
     async def stop(self) -> None:
+        if self._search_task is not None:
+            self._search_task.cancel()
+            await asyncio.gather(self._search_task, return_exceptions=True)
         await self.sampler.stop()
         if self.traffic is not None:
             await self.traffic.stop()
+
+    async def _search(self, spec: Mapping[str, Any]) -> None:
+        """The breaking point: judge each step of the rate whole, once its requests are in;
+        stop at the first step where a stop condition holds (broken), or that the generator
+        could not keep (INVALID: unknown, never "the service broke"); then hold `from`."""
+        from chaos.slo.checks import parse_check
+
+        traffic = self.traffic
+        assert traffic is not None
+        await traffic.ready()
+        until = [(text, parse_check(text, frozenset())) for text in spec["until"]]
+        steps: list[dict[str, Any]] = []
+        result: dict[str, Any] = {"sustainable_rate": None, "broken_at": None,
+                                  "broken_by": None, "invalid": None}
+        try:
+            await self._steps(traffic, until, steps, result)
+        except asyncio.CancelledError:
+            result["invalid"] = "the run ended before the search did"
+            raise
+        finally:
+            traffic.hold(float(spec["from"]))
+            self.capacity = {**result, "steps": steps}
+            self.bus.emit("capacity.measured", **self.capacity)
+
+    async def _steps(self, traffic: HttpTraffic, until: list[tuple[str, Check | SloCheck]],
+                     steps: list[dict[str, Any]], result: dict[str, Any]) -> None:
+        for stage in traffic.schedule.stages:
+            start = traffic.t0 + stage.start
+            end = start + stage.seconds
+            await asyncio.sleep(max(0.0, end - time.monotonic()))
+            await traffic.settle(end)
+            window = traffic.window(start, end)
+            verdicts = [(text, check.evaluate(lambda _: window, stage.seconds, None,
+                                              self.hyp.min_events or MIN_SLO_EVENTS))
+                        for text, check in until if isinstance(check, SloCheck)]
+            p99 = window.seen_quantile(99)
+            step = {"rate": stage.rate, "requests": window.events, "errors": window.errors,
+                    "p99": None if p99 is None else round(p99, 6), "status": "held"}
+            steps.append(step)
+            unsure = [v for _, v in verdicts if v.status in (Status.INVALID, Status.NO_DATA,
+                                                             Status.ERROR)]
+            broken = [text for text, v in verdicts if v.status is Status.PASS]
+            if unsure:
+                step["status"] = "invalid"
+                result["invalid"] = f"at {stage.rate:,.0f}/s: " + unsure[0].describe() + (
+                    f" - {unsure[0].reason}" if unsure[0].reason else "")
+                return
+            if broken:
+                step["status"] = "broken"
+                result.update(broken_at=stage.rate, broken_by=broken[0])
+                return
+            result["sustainable_rate"] = stage.rate
 
     def _on_second(self, second: int, window: Window) -> None:
         def ms(q: float) -> float | None:
@@ -187,11 +261,31 @@ class Observer:
                     for c in checks]
         verdicts += extra or []
         self.verdicts[phase] = verdicts
+        self._per_stage(phase, start, end)
         for v in verdicts:
             self.bus.emit("check.evaluated", phase=phase, verdict=v.as_dict())
         passed = all(v.passed for v in verdicts)
         self.bus.emit("phase.finished", phase=phase, passed=passed)
         return passed
+
+    def _per_stage(self, phase: str, start: float, end: float) -> None:
+        """A window over several stages of a load profile is reported per stage too: one
+        verdict over 100/s and 1000/s says little about either."""
+        traffic = self.traffic
+        if traffic is None:
+            return
+        spans = [(s, max(start, traffic.t0 + s.start), min(end, traffic.t0 + s.start + s.seconds))
+                 for s in traffic.schedule.stages]
+        spans = [(s, a, b) for s, a, b in spans if b > a]
+        if len(spans) < 2:
+            return
+        for stage, a, b in spans:
+            window = traffic.window(a, b)
+            p99 = window.seen_quantile(99)  # timed-out requests at their timeout, as in charts
+            self.bus.emit("traffic.stage", phase=phase, stage=stage.name, rate=stage.rate,
+                          requests=window.events, errors=window.errors,
+                          timeouts=window.bucket.timeouts,
+                          p99=None if p99 is None else round(p99, 6))
 
     def failures(self, phase: str) -> str:
         return "; ".join(f"{v.describe()}{' - ' + v.reason if v.reason else ''}"

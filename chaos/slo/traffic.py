@@ -17,10 +17,17 @@ connect or gets a 5xx is an error.
 
 Results are buckets by intended send time: 100 ms ticks (kept for the last minute, for guardrails
 and recovery) folded into one bucket per second once all its requests are answered or timed out;
-each bucket has the counts and HdrHistograms of latency and lag. A window merges buckets;
+each bucket has the counts and HdrHistograms of latency and lag. Complete ticks and seconds
+are packed (compressed histograms, chaos.slo.buckets.PackedBucket), so the last minute costs a
+few hundred KiB and an hour-long run about a MiB more, not a GiB. A window merges buckets;
 percentiles are never averaged. Requests still in flight are not in any bucket yet: `settle(end)`
 waits for those due before `end` (at most the timeout), so a stall that ends after a window
 still counts in the window it happened in.
+
+The rate follows a schedule (chaos.slo.schedule: a constant rate with a ramp, stages, a spike)
+and the requests may be a weighted `mix`: sent in a smooth weighted round robin (8:2 is
+A A A A B A A A A B), so any stretch of the run has the declared proportions, not just the
+whole of it on average.
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from chaos.errors import ProbeError
-from chaos.slo.buckets import Bucket, Window
+from chaos.slo.buckets import Bucket, PackedBucket, Window
 from chaos.slo.http_client import tls_context
+from chaos.slo.schedule import RateSchedule
 from chaos.units import format_duration
 
 TICKS_PER_SECOND = 10
@@ -50,9 +58,19 @@ FD_RESERVE = 256  # file descriptors left for everything else when the pool is s
 
 
 @dataclass(frozen=True)
+class Request:
+    """One request of a `mix` (same scheme, host and port as the traffic's url)."""
+
+    url: str
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
 class TrafficSpec:
     url: str
-    rate: float  # requests per second, once ramped up
+    rate: float  # requests per second, once ramped up (the peak of `schedule` when it is set)
     ramp: float = 0.0  # seconds to rise linearly from 0 to `rate`
     timeout: float = 2.0
     method: str = "GET"
@@ -61,6 +79,9 @@ class TrafficSpec:
     connections: int | None = None  # None: enough for rate x timeout (connection_cap)
     verify_tls: bool = True
     max_lag: float = 0.025  # p99 scheduler lag above this makes a window INVALID
+    schedule: RateSchedule | None = None  # a load profile; None: `rate` after `ramp`
+    mix: tuple[tuple[int, Request], ...] = ()  # weighted requests instead of url/method/body
+    share: tuple[int, int] = (0, 1)  # worker k of N sends requests k, k + N, k + 2N, ...
 
 
 def offset_of(n: int, rate: float, ramp: float) -> float:
@@ -111,6 +132,7 @@ class _Connection(asyncio.Protocol):
         self.lag = 0.0
         self.until_close = False  # a response without length: complete when the server closes
         self.status = 0
+        self.head_only = False  # the request on the wire is a HEAD: its answer has no body
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's do not subclass it
@@ -119,14 +141,15 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self.due, self.lag = due, lag
         self.buffer.clear()  # anything a server said unasked (a 408 before closing) is stale
-        self.transport.write(self.owner.request)
+        request, self.head_only = self.owner.next_request()
+        self.transport.write(request)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         if self.due is None or self.until_close:
             return
         try:
-            parsed = _parse_response(self.buffer, self.owner.head_only)
+            parsed = _parse_response(self.buffer, self.head_only)
         except ValueError as exc:
             self.fail(f"bad response: {exc}")
             return
@@ -213,21 +236,19 @@ class HttpTraffic:
         self._tls = parts.scheme == "https"
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or (443 if self._tls else 80)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        head = [f"{spec.method} {target} HTTP/1.1", f"Host: {parts.netloc}",
-                "User-Agent: chaos-traffic"]
-        names = {k.lower() for k, _ in spec.headers}
-        head += [f"{k}: {v}" for k, v in spec.headers]
-        if (spec.body or spec.method in ("POST", "PUT", "PATCH")) and (
-                "content-length" not in names):
-            head.append(f"Content-Length: {len(spec.body)}")
-        self.request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + spec.body
-        self.head_only = spec.method == "HEAD"
+        mix = spec.mix or ((1, Request(spec.url, spec.method, spec.headers, spec.body)),)
+        self._cycle = [(_request_bytes(r), r.method == "HEAD") for r in weighted_cycle(mix)]
+        self._next = 0
+        self.schedule = spec.schedule or RateSchedule.constant(spec.rate, spec.ramp)
         self._ssl: ssl.SSLContext | None = None
         self.t0 = 0.0  # time.monotonic() of request 0
         self.sent = 0
-        self._ticks: dict[int, Bucket] = {}
-        self._seconds: dict[int, Bucket] = {}
+        self.next_due = 0.0  # when the next request not sent yet is due
+        self._next_n = 0
+        self._offset: Callable[[int], float] = lambda n: math.inf
+        self._held: tuple[float, float] | None = None  # (since, rate) once hold() was called
+        self._ticks: dict[int, Bucket | PackedBucket] = {}
+        self._seconds: dict[int, Bucket | PackedBucket] = {}
         self._closed_until = 0  # seconds below this are folded
         self._forgotten_below = 0  # ticks below this were dropped (their seconds remain)
         # due, lag, and whether it was queued because the pool was at its cap
@@ -240,6 +261,11 @@ class HttpTraffic:
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    def next_request(self) -> tuple[bytes, bool]:
+        """The next request of the mix to send, and whether it is a HEAD."""
+        self._next = (self._next + 1) % len(self._cycle)
+        return self._cycle[self._next - 1]
+
     # --- lifecycle
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()  # times are time.monotonic(), like the engine's
@@ -249,6 +275,9 @@ class HttpTraffic:
         self.t0 = time.monotonic()
         self._tasks = [asyncio.create_task(self._schedule(), name="traffic"),
                        asyncio.create_task(self._sweep(), name="traffic-timeouts")]
+
+    async def ready(self) -> None:
+        """Return once requests are being sent (at once here; worker processes take longer)."""
 
     async def _halt(self, tasks: list[asyncio.Task[None]]) -> None:
         for task in tasks:
@@ -292,7 +321,18 @@ class HttpTraffic:
     def now(self) -> float:
         return time.monotonic()
 
+    def hold(self, rate: float) -> None:
+        """From now on, send `rate` requests per second whatever the schedule said (a
+        breaking-point search that found the limit steps back). The runner's own loop only."""
+        since, base = time.monotonic() - self.t0, self._next_n
+        self._held = (since, rate)
+        self._offset = lambda n: since + (n - base) / rate if rate > 0 else math.inf
+
     def rate_at(self, at: float) -> float:
+        if self._held is not None and at - self.t0 >= self._held[0]:
+            return self._held[1]
+        if self.spec.schedule is not None:
+            return self.schedule.rate_at(at - self.t0)
         elapsed = at - self.t0
         if self.spec.ramp and elapsed < self.spec.ramp:
             return self.spec.rate * max(elapsed, 0.0) / self.spec.ramp
@@ -300,24 +340,29 @@ class HttpTraffic:
 
     # --- scheduling
     async def _schedule(self) -> None:
-        rate, ramp, n = self.spec.rate, self.spec.ramp, 0
+        rate, ramp = self.spec.rate, self.spec.ramp
+        n, every = self.spec.share
+        self._offset = (
+            (lambda i: offset_of(i, rate, ramp)) if self.spec.schedule is None
+            else self.spec.schedule.offset_of)
         while True:
             now = time.monotonic()
             spawned = 0
             room = min(MAX_SPAWN_PER_WAKE, MAX_IN_FLIGHT - len(self._pending))
-            due = self.t0 + offset_of(n, rate, ramp)
+            offset = self._offset  # hold() may have changed it
+            due = self.t0 + offset(n)
             while due <= now and spawned < room:
                 self._dispatch(due, now - due)
-                n += 1
+                n += every
                 spawned += 1
-                due = self.t0 + offset_of(n, rate, ramp)
-            self.sent = n
+                due = self.t0 + offset(n)
+            self.sent, self.next_due, self._next_n = n // every, due, n
             final = self._tick(now - self.spec.timeout - 0.25)  # older ticks are complete
             if final // TICKS_PER_SECOND > self._closed_until:
                 self._fold(final)
             # wake at most every millisecond: a wake per request would cost more CPU than the
             # request itself (and uvloop's timers have 1 ms resolution); the wait is lag
-            await asyncio.sleep(max(WAKE_EVERY, due - time.monotonic()))
+            await asyncio.sleep(min(1.0, max(WAKE_EVERY, due - time.monotonic())))
 
     def _dispatch(self, due: float, lag: float) -> None:
         if self._idle:
@@ -407,16 +452,16 @@ class HttpTraffic:
                timed_out: bool = False) -> None:
         latency = max(1, int((time.monotonic() - due) * 1e6))
         tick = self._tick(due)
-        bucket = self._ticks.get(tick)
-        if bucket is None:
-            bucket = self._ticks[tick] = Bucket()
-        buckets = [bucket]
-        if tick // TICKS_PER_SECOND < self._closed_until:  # later than its timeout: rare
-            buckets.append(self._seconds.setdefault(tick // TICKS_PER_SECOND, Bucket()))
+        second = tick // TICKS_PER_SECOND
+        stores: list[tuple[dict[int, Bucket | PackedBucket], int]] = [(self._ticks, tick)]
+        if second < self._closed_until:  # later than its timeout: rare
+            stores.append((self._seconds, second))
         starved = due in self._starved
         if starved:
             self._starved.discard(due)
-        for bucket in buckets:
+        for store, key in stores:
+            known = store.get(key)
+            bucket = known.unpacked() if isinstance(known, PackedBucket) else known or Bucket()
             bucket.requests += 1
             bucket.starved += starved
             bucket.latency.record_value(latency)
@@ -425,6 +470,8 @@ class HttpTraffic:
                 bucket.errors += 1
                 bucket.timeouts += timed_out
                 bucket.last_error = error
+            # a late answer for a packed bucket: rare, so packing it again costs nothing
+            store[key] = bucket.packed() if isinstance(known, PackedBucket) else bucket
 
     # --- buckets and windows
     def _tick(self, at: float) -> int:
@@ -437,9 +484,12 @@ class HttpTraffic:
         for second in range(self._closed_until, upto):
             total = Bucket()
             for tick in range(second * TICKS_PER_SECOND, (second + 1) * TICKS_PER_SECOND):
-                if tick in self._ticks:
-                    total.merge(self._ticks[tick])
-            self._seconds[second] = total
+                known = self._ticks.get(tick)
+                if known is not None:
+                    total.merge(known)
+                    if isinstance(known, Bucket):  # complete: kept for windows, packed
+                        self._ticks[tick] = known.packed()
+            self._seconds[second] = total.packed()
             if self.on_second is not None:
                 self.on_second(second, self._window_of(total, 1.0, self.t0 + second + 1))
         self._closed_until = max(self._closed_until, upto)
@@ -462,7 +512,7 @@ class HttpTraffic:
             total.merge(part)
         return self._window_of(total, end - start, end)
 
-    def _parts(self, first: int, last: int) -> Iterator[Bucket]:
+    def _parts(self, first: int, last: int) -> Iterator[Bucket | PackedBucket]:
         seconds: set[int] = set()
         for tick in range(first, last):
             if tick >= self._forgotten_below:
@@ -484,19 +534,64 @@ class HttpTraffic:
         return self._window_of(total, self.now() - self.t0, self.now())
 
 
-def traffic_from_spec(spec: Any) -> TrafficSpec:
-    """The model's frozen `traffic.http` mapping -> TrafficSpec."""
-    if spec.get("rate") is None or spec.get("url") is None:
-        raise ProbeError("traffic.http needs url and rate")
+def _request_bytes(request: Request) -> bytes:
+    parts = urlsplit(request.url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    head = [f"{request.method} {target} HTTP/1.1", f"Host: {parts.netloc}",
+            "User-Agent: chaos-traffic"]
+    names = {k.lower() for k, _ in request.headers}
+    head += [f"{k}: {v}" for k, v in request.headers]
+    if (request.body or request.method in ("POST", "PUT", "PATCH")) and (
+            "content-length" not in names):
+        head.append(f"Content-Length: {len(request.body)}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + request.body
+
+
+def weighted_cycle(mix: tuple[tuple[int, Request], ...]) -> list[Request]:
+    """One period of a smooth weighted round robin (nginx's): weights 8:2 give A A A A B A A A
+    A B, so the proportions hold over any stretch of a period, not only over a whole one."""
+    divisor = math.gcd(*(w for w, _ in mix))
+    weights = [w // divisor for w, _ in mix]
+    current, total, cycle = [0] * len(mix), sum(weights), []
+    for _ in range(total):
+        current = [c + w for c, w in zip(current, weights)]
+        best = max(range(len(mix)), key=current.__getitem__)
+        current[best] -= total
+        cycle.append(mix[best][1])
+    return cycle
+
+
+def traffic_from_spec(spec: Any, profile: Any = None, mix: Any = ()) -> TrafficSpec:
+    """The model's frozen `traffic.http` mapping (and `traffic.profile`, `traffic.mix`) ->
+    TrafficSpec."""
+    schedule = None
+    if profile:
+        kind, body = profile["kind"], profile["spec"]
+        schedule = (RateSchedule.of_stages(body) if kind == "stages"
+                    else RateSchedule.of_spike(body) if kind == "spike"
+                    else RateSchedule.of_breaking_point(body))
+    if (spec.get("rate") is None and schedule is None) or spec.get("url") is None:
+        raise ProbeError("traffic.http needs url and rate (or traffic.profile)")
     body = spec.get("body") or ""
+    requests = tuple(
+        (int(m["weight"]), _request_of(m["http"])) for m in mix or () if m["weight"])
     return TrafficSpec(
-        url=spec["url"], rate=float(spec["rate"]), ramp=float(spec.get("ramp") or 0.0),
+        url=spec["url"],
+        rate=schedule.peak if schedule is not None else float(spec["rate"]),
+        ramp=float(spec.get("ramp") or 0.0),
         timeout=float(spec.get("timeout") or 2.0), method=spec.get("method") or "GET",
         headers=tuple((str(k), str(v)) for k, v in (spec.get("headers") or {}).items()),
         body=body.encode(),
         connections=int(spec["connections"]) if spec.get("connections") else None,
         verify_tls=bool(spec.get("verify_tls", True)),
-        max_lag=float(spec.get("max_lag") or 0.025))
+        max_lag=float(spec.get("max_lag") or 0.025),
+        schedule=schedule, mix=requests)
+
+
+def _request_of(http: Any) -> Request:
+    return Request(url=http["url"], method=http.get("method") or "GET",
+                   headers=tuple((str(k), str(v)) for k, v in (http.get("headers") or {}).items()),
+                   body=(http.get("body") or "").encode())
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -509,5 +604,5 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-__all__ = ["Bucket", "HttpTraffic", "TrafficSpec", "Window", "connection_cap", "loop_factory",
-           "offset_of", "traffic_from_spec"]
+__all__ = ["Bucket", "HttpTraffic", "Request", "TrafficSpec", "Window", "connection_cap",
+           "loop_factory", "offset_of", "traffic_from_spec", "weighted_cycle"]
