@@ -35,7 +35,8 @@ def test_status_and_recover_quarantine_the_bad_record_and_recover_the_other_run(
     where = f"{ledger.path('bad')}:2"
 
     status = run_chaos("status")
-    assert status.returncode == 0, status.stderr
+    assert status.returncode == 5, status.stderr  # the good run's runner is gone: orphaned
+    assert "RUNNER GONE" in status.stdout, status.stdout
     assert "good.0.0" in status.stdout and where in status.stderr, status
     assert "Traceback" not in status.stderr and "internal error" not in status.stderr
 
