@@ -188,3 +188,57 @@ def test_recover_removes_the_file_from_a_stopped_containers_layer(
     engine.docker("start", name)
     assert fill_files(engine, name, "/tmp") == []
     assert open_injections() == []
+
+
+def ledger_outcomes(state_dir: Path) -> list[str]:
+    """The `reverted` outcomes in the ledger files, as the watchdog wrote them."""
+    found = []
+    for path in sorted((state_dir / "ledger").glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            if record.get("event") == "reverted":
+                found.append(str(record.get("outcome")))
+    return found
+
+
+@pytest.mark.parametrize("fault", [
+    ("container.pause",),
+    ("network.bandwidth", "--rate", "64KiB"),
+    ("resource.cpu", "--load", "10%", "--cores", "1"),
+], ids=lambda f: f[0])
+def test_the_watchdog_finds_a_removed_container_gone_for_every_kind_of_fault(
+    containers: Any, state_dir: Path, fault: tuple[str, ...]
+) -> None:
+    name = containers.run("sleep", "100000", options=("--init",))
+    engine = containers.engine
+    proc = subprocess.Popen(chaos_cmd("inject", *fault, "--container", name, "--for", "5m"),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        assert wait_until(lambda: [r for r in open_injections() if r["state"] == "applied"],
+                          60) is not None
+        watchdog = watchdog_of(proc)
+        engine.docker("rm", "-f", name)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert wait_until(lambda: open_injections() == [], 60) is not None
+        watchdog.wait(30)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    # Burner workers joined the container's cgroups but run on the host: removing the
+    # container does not end them, so the watchdog may still find (and kill) them.
+    expected = {"gone", "reverted"} if fault[0].startswith("resource.") else {"gone"}
+    (outcome,) = ledger_outcomes(state_dir)
+    assert outcome in expected
+    assert wait_until(lambda: not workers_of(proc.pid), 30) is not None
+
+
+def workers_of(runner: int) -> list[int]:
+    """Burner workers the runner started (their command line names it as --parent)."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = p.info["cmdline"] or []
+        if "chaos.adapters.local.burner" in cmd and str(runner) in cmd:
+            found.append(p.pid)
+    return found
