@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
 from chaos.adapters.container import engine_api, selection
 from chaos.adapters.local.resource import FILE_PREFIXES, _label, _refuse, fill, plan_disk_fill
-from chaos.errors import FaultFailed, GuardRefused
+from chaos.errors import FaultFailed, GuardRefused, PermissionDenied
 from chaos.model.experiment import FaultSpec
 
 NAME = "container.disk"
@@ -60,6 +60,13 @@ def plan_in(fault: FaultSpec, info: Mapping[str, Any], pid: int) -> dict[str, An
                       "directory chaos could use", "give an absolute path inside the container")
     inside = os.path.normpath(inside)
     root = root_of(pid)
+    try:
+        os.stat(root + "/")
+    except PermissionError as exc:
+        raise PermissionDenied(f"{fault.name}: cannot reach the filesystem of container "
+                               f"{selection.container_name(info)} through {root}",
+                               hint="run chaos as root (or with CAP_SYS_PTRACE) on the "
+                                    "engine's host") from exc
     no_links(fault, root, inside, where)
     plan = plan_disk_fill(fault, root, where)
     name = os.path.basename(plan["file"])
