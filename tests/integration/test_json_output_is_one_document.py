@@ -1,6 +1,6 @@
-"""`--json` on run, validate, inject and status: stdout is exactly one JSON document, valid against the
-JSON Schema published in docs/machine-output.md, whatever the exit code; the human lines (live
-events, summaries, problems) are still there, on stderr. Each command runs as a subprocess, as
+"""`--json` on run, validate, inject and status: stdout is exactly one JSON document, valid
+against the JSON Schema published in docs/machine-output.md, whatever the exit code; the human
+lines (live events, summaries, problems) are still there, on stderr. Each command runs as a subprocess, as
 a CI script would run it.
 """
 
