@@ -1,7 +1,7 @@
 """`--json` on run, validate, inject and status: stdout is exactly one JSON document, valid
 against the JSON Schema published in docs/machine-output.md, whatever the exit code; the human
-lines (live events, summaries, problems) are still there, on stderr. Each command runs as a subprocess, as
-a CI script would run it.
+lines (live events, summaries, problems) are still there, on stderr. Each command runs as a
+subprocess, as a CI script would run it.
 """
 
 from __future__ import annotations
