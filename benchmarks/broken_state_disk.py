@@ -15,6 +15,7 @@ repaired and `chaos recover` must leave nothing open. Prints one row per (disk, 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -83,7 +84,9 @@ def trial(how: str, sig: signal.Signals, count: int) -> tuple[float, int | None,
             status = subprocess.run([sys.executable, "-m", "chaos", "status", "--json"],
                                     env=env, cwd=REPO, capture_output=True, text=True,
                                     timeout=60)
-            left = "clean" if recover.returncode == 0 and status.stdout.strip() == "[]" else (
+            clean = status.returncode == 0 and json.loads(status.stdout or "{}").get(
+                "injections") == []
+            left = "clean" if recover.returncode == 0 and clean else (
                 f"recover {recover.returncode}, status {status.stdout.strip()[:40]}")
             return took, code, left
         finally:

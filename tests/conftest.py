@@ -87,6 +87,22 @@ def run_chaos(*args: str, timeout: float = 120, cwd: Path | None = None,
                           cwd=cwd or ROOT, env={**os.environ, **(env or {})}, check=False)
 
 
+def status_injections(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    """The open injections of a `chaos status --json` result, after checking it is one
+    chaos.status/v1 document whose exit code is the command's."""
+    document = json.loads(result.stdout)
+    assert document["schema"] == "chaos.status/v1", result.stdout
+    assert document["exit_code"] == result.returncode, (result.stdout, result.stderr)
+    assert document["orphaned"] == (result.returncode == 5), result.stdout
+    return list(document["injections"])
+
+
+def open_injections(timeout: float = 60, env: dict[str, str] | None = None
+                    ) -> list[dict[str, Any]]:
+    """`chaos status --json`, run now: the open injections it lists."""
+    return status_injections(run_chaos("status", "--json", timeout=timeout, env=env))
+
+
 def release(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGKILL) -> None:
     """End a test's process even if a fault left it frozen (a stopped process ignores TERM)."""
     try:

@@ -30,7 +30,8 @@ def _ledger(state_dir: Path | None):  # type: ignore[no-untyped-def]
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document (chaos.status/v1, docs/machine-output.md).")
 @state_dir_option
 def status(as_json: bool, state_dir: Path | None) -> None:
     """List active injections from the ledger, across all runs.
@@ -42,8 +43,11 @@ def status(as_json: bool, state_dir: Path | None) -> None:
 
     ledger = _ledger(state_dir)
     rows = []
+    quarantined = []
     for info in ledger.runs():
-        _report_quarantined(info)
+        quarantined += [{"run": info.run, "file": str(q.path), "line": q.line,
+                         "reason": q.reason, "may_hide_injection": q.may_hide_injection}
+                        for q in _report_quarantined(info)]
         open_entries = [e for e in info.entries if e.is_open]
         if not open_entries:
             continue
@@ -55,8 +59,12 @@ def status(as_json: bool, state_dir: Path | None) -> None:
                          "runner_pid": info.pid, "runner_alive": alive, "error": e.error})
     orphaned = any(not r["runner_alive"] for r in rows)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        sys.exit(ExitCode.REVERT_FAILED if orphaned else ExitCode.OK)
+        from chaos.cli.machine import status_document
+
+        code = ExitCode.REVERT_FAILED if orphaned else ExitCode.OK
+        click.echo(json.dumps(status_document(int(code), ledger.directory, rows, quarantined),
+                              indent=2, default=str))
+        sys.exit(code)
     if not rows:
         click.echo(f"no active injections (ledger: {ledger.directory})")
         return

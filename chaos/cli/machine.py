@@ -29,6 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 RUN = "chaos.run/v1"
 VALIDATE = "chaos.validate/v1"
 INJECT = "chaos.inject/v1"
+STATUS = "chaos.status/v1"
 
 
 class ProblemRecord(TypedDict):
@@ -195,3 +196,12 @@ def inject_document(exit_code: int, error: str | None, collected: Collected) -> 
             "injection_ids": [i.get("id") for i in result["injections"]] if result else [],
             "result": result,
             "problems": [p for e in collected.invalid for p in problems(e)]}
+
+
+def status_document(exit_code: int, ledger: Path, injections: Sequence[Mapping[str, Any]],
+                    quarantined: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """`orphaned` is what exit code 5 says, for a script that reads only the document."""
+    return {"schema": STATUS, "exit_code": exit_code, "error": None, "ledger": str(ledger),
+            "orphaned": any(not i["runner_alive"] for i in injections),
+            "injections": [dict(i) for i in injections],
+            "quarantined": [dict(q) for q in quarantined]}

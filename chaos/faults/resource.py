@@ -91,14 +91,15 @@ DISK_FILL = FaultType(
     name="resource.disk_fill",
     summary="fill a filesystem with one file (fallocate, write fallback); removed on revert",
     params=Obj({
-        "path": Field(Str("existing writable directory; the file is created in it",
+        "path": Field(Str("existing writable directory (in the container, for a container "
+                          "target); the file is created in it",
                           min_length=1), required=True),
         "size": _size("write this much"),
         "percent": Unit(parse_percent, "percentage", "90%", "fill until the filesystem is "
                         "this full"),
         "reserve": _size("fill until only this much is free"),
     }),
-    target_kinds=("host",),
+    target_kinds=("host", "container"),
 )
 
 IO = FaultType(

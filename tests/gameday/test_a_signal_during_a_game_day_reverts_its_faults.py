@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import chaos_cmd, is_running, process_state, run_chaos, wait_until
+from tests.conftest import (
+    chaos_cmd, is_running, open_injections, process_state, run_chaos, status_injections,
+    wait_until)
 from tests.gameday.conftest import NO_PROXY, write_gameday
 
 
@@ -61,7 +63,7 @@ stop_on: never
         assert journal["verdict"] == "interrupted"
         assert [i["outcome"] for i in journal["injections"]] == ["reverted"]
     status = run_chaos("status", "--json", env=env, timeout=30)
-    assert status.returncode == 0 and json.loads(status.stdout) == []
+    assert status.returncode == 0 and status_injections(status) == []
 
 
 def test_a_killed_game_day_stops_its_experiments_at_once(tmp_path: Path,
@@ -88,5 +90,4 @@ experiments:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-    assert wait_until(lambda: json.loads(run_chaos("status", "--json", env=env,
-                                                   timeout=30).stdout) == [], timeout=15)
+    assert wait_until(lambda: open_injections(env=env) == [], timeout=15)

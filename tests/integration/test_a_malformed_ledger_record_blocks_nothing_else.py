@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 
 from chaos.safety.ledger import Ledger
-from tests.conftest import process_state, run_chaos, unique_marker
+from tests.conftest import open_injections, process_state, run_chaos, unique_marker
 
 
 def test_status_and_recover_quarantine_the_bad_record_and_recover_the_other_run(
@@ -45,4 +45,4 @@ def test_status_and_recover_quarantine_the_bad_record_and_recover_the_other_run(
     assert where in recovered.stderr and "revert` is not an object" in recovered.stderr
     assert recovered.returncode == 5, recovered  # it cannot vouch for what that line was
     assert "internal error" not in recovered.stderr
-    assert json.loads(run_chaos("status", "--json").stdout) == []
+    assert open_injections() == []

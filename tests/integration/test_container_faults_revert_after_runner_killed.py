@@ -11,7 +11,6 @@ ledger.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -23,7 +22,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.conftest import ROOT, chaos_cmd, run_chaos, unique_marker, wait_until
+from tests.conftest import ROOT, chaos_cmd, run_chaos, status_injections, unique_marker, wait_until
 
 pytestmark = pytest.mark.root
 
@@ -121,7 +120,7 @@ def nothing_left(world: dict[str, Any]) -> bool:
 
 def nothing_open() -> bool:
     result = run_chaos("status", "--json", timeout=30)
-    return result.returncode == 0 and json.loads(result.stdout or "[]") == []
+    return result.returncode == 0 and status_injections(result) == []
 
 
 def assert_all_reverted(world: dict[str, Any], path: Path) -> None:

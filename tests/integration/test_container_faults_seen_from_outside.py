@@ -17,7 +17,8 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.conftest import ROOT, chaos_cmd, free_port, http_ok, run_chaos, wait_until
+from tests.conftest import (
+    ROOT, chaos_cmd, free_port, http_ok, run_chaos, status_injections, wait_until)
 
 pytestmark = pytest.mark.root
 
@@ -260,7 +261,7 @@ def test_status_lists_a_pause_and_stop_unpauses_it_then_ctrl_c_exits_clean(
         assert wait_until(lambda: engine.inspect(name, "{{.State.Paused}}") == "true",
                           30) is not None
         status = run_chaos("status", "--json", timeout=30)
-        rows = json.loads(status.stdout)
+        rows = status_injections(status)
         assert [r["fault"] for r in rows] == ["container.pause"], rows
         assert name in rows[0]["target"]
         stop = run_chaos("stop", rows[0]["id"], timeout=30)

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from chaos.adapters.local.proxy_control import read_locator, request
-from tests.conftest import ROOT, chaos_cmd, free_port, run_chaos, wait_until
+from tests.conftest import ROOT, chaos_cmd, free_port, open_injections, run_chaos, wait_until
 from tests.support.tls_material import make_ca_and_server
 
 Z_99 = 2.576
@@ -388,8 +388,7 @@ faults:
         runner.wait(5)
         assert wait_until(lambda: get(conn, "/pay")[0] == 200, 20, 0.1) is not None
         assert proxy.poll() is None, "the proxy itself keeps running"
-        assert wait_until(lambda: run_chaos("status", "--json", timeout=30).stdout.strip()
-                          in ("[]", ""), 20, 0.2) is not None
+        assert wait_until(lambda: open_injections() == [], 20, 0.2) is not None
     finally:
         if runner is not None:
             runner.kill()

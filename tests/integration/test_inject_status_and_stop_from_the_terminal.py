@@ -7,7 +7,6 @@ Every command is its own subprocess, as a person would run them; the target's st
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
@@ -19,14 +18,8 @@ import psutil
 import pytest
 
 from tests.conftest import (
-    ROOT,
-    chaos_cmd,
-    is_running,
-    process_state,
-    run_chaos,
-    unique_marker,
-    wait_until,
-)
+    ROOT, chaos_cmd, is_running, process_state, run_chaos, status_injections, unique_marker,
+    wait_until)
 
 
 class Inject:
@@ -74,7 +67,7 @@ def inject(tmp_path: Path, state_dir: Path) -> Iterator[Any]:
 def status() -> list[dict[str, Any]]:
     result = run_chaos("status", "--json", timeout=30)
     assert result.returncode == 0, result.stderr
-    return list(json.loads(result.stdout))
+    return status_injections(result)
 
 
 def frozen(pid: int) -> bool:

@@ -19,7 +19,9 @@ from typing import Any
 
 import psutil
 
-from tests.conftest import ROOT, chaos_cmd, journals, process_state, run_chaos, wait_until
+from tests.conftest import (
+    ROOT, chaos_cmd, journals, open_injections, process_state, run_chaos, status_injections,
+    wait_until)
 
 
 def frozen(pid: int) -> bool:
@@ -70,7 +72,7 @@ def test_chaos_stop_of_one_injection_ends_the_foreground_inject_and_its_journal_
     try:
         assert wait_until(lambda: frozen(sleeper.pid), 20) is not None, log.read_text()
         status = run_chaos("status", "--json", timeout=30)
-        (row,) = json.loads(status.stdout)
+        (row,) = status_injections(status)
         stop = run_chaos("stop", row["id"], timeout=30)
         assert stop.returncode == 0, stop.stdout + stop.stderr
         assert not frozen(sleeper.pid)
@@ -117,7 +119,7 @@ limits: {{max_duration: 5m}}
     try:
         assert wait_until(lambda: frozen(first.pid) and frozen(second.pid), 20) is not None, \
             log.read_text()
-        rows = json.loads(run_chaos("status", "--json", timeout=30).stdout)
+        rows = open_injections()
         (row,) = [r for r in rows if f"pid {first.pid} " in r["target"]]
         assert run_chaos("stop", row["id"], timeout=30).returncode == 0
         assert not frozen(first.pid)
@@ -244,7 +246,7 @@ limits: {{max_duration: 5m}}
     runner = start(chaos_cmd("run", str(path)), log)
     try:
         assert wait_until(lambda: frozen(sleeper.pid), 30) is not None, log.read_text()
-        rows = json.loads(run_chaos("status", "--json", timeout=30).stdout)
+        rows = open_injections()
         (row,) = [r for r in rows if f"pid {sleeper.pid} " in r["target"]]
         assert run_chaos("stop", row["id"], timeout=30).returncode == 0
         assert runner.wait(60) == 4, log.read_text()

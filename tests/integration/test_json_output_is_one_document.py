@@ -1,7 +1,7 @@
-"""`--json` on run, validate and inject: stdout is exactly one JSON document, valid against the
-JSON Schema published in docs/machine-output.md, whatever the exit code; the human lines (live
-events, summaries, problems) are still there, on stderr. Each command runs as a subprocess, as
-a CI script would run it.
+"""`--json` on run, validate, inject and status: stdout is exactly one JSON document, valid
+against the JSON Schema published in docs/machine-output.md, whatever the exit code; the human
+lines (live events, summaries, problems) are still there, on stderr. Each command runs as a
+subprocess, as a CI script would run it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from typing import Any
 import jsonschema
 import psutil
 
-from tests.conftest import EXPERIMENTS, ROOT, chaos_cmd, process_state, run_chaos, wait_until
+from chaos.safety.ledger import Ledger
+from tests.conftest import (
+    EXPERIMENTS, ROOT, chaos_cmd, process_state, run_chaos, wait_until)
 
 DOC = ROOT / "docs" / "machine-output.md"
 
@@ -39,7 +41,8 @@ def document(result: subprocess.CompletedProcess[str], kind: str) -> dict[str, A
 
 
 def test_the_documented_schemas_cover_every_kind() -> None:
-    assert set(schemas()) == {"chaos.run/v1", "chaos.validate/v1", "chaos.inject/v1"}
+    assert set(schemas()) == {"chaos.run/v1", "chaos.validate/v1", "chaos.inject/v1",
+                              "chaos.status/v1"}
 
 
 def test_validate_reports_each_file_with_located_problems(tmp_path: Path) -> None:
@@ -103,7 +106,9 @@ def test_inject_gives_the_ids_chaos_stop_takes(state_dir: Path, sleeper: psutil.
                                 cwd=ROOT, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                 text=True)
         assert wait_until(lambda: process_state(sleeper.pid) == "T", 30) is not None
-        (row,) = json.loads(run_chaos("status", "--json", timeout=30).stdout)
+        held = run_chaos("status", "--json", timeout=60)
+        (row,) = document(held, "chaos.status/v1")["injections"]
+        assert row["runner_alive"] and row["fault"] == "process.suspend"
         assert proc.wait(60) == 0
     result = subprocess.CompletedProcess(proc.args, 0, (tmp_path / "out.json").read_text(),
                                          (tmp_path / "err.txt").read_text())
@@ -120,3 +125,33 @@ def test_inject_refused_flags_are_problems(state_dir: Path) -> None:
     doc = document(result, "chaos.inject/v1")
     assert doc["result"] is None and doc["injection_ids"] == []
     assert any(p["path"] == "faults[0].duration" for p in doc["problems"])
+
+
+def test_status_names_orphaned_injections_and_quarantined_records(
+        state_dir: Path, sleeper: psutil.Process) -> None:
+    gone = subprocess.Popen(["true"])  # a runner that has exited
+    gone.wait(30)
+    ledger = Ledger(state_dir)
+    ledger.start_run("orphan", pid=gone.pid, pid_create_time=1.0, title="orphan")
+    ledger.intent("orphan", "orphan.0.0", fault="process.suspend", target=f"pid {sleeper.pid}",
+                  revert={"adapter": "local.process", "action": "resume",
+                          "processes": [{"pid": sleeper.pid,
+                                         "create_time": sleeper.create_time()}]},
+                  deadline=None)
+    with open(ledger.path("orphan"), "a") as handle:  # a line no runner wrote
+        handle.write(json.dumps({"v": 1, "ts": 1.0, "event": "intent", "run": "orphan",
+                                 "id": "orphan.0.1", "revert": "kill -CONT 1"}) + "\n")
+    result = run_chaos("status", "--json", timeout=60)
+    assert result.returncode == 5, result.stdout + result.stderr
+    doc = document(result, "chaos.status/v1")
+    assert doc["orphaned"] is True and doc["ledger"] == str(ledger.directory)
+    (row,) = doc["injections"]
+    assert row["id"] == "orphan.0.0" and row["runner_alive"] is False
+    assert row["runner_pid"] == gone.pid and f"pid {sleeper.pid}" in row["target"]
+    (bad,) = doc["quarantined"]
+    assert (bad["file"], bad["line"]) == (str(ledger.path("orphan")), 3), bad
+    assert bad["may_hide_injection"] is True and bad["run"] == "orphan"
+    assert f"{ledger.path('orphan')}:3" in result.stderr  # people still read it there
+    assert run_chaos("recover", timeout=60).returncode == 5  # the unreadable line stays unknown
+    empty = run_chaos("status", "--json", timeout=60)
+    assert empty.returncode == 0 and document(empty, "chaos.status/v1")["injections"] == []

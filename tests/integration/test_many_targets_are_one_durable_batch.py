@@ -18,7 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import ROOT, chaos_cmd, process_state, run_chaos, unique_marker, wait_until
+from tests.conftest import (
+    ROOT, chaos_cmd, open_injections, process_state, run_chaos, unique_marker, wait_until)
 
 N = 20
 
@@ -52,12 +53,6 @@ def start_runner(path: Path, failpoints: str) -> subprocess.Popen[bytes]:
 
 def stopped(pids: list[int]) -> list[int]:
     return [p for p in pids if process_state(p) == "T"]
-
-
-def open_injections() -> list[dict[str, object]]:
-    result = run_chaos("status", "--json", timeout=30)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 def ledger_records(state_dir: Path) -> list[dict[str, object]]:

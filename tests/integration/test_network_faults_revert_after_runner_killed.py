@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from chaos.adapters.local.proxy_control import read_locator, request
-from tests.conftest import ROOT, chaos_cmd, free_port, run_chaos, wait_until
+from tests.conftest import ROOT, chaos_cmd, free_port, run_chaos, status_injections, wait_until
 from tests.integration.test_network_kernel_faults_in_namespaces import (
     experiment,
     has_table,
@@ -43,7 +43,7 @@ def start_runner(path: Path, failpoints: str = "") -> subprocess.Popen[bytes]:
 
 def nothing_open() -> bool:
     result = run_chaos("status", "--json", timeout=30)
-    return result.returncode == 0 and result.stdout.strip() in ("[]", "")
+    return result.returncode == 0 and status_injections(result) == []
 
 
 KERNEL_FAULTS = {

@@ -21,15 +21,8 @@ import pytest
 
 from chaos.safety.ledger import read_records
 from tests.conftest import (
-    ROOT,
-    chaos_cmd,
-    journals,
-    process_state,
-    processes_matching,
-    run_chaos,
-    unique_marker,
-    wait_until,
-)
+    ROOT, chaos_cmd, journals, open_injections, process_state, processes_matching, run_chaos,
+    unique_marker, wait_until)
 from tests.support.state_disk import StateDisk, kernel_state, resume, state_disk
 
 BUDGET = 10.0  # generous: a loaded 2-core CI machine
@@ -73,12 +66,6 @@ def output(path: Path) -> str:
 
 def stopped(pids: list[int]) -> list[int]:
     return [p for p in pids if process_state(p) == "T"]
-
-
-def open_injections() -> list[dict[str, object]]:
-    result = run_chaos("status", "--json", timeout=60)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 def events(disk: StateDisk, name: str) -> list[dict[str, object]]:

@@ -18,7 +18,8 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.conftest import is_running, journals, run_chaos, unique_marker, wait_until
+from tests.conftest import (
+    is_running, journals, run_chaos, status_injections, unique_marker, wait_until)
 
 
 def alive(procs: list[psutil.Process]) -> list[bool]:
@@ -213,7 +214,7 @@ def test_a_refused_plan_leaves_nothing_in_the_ledger(state_dir: Path) -> None:
     refused(run_chaos("inject", "process.kill", "--pid", "1", timeout=60))
     status = run_chaos("status", "--json", timeout=60)
     assert status.returncode == 0
-    assert status.stdout.strip() == "[]"
+    assert status_injections(status) == []
 
 
 def test_the_chosen_signal_reaches_only_the_chosen_process(state_dir: Path,

@@ -6,7 +6,6 @@ are read from pytest's own outcome and JUnit file; that nothing is left injected
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -17,13 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import (
-    EXPERIMENTS,
-    free_port,
-    process_state,
-    run_chaos,
-    wait_until,
-)
+from tests.conftest import EXPERIMENTS, free_port, open_injections, process_state, wait_until
 
 
 def experiment(pytester: pytest.Pytester, name: str, source: str) -> Path:
@@ -38,7 +31,7 @@ def experiment(pytester: pytest.Pytester, name: str, source: str) -> Path:
 
 
 def nothing_injected() -> bool:
-    return json.loads(run_chaos("status", "--json", timeout=30).stdout) == []
+    return open_injections() == []
 
 
 def holding(pid: int, duration: str = "60s") -> str:

@@ -7,7 +7,6 @@ Workers are found and watched from outside (psutil, /proc); files through the fi
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import ROOT, chaos_cmd, run_chaos, wait_until
+from tests.conftest import ROOT, chaos_cmd, open_injections, run_chaos, wait_until
 
 WORKER = "chaos.adapters.local.burner"
 
@@ -56,12 +55,6 @@ def watchdog_of(runner_pid: int) -> psutil.Process | None:
         if "chaos.safety.watchdog" in cmd and str(runner_pid) in cmd:
             return proc
     return None
-
-
-def open_injections() -> list[dict[str, object]]:
-    result = run_chaos("status", "--json", timeout=30)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 def kill_all(procs: list[psutil.Process]) -> None:

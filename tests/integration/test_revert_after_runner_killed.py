@@ -8,7 +8,6 @@ many moments of the hold and the revert (timers); the watchdog must resume every
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import ROOT, chaos_cmd, process_state, run_chaos
+from tests.conftest import ROOT, chaos_cmd, open_injections, process_state, run_chaos
 from tests.conftest import wait_until as wait_for
 
 RECOVERY_BUDGET = 2.0
@@ -54,12 +53,6 @@ def start_runner(path: Path, failpoints: str = "") -> subprocess.Popen[bytes]:
 
 def stopped(pids: list[int]) -> list[int]:
     return [p for p in pids if process_state(p) == "T"]
-
-
-def open_injections() -> list[dict[str, object]]:
-    result = run_chaos("status", "--json", timeout=30)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 def watchdog_of(runner_pid: int) -> psutil.Process | None:

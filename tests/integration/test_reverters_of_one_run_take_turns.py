@@ -23,14 +23,8 @@ import pytest
 
 from chaos.safety.ledger import Ledger, expand, read_records
 from tests.conftest import (
-    ROOT,
-    chaos_cmd,
-    process_state,
-    processes_matching,
-    run_chaos,
-    unique_marker,
-    wait_until,
-)
+    ROOT, chaos_cmd, open_injections, process_state, processes_matching, unique_marker,
+    wait_until)
 from tests.support.state_disk import kernel_state
 
 PORTS = (8001, 8002, 8003)
@@ -57,12 +51,6 @@ def applied_count(state_dir: Path) -> int:
     """For polling while the runner appends: a line being written is skipped, not an error."""
     return sum(r["event"] == "applied" for p in (state_dir / "ledger").glob("*.jsonl")
                for r in read_records(p))
-
-
-def open_injections() -> list[dict[str, object]]:
-    result = run_chaos("status", "--json", timeout=60)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("round_", range(3))

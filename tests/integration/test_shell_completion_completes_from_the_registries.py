@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import ROOT, chaos_cmd, process_state, run_chaos, wait_until
+from tests.conftest import ROOT, chaos_cmd, open_injections, process_state, run_chaos, wait_until
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ def test_bash_completes_injection_ids_for_stop(on_path: dict[str, str], sleeper:
     try:
         assert wait_until(lambda: process_state(sleeper.pid) == "T", 30) is not None, \
             (tmp_path / "inject.log").read_text()
-        (row,) = json.loads(run_chaos("status", "--json", timeout=30).stdout)
+        (row,) = open_injections()
         offered = bash_complete(on_path, "chaos stop ")
         assert sorted(offered) == sorted([row["id"], row["run"]])
         assert bash_complete(on_path, f"chaos stop {row['id'][:-1]}") == [row["id"]]

@@ -17,7 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import ROOT, chaos_cmd, free_port, process_state, run_chaos, wait_until
+from tests.conftest import (
+    ROOT, chaos_cmd, free_port, process_state, run_chaos, status_injections, wait_until)
 from tests.support.terminal import Screen, on_pty
 
 
@@ -27,7 +28,7 @@ def frozen(pid: int) -> bool:
 
 def open_rows() -> list[dict[str, object]]:
     result = run_chaos("status", "--json", timeout=30)
-    return list(json.loads(result.stdout))
+    return status_injections(result)
 
 
 def test_inject_prints_the_id_that_chaos_stop_takes(

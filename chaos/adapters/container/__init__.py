@@ -8,6 +8,7 @@ importing this package (the adapter registry does) costs nothing until a contain
     lifecycle   container.pause / stop / restart / kill (one recipe per fault type)
     network     network.* in the container's network namespace (the local kernel recipes)
     resource    resource.* in the container's cgroups (the local burner workers)
+    disk        resource.disk_fill in the container's filesystem (through /proc/PID/root)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from chaos.adapters.base import Adapter
 
 def adapters() -> list[Adapter]:
     """The built-in container adapters, for chaos.adapters.registry."""
-    from chaos.adapters.container import lifecycle, network, resource
+    from chaos.adapters.container import disk, lifecycle, network, resource
 
     return [lifecycle.ContainerLifecycleAdapter(), network.ContainerNetworkAdapter(),
-            resource.ContainerResourceAdapter()]
+            resource.ContainerResourceAdapter(), disk.ContainerDiskAdapter()]

@@ -68,15 +68,18 @@ def meminfo() -> dict[str, int]:
     return values
 
 
-def _directory(fault: FaultSpec) -> str:
-    path = os.path.abspath(str(fault.params["path"]))
+def _directory(fault: FaultSpec, root: str = "", where: str = "") -> str:
+    """`with.path` as this process reaches it: under `root` (a container's /proc/PID/root),
+    named in messages as the fault's reader knows it, plus `where` (" in container X")."""
+    shown = os.path.abspath(str(fault.params["path"]))
+    path = root + shown if root else shown
     if not os.path.isdir(path):
         what = "is not a directory" if os.path.exists(path) else "does not exist"
-        raise _refuse(fault, "path", f"{path} {what}", "give an existing directory")
+        raise _refuse(fault, "path", f"{shown}{where} {what}", "give an existing directory")
     read_only = os.statvfs(path).f_flag & os.ST_RDONLY
     if read_only or not os.access(path, os.W_OK | os.X_OK):
         why = "is on a read-only filesystem" if read_only else "is not writable by this user"
-        raise _refuse(fault, "path", f"{path} {why}", "give a writable directory")
+        raise _refuse(fault, "path", f"{shown}{where} {why}", "give a writable directory")
     return path
 
 
@@ -114,8 +117,8 @@ def plan_memory(fault: FaultSpec) -> dict[str, Any]:
     return {"bytes": size, "ramp": fault.params.get("ramp") or 0.0}
 
 
-def plan_disk_fill(fault: FaultSpec) -> dict[str, Any]:
-    path = _directory(fault)
+def plan_disk_fill(fault: FaultSpec, root: str = "", where: str = "") -> dict[str, Any]:
+    path = _directory(fault, root, where)
     given = [k for k in ("size", "percent", "reserve") if fault.params.get(k) is not None]
     if len(given) != 1:
         raise _refuse(fault, "size", "give exactly one of size, percent or reserve"
@@ -125,11 +128,12 @@ def plan_disk_fill(fault: FaultSpec) -> dict[str, Any]:
     key, value = given[0], fault.params[given[0]]
     size = {"size": value, "reserve": avail - value,
             "percent": int(value * (used + avail)) - used}[key]
+    shown = f"{path.removeprefix(root)}{where}"
     if size <= 0:
-        raise _refuse(fault, key, f"{path} has only {_fmt(avail)} free already: nothing to "
+        raise _refuse(fault, key, f"{shown} has only {_fmt(avail)} free already: nothing to "
                       "fill", "ask for a fuller disk, or a smaller reserve")
     if size > avail:
-        raise _refuse(fault, key, f"{path} has only {_fmt(avail)} free, less than "
+        raise _refuse(fault, key, f"{shown} has only {_fmt(avail)} free, less than "
                       f"{_fmt(size)}", "use reserve: 0 to fill what is there")
     name = os.path.join(path, f"chaos-fill-{secrets.token_hex(6)}.bin")
     return {"path": path, "file": name, "bytes": size}
