@@ -20,55 +20,23 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.support import http_in_netns as http
+from tests.support.http_in_netns import PORT, ruleset
 
 AGENT = [sys.executable, "-m", "chaos.adapters.kubernetes.inpod_agent"]
-PORT = 8080
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
               pytest.mark.needs("ip", "nft")]
-CLIENT = r"""
-import collections, http.client, json, sys
-host, port, path, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-seen = collections.Counter()
-for _ in range(n):
-    conn = http.client.HTTPConnection(host, port, timeout=20)
-    try:
-        conn.request("GET", path)
-        seen[str(conn.getresponse().status)] += 1
-    except OSError as exc:
-        seen[type(exc).__name__] += 1
-    finally:
-        conn.close()
-print(json.dumps(seen))
-"""
 
 
 def statuses(pair: dict[str, str], n: int, path: str = "/") -> dict[str, int]:
-    """What an independent client in namespace a gets for n requests to the app in b."""
-    done = subprocess.run(["ip", "netns", "exec", pair["a"], sys.executable, "-c", CLIENT,
-                           pair["ip_b"], str(PORT), path, str(n)],
-                          capture_output=True, text=True, timeout=300, check=True)
-    return dict(json.loads(done.stdout))
-
-
-def ruleset(ns: str) -> str:
-    return subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "ruleset"],
-                          capture_output=True, text=True, timeout=10, check=True).stdout
+    return http.statuses(pair["a"], pair["ip_b"], n, path)
 
 
 @pytest.fixture
 def app(netns_pair: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
     """An HTTP server on 0.0.0.0:8080 in namespace b (the pod's application)."""
-    (tmp_path / "pay").write_text("paid")
-    server = subprocess.Popen(["ip", "netns", "exec", netns_pair["b"], sys.executable, "-m",
-                               "http.server", str(PORT), "--bind", "0.0.0.0"], cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_until(lambda: statuses(netns_pair, 1).get("200"), 60, every=0.3) is not None
+    with http.serve(netns_pair, tmp_path):
         yield netns_pair
-    finally:
-        server.kill()
-        server.wait(10)
 
 
 class Agent:
