@@ -145,3 +145,27 @@ def test_recover_kubernetes_removes_the_redirect_a_killed_agent_left(
     assert http.statuses(netns_pair["a"], netns_pair["ip_b"], 5, "/pay") == {"200": 5}
     again = run_chaos("recover", "--kubernetes", "--namespace", "shop")
     assert again.returncode == 0 and spec["container"] not in again.stdout, again.stdout
+
+
+@pytest.mark.parametrize(("pods", "message"), [
+    ("{namespace: shop, names: [web-1]}", "faults[0].target.pods.port: HTTP faults in pods "
+                                          "redirect the application's port"),
+    (f"{{namespace: shop, port: {PORT}, device: eth0}}", "target.pods.device: device is not "
+                                                         "used by HTTP faults in pods"),
+    (f"{{namespace: shop, port: {PORT}, protocol: udp}}", "HTTP runs over TCP"),
+])
+def test_http_faults_on_pods_need_the_port_and_nothing_unused(tmp_path: Path, pods: str,
+                                                               message: str) -> None:
+    file = tmp_path / "bad.yaml"
+    file.write_text("title: bad http fault on pods\nfaults:\n  - type: http.abort\n"
+                    f"    with: {{status: 503}}\n    target: {{pods: {pods}}}\n"
+                    "    duration: 10s\n")
+    result = run_chaos("validate", str(file))
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out
+    assert message in out and f"{file}:5:" in out and "Traceback" not in out
+
+
+def test_http_abort_on_pods_validates(tmp_path: Path) -> None:
+    result = run_chaos("validate", str(experiment(tmp_path / "http.yaml", "30s")))
+    assert result.returncode == 0, result.stdout + result.stderr
