@@ -94,7 +94,9 @@ def test_chaos_run_aborts_requests_in_the_pod_through_a_hold_container(
     args = hold["args"]
     assert args[0] == "hold" and args[args.index("--fault") + 1] == "http.abort"
     assert json.loads(args[args.index("--target") + 1]) == {"port": PORT}
-    assert json.loads(args[args.index("--with") + 1])["status"] == 503
+    given = json.loads(args[args.index("--with") + 1])
+    assert given["status"] == 503 and given["path_prefix"] == "/pay"
+    assert given["seed"].endswith(":pay-errors:web-1"), "percent draws from the run's seed"
     assert ruleset(netns_pair["b"]) == before, log.read_text()
     assert http.statuses(netns_pair["a"], netns_pair["ip_b"], 5, "/pay") == {"200": 5}
 

@@ -25,6 +25,7 @@ import asyncio
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from chaos.adapters.base import RevertOutcome, Scope, TargetRef
@@ -38,7 +39,7 @@ from chaos.errors import (
     RevertFailed,
     truncate,
 )
-from chaos.model.experiment import FaultSpec
+from chaos.model.experiment import FaultSpec, frozen, thaw
 
 POLL = 0.2
 AGENT_START = 10.0  # from "running" until the agent listens (python imports), at most
@@ -366,6 +367,14 @@ class PodHttpAdapter(InPodAdapter):
     fault_types = eph.HTTP_FAULTS
     net_admin = True
     uses_traffic_fields = True
+
+    async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
+                     scope: Scope) -> dict[str, Any]:
+        # `percent` draws from the run's seed, as on the proxy target: a rerun hits the same
+        # requests (the seed rides in the agent's --with, where the proxy's rule reads it)
+        seed = f"{scope.seed}:{fault.name}:{spec['pod']}"
+        seeded = replace(fault, params=frozen({**thaw(fault.params), "seed": seed}))
+        return await super().inject(seeded, target, spec, scope)
 
 
 def _adapter_for(fault_type: str) -> InPodAdapter | None:
