@@ -1,5 +1,6 @@
-"""In-pod faults: network shaping/dropping, CPU and memory load, and container.kill, each done by
-an ephemeral container that runs the in-pod agent (chaos.adapters.kubernetes.inpod_agent).
+"""In-pod faults: network shaping/dropping, CPU and memory load, HTTP faults and container.kill,
+each done by an ephemeral container that runs the in-pod agent
+(chaos.adapters.kubernetes.inpod_agent).
 
 Why ephemeral containers: they join a running pod without restarting it, share its network
 namespace (so tc and nft act on the pod's own eth0) and, with `targetContainerName`, a
@@ -14,6 +15,9 @@ revert spec alone; it reaches the agent through the pod's abstract socket and re
     revert:  read pod: gone/other UID -> "gone"; hold still starting -> wait (bounded) until
              it runs or ends; hold ended by itself -> "reverted";
              else patch (+stop) -> wait until stop terminates -> its exit code and message
+
+    sweep:   `chaos recover --kubernetes` rebuilds the revert spec from a hold container's args
+             (hold_spec) and reverts holds whose agent ended without reverting
 
 Every wait is bounded; a pod that vanishes counts as reverted. docs/kubernetes-inpod.md says
 why this design and what an image needs.
