@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -171,3 +172,40 @@ def test_http_faults_on_pods_need_the_port_and_nothing_unused(tmp_path: Path, po
 def test_http_abort_on_pods_validates(tmp_path: Path) -> None:
     result = run_chaos("validate", str(experiment(tmp_path / "http.yaml", "30s")))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def hold_container(injection_id: str, deadline: float) -> dict[str, Any]:
+    return {"name": f"chaos-hold-{injection_id}", "image": IMAGE,
+            "command": ["python", "-m", "chaos.adapters.kubernetes.inpod_agent"],
+            "args": ["hold", "--id", injection_id, "--name", "pay-errors", "--deadline",
+                     f"{deadline:.3f}", "--max-for", "700", "--fault", "http.abort",
+                     "--target", json.dumps({"port": PORT}), "--with", '{"status": 503}'],
+            "env": [{"name": "CHAOS_RUN_ID", "value": "run-old"}]}
+
+
+def test_recover_kubernetes_tries_a_failed_stop_once_and_skips_holds_still_held(
+    k8s: Emulator
+) -> None:
+    """Pods as the API shows them (no kubelet): a hold whose stop container already failed is
+    reported failed (exit 5) without piling up another container; a hold still running before
+    its deadline belongs to a run that may still end it."""
+    dead, alive = "0a0a0a0a0a0a", "0b0b0b0b0b0b"
+    pod_obj = add_pod(k8s, "web-1")
+    pod_obj["spec"]["ephemeralContainers"] = [
+        hold_container(dead, time.time() + 600), hold_container(alive, time.time() + 600),
+        {**hold_container(dead, 0), "name": f"chaos-stop-{dead}-abcd", "args": ["stop"]}]
+    pod_obj["status"]["ephemeralContainerStatuses"] = [
+        {"name": f"chaos-hold-{dead}", "state": {"terminated": {"exitCode": 137}}},
+        {"name": f"chaos-hold-{alive}", "state": {"running": {}}},
+        {"name": f"chaos-stop-{dead}-abcd", "state": {"terminated": {
+            "exitCode": 2, "message": "error: nft is not installed"}}}]
+    k8s.call(lambda c: c.put(PODS, pod_obj))
+
+    result = run_chaos("recover", "--kubernetes", "--namespace", "shop")
+    out = result.stdout + result.stderr
+    assert result.returncode == 5, out
+    assert (f"failed (a stop container already failed: error: nft is not installed; --force "
+            f"tries again) container shop/web-1/chaos-hold-{dead} (http.abort) (run run-old)"
+            in out), out
+    assert "skipped (held until " in out and f"chaos-hold-{alive}" in out, out
+    assert patches(k8s) == [], "nothing was added to the pod"

@@ -444,11 +444,20 @@ async def sweep_holds(api: Any, pod: Mapping[str, Any], *,
                 for s in stops):
             continue
         what = f"container {meta.get('namespace')}/{meta.get('name')}/{name} ({spec['fault']})"
+        failed = [str(s["terminated"].get("message", "")) for s in stops if "terminated" in s]
+        if failed and not everything:  # one stop per sweep would pile containers up in the pod
+            found.append((what, spec["run_id"], f"failed (a stop container already failed: "
+                          f"{truncate(failed[-1], 160)}; --force tries again)"))
+            continue
         if "terminated" not in state and not everything and time.time() < spec["deadline"]:
             found.append((what, spec["run_id"], "skipped (held until "
                           f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(spec['deadline']))})"))
             continue
         adapter = _adapter_for(spec["fault"])
         assert adapter is not None  # hold_spec returned a spec
-        found.append((what, spec["run_id"], await adapter.revert(spec)))
+        try:
+            outcome: str = await adapter.revert(spec)
+        except ChaosError as exc:  # the other pods are still swept
+            outcome = f"failed ({truncate(str(exc), 240)})"
+        found.append((what, spec["run_id"], outcome))
     return found
