@@ -209,3 +209,27 @@ def test_recover_kubernetes_tries_a_failed_stop_once_and_skips_holds_still_held(
             in out), out
     assert "skipped (held until " in out and f"chaos-hold-{alive}" in out, out
     assert patches(k8s) == [], "nothing was added to the pod"
+
+
+def test_chaos_inject_http_abort_on_a_pod_from_the_terminal(
+    k8s: Emulator, netns_pair: dict[str, str], pod: Kubelet, tmp_path: Path
+) -> None:
+    before = ruleset(netns_pair["b"])
+    log = tmp_path / "inject.log"
+    with open(log, "wb") as out:
+        cmd = subprocess.Popen(chaos_cmd("inject", "http.abort", "-n", "shop", "--pod", "web-1",
+                                         "--port", str(PORT), "--status", "502", "--for", "20s"),
+                               stdout=out, stderr=subprocess.STDOUT,
+                               env={**os.environ, "CHAOS_K8S_IMAGE": IMAGE})
+    try:
+        assert wait_until(lambda: redirected(netns_pair["b"]), 60), log.read_text()
+        assert http.statuses(netns_pair["a"], netns_pair["ip_b"], 3) == {"502": 3}
+        assert cmd.wait(180) == 0, log.read_text()
+    finally:
+        cmd.kill()
+        cmd.wait(10)
+    assert ruleset(netns_pair["b"]) == before
+    assert http.statuses(netns_pair["a"], netns_pair["ip_b"], 3) == {"200": 3}
+    [hold, *_] = patches(k8s)
+    assert hold["image"] == IMAGE and json.loads(
+        hold["args"][hold["args"].index("--target") + 1]) == {"port": PORT}
