@@ -231,11 +231,15 @@ def _command(fault: FaultType) -> click.Command:
                                        type=int if isinstance(schema, Int) else None))
     kinds = [k for k in fault.target_kinds if k != "service"]
     directions = []
+    # http.* on pods (the proxy's faults, no kernel target): --port is the application's port
+    app_port = "pods" in kinds and "proxy" in kinds and "interface" not in kinds
     for flag, (kind, _, kind_type, doc) in TARGET_FLAGS.items():
         if kind in kinds and flag in DIRECTION_FLAGS:
             directions.append(doc)
-        elif kind in kinds:
-            params.append(click.Option([_flag(flag), f"target_{flag}"], type=kind_type, help=doc))
+        elif kind in kinds or (app_port and flag == "port"):
+            params.append(click.Option([_flag(flag), f"target_{flag}"], type=kind_type, help=(
+                "kubernetes: the application's port in each pod, redirected to the fault proxy"
+                if kind not in kinds else doc)))
     if directions:
         params.append(click.Option(["--direction", "target_direction"], help="; ".join(directions)))
     for old, entry in OLD_NAMES.items():

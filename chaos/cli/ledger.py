@@ -210,6 +210,8 @@ def _sweep(settings: Mapping[str, object], namespaces: tuple[str, ...], force: b
     if not found:
         click.echo(f"nothing chaos marked on nodes or in {', '.join(chosen)} "
                    f"({api.conn.describe()})")
+    if any(item.outcome.startswith("failed") for item in found):
+        return int(ExitCode.REVERT_FAILED)  # an in-pod fault's stop container failed
     return int(ExitCode.OK)
 
 

@@ -6,6 +6,9 @@ each request and applies the faults whose match it meets: `path` / `path_prefix`
 so a rerun hits the same sequence). `chaos validate` refuses what can never be applied — an
 unknown status code, a regex that does not compile, a path that does not start with `/`, a plain
 TCP proxy — at its line.
+
+On `pods` targets (with the application's `port`), the in-pod agent runs the same proxy inside
+each pod behind an nftables redirect of that port (chaos.adapters.kubernetes.inpod_http).
 """
 
 from __future__ import annotations
@@ -38,8 +41,26 @@ def _status(value: Any) -> bool:
     return value is None or value in HTTPStatus._value2member_map_
 
 
+POD_FIELDS_UNUSED = ("device", "host", "cidr", "direction")
+
+
+def pods_check(target: Target) -> list[tuple[str, str]]:
+    """In pods, the in-pod agent redirects the application's `port` to its HTTP fault proxy."""
+    if target.kind != "pods":
+        return []
+    problems = [(f"target.pods.{key}", f"{key} is not used by HTTP faults in pods (they "
+                 "redirect every new connection to `port`): remove it")
+                for key in POD_FIELDS_UNUSED if target.selector.get(key) is not None]
+    if target.selector.get("protocol") not in (None, "tcp"):
+        problems.append(("target.pods.protocol", "HTTP runs over TCP: remove protocol"))
+    if target.selector.get("port") is None:
+        problems.append(("target.pods.port", "HTTP faults in pods redirect the application's "
+                         "port to a fault proxy in the pod: add it, e.g. `port: 8080`"))
+    return problems
+
+
 def http_check(target: Target, params: Mapping[str, Any]) -> list[tuple[str, str]]:
-    problems = []
+    problems = pods_check(target)
     if target.kind == "proxy" and target.selector.get("protocol") == "tcp":
         problems.append(("target.proxy.protocol", "HTTP faults need a proxy that speaks HTTP: "
                          "set protocol: http (or leave it out)"))
@@ -55,7 +76,7 @@ def http_check(target: Target, params: Mapping[str, Any]) -> list[tuple[str, str
 
 def _fault(name: str, summary: str, fields: Mapping[str, Any]) -> FaultType:
     return FaultType(name=name, summary=summary, params=Obj({**fields, **MATCH}),
-                     target_kinds=("proxy",), check=http_check)
+                     target_kinds=("proxy", "pods"), check=http_check)
 
 
 ABORT = _fault("http.abort", "answer matching requests with an error status instead of "

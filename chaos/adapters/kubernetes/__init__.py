@@ -28,5 +28,6 @@ def adapters() -> list[Adapter]:
         workloads.ScaleDownAdapter(), workloads.StatefulSetScaleDownAdapter(),
         nodes.CordonAdapter(), nodes.DrainAdapter(), nodes.TaintAdapter(),
         ephemeral.PodNetworkAdapter(), ephemeral.PodResourceAdapter(),  # in-pod faults (6b)
+        ephemeral.PodHttpAdapter(),  # http.* in pods: the proxy behind an nft redirect (16)
         ephemeral_kill.ContainerKillAdapter(),
     ]

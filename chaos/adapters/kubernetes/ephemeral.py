@@ -1,5 +1,6 @@
-"""In-pod faults: network shaping/dropping, CPU and memory load, and container.kill, each done by
-an ephemeral container that runs the in-pod agent (chaos.adapters.kubernetes.inpod_agent).
+"""In-pod faults: network shaping/dropping, CPU and memory load, HTTP faults and container.kill,
+each done by an ephemeral container that runs the in-pod agent
+(chaos.adapters.kubernetes.inpod_agent).
 
 Why ephemeral containers: they join a running pod without restarting it, share its network
 namespace (so tc and nft act on the pod's own eth0) and, with `targetContainerName`, a
@@ -15,6 +16,9 @@ revert spec alone; it reaches the agent through the pod's abstract socket and re
              it runs or ends; hold ended by itself -> "reverted";
              else patch (+stop) -> wait until stop terminates -> its exit code and message
 
+    sweep:   `chaos recover --kubernetes` rebuilds the revert spec from a hold container's args
+             (hold_spec) and reverts holds whose agent ended without reverting
+
 Every wait is bounded; a pod that vanishes counts as reverted. docs/kubernetes-inpod.md says
 why this design and what an image needs.
 """
@@ -22,8 +26,10 @@ why this design and what an image needs.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from chaos.adapters.base import RevertOutcome, Scope, TargetRef
@@ -37,7 +43,7 @@ from chaos.errors import (
     RevertFailed,
     truncate,
 )
-from chaos.model.experiment import FaultSpec
+from chaos.model.experiment import FaultSpec, frozen, thaw
 
 POLL = 0.2
 AGENT_START = 10.0  # from "running" until the agent listens (python imports), at most
@@ -355,3 +361,103 @@ class PodNetworkAdapter(InPodAdapter):
 class PodResourceAdapter(InPodAdapter):
     name = "kubernetes.pod.resource"
     fault_types = eph.RESOURCE_FAULTS
+
+
+class PodHttpAdapter(InPodAdapter):
+    """http.* in pods: the agent runs the HTTP fault proxy and redirects target.pods.port to it
+    (chaos.adapters.kubernetes.inpod_http); the redirect is an nft table, hence NET_ADMIN."""
+
+    name = "kubernetes.pod.http"
+    fault_types = eph.HTTP_FAULTS
+    net_admin = True
+    uses_traffic_fields = True
+
+    async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
+                     scope: Scope) -> dict[str, Any]:
+        # `percent` draws from the run's seed, as on the proxy target: a rerun hits the same
+        # requests (the seed rides in the agent's --with, where the proxy's rule reads it)
+        seed = f"{scope.seed}:{fault.name}:{spec['pod']}"
+        seeded = replace(fault, params=frozen({**thaw(fault.params), "seed": seed}))
+        return await super().inject(seeded, target, spec, scope)
+
+
+def _adapter_for(fault_type: str) -> InPodAdapter | None:
+    for cls in (PodNetworkAdapter, PodResourceAdapter, PodHttpAdapter):
+        if fault_type in cls.fault_types:
+            return cls()
+    return None
+
+
+def hold_spec(pod: Mapping[str, Any], hold: Mapping[str, Any],
+              connection: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The revert spec of a `hold` container, rebuilt from its args and env alone (for
+    `chaos recover --kubernetes`, which has no ledger); None when it is not one of ours."""
+    from chaos.adapters.kubernetes.inpod_agent import parser
+
+    argv = [str(a) for a in hold.get("args") or ()]
+    if not argv or argv[0] != "hold":
+        return None
+    try:
+        args = parser().parse_args(argv)
+        target, params = json.loads(args.target), json.loads(args.params)
+    except (SystemExit, ValueError):
+        return None
+    adapter = _adapter_for(args.fault)
+    if adapter is None:
+        return None
+    env = {e.get("name"): e.get("value") for e in hold.get("env") or ()}
+    meta = pod.get("metadata", {})
+    return {"adapter": adapter.name, "action": "stop", "connection": dict(connection),
+            "namespace": meta.get("namespace"), "pod": meta.get("name"), "uid": meta.get("uid"),
+            "id": args.id, "fault": args.fault, "name": args.name, "target": target,
+            "with": params, "deadline": args.deadline, "run_id": str(env.get("CHAOS_RUN_ID") or ""),
+            "image": hold.get("image", ""), "pull_policy": hold.get("imagePullPolicy",
+                                                                     "IfNotPresent"),
+            "container": hold.get("name")}
+
+
+def _ended(state: Mapping[str, Any], *said: str) -> bool:
+    done = state.get("terminated") or {}
+    return bool(done) and str(done.get("message", "")).startswith(said)
+
+
+async def sweep_holds(api: Any, pod: Mapping[str, Any], *,
+                      everything: bool) -> list[tuple[str, str, str]]:
+    """(what, run, outcome) for each of chaos's `hold` containers in a pod that may have left a
+    fault behind: an agent killed without reverting (its rules stay: SIGKILL, OOM) gets a stop
+    container now; one still running past its deadline (or any, with `everything`) too. Holds
+    that ended by themselves, or that a stop already ended, are left out."""
+    statuses = _statuses(pod)
+    meta = pod.get("metadata", {})
+    found = []
+    for hold in pod.get("spec", {}).get("ephemeralContainers") or ():
+        name = str(hold.get("name", ""))
+        spec = hold_spec(pod, hold, api.conn.as_spec()) if name.startswith(
+            eph.container_name("hold", "")) else None
+        if spec is None:
+            continue
+        state = statuses.get(name, {}).get("state") or {}
+        stops = [s.get("state") or {} for n, s in statuses.items()
+                 if str(n).startswith(eph.container_name("stop", spec["id"]) + "-")]
+        if _ended(state, "reverted", "ended") or any(
+                _ended(s, "stopped") and int(s["terminated"].get("exitCode", 1)) == 0
+                for s in stops):
+            continue
+        what = f"container {meta.get('namespace')}/{meta.get('name')}/{name} ({spec['fault']})"
+        failed = [str(s["terminated"].get("message", "")) for s in stops if "terminated" in s]
+        if failed and not everything:  # one stop per sweep would pile containers up in the pod
+            found.append((what, spec["run_id"], f"failed (a stop container already failed: "
+                          f"{truncate(failed[-1], 160)}; --force tries again)"))
+            continue
+        if "terminated" not in state and not everything and time.time() < spec["deadline"]:
+            found.append((what, spec["run_id"], "skipped (held until "
+                          f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(spec['deadline']))})"))
+            continue
+        adapter = _adapter_for(spec["fault"])
+        assert adapter is not None  # hold_spec returned a spec
+        try:
+            outcome: str = await adapter.revert(spec)
+        except ChaosError as exc:  # the other pods are still swept
+            outcome = f"failed ({truncate(str(exc), 240)})"
+        found.append((what, spec["run_id"], outcome))
+    return found

@@ -31,6 +31,8 @@ NAME_PREFIX = "chaos-"
 IMAGE_ENV = "CHAOS_K8S_IMAGE"
 NETWORK_FAULTS = ("network.latency", "network.loss", "network.corruption", "network.bandwidth")
 RESOURCE_FAULTS = ("resource.cpu", "resource.memory")
+# held by the HTTP fault proxy in the agent, behind an nft redirect of target.pods.port
+HTTP_FAULTS = ("http.abort", "http.delay", "http.reset", "http.replace", "http.throttle")
 FILTERS = ("device", "host", "cidr", "port", "protocol", "direction")
 KILL_HINT = ("the exec fallback needs a `kill` binary in the target container's image (procps "
              "or busybox) and a signal its main process handles; pod.delete always works")
@@ -168,4 +170,4 @@ def stop_container(spec: Mapping[str, Any], wait: float = 0.0) -> dict[str, Any]
     settings = InPodSettings(str(spec["image"]), str(spec.get("pull_policy", "IfNotPresent")))
     return container("stop", f"{spec['id']}-{secrets.token_hex(2)}", args, settings,
                      run_id=str(spec["run_id"]), deadline=float(spec["deadline"]),
-                     net_admin=spec["fault"] in NETWORK_FAULTS)
+                     net_admin=spec["fault"] in (*NETWORK_FAULTS, *HTTP_FAULTS))

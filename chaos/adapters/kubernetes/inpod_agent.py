@@ -8,7 +8,8 @@
 An ephemeral container shares the pod's network namespace, so `hold` injects with the very
 adapters chaos uses on a host — the kernel adapter (tc tbf/netem with the qdisc snapshot and
 the `ca05:` handle, nftables table `chaos_<id>`) and the resource adapter (self-limiting burner
-workers) — and reverts with them. Nothing is rewritten for pods; only the names are made
+workers) — and reverts with them; http.* faults run the HTTP fault proxy in the agent's own
+process behind an nft redirect of the application's port (chaos.adapters.kubernetes.inpod_http). Nothing is rewritten for pods; only the names are made
 deterministic from the injection id, so a second process can find them.
 
 The fault is bounded inside the pod, whoever else vanishes: `hold` reverts at the earlier of its
@@ -45,6 +46,7 @@ import time
 from typing import Any
 
 from chaos.adapters.base import Adapter, TargetRef
+from chaos.adapters.kubernetes.ephemeral_spec import HTTP_FAULTS
 from chaos.errors import ChaosError, FaultFailed, PermissionDenied, UsageError, truncate
 from chaos.model.experiment import FaultSpec, Target, frozen
 
@@ -55,6 +57,7 @@ STOP_TIMEOUT = 30.0  # the agent's revert (tc, nft, killing workers) takes well 
 NETWORK = ("network.latency", "network.loss", "network.corruption", "network.bandwidth",
            "network.duplication", "network.partition", "network.dns")
 RESOURCE = ("resource.cpu", "resource.memory")
+HTTP = HTTP_FAULTS
 
 
 def socket_address(injection_id: str) -> str:
@@ -91,6 +94,11 @@ def local_fault(args: argparse.Namespace) -> tuple[Adapter, FaultSpec, TargetRef
 
         adapter, kind, selector = HostResourceAdapter(), "host", {"name": "local"}
         identity = {"plan": {}}  # what `stop` needs; `hold` uses the target resolve returns
+    elif args.fault in HTTP:
+        from chaos.adapters.kubernetes.inpod_http import InPodHttpProxy
+
+        adapter, kind = InPodHttpProxy(), "pods"
+        identity = {"port": selector.get("port")}
     else:
         raise UsageError(f"the in-pod agent cannot hold {args.fault}")
     fault = FaultSpec(index=0, name=args.name or f"inpod-{args.id}", type=args.fault,

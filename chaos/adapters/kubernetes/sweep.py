@@ -8,6 +8,8 @@ anyone with the Role can clean up:
     NetworkPolicies we created         deleted
     Deployments / StatefulSets         scaled back to `chaos.dev/replicas`, marks removed
     nodes                              uncordoned (if `chaos.dev/cordoned`), our taint removed
+    in-pod faults (`chaos-hold-<id>`)  a stop container, when the agent died without reverting
+                                       (its rules stay: SIGKILL, OOM) or is past its deadline
 
 Only expired marks are undone unless `everything` is set: a mark that has not expired belongs
 to a run that may still be going (its own revert will come).
@@ -121,4 +123,18 @@ async def _namespace(api: Api, namespace: str, everything: bool) -> list[Swept]:
                 found.append(Swept(what, run, await restore(
                     api, resource, namespace, meta["name"], meta.get("uid"), int(replicas),
                     int(ours) if ours.isdigit() else None)))
+    return found + await _holds(api, namespace, everything)
+
+
+async def _holds(api: Api, namespace: str, everything: bool) -> list[Swept]:
+    """In-pod faults: ephemeral containers carry no labels, so every pod is read."""
+    from chaos.adapters.kubernetes.ephemeral import sweep_holds
+
+    pods = await api.call("list", "", "pods", namespace, "CoreV1Api.list_namespaced_pod",
+                          namespace)
+    found = []
+    for pod in pods.get("items") or ():
+        if pod.get("spec", {}).get("ephemeralContainers"):
+            found += [Swept(*item) for item in await sweep_holds(api, pod,
+                                                                 everything=everything)]
     return found
