@@ -6,6 +6,10 @@ so experiments can show each resilience pattern holding (or, switched off, faili
                   failed, timed out, or the breaker is open (fail fast)
     GET /breaker  200 {"state": "closed" | "open" | "half-open", "opened": N}
 
+With --fallback BODY the front degrades gracefully instead: where it would answer 503 it answers
+200 with {"fallback": BODY, "why": ...} (a cached or default answer in a real service), and
+counts those answers in /breaker ("fallbacks": N).
+
 Each attempt has --timeout; a failed attempt (timeout, connection error, 5xx or 429) is retried
 up to --retries times, --backoff apart (doubling). After --breaker-threshold consecutive failed
 calls (0: no breaker) the breaker opens: calls fail at once for --breaker-reset seconds, then one
@@ -46,12 +50,15 @@ class Breaker:
     def record(self, ok: bool) -> None:
         self.trial = False
         if ok:
+            if self.threshold and self.failures >= self.threshold:
+                print("breaker closed", flush=True)  # the service log shows each transition
             self.failures = 0
             return
         self.failures += 1
         if self.threshold and self.failures >= self.threshold:
             if self.failures == self.threshold:
                 self.opened += 1
+                print(f"breaker opened after {self.threshold} failed calls", flush=True)
             self.opened_at = time.monotonic()
 
 
@@ -61,6 +68,15 @@ class Front:
         host, _, port = args.dependency.rpartition(":")
         self.dependency = (host or "127.0.0.1", int(port))
         self.breaker = Breaker(args.breaker_threshold, args.breaker_reset)
+        self.fallbacks = 0
+
+    async def answer(self) -> tuple[int, bytes]:
+        status, body = await self.call()
+        if status == 503 and self.args.fallback:  # "" (a --var left empty): no fallback
+            self.fallbacks += 1
+            why = json.loads(body).get("error", "")
+            return 200, json.dumps({"fallback": self.args.fallback, "why": why}).encode()
+        return status, body
 
     async def attempt(self) -> tuple[int, bytes]:
         reader, writer = await asyncio.open_connection(*self.dependency)
@@ -107,9 +123,10 @@ class Front:
                     status, body = 200, b'"ok"'
                 elif path == b"/breaker":
                     status, body = 200, json.dumps({"state": self.breaker.state,
-                                                    "opened": self.breaker.opened}).encode()
+                                                    "opened": self.breaker.opened,
+                                                    "fallbacks": self.fallbacks}).encode()
                 else:
-                    status, body = await self.call()
+                    status, body = await self.answer()
                 writer.write(f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
                              f"Content-Type: application/json\r\nContent-Length: {len(body)}"
                              "\r\n\r\n".encode() + body)
@@ -147,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="consecutive failed calls that open the breaker (0: no breaker)")
     parser.add_argument("--breaker-reset", type=float, default=1.0,
                         help="seconds the breaker stays open before a trial call")
+    parser.add_argument("--fallback", default=None,
+                        help="answer 200 with this fallback instead of 503 (degrade gracefully)")
     args = parser.parse_args(argv)
     try:
         asyncio.run(serve(args))

@@ -67,3 +67,34 @@ def test_database_primary_failure_deviates_when_sentinel_is_too_slow(tmp_path: P
     assert "recover_within 2s" in out.split("why:")[1], out
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert "+switch-master" not in (run_dir / "service-sentinel.log").read_text()
+
+
+def _outage_ports() -> dict[str, str]:
+    return {key: str(free_port()) for key in ("dependency_port", "proxy_port", "front_port")}
+
+
+def test_dependency_outage_degrades_gracefully_and_the_breaker_opens_and_closes(
+        tmp_path: Path, state_dir: Path) -> None:
+    result = run_chaos("run", "-q", str(SCENARIOS / "dependency-outage.yaml"),
+                       *_vars(**_outage_ports(), outage="3s"), timeout=180)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    journal = json.loads((run_dir / "journal.json").read_text())
+    assert journal["verdict"] == "held", journal["reason"]
+    assert [i["outcome"] for i in journal["injections"]] == ["reverted"], journal["injections"]
+    # the front's own log: the breaker opened during the outage and closed after it
+    front_log = (run_dir / "service-front.log").read_text()
+    opened = front_log.index("breaker opened after 5 failed calls")
+    assert "breaker closed" in front_log[opened:], front_log
+    assert "burn_rate(1m) < 14.4" in out and "[FAIL]" not in out, out
+
+
+def test_dependency_outage_without_a_fallback_reaches_the_users(tmp_path: Path,
+                                                                state_dir: Path) -> None:
+    result = run_chaos("run", "-q", str(SCENARIOS / "dependency-outage.yaml"),
+                       *_vars(**_outage_ports(), outage="3s", fallback=""), timeout=180)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    why = out.split("why:")[1]
+    assert "availability >= 99%" in why and "burn_rate(1m) < 14.4" in why, out
