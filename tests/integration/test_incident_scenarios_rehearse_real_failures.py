@@ -9,7 +9,10 @@ recorded journal, never the runner's word alone.
 from __future__ import annotations
 
 import json
+import os
+import random
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -98,3 +101,34 @@ def test_dependency_outage_without_a_fallback_reaches_the_users(tmp_path: Path,
     assert result.returncode == 1, out
     why = out.split("why:")[1]
     assert "availability >= 99%" in why and "burn_rate(1m) < 14.4" in why, out
+
+
+@pytest.mark.needs("ip", "nft", "haproxy")
+def test_region_loss_moves_traffic_to_region_b_and_leaves_no_rule_behind(
+        tmp_path: Path, state_dir: Path) -> None:
+    tag = f"{os.getpid() % 10000:04d}{random.randrange(100):02d}"
+    regions = {"region_a": f"crg{tag}a", "region_b": f"crg{tag}b"}
+    octet = random.randrange(100, 250), random.randrange(1, 250)
+    nets = {"net_a": f"10.{octet[0]}.{octet[1]}", "net_b": f"10.{octet[0]}.{octet[1] + 1}"}
+    result = run_chaos("run", "-q", str(SCENARIOS / "region-loss.yaml"),
+                       *_vars(**regions, **nets, port=str(free_port()), outage="4s"),
+                       timeout=180)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    # HAProxy's own log: its health checks took region A out and put it back, and while it was
+    # out every answered request came from region B
+    lines = (run_dir / "service-haproxy.log").read_text().splitlines()
+    down = next(i for i, line in enumerate(lines) if "regions/region-a is DOWN" in line)
+    up = next(i for i, line in enumerate(lines) if "regions/region-a is UP" in line)
+    answered = [line for line in lines[down:up] if '"GET / HTTP/1.1"' in line
+                and " 200 " in line]
+    assert len(answered) >= 50, lines[down:up]
+    assert all("regions/region-b " in line for line in answered), answered
+    # the regions service read each namespace's ruleset before deleting it: nothing left
+    regions_log = (run_dir / "service-regions.log").read_text()
+    for name in regions.values():
+        assert f"region {name} nftables ruleset at teardown: empty" in regions_log, regions_log
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                            timeout=10, check=True).stdout
+    assert not any(name in listed for name in regions.values()), listed
