@@ -29,7 +29,7 @@ def _vars(**values: str) -> list[str]:
 
 def _database_ports() -> dict[str, str]:
     return {key: str(free_port())
-            for key in ("primary_port", "replica_port", "sentinel_port", "port")}
+            for key in ("primary_port", "replica_port", "sentinel_port", "kv_port")}
 
 
 def test_database_primary_failure_fails_over_and_reports_the_time(tmp_path: Path,
@@ -111,7 +111,7 @@ def test_region_loss_moves_traffic_to_region_b_and_leaves_no_rule_behind(
     octet = random.randrange(100, 250), random.randrange(1, 250)
     nets = {"net_a": f"10.{octet[0]}.{octet[1]}", "net_b": f"10.{octet[0]}.{octet[1] + 1}"}
     result = run_chaos("run", "-q", str(SCENARIOS / "region-loss.yaml"),
-                       *_vars(**regions, **nets, port=str(free_port()), outage="4s"),
+                       *_vars(**regions, **nets, lb_port=str(free_port()), outage="4s"),
                        timeout=180)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
