@@ -132,3 +132,32 @@ def test_export_needs_one_target(tmp_path: Path) -> None:
                        timeout=60)
     assert result.returncode == 2 and "--argo" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_report_step_renders_the_journals_the_steps_left(tmp_path: Path,
+                                                             state_dir: Path) -> None:
+    """What the exit handler runs, on journals written as the steps write them (`--journal`
+    into a directory that does not exist yet); an empty directory is refused in one line."""
+    journals = tmp_path / "journals"
+    for name in ("first", "second"):
+        experiment = tmp_path / f"{name}.yaml"
+        experiment.write_text(f"title: the {name} step\nhypothesis:\n  probes:\n"
+                              "    - {name: ok, exec: {run: [\"true\"]}}\n"
+                              "  before: {window: 300ms, every: 100ms}\n")
+        ran = run_chaos("run", "-q", str(experiment), "--journal",
+                        str(journals / f"e0{name == 'second' and 2 or 1}-{name}.json"))
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+    docs = _export(ROOT / "gamedays" / "incident-rehearsal.yaml")
+    spec = docs[-1]["spec"]
+    (report,) = [t for t in spec["templates"] if t["name"] == spec["onExit"]]
+    args = [str(journals) if a == "/var/run/chaos/journals" else
+            str(tmp_path / "report") if a == "/var/run/chaos/report" else a
+            for a in report["container"]["args"]]
+    result = run_chaos(*args)
+    assert result.returncode == 0, result.stderr
+    markdown = next((tmp_path / "report").glob("*.md")).read_text()
+    assert "the first step" in markdown and "the second step" in markdown, markdown
+    (tmp_path / "empty").mkdir()
+    empty = run_chaos("report", str(tmp_path / "empty"))
+    assert empty.returncode == 2 and "no journal in" in empty.stderr, empty.stderr
+    assert "Traceback" not in empty.stderr
