@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     made: list[str] = []
     try:
         for name, net in regions:
-            _ip("netns", "add", name)  # fails for an existing one: never delete what we did not make
+            _ip("netns", "add", name)  # refuses an existing one: never delete what we did not make
             made.append(name)
             up(name, net)
             print(f"region {name}: {net}.2 (host side {net}.1)", flush=True)

@@ -81,7 +81,8 @@ def _workflow_spec(gameday: GameDay, name: str, image: str, items: list[dict[str
         level = []
         for ref in step.experiments:
             index += 1
-            task = f"e{index:02d}-{export.dns_name(os.path.basename(ref.file).rsplit('.', 1)[0], 40)}"
+            stem = os.path.basename(ref.file).rsplit(".", 1)[0]
+            task = f"e{index:02d}-{export.dns_name(stem, 40)}"
             args = ["run", os.path.normpath(os.path.join(day_in_pod, ref.file)), "-q",
                     "--journal", f"{JOURNALS}/{task}.json", "--runs-dir", f"{export.OUT_DIR}/runs",
                     "--state-dir", f"{export.OUT_DIR}/state-{task}"]
