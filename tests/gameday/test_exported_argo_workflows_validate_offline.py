@@ -58,14 +58,15 @@ def test_the_incident_rehearsal_exports_as_a_valid_workflow_with_its_rbac() -> N
     assert _problems(workflow) == []
     spec = workflow["spec"]
     tasks = _tasks(workflow)
-    first, second, third = tasks
-    # the parallel group is one DAG level; region loss waits for both of its tasks
-    assert "depends" not in tasks[first] and "depends" not in tasks[second]
-    assert tasks[third]["depends"] == (f"({first}.Succeeded || {first}.Failed) && "
-                                       f"({second}.Succeeded || {second}.Failed)")
+    *group, third = tasks
+    assert len(group) == 3
+    # the parallel group is one DAG level; region loss waits for all of its tasks
+    assert not any("depends" in tasks[t] for t in group)
+    assert tasks[third]["depends"] == " && ".join(f"({t}.Succeeded || {t}.Failed)"
+                                                  for t in group)
     # stop_on: never still stops after a failed revert (exit 5), as `chaos gameday run` does
-    assert tasks[third]["when"] == (f"{{{{tasks.{first}.exitCode}}}} != 5 && "
-                                    f"{{{{tasks.{second}.exitCode}}}} != 5")
+    assert tasks[third]["when"] == " && ".join(f"{{{{tasks.{t}.exitCode}}}} != 5"
+                                               for t in group)
     templates = {t["name"]: t for t in spec["templates"]}
     args = templates[third]["container"]["args"]
     assert args[:2] == ["run", "/etc/chaos/files/experiments/scenarios/region-loss.yaml"]

@@ -15,6 +15,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.conftest import ROOT, free_port, run_chaos
@@ -132,3 +133,24 @@ def test_region_loss_moves_traffic_to_region_b_and_leaves_no_rule_behind(
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
                             timeout=10, check=True).stdout
     assert not any(name in listed for name in regions.values()), listed
+
+
+@pytest.mark.needs("nginx", "haproxy")
+def test_edge_outage_fails_clients_over_to_the_other_edge(tmp_path: Path,
+                                                          state_dir: Path) -> None:
+    ports = {key: str(free_port())
+             for key in ("origin_port", "edge_a_port", "edge_b_port", "site_port")}
+    result = run_chaos("run", "-q", str(SCENARIOS / "edge-outage.yaml"), *_vars(**ports),
+                       timeout=180)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    journal = json.loads((run_dir / "journal.json").read_text())
+    (kill,) = journal["injections"]
+    # edge A's nginx is really gone (its pid), and the steering's health checks saw it
+    assert not psutil.pid_exists(kill["identity"]["pid"])
+    lines = (run_dir / "service-steering.log").read_text().splitlines()
+    down = next(i for i, line in enumerate(lines) if "edges/edge-a is DOWN" in line)
+    answered = [line for line in lines[down:] if '"GET / HTTP/1.1"' in line]
+    assert len(answered) >= 100, lines[down:]
+    assert all("edges/edge-b " in line and " 200 " in line for line in answered), answered
