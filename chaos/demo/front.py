@@ -14,7 +14,9 @@ Each attempt has --timeout; a failed attempt (timeout, connection error, 5xx or 
 up to --retries times, --backoff apart (doubling). After --breaker-threshold consecutive failed
 calls (0: no breaker) the breaker opens: calls fail at once for --breaker-reset seconds, then one
 trial call is let through (half-open); its success closes the breaker. HTTP/1.1 keep-alive to
-clients; one new connection per attempt to the dependency. Binds 127.0.0.1 by default.
+clients; one new connection per attempt to the dependency (HTTPS with --tls-ca, verifying the
+certificate: a refused one is a failed attempt whose error says why). Binds 127.0.0.1 by
+default.
 
     python -m chaos.demo.front --port 18092 --dependency 127.0.0.1:18091 --retries 3
 """
@@ -25,6 +27,7 @@ import argparse
 import asyncio
 import json
 import signal
+import ssl
 import sys
 import time
 
@@ -69,6 +72,8 @@ class Front:
         self.dependency = (host or "127.0.0.1", int(port))
         self.breaker = Breaker(args.breaker_threshold, args.breaker_reset)
         self.fallbacks = 0
+        # --tls-ca: HTTPS to the dependency, verifying its certificate against that CA
+        self.tls = ssl.create_default_context(cafile=args.tls_ca) if args.tls_ca else None
 
     async def answer(self) -> tuple[int, bytes]:
         status, body = await self.call()
@@ -79,7 +84,7 @@ class Front:
         return status, body
 
     async def attempt(self) -> tuple[int, bytes]:
-        reader, writer = await asyncio.open_connection(*self.dependency)
+        reader, writer = await asyncio.open_connection(*self.dependency, ssl=self.tls)
         try:
             writer.write(b"GET / HTTP/1.1\r\nHost: dependency\r\nConnection: close\r\n\r\n")
             await writer.drain()
@@ -104,7 +109,9 @@ class Front:
                 status, body = await asyncio.wait_for(self.attempt(), self.args.timeout)
             except (OSError, ValueError, IndexError, TimeoutError,
                     asyncio.IncompleteReadError) as exc:
-                last = type(exc).__name__
+                # a refused certificate says why (`certificate has expired`): the error is seen
+                last = (f"TLS: {exc.verify_message}"
+                        if isinstance(exc, ssl.SSLCertVerificationError) else type(exc).__name__)
                 continue
             if status < 500 and status != 429:
                 self.breaker.record(True)
@@ -164,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="consecutive failed calls that open the breaker (0: no breaker)")
     parser.add_argument("--breaker-reset", type=float, default=1.0,
                         help="seconds the breaker stays open before a trial call")
+    parser.add_argument("--tls-ca", default=None,
+                        help="call the dependency over HTTPS, trusting this CA (PEM file)")
     parser.add_argument("--fallback", default=None,
                         help="answer 200 with this fallback instead of 503 (degrade gracefully)")
     args = parser.parse_args(argv)

@@ -13,6 +13,10 @@ import os
 import random
 import re
 import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -154,3 +158,34 @@ def test_edge_outage_fails_clients_over_to_the_other_edge(tmp_path: Path,
     answered = [line for line in lines[down:] if '"GET / HTTP/1.1"' in line]
     assert len(answered) >= 100, lines[down:]
     assert all("edges/edge-b " in line and " 200 " in line for line in answered), answered
+
+
+def test_certificate_expiry_is_refused_by_the_front_and_named_to_its_clients(
+        tmp_path: Path, state_dir: Path) -> None:
+    ports = {key: str(free_port()) for key in ("dependency_port", "proxy_port", "front_port")}
+    done: list[subprocess.CompletedProcess[str]] = []
+    runner = threading.Thread(target=lambda: done.append(run_chaos(
+        "run", "-q", str(SCENARIOS / "certificate-expiry.yaml"),
+        *_vars(**ports, tls_dir=str(tmp_path / "tls"), outage="3s"), timeout=180)))
+    runner.start()
+    # an independent client of the front, for the whole run: what its users saw
+    seen: list[tuple[int, str]] = []
+    url = f"http://127.0.0.1:{ports['front_port']}/"
+    while runner.is_alive():
+        try:
+            with urllib.request.urlopen(url, timeout=3) as answer:
+                seen.append((answer.status, answer.read().decode()))
+        except urllib.error.HTTPError as exc:
+            seen.append((exc.code, exc.read().decode()))
+        except OSError:
+            pass  # not started yet, or stopped
+        time.sleep(0.1)
+    runner.join()
+    (result,) = done
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    statuses = [status for status, _ in seen]
+    first_refusal = statuses.index(503)
+    assert 200 in statuses[:first_refusal] and 200 in statuses[first_refusal:], statuses
+    refusals = [body for status, body in seen if status == 503]
+    assert all("certificate has expired" in body for body in refusals), refusals
