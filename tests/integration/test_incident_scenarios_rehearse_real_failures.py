@@ -162,7 +162,8 @@ def test_edge_outage_fails_clients_over_to_the_other_edge(tmp_path: Path,
 
 def test_certificate_expiry_is_refused_by_the_front_and_named_to_its_clients(
         tmp_path: Path, state_dir: Path) -> None:
-    ports = {key: str(free_port()) for key in ("dependency_port", "proxy_port", "front_port")}
+    ports = {key: str(free_port())
+             for key in ("payments_port", "tls_proxy_port", "tls_front_port")}
     done: list[subprocess.CompletedProcess[str]] = []
     runner = threading.Thread(target=lambda: done.append(run_chaos(
         "run", "-q", str(SCENARIOS / "certificate-expiry.yaml"),
@@ -170,7 +171,7 @@ def test_certificate_expiry_is_refused_by_the_front_and_named_to_its_clients(
     runner.start()
     # an independent client of the front, for the whole run: what its users saw
     seen: list[tuple[int, str]] = []
-    url = f"http://127.0.0.1:{ports['front_port']}/"
+    url = f"http://127.0.0.1:{ports['tls_front_port']}/"
     while runner.is_alive():
         try:
             with urllib.request.urlopen(url, timeout=3) as answer:
