@@ -58,15 +58,18 @@ def test_the_incident_rehearsal_exports_as_a_valid_workflow_with_its_rbac() -> N
     assert _problems(workflow) == []
     spec = workflow["spec"]
     tasks = _tasks(workflow)
-    *group, third = tasks
-    assert len(group) == 3
-    # the parallel group is one DAG level; region loss waits for all of its tasks
+    names = list(tasks)
+    group, later = names[:3], names[3:]
+    assert [n.split("-", 1)[1] for n in later] == ["region-loss", "certificate-expiry"]
+    # each parallel group is one DAG level; every task of the second waits for the whole first
     assert not any("depends" in tasks[t] for t in group)
-    assert tasks[third]["depends"] == " && ".join(f"({t}.Succeeded || {t}.Failed)"
+    for task in later:
+        assert tasks[task]["depends"] == " && ".join(f"({t}.Succeeded || {t}.Failed)"
+                                                     for t in group)
+        # stop_on: never still stops after a failed revert (exit 5), as `gameday run` does
+        assert tasks[task]["when"] == " && ".join(f"{{{{tasks.{t}.exitCode}}}} != 5"
                                                   for t in group)
-    # stop_on: never still stops after a failed revert (exit 5), as `chaos gameday run` does
-    assert tasks[third]["when"] == " && ".join(f"{{{{tasks.{t}.exitCode}}}} != 5"
-                                               for t in group)
+    third = later[0]
     templates = {t["name"]: t for t in spec["templates"]}
     args = templates[third]["container"]["args"]
     assert args[:2] == ["run", "/etc/chaos/files/experiments/scenarios/region-loss.yaml"]
