@@ -205,16 +205,43 @@ def sentinel(args: argparse.Namespace) -> int:
     if program is None:
         print("redis-sentinel not found: install the redis-sentinel package", file=sys.stderr)
         return 1
+    _sweep("chaos-sentinel-", "sentinel.pid")
     directory = tempfile.mkdtemp(prefix="chaos-sentinel-")
     config = os.path.join(directory, "sentinel.conf")
     with open(config, "w", encoding="utf-8") as file:
         file.write(f"port {args.port}\nbind 127.0.0.1\ndir {directory}\n"
+                   f"pidfile {directory}/sentinel.pid\n"
                    f"sentinel monitor {args.name} {primary[0]} {primary[1]} 1\n"
                    f"sentinel down-after-milliseconds {args.name} {args.down_after}\n"
                    f"sentinel failover-timeout {args.name} {args.failover_timeout}\n"
                    f"sentinel parallel-syncs {args.name} 1\n")
     sys.stdout.flush()
     os.execv(program, [program, config])
+
+
+def _sweep(prefix: str, pidfile: str) -> None:
+    """Remove the directories of earlier Sentinels whose process is gone: after exec nobody is
+    left to clean up, so each start cleans up after the ones before it."""
+    base = tempfile.gettempdir()
+    for entry in os.listdir(base):
+        path = os.path.join(base, entry)
+        if not entry.startswith(prefix) or not os.path.isdir(path):
+            continue
+        try:
+            with open(os.path.join(path, pidfile), encoding="ascii") as file:
+                os.kill(int(file.read().split()[0]), 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # running as someone else
+        except (OSError, ValueError, IndexError):
+            try:
+                if time.time() - os.path.getmtime(path) < 60:
+                    continue  # no pid yet: maybe starting right now
+            except OSError:
+                continue
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _info(address: tuple[str, int]) -> str:
