@@ -259,8 +259,13 @@ def schedule(files: tuple[str, ...], out: Path | None, run_now: bool, starting_d
 
 @gameday.command("export")
 @click.argument("file", type=click.Path())
-@click.option("--kubernetes", "kubernetes_", is_flag=True, required=True,
-              help="Export as Kubernetes manifests (the only target so far).")
+@click.option("--kubernetes", "kubernetes_", is_flag=True,
+              help="Export as Kubernetes manifests: a CronJob running `chaos gameday run`.")
+@click.option("--argo", is_flag=True,
+              help="Export as an Argo Workflows Workflow (CronWorkflow with a schedule): one "
+                   "pod per experiment, parallel groups as DAG levels.")
+@click.option("--storage", default="1Gi", show_default=True,
+              help="--argo: size of the volume the steps share (journals, report).")
 @click.option("-n", "--namespace", default="chaos", show_default=True,
               help="Namespace of the CronJob, ServiceAccount and ConfigMap.")
 @click.option("--target-namespace", "targets", multiple=True,
@@ -276,12 +281,18 @@ def schedule(files: tuple[str, ...], out: Path | None, run_now: bool, starting_d
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write here instead of standard output.")
 @variables
-def export(file: str, kubernetes_: bool, namespace: str, targets: tuple[str, ...],
-           image: str | None, name: str | None, cluster_role: bool, k8s_version: str | None,
-           output: Path | None, vars_: tuple[str, ...]) -> None:
-    """Export FILE as a Kubernetes CronJob with its RBAC and a ConfigMap of its files."""
+def export(file: str, kubernetes_: bool, argo: bool, storage: str, namespace: str,
+           targets: tuple[str, ...], image: str | None, name: str | None, cluster_role: bool,
+           k8s_version: str | None, output: Path | None, vars_: tuple[str, ...]) -> None:
+    """Export FILE as a Kubernetes CronJob, or an Argo workflow, with its RBAC and a ConfigMap
+    of its files."""
     from chaos.errors import ExperimentInvalid, UsageError
+    from chaos.gameday import argo as argo_exporter
     from chaos.gameday import export as exporter
+
+    if kubernetes_ == argo:
+        raise UsageError("say what to export to: --kubernetes (a CronJob) or --argo (an Argo "
+                         "Workflows Workflow)", hint="pass exactly one of them")
     from chaos.gameday.run import experiment_vars
     from chaos.runner.load import load_experiment
 
@@ -294,13 +305,18 @@ def export(file: str, kubernetes_: bool, namespace: str, targets: tuple[str, ...
                 ref.path, experiment_vars(day, ref, variables_)).faults]
         except ExperimentInvalid:  # a Chaos Toolkit file (checked by _load): no types to read
             continue
-    docs = exporter.manifests(day, namespace=namespace, name=name,
-                              image=image or exporter.DEFAULT_IMAGE, target_namespaces=targets,
-                              cluster_role=cluster_role, fault_types=types,
-                              variables=variables_)
+    build = argo_exporter.manifests if argo else exporter.manifests
+    extra = {"storage": storage} if argo else {}
+    docs = build(day, namespace=namespace, name=name,
+                 image=image or exporter.DEFAULT_IMAGE, target_namespaces=targets,
+                 cluster_role=cluster_role, fault_types=types, variables=variables_, **extra)
+    if k8s_version and argo:  # kubernetes-validate knows no Argo kinds: the RBAC and files
+        docs_checked = [d for d in docs if not d["apiVersion"].startswith("argoproj.io/")]
+    else:
+        docs_checked = docs
     if k8s_version:
         try:
-            problems = exporter.validate(docs, k8s_version)
+            problems = exporter.validate(docs_checked, k8s_version)
         except ImportError:
             raise UsageError("kubernetes-validate is not installed",
                              hint="pip install kubernetes-validate, or drop --k8s-version") from None

@@ -12,7 +12,7 @@ FORMATS = ["text", "junit", "json", "html", "markdown", "postmortem", "all"]
 
 @click.command()
 @click.argument("journals", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+                type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
               help="html: one self-contained file with charts; markdown: for PR comments and "
                    "wikis; postmortem: a draft per failed or aborted experiment; all: every "
@@ -20,10 +20,18 @@ FORMATS = ["text", "junit", "json", "html", "markdown", "postmortem", "all"]
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Write here instead of standard output (a directory for --format all).")
 def report(journals: tuple[Path, ...], fmt: str, output: Path | None) -> None:
-    """Render JOURNAL files (journal.json of `chaos run`, gameday.json of `chaos gameday run`)."""
+    """Render JOURNAL files (journal.json of `chaos run`, gameday.json of `chaos gameday run`);
+    a directory stands for the *.json files in it (the `--journal` files of several runs, as an
+    Argo export's report step passes them)."""
     from chaos.errors import UsageError
     from chaos.reports import bundle, collection, html, junit, markdown, terminal
 
+    listed = [p for path in journals
+              for p in (sorted(path.glob("*.json")) if path.is_dir() else [path])]
+    if not listed:
+        raise UsageError(f"no journal in {', '.join(str(p) for p in journals)}",
+                         hint="pass journal files, or a directory holding some (*.json)")
+    journals = tuple(listed)
     try:
         loaded = collection.load(journals)
     except ValueError as exc:

@@ -6,11 +6,17 @@ so experiments can show each resilience pattern holding (or, switched off, faili
                   failed, timed out, or the breaker is open (fail fast)
     GET /breaker  200 {"state": "closed" | "open" | "half-open", "opened": N}
 
+With --fallback BODY the front degrades gracefully instead: where it would answer 503 it answers
+200 with {"fallback": BODY, "why": ...} (a cached or default answer in a real service), and
+counts those answers in /breaker ("fallbacks": N).
+
 Each attempt has --timeout; a failed attempt (timeout, connection error, 5xx or 429) is retried
 up to --retries times, --backoff apart (doubling). After --breaker-threshold consecutive failed
 calls (0: no breaker) the breaker opens: calls fail at once for --breaker-reset seconds, then one
 trial call is let through (half-open); its success closes the breaker. HTTP/1.1 keep-alive to
-clients; one new connection per attempt to the dependency. Binds 127.0.0.1 by default.
+clients; one new connection per attempt to the dependency (HTTPS with --tls-ca, verifying the
+certificate: a refused one is a failed attempt whose error says why). Binds 127.0.0.1 by
+default.
 
     python -m chaos.demo.front --port 18092 --dependency 127.0.0.1:18091 --retries 3
 """
@@ -21,6 +27,7 @@ import argparse
 import asyncio
 import json
 import signal
+import ssl
 import sys
 import time
 
@@ -46,12 +53,15 @@ class Breaker:
     def record(self, ok: bool) -> None:
         self.trial = False
         if ok:
+            if self.threshold and self.failures >= self.threshold:
+                print("breaker closed", flush=True)  # the service log shows each transition
             self.failures = 0
             return
         self.failures += 1
         if self.threshold and self.failures >= self.threshold:
             if self.failures == self.threshold:
                 self.opened += 1
+                print(f"breaker opened after {self.threshold} failed calls", flush=True)
             self.opened_at = time.monotonic()
 
 
@@ -61,9 +71,20 @@ class Front:
         host, _, port = args.dependency.rpartition(":")
         self.dependency = (host or "127.0.0.1", int(port))
         self.breaker = Breaker(args.breaker_threshold, args.breaker_reset)
+        self.fallbacks = 0
+        # --tls-ca: HTTPS to the dependency, verifying its certificate against that CA
+        self.tls = ssl.create_default_context(cafile=args.tls_ca) if args.tls_ca else None
+
+    async def answer(self) -> tuple[int, bytes]:
+        status, body = await self.call()
+        if status == 503 and self.args.fallback:  # "" (a --var left empty): no fallback
+            self.fallbacks += 1
+            why = json.loads(body).get("error", "")
+            return 200, json.dumps({"fallback": self.args.fallback, "why": why}).encode()
+        return status, body
 
     async def attempt(self) -> tuple[int, bytes]:
-        reader, writer = await asyncio.open_connection(*self.dependency)
+        reader, writer = await asyncio.open_connection(*self.dependency, ssl=self.tls)
         try:
             writer.write(b"GET / HTTP/1.1\r\nHost: dependency\r\nConnection: close\r\n\r\n")
             await writer.drain()
@@ -88,7 +109,9 @@ class Front:
                 status, body = await asyncio.wait_for(self.attempt(), self.args.timeout)
             except (OSError, ValueError, IndexError, TimeoutError,
                     asyncio.IncompleteReadError) as exc:
-                last = type(exc).__name__
+                # a refused certificate says why (`certificate has expired`): the error is seen
+                last = (f"TLS: {exc.verify_message}"
+                        if isinstance(exc, ssl.SSLCertVerificationError) else type(exc).__name__)
                 continue
             if status < 500 and status != 429:
                 self.breaker.record(True)
@@ -107,9 +130,10 @@ class Front:
                     status, body = 200, b'"ok"'
                 elif path == b"/breaker":
                     status, body = 200, json.dumps({"state": self.breaker.state,
-                                                    "opened": self.breaker.opened}).encode()
+                                                    "opened": self.breaker.opened,
+                                                    "fallbacks": self.fallbacks}).encode()
                 else:
-                    status, body = await self.call()
+                    status, body = await self.answer()
                 writer.write(f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
                              f"Content-Type: application/json\r\nContent-Length: {len(body)}"
                              "\r\n\r\n".encode() + body)
@@ -147,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="consecutive failed calls that open the breaker (0: no breaker)")
     parser.add_argument("--breaker-reset", type=float, default=1.0,
                         help="seconds the breaker stays open before a trial call")
+    parser.add_argument("--tls-ca", default=None,
+                        help="call the dependency over HTTPS, trusting this CA (PEM file)")
+    parser.add_argument("--fallback", default=None,
+                        help="answer 200 with this fallback instead of 503 (degrade gracefully)")
     args = parser.parse_args(argv)
     try:
         asyncio.run(serve(args))

@@ -45,6 +45,21 @@ def manifests(gameday: GameDay, *, namespace: str = "chaos", name: str | None = 
         raise UsageError(f"--name {name!r} cannot name a CronJob",
                          hint="use at most 52 lowercase letters, digits and dashes, starting and "
                               "ending with a letter or digit (e.g. chaos-checkout)")
+    docs, items, meta = supporting(gameday, namespace=namespace, name=name,
+                                   target_namespaces=target_namespaces,
+                                   cluster_role=cluster_role, fault_types=fault_types)
+    name = meta["name"]
+    docs.append(_cronjob(gameday, meta, name, image, items, variables or {}))
+    return docs
+
+
+def supporting(gameday: GameDay, *, namespace: str, name: str | None,
+               target_namespaces: Sequence[str], cluster_role: bool,
+               fault_types: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[str, str]],
+                                                     dict[str, Any]]:
+    """What runs the game day needs around it, whatever runs it (a CronJob here, an Argo
+    workflow in chaos.gameday.argo): the ServiceAccount, the ConfigMap of its files and the
+    RBAC; with the volume items and the shared metadata."""
     name = name or dns_name(f"chaos-{gameday.title}", 52)  # CronJob names: at most 52
     labels = {"app.kubernetes.io/name": "chaos", "app.kubernetes.io/component": "gameday",
               "app.kubernetes.io/instance": name}
@@ -76,8 +91,7 @@ def manifests(gameday: GameDay, *, namespace: str = "chaos", name: str | None = 
              "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                          "name": cluster_meta["name"]}},
         ]
-    docs.append(_cronjob(gameday, meta, name, image, items, variables or {}))
-    return docs
+    return docs, items, meta
 
 
 def _cronjob(gameday: GameDay, meta: dict[str, Any], name: str, image: str,

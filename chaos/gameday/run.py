@@ -126,6 +126,9 @@ def _passed_vars(path: str, variables: dict[str, str]) -> dict[str, str]:
     return {name: value for name, value in variables.items() if name in uses}
 
 
+passed_vars = _passed_vars  # the Argo export passes each pod what `chaos gameday run` would
+
+
 def experiment_vars(gameday: GameDay, ref: ExperimentRef,
                     variables: Mapping[str, str]) -> dict[str, str]:
     """Game-day vars, then the entry's vars, then --var: the later wins."""

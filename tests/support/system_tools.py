@@ -18,7 +18,7 @@ PACKAGES = {
     "prometheus": "prometheus", "chromium": "chromium", "openssl": "openssl",
     "prometheus-alertmanager": "prometheus-alertmanager",
     "docker": "docker.io", "dockerd": "docker.io", "busybox": "busybox-static",
-    "faketime": "faketime",
+    "faketime": "faketime", "redis-sentinel": "redis-sentinel", "haproxy": "haproxy",
 }
 
 

@@ -201,7 +201,9 @@ def test_chaos_schema_is_a_valid_draft_2020_12_schema(published: dict[str, Any])
     jsonschema.Draft202012Validator.check_schema(published)
 
 
-@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted([*EXPERIMENTS.glob("*.yaml"),
+                                         *EXPERIMENTS.glob("scenarios/*.yaml")]),
+                         ids=lambda p: p.stem)
 def test_the_schema_accepts_the_shipped_experiments(published: dict[str, Any], path: Path) -> None:
     jsonschema.Draft202012Validator(published).validate(yaml.safe_load(path.read_text()))
 

@@ -415,4 +415,5 @@ class NetnsAdapter(KernelAdapter):
     abstract = False
     name = "local.kernel.netns"
     target_kind = "netns"
+    created_by_services = True  # a setup service may make the namespace (`ip netns add`)
     netns_field = "name"
