@@ -16,7 +16,8 @@ import os
 import shutil
 import sys
 import tempfile
-import time
+
+from chaos.demo.serving import sweep_stale_dirs
 
 CONFIG = """daemon off;
 master_process off;
@@ -49,31 +50,6 @@ http {{
 """
 
 
-def _sweep(prefix: str, pidfile: str) -> None:
-    """Remove the directories of earlier edges whose process is gone: after exec nobody is
-    left to clean up, so each start cleans up after the ones before it."""
-    base = tempfile.gettempdir()
-    for entry in os.listdir(base):
-        path = os.path.join(base, entry)
-        if not entry.startswith(prefix) or not os.path.isdir(path):
-            continue
-        try:
-            with open(os.path.join(path, pidfile), encoding="ascii") as file:
-                os.kill(int(file.read().split()[0]), 0)
-            continue  # still running
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue  # running as someone else
-        except (OSError, ValueError, IndexError):
-            try:
-                if time.time() - os.path.getmtime(path) < 60:
-                    continue  # no pid yet: maybe starting right now
-            except OSError:
-                continue
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos.demo.edge", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if program is None:
         print("nginx not found: install the nginx package", file=sys.stderr)
         return 1
-    _sweep("chaos-edge-", "nginx.pid")
+    sweep_stale_dirs("chaos-edge-", "nginx.pid")
     directory = tempfile.mkdtemp(prefix=f"chaos-edge-{args.name}-")
     os.mkdir(os.path.join(directory, "logs"))  # nginx opens its default error log before -c
     config = os.path.join(directory, "nginx.conf")

@@ -26,10 +26,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import ssl
 import sys
 import time
+
+from chaos.demo.serving import serve_until_signalled
 
 
 class Breaker:
@@ -150,12 +151,7 @@ async def serve(args: argparse.Namespace) -> None:
                                         backlog=512)
     print(f"chaos demo front listening on http://{args.host}:{args.port}, calling "
           f"{args.dependency}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    async with server:
-        await stop.wait()
+    await serve_until_signalled(server)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,11 +27,12 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import socket
 import sys
 import tempfile
 import time
+
+from chaos.demo.serving import serve_until_signalled, sweep_stale_dirs
 
 Reply = bytes | int | list["Reply"] | None
 
@@ -184,12 +185,7 @@ async def serve(args: argparse.Namespace) -> None:
                                         backlog=512)
     print(f"chaos demo kvstore listening on http://{args.host}:{args.port}, primary "
           f"{args.name!r} from Sentinel {args.sentinel}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    async with server:
-        await stop.wait()
+    await serve_until_signalled(server)
 
 
 def sentinel(args: argparse.Namespace) -> int:
@@ -205,7 +201,7 @@ def sentinel(args: argparse.Namespace) -> int:
     if program is None:
         print("redis-sentinel not found: install the redis-sentinel package", file=sys.stderr)
         return 1
-    _sweep("chaos-sentinel-", "sentinel.pid")
+    sweep_stale_dirs("chaos-sentinel-", "sentinel.pid")
     directory = tempfile.mkdtemp(prefix="chaos-sentinel-")
     config = os.path.join(directory, "sentinel.conf")
     with open(config, "w", encoding="utf-8") as file:
@@ -217,31 +213,6 @@ def sentinel(args: argparse.Namespace) -> int:
                    f"sentinel parallel-syncs {args.name} 1\n")
     sys.stdout.flush()
     os.execv(program, [program, config])
-
-
-def _sweep(prefix: str, pidfile: str) -> None:
-    """Remove the directories of earlier Sentinels whose process is gone: after exec nobody is
-    left to clean up, so each start cleans up after the ones before it."""
-    base = tempfile.gettempdir()
-    for entry in os.listdir(base):
-        path = os.path.join(base, entry)
-        if not entry.startswith(prefix) or not os.path.isdir(path):
-            continue
-        try:
-            with open(os.path.join(path, pidfile), encoding="ascii") as file:
-                os.kill(int(file.read().split()[0]), 0)
-            continue  # still running
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue  # running as someone else
-        except (OSError, ValueError, IndexError):
-            try:
-                if time.time() - os.path.getmtime(path) < 60:
-                    continue  # no pid yet: maybe starting right now
-            except OSError:
-                continue
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _info(address: tuple[str, int]) -> str:

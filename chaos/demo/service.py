@@ -14,10 +14,11 @@ import asyncio
 import json
 import os
 import random
-import signal
 import sys
 import time
 from urllib.parse import parse_qs, urlsplit
+
+from chaos.demo.serving import serve_until_signalled
 
 
 class Demo:
@@ -78,12 +79,7 @@ async def serve(host: str, port: int, latency: float, error_rate: float) -> None
     server = await asyncio.start_server(demo.handle, host, port, reuse_address=True)
     print(f"chaos demo service listening on http://{host}:{port} (pid {os.getpid()})",
           flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    async with server:
-        await stop.wait()
+    await serve_until_signalled(server)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,10 +18,11 @@ import asyncio
 import datetime
 import ipaddress
 import os
-import signal
 import ssl
 import sys
 from typing import Any
+
+from chaos.demo.serving import serve_until_signalled
 
 
 def _issue(common_name: str, key: Any, issuer: tuple[Any, Any] | None, host: str | None) -> Any:
@@ -98,12 +99,7 @@ async def serve(args: argparse.Namespace) -> None:
                                         reuse_address=True)
     print(f"chaos demo payments on https://{args.host}:{args.port} (CA {args.dir}/ca.pem)",
           flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    async with server:
-        await stop.wait()
+    await serve_until_signalled(server)
 
 
 def main(argv: list[str] | None = None) -> int:
