@@ -148,6 +148,7 @@ def _experiment(top: dict[str, Any], root: yaml.Node, src: source.SourceText, ct
     detection = _detection(top["detection"], source.child(root, "detection"), root, ctx, here,
                            bool(top["faults"]))
     load_profile.check_spike(hypothesis, faults, root, ctx)
+    load_profile.check_under_fault(hypothesis, faults, root, ctx)
     if top["hypothesis"] is None and top["faults"] is None:
         ctx.problem(root, "", "nothing to do: add faults, a hypothesis, or both")
     elif top["hypothesis"] is None and isinstance(top["faults"], yaml.SequenceNode) and not (

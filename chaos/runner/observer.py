@@ -61,6 +61,8 @@ class Observer:
         self._closest: dict[str, Verdict] = {}
         self._search_task: asyncio.Task[None] | None = None
         self.capacity: dict[str, object] | None = None
+        self._injection = asyncio.Event()  # the first fault was applied
+        self._injected_names: list[str] = []
 
     # --- sources
     def start_sources(self) -> None:
@@ -101,30 +103,49 @@ class Observer:
     async def _search(self, spec: Mapping[str, Any]) -> None:
         """The breaking point: judge each step of the rate whole, once its requests are in;
         stop at the first step where a stop condition holds (broken), or that the generator
-        could not keep (INVALID: unknown, never "the service broke"); then hold `from`."""
+        could not keep (INVALID: unknown, never "the service broke"); then hold `from`.
+        With `under_fault`, search again from the first injection, the faults held."""
         from chaos.slo.checks import parse_check
 
         traffic = self.traffic
         assert traffic is not None
         await traffic.ready()
         until = [(text, parse_check(text, frozenset())) for text in spec["until"]]
+        baseline = await self._search_once(traffic, until, float(spec["from"]), None)
+        if not spec.get("under_fault"):
+            return
+        await self._injection.wait()
+        await self._search_once(traffic, until, float(spec["from"]), baseline)
+
+    async def _search_once(self, traffic: HttpTraffic, until: list[tuple[str, Check | SloCheck]],
+                           hold: float, baseline: dict[str, Any] | None) -> dict[str, Any]:
+        """One search (the second one, after `baseline`, with the faults held), then hold
+        `hold`; the result is emitted and kept even when the run ends first."""
+        origin = 0.0 if baseline is None else traffic.follow(traffic.schedule)
         steps: list[dict[str, Any]] = []
         result: dict[str, Any] = {"sustainable_rate": None, "broken_at": None,
-                                  "broken_by": None, "invalid": None}
+                                  "broken_by": None, "invalid": None, "steps": steps}
         try:
-            await self._steps(traffic, until, steps, result)
+            await self._steps(traffic, until, steps, result, origin)
         except asyncio.CancelledError:
             result["invalid"] = "the run ended before the search did"
             raise
         finally:
-            traffic.hold(float(spec["from"]))
-            self.capacity = {**result, "steps": steps}
-            self.bus.emit("capacity.measured", **self.capacity)
+            traffic.hold(hold)
+            if baseline is None:
+                self.capacity = result
+                self.bus.emit("capacity.measured", search="baseline", **result)
+            else:
+                result["faults"] = list(dict.fromkeys(self._injected_names))
+                self.capacity = {**baseline, "under_fault": result}
+                self.bus.emit("capacity.measured", search="under_fault", **result)
+        return result
 
     async def _steps(self, traffic: HttpTraffic, until: list[tuple[str, Check | SloCheck]],
-                     steps: list[dict[str, Any]], result: dict[str, Any]) -> None:
+                     steps: list[dict[str, Any]], result: dict[str, Any],
+                     origin: float = 0.0) -> None:
         for stage in traffic.schedule.stages:
-            start = traffic.t0 + stage.start
+            start = traffic.t0 + origin + stage.start
             end = start + stage.seconds
             await asyncio.sleep(max(0.0, end - time.monotonic()))
             await traffic.settle(end)
@@ -203,10 +224,14 @@ class Observer:
         self._abort(ExitCode.ABORTED, f"guardrail breached: {text} (measured {measured})")
         return True
 
-    def injected(self) -> None:
-        """A fault was applied: the time to detect counts from the first one."""
+    def injected(self, fault: str = "") -> None:
+        """A fault was applied: the time to detect counts from the first one (and a search
+        under fault starts there)."""
+        if fault:
+            self._injected_names.append(fault)
         if self._first_injection is None:
             self._first_injection = time.monotonic()
+            self._injection.set()
 
     def _on_sample(self, sample: Sample) -> None:
         self.bus.emit("probe.sampled", probe=sample.probe, ok=sample.ok,

@@ -1,0 +1,129 @@
+"""Capacity under fault: the breaking-point search runs twice, without and with the fault held,
+against a service whose capacity is fixed by construction and halved by the fault. 20 slots,
+each a round trip to a database that answers after 100 ms: 200 req/s. The fault proxy in front
+of the database delays its replies by 100 ms, so each slot takes 200 ms: 100 req/s. Each search must
+hold below its capacity and break at the first step above it. Through the real CLI; the journal,
+the terminal summary and the HTML report are read."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, chaos_cmd, free_port, run_chaos
+
+
+def _port_of(proc: subprocess.Popen[str]) -> int:
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    proc.stdout.close()
+    return port
+
+
+def _wait_tcp(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+@pytest.fixture
+def service(state_dir: Path) -> Iterator[tuple[int, int, int]]:
+    """(front port, proxy port, database port): front -> proxy -> database."""
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "tests.support.fixed_capacity_server", "--database",
+             "--service-time", "0.1"], cwd=ROOT, stdout=subprocess.PIPE, text=True))
+        db = _port_of(procs[-1])
+        proxy = free_port()
+        procs.append(subprocess.Popen(chaos_cmd("proxy", "-q", "--listen", f"127.0.0.1:{proxy}",
+                                                "--upstream", f"127.0.0.1:{db}"),
+                                      cwd=ROOT, stdout=subprocess.DEVNULL, text=True))
+        _wait_tcp(proxy)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "tests.support.fixed_capacity_server", "--slots", "20",
+             "--db", str(proxy)], cwd=ROOT, stdout=subprocess.PIPE, text=True))
+        yield _port_of(procs[-1]), proxy, db
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(10)
+
+
+def experiment(path: Path, front: int, proxy: int, db: int) -> Path:
+    path.write_text(f"""title: how much capacity does a slow database cost
+hypothesis:
+  traffic:
+    http: {{url: "http://127.0.0.1:{front}/", max_lag: 250ms}}
+    profile:
+      breaking_point: {{from: 35/s, step: 45/s, every: 2s, max: 260/s, under_fault: true,
+                        until: [latency.p99 > 300ms, availability < 99%]}}
+  checks: [availability >= 99%]
+  before: {{window: 12s}}
+  after: {{window: 2s}}
+faults:
+  - name: slow-db
+    type: network.latency
+    target: {{proxy: {{listen: "127.0.0.1:{proxy}", upstream: "127.0.0.1:{db}"}}}}
+    with: {{delay: 100ms}}  # on the replies (downstream)
+    duration: 13s
+""")
+    return path
+
+
+def test_the_fault_halves_the_capacity_found(tmp_path: Path, state_dir: Path,
+                                             service: tuple[int, int, int]) -> None:
+    path = experiment(tmp_path / "capacity.yaml", *service)
+    result = run_chaos("run", str(path), timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    journal_path = next((tmp_path / "runs").glob("*/journal.json"))
+    capacity = json.loads(journal_path.read_text())["capacity"]
+    faulted = capacity["under_fault"]
+    # 200 req/s by construction: 170 holds, 215 breaks; with replies 100 ms late, 100 req/s:
+    # 80 holds, 125 breaks
+    assert (capacity["sustainable_rate"], capacity["broken_at"]) == (170, 215), capacity
+    assert (faulted["sustainable_rate"], faulted["broken_at"]) == (80, 125), faulted
+    assert faulted["faults"] == ["slow-db"] and faulted["invalid"] is None
+    assert faulted["broken_by"] == "latency.p99 > 300ms"
+    assert capacity["lost"] == pytest.approx((170 - 80) / 170, abs=1e-3)
+    held = [s for s in faulted["steps"] if s["status"] == "held"]
+    assert all(0.19 < s["p99"] < 0.3 for s in held), faulted  # a slot is 200 ms under fault
+    assert "capacity: sustainable 170 req/s \u2192 80 req/s with `slow-db` (\u221253%)" in (
+        result.stdout)
+    assert "capacity with `slow-db`: sustainable 80 req/s; broke at 125 req/s" in result.stdout
+    html = tmp_path / "report.html"
+    assert run_chaos("report", "--format", "html", "-o", str(html),
+                     str(journal_path)).returncode == 0
+    page = html.read_text()
+    assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart capacity"') == 2
+    marks = re.findall(r'class="breaking-point" data-series="([^"]+)" data-rate="([^"]+)"', page)
+    assert marks == [("without faults", "215"), ("with slow-db", "125")] * 2, marks
+    p99 = re.search(r'class="search" data-series="with slow-db" data-values="([^"]+)"', page)
+    assert p99 is not None
+    assert [float(pair.split(",")[0]) for pair in p99.group(1).split(";")] == [
+        s["rate"] for s in faulted["steps"]]
+
+
+def test_a_search_under_fault_that_the_timeline_cannot_hold_is_refused(
+        tmp_path: Path, state_dir: Path) -> None:
+    path = experiment(tmp_path / "short.yaml", 1, 2, 3)
+    path.write_text(path.read_text().replace("window: 12s", "window: 5s")
+                    .replace("duration: 13s", "duration: 4s"))
+    result = run_chaos("validate", str(path))
+    assert result.returncode == 2, result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert re.search(r"short\.yaml:9:\d+.*hypothesis\.before\.window.*at least 12s", out), out
+    assert re.search(r"short\.yaml:16:\d+.*faults\[0\]\.duration.*slow-db.*12s", out), out
