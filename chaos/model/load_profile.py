@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from chaos.model import source
-from chaos.model.experiment import FaultSpec, Hypothesis
+from chaos.model.experiment import CheckSpec, FaultSpec, Hypothesis
 from chaos.model.schema import INVALID, Context
 from chaos.units import format_duration
 
@@ -103,6 +103,26 @@ def _check_breaking_point(spec: Mapping[str, Any], workers: Any, node: yaml.Node
     if isinstance(workers, Mapping) and str(workers.get("count")) != "1":
         ctx.problem(node, f"{where}", "a breaking-point search runs in the runner's own "
                     "generator: remove traffic.workers (one loop keeps ~20,000 req/s)")
+
+
+def check_capacity_floors(raw: Any, groups: tuple[tuple[CheckSpec, ...], ...],
+                          problem: Callable[[CheckSpec, str, str], None]) -> None:
+    """`capacity >= 800/s` is judged on a breaking-point search, once per phase window in
+    `checks`; a guardrail or `during` check on it would judge nothing while the run goes on."""
+    profile = raw.get("profile") if isinstance(raw, Mapping) else None
+    searching = isinstance(profile, Mapping) and profile.get("kind") == "breaking_point"
+    for path, group in zip(("checks", "during.checks", "during.abort"), groups):
+        for i, spec in enumerate(group):
+            if getattr(spec.parsed, "stat", "") != "capacity":
+                continue
+            here = f"hypothesis.{path}[{i}]"
+            if path != "checks":
+                problem(spec, here, f"{spec.text!r} is judged once a search ends, not while the "
+                                    "run goes on: move it to hypothesis.checks")
+            elif not searching:
+                problem(spec, here, f"{spec.text!r} needs a breaking-point search to judge: add "
+                                    "`traffic.profile.breaking_point: {from: ..., step: ..., "
+                                    "every: ..., max: ..., until: [...], under_fault: true}`")
 
 
 def check_until(raw: Any, node: yaml.Node | None, ctx: Context,
@@ -231,5 +251,5 @@ def check_spike(hypothesis: Hypothesis | None, faults: Sequence[FaultSpec] | Non
                     "the run")
 
 
-__all__ = ["available_cores", "check_spike", "check_under_fault", "search_seconds", "check_traffic", "check_until", "traffic_span",
+__all__ = ["available_cores", "check_capacity_floors", "check_spike", "check_under_fault", "search_seconds", "check_traffic", "check_until", "traffic_span",
            "worker_count"]

@@ -330,6 +330,9 @@ def _hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary,
     load_profile.check_until(raw["traffic"], source.child(node, "traffic"), ctx,
                              lambda text: vocab.parse_check(text, names))
     _latencies_below_timeouts(raw, (checks, during_checks, abort), ctx, vocab)
+    load_profile.check_capacity_floors(
+        raw["traffic"], (checks, during_checks, abort),
+        lambda spec, path, message: _located(ctx, spec, path, message))
     prometheus = _prometheus(raw["prometheus"], source.child(node, "prometheus"), ctx, here)
     if ctx.count != mark:
         return None

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from chaos.errors import ChaosError, ExitCode
 from chaos.model.experiment import CheckSpec, Hypothesis
 from chaos.runner.events import EventBus
-from chaos.slo.checks import MIN_EVENTS, Check, Evidence, Sample, SloCheck, Status, Verdict
+from chaos.slo.checks import (MIN_EVENTS, CapacityCheck, Check, Evidence, Sample, SloCheck,
+                              Status, Verdict)
 from chaos.slo.probes import Probe
 from chaos.slo.sampler import Sampler
 
@@ -63,6 +64,8 @@ class Observer:
         self.capacity: dict[str, object] | None = None
         self._injection = asyncio.Event()  # the first fault was applied
         self._injected_names: list[str] = []
+        # each search: when it started (monotonic) and its result once it ended
+        self._searches: list[tuple[float, asyncio.Future[dict[str, Any]]]] = []
 
     # --- sources
     def start_sources(self) -> None:
@@ -117,11 +120,13 @@ class Observer:
         await self._injection.wait()
         await self._search_once(traffic, until, float(spec["from"]), baseline)
 
-    async def _search_once(self, traffic: HttpTraffic, until: list[tuple[str, Check | SloCheck]],
+    async def _search_once(self, traffic: HttpTraffic, until: list[tuple[str, Check | SloCheck | CapacityCheck]],
                            hold: float, baseline: dict[str, Any] | None) -> dict[str, Any]:
         """One search (the second one, after `baseline`, with the faults held), then hold
         `hold`; the result is emitted and kept even when the run ends first."""
         origin = 0.0 if baseline is None else traffic.follow(traffic.schedule)
+        ended: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._searches.append((traffic.t0 + origin, ended))
         steps: list[dict[str, Any]] = []
         result: dict[str, Any] = {"sustainable_rate": None, "broken_at": None,
                                   "broken_by": None, "invalid": None, "steps": steps}
@@ -139,9 +144,10 @@ class Observer:
                 result["faults"] = list(dict.fromkeys(self._injected_names))
                 self.capacity = {**baseline, "under_fault": result}
                 self.bus.emit("capacity.measured", search="under_fault", **result)
+            ended.set_result(result)
         return result
 
-    async def _steps(self, traffic: HttpTraffic, until: list[tuple[str, Check | SloCheck]],
+    async def _steps(self, traffic: HttpTraffic, until: list[tuple[str, Check | SloCheck | CapacityCheck]],
                      steps: list[dict[str, Any]], result: dict[str, Any],
                      origin: float = 0.0) -> None:
         for stage in traffic.schedule.stages:
@@ -325,9 +331,13 @@ class Observer:
                     self.failures(phase))
         return None
 
-    async def _judge(self, check: Check | SloCheck, start: float, end: float,
+    async def _judge(self, check: Check | SloCheck | CapacityCheck, start: float, end: float,
                      samples: list[Sample], min_events: int | None = None) -> Verdict:
         hyp = self.hyp
+        if isinstance(check, CapacityCheck):  # the newest search started by `end`, once ended
+            started = [ended for at, ended in self._searches if at < end]
+            return check.judge(await asyncio.shield(started[-1]) if started else None,
+                               end - start)
         if isinstance(check, Check):
             return check.evaluate(samples, end - start, min_events or hyp.min_events or MIN_EVENTS)
         measured: dict[float | None, Evidence] = {}

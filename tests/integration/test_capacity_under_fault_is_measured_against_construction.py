@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from xml.etree import ElementTree
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,7 +72,7 @@ hypothesis:
     profile:
       breaking_point: {{from: 35/s, step: 45/s, every: 2s, max: 260/s, under_fault: true,
                         until: [latency.p99 > 300ms, availability < 99%]}}
-  checks: [availability >= 99%]
+  checks: [availability >= 99%, capacity >= 90/s]
   before: {{window: 12s}}
   after: {{window: 2s}}
 faults:
@@ -87,8 +88,10 @@ faults:
 def test_the_fault_halves_the_capacity_found(tmp_path: Path, state_dir: Path,
                                              service: tuple[int, int, int]) -> None:
     path = experiment(tmp_path / "capacity.yaml", *service)
-    result = run_chaos("run", str(path), timeout=180)
-    assert result.returncode == 0, result.stdout + result.stderr
+    junit = tmp_path / "junit.xml"
+    result = run_chaos("run", "--junit", str(junit), str(path), timeout=180)
+    # the floor of 90 req/s holds without faults (before) and not with slow-db (after)
+    assert result.returncode == 1, result.stdout + result.stderr
     journal_path = next((tmp_path / "runs").glob("*/journal.json"))
     capacity = json.loads(journal_path.read_text())["capacity"]
     faulted = capacity["under_fault"]
@@ -104,6 +107,17 @@ def test_the_fault_halves_the_capacity_found(tmp_path: Path, state_dir: Path,
     assert "capacity: sustainable 170 req/s \u2192 80 req/s with `slow-db` (\u221253%)" in (
         result.stdout)
     assert "capacity with `slow-db`: sustainable 80 req/s; broke at 125 req/s" in result.stdout
+    phases = json.loads(journal_path.read_text())["phases"]
+    floor = {phase: next(c for c in phases[phase]["checks"] if c["check"] == "capacity >= 90/s")
+             for phase in ("before", "after")}
+    assert (floor["before"]["status"], floor["before"]["value"]) == ("PASS", 170), floor
+    assert (floor["after"]["status"], floor["after"]["value"]) == ("FAIL", 80), floor
+    assert "sustainable 80 req/s with slow-db, broke at 125" in floor["after"]["reason"]
+    cases = ElementTree.parse(junit).getroot().iter("testcase")
+    failures = {str(c.get("classname")).rpartition(".")[2]: c.find("failure") for c in cases
+                if c.get("name") == "capacity >= 90/s"}
+    assert failures["before"] is None and failures["after"] is not None, failures
+    assert "80/s" in (failures["after"].get("message") or "") + (failures["after"].text or "")
     html = tmp_path / "report.html"
     assert run_chaos("report", "--format", "html", "-o", str(html),
                      str(journal_path)).returncode == 0
@@ -127,3 +141,20 @@ def test_a_search_under_fault_that_the_timeline_cannot_hold_is_refused(
     out = result.stdout + result.stderr
     assert re.search(r"short\.yaml:9:\d+.*hypothesis\.before\.window.*at least 12s", out), out
     assert re.search(r"short\.yaml:16:\d+.*faults\[0\]\.duration.*slow-db.*12s", out), out
+
+
+def test_a_capacity_floor_is_refused_where_it_cannot_be_judged(
+        tmp_path: Path, state_dir: Path) -> None:
+    path = experiment(tmp_path / "abort.yaml", 1, 2, 3)
+    path.write_text(path.read_text().replace(
+        "  before:", "  during: {abort: [capacity >= 1/s]}\n  before:"))
+    no_search = experiment(tmp_path / "plain.yaml", 1, 2, 3)
+    no_search.write_text(re.sub(r"    profile:\n.*\n.*\n", "", no_search.read_text())
+                         .replace('max_lag: 250ms', 'max_lag: 250ms, rate: 10/s'))
+    result = run_chaos("validate", str(path), str(no_search))
+    assert result.returncode == 2, result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert re.search(r"abort\.yaml:9:\d+: hypothesis\.during\.abort\[0\]: 'capacity >= 1/s' is "
+                     r"judged once a search ends.*move it to hypothesis\.checks", out), out
+    assert re.search(r"plain\.yaml:5:\d+: hypothesis\.checks\[1\]: 'capacity >= 90/s' needs a "
+                     r"breaking-point search", out), out
