@@ -118,6 +118,13 @@ class Observer:
         if not spec.get("under_fault"):
             return
         await self._injection.wait()
+        # the queue a broken step left behind is answered first, then what was sent at `from`
+        # meanwhile: the second search starts on a drained service, like the first one
+        for _ in range(5):
+            since = time.monotonic()
+            await traffic.settle(since)
+            if time.monotonic() - since < 0.25:
+                break
         await self._search_once(traffic, until, float(spec["from"]), baseline)
 
     async def _search_once(self, traffic: HttpTraffic, until: list[tuple[str, Check | SloCheck | CapacityCheck]],
@@ -130,8 +137,22 @@ class Observer:
         steps: list[dict[str, Any]] = []
         result: dict[str, Any] = {"sustainable_rate": None, "broken_at": None,
                                   "broken_by": None, "invalid": None, "steps": steps}
+        reverted: list[float] = []  # a search under fault is void once a fault is reverted
+        if baseline is not None:
+            self.bus.subscribe(lambda e: reverted.append(time.monotonic())
+                               if e.name == "fault.reverted" else None)
         try:
             await self._steps(traffic, until, steps, result, origin)
+            stages = traffic.schedule.stages
+            if reverted and steps:
+                last = stages[len(steps) - 1]
+                if reverted[0] < traffic.t0 + origin + last.start + last.seconds:
+                    steps[-1]["status"] = "invalid"
+                    result.update(sustainable_rate=None, broken_at=None, broken_by=None,
+                                  invalid=f"a fault was reverted during the step at "
+                                          f"{last.rate:,.0f}/s: hold the faults at least as "
+                                          "long as the search (and the backlog it starts "
+                                          "after)")
         except asyncio.CancelledError:
             result["invalid"] = "the run ended before the search did"
             raise

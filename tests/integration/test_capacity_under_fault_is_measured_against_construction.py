@@ -70,17 +70,17 @@ hypothesis:
   traffic:
     http: {{url: "http://127.0.0.1:{front}/", max_lag: 250ms}}
     profile:
-      breaking_point: {{from: 35/s, step: 45/s, every: 2s, max: 260/s, under_fault: true,
+      breaking_point: {{from: 30/s, step: 50/s, every: 3s, max: 230/s, under_fault: true,
                         until: [latency.p99 > 300ms, availability < 99%]}}
   checks: [availability >= 99%, capacity >= 90/s]
-  before: {{window: 12s}}
+  before: {{window: 15s}}
   after: {{window: 2s}}
 faults:
   - name: slow-db
     type: network.latency
     target: {{proxy: {{listen: "127.0.0.1:{proxy}", upstream: "127.0.0.1:{db}"}}}}
     with: {{delay: 100ms}}  # on the replies (downstream)
-    duration: 13s
+    duration: 16s
 """)
     return path
 
@@ -95,24 +95,24 @@ def test_the_fault_halves_the_capacity_found(tmp_path: Path, state_dir: Path,
     journal_path = next((tmp_path / "runs").glob("*/journal.json"))
     capacity = json.loads(journal_path.read_text())["capacity"]
     faulted = capacity["under_fault"]
-    # 200 req/s by construction: 170 holds, 215 breaks; with replies 100 ms late, 100 req/s:
-    # 80 holds, 125 breaks
-    assert (capacity["sustainable_rate"], capacity["broken_at"]) == (170, 215), capacity
-    assert (faulted["sustainable_rate"], faulted["broken_at"]) == (80, 125), faulted
+    # 200 req/s by construction: 180 holds, 230 breaks (its queue grows 30 a second, 3 s:
+    # +450 ms); with replies 100 ms late, 100 req/s: 80 holds, 130 breaks (+900 ms)
+    assert (capacity["sustainable_rate"], capacity["broken_at"]) == (180, 230), capacity
+    assert (faulted["sustainable_rate"], faulted["broken_at"]) == (80, 130), faulted
     assert faulted["faults"] == ["slow-db"] and faulted["invalid"] is None
     assert faulted["broken_by"] == "latency.p99 > 300ms"
-    assert capacity["lost"] == pytest.approx((170 - 80) / 170, abs=1e-3)
+    assert capacity["lost"] == pytest.approx((180 - 80) / 180, abs=1e-3)
     held = [s for s in faulted["steps"] if s["status"] == "held"]
     assert all(0.19 < s["p99"] < 0.3 for s in held), faulted  # a slot is 200 ms under fault
-    assert "capacity: sustainable 170 req/s \u2192 80 req/s with `slow-db` (\u221253%)" in (
+    assert "capacity: sustainable 180 req/s \u2192 80 req/s with `slow-db` (\u221256%)" in (
         result.stdout)
-    assert "capacity with `slow-db`: sustainable 80 req/s; broke at 125 req/s" in result.stdout
+    assert "capacity with `slow-db`: sustainable 80 req/s; broke at 130 req/s" in result.stdout
     phases = json.loads(journal_path.read_text())["phases"]
     floor = {phase: next(c for c in phases[phase]["checks"] if c["check"] == "capacity >= 90/s")
              for phase in ("before", "after")}
-    assert (floor["before"]["status"], floor["before"]["value"]) == ("PASS", 170), floor
+    assert (floor["before"]["status"], floor["before"]["value"]) == ("PASS", 180), floor
     assert (floor["after"]["status"], floor["after"]["value"]) == ("FAIL", 80), floor
-    assert "sustainable 80 req/s with slow-db, broke at 125" in floor["after"]["reason"]
+    assert "sustainable 80 req/s with slow-db, broke at 130" in floor["after"]["reason"]
     cases = ElementTree.parse(junit).getroot().iter("testcase")
     failures = {str(c.get("classname")).rpartition(".")[2]: c.find("failure") for c in cases
                 if c.get("name") == "capacity >= 90/s"}
@@ -124,7 +124,7 @@ def test_the_fault_halves_the_capacity_found(tmp_path: Path, state_dir: Path,
     page = html.read_text()
     assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart capacity"') == 2
     marks = re.findall(r'class="breaking-point" data-series="([^"]+)" data-rate="([^"]+)"', page)
-    assert marks == [("without faults", "215"), ("with slow-db", "125")] * 2, marks
+    assert marks == [("without faults", "230"), ("with slow-db", "130")] * 2, marks
     p99 = re.search(r'class="search" data-series="with slow-db" data-values="([^"]+)"', page)
     assert p99 is not None
     assert [float(pair.split(",")[0]) for pair in p99.group(1).split(";")] == [
@@ -134,13 +134,13 @@ def test_the_fault_halves_the_capacity_found(tmp_path: Path, state_dir: Path,
 def test_a_search_under_fault_that_the_timeline_cannot_hold_is_refused(
         tmp_path: Path, state_dir: Path) -> None:
     path = experiment(tmp_path / "short.yaml", 1, 2, 3)
-    path.write_text(path.read_text().replace("window: 12s", "window: 5s")
-                    .replace("duration: 13s", "duration: 4s"))
+    path.write_text(path.read_text().replace("window: 15s", "window: 5s")
+                    .replace("duration: 16s", "duration: 4s"))
     result = run_chaos("validate", str(path))
     assert result.returncode == 2, result.stdout + result.stderr
     out = result.stdout + result.stderr
-    assert re.search(r"short\.yaml:9:\d+.*hypothesis\.before\.window.*at least 12s", out), out
-    assert re.search(r"short\.yaml:16:\d+.*faults\[0\]\.duration.*slow-db.*12s", out), out
+    assert re.search(r"short\.yaml:9:\d+.*hypothesis\.before\.window.*at least 15s", out), out
+    assert re.search(r"short\.yaml:16:\d+.*faults\[0\]\.duration.*slow-db.*15s", out), out
 
 
 def test_a_capacity_floor_is_refused_where_it_cannot_be_judged(
