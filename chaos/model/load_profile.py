@@ -251,5 +251,6 @@ def check_spike(hypothesis: Hypothesis | None, faults: Sequence[FaultSpec] | Non
                     "the run")
 
 
-__all__ = ["available_cores", "check_capacity_floors", "check_spike", "check_under_fault", "search_seconds", "check_traffic", "check_until", "traffic_span",
+__all__ = ["available_cores", "check_capacity_floors", "check_spike", "check_traffic",
+           "check_under_fault", "check_until", "search_seconds", "traffic_span",
            "worker_count"]

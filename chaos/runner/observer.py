@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from chaos.slo.traffic import HttpTraffic, Window
 
 MIN_SLO_EVENTS = 20  # default `min_events` for traffic and Prometheus windows
+Until = list[tuple[str, "Check | SloCheck | CapacityCheck"]]  # a search's stop conditions
 
 
 class Observer:
@@ -127,7 +128,7 @@ class Observer:
                 break
         await self._search_once(traffic, until, float(spec["from"]), baseline)
 
-    async def _search_once(self, traffic: HttpTraffic, until: list[tuple[str, Check | SloCheck | CapacityCheck]],
+    async def _search_once(self, traffic: HttpTraffic, until: Until,
                            hold: float, baseline: dict[str, Any] | None) -> dict[str, Any]:
         """One search (the second one, after `baseline`, with the faults held), then hold
         `hold`; the result is emitted and kept even when the run ends first."""
@@ -168,7 +169,7 @@ class Observer:
             ended.set_result(result)
         return result
 
-    async def _steps(self, traffic: HttpTraffic, until: list[tuple[str, Check | SloCheck | CapacityCheck]],
+    async def _steps(self, traffic: HttpTraffic, until: Until,
                      steps: list[dict[str, Any]], result: dict[str, Any],
                      origin: float = 0.0) -> None:
         for stage in traffic.schedule.stages:
