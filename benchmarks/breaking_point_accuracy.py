@@ -106,6 +106,7 @@ def main() -> None:
     parser.add_argument("--sweep-seconds", type=float, default=4.0)
     parser.add_argument("--every", type=float, default=2.0)
     parser.add_argument("--step", type=float, default=0.04)
+    parser.add_argument("--no-sweep", action="store_true", help="the search only")
     args = parser.parse_args()
     capacity = args.slots / args.service_time
     faulted = args.slots / (args.service_time + args.delay)
@@ -124,7 +125,8 @@ def main() -> None:
           f"{faulted:,.0f} with the fault")
     try:
         print("\n### Manual sweep, no fault", end="")
-        swept = sweep(port, capacity, args.sweep_step, args.sweep_seconds)
+        swept = 0.0 if args.no_sweep else sweep(port, capacity, args.sweep_step,
+                                                args.sweep_seconds)
         print("\n### Manual sweep, replies delayed by the proxy", end="")
         with_fault = subprocess.Popen(
             [sys.executable, "-m", "chaos", "inject", "network.latency", "--listen",
@@ -133,7 +135,8 @@ def main() -> None:
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         time.sleep(3)
         try:
-            swept_fault = sweep(port, faulted, args.sweep_step, args.sweep_seconds)
+            swept_fault = 0.0 if args.no_sweep else sweep(port, faulted, args.sweep_step,
+                                                          args.sweep_seconds)
         finally:
             with_fault.send_signal(signal.SIGINT)  # reverts at once
             with_fault.wait(30)
@@ -165,7 +168,10 @@ faults:
             run = subprocess.run([sys.executable, "-m", "chaos", "run", str(path)], cwd=tmp,
                                  capture_output=True, text=True, env=env, timeout=1800)
             wall = time.monotonic() - started
-            journal = json.loads(next((Path(tmp) / "runs").glob("*/journal.json")).read_text())
+            found = next(Path(tmp).glob("*/*/journal.json"), None)
+            if found is None:
+                raise SystemExit(f"chaos run left no journal:\n{run.stdout}\n{run.stderr}")
+            journal = json.loads(found.read_text())
         cap = journal["capacity"] or {}
         under = cap.get("under_fault") or {}
         print(f"\n### Breaking point (`chaos run`, exit {run.returncode}, {wall:.0f} s wall, "
