@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, chaos_cmd, free_port, run_chaos
+from tests.conftest import ROOT, chaos_cmd, free_port, run_chaos, wait_until
 
 
 def _port_of(proc: subprocess.Popen[str]) -> int:
@@ -158,3 +158,33 @@ def test_a_capacity_floor_is_refused_where_it_cannot_be_judged(
                      r"judged once a search ends.*move it to hypothesis\.checks", out), out
     assert re.search(r"plain\.yaml:5:\d+: hypothesis\.checks\[1\]: 'capacity >= 90/s' needs a "
                      r"breaking-point search", out), out
+
+
+def test_a_fault_reverted_during_the_search_leaves_it_undecided(
+        tmp_path: Path, state_dir: Path, service: tuple[int, int, int]) -> None:
+    """`chaos stop` of the fault while the second search runs: the capacity under fault is
+    unknown (INVALID), never a number measured partly without the fault."""
+    path = experiment(tmp_path / "stopped.yaml", *service)
+    proc = subprocess.Popen(chaos_cmd("run", str(path)), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        def injected() -> list[dict[str, str]]:
+            return json.loads(run_chaos("status", "--json", timeout=30).stdout or "[]")
+        assert wait_until(injected, timeout=90, every=0.2) is not None
+        time.sleep(2)  # into the search under fault (its first step lasts 3 s)
+        (entry,) = injected()
+        assert run_chaos("stop", entry["id"], timeout=30).returncode == 0
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    journal = json.loads(next((tmp_path / "runs").glob("*/journal.json")).read_text())
+    faulted = journal["capacity"]["under_fault"]
+    assert faulted["sustainable_rate"] is None and "reverted" in faulted["invalid"], faulted
+    assert faulted["steps"][-1]["status"] == "invalid"
+    assert journal["capacity"]["lost"] is None
+    floor = next(c for c in journal["phases"]["after"]["checks"]
+                 if c["check"] == "capacity >= 90/s")
+    assert floor["status"] == "INVALID", floor
+    assert proc.returncode == 2, out
