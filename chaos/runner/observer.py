@@ -115,7 +115,11 @@ class Observer:
         assert traffic is not None
         await traffic.ready()
         until = [(text, parse_check(text, frozenset())) for text in spec["until"]]
-        baseline = await self._search_once(traffic, until, float(spec["from"]), None)
+        reverted: list[float] = []  # a search under fault is void once a fault is reverted
+        if spec.get("under_fault"):
+            self.bus.subscribe(lambda e: reverted.append(time.monotonic())
+                               if e.name == "fault.reverted" else None)
+        baseline = await self._search_once(traffic, until, float(spec["from"]), None, reverted)
         if not spec.get("under_fault"):
             return
         await self._injection.wait()
@@ -126,10 +130,11 @@ class Observer:
             await traffic.settle(since)
             if time.monotonic() - since < 0.25:
                 break
-        await self._search_once(traffic, until, float(spec["from"]), baseline)
+        await self._search_once(traffic, until, float(spec["from"]), baseline, reverted)
 
     async def _search_once(self, traffic: HttpTraffic, until: Until,
-                           hold: float, baseline: dict[str, Any] | None) -> dict[str, Any]:
+                           hold: float, baseline: dict[str, Any] | None,
+                           reverted: list[float]) -> dict[str, Any]:
         """One search (the second one, after `baseline`, with the faults held), then hold
         `hold`; the result is emitted and kept even when the run ends first."""
         origin = 0.0 if baseline is None else traffic.follow(traffic.schedule)
@@ -138,20 +143,16 @@ class Observer:
         steps: list[dict[str, Any]] = []
         result: dict[str, Any] = {"sustainable_rate": None, "broken_at": None,
                                   "broken_by": None, "invalid": None, "steps": steps}
-        reverted: list[float] = []  # a search under fault is void once a fault is reverted
-        if baseline is not None:
-            self.bus.subscribe(lambda e: reverted.append(time.monotonic())
-                               if e.name == "fault.reverted" else None)
         try:
             await self._steps(traffic, until, steps, result, origin)
             stages = traffic.schedule.stages
-            if reverted and steps:
+            if baseline is not None and reverted and steps:
                 last = stages[len(steps) - 1]
                 if reverted[0] < traffic.t0 + origin + last.start + last.seconds:
                     steps[-1]["status"] = "invalid"
                     result.update(sustainable_rate=None, broken_at=None, broken_by=None,
-                                  invalid=f"a fault was reverted during the step at "
-                                          f"{last.rate:,.0f}/s: hold the faults at least as "
+                                  invalid=f"a fault was reverted before the step at "
+                                          f"{last.rate:,.0f}/s ended: hold the faults as "
                                           "long as the search (and the backlog it starts "
                                           "after)")
         except asyncio.CancelledError:
