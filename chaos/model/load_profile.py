@@ -8,6 +8,7 @@ at the node it is about, with what to write instead.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from chaos.model import source
-from chaos.model.experiment import FaultSpec, Hypothesis
+from chaos.model.experiment import CheckSpec, FaultSpec, Hypothesis
 from chaos.model.schema import INVALID, Context
 from chaos.units import format_duration
 
@@ -104,6 +105,26 @@ def _check_breaking_point(spec: Mapping[str, Any], workers: Any, node: yaml.Node
                     "generator: remove traffic.workers (one loop keeps ~20,000 req/s)")
 
 
+def check_capacity_floors(raw: Any, groups: tuple[tuple[CheckSpec, ...], ...],
+                          problem: Callable[[CheckSpec, str, str], None]) -> None:
+    """`capacity >= 800/s` is judged on a breaking-point search, once per phase window in
+    `checks`; a guardrail or `during` check on it would judge nothing while the run goes on."""
+    profile = raw.get("profile") if isinstance(raw, Mapping) else None
+    searching = isinstance(profile, Mapping) and profile.get("kind") == "breaking_point"
+    for path, group in zip(("checks", "during.checks", "during.abort"), groups):
+        for i, spec in enumerate(group):
+            if getattr(spec.parsed, "stat", "") != "capacity":
+                continue
+            here = f"hypothesis.{path}[{i}]"
+            if path != "checks":
+                problem(spec, here, f"{spec.text!r} is judged once a search ends, not while the "
+                                    "run goes on: move it to hypothesis.checks")
+            elif not searching:
+                problem(spec, here, f"{spec.text!r} needs a breaking-point search to judge: add "
+                                    "`traffic.profile.breaking_point: {from: ..., step: ..., "
+                                    "every: ..., max: ..., until: [...], under_fault: true}`")
+
+
 def check_until(raw: Any, node: yaml.Node | None, ctx: Context,
                 parse: Callable[[str], object]) -> None:
     """A breaking point's stop conditions are checks over the traffic, in the check grammar."""
@@ -167,6 +188,48 @@ def traffic_span(hypothesis: Hypothesis, faults: Sequence[FaultSpec]) -> float:
     return hypothesis.before.window + during + after.settle + after.window
 
 
+def search_seconds(spec: Mapping[str, Any]) -> float:
+    """How long one breaking-point search lasts: its steps, `every` each (as its schedule)."""
+    first, step, top = float(spec["from"]), float(spec["step"]), float(spec["max"])
+    return (int(math.floor((top - first) / step + 1e-9)) + 1) * float(spec["every"])
+
+
+def check_under_fault(hypothesis: Hypothesis | None, faults: Sequence[FaultSpec] | None,
+                      root: yaml.Node, ctx: Context) -> None:
+    """A search under fault compares two searches: the first must end before the faults
+    start, and a fault must be held for the whole second one (it starts at the first
+    injection), or the two numbers compare nothing."""
+    if hypothesis is None or faults is None or faults is INVALID:
+        return
+    profile = hypothesis.traffic_profile
+    if not profile or profile.get("kind") != "breaking_point" or not (
+            profile["spec"].get("under_fault")):
+        return
+    node = source.child(source.child(source.child(source.child(
+        root, "hypothesis"), "traffic"), "profile"), "breaking_point")
+    where = f"{PATH}.profile.breaking_point.under_fault"
+    if not faults:
+        ctx.problem(source.child(node, "under_fault") or root, where,
+                    "there are no faults to search under: add a fault, or remove under_fault")
+        return
+    span = search_seconds(profile["spec"])
+    if hypothesis.before.window < span:
+        before = source.child(source.child(root, "hypothesis"), "before")
+        ctx.problem(source.child(before, "window") or before or root,
+                    "hypothesis.before.window",
+                    f"the search without faults takes {format_duration(span)} and must end "
+                    f"before the first fault: make before.window at least "
+                    f"{format_duration(span)} (or fewer steps)")
+    first = min(f.start for f in faults)
+    if not any(f.start == first and f.duration >= span for f in faults):
+        i, fault = next((i, f) for i, f in enumerate(faults) if f.start == first)
+        ctx.problem(source.child(_item(source.child(root, "faults"), i), "duration") or root,
+                    f"faults[{i}].duration",
+                    f"the search under fault starts when {fault.name} is injected and takes "
+                    f"{format_duration(span)}: hold {fault.name} at least that long "
+                    f"(duration: {format_duration(span)})")
+
+
 def check_spike(hypothesis: Hypothesis | None, faults: Sequence[FaultSpec] | None,
                 root: yaml.Node, ctx: Context) -> None:
     """A spike that ends after the traffic does is never measured whole."""
@@ -188,5 +251,6 @@ def check_spike(hypothesis: Hypothesis | None, faults: Sequence[FaultSpec] | Non
                     "the run")
 
 
-__all__ = ["available_cores", "check_spike", "check_traffic", "check_until", "traffic_span",
+__all__ = ["available_cores", "check_capacity_floors", "check_spike", "check_traffic",
+           "check_under_fault", "check_until", "search_seconds", "traffic_span",
            "worker_count"]

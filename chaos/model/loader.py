@@ -148,6 +148,7 @@ def _experiment(top: dict[str, Any], root: yaml.Node, src: source.SourceText, ct
     detection = _detection(top["detection"], source.child(root, "detection"), root, ctx, here,
                            bool(top["faults"]))
     load_profile.check_spike(hypothesis, faults, root, ctx)
+    load_profile.check_under_fault(hypothesis, faults, root, ctx)
     if top["hypothesis"] is None and top["faults"] is None:
         ctx.problem(root, "", "nothing to do: add faults, a hypothesis, or both")
     elif top["hypothesis"] is None and isinstance(top["faults"], yaml.SequenceNode) and not (
@@ -329,6 +330,9 @@ def _hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary,
     load_profile.check_until(raw["traffic"], source.child(node, "traffic"), ctx,
                              lambda text: vocab.parse_check(text, names))
     _latencies_below_timeouts(raw, (checks, during_checks, abort), ctx, vocab)
+    load_profile.check_capacity_floors(
+        raw["traffic"], (checks, during_checks, abort),
+        lambda spec, path, message: _located(ctx, spec, path, message))
     prometheus = _prometheus(raw["prometheus"], source.child(node, "prometheus"), ctx, here)
     if ctx.count != mark:
         return None

@@ -174,6 +174,8 @@ BREAKING_POINT = Obj({
     "max": Rate("the last rate tried (required): the search never sends more"),
     "until": List(Str("a stop condition like `latency.p99 > 500ms`"),
                   "stop at the first step where one of these holds (required)"),
+    "under_fault": Bool("search again while the experiment's faults are held (from the first "
+                        "injection) and report the capacity they cost", False),
 }, "step the rate up until a stop condition holds for a whole step: the capacity")
 PROFILE = OneOf({
     "stages": List(STAGE, "rates one after the other; the last one holds to the end",

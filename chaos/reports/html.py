@@ -188,17 +188,34 @@ def _checks(journal: Mapping[str, Any]) -> str:
 
 
 def _capacity(journal: Mapping[str, Any]) -> str:
-    """A breaking-point search, step by step (the step that broke it marked)."""
+    """A breaking-point search, step by step (the step that broke it marked); with a second
+    search under fault, both, and charts of p99 and availability against the rate."""
     capacity = journal.get("capacity")
     if not capacity:
         return ""
-    from chaos.reports.terminal import capacity_line
+    from chaos.reports.terminal import capacity_line, capacity_lines
 
-    rows = [f"<h3>Capacity</h3><p>{escape(capacity_line(capacity).removeprefix('capacity: '))}"
-            "</p><table><tr><th>rate (req/s)</th><th>requests</th><th>errors</th>"
+    faulted = capacity.get("under_fault")
+    lines = capacity_lines(capacity)
+    body = [f"<h3>Capacity</h3><p>{escape(lines[0].removeprefix('capacity: '))}</p>"]
+    searches = [("", capacity)]
+    if faulted:
+        names = ", ".join(faulted.get("faults") or ()) or "the faults"
+        searches = [("without faults", capacity), (f"with {names}", faulted)]
+        body += [_capacity_charts(searches)]
+    for name, search in searches:
+        if name:
+            line = capacity_line(search).removeprefix("capacity: ")
+            body.append(f"<h4>{escape(name)}: {escape(line)}</h4>")
+        body.append(_capacity_steps(search))
+    return "\n".join(body)
+
+
+def _capacity_steps(search: Mapping[str, Any]) -> str:
+    rows = ["<table><tr><th>rate (req/s)</th><th>requests</th><th>errors</th>"
             "<th>p99</th><th>step</th></tr>"]
     badges = {"held": "PASS", "broken": "FAIL", "invalid": "INVALID"}
-    for step in capacity.get("steps") or ():
+    for step in search.get("steps") or ():
         p99 = step.get("p99")
         status = str(step.get("status"))
         rows.append(f"<tr><td>{float(step['rate']):,.0f}</td><td>{step.get('requests', 0):,}</td>"
@@ -207,6 +224,22 @@ def _capacity(journal: Mapping[str, Any]) -> str:
                     f'<td><span class="badge {badges.get(status, "ERROR")}">'
                     f"{escape(status)}</span></td></tr>")
     return "\n".join(rows) + "</table>"
+
+
+def _capacity_charts(searches: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    """p99 and availability against the rate, both searches, breaking points marked."""
+    top = max((float(s["rate"]) for _, search in searches for s in search.get("steps") or ()),
+              default=1.0)
+    p99 = [(name, [(float(s["rate"]), float(s["p99"])) for s in search.get("steps") or ()
+                   if s.get("p99") is not None], search.get("broken_at"))
+           for name, search in searches]
+    availability = [(name, [(float(s["rate"]), 1 - s["errors"] / s["requests"])
+                            for s in search.get("steps") or () if s.get("requests")],
+                     search.get("broken_at")) for name, search in searches]
+    return (svg.capacity_chart("p99 latency against the request rate", p99, x_max=top,
+                               y_label=lambda v: f"{v:g} ms", scale=1000.0) +
+            svg.capacity_chart("availability against the request rate", availability,
+                               x_max=top, y_max=1.0, y_label=lambda v: f"{v:.0%}"))
 
 
 OUTCOMES = {"nothing": "nothing to revert (instant fault)", "gone": "target gone (counts as "

@@ -168,6 +168,58 @@ def chart(title: str, lines: Sequence[Line], *, x_max: float, y_min: float = 0.0
     return "\n".join(out)
 
 
+def capacity_chart(title: str, runs: Sequence[tuple[str, Sequence[tuple[float, float]],
+                                                   float | None]], *, x_max: float,
+                   y_max: float | None = None, y_label: Callable[[float], str] = str,
+                   scale: float = 1.0) -> str:
+    """A measure (p99, availability) against the request rate, one line per breaking-point
+    search (`runs`: name, (rate, value) per step, the rate it broke at or None), each step a
+    dot and each breaking point a dashed vertical line in the search's colour."""
+    x_top = nice_ceiling(max(x_max, 1.0))
+    data_top = max((v for _, points, _ in runs for _, v in points), default=0.0)
+    top_value = y_max if y_max is not None else nice_ceiling(data_top * 1.1)
+    w, h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def px(rate: float) -> float:
+        return round(LEFT + rate / x_top * w, 1)
+
+    def py(v: float) -> float:
+        return round(TOP + h - v / (top_value or 1.0) * h, 1)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart capacity" role="img" '
+           f'viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
+           f'data-x-min="0" data-x-max="{x_top:g}" data-y-min="0" '
+           f'data-y-max="{top_value:g}" data-plot="{LEFT},{TOP},{w},{h}">',
+           f"<title>{escape(title)}</title>",
+           f'<text x="{LEFT}" y="15" class="chart-title">{escape(title)}</text>']
+    out += _axes(x_top, 0.0, top_value, y_label, scale, px, py, x_unit="/s")
+    legend: list[tuple[str, str]] = []
+    for i, (name, points, broke) in enumerate(runs):
+        colour, dash = PALETTE[i % len(PALETTE)], DASHES[i % len(DASHES)]
+        style = f'stroke="{colour}" stroke-width="2"' + (
+            f' stroke-dasharray="{dash}"' if dash else "")
+        values = ";".join(f"{r:g},{v:g}" for r, v in points)
+        path = " ".join(f"{'L' if j else 'M'}{px(r)},{py(v)}" for j, (r, v) in enumerate(points))
+        out.append(f'<g class="search" data-series="{escape(name)}" data-values="{values}">'
+                   f'<path d="{path}" fill="none" {style}/>' + "".join(
+                       f'<circle cx="{px(r)}" cy="{py(v)}" r="3" fill="{colour}"/>'
+                       for r, v in points) + "</g>")
+        legend.append((name, f'<line x1="0" x2="18" y1="0" y2="0" {style}/>'))
+        if broke is not None:
+            x = px(broke)
+            out.append(f'<g class="breaking-point" data-series="{escape(name)}" '
+                       f'data-rate="{broke:g}"><line x1="{x}" x2="{x}" y1="{TOP}" '
+                       f'y2="{TOP + h}" stroke="{colour}" stroke-width="1.5" '
+                       f'stroke-dasharray="4 3"/><title>{escape(name)}: broke at '
+                       f'{broke:,.0f} req/s</title></g>')
+    if not any(points for _, points, _ in runs):
+        out.append(f'<text x="{LEFT + w / 2}" y="{TOP + h / 2}" text-anchor="middle" '
+                   f'class="empty">no measurements</text>')
+    out += _legend(legend)
+    out.append("</svg>")
+    return "\n".join(out)
+
+
 def _steps(points: Sequence[tuple[float, float]], px: Callable[[float], float],
            py: Callable[[float], float], step: float, x_top: float) -> str:
     """`M x,y H x` per bucket; `V y H x` when the next bucket follows at once, else a new `M`.
@@ -257,7 +309,8 @@ def _legend(entries: Sequence[tuple[str, str]]) -> list[str]:
 
 
 def _axes(x_top: float, y_min: float, y_top: float, label: Callable[[float], str], scale: float,
-          px: Callable[[float], float], py: Callable[[float], float]) -> list[str]:
+          px: Callable[[float], float], py: Callable[[float], float],
+          x_unit: str = "s") -> list[str]:
     out = [f'<rect x="{LEFT}" y="{TOP}" width="{WIDTH - LEFT - RIGHT}" '
            f'height="{HEIGHT - TOP - BOTTOM}" fill="none" stroke="#999"/>']
     for i in range(5):
@@ -272,6 +325,6 @@ def _axes(x_top: float, y_min: float, y_top: float, label: Callable[[float], str
         x = px(t)
         out.append(f'<line x1="{x}" x2="{x}" y1="{HEIGHT - BOTTOM}" y2="{HEIGHT - BOTTOM + 4}" '
                    f'stroke="#999"/><text x="{x}" y="{HEIGHT - BOTTOM + 15}" '
-                   f'text-anchor="middle" class="tick">{t:g}s</text>')
+                   f'text-anchor="middle" class="tick">{t:g}{x_unit}</text>')
         t += step
     return out

@@ -491,7 +491,7 @@ class Engine:
         fault = injection.fault
         injection.injected_at = round(self.bus.elapsed(), 4)
         if self.observer is not None:
-            self.observer.injected()
+            self.observer.injected(fault.name)
         injection.outcome = "injected"
         self.bus.emit("fault.injected", fault=fault.name, type=fault.type,
                       injection=injection.id, target=injection.target.label,

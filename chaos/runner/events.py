@@ -29,9 +29,11 @@ call back into the engine. Each event has a documented name and fields:
                          check), check
     traffic.second       t (second since traffic started), requests, errors, p50, p95, p99, lag_p99
                          (seconds; requests that completed in that second)
-    capacity.measured    sustainable_rate, broken_at (req/s or null), broken_by (the stop
+    capacity.measured    search (baseline | under_fault: the second search, faults held),
+                         sustainable_rate, broken_at (req/s or null), broken_by (the stop
                          condition), invalid (why the search could not decide, or null), steps
-                         (rate, requests, errors, p99, status: held | broken | invalid)
+                         (rate, requests, errors, p99, status: held | broken | invalid), faults
+                         (under_fault only: the faults injected during it)
     traffic.stage        phase, stage (name), rate, requests, errors, timeouts, p99: a
                          judged window that spans several stages of a load profile, per stage
     activity.started     phase (method | rollback), activity, type (action | probe), background

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from chaos.errors import ChaosError, ExitCode
 from chaos.model.experiment import CheckSpec, Hypothesis
 from chaos.runner.events import EventBus
-from chaos.slo.checks import MIN_EVENTS, Check, Evidence, Sample, SloCheck, Status, Verdict
+from chaos.slo.checks import (MIN_EVENTS, CapacityCheck, Check, Evidence, Sample, SloCheck,
+                              Status, Verdict)
 from chaos.slo.probes import Probe
 from chaos.slo.sampler import Sampler
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from chaos.slo.traffic import HttpTraffic, Window
 
 MIN_SLO_EVENTS = 20  # default `min_events` for traffic and Prometheus windows
+Until = list[tuple[str, "Check | SloCheck | CapacityCheck"]]  # a search's stop conditions
 
 
 class Observer:
@@ -61,6 +63,10 @@ class Observer:
         self._closest: dict[str, Verdict] = {}
         self._search_task: asyncio.Task[None] | None = None
         self.capacity: dict[str, object] | None = None
+        self._injection = asyncio.Event()  # the first fault was applied
+        self._injected_names: list[str] = []
+        # each search: when it started (monotonic) and its result once it ended
+        self._searches: list[tuple[float, asyncio.Future[dict[str, Any]]]] = []
 
     # --- sources
     def start_sources(self) -> None:
@@ -101,30 +107,74 @@ class Observer:
     async def _search(self, spec: Mapping[str, Any]) -> None:
         """The breaking point: judge each step of the rate whole, once its requests are in;
         stop at the first step where a stop condition holds (broken), or that the generator
-        could not keep (INVALID: unknown, never "the service broke"); then hold `from`."""
+        could not keep (INVALID: unknown, never "the service broke"); then hold `from`.
+        With `under_fault`, search again from the first injection, the faults held."""
         from chaos.slo.checks import parse_check
 
         traffic = self.traffic
         assert traffic is not None
         await traffic.ready()
         until = [(text, parse_check(text, frozenset())) for text in spec["until"]]
+        reverted: list[float] = []  # a search under fault is void once a fault is reverted
+        if spec.get("under_fault"):
+            self.bus.subscribe(lambda e: reverted.append(time.monotonic())
+                               if e.name == "fault.reverted" else None)
+        baseline = await self._search_once(traffic, until, float(spec["from"]), None, reverted)
+        if not spec.get("under_fault"):
+            return
+        await self._injection.wait()
+        # the queue a broken step left behind is answered first, then what was sent at `from`
+        # meanwhile: the second search starts on a drained service, like the first one
+        for _ in range(5):
+            since = time.monotonic()
+            await traffic.settle(since)
+            if time.monotonic() - since < 0.25:
+                break
+        await self._search_once(traffic, until, float(spec["from"]), baseline, reverted)
+
+    async def _search_once(self, traffic: HttpTraffic, until: Until,
+                           hold: float, baseline: dict[str, Any] | None,
+                           reverted: list[float]) -> dict[str, Any]:
+        """One search (the second one, after `baseline`, with the faults held), then hold
+        `hold`; the result is emitted and kept even when the run ends first."""
+        origin = 0.0 if baseline is None else traffic.follow(traffic.schedule)
+        ended: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._searches.append((traffic.t0 + origin, ended))
         steps: list[dict[str, Any]] = []
         result: dict[str, Any] = {"sustainable_rate": None, "broken_at": None,
-                                  "broken_by": None, "invalid": None}
+                                  "broken_by": None, "invalid": None, "steps": steps}
         try:
-            await self._steps(traffic, until, steps, result)
+            await self._steps(traffic, until, steps, result, origin)
+            stages = traffic.schedule.stages
+            if baseline is not None and reverted and steps:
+                last = stages[len(steps) - 1]
+                if reverted[0] < traffic.t0 + origin + last.start + last.seconds:
+                    steps[-1]["status"] = "invalid"
+                    result.update(sustainable_rate=None, broken_at=None, broken_by=None,
+                                  invalid=f"a fault was reverted before the step at "
+                                          f"{last.rate:,.0f}/s ended: hold the faults as "
+                                          "long as the search (and the backlog it starts "
+                                          "after)")
         except asyncio.CancelledError:
             result["invalid"] = "the run ended before the search did"
             raise
         finally:
-            traffic.hold(float(spec["from"]))
-            self.capacity = {**result, "steps": steps}
-            self.bus.emit("capacity.measured", **self.capacity)
+            traffic.hold(hold)
+            if baseline is None:
+                self.capacity = result
+                self.bus.emit("capacity.measured", search="baseline", **result)
+            else:
+                result["faults"] = list(dict.fromkeys(self._injected_names))
+                self.capacity = {**baseline, "under_fault": result}
+                self.bus.emit("capacity.measured", search="under_fault", **result)
+            ended.set_result(result)
+        return result
 
-    async def _steps(self, traffic: HttpTraffic, until: list[tuple[str, Check | SloCheck]],
-                     steps: list[dict[str, Any]], result: dict[str, Any]) -> None:
+    async def _steps(self, traffic: HttpTraffic, until: Until,
+                     steps: list[dict[str, Any]], result: dict[str, Any],
+                     origin: float = 0.0) -> None:
         for stage in traffic.schedule.stages:
-            start = traffic.t0 + stage.start
+            start = traffic.t0 + origin + stage.start
             end = start + stage.seconds
             await asyncio.sleep(max(0.0, end - time.monotonic()))
             await traffic.settle(end)
@@ -203,10 +253,14 @@ class Observer:
         self._abort(ExitCode.ABORTED, f"guardrail breached: {text} (measured {measured})")
         return True
 
-    def injected(self) -> None:
-        """A fault was applied: the time to detect counts from the first one."""
+    def injected(self, fault: str = "") -> None:
+        """A fault was applied: the time to detect counts from the first one (and a search
+        under fault starts there)."""
+        if fault:
+            self._injected_names.append(fault)
         if self._first_injection is None:
             self._first_injection = time.monotonic()
+            self._injection.set()
 
     def _on_sample(self, sample: Sample) -> None:
         self.bus.emit("probe.sampled", probe=sample.probe, ok=sample.ok,
@@ -300,9 +354,13 @@ class Observer:
                     self.failures(phase))
         return None
 
-    async def _judge(self, check: Check | SloCheck, start: float, end: float,
+    async def _judge(self, check: Check | SloCheck | CapacityCheck, start: float, end: float,
                      samples: list[Sample], min_events: int | None = None) -> Verdict:
         hyp = self.hyp
+        if isinstance(check, CapacityCheck):  # the newest search started by `end`, once ended
+            started = [ended for at, ended in self._searches if at < end]
+            return check.judge(await asyncio.shield(started[-1]) if started else None,
+                               end - start)
         if isinstance(check, Check):
             return check.evaluate(samples, end - start, min_events or hyp.min_events or MIN_EVENTS)
         measured: dict[float | None, Evidence] = {}

@@ -16,6 +16,12 @@ Over a traffic or Prometheus source (SloCheck):
                | latency.fraction(<=350ms) OP 95%   share of requests at most that slow
                | burn_rate(1m) OP 14.4          error rate over the last 1m / (1 - objective)
 
+Over a breaking-point search (CapacityCheck, in `checks` only):
+
+    capacity_check := capacity OP 800/s  the sustainable rate of the newest search that had
+                                         started by the end of the window (with `under_fault`,
+                                         the search with the faults held, once it started)
+
 A check turns a window of samples into a Verdict: PASS / FAIL / NO_DATA (too few events, never
 a pass) / ERROR, with the measured value, the threshold, the window and the event count.
 """
@@ -30,7 +36,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from chaos.units import format_duration, format_percent, parse_duration, parse_percent
+from chaos.units import (format_duration, format_percent, parse_duration, parse_percent,
+                         parse_rate)
 
 MIN_EVENTS = 3
 
@@ -135,8 +142,58 @@ class Check:
 
 
 @dataclass(frozen=True)
+class CapacityCheck:
+    """A capacity floor (`capacity >= 800/s`), judged on a breaking-point search's result."""
+
+    text: str
+    op: str
+    threshold: float  # requests per second
+    stat = "capacity"
+    source = "capacity"
+
+    def holds(self, value: float) -> bool:
+        return _OPS[self.op](value, self.threshold)
+
+    def format(self, value: float) -> str:
+        return f"{value:,.0f}/s"
+
+    def judge(self, search: Mapping[str, object] | None, window: float) -> Verdict:
+        """The search's sustainable rate against the floor; undecided is INVALID, never a
+        pass; no search at all is NO_DATA."""
+        if search is None:
+            return Verdict(self, Status.NO_DATA, None, 0, window,
+                           "no breaking-point search had ended by the end of this window")
+        steps = search.get("steps")
+        events = sum(int(s.get("requests", 0)) for s in steps) if isinstance(steps, list) else 0
+        if search.get("invalid"):
+            return Verdict(self, Status.INVALID, None, events, window,
+                           f"the search could not decide: {search['invalid']}")
+        rate = search.get("sustainable_rate")
+        value = float(rate) if isinstance(rate, (int, float)) else 0.0  # not even the first
+        faults = search.get("faults")
+        reason = "" if self.holds(value) else (
+            f"sustainable {value:,.0f} req/s" + (
+                f" with {', '.join(map(str, faults))}" if isinstance(faults, list) and faults
+                else "") + f", broke at {search.get('broken_at')} req/s "
+                           f"({search.get('broken_by')})")
+        return Verdict(self, Status.PASS if self.holds(value) else Status.FAIL, value, events,
+                       window, reason)
+
+
+_CAPACITY = re.compile(r"\s*capacity\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>\S+)\s*")
+
+
+def parse_capacity_check(text: str) -> CapacityCheck | None:
+    """A CapacityCheck, None when the text is not one, or ValueError."""
+    match = _CAPACITY.fullmatch(text)
+    if not match:
+        return None
+    return CapacityCheck(text.strip(), match["op"], _unit(parse_rate, match["value"], text))
+
+
+@dataclass(frozen=True)
 class Verdict:
-    check: Check | SloCheck
+    check: Check | SloCheck | CapacityCheck
     status: Status
     value: float | None
     events: int
@@ -180,7 +237,10 @@ def recovery_verdict(recovery: float | None, within: float) -> Verdict:
     return Verdict(check, status, recovery, 1, within)
 
 
-def parse_check(text: str, probes: frozenset[str]) -> Check | SloCheck:
+def parse_check(text: str, probes: frozenset[str]) -> Check | SloCheck | CapacityCheck:
+    capacity = parse_capacity_check(text)
+    if capacity is not None:
+        return capacity
     slo = parse_slo_check(text)
     if slo is not None:
         return slo

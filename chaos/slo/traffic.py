@@ -246,7 +246,7 @@ class HttpTraffic:
         self.next_due = 0.0  # when the next request not sent yet is due
         self._next_n = 0
         self._offset: Callable[[int], float] = lambda n: math.inf
-        self._held: tuple[float, float] | None = None  # (since, rate) once hold() was called
+        self._held: tuple[float, RateSchedule] | None = None  # (since, schedule): follow()
         self._ticks: dict[int, Bucket | PackedBucket] = {}
         self._seconds: dict[int, Bucket | PackedBucket] = {}
         self._closed_until = 0  # seconds below this are folded
@@ -324,13 +324,20 @@ class HttpTraffic:
     def hold(self, rate: float) -> None:
         """From now on, send `rate` requests per second whatever the schedule said (a
         breaking-point search that found the limit steps back). The runner's own loop only."""
+        self.follow(RateSchedule.constant(rate))
+
+    def follow(self, schedule: RateSchedule) -> float:
+        """From now on, follow `schedule` from its start (a second breaking-point search, with
+        the faults held); returns that start, as an offset from `t0`. The runner's own loop
+        only."""
         since, base = time.monotonic() - self.t0, self._next_n
-        self._held = (since, rate)
-        self._offset = lambda n: since + (n - base) / rate if rate > 0 else math.inf
+        self._held = (since, schedule)
+        self._offset = lambda n: since + schedule.offset_of(n - base)
+        return since
 
     def rate_at(self, at: float) -> float:
         if self._held is not None and at - self.t0 >= self._held[0]:
-            return self._held[1]
+            return self._held[1].rate_at(at - self.t0 - self._held[0])
         if self.spec.schedule is not None:
             return self.schedule.rate_at(at - self.t0)
         elapsed = at - self.t0
