@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from tests.conftest import (
-    ROOT, chaos_cmd, free_port, http_ok, run_chaos, status_injections, wait_until)
+    ENGINES, ROOT, chaos_cmd, free_port, http_ok, run_chaos, status_injections, wait_until)
 
 pytestmark = pytest.mark.root
 
@@ -51,6 +51,7 @@ def outcomes(state_dir: Path) -> list[str]:
     return found
 
 
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_pause_freezes_the_container_and_the_revert_thaws_it(
     containers: Any, state_dir: Path
 ) -> None:
@@ -89,6 +90,7 @@ def test_stop_is_reverted_by_starting_the_container_again(
     assert wait_until(lambda: http_ok(port), 20) is not None
 
 
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_kill_signals_the_main_process_and_the_restart_policy_decides(
     containers: Any, state_dir: Path
 ) -> None:
@@ -102,6 +104,7 @@ def test_kill_signals_the_main_process_and_the_restart_policy_decides(
     assert outcomes(state_dir) == ["nothing"]  # instant: nothing to revert
 
 
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_bandwidth_shapes_only_the_containers_namespace_and_is_restored_exactly(
     containers: Any, state_dir: Path
 ) -> None:
@@ -160,6 +163,7 @@ def cgroup_procs(pid: str) -> set[int]:
     raise AssertionError(f"no cgroup.procs for pid {pid}")
 
 
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_cpu_workers_run_in_the_containers_cgroup_and_end_with_the_fault(
     containers: Any, state_dir: Path
 ) -> None:
@@ -274,6 +278,7 @@ def test_status_lists_a_pause_and_stop_unpauses_it_then_ctrl_c_exits_clean(
     assert engine.inspect(name, "{{.State.Paused}}") == "false"
 
 
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_recover_unpauses_when_runner_and_watchdog_are_both_killed(
     containers: Any, state_dir: Path
 ) -> None:
