@@ -155,7 +155,9 @@ def test_watchdog_reverts_containers_from_every_step_of_the_protocol(
         runner.kill()
 
 
-@pytest.mark.parametrize("delay", HOLD_DELAYS)
+@pytest.mark.parametrize(("engine", "delay"),
+                         [("docker", d) for d in HOLD_DELAYS] + [("podman", 0.1)],
+                         indirect=["engine"])
 def test_watchdog_reverts_containers_when_runner_is_killed_during_the_hold(
     tmp_path: Path, world: dict[str, Any], delay: float
 ) -> None:

@@ -130,6 +130,7 @@ def test_bandwidth_shapes_only_the_containers_namespace_and_is_restored_exactly(
     del host_before
 
 
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_partition_cuts_the_published_port_from_inside_the_container(
     containers: Any, state_dir: Path
 ) -> None:
@@ -189,6 +190,7 @@ def _cmdline(pid: int) -> list[str]:
         return []
 
 
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_a_container_restarted_mid_fault_is_gone_and_its_new_run_untouched(
     containers: Any, state_dir: Path
 ) -> None:
@@ -206,6 +208,7 @@ def test_a_container_restarted_mid_fault_is_gone_and_its_new_run_untouched(
     assert "ca05:" not in in_netns(engine.inspect(name, "{{.State.Pid}}"), "tc", "qdisc", "show")
 
 
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_compose_selects_one_service_of_a_stack(containers: Any, state_dir: Path) -> None:
     project = f"shop{os.getpid()}"
     labels = lambda service: ("--label", f"com.docker.compose.project={project}",  # noqa: E731
