@@ -1,7 +1,7 @@
 """A real Podman engine for the container tests: its Docker-compatible API socket.
 
 `podman system service --time=0` (rootful: the tests run as root) on a socket in a temp dir,
-with private storage (`--root`/`--runroot`/`--tmpdir`, the vfs driver), its own network
+with private storage (`--root`/`--runroot`/`--tmpdir`, overlay as Docker's overlay2), its own network
 config dir and a containers.conf of its own (cgroupfs, file events, an init for `--init`, rlimits this machine
 allows: Podman's default nofile/nproc are above the hard limits of many CI VMs, and runc then
 fails every container with "error setting rlimit type 7"). The busybox image is imported with
@@ -133,7 +133,7 @@ def engine() -> Iterator[Engine]:
     cli = ("env", f"CONTAINERS_CONF={base / 'containers.conf'}", "podman",
            "--root", str(base / "root"), "--runroot", str(base / "run"),
            "--tmpdir", str(base / "tmp"), "--network-config-dir", str(base / "net"),
-           "--storage-driver", "vfs")
+           "--storage-driver", "overlay")
     sock = str(base / "podman.sock")
     had_bridge = Path("/sys/class/net/podman0").exists()
     chains = _netavark_chains()
