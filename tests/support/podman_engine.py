@@ -1,14 +1,14 @@
 """A real Podman engine for the container tests: its Docker-compatible API socket.
 
 `podman system service --time=0` (rootful: the tests run as root) on a socket in a temp dir,
-with private storage (`--root`/`--runroot`/`--tmpdir`, overlay as Docker's overlay2), its own network
-config dir and a containers.conf of its own (cgroupfs, file events, an init for `--init`, rlimits this machine
-allows: Podman's default nofile/nproc are above the hard limits of many CI VMs, and runc then
-fails every container with "error setting rlimit type 7"). The busybox image is imported with
-`podman import`, the way docker_engine.py builds it for Docker. At the end every container is
-removed, the service stopped, the mounts under the temp dir unmounted, and what netavark added
-to the host (the podman0 bridge, its NETAVARK iptables chains) removed when it was not there
-before - nothing is left on the machine.
+with private storage (`--root`/`--runroot`/`--tmpdir`, overlay like Docker's overlay2), its
+own network config dir and a containers.conf of its own (cgroupfs, file events, a static init
+for `--init`, rlimits this machine allows: Podman's default nofile/nproc are above the hard
+limits of many CI VMs, and runc then fails every container with "error setting rlimit type
+7"). The busybox image is imported with `podman import`, the way docker_engine.py builds it
+for Docker. At the end every container is removed, the service stopped, the mounts under the
+temp dir unmounted, and what netavark added to the host (the podman0 bridge, its NETAVARK
+iptables chains) removed when it was not there before - nothing is left on the machine.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import contextlib
 import http.client
 import os
 import shutil
+import shlex
 import signal
 import socket
 import subprocess
@@ -111,7 +112,7 @@ def _remove_netavark_chains(before: dict[str, list[str]]) -> None:
         out = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True,
                              timeout=20, check=False).stdout
         for line in out.splitlines():
-            words = line.split()
+            words = shlex.split(line)  # comments are quoted
             if words[:1] == ["-A"] and words[1] not in added and any(
                     f"-j {c}" in line for c in added):
                 subprocess.run(["iptables", "-t", table, "-D", *words[1:]],
