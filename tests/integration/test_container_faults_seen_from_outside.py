@@ -105,6 +105,18 @@ def test_kill_signals_the_main_process_and_the_restart_policy_decides(
 
 
 @pytest.mark.parametrize("containers", ENGINES, indirect=True)
+def test_image_selects_by_the_short_name_the_image_was_imported_as(
+    containers: Any, state_dir: Path
+) -> None:
+    name = containers.run("sleep", "100000", options=("--init", "--restart", "always"))
+    engine = containers.engine
+    code, out = finish(inject("container.kill", "--image", "chaos-test/busybox:1", "--signal",
+                              "KILL"))
+    assert code == 0, out
+    assert wait_until(lambda: engine.inspect(name, "{{.RestartCount}}") == "1", 30), out
+
+
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_bandwidth_shapes_only_the_containers_namespace_and_is_restored_exactly(
     containers: Any, state_dir: Path
 ) -> None:

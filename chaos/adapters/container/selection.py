@@ -135,6 +135,19 @@ def visible(ref: TargetRef, fault: FaultSpec) -> TargetRef:
     return ref
 
 
+async def image_names(host: str, image: str) -> list[str]:
+    """The image as given and every tag the engine knows it by: Podman's `ancestor` filter
+    matches only the full name (`localhost/app:1`, `docker.io/library/redis:7`), not the short
+    name a user types (which its image lookup resolves)."""
+    try:
+        info: dict[str, Any] = await engine_api.call(
+            host, f"inspecting image {image}", lambda api: api.inspect_image(image))
+    except engine_api.Missing:
+        return [image]
+    tags = [str(t) for t in info.get("RepoTags") or [] if t and t != image]
+    return [image, *tags]
+
+
 async def matching(fault: FaultSpec, sel: Mapping[str, Any] | None = None,
                    ) -> tuple[str, list[dict[str, Any]]]:
     """(engine address, inspect documents of the running containers the selector matches);
@@ -147,6 +160,8 @@ async def matching(fault: FaultSpec, sel: Mapping[str, Any] | None = None,
                              hint="select by name, id, label, image or compose")
     host = engine_api.engine_host()
     filters = filters_of(sel)
+    if sel.get("image"):
+        filters["ancestor"] = await image_names(host, str(sel["image"]))
     listed: list[dict[str, Any]] = await engine_api.call(
         host, "listing containers",
         lambda api: api.containers(all=True, filters=filters))
