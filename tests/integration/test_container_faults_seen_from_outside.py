@@ -238,6 +238,7 @@ def test_compose_selects_one_service_of_a_stack(containers: Any, state_dir: Path
 
 @pytest.mark.parametrize("case", ["not-running", "host-network", "paused", "paused-cpu",
                                   "no-engine"])
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_refusals_exit_2_naming_the_container_and_what_to_do(
     containers: Any, state_dir: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
