@@ -8,7 +8,8 @@ limits of many CI VMs, and runc then fails every container with "error setting r
 7"). The busybox image is imported with `podman import`, the way docker_engine.py builds it
 for Docker. At the end every container is removed, the service stopped, the mounts under the
 temp dir unmounted, and what netavark added to the host (the podman0 bridge, its NETAVARK
-iptables chains) removed when it was not there before - nothing is left on the machine.
+iptables chains, its IPAM database) removed when it was not there before - nothing is left on
+the machine.
 """
 
 from __future__ import annotations
@@ -37,6 +38,24 @@ init_path = "{init}"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 """
+
+
+# files rootful Podman writes outside --root/--runroot (netavark's IPAM database, the image
+# blob cache), with the directories it creates for them
+HOST_FILES = ("/run/containers/networks/ipam.db",
+              "/var/lib/containers/cache/blob-info-cache-v1.boltdb")
+
+
+def _remove_new_files(before: set[str]) -> None:
+    """The HOST_FILES (and their directories, when left empty) that were not there before."""
+    for name in HOST_FILES:
+        if name in before:
+            continue
+        path = Path(name)
+        path.unlink(missing_ok=True)
+        for folder in (path.parent, path.parent.parent):
+            with contextlib.suppress(OSError):  # not empty, or gone: left as it is
+                folder.rmdir()
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -138,6 +157,7 @@ def engine() -> Iterator[Engine]:
     sock = str(base / "podman.sock")
     had_bridge = Path("/sys/class/net/podman0").exists()
     chains = _netavark_chains()
+    files = {f for f in HOST_FILES if os.path.exists(f)}
     log = open(base / "podman.log", "wb")  # noqa: SIM115 - closed below
     proc = None
     try:
@@ -172,4 +192,5 @@ def engine() -> Iterator[Engine]:
             subprocess.run(["ip", "link", "del", "podman0"], capture_output=True, timeout=10,
                            check=False)
         _remove_netavark_chains(chains)
+        _remove_new_files(files)
         shutil.rmtree(base, ignore_errors=True)
