@@ -2,10 +2,13 @@
 paused and unpaused by one fault, and SIGKILL of the runner -> every container unpaused.
 
     .venv/bin/python benchmarks/containers.py [--trials 20] [--fleet 50] [--kills 5]
+                                              [--engine docker|podman]
 
 Uses the engine DOCKER_HOST (or /var/run/docker.sock) answers on, else starts a private dockerd
 like the tests do (tests/support/docker_engine.py: own data root, socket and bridge; needs root,
-docker.io and busybox-static), and the busybox test image built offline.
+docker.io and busybox-static), and the busybox test image built offline. `--engine podman`:
+a private rootful Podman service on its Docker-compatible socket instead
+(tests/support/podman_engine.py).
 
 1. Per fault (container.pause, network.bandwidth = tc tbf in the container's netns,
    network.partition = an nftables table there, resource.cpu = a burner worker in its cgroup):
@@ -41,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from chaos.adapters.registry import default_registry  # noqa: E402
 from chaos.model.experiment import FaultSpec, Target, frozen  # noqa: E402
-from tests.support import docker_engine  # noqa: E402
+from tests.support import docker_engine, podman_engine  # noqa: E402
 
 FAULTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "container.pause": ({}, {}),
@@ -167,11 +170,15 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--fleet", type=int, default=50)
     parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument("--engine", choices=("docker", "podman"), default="docker",
+                        help="podman: a private rootful Podman service on its Docker-compatible "
+                             "socket (tests/support/podman_engine.py)")
     args = parser.parse_args()
-    why = docker_engine.unavailable()
+    support = podman_engine if args.engine == "podman" else docker_engine
+    why = support.unavailable()
     if why:
         sys.exit(f"cannot run: {why}")
-    with docker_engine.engine() as engine:
+    with support.engine() as engine:
         os.environ["DOCKER_HOST"] = engine.host
         name = f"chaos-bench-{uuid.uuid4().hex[:8]}"
         engine.run(name, "httpd", "-f", "-p", "8080", "-h", "/www", options=("--init",))

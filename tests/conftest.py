@@ -384,9 +384,31 @@ def docker_engine() -> Iterator[Any]:
         yield engine
 
 
+@pytest.fixture(scope="session")
+def podman_engine() -> Iterator[Any]:
+    """A private rootful Podman service (its Docker-compatible socket) with the busybox test
+    image; shared by the session, nothing left on the machine after it."""
+    from tests.support import podman_engine as support
+
+    why = support.unavailable()
+    if why:
+        if os.geteuid() != 0:
+            pytest.skip(why)
+        pytest.fail(f"podman container tests cannot run: {why}", pytrace=False)
+    with support.engine() as engine:
+        yield engine
+
+
+# the engines a test runs on with @pytest.mark.parametrize("containers", ENGINES, indirect=True)
+ENGINES = ["docker", "podman"]
+
+
 @pytest.fixture
-def containers(docker_engine: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The engine, with DOCKER_HOST pointing at it for chaos; removes what the test named."""
+def containers(request: pytest.FixtureRequest,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The engine (Docker, or the one named by an indirect parameter: "podman"), with
+    DOCKER_HOST pointing at it for chaos; removes what the test named."""
+    docker_engine = request.getfixturevalue(f"{getattr(request, 'param', 'docker')}_engine")
     monkeypatch.setenv("DOCKER_HOST", docker_engine.host)
     names: list[str] = []
 

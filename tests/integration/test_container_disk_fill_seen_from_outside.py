@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.conftest import ROOT, chaos_cmd, open_injections, run_chaos, wait_until
+from tests.conftest import ENGINES, ROOT, chaos_cmd, open_injections, run_chaos, wait_until
 
 pytestmark = pytest.mark.root
 
@@ -56,6 +56,7 @@ def outcomes(state_dir: Path) -> list[str]:
     return found
 
 
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_the_file_fills_the_containers_filesystem_and_goes_at_the_end(
     containers: Any, state_dir: Path
 ) -> None:
@@ -168,6 +169,7 @@ def test_a_path_through_a_symbolic_link_is_refused(containers: Any, state_dir: P
     assert "symbolic link" in refused.stdout + refused.stderr
 
 
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_recover_removes_the_file_from_a_stopped_containers_layer(
     containers: Any, state_dir: Path
 ) -> None:

@@ -32,24 +32,32 @@ FAILPOINTS = ["after_intent", "after_inject", "after_applied", "before_revert", 
               "after_reverted", "during_cleanup"]
 HOLD_DELAYS = [0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8]
 END_OFFSETS = [-0.05, -0.01, 0.0, 0.01, 0.02, 0.05]
+# Podman (its Docker-compatible socket): a few of the points, the same promise
+PODMAN_FAILPOINTS = ["after_applied", "before_revert"]
 
 
 @pytest.fixture(scope="module")
-def pair(docker_engine: Any) -> Iterator[dict[str, str]]:
+def engine(request: pytest.FixtureRequest) -> Any:
+    """Docker's engine, or the one an indirect parameter names ("podman")."""
+    return request.getfixturevalue(f"{getattr(request, 'param', 'docker')}_engine")
+
+
+@pytest.fixture(scope="module")
+def pair(engine: Any) -> Iterator[dict[str, str]]:
     """Two running containers for the whole module: `frozen` (pause), `loaded` (tc + cpu)."""
     names = {role: unique_marker(f"chaos-kill-{role}") for role in ("frozen", "loaded")}
     for name in names.values():
-        docker_engine.run(name, "sleep", "100000", options=("--init",))
+        engine.run(name, "sleep", "100000", options=("--init",))
     yield names
-    docker_engine.remove(*names.values())
+    engine.remove(*names.values())
 
 
 @pytest.fixture
-def world(pair: dict[str, str], docker_engine: Any, state_dir: Path,
+def world(pair: dict[str, str], engine: Any, state_dir: Path,
           monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    monkeypatch.setenv("DOCKER_HOST", docker_engine.host)
-    loaded_pid = docker_engine.inspect(pair["loaded"], "{{.State.Pid}}")
-    return {"engine": docker_engine, **pair, "pid": loaded_pid,
+    monkeypatch.setenv("DOCKER_HOST", engine.host)
+    loaded_pid = engine.inspect(pair["loaded"], "{{.State.Pid}}")
+    return {"engine": engine, **pair, "pid": loaded_pid,
             "before": netns_state(loaded_pid)}
 
 
@@ -132,7 +140,9 @@ def assert_all_reverted(world: dict[str, Any], path: Path) -> None:
     assert wait_until(nothing_open, 15, 0.2) is not None
 
 
-@pytest.mark.parametrize("point", FAILPOINTS)
+@pytest.mark.parametrize(("engine", "point"),
+                         [("docker", p) for p in FAILPOINTS]
+                         + [("podman", p) for p in PODMAN_FAILPOINTS], indirect=["engine"])
 def test_watchdog_reverts_containers_from_every_step_of_the_protocol(
     tmp_path: Path, world: dict[str, Any], point: str
 ) -> None:
@@ -145,7 +155,9 @@ def test_watchdog_reverts_containers_from_every_step_of_the_protocol(
         runner.kill()
 
 
-@pytest.mark.parametrize("delay", HOLD_DELAYS)
+@pytest.mark.parametrize(("engine", "delay"),
+                         [("docker", d) for d in HOLD_DELAYS] + [("podman", 0.1)],
+                         indirect=["engine"])
 def test_watchdog_reverts_containers_when_runner_is_killed_during_the_hold(
     tmp_path: Path, world: dict[str, Any], delay: float
 ) -> None:

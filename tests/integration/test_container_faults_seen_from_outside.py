@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from tests.conftest import (
-    ROOT, chaos_cmd, free_port, http_ok, run_chaos, status_injections, wait_until)
+    ENGINES, ROOT, chaos_cmd, free_port, http_ok, run_chaos, status_injections, wait_until)
 
 pytestmark = pytest.mark.root
 
@@ -51,6 +51,7 @@ def outcomes(state_dir: Path) -> list[str]:
     return found
 
 
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_pause_freezes_the_container_and_the_revert_thaws_it(
     containers: Any, state_dir: Path
 ) -> None:
@@ -89,6 +90,7 @@ def test_stop_is_reverted_by_starting_the_container_again(
     assert wait_until(lambda: http_ok(port), 20) is not None
 
 
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_kill_signals_the_main_process_and_the_restart_policy_decides(
     containers: Any, state_dir: Path
 ) -> None:
@@ -102,6 +104,19 @@ def test_kill_signals_the_main_process_and_the_restart_policy_decides(
     assert outcomes(state_dir) == ["nothing"]  # instant: nothing to revert
 
 
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
+def test_image_selects_by_the_short_name_the_image_was_imported_as(
+    containers: Any, state_dir: Path
+) -> None:
+    name = containers.run("sleep", "100000", options=("--init", "--restart", "always"))
+    engine = containers.engine
+    code, out = finish(inject("container.kill", "--image", "chaos-test/busybox:1", "--signal",
+                              "KILL"))
+    assert code == 0, out
+    assert wait_until(lambda: engine.inspect(name, "{{.RestartCount}}") == "1", 30), out
+
+
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_bandwidth_shapes_only_the_containers_namespace_and_is_restored_exactly(
     containers: Any, state_dir: Path
 ) -> None:
@@ -127,6 +142,7 @@ def test_bandwidth_shapes_only_the_containers_namespace_and_is_restored_exactly(
     del host_before
 
 
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_partition_cuts_the_published_port_from_inside_the_container(
     containers: Any, state_dir: Path
 ) -> None:
@@ -160,6 +176,7 @@ def cgroup_procs(pid: str) -> set[int]:
     raise AssertionError(f"no cgroup.procs for pid {pid}")
 
 
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_cpu_workers_run_in_the_containers_cgroup_and_end_with_the_fault(
     containers: Any, state_dir: Path
 ) -> None:
@@ -185,6 +202,7 @@ def _cmdline(pid: int) -> list[str]:
         return []
 
 
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_a_container_restarted_mid_fault_is_gone_and_its_new_run_untouched(
     containers: Any, state_dir: Path
 ) -> None:
@@ -202,6 +220,7 @@ def test_a_container_restarted_mid_fault_is_gone_and_its_new_run_untouched(
     assert "ca05:" not in in_netns(engine.inspect(name, "{{.State.Pid}}"), "tc", "qdisc", "show")
 
 
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_compose_selects_one_service_of_a_stack(containers: Any, state_dir: Path) -> None:
     project = f"shop{os.getpid()}"
     labels = lambda service: ("--label", f"com.docker.compose.project={project}",  # noqa: E731
@@ -219,6 +238,7 @@ def test_compose_selects_one_service_of_a_stack(containers: Any, state_dir: Path
 
 @pytest.mark.parametrize("case", ["not-running", "host-network", "paused", "paused-cpu",
                                   "no-engine"])
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_refusals_exit_2_naming_the_container_and_what_to_do(
     containers: Any, state_dir: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
@@ -274,6 +294,7 @@ def test_status_lists_a_pause_and_stop_unpauses_it_then_ctrl_c_exits_clean(
     assert engine.inspect(name, "{{.State.Paused}}") == "false"
 
 
+@pytest.mark.parametrize("containers", ENGINES, indirect=True)
 def test_recover_unpauses_when_runner_and_watchdog_are_both_killed(
     containers: Any, state_dir: Path
 ) -> None:

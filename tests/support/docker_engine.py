@@ -31,11 +31,14 @@ TIMEOUT = 60
 class Engine:
     host: str  # DOCKER_HOST for clients, e.g. unix:///tmp/.../docker.sock
     image: str
+    cli: tuple[str, ...] = ()  # the engine's own CLI (podman with its storage); else docker
 
     def docker(self, *argv: str, check: bool = True,
                timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["docker", "-H", self.host, *argv], capture_output=True,
-                              text=True, check=check, timeout=timeout)
+        """The engine's CLI: `docker -H host ...`, or `podman --root ... ...` for Podman."""
+        command = [*(self.cli or ("docker", "-H", self.host)), *argv]
+        return subprocess.run(command, capture_output=True, text=True, check=check,
+                              timeout=timeout)
 
     def inspect(self, name: str, template: str) -> str:
         result = self.docker("inspect", "-f", template, name, check=False)
@@ -70,7 +73,9 @@ def busybox() -> str | None:
     return None
 
 
-def build_image(engine_host: str, box: str) -> None:
+def build_image(engine_host: str, box: str,
+                cli: tuple[str, ...] = (), image: str = IMAGE) -> None:
+    """The busybox rootfs imported as `image`, by `docker -H engine_host` or the given CLI."""
     with tempfile.TemporaryDirectory(prefix="chaos-rootfs-") as tmp:
         tar_path = Path(tmp, "rootfs.tar")
         with tarfile.open(tar_path, "w") as tar:
@@ -87,7 +92,7 @@ def build_image(engine_host: str, box: str) -> None:
             info = tarfile.TarInfo("www/index.html")
             info.size = len(page)
             tar.addfile(info, io.BytesIO(page))
-        subprocess.run(["docker", "-H", engine_host, "import", str(tar_path), IMAGE],
+        subprocess.run([*(cli or ("docker", "-H", engine_host)), "import", str(tar_path), image],
                        check=True, capture_output=True, timeout=TIMEOUT)
 
 
@@ -132,13 +137,13 @@ def own_dockerd() -> Iterator[str]:
         log.close()
         subprocess.run(["ip", "link", "del", bridge], capture_output=True, timeout=10,
                        check=False)
-        for mount in _mounts_under(base):  # dockerd leaves its netns bind mount behind
+        for mount in mounts_under(base):  # dockerd leaves its netns bind mount behind
             subprocess.run(["umount", "-l", mount], capture_output=True, timeout=10,
                            check=False)
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _mounts_under(base: Path) -> list[str]:
+def mounts_under(base: Path) -> list[str]:
     with open("/proc/mounts") as file:
         points = [line.split()[1] for line in file]
     return sorted((p for p in points if p.startswith(f"{base}/")), reverse=True)

@@ -18,6 +18,7 @@ PACKAGES = {
     "prometheus": "prometheus", "chromium": "chromium", "openssl": "openssl",
     "prometheus-alertmanager": "prometheus-alertmanager",
     "docker": "docker.io", "dockerd": "docker.io", "busybox": "busybox-static",
+    "podman": "podman",
     "faketime": "faketime", "redis-sentinel": "redis-sentinel", "haproxy": "haproxy",
 }
 

@@ -29,7 +29,7 @@ def problems(fault: str) -> list[str]:
 def test_selectors_become_engine_filters() -> None:
     assert filters_of({"name": "db.1", "id": "2b905a", "label": "app=web", "image": "redis:7",
                        "compose": {"project": "shop", "service": "payments"}}) == {
-        "name": ["^/db\\.1$"], "id": ["2b905a"], "ancestor": ["redis:7"],
+        "name": ["^/?db\\.1$"], "id": ["2b905a"], "ancestor": ["redis:7"],
         "label": ["app=web", "com.docker.compose.project=shop",
                   "com.docker.compose.service=payments"]}
     assert filters_of({"compose": {"project": "shop"}}) == {
@@ -42,6 +42,12 @@ def test_the_runners_own_container_is_recognised_from_cgroups_and_mounts() -> No
     mount = f"1 2 0:3 /var/lib/docker/containers/{ID}/hostname /etc/hostname rw - ext4 x rw"
     assert container_ids_in(mount) == {ID}
     assert container_ids_in("0::/user.slice/session-1.scope\n") == set()
+    # a Podman host: every container's shm mount is in the host's own mountinfo
+    shm = (f"7 2 0:9 / /var/lib/containers/storage/overlay-containers/{ID}/userdata/shm rw "
+           "- tmpfs shm rw")
+    assert container_ids_in(shm) == set()
+    podman = f"1 2 0:3 /run/containers/storage/x/{ID}/userdata/hostname /etc/hostname rw - x"
+    assert container_ids_in(podman) == {ID}
 
 
 @pytest.mark.parametrize(("fault", "expected"), [

@@ -27,6 +27,7 @@ from chaos.model.experiment import FaultSpec
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
 _CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
+_ENGINE_FILES = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf")
 
 
 def filters_of(sel: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -45,7 +46,8 @@ def filters_of(sel: Mapping[str, Any]) -> dict[str, list[str]]:
     if sel.get("image"):
         filters["ancestor"] = [str(sel["image"])]
     if sel.get("name"):
-        filters["name"] = [f"^/{re.escape(str(sel['name']))}$"]
+        # Docker matches the regex against "/name", Podman's compat API against "name"
+        filters["name"] = [f"^/?{re.escape(str(sel['name']))}$"]
     return filters
 
 
@@ -59,9 +61,14 @@ def describe(sel: Mapping[str, Any]) -> str:
 
 def container_ids_in(text: str) -> set[str]:
     """Container ids named in /proc/self/cgroup or mountinfo text (Docker's and Podman's
-    cgroup paths, the engine's /etc/hostname bind mount)."""
+    cgroup paths, the engine's /etc/hostname bind mount). Of mountinfo, only the files the
+    engine binds into a container count: on a Podman host, each container's shm mount
+    (.../containers/storage/.../<id>/userdata/shm) is in the host's own mountinfo."""
     found: set[str] = set()
     for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[4] not in _ENGINE_FILES:
+            continue  # a mountinfo line, not for a file the engine binds into its container
         if "docker" in line or "libpod" in line or "containers" in line:
             found.update(_CONTAINER_ID.findall(line))
     return found
@@ -128,6 +135,19 @@ def visible(ref: TargetRef, fault: FaultSpec) -> TargetRef:
     return ref
 
 
+async def image_names(host: str, image: str) -> list[str]:
+    """The image as given and every tag the engine knows it by: Podman's `ancestor` filter
+    matches only the full name (`localhost/app:1`, `docker.io/library/redis:7`), not the short
+    name a user types (which its image lookup resolves)."""
+    try:
+        info: dict[str, Any] = await engine_api.call(
+            host, f"inspecting image {image}", lambda api: api.inspect_image(image))
+    except engine_api.Missing:
+        return [image]
+    tags = [str(t) for t in info.get("RepoTags") or [] if t and t != image]
+    return [image, *tags]
+
+
 async def matching(fault: FaultSpec, sel: Mapping[str, Any] | None = None,
                    ) -> tuple[str, list[dict[str, Any]]]:
     """(engine address, inspect documents of the running containers the selector matches);
@@ -140,6 +160,8 @@ async def matching(fault: FaultSpec, sel: Mapping[str, Any] | None = None,
                              hint="select by name, id, label, image or compose")
     host = engine_api.engine_host()
     filters = filters_of(sel)
+    if sel.get("image"):
+        filters["ancestor"] = await image_names(host, str(sel["image"]))
     listed: list[dict[str, Any]] = await engine_api.call(
         host, "listing containers",
         lambda api: api.containers(all=True, filters=filters))
