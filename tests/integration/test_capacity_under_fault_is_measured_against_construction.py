@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, chaos_cmd, free_port, run_chaos, wait_until
+from tests.conftest import ROOT, chaos_cmd, free_port, open_injections, run_chaos, wait_until
 
 
 def _port_of(proc: subprocess.Popen[str]) -> int:
@@ -169,7 +169,7 @@ def test_a_fault_reverted_during_the_search_leaves_it_undecided(
                             stderr=subprocess.STDOUT, text=True)
     try:
         def injected() -> list[dict[str, str]]:
-            return json.loads(run_chaos("status", "--json", timeout=30).stdout or "[]")
+            return open_injections(timeout=30)
         assert wait_until(injected, timeout=90, every=0.2) is not None
         time.sleep(1)  # before or during its first step: either way it is void
         (entry,) = injected()
