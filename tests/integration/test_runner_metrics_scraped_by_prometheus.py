@@ -81,7 +81,8 @@ def test_the_exporter_raises_faults_left_open_for_a_dead_runner(tmp_path: Path,
     ledger = Ledger(state_dir)
     ledger.start_run("crashed", pid=dead.pid, pid_create_time=created, title="crashed")
     ledger.intent("crashed", "crashed.0.0", fault="network.latency", target="lo",
-                  revert={"kind": "nothing"}, deadline=time.time() + 3600)
+                  revert={"adapter": "local.process", "action": "resume", "processes": []},
+                  deadline=time.time() + 3600)
     ledger.applied("crashed", "crashed.0.0")
     port = free_port()
     log = (tmp_path / "exporter.log").open("w")
