@@ -123,8 +123,14 @@ def test_a_generator_past_its_capacity_is_invalid_never_pass(server: LoggedServe
 
     verdict, _ = asyncio.run(overload())
     assert verdict.status is Status.INVALID  # type: ignore[attr-defined]
-    assert verdict.reason.startswith("generator lagged: p99 lag ")  # type: ignore[attr-defined]
-    assert "at 400,000 req/s" in verdict.reason  # type: ignore[attr-defined]
+    reason = verdict.reason  # type: ignore[attr-defined]
+    # either limit of our own generator may be reached first on a busy machine: its scheduler
+    # (lag) or its connection pool (10,000 connections at most); both make the window INVALID
+    if reason.startswith("generator lagged: p99 lag "):
+        assert "at 400,000 req/s" in reason, reason
+    else:
+        assert reason.startswith("generator out of connections"), reason
+        assert "traffic.http.connections" in reason, reason
 
 
 def test_a_ramp_spreads_requests_as_declared() -> None:
