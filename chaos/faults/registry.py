@@ -8,14 +8,16 @@ broken plugin fails when it registers, not halfway through an experiment.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from chaos.model.experiment import FaultShape, Target
 from chaos.model.schema import Obj, Schema
 
+log = logging.getLogger(__name__)
 _NAME = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")
 
 
@@ -78,3 +80,34 @@ class FaultRegistry:
 
     def shapes(self) -> dict[str, FaultShape]:
         return {name: f.shape() for name, f in self._types.items()}
+
+
+class PluginEntryPoint(Protocol):
+    """What the plugin route needs of an `importlib.metadata.EntryPoint` (tests pass fakes)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def load(self) -> Any: ...
+
+
+def load_plugins(group: str, register: Callable[[Any], None],
+                 entries: Iterable[PluginEntryPoint] | None = None) -> list[str]:
+    """Hand every entry point of `group` to `register`; the names that registered.
+
+    The one plugin route of every registry (faults and adapters, reporters). A plugin that
+    fails to load or to register is named in a warning and skipped: one broken package must
+    not take the built-ins down with it. `entries` replaces the installed ones (tests)."""
+    if entries is None:
+        from importlib.metadata import entry_points
+
+        entries = entry_points(group=group)
+    loaded = []
+    for ep in entries:
+        try:
+            register(ep.load())
+        except Exception as exc:  # noqa: BLE001 - name the broken plugin, keep going
+            log.warning("plugin %s failed to register: %s", ep.name, exc)
+            continue
+        loaded.append(ep.name)
+    return loaded
