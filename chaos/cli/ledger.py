@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 import click
 
 from chaos.cli.completion import injection_ids
+from chaos.cli.options import registry_of
 from chaos.cli.options import state_dir as state_dir_option
 from chaos.errors import ExitCode
 
 if TYPE_CHECKING:
-    from chaos.adapters.registry import AdapterRegistry
     from chaos.safety.ledger import Entry, Ledger, Quarantined, RunInfo
 
 
@@ -216,21 +216,12 @@ def _sweep(settings: Mapping[str, object], namespaces: tuple[str, ...], force: b
     return int(ExitCode.OK)
 
 
-def adapters_of(ctx: click.Context | None = None) -> AdapterRegistry:
-    """The adapter registry the command was given (`obj={"adapters": ...}`, as tests do),
-    else the process-wide default: the same route for every command that reverts."""
+def _revert(ledger: Ledger, entries: list[Entry], *, by: str) -> int:
     from chaos.adapters.registry import AdapterRegistry, default_registry
-
-    obj = (ctx or click.get_current_context()).obj
-    given = obj.get("adapters") if isinstance(obj, dict) else None
-    return given if isinstance(given, AdapterRegistry) else default_registry()
-
-
-def _revert(ledger: Ledger, entries: list[Entry], *, by: str,
-            adapters: AdapterRegistry | None = None) -> int:
     from chaos.safety.recover import revert_all
 
-    results = asyncio.run(revert_all(entries, ledger, adapters or adapters_of(), by=by))
+    adapters = registry_of("adapters", AdapterRegistry, default_registry)
+    results = asyncio.run(revert_all(entries, ledger, adapters, by=by))
     failed = 0
     unrecorded = {u.id for u in ledger.unrecorded}
     for r in results:

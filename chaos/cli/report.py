@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from chaos.cli.options import registry_of
 from chaos.errors import UsageError
 
 if TYPE_CHECKING:
@@ -22,9 +23,7 @@ class FormatChoice(click.ParamType[str, object]):
     def registry(self, ctx: click.Context | None) -> ReporterRegistry:
         from chaos.reports.registry import ReporterRegistry, default_registry
 
-        obj = ctx.find_root().obj if ctx is not None else None
-        given = obj.get("reporters") if isinstance(obj, dict) else None
-        return given if isinstance(given, ReporterRegistry) else default_registry()
+        return registry_of("reporters", ReporterRegistry, default_registry, ctx)
 
     def choices(self, ctx: click.Context | None) -> list[str]:
         return [*self.registry(ctx).names(), "all"]

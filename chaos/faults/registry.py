@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chaos.model.experiment import FaultShape, Target
-from chaos.model.schema import Obj, Schema
+from chaos.model.schema import Int, Obj, Schema
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")
+_FLAG = re.compile(r"[a-z][a-z0-9-]*")
 
 
 @dataclass(frozen=True)
@@ -39,15 +40,47 @@ class FaultType:
         return FaultShape(self.params, self.target_kinds, self.instant, self.check)
 
 
+@dataclass(frozen=True)
+class TargetFlag:
+    """A `chaos inject` flag that sets one field of a target kind's selector."""
+
+    kind: str
+    field: str
+    type: type[int] | type[str]
+    help: str
+
+
 class FaultRegistry:
     def __init__(self) -> None:
         self._types: dict[str, FaultType] = {}
         self._targets: dict[str, Schema] = {}
+        self._flags: dict[str, TargetFlag] = {}
 
     def add_target_kind(self, kind: str, selector: Schema) -> None:
+        """A target kind and its selector; selector fields declared with `flag=` become
+        `chaos inject` flags, each flag owned by one kind."""
         if kind in self._targets:
             raise ValueError(f"target kind {kind!r} is already registered")
+        flags: dict[str, TargetFlag] = {}
+        for name, field in (selector.fields.items() if isinstance(selector, Obj) else ()):
+            if not field.flag:
+                continue
+            if not _FLAG.fullmatch(field.flag):
+                raise ValueError(f"target kind {kind!r}: flag {field.flag!r} of {name} must be "
+                                 "a lowercase word")
+            owner = self._flags.get(field.flag) or flags.get(field.flag)
+            if owner is not None:
+                raise ValueError(f"target kind {kind!r}: flag --{field.flag} already sets "
+                                 f"{owner.kind}.{owner.field}")
+            flags[field.flag] = TargetFlag(kind, name, int if isinstance(field.schema, Int)
+                                           else str, field.help or field.schema.doc)
         self._targets[kind] = selector
+        self._flags.update(flags)
+
+    @property
+    def target_flags(self) -> Mapping[str, TargetFlag]:
+        """flag -> what it sets, in the order the kinds and their fields were declared."""
+        return dict(self._flags)
 
     def add(self, fault: FaultType) -> FaultType:
         if not _NAME.fullmatch(fault.name):
