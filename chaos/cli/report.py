@@ -11,6 +11,8 @@ from chaos.cli.options import registry_of
 from chaos.errors import UsageError
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from chaos.reports.registry import ReporterRegistry
 
 
@@ -30,6 +32,12 @@ class FormatChoice(click.ParamType[str, object]):
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return f"[{'|'.join(self.choices(ctx or click.get_current_context(silent=True)))}]"
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter,
+                       incomplete: str) -> list[CompletionItem]:
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(c) for c in self.choices(ctx) if c.startswith(incomplete)]
 
     def convert(self, value: object, param: click.Parameter | None,
                 ctx: click.Context | None) -> str:

@@ -24,7 +24,7 @@ from chaos.model.schema import (
     scalar_as,
 )
 
-def flagged(schema: Schema, flag: str, help: str) -> Field:  # noqa: A002 - as in Field
+def flagged(schema: Schema, flag: str, help: str) -> Field:
     """A selector field that `chaos inject --FLAG` sets; `help` is that flag's help."""
     return Field(schema, flag=flag, help=help)
 

@@ -89,7 +89,8 @@ def test_a_broken_entry_point_is_named_and_the_built_ins_stay(
 
 
 class AsyncRender(CountingReporter):
-    async def render(self, collection: Collection, place: Placement) -> str:  # type: ignore[override]
+    async def render(  # type: ignore[override]
+            self, collection: Collection, place: Placement) -> str:
         return ""
 
 
