@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from chaos.reports import analysis, postmortem
-from chaos.reports.builtin import MarkdownReporter
+from chaos.reports.builtin import MARKDOWN_FILE
 from chaos.reports.collection import Collection
 from chaos.reports.registry import Output, Placement, ReporterRegistry, default_registry
 
@@ -50,7 +50,7 @@ def links(collection: Collection, directory: Path,
         if entry.path is not None and entry.journal is not None:
             here.append(("journal", os.path.relpath(entry.path.resolve(), directory.resolve())))
         if "markdown" in formats:
-            here.append(("Markdown summary", MarkdownReporter.filename))
+            here.append(("Markdown summary", MARKDOWN_FILE))
         if "postmortem" in formats and i in names:
             here.append(("post-mortem draft", names[i]))
         if here:
