@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -112,9 +112,8 @@ def new_registry(*, plugins: bool = False,
 
     registry = ReporterRegistry()
     builtin.register(registry)
-    if plugins:
-        add: Callable[[Callable[[ReporterRegistry], None]], None] = lambda plugin: plugin(registry)
-        load_plugins(PLUGIN_GROUP, add, entries)
+    if plugins:  # each entry point is a callable that receives the registry
+        load_plugins(PLUGIN_GROUP, lambda plugin: plugin(registry), entries)
     return registry
 
 
