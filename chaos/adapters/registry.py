@@ -1,7 +1,9 @@
 """The adapter registry: (fault type, target kind) -> adapter, and revert dispatch by name.
 
-Built-ins register here; third parties through the `chaos.plugins` entry-point group, whose
-callables receive `(faults, adapters)` and register fault types and adapters together. Adapters
+Each adapter package registers its own adapters (`register(registry)` in its `__init__`); this
+module composes them (BUILTINS) with third parties, who come through the `chaos.plugins`
+entry-point group, whose callables receive `(faults, adapters)` and register fault types and
+adapters together (chaos.plugin is what they may import). Adapters
 are verified when they register (known fault types, a matching target kind, async methods), so
 a broken plugin fails at start-up rather than in the middle of a fault.
 """
@@ -9,18 +11,17 @@ a broken plugin fails at start-up rather than in the middle of a fault.
 from __future__ import annotations
 
 import inspect
-import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
-from importlib.metadata import entry_points
 from typing import Any
 
+from chaos.adapters import container, kubernetes, local
 from chaos.adapters.base import Adapter, RevertOutcome
 from chaos.errors import ChaosError, RevertFailed, UsageError
 from chaos.faults import FaultRegistry
 from chaos.faults import default_registry as default_faults
+from chaos.faults.registry import PluginEntryPoint, load_plugins
 
-log = logging.getLogger(__name__)
 PLUGIN_GROUP = "chaos.plugins"
 
 
@@ -79,33 +80,24 @@ class AdapterRegistry:
             raise RevertFailed(f"{adapter.name}: {type(exc).__name__}: {exc}") from exc
 
 
-def new_registry(faults: FaultRegistry | None = None, *, plugins: bool = False) -> AdapterRegistry:
-    from chaos.adapters.container import adapters as container_adapters
-    from chaos.adapters.kubernetes import adapters as kubernetes_adapters
-    from chaos.adapters.local import clock, kernel, process, proxy_adapter, resource, service
+# One registration function per adapter package; a new package adds itself here.
+BUILTINS: tuple[Callable[[AdapterRegistry], None], ...] = (
+    local.register, kubernetes.register, container.register)
 
+
+def new_registry(faults: FaultRegistry | None = None, *, plugins: bool = False,
+                 entries: Iterable[PluginEntryPoint] | None = None) -> AdapterRegistry:
+    """A fresh registry of the built-in adapters (tests use one instead of the default); with
+    `plugins`, the `chaos.plugins` entry points too (`entries` replaces the installed ones)."""
     registry = AdapterRegistry(faults or default_faults())
-    registry.add(process.ProcessAdapter())
-    registry.add(service.ServiceAdapter())
-    registry.add(clock.ClockAdapter())
-    registry.add(resource.HostResourceAdapter())
-    registry.add(resource.ProcessResourceAdapter())
-    registry.add(proxy_adapter.ProxyAdapter())
-    registry.add(kernel.InterfaceAdapter())
-    registry.add(kernel.NetnsAdapter())
-    for adapter in kubernetes_adapters():  # imports no `kubernetes` until a fault runs
-        registry.add(adapter)
-    for adapter in container_adapters():  # imports no `docker` until a fault runs
-        registry.add(adapter)
+    for register in BUILTINS:  # none imports `kubernetes` or `docker` until a fault runs
+        register(registry)
     if plugins:
-        for ep in entry_points(group=PLUGIN_GROUP):
-            try:
-                ep.load()(registry.faults, registry)
-            except Exception as exc:  # noqa: BLE001 - name the broken plugin, keep going
-                log.warning("plugin %s failed to register: %s", ep.name, exc)
+        load_plugins(PLUGIN_GROUP, lambda plugin: plugin(registry.faults, registry), entries)
     return registry
 
 
 @lru_cache(maxsize=1)
 def default_registry() -> AdapterRegistry:
+    """The process-wide registry: built-ins and installed plugins, loaded once."""
     return new_registry(plugins=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,40 +18,33 @@ import click
 import yaml
 
 from chaos.cli import colour, machine
+from chaos.cli.options import registry_of
 from chaos.cli.options import state_dir as state_dir_option
 from chaos.errors import ExitCode, ExperimentInvalid, Problem
-from chaos.faults import FaultType, default_registry
+from chaos.faults import FaultRegistry, FaultType, default_registry
+from chaos.faults.registry import TargetFlag
 from chaos.model.schema import Bool, Int, Map
 
-# target flag -> (target kind, selector field)
-TARGET_FLAGS = {
-    "process": ("process", "name", str, "process name (as in ps) or executable basename"),
-    "pid": ("process", "pid", int, "process id"),
-    "cmdline": ("process", "cmdline", str, "regular expression searched in the command line"),
-    "pidfile": ("process", "pidfile", str, "file holding the process id"),
-    "user": ("process", "user", str, "only processes of this user"),
-    "listen": ("proxy", "listen", str, "fault proxy: address it listens on, HOST:PORT"),
-    "upstream": ("proxy", "upstream", str, "fault proxy: address it relays to, HOST:PORT"),
-    # `--direction` sets one of these two (see _direction); the old names stay as hidden aliases
-    "stream": ("proxy", "direction", str, "fault proxy: downstream, upstream or both"),
-    "toxicity": ("proxy", "toxicity", str, "fault proxy: share of connections hit, e.g. 50%"),
-    "device": ("interface", "device", str,
-               "kernel: network device (with --netns: inside it; with pod flags: in each pod)"),
-    "netns": ("netns", "name", str, "kernel: network namespace holding --device"),
-    "host": ("interface", "host", str, "kernel: only traffic to/from this IP address"),
-    "cidr": ("interface", "cidr", str, "kernel: only traffic to/from this network"),
-    "port": ("interface", "port", int, "kernel: only traffic to/from this port"),
-    "protocol": ("interface", "protocol", str, "kernel: tcp, udp, icmp or all"),
-    "traffic": ("interface", "direction", str, "kernel: ingress (arriving), egress or both"),
-}
+
+def _faults() -> FaultRegistry:
+    """The fault catalogue this command reads (a fresh one in tests: `obj={"faults": ...}`)."""
+    return registry_of("faults", FaultRegistry, default_registry)
+
+
+def _target_flags() -> Mapping[str, TargetFlag]:
+    """flag -> the selector field it sets: declared on the target kinds' schemas (`flag=`),
+    so a new target kind brings its flags with it."""
+    return _faults().target_flags
+
+
 # one flag name per YAML field, as in `chaos proxy` and the file; the old names, hidden, for a
-# release: old flag -> the TARGET_FLAGS entry it sets
+# release: old flag -> the target flag it sets
 DIRECTION_FLAGS = ("stream", "traffic")
 OLD_NAMES = {"peer": "host", "stream": "stream", "traffic": "traffic"}
 
 
 def _target_flag(name: str) -> str:
-    """The flag a person types for a TARGET_FLAGS entry."""
+    """The flag a person types for a target flag."""
     return "--direction" if name in DIRECTION_FLAGS else _flag(name)
 
 
@@ -64,7 +58,7 @@ def _direction(fault: FaultType, kw: dict[str, Any]) -> None:
     value = kw.pop("target_direction", None)
     if value is None:
         return
-    given = {TARGET_FLAGS[f][0] for f in TARGET_FLAGS
+    given = {t.kind for f, t in _target_flags().items()
              if f not in DIRECTION_FLAGS and kw.get(f"target_{f}") is not None}
     if "proxy" in given or ("proxy" in fault.target_kinds and not given and
                             value in ("downstream", "upstream")):
@@ -181,7 +175,7 @@ def _kubernetes_target(fault: FaultType, kw: dict[str, Any]) -> tuple[str, dict[
 
 def _target_kind(flags: set[str]) -> str:
     """The target kind the given target flags select; --netns moves kernel flags into it."""
-    kinds = {TARGET_FLAGS[f][0] for f in flags}
+    kinds = {_target_flags()[f].kind for f in flags}
     if "netns" in kinds:
         kinds.discard("interface")
     if len(kinds) > 1:
@@ -193,8 +187,9 @@ def _target_kind(flags: set[str]) -> str:
 def _in_pods(cluster: tuple[str, dict[str, Any]],
              kw: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Kernel traffic flags given with pod flags filter traffic inside each pod."""
-    given = [f for f in TARGET_FLAGS if kw.get(f"target_{f}") is not None]
-    local = [_target_flag(f) for f in given if TARGET_FLAGS[f][0] != "interface"]
+    flags = _target_flags()
+    given = [f for f in flags if kw.get(f"target_{f}") is not None]
+    local = [_target_flag(f) for f in given if flags[f].kind != "interface"]
     if cluster[0] not in ("pods", "container") or local:
         where = "in a container" if cluster[0] == "container" else "in the cluster"
         raise click.UsageError(
@@ -203,7 +198,7 @@ def _in_pods(cluster: tuple[str, dict[str, Any]],
             "(with pod or container flags, only --device, --host, --cidr, --port, --protocol "
             "and --direction apply, inside each pod or container)")
     kind, selector = cluster
-    return kind, {**selector, **{TARGET_FLAGS[f][1]: kw[f"target_{f}"] for f in given}}
+    return kind, {**selector, **{flags[f].field: kw[f"target_{f}"] for f in given}}
 
 
 def _share_flag(fault: FaultType, name: str) -> str:
@@ -233,17 +228,17 @@ def _command(fault: FaultType) -> click.Command:
     directions = []
     # http.* on pods (the proxy's faults, no kernel target): --port is the application's port
     app_port = "pods" in kinds and "proxy" in kinds and "interface" not in kinds
-    for flag, (kind, _, kind_type, doc) in TARGET_FLAGS.items():
-        if kind in kinds and flag in DIRECTION_FLAGS:
-            directions.append(doc)
-        elif kind in kinds or (app_port and flag == "port"):
-            params.append(click.Option([_flag(flag), f"target_{flag}"], type=kind_type, help=(
+    for flag, target in _target_flags().items():
+        if target.kind in kinds and flag in DIRECTION_FLAGS:
+            directions.append(target.help)
+        elif target.kind in kinds or (app_port and flag == "port"):
+            params.append(click.Option([_flag(flag), f"target_{flag}"], type=target.type, help=(
                 "kubernetes: the application's port in each pod, redirected to the fault proxy"
-                if kind not in kinds else doc)))
+                if target.kind not in kinds else target.help)))
     if directions:
         params.append(click.Option(["--direction", "target_direction"], help="; ".join(directions)))
     for old, entry in OLD_NAMES.items():
-        if TARGET_FLAGS[entry][0] in kinds:
+        if _target_flags()[entry].kind in kinds:
             params.append(click.Option([_flag(old), f"old_{old}"], hidden=True))
     if any(k in KUBERNETES_KINDS for k in kinds):
         params += _kubernetes_options(kinds)
@@ -301,10 +296,10 @@ class FaultCommand(click.Command):
 
 class InjectGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [f.name for f in default_registry() if any(k != "service" for k in f.target_kinds)]
+        return [f.name for f in _faults() if any(k != "service" for k in f.target_kinds)]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        fault = default_registry().get(name)
+        fault = _faults().get(name)
         if fault is None or name not in self.list_commands(ctx):
             return None
         return _command(fault)
@@ -340,7 +335,8 @@ def inject() -> None:
 
 
 def _document(fault: FaultType, kw: dict[str, Any]) -> dict[str, Any]:
-    selector = {field: kw[f"target_{flag}"] for flag, (_, field, _, _) in TARGET_FLAGS.items()
+    flags = _target_flags()
+    selector = {t.field: kw[f"target_{flag}"] for flag, t in flags.items()
                 if kw.get(f"target_{flag}") is not None}
     cluster = _kubernetes_target(fault, kw)
     ours = _container_target(fault, kw)
@@ -353,14 +349,14 @@ def _document(fault: FaultType, kw: dict[str, Any]) -> dict[str, Any]:
     host = not selector and not cluster and "host" in fault.target_kinds  # this machine
     if not selector and not host and not cluster and any(
             k != "service" for k in fault.target_kinds):
-        flags = list(dict.fromkeys(_target_flag(f) for f, (kind, *_) in TARGET_FLAGS.items()
-                                   if kind in fault.target_kinds))
-        flags += [n[-1] for d, n, _ in KUBERNETES_FLAGS if d in _kubernetes_dests(
+        wanted = list(dict.fromkeys(_target_flag(f) for f, t in flags.items()
+                                    if t.kind in fault.target_kinds))
+        wanted += [n[-1] for d, n, _ in KUBERNETES_FLAGS if d in _kubernetes_dests(
             fault.target_kinds) and d not in ("k8s_context", "k8s_kubeconfig")]
         if "container" in fault.target_kinds:
-            flags += [names[-1] for _, names, _ in CONTAINER_FLAGS]
-        raise click.UsageError("say what to hit: " + ", ".join(flags))
-    kind = _target_kind({f for f in TARGET_FLAGS if kw.get(f"target_{f}") is not None})
+            wanted += [names[-1] for _, names, _ in CONTAINER_FLAGS]
+        raise click.UsageError("say what to hit: " + ", ".join(wanted))
+    kind = _target_kind({f for f in flags if kw.get(f"target_{f}") is not None})
     target: dict[str, Any] = {"host": "local"} if host else (
         {cluster[0]: cluster[1]} if cluster else {kind: selector})
     for share in ("count", "percent"):
@@ -402,11 +398,11 @@ def _flags_by_path(fault: FaultType) -> dict[str, str]:
     paths["faults[0].duration"] = "--for"
     for share in ("count", "percent"):
         paths[f"faults[0].target.{share}"] = _share_flag(fault, share)
-    for flag, (kind, field, _, _) in TARGET_FLAGS.items():
-        paths[f"faults[0].target.{kind}.{field}"] = _target_flag(flag)
-        if kind == "interface":  # the same flags inside pods and containers
-            paths[f"faults[0].target.pods.{field}"] = _target_flag(flag)
-            paths[f"faults[0].target.container.{field}"] = _target_flag(flag)
+    for flag, target in _target_flags().items():
+        paths[f"faults[0].target.{target.kind}.{target.field}"] = _target_flag(flag)
+        if target.kind == "interface":  # the same flags inside pods and containers
+            paths[f"faults[0].target.pods.{target.field}"] = _target_flag(flag)
+            paths[f"faults[0].target.container.{target.field}"] = _target_flag(flag)
     for field, flag in (("name", "--container"), ("label", "--label"), ("image", "--image"),
                         ("compose", "--compose")):
         paths[f"faults[0].target.container.{field}"] = flag

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 import click
 
 from chaos.cli.completion import injection_ids
+from chaos.cli.options import registry_of
 from chaos.cli.options import state_dir as state_dir_option
 from chaos.errors import ExitCode
 
 if TYPE_CHECKING:
-    from chaos.safety.ledger import Quarantined, RunInfo
+    from chaos.safety.ledger import Entry, Ledger, Quarantined, RunInfo
 
 
 def _ledger(state_dir: Path | None):  # type: ignore[no-untyped-def]
@@ -215,11 +216,12 @@ def _sweep(settings: Mapping[str, object], namespaces: tuple[str, ...], force: b
     return int(ExitCode.OK)
 
 
-def _revert(ledger, entries, *, by: str) -> int:  # type: ignore[no-untyped-def]
-    from chaos.adapters.registry import default_registry
+def _revert(ledger: Ledger, entries: list[Entry], *, by: str) -> int:
+    from chaos.adapters.registry import AdapterRegistry, default_registry
     from chaos.safety.recover import revert_all
 
-    results = asyncio.run(revert_all(entries, ledger, default_registry(), by=by))
+    adapters = registry_of("adapters", AdapterRegistry, default_registry)
+    results = asyncio.run(revert_all(entries, ledger, adapters, by=by))
     failed = 0
     unrecorded = {u.id for u in ledger.unrecorded}
     for r in results:

@@ -58,3 +58,16 @@ def state_dir(func: F) -> F:
                         envvar="CHAOS_STATE_DIR", show_envvar=True,
                         help="Where the ledger and locks live "
                              "(default: $XDG_STATE_HOME/chaos).")(func)
+
+
+R = TypeVar("R")
+
+
+def registry_of(key: str, kind: type[R], default: Callable[[], R],
+                ctx: click.Context | None = None) -> R:
+    """The registry a command was given (`obj={key: registry}`, as tests pass a fresh one),
+    else the process-wide `default()`: commands never reach for a global directly."""
+    ctx = ctx or click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    given = obj.get(key) if isinstance(obj, dict) else None
+    return given if isinstance(given, kind) else default()

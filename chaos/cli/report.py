@@ -2,30 +2,70 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-FORMATS = ["text", "junit", "json", "html", "markdown", "postmortem", "all"]
+from chaos.cli.options import registry_of
+from chaos.errors import UsageError
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
+    from chaos.reports.registry import ReporterRegistry
+
+
+class FormatChoice(click.ParamType[str, object]):
+    """`--format`: a registered report format, or all. The registry is read when the option
+    is used or shown, not when the CLI is imported: `chaos --help` loads no plugins."""
+
+    name = "format"
+
+    def registry(self, ctx: click.Context | None) -> ReporterRegistry:
+        from chaos.reports.registry import ReporterRegistry, default_registry
+
+        return registry_of("reporters", ReporterRegistry, default_registry, ctx)
+
+    def choices(self, ctx: click.Context | None) -> list[str]:
+        return [*self.registry(ctx).names(), "all"]
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return f"[{'|'.join(self.choices(ctx or click.get_current_context(silent=True)))}]"
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter,
+                       incomplete: str) -> list[CompletionItem]:
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(c) for c in self.choices(ctx) if c.startswith(incomplete)]
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        if value in self.choices(ctx):
+            return str(value)
+        return self.fail(f"{value!r} is not one of {', '.join(map(repr, self.choices(ctx)))}.",
+                         param, ctx)
 
 
 @click.command()
 @click.argument("journals", nargs=-1, required=True,
                 type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+@click.option("--format", "fmt", type=FormatChoice(), default="text", show_default=True,
               help="html: one self-contained file with charts; markdown: for PR comments and "
                    "wikis; postmortem: a draft per failed or aborted experiment; all: every "
-                   "format into the --output directory.")
+                   "format that writes a file, into the --output directory.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Write here instead of standard output (a directory for --format all).")
-def report(journals: tuple[Path, ...], fmt: str, output: Path | None) -> None:
+@click.pass_context
+def report(ctx: click.Context, journals: tuple[Path, ...], fmt: str,
+           output: Path | None) -> None:
     """Render JOURNAL files (journal.json of `chaos run`, gameday.json of `chaos gameday run`);
     a directory stands for the *.json files in it (the `--journal` files of several runs, as an
     Argo export's report step passes them)."""
-    from chaos.errors import UsageError
-    from chaos.reports import bundle, collection, html, junit, markdown, terminal
+    from chaos.reports import bundle, collection
+    from chaos.reports.registry import Placement
 
+    reporters = FormatChoice().registry(ctx)
     listed = [p for path in journals
               for p in (sorted(path.glob("*.json")) if path.is_dir() else [path])]
     if not listed:
@@ -37,7 +77,6 @@ def report(journals: tuple[Path, ...], fmt: str, output: Path | None) -> None:
     except ValueError as exc:
         raise UsageError(str(exc), hint="pass a journal.json written by `chaos run` or a "
                                         "gameday.json written by `chaos gameday run`") from None
-    documents = loaded.journals
     if fmt == "all":
         if output is None:
             raise UsageError("--format all writes several files", hint="add --output DIR")
@@ -45,34 +84,32 @@ def report(journals: tuple[Path, ...], fmt: str, output: Path | None) -> None:
             raise UsageError(f"{output} is a file; --format all writes a directory of reports",
                              hint="pass a directory (it is created if needed)")
         try:
-            written = bundle.write(loaded, output, ("html", "markdown", "junit", "postmortem"))
+            written = bundle.write(loaded, output, reporters.with_files(), reporters=reporters)
         except OSError as exc:
             raise UsageError(f"cannot write the reports into {output}: {exc.strerror or exc}",
                              hint="pass a directory you can write to") from None
         for name in written.values():
             click.echo(str(output / name))
         return
-    if fmt == "junit":
-        text = junit.render_collection(loaded)
-    elif fmt == "json":
-        text = json.dumps(documents if len(documents) != 1 else documents[0], indent=2)
-    elif fmt == "html":  # links to the journals, relative to where the report goes
-        text = html.render(loaded, bundle.links(loaded, (output or Path("x")).resolve().parent))
-    elif fmt == "markdown":
-        text = markdown.render(loaded)
-    elif fmt == "postmortem":
-        drafts = bundle.drafts(loaded)
-        text = "\n---\n\n".join(drafts.values()) if drafts else \
-            "<!-- no failed or aborted experiment: no post-mortem draft -->\n"
-    else:
-        text = "\n\n".join(terminal.summary(e.journal, str(e.path)) for e in loaded.entries
-                           if e.journal is not None)
+    reporter = reporters.get(fmt)
+    assert reporter is not None  # FormatChoice let only registered names through
+    rendered = reporter.render(loaded, Placement((output or Path("x")).resolve().parent))
+    if not isinstance(rendered, str | bytes):
+        raise UsageError(f"--format {fmt} writes several files",
+                         hint="use --format all --output DIR")
+    _emit(rendered, output)
+
+
+def _emit(rendered: str | bytes, output: Path | None) -> None:
     if output:
         try:  # `-o reports/chaos.xml` in CI: the directory may not exist yet
             output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(text, encoding="utf-8")
+            if isinstance(rendered, bytes):
+                output.write_bytes(rendered)
+            else:
+                output.write_text(rendered, encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot write {output}: {exc.strerror or exc}",
                              hint="pass a file path you can write to") from None
     else:
-        click.echo(text)
+        click.echo(rendered)

@@ -22,13 +22,19 @@ from chaos.model.schema import Bool, Duration, Field, Int, Obj, Percent, Size, S
 ADDRESS = r"[A-Za-z0-9_.:\[\]-]*:[0-9]{1,5}"
 PROXY = Obj({
     "listen": Field(Str("address the proxy listens on, HOST:PORT (use 127.0.0.1)",
-                        pattern=ADDRESS), required=True),
+                        pattern=ADDRESS), required=True,
+                    flag="listen", help="fault proxy: address it listens on, HOST:PORT"),
     "upstream": Field(Str("address the proxy forwards to, HOST:PORT", pattern=ADDRESS),
-                      required=True),
-    "direction": Str("which byte stream is affected: downstream (server to client), upstream "
-                     "(client to server) or both", "downstream",
-                     choices=("downstream", "upstream", "both")),
-    "toxicity": Percent("share of connections affected (each decides once)", "100%"),
+                      required=True,
+                      flag="upstream", help="fault proxy: address it relays to, HOST:PORT"),
+    # shown as --direction, shared with the kernel's (see chaos.cli.inject)
+    "direction": targets.flagged(
+        Str("which byte stream is affected: downstream (server to client), upstream "
+            "(client to server) or both", "downstream", choices=("downstream", "upstream", "both")),
+        "stream", "fault proxy: downstream, upstream or both"),
+    "toxicity": targets.flagged(Percent("share of connections affected (each decides once)",
+                                        "100%"),
+                                "toxicity", "fault proxy: share of connections hit, e.g. 50%"),
     "protocol": Str("what the proxy speaks: tcp relays bytes (network faults), http reads "
                     "HTTP/1.x requests (http faults); default: what the fault needs",
                     choices=("tcp", "http")),
@@ -39,12 +45,14 @@ PROXY = Obj({
 
 _FILTERS = targets.TRAFFIC_FILTERS
 INTERFACE = Obj({
-    "device": Field(Str("network device, e.g. eth0 or lo", min_length=1), required=True),
-    **_FILTERS,
+    "device": Field(Str("network device, e.g. eth0 or lo", min_length=1), required=True,
+                    flag="device", help="kernel: network device (with --netns: inside it; "
+                                        "with pod flags: in each pod)"),
+    **{k: targets.flagged(v, *targets.FILTER_FLAGS[k]) for k, v in _FILTERS.items()},
 }, "a network device of this host (tc + nftables; needs root or CAP_NET_ADMIN)")
 NETNS = Obj({
     "name": Field(Str("network namespace name (as in `ip netns list`)", min_length=1),
-                  required=True),
+                  required=True, flag="netns", help="kernel: network namespace holding --device"),
     "device": Field(Str("network device inside the namespace, e.g. veth0", min_length=1),
                     required=True),
     **_FILTERS,

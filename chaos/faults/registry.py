@@ -8,15 +8,18 @@ broken plugin fails when it registers, not halfway through an experiment.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from chaos.model.experiment import FaultShape, Target
-from chaos.model.schema import Obj, Schema
+from chaos.model.schema import Int, Obj, Schema
 
+log = logging.getLogger(__name__)
 _NAME = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")
+_FLAG = re.compile(r"[a-z][a-z0-9-]*")
 
 
 @dataclass(frozen=True)
@@ -37,15 +40,47 @@ class FaultType:
         return FaultShape(self.params, self.target_kinds, self.instant, self.check)
 
 
+@dataclass(frozen=True)
+class TargetFlag:
+    """A `chaos inject` flag that sets one field of a target kind's selector."""
+
+    kind: str
+    field: str
+    type: type[int] | type[str]
+    help: str
+
+
 class FaultRegistry:
     def __init__(self) -> None:
         self._types: dict[str, FaultType] = {}
         self._targets: dict[str, Schema] = {}
+        self._flags: dict[str, TargetFlag] = {}
 
     def add_target_kind(self, kind: str, selector: Schema) -> None:
+        """A target kind and its selector; selector fields declared with `flag=` become
+        `chaos inject` flags, each flag owned by one kind."""
         if kind in self._targets:
             raise ValueError(f"target kind {kind!r} is already registered")
+        flags: dict[str, TargetFlag] = {}
+        for name, field in (selector.fields.items() if isinstance(selector, Obj) else ()):
+            if not field.flag:
+                continue
+            if not _FLAG.fullmatch(field.flag):
+                raise ValueError(f"target kind {kind!r}: flag {field.flag!r} of {name} must be "
+                                 "a lowercase word")
+            owner = self._flags.get(field.flag) or flags.get(field.flag)
+            if owner is not None:
+                raise ValueError(f"target kind {kind!r}: flag --{field.flag} already sets "
+                                 f"{owner.kind}.{owner.field}")
+            flags[field.flag] = TargetFlag(kind, name, int if isinstance(field.schema, Int)
+                                           else str, field.help or field.schema.doc)
         self._targets[kind] = selector
+        self._flags.update(flags)
+
+    @property
+    def target_flags(self) -> Mapping[str, TargetFlag]:
+        """flag -> what it sets, in the order the kinds and their fields were declared."""
+        return dict(self._flags)
 
     def add(self, fault: FaultType) -> FaultType:
         if not _NAME.fullmatch(fault.name):
@@ -78,3 +113,34 @@ class FaultRegistry:
 
     def shapes(self) -> dict[str, FaultShape]:
         return {name: f.shape() for name, f in self._types.items()}
+
+
+class PluginEntryPoint(Protocol):
+    """What the plugin route needs of an `importlib.metadata.EntryPoint` (tests pass fakes)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def load(self) -> Any: ...
+
+
+def load_plugins(group: str, register: Callable[[Any], None],
+                 entries: Iterable[PluginEntryPoint] | None = None) -> list[str]:
+    """Hand every entry point of `group` to `register`; the names that registered.
+
+    The one plugin route of every registry (faults and adapters, reporters). A plugin that
+    fails to load or to register is named in a warning and skipped: one broken package must
+    not take the built-ins down with it. `entries` replaces the installed ones (tests)."""
+    if entries is None:
+        from importlib.metadata import entry_points
+
+        entries = entry_points(group=group)
+    loaded = []
+    for ep in entries:
+        try:
+            register(ep.load())
+        except Exception as exc:  # noqa: BLE001 - name the broken plugin, keep going
+            log.warning("plugin %s failed to register: %s", ep.name, exc)
+            continue
+        loaded.append(ep.name)
+    return loaded

@@ -11,14 +11,33 @@ from collections.abc import Mapping
 from typing import Any
 
 from chaos.model.experiment import Target
-from chaos.model.schema import Int, List, Map, Obj, Regex, Scalar, Str, scalar_as
+from chaos.model.schema import (
+    Field,
+    Int,
+    List,
+    Map,
+    Obj,
+    Regex,
+    Scalar,
+    Schema,
+    Str,
+    scalar_as,
+)
+
+def flagged(schema: Schema, flag: str, help: str) -> Field:
+    """A selector field that `chaos inject --FLAG` sets; `help` is that flag's help."""
+    return Field(schema, flag=flag, help=help)
+
 
 PROCESS = Obj({
-    "name": Str("process name (as in ps -o comm) or executable basename"),
-    "cmdline": Regex("regular expression searched in the full command line"),
-    "pid": Int("process id", min=1),
-    "pidfile": Str("file holding the process id"),
-    "user": Str("owner user name"),
+    "name": flagged(Str("process name (as in ps -o comm) or executable basename"),
+                    "process", "process name (as in ps) or executable basename"),
+    "cmdline": flagged(Regex("regular expression searched in the full command line"),
+                       "cmdline", "regular expression searched in the command line"),
+    "pid": flagged(Int("process id", min=1), "pid", "process id"),
+    "pidfile": flagged(Str("file holding the process id"), "pidfile",
+                       "file holding the process id"),
+    "user": flagged(Str("owner user name"), "user", "only processes of this user"),
     "service": Str("only processes a declared service started: its process and the ones below "
                    "it (resolved when the fault starts)", min_length=1),
 }, "local processes; all given fields must match")
@@ -44,6 +63,18 @@ TRAFFIC_FILTERS = {
     "direction": Str("ingress (arriving), egress (leaving) or both", "both",
                      choices=("both", "ingress", "egress")),
 }
+
+# `chaos inject` flags of the traffic filters: they are declared on the interface kind (the
+# flags' home; --netns moves them into a namespace, pod and container flags into each target)
+FILTER_FLAGS = {
+    "host": ("host", "kernel: only traffic to/from this IP address"),
+    "cidr": ("cidr", "kernel: only traffic to/from this network"),
+    "port": ("port", "kernel: only traffic to/from this port"),
+    "protocol": ("protocol", "kernel: tcp, udp, icmp or all"),
+    # shown as --direction, shared with the proxy's (see chaos.cli.inject)
+    "direction": ("traffic", "kernel: ingress (arriving), egress or both"),
+}
+
 
 def _without_default(schema: Scalar) -> Scalar:
     """The same field, unset unless given (an empty pods selector stays detectable)."""

@@ -148,6 +148,10 @@ class Map(Schema):
 class Field:
     schema: Schema
     required: bool = False
+    # a target selector's field may name the `chaos inject` flag that sets it (`pid` for
+    # --pid) and that flag's help (default: the schema's doc); the JSON Schema ignores both
+    flag: str = ""
+    help: str = ""
 
 
 def scalar_as(key: str) -> Callable[[yaml.Node], yaml.Node | None]:

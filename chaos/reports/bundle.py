@@ -1,7 +1,9 @@
 """Every report of one collection, written into one directory (what a game day leaves behind).
 
 `chaos gameday run` writes these next to its aggregate journal; `chaos report --format all
---output DIR` writes the same set from journals later.
+--output DIR` writes the same set from journals later. Which formats exist is the reporter
+registry's business (chaos.reports.registry); this module places their files and the links
+between them.
 """
 
 from __future__ import annotations
@@ -9,30 +11,29 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from chaos.reports import analysis, html, junit, markdown, postmortem
+from chaos.reports import analysis, postmortem
+from chaos.reports.builtin import MARKDOWN_FILE
 from chaos.reports.collection import Collection
+from chaos.reports.registry import Output, Placement, ReporterRegistry, default_registry
 
-FILES = {"html": "report.html", "markdown": "report.md", "junit": "junit.xml"}
 
-
-def write(collection: Collection, directory: Path, formats: tuple[str, ...]) -> dict[str, str]:
-    """Write the reports; return {format: file name} (post-mortems: `postmortem-NN`)."""
+def write(collection: Collection, directory: Path, formats: tuple[str, ...], *,
+          reporters: ReporterRegistry | None = None) -> dict[str, str]:
+    """Write the reports of these formats (those with a file; in the registry's order);
+    return {format: file name} (several files: one key each, e.g. `postmortem-NN`)."""
+    registry = reporters or default_registry()
     directory.mkdir(parents=True, exist_ok=True)
+    place = Placement(directory, formats, bundle=True)
     written: dict[str, str] = {}
-    if "html" in formats:
-        _put(directory / FILES["html"], html.render(collection, links(collection, directory,
-                                                                       formats)))
-        written["html"] = FILES["html"]
-    if "markdown" in formats:
-        _put(directory / FILES["markdown"], markdown.render(collection))
-        written["markdown"] = FILES["markdown"]
-    if "junit" in formats:
-        _put(directory / FILES["junit"], junit.render_collection(collection))
-        written["junit"] = FILES["junit"]
-    if "postmortem" in formats:
-        for name, text in drafts(collection).items():
-            _put(directory / name, text)
-            written[f"postmortem-{name[11:13]}"] = name
+    for reporter in registry:
+        if reporter.name not in formats or not reporter.filename:
+            continue
+        rendered = reporter.render(collection, place)
+        outputs = ([Output(reporter.name, reporter.filename, rendered)]
+                   if isinstance(rendered, str | bytes) else rendered)
+        for output in outputs:
+            _put(directory / output.filename, output.content)
+            written[output.key] = output.filename
     return written
 
 
@@ -49,7 +50,7 @@ def links(collection: Collection, directory: Path,
         if entry.path is not None and entry.journal is not None:
             here.append(("journal", os.path.relpath(entry.path.resolve(), directory.resolve())))
         if "markdown" in formats:
-            here.append(("Markdown summary", FILES["markdown"]))
+            here.append(("Markdown summary", MARKDOWN_FILE))
         if "postmortem" in formats and i in names:
             here.append(("post-mortem draft", names[i]))
         if here:
@@ -68,7 +69,7 @@ def drafts(collection: Collection) -> dict[str, str]:
     return result
 
 
-def _put(path: Path, text: str) -> None:
+def _put(path: Path, content: str | bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_bytes(content.encode() if isinstance(content, str) else content)
     tmp.replace(path)

@@ -23,6 +23,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chaos.adapters.registry import AdapterRegistry
 
 HEARTBEAT_EVERY = 1.0
 # A runner whose event loop is frozen (or that was stopped with Ctrl-Z) for this long is
@@ -94,12 +98,16 @@ async def spawn(state_dir: Path, run: str, *, heartbeat_timeout: float = HEARTBE
 
 
 class Watchdog:
-    def __init__(self, state_dir: Path, run: str, fd: int, heartbeat_timeout: float) -> None:
+    def __init__(self, state_dir: Path, run: str, fd: int, heartbeat_timeout: float, *,
+                 adapters: AdapterRegistry | None = None) -> None:
+        """`adapters` defaults to the process-wide registry (built-ins and plugins): the
+        watchdog is its own process and reverts what any installed adapter injected."""
         from chaos.adapters.registry import default_registry
         from chaos.safety.ledger import Ledger
 
         self.ledger = Ledger(state_dir)
-        self.adapters = default_registry()  # loaded up front: reverts must not wait for imports
+        # loaded up front: reverts must not wait for imports
+        self.adapters = adapters or default_registry()
         self.run, self.fd, self.heartbeat_timeout = run, fd, heartbeat_timeout
         self.unrecorded: set[str] = set()  # reverted, but the ledger still says open
 

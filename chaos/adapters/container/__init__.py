@@ -13,12 +13,23 @@ importing this package (the adapter registry does) costs nothing until a contain
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chaos.adapters.base import Adapter
+
+if TYPE_CHECKING:
+    from chaos.adapters.registry import AdapterRegistry
 
 
 def adapters() -> list[Adapter]:
-    """The built-in container adapters, for chaos.adapters.registry."""
+    """The built-in container adapters, each a fresh instance."""
     from chaos.adapters.container import disk, lifecycle, network, resource
 
     return [lifecycle.ContainerLifecycleAdapter(), network.ContainerNetworkAdapter(),
             resource.ContainerResourceAdapter(), disk.ContainerDiskAdapter()]
+
+
+def register(registry: AdapterRegistry) -> None:
+    """Add the built-in container adapters to `registry` (each is verified as it is added)."""
+    for adapter in adapters():
+        registry.add(adapter)

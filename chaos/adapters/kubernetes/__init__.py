@@ -16,11 +16,16 @@ this package (the adapter registry does) costs nothing until a Kubernetes fault 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chaos.adapters.base import Adapter
+
+if TYPE_CHECKING:
+    from chaos.adapters.registry import AdapterRegistry
 
 
 def adapters() -> list[Adapter]:
-    """The built-in Kubernetes adapters, for chaos.adapters.registry."""
+    """The built-in Kubernetes adapters, each a fresh instance."""
     from chaos.adapters.kubernetes import ephemeral, ephemeral_kill, nodes, pods, workloads
 
     return [
@@ -31,3 +36,9 @@ def adapters() -> list[Adapter]:
         ephemeral.PodHttpAdapter(),  # http.* in pods: the proxy behind an nft redirect (16)
         ephemeral_kill.ContainerKillAdapter(),
     ]
+
+
+def register(registry: AdapterRegistry) -> None:
+    """Add the built-in Kubernetes adapters to `registry` (each is verified as it is added)."""
+    for adapter in adapters():
+        registry.add(adapter)
