@@ -1,10 +1,13 @@
 """Endurance: the runner's memory over a long run of steady open-model traffic.
 
     .venv/bin/python benchmarks/endurance_memory.py [--minutes 60] [--rate 500]
-        [--pythonpath DIR]
+        [--pythonpath DIR] [--proxy]
 
 A real `chaos run` sends `--rate` req/s to the bundled demo service for `--minutes` (one
-`before` window); its RSS is read from outside (psutil) every 5 s. Prints, per minute, the RSS
+`before` window); its RSS is read from outside (psutil) every 5 s. With `--proxy` the traffic
+goes through the fault proxy (`chaos proxy`, a declared service) and, after a 1-minute `before`
+window, a `network.latency` fault (5 ms) is held on it for the rest of the run: the runner's
+memory with a fault injected, its ledger entry and watchdog alive, for the whole hour. Prints, per minute, the RSS
 and its growth since the end of minute 1, the least-squares slope after minute 1, then the
 sizes of the journal and of the HTML report rendered from it. `--pythonpath` runs another
 checkout of chaos (e.g. `git archive BASE chaos | tar -x -C /tmp/base`) for a before/after.
@@ -41,11 +44,50 @@ def slope(points: list[tuple[float, float]]) -> float:
     return sum((t - mt) * (m - mm) for t, m in points) / den * 60 if den else 0.0
 
 
+def plain(args: argparse.Namespace, port: int, seconds: int) -> str:
+    return f"""title: endurance, {args.rate} req/s for {args.minutes} min
+hypothesis:
+  traffic: {{http: {{url: "http://127.0.0.1:{port}/", rate: {args.rate}/s, timeout: 1s,
+                      max_lag: 250ms}}}}
+  checks: [availability >= 0%]
+  before: {{window: {seconds}s}}
+faults: []
+limits: {{max_duration: 24h}}
+"""
+
+
+def through_proxy(args: argparse.Namespace, port: int, proxy: int, seconds: int) -> str:
+    held = max(seconds - 60, 10)
+    return f"""title: endurance through the fault proxy, {args.rate} req/s for {args.minutes} min
+services:
+  - name: proxy
+    run: ["{sys.executable}", -m, chaos, proxy, -q, --listen, "127.0.0.1:{proxy}",
+          --upstream, "127.0.0.1:{port}"]
+    ready: {{tcp: "127.0.0.1:{proxy}", timeout: 15s}}
+hypothesis:
+  traffic: {{http: {{url: "http://127.0.0.1:{proxy}/", rate: {args.rate}/s, timeout: 1s,
+                      max_lag: 250ms}}}}
+  checks: [availability >= 0%]
+  before: {{window: 50s}}
+  during: {{}}
+  after: {{settle: 1s, window: 5s}}
+faults:
+  - name: slow-upstream
+    type: network.latency
+    target: {{proxy: {{listen: "127.0.0.1:{proxy}", upstream: "127.0.0.1:{port}"}}}}
+    with: {{delay: 5ms}}
+    duration: {held}s
+limits: {{max_duration: 24h, max_targets: 1}}
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=60)
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--pythonpath", default="")
+    parser.add_argument("--proxy", action="store_true",
+                        help="send through the fault proxy with a latency fault held on it")
     args = parser.parse_args()
     env = {**os.environ}
     if args.pythonpath:
@@ -58,15 +100,8 @@ def main() -> None:
     time.sleep(1.5)
     seconds = int(args.minutes * 60)
     experiment = work / "endurance.yaml"
-    experiment.write_text(f"""title: endurance, {args.rate} req/s for {args.minutes} min
-hypothesis:
-  traffic: {{http: {{url: "http://127.0.0.1:{port}/", rate: {args.rate}/s, timeout: 1s,
-                      max_lag: 250ms}}}}
-  checks: [availability >= 0%]
-  before: {{window: {seconds}s}}
-faults: []
-limits: {{max_duration: 24h}}
-""")
+    experiment.write_text(plain(args, port, seconds) if not args.proxy
+                          else through_proxy(args, port, free_port(), seconds))
     runner = subprocess.Popen([sys.executable, "-m", "chaos", "run", "-q", str(experiment)],
                               env=env, cwd=work, stdout=subprocess.DEVNULL)
     proc, started, points = psutil.Process(runner.pid), time.monotonic(), []
@@ -83,7 +118,8 @@ limits: {{max_duration: 24h}}
         service.terminate()
         service.wait(10)
     base = next((m for t, m in points if t >= 60), points[-1][1])
-    print(f"## Runner RSS, {args.rate} req/s for {args.minutes} min "
+    print(f"## Runner RSS, {args.rate} req/s for {args.minutes} min"
+          f"{' through the fault proxy, 5 ms latency held' if args.proxy else ''} "
           f"({'PYTHONPATH=' + args.pythonpath if args.pythonpath else 'this tree'})\n")
     print("| minute | RSS MiB | since minute 1 |\n|---:|---:|---:|")
     for minute in range(int(args.minutes) + 1):
