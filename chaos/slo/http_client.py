@@ -10,10 +10,11 @@ that turns httpx's exceptions into ours:
           ├── Unreachable         no connection, or not HTTP that came back (`refused` says
           │    │                  whether the port actually said no)
           │    └── Untrusted      the server's certificate was refused (`reason`)
-          └── TimedOut            httpx's own limit (callers set theirs with asyncio.timeout)
+          ├── TimedOut            httpx's own limit (callers set theirs with asyncio.timeout)
+          └── HttpStatus          `Reply.raise_for_status()`: not 2xx (`status`)
 
-Status codes are not errors here: a probe accepts whichever codes the experiment lists, and
-Prometheus explains its own. Credentials in the URL (`user:password@host`) go as basic auth;
+A status code is an error only when the caller says so (`raise_for_status`, as httpx does): a
+probe accepts whichever codes the experiment lists, and Prometheus explains its own. Credentials in the URL (`user:password@host`) go as basic auth;
 they and any header whose name says it is a secret (chaos.model.redaction) are masked in every
 message. Bodies are read up to a limit, so a huge answer cannot exhaust the runner. httpx is
 imported inside the functions that send: `chaos validate` and `chaos --help` never load it.
@@ -62,6 +63,12 @@ class TimedOut(HttpFailed):
     pass
 
 
+class HttpStatus(HttpFailed):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass(frozen=True)
 class Tls:
     """How to trust the server, and how to prove who we are to it."""
@@ -76,10 +83,18 @@ class Tls:
 class Reply:
     status: int
     body: bytes  # at most the request's limit
+    reason: str = ""  # the status line's phrase, "Not Found"
 
     @property
     def text(self) -> str:
         return self.body.decode(errors="replace")
+
+    def raise_for_status(self) -> Reply:
+        """The reply if 2xx; else HttpStatus (its reason only: bodies can hold secrets)."""
+        if not 200 <= self.status < 300:
+            raise HttpStatus(f"HTTP {self.status} {truncate(self.reason, 80)}".rstrip(),
+                             self.status)
+        return self
 
 
 @dataclass(frozen=True)
@@ -155,7 +170,7 @@ async def request(url: str, *, method: str = "GET", headers: Mapping[str, str] |
                 received += chunk[: limit - len(received)]
                 if len(received) >= limit:
                     break
-            return Reply(answer.status_code, bytes(received))
+            return Reply(answer.status_code, bytes(received), answer.reason_phrase)
 
 
 @contextlib.contextmanager
