@@ -43,6 +43,9 @@ class ProbeKind:
     run: Runner
     default_timeout: float | None = None  # only when `params` has no `timeout` field
     cluster: bool = False  # its spec carries the experiment's `kubernetes:` section
+    # one-time setup (imports) before the first timed sample: the sampler calls it, so that
+    # the first sample does not count the runner's imports as the service's latency
+    prepare: Callable[[], None] | None = None
 
     @property
     def timeout(self) -> float:
@@ -144,10 +147,11 @@ _BUILTIN: list[ProbeKind] = []
 
 
 def builtin(name: str, params: Obj, *, default_timeout: float | None = None,
-            cluster: bool = False) -> Callable[[Runner], Runner]:
+            cluster: bool = False,
+            prepare: Callable[[], None] | None = None) -> Callable[[Runner], Runner]:
     """Declare a built-in probe kind on its runner; `new_probe_kinds()` registers them."""
     def register(run: Runner) -> Runner:
-        _BUILTIN.append(ProbeKind(name, params, run, default_timeout, cluster))
+        _BUILTIN.append(ProbeKind(name, params, run, default_timeout, cluster, prepare))
         return run
     return register
 

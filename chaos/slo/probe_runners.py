@@ -34,7 +34,13 @@ def _required(spec: Mapping[str, Any], key: str, kind: str) -> Any:
     return spec[key]
 
 
-@builtin("http", HTTP)
+def _load_http_client() -> None:
+    from chaos.slo.http_client import warm
+
+    warm()
+
+
+@builtin("http", HTTP, prepare=_load_http_client)
 async def http(spec: Mapping[str, Any]) -> tuple[bool, str]:
     from chaos.slo.http_client import Client, HttpFailed, Tls, request
 

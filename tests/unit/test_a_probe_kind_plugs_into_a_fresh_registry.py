@@ -126,3 +126,17 @@ def test_plugins_come_from_the_entry_point_group_and_are_checked(
     assert "queue_depth" in kinds and groups == ["chaos.probes"]
     assert kinds.get("queue_depth") is QUEUE_DEPTH
     assert "probe plugin broken failed to register" in caplog.text
+
+
+def test_a_kinds_preparation_runs_before_the_first_timed_sample() -> None:
+    from dataclasses import replace
+
+    from chaos.slo.sampler import Sampler
+
+    prepared: list[str] = []
+    kinds = new_probe_kinds()
+    kinds.add(replace(QUEUE_DEPTH, prepare=lambda: prepared.append("imports")))
+    probes = [Probe(name, "queue_depth", {"queue": name, "at_most": 10}, kinds)
+              for name in ("orders", "refunds")]
+    Sampler(probes, lambda sample: None, lambda error: None)
+    assert prepared == ["imports"]  # once per kind, before any sample was scheduled
