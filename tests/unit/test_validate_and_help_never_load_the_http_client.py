@@ -8,36 +8,11 @@ interpreter that runs the test (which has long imported all of it).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.fresh_cli import modules_after
 
 HTTP_STACK = ("httpx", "httpcore", "anyio", "h11", "ssl", "asyncio")
-
-PROBE = """
-import json, sys
-sys.argv = ["chaos", *json.loads(sys.argv[1])]
-from chaos.cli import main
-try:
-    main()
-except SystemExit as exc:
-    code = exc.code
-else:
-    code = 0
-print("\\n@@modules@@", json.dumps({"code": code, "modules": sorted(sys.modules)}))
-"""
-
-
-def modules_after(*argv: str) -> tuple[int, list[str]]:
-    result = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argv)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.rsplit("@@modules@@", 1)[1])
-    return report["code"], report["modules"]
 
 
 def loaded(modules: list[str]) -> list[str]:
