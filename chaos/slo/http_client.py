@@ -162,7 +162,11 @@ async def request(url: str, *, method: str = "GET", headers: Mapping[str, str] |
                   body: bytes = b"", settings: Client = Client(),
                   limit: int = MAX_BODY) -> Reply:
     """One request, its connection closed after it; HttpFailed when no answer came."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port out of range raises only when read
+    except ValueError as exc:  # no URL in the message: it may hold a password
+        raise Unreachable(f"not a usable URL: {exc}") from exc
     sent = {"Connection": "close", **(headers or {})}
     if parts.username is not None:
         url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
@@ -170,7 +174,10 @@ async def request(url: str, *, method: str = "GET", headers: Mapping[str, str] |
             # https://user:password@host/: basic auth, as curl and Prometheus' own clients do
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             sent["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-    redactor = Redactor.of({"password": unquote(parts.password or ""), **sent})
+    # header names as variable names (X-Api-Key: X_Api_Key), so that the rule for secret
+    # variables (chaos.model.redaction) recognises them
+    redactor = Redactor.of({"password": unquote(parts.password or ""),
+                            **{k.replace("-", "_"): v for k, v in sent.items()}})
     with _mapped(redactor):
         async with client(settings) as http, \
                 http.stream(method, url, headers=sent, content=body) as answer:
