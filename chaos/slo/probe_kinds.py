@@ -15,18 +15,14 @@ so the default registry loads plugins only when asked for a kind it does not kno
 from __future__ import annotations
 
 import inspect
-import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.metadata import entry_points
 from typing import Any
 
 from chaos.model.schema import Obj, OneOf, Schema, Str
 from chaos.units import parse_duration
-
-log = logging.getLogger(__name__)
 
 PLUGIN_GROUP = "chaos.probes"
 _NAME = re.compile(r"[a-z][a-z0-9_-]*")
@@ -111,9 +107,14 @@ class ProbeKinds:
         return OneOf(self.schemas, "a probe", common=COMMON)
 
     def _load_plugins(self) -> None:
+        # importlib.metadata and logging cost validation ~15 ms: only when a plugin is looked for
+        import logging
+        from importlib.metadata import entry_points
+
         if not self._plugins_pending:
             return
         self._plugins_pending = False
+        log = logging.getLogger(__name__)
         for ep in entry_points(group=PLUGIN_GROUP):
             try:
                 kind = ep.load()

@@ -109,9 +109,8 @@ NOT_A_KIND = object()
 
 def test_plugins_come_from_the_entry_point_group_and_are_checked(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import importlib.metadata
     from importlib.metadata import EntryPoint
-
-    import chaos.slo.probe_kinds
 
     groups: list[str] = []
 
@@ -120,7 +119,7 @@ def test_plugins_come_from_the_entry_point_group_and_are_checked(
         return [EntryPoint("queue", f"{__name__}:QUEUE_DEPTH", group),
                 EntryPoint("broken", f"{__name__}:NOT_A_KIND", group)]
 
-    monkeypatch.setattr(chaos.slo.probe_kinds, "entry_points", entry_points)
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
     kinds = new_probe_kinds(plugins=True)
     assert "http" in kinds and groups == []  # built-ins never scan the installed packages
     assert "queue_depth" in kinds and groups == ["chaos.probes"]
