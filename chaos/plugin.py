@@ -46,6 +46,8 @@ from chaos.reports.registry import PLUGIN_GROUP as REPORTER_PLUGIN_GROUP
 from chaos.reports.registry import Output, Placement, Rendered, Reporter, ReporterRegistry
 from chaos.reports.registry import default_registry as default_reporter_registry
 from chaos.reports.registry import new_registry as new_reporter_registry
+from chaos.slo.probe_kinds import PLUGIN_GROUP as PROBE_PLUGIN_GROUP
+from chaos.slo.probe_kinds import ProbeKind, ProbeKinds, default_probe_kinds, new_probe_kinds
 
 # TODO(lead): re-export the test seam (RecordingAdapter, InMemoryLedger, ManualClock) from
 # chaos.testing here once that module is merged, and add its names to __all__.
@@ -61,6 +63,8 @@ __all__ = [
     # report formats
     "Reporter", "Placement", "Output", "Rendered", "Collection", "Entry", "ReporterRegistry",
     "new_reporter_registry", "default_reporter_registry", "REPORTER_PLUGIN_GROUP",
+    # probe kinds: one question a probe asks, its schema and default timeout declared once
+    "ProbeKind", "ProbeKinds", "new_probe_kinds", "default_probe_kinds", "PROBE_PLUGIN_GROUP",
     # the plugin route shared by the registries, and the errors adapters raise
     "PluginEntryPoint", "load_plugins",
     "ChaosError", "FaultFailed", "PermissionDenied", "RevertFailed", "TargetNotFound",

@@ -2,9 +2,9 @@
 and, for every `chaos run` with a `notify:` section, a run started, breached a guardrail, was
 aborted or finished (`RunNotifications`, an event subscriber).
 
-Delivery must never hurt the game day: each POST runs in a daemon thread with its own timeout,
-`send` returns at once (a signal's reverts are never queued behind a slow webhook), and a
-failure is logged and printed, never raised. The payloads are documented in docs/gamedays.md.
+Delivery must never hurt the game day: each POST (chaos.slo.http_client) runs in a daemon
+thread with its own timeout, `send` returns at once (a signal's reverts are never queued behind
+a slow webhook), and a failure is logged and printed, never raised. The payloads are documented in docs/gamedays.md.
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from chaos import __version__
 from chaos.errors import truncate
 from chaos.model.experiment import Webhook
+from chaos.slo.http_client import Client, HttpFailed, request
 
 log = logging.getLogger(__name__)
 
@@ -81,19 +80,16 @@ class Notifier:
 
 
 def deliver(hook: Webhook, body: bytes) -> str | None:
-    """POST the body; None on a 2xx answer, else why not (truncated: bodies can hold secrets)."""
-    request = urllib.request.Request(hook.url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": f"chaos/{__version__}",
-        **hook.headers})
+    """POST the body; None on a 2xx answer, else why not (truncated: bodies can hold secrets).
+    Blocking: it runs in its delivery thread, on that thread's own event loop."""
+    settings = Client(agent=f"chaos/{__version__}", timeout=hook.timeout, proxies_from_env=True)
     try:
-        with urllib.request.urlopen(request, timeout=hook.timeout) as answer:
-            answer.read(65536)
-            return None
-    except urllib.error.HTTPError as exc:
-        return f"HTTP {exc.code} {truncate(exc.reason or '', 80)}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return truncate(f"{type(reason).__name__}: {reason}", 160)
+        asyncio.run(request(hook.url, method="POST", body=body, settings=settings,
+                            limit=65536, headers={"Content-Type": "application/json",
+                                                  **hook.headers})).raise_for_status()
+    except HttpFailed as exc:
+        return truncate(str(exc), 160)
+    return None
 
 
 HEADLINES = {

@@ -4,24 +4,25 @@ An event subscriber. It posts to Grafana's annotation API (`POST /api/annotation
 `timeEnd` in epoch milliseconds, `tags`, `text`, optionally `dashboardUID` and `panelId`; the
 answer's `id` is then patched with `PATCH /api/annotations/:id`): a region per fault from
 injection to its planned end, its end moved to the actual revert; a region for the run, closed
-with the verdict. Requests go out one after another from a daemon thread with a timeout each, so
-a slow or hung Grafana never blocks the engine or a revert; failures are logged and counted.
+with the verdict. Requests (chaos.slo.http_client) go out one after another from a daemon
+thread with a timeout each, so a slow or hung Grafana never blocks the engine or a revert;
+failures are logged and counted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import queue
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from chaos import __version__
 from chaos.errors import truncate
 from chaos.runner.events import Event
+from chaos.slo.http_client import Client, HttpFailed, request
 
 log = logging.getLogger(__name__)
 
@@ -92,21 +93,24 @@ class GrafanaAnnotations:
             if key not in self.ids:
                 return  # its POST failed: nothing to update
             path = path.replace("{id}", str(self.ids[key]))
-        headers = {"Content-Type": "application/json", "Accept": "application/json",
-                   "User-Agent": f"chaos/{__version__}"}
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                         method=method, headers=headers)
+        settings = Client(agent=f"chaos/{__version__}", timeout=self.timeout,
+                          proxies_from_env=True)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                reply = json.loads(answer.read(65536) or b"{}")
-            if method == "POST" and key is not None and isinstance(reply.get("id"), int):
-                self.ids[key] = reply["id"]
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+            # this delivery thread's own event loop: the run's loop never waits for Grafana
+            reply = asyncio.run(request(self.url + path, method=method, headers=headers,
+                                        body=json.dumps(body).encode(), settings=settings,
+                                        limit=65536)).raise_for_status()
+            answer = json.loads(reply.body or b"{}")
+            if method == "POST" and key is not None and isinstance(answer.get("id"), int):
+                self.ids[key] = answer["id"]
+        except (HttpFailed, ValueError, AttributeError) as exc:
+            # ValueError, AttributeError: an answer that is not Grafana's JSON object
             self.failures += 1
-            reason = f"HTTP {exc.code}" if isinstance(exc, urllib.error.HTTPError) else \
-                truncate(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}", 160)
+            reason = str(exc) if isinstance(exc, HttpFailed) else \
+                truncate(f"{type(exc).__name__}: {exc}", 160)
             message = f"Grafana annotation ({method} {path}) failed: {reason}; the run goes on"
             log.warning("%s", message)
             if self.warn is not None:

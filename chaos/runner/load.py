@@ -11,6 +11,7 @@ from chaos.faults import FaultRegistry, default_registry
 from chaos.model.experiment import Experiment, Vocabulary
 from chaos.model.loader import CHAOS_TOOLKIT_KEYS, load_file
 from chaos.slo.checks import parse_check
+from chaos.slo.probe_kinds import ProbeKinds
 from chaos.slo.probe_schema import probe_schema
 
 EXPERIMENT_SUFFIXES = (".yaml", ".yml")
@@ -57,21 +58,23 @@ def _with_plugins() -> FaultRegistry:
     return default_adapters().faults
 
 
-def vocabulary(faults: FaultRegistry | None = None) -> Vocabulary:
+def vocabulary(faults: FaultRegistry | None = None,
+               probes: ProbeKinds | None = None) -> Vocabulary:
     """The registries' view for the loader; plugin fault types and target kinds included."""
     if faults is not None:
         return Vocabulary(faults=faults.shapes(), targets=faults.target_kinds,
-                          probes=probe_schema(), parse_check=parse_check)
+                          probes=probe_schema(probes), parse_check=parse_check)
     builtin = default_registry()
     return Vocabulary(
         faults=WithPlugins(builtin.shapes(), lambda: _with_plugins().shapes()),
         targets=WithPlugins(builtin.target_kinds, lambda: _with_plugins().target_kinds),
-        probes=probe_schema(), parse_check=parse_check)
+        probes=probe_schema(probes), parse_check=parse_check)
 
 
 def load_experiment(path: str | os.PathLike[str], variables: Mapping[str, str] | None = None,
-                    faults: FaultRegistry | None = None) -> Experiment:
-    return load_file(path, vocabulary(faults), variables)
+                    faults: FaultRegistry | None = None,
+                    probes: ProbeKinds | None = None) -> Experiment:
+    return load_file(path, vocabulary(faults, probes), variables)
 
 
 def expand_paths(paths: list[str],

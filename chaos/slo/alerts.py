@@ -3,26 +3,22 @@
 Alertmanager (API v2, `/api/v2/alerts`: active, silenced and inhibited alerts) or Prometheus
 (`/api/v1/alerts`: pending and firing) is asked for the alerts it knows right now; the detection
 watch (chaos.runner.detection) polls this every `detection.every` and times what it sees. The
-HTTP side is Prometheus' (chaos.slo.prometheus, chaos.slo.http_client): same TLS, credentials,
+HTTP side is Prometheus' (`Prometheus.ask`, over chaos.slo.http_client): same TLS, credentials,
 headers, time limit and error messages, so an unreachable Alertmanager reads like an unreachable
 Prometheus.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from chaos.errors import truncate
-from chaos.slo.http_client import fetch
-from chaos.slo.prometheus import MAX_ANSWER, Prometheus, QueryFailed
+from chaos.slo.prometheus import ALERTMANAGER_API, Prometheus, QueryFailed
 
 __all__ = ["Alert", "AlertSource", "QueryFailed", "matches"]
 
@@ -86,35 +82,18 @@ class AlertSource:
         return [_am_alert(a) for a in await self._am_alerts() if isinstance(a, dict)]
 
     async def _am_alerts(self) -> list[Any]:
-        prom = self._prometheus
-        url = f"{self.url}/api/v2/alerts?active=true&silenced=true&inhibited=true"
+        reply = await self._prometheus.ask(
+            f"{self.url}/api/v2/alerts?active=true&silenced=true&inhibited=true",
+            ALERTMANAGER_API, "chaos-detection")
         try:
-            async with asyncio.timeout(self.timeout):
-                status, body = await fetch(url, headers=self.headers, verify_tls=self.verify_tls,
-                                           ca_file=self.ca_file, limit=MAX_ANSWER,
-                                           agent="chaos-detection")
-        except TimeoutError:
-            raise QueryFailed(f"Alertmanager at {prom.shown} did not answer within "
-                              f"{self.timeout:g}s") from None
-        except ssl.SSLCertVerificationError as exc:
-            raise QueryFailed(f"cannot trust Alertmanager at {prom.shown}: "
-                              f"{exc.verify_message}; set detection.alertmanager.ca_file to the "
-                              "CA that signed its certificate (or verify_tls: false)") from exc
-        except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
-            default = "" if urlsplit(self.url).port or not isinstance(
-                exc, ConnectionRefusedError) else " (the URL names no port, so the scheme's: " \
-                "Alertmanager itself listens on 9093)"
-            raise QueryFailed(f"cannot reach Alertmanager at {prom.shown}: {exc}{default}") \
-                from exc
-        try:
-            doc = json.loads(body)
+            doc = json.loads(reply.body)
         except ValueError:
             doc = None
-        if status != 200 or not isinstance(doc, list):
+        if reply.status != 200 or not isinstance(doc, list):
             hint = " (no Alertmanager API v2 there: check detection.alertmanager.url)" \
-                if status == 404 else ""
-            raise QueryFailed(f"Alertmanager answered HTTP {status}: "
-                              f"{truncate(body.decode(errors='replace')) or 'no body'}{hint}")
+                if reply.status == 404 else ""
+            raise QueryFailed(f"Alertmanager answered HTTP {reply.status}: "
+                              f"{truncate(reply.text) or 'no body'}{hint}")
         return doc
 
 

@@ -1,7 +1,10 @@
-"""The probe section of experiment files: declared apart from the probes' runtime, so that
-validating a file does not import asyncio and ssl."""
+"""The built-in probe kinds' parameters: declared apart from the probes' runtime, so that
+validating a file does not import asyncio and ssl. Each kind's default timeout is the default of
+its `timeout` field here (chaos.slo.probe_kinds reads it from there)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from chaos.model.scalars import HTTP_URL
 from chaos.model.schema import (
@@ -13,12 +16,14 @@ from chaos.model.schema import (
     List,
     Map,
     Obj,
-    OneOf,
     Regex,
     Schema,
     Str,
     scalar_as,
 )
+
+if TYPE_CHECKING:
+    from chaos.slo.probe_kinds import ProbeKinds
 
 HTTP = Obj({
     "url": Str("http:// or https:// URL", pattern=HTTP_URL),
@@ -72,10 +77,10 @@ DEPLOYMENT = Obj({
 }, "enough available replicas of a Deployment or StatefulSet (Kubernetes)",
     shorthand=scalar_as("name"))
 
-SCHEMA = OneOf({"http": HTTP, "tcp": TCP, "exec": EXEC, "process": PROCESS, "pods": PODS,
-                "deployment": DEPLOYMENT},
-               "a probe", common={"name": Str("name used in checks", pattern=r"[A-Za-z0-9_-]+")})
 
+def probe_schema(kinds: ProbeKinds | None = None) -> Schema:
+    """The probe section of experiment files, as the registry (default: built-ins and plugins)
+    declares it."""
+    from chaos.slo.probe_kinds import default_probe_kinds
 
-def probe_schema() -> Schema:
-    return SCHEMA
+    return (kinds or default_probe_kinds()).schema()

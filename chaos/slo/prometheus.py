@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,7 +21,16 @@ from urllib.parse import urlencode, urlsplit
 from chaos.errors import truncate
 from chaos.model.promql import Selector, parse_selector
 from chaos.slo.checks import SloCheck
-from chaos.slo.http_client import fetch
+from chaos.slo.http_client import (
+    Client,
+    HttpFailed,
+    Reply,
+    Tls,
+    Unreachable,
+    Untrusted,
+    request,
+    shown,
+)
 
 MAX_ANSWER = 4 * 1024 * 1024  # sum()-ed instant queries answer in bytes; a runaway query won't
 
@@ -39,6 +47,21 @@ HINTS = {
 
 class QueryFailed(Exception):
     """Prometheus could not answer (unreachable, HTTP error, bad query)."""
+
+
+@dataclass(frozen=True)
+class Api:
+    """Who was asked, for messages that say what to fix."""
+
+    name: str
+    port: str  # where it listens unless told otherwise
+    ca_setting: str  # the experiment's setting that names a CA for it
+
+
+PROMETHEUS_API = Api("Prometheus", "Prometheus itself listens on 9090 unless told otherwise",
+                     "prometheus.ca_file")
+ALERTMANAGER_API = Api("Alertmanager", "Alertmanager itself listens on 9093",
+                       "detection.alertmanager.ca_file")
 
 
 @dataclass
@@ -82,57 +105,57 @@ class Prometheus:
     @property
     def shown(self) -> str:
         """The URL for messages and journals: a password in it (`https://u:p@host`) masked."""
-        parts = urlsplit(self.url)
-        if parts.password is None:
-            return self.url
-        host = parts.netloc.rpartition("@")[2]
-        return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+        return shown(self.url)
 
     async def evidence(self, check: SloCheck, seconds: float) -> Answer:
         """What `check` needs, over the `seconds` that end now."""
         window = f"{max(1, round(seconds))}s"
+        # one instant for every query of the answer: good and total must count the same events
+        # (increase() extrapolates to the window's edges, so a moved window moves the ratio)
+        at = time.time()
         answer = Answer(source=f"prometheus:{self.shown}")
         try:
             if self.good and self.total:
-                total = await self.scalar(self.total.replace("$window", window))
-                good = await self.scalar(self.good.replace("$window", window))
+                total = await self.scalar(self.total.replace("$window", window), at)
+                good = await self.scalar(self.good.replace("$window", window), at)
                 if total is not None and good is not None:
                     answer.events = round(total)
                     answer.errors = max(0, round(total - good))
             if check.stat.startswith("p") or check.stat == "fraction":
-                await self._latency(check, window, answer)
+                await self._latency(check, window, answer, at)
         except QueryFailed as exc:
             answer.error = str(exc)
         return answer
 
-    async def _latency(self, check: SloCheck, window: str, answer: Answer) -> None:
+    async def _latency(self, check: SloCheck, window: str, answer: Answer, at: float) -> None:
         assert self.latency is not None, \
             "the loader refuses latency checks without prometheus.latency"
         histogram = parse_selector(self.latency)  # checked by the loader
         if not (self.good and self.total):
             count = await self.scalar(
-                f"sum(increase({histogram.series('_count')}[{window}]))")
+                f"sum(increase({histogram.series('_count')}[{window}]))", at)
             answer.events = round(count) if count is not None else 0
         if check.stat == "fraction":
-            await self._fraction(histogram, check.param, window, answer)
+            await self._fraction(histogram, check.param, window, answer, at)
         else:
             value = await self.scalar(
                 f"histogram_quantile({check.param / 100}, "
-                f"sum by (le) (rate({histogram.series('_bucket')}[{window}])))")
+                f"sum by (le) (rate({histogram.series('_bucket')}[{window}])))", at)
             if value is not None:
                 answer.values[check.param] = value
 
     async def _fraction(self, histogram: Selector, bound: float, window: str,
-                        answer: Answer) -> None:
+                        answer: Answer, at: float) -> None:
         """The share of events at most `bound`: its one bucket over the +Inf bucket. Buckets
         are told apart by value, not by how `le` is spelled (`0.35`, `1` or `1.0` depending on
         the client and Prometheus' version), so exactly one bucket is read, never a neighbour;
         a bound that is no bucket of the histogram is an ERROR naming the buckets there are."""
         series = histogram.series("_bucket")
-        rates = _by_bound(await self.vector(f"sum by (le) (rate({series}[{window}]))", "le"))
+        rates = _by_bound(await self.vector(f"sum by (le) (rate({series}[{window}]))", "le",
+                                            at))
         match = _bucket(rates, bound)
         if match is None:  # no such bucket, or none with samples in the window: which?
-            there = _by_bound(await self.vector(f"count by (le) ({series})", "le"))
+            there = _by_bound(await self.vector(f"count by (le) ({series})", "le", at))
             if not there:
                 answer.detail = f"no series {series} in Prometheus"
             elif _bucket(there, bound) is None:
@@ -147,10 +170,10 @@ class Prometheus:
         if total:
             answer.fractions[bound] = min(1.0, rates[match] / total)
 
-    async def scalar(self, query: str) -> float | None:
-        """One number from an instant query: the sum of a vector, or a scalar; None if empty
-        or NaN."""
-        data = await self._get("/api/v1/query", {"query": query, "time": f"{time.time():.3f}"})
+    async def scalar(self, query: str, at: float | None = None) -> float | None:
+        """One number from an instant query at `at` (epoch; default now): the sum of a vector,
+        or a scalar; None if empty or NaN."""
+        data = await self._get("/api/v1/query", {"query": query, "time": _instant(at)})
         result = data.get("result")
         kind = data.get("resultType")
         if kind == "scalar" and isinstance(result, list):
@@ -162,9 +185,9 @@ class Prometheus:
         values = [v for v in values if not math.isnan(v)]
         return sum(values) if values else None
 
-    async def vector(self, query: str, label: str) -> dict[str, float]:
+    async def vector(self, query: str, label: str, at: float | None = None) -> dict[str, float]:
         """An instant query's vector as {value of `label`: number}, NaN left out."""
-        data = await self._get("/api/v1/query", {"query": query, "time": f"{time.time():.3f}"})
+        data = await self._get("/api/v1/query", {"query": query, "time": _instant(at)})
         result = data.get("result")
         if data.get("resultType") != "vector" or not isinstance(result, list):
             raise QueryFailed(f"unexpected answer to {query!r}: {truncate(str(data))}")
@@ -176,41 +199,50 @@ class Prometheus:
         return found
 
     async def _get(self, path: str, params: Mapping[str, str]) -> Any:
+        query = f"?{urlencode(params)}" if params else ""
+        reply = await self.ask(f"{self.url}{path}{query}")
         try:
-            async with asyncio.timeout(self.timeout):
-                status, body = await fetch(f"{self.url}{path}?{urlencode(params)}",
-                                           headers=self.headers, verify_tls=self.verify_tls,
-                                           ca_file=self.ca_file, limit=MAX_ANSWER,
-                                           agent="chaos-slo")
-        except TimeoutError:
-            raise QueryFailed(f"Prometheus at {self.shown} did not answer within "
-                              f"{self.timeout:g}s") from None
-        except ssl.SSLCertVerificationError as exc:
-            raise QueryFailed(f"cannot trust Prometheus at {self.shown}: {exc.verify_message}; "
-                              "set prometheus.ca_file to the CA that signed its certificate "
-                              "(or verify_tls: false)") from exc
-        except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
-            # ValueError: http_client.NotHttp, or a header line past the stream's limit
-            default = "" if urlsplit(self.url).port or not isinstance(
-                exc, ConnectionRefusedError) else " (the URL names no port, so the scheme's: " \
-                "Prometheus itself listens on 9090 unless told otherwise)"
-            raise QueryFailed(f"cannot reach Prometheus at {self.shown}: {exc}{default}") \
-                from exc
-        try:
-            doc = json.loads(body)
+            doc = json.loads(reply.body)
         except ValueError:
             doc = {}
-        if status != 200 or not isinstance(doc, dict) or doc.get("status") != "success":
+        if reply.status != 200 or not isinstance(doc, dict) or doc.get("status") != "success":
             message = (doc.get("error") if isinstance(doc, dict) else None) or \
-                body.decode(errors="replace") or "no body"
+                reply.text or "no body"
+            status = reply.status
             hint = HINTS.get(status // 100 * 100 if status // 100 == 3 else status, "")
             raise QueryFailed(f"Prometheus answered HTTP {status}: {truncate(str(message))}"
                               f"{hint}")
         data = doc.get("data")
         if not isinstance(data, dict):  # not Prometheus' API, whatever answered
-            raise QueryFailed(f"unexpected answer from {self.shown}: "
-                              f"{truncate(body.decode(errors='replace'))}")
+            raise QueryFailed(f"unexpected answer from {self.shown}: {truncate(reply.text)}")
         return data
+
+    async def ask(self, url: str, api: Api = PROMETHEUS_API,
+                  agent: str = "chaos-slo") -> Reply:
+        """One GET within the time limit; QueryFailed (saying what to fix) when no answer
+        came. Prometheus and Alertmanager are reached alike, so they fail alike."""
+        settings = Client(Tls(self.verify_tls, self.ca_file), agent)
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await request(url, headers=self.headers, settings=settings,
+                                     limit=MAX_ANSWER)
+        except TimeoutError:
+            raise QueryFailed(f"{api.name} at {self.shown} did not answer within "
+                              f"{self.timeout:g}s") from None
+        except Untrusted as exc:
+            raise QueryFailed(f"cannot trust {api.name} at {self.shown}: {exc.reason}; set "
+                              f"{api.ca_setting} to the CA that signed its certificate "
+                              "(or verify_tls: false)") from exc
+        except HttpFailed as exc:
+            default = f" (the URL names no port, so the scheme's: {api.port})" \
+                if isinstance(exc, Unreachable) and exc.refused and not urlsplit(self.url).port \
+                else ""
+            raise QueryFailed(f"cannot reach {api.name} at {self.shown}: {exc}{default}") \
+                from exc
+
+
+def _instant(at: float | None) -> str:
+    return f"{time.time() if at is None else at:.3f}"
 
 
 def _seconds(bound: float) -> str:

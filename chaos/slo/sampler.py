@@ -37,6 +37,9 @@ class Sampler:
     def __init__(self, probes: Sequence[Probe], on_sample: Callable[[Sample], None],
                  on_error: Callable[[ChaosError], None]) -> None:
         self.probes = list(probes)
+        for kind in {p.kind: p.declared for p in self.probes}.values():
+            if kind.prepare is not None:
+                kind.prepare()  # before the first timed sample (chaos.slo.probe_kinds)
         self.samples: list[Sample] = []  # in the order they were answered
         self.every = 0.5
         self._on_sample = on_sample

@@ -28,6 +28,9 @@ The rate follows a schedule (chaos.slo.schedule: a constant rate with a ramp, st
 and the requests may be a weighted `mix`: sent in a smooth weighted round robin (8:2 is
 A A A A B A A A A B), so any stretch of the run has the declared proportions, not just the
 whole of it on average.
+
+What is sent is declared in chaos.slo.traffic_spec, how it goes on the wire in
+chaos.slo.traffic_wire; this module schedules, pools and counts.
 """
 
 from __future__ import annotations
@@ -38,14 +41,22 @@ import math
 import ssl
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, cast
 from urllib.parse import urlsplit
 
-from chaos.errors import ProbeError
 from chaos.slo.buckets import Bucket, PackedBucket, Window
 from chaos.slo.http_client import tls_context
 from chaos.slo.schedule import RateSchedule
+from chaos.slo.traffic_spec import (
+    Request,
+    TrafficSpec,
+    connection_cap,
+    fd_room,
+    offset_of,
+    request_bytes,
+    traffic_from_spec,
+    weighted_cycle,
+)
+from chaos.slo.traffic_wire import Connection
 from chaos.units import format_duration
 
 TICKS_PER_SECOND = 10
@@ -53,176 +64,6 @@ KEEP_TICKS = 60 * TICKS_PER_SECOND  # fine-grained history, for guardrails and r
 MAX_SPAWN_PER_WAKE = 5000  # a hopelessly late generator still yields to the loop
 WAKE_EVERY = 0.001  # the scheduler's granularity
 MAX_IN_FLIGHT = 20000  # past this the schedule slips (and the lag shows it), memory does not
-MAX_CONNECTIONS = 10000  # the default pool never grows past this (`connections` may say more)
-FD_RESERVE = 256  # file descriptors left for everything else when the pool is sized
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request of a `mix` (same scheme, host and port as the traffic's url)."""
-
-    url: str
-    method: str = "GET"
-    headers: tuple[tuple[str, str], ...] = ()
-    body: bytes = b""
-
-
-@dataclass(frozen=True)
-class TrafficSpec:
-    url: str
-    rate: float  # requests per second, once ramped up (the peak of `schedule` when it is set)
-    ramp: float = 0.0  # seconds to rise linearly from 0 to `rate`
-    timeout: float = 2.0
-    method: str = "GET"
-    headers: tuple[tuple[str, str], ...] = ()
-    body: bytes = b""
-    connections: int | None = None  # None: enough for rate x timeout (connection_cap)
-    verify_tls: bool = True
-    max_lag: float = 0.025  # p99 scheduler lag above this makes a window INVALID
-    schedule: RateSchedule | None = None  # a load profile; None: `rate` after `ramp`
-    mix: tuple[tuple[int, Request], ...] = ()  # weighted requests instead of url/method/body
-    share: tuple[int, int] = (0, 1)  # worker k of N sends requests k, k + N, k + 2N, ...
-
-
-def offset_of(n: int, rate: float, ramp: float) -> float:
-    """Seconds after the start at which request `n` (from 0) is due: a linear ramp from 0 to
-    `rate` over `ramp` seconds, then constant. Exact, so no drift accumulates."""
-    in_ramp = rate * ramp / 2
-    if n < in_ramp:
-        return math.sqrt(2 * ramp * n / rate)
-    return ramp + (n - in_ramp) / rate
-
-
-def connection_cap(spec: TrafficSpec) -> int:
-    """The most connections the pool opens: as declared, else what the open model can need at
-    most (every request in flight until its timeout) with a margin, at most MAX_CONNECTIONS."""
-    if spec.connections is not None:
-        return spec.connections
-    return min(MAX_CONNECTIONS, math.ceil(spec.rate * spec.timeout * 1.1) + 10)
-
-
-def _fd_room(wanted: int) -> int:
-    """Connections the open-file limit allows, raising the soft limit towards the hard one."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = wanted + FD_RESERVE
-    if soft != resource.RLIM_INFINITY and soft < need:
-        raised = need if hard == resource.RLIM_INFINITY else min(need, hard)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
-            soft = raised
-        except (ValueError, OSError):
-            pass
-    return wanted if soft == resource.RLIM_INFINITY else max(1, min(wanted, soft - FD_RESERVE))
-
-
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection, at most one request outstanding (no pipelining).
-
-    A protocol rather than a stream reader/writer pair: the generator's cost per request is
-    what limits its rate, and a protocol answers without a task, a future or a timer per
-    request (timeouts are swept, see HttpTraffic._sweep)."""
-
-    def __init__(self, owner: HttpTraffic) -> None:
-        self.owner = owner
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.due: float | None = None  # intended send time of the request on the wire
-        self.lag = 0.0
-        self.until_close = False  # a response without length: complete when the server closes
-        self.status = 0
-        self.head_only = False  # the request on the wire is a HEAD: its answer has no body
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's do not subclass it
-
-    def send(self, due: float, lag: float) -> None:
-        assert self.transport is not None
-        self.due, self.lag = due, lag
-        self.buffer.clear()  # anything a server said unasked (a 408 before closing) is stale
-        request, self.head_only = self.owner.next_request()
-        self.transport.write(request)
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if self.due is None or self.until_close:
-            return
-        try:
-            parsed = _parse_response(self.buffer, self.head_only)
-        except ValueError as exc:
-            self.fail(f"bad response: {exc}")
-            return
-        if parsed is None:
-            return  # incomplete
-        status, used, reusable = parsed
-        if used < 0:  # body until the server closes
-            self.until_close, self.status = True, status
-            return
-        del self.buffer[:used]
-        due, self.due = self.due, None
-        self.owner.answered(self, due, self.lag, status, reusable and not self.buffer)
-
-    def fail(self, error: str, timed_out: bool = False) -> None:
-        """The request on this connection failed: count it and drop the connection."""
-        due, self.due = self.due, None
-        if self.transport is not None:
-            self.transport.abort()
-        if due is not None:
-            self.owner.record(due, self.lag, False, error, timed_out)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        due, self.due = self.due, None
-        if due is not None:
-            if self.until_close:
-                self.owner.record(due, self.lag, self.status < 500, f"HTTP {self.status}")
-            else:
-                self.owner.record(due, self.lag, False,
-                                  f"connection lost: {exc}" if exc else "connection closed")
-        self.owner.lost(self)
-
-
-def _parse_response(buffer: bytearray, head_only: bool) -> tuple[int, int, bool] | None:
-    """(status, bytes used, reusable) of the complete response at the start of `buffer`, None
-    if incomplete; bytes used is -1 for a body that ends when the server closes."""
-    end = buffer.find(b"\r\n\r\n")
-    if end < 0:
-        if len(buffer) > 65536:
-            raise ValueError("response head longer than 64 KiB")
-        return None
-    head = bytes(buffer[:end])
-    if not head.startswith(b"HTTP/1.") or len(head) < 12:
-        raise ValueError(f"not an HTTP/1.x response: {head[:40]!r}")
-    status = int(head[9:12])
-    length: int | None = None
-    chunked, reusable = False, head[7:8] == b"1"
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"transfer-encoding":
-            chunked = b"chunked" in value.lower()
-        elif name == b"connection":
-            reusable = reusable and b"close" not in value.lower()
-    body = end + 4
-    if head_only or status in (204, 304) or 100 <= status < 200:
-        return status, body, reusable
-    if chunked:
-        pos = body
-        while True:
-            line_end = buffer.find(b"\r\n", pos)
-            if line_end < 0:
-                return None
-            size = int(bytes(buffer[pos:line_end]).split(b";")[0], 16)
-            pos = line_end + 2 + size + 2
-            if len(buffer) < pos:
-                return None
-            if size == 0:
-                return status, pos, reusable
-    if length is not None:
-        return (status, body + length, reusable) if len(buffer) >= body + length else None
-    return status, -1, False
 
 
 class HttpTraffic:
@@ -237,7 +78,7 @@ class HttpTraffic:
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or (443 if self._tls else 80)
         mix = spec.mix or ((1, Request(spec.url, spec.method, spec.headers, spec.body)),)
-        self._cycle = [(_request_bytes(r), r.method == "HEAD") for r in weighted_cycle(mix)]
+        self._cycle = [(request_bytes(r), r.method == "HEAD") for r in weighted_cycle(mix)]
         self._next = 0
         self.schedule = spec.schedule or RateSchedule.constant(spec.rate, spec.ramp)
         self._ssl: ssl.SSLContext | None = None
@@ -255,8 +96,8 @@ class HttpTraffic:
         self._pending: collections.deque[tuple[float, float, bool]] = collections.deque()
         self._starved: set[float] = set()  # due times delayed by the cap (see _unqueue)
         self.connections = connection_cap(spec)
-        self._idle: list[_Connection] = []
-        self._busy: set[_Connection] = set()
+        self._idle: list[Connection] = []
+        self._busy: set[Connection] = set()
         self._opening = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -271,7 +112,7 @@ class HttpTraffic:
         self._loop = asyncio.get_running_loop()  # times are time.monotonic(), like the engine's
         if self._tls:
             self._ssl = tls_context(self.spec.verify_tls)
-        self.connections = _fd_room(connection_cap(self.spec))
+        self.connections = fd_room(connection_cap(self.spec))
         self.t0 = time.monotonic()
         self._tasks = [asyncio.create_task(self._schedule(), name="traffic"),
                        asyncio.create_task(self._sweep(), name="traffic-timeouts")]
@@ -389,7 +230,7 @@ class HttpTraffic:
         try:
             async with asyncio.timeout(self.spec.timeout):
                 _, conn = await self._loop.create_connection(
-                    lambda: _Connection(self), self._host, self._port, ssl=self._ssl,
+                    lambda: Connection(self), self._host, self._port, ssl=self._ssl,
                     server_hostname=self._host if self._ssl else None)
         except TimeoutError:
             error = f"connect: no answer within {format_duration(self.spec.timeout)}"
@@ -408,7 +249,7 @@ class HttpTraffic:
             return
         self._ready(conn)
 
-    def _ready(self, conn: _Connection) -> None:
+    def _ready(self, conn: Connection) -> None:
         if self._pending:
             due, lag = self._unqueue()
             self._busy.add(conn)
@@ -417,7 +258,7 @@ class HttpTraffic:
             self._busy.discard(conn)
             self._idle.append(conn)
 
-    def answered(self, conn: _Connection, due: float, lag: float, status: int,
+    def answered(self, conn: Connection, due: float, lag: float, status: int,
                  reusable: bool) -> None:
         self.record(due, lag, status < 500, f"HTTP {status}")
         if reusable:
@@ -425,7 +266,7 @@ class HttpTraffic:
         elif conn.transport is not None:
             conn.transport.close()
 
-    def lost(self, conn: _Connection) -> None:
+    def lost(self, conn: Connection) -> None:
         self._busy.discard(conn)
         if conn in self._idle:
             self._idle.remove(conn)
@@ -539,66 +380,6 @@ class HttpTraffic:
             if tick // TICKS_PER_SECOND >= self._closed_until:
                 total.merge(bucket)
         return self._window_of(total, self.now() - self.t0, self.now())
-
-
-def _request_bytes(request: Request) -> bytes:
-    parts = urlsplit(request.url)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    head = [f"{request.method} {target} HTTP/1.1", f"Host: {parts.netloc}",
-            "User-Agent: chaos-traffic"]
-    names = {k.lower() for k, _ in request.headers}
-    head += [f"{k}: {v}" for k, v in request.headers]
-    if (request.body or request.method in ("POST", "PUT", "PATCH")) and (
-            "content-length" not in names):
-        head.append(f"Content-Length: {len(request.body)}")
-    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + request.body
-
-
-def weighted_cycle(mix: tuple[tuple[int, Request], ...]) -> list[Request]:
-    """One period of a smooth weighted round robin (nginx's): weights 8:2 give A A A A B A A A
-    A B, so the proportions hold over any stretch of a period, not only over a whole one."""
-    divisor = math.gcd(*(w for w, _ in mix))
-    weights = [w // divisor for w, _ in mix]
-    current, total, cycle = [0] * len(mix), sum(weights), []
-    for _ in range(total):
-        current = [c + w for c, w in zip(current, weights)]
-        best = max(range(len(mix)), key=current.__getitem__)
-        current[best] -= total
-        cycle.append(mix[best][1])
-    return cycle
-
-
-def traffic_from_spec(spec: Any, profile: Any = None, mix: Any = ()) -> TrafficSpec:
-    """The model's frozen `traffic.http` mapping (and `traffic.profile`, `traffic.mix`) ->
-    TrafficSpec."""
-    schedule = None
-    if profile:
-        kind, body = profile["kind"], profile["spec"]
-        schedule = (RateSchedule.of_stages(body) if kind == "stages"
-                    else RateSchedule.of_spike(body) if kind == "spike"
-                    else RateSchedule.of_breaking_point(body))
-    if (spec.get("rate") is None and schedule is None) or spec.get("url") is None:
-        raise ProbeError("traffic.http needs url and rate (or traffic.profile)")
-    body = spec.get("body") or ""
-    requests = tuple(
-        (int(m["weight"]), _request_of(m["http"])) for m in mix or () if m["weight"])
-    return TrafficSpec(
-        url=spec["url"],
-        rate=schedule.peak if schedule is not None else float(spec["rate"]),
-        ramp=float(spec.get("ramp") or 0.0),
-        timeout=float(spec.get("timeout") or 2.0), method=spec.get("method") or "GET",
-        headers=tuple((str(k), str(v)) for k, v in (spec.get("headers") or {}).items()),
-        body=body.encode(),
-        connections=int(spec["connections"]) if spec.get("connections") else None,
-        verify_tls=bool(spec.get("verify_tls", True)),
-        max_lag=float(spec.get("max_lag") or 0.025),
-        schedule=schedule, mix=requests)
-
-
-def _request_of(http: Any) -> Request:
-    return Request(url=http["url"], method=http.get("method") or "GET",
-                   headers=tuple((str(k), str(v)) for k, v in (http.get("headers") or {}).items()),
-                   body=(http.get("body") or "").encode())
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

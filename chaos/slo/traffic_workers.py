@@ -36,7 +36,8 @@ from dataclasses import replace
 from typing import Any
 
 from chaos.slo.buckets import Bucket, PackedBucket, Window
-from chaos.slo.traffic import TICKS_PER_SECOND, HttpTraffic, TrafficSpec, traffic_from_spec
+from chaos.slo.traffic import TICKS_PER_SECOND, HttpTraffic
+from chaos.slo.traffic_spec import TrafficSpec, traffic_from_spec
 
 SHIP_EVERY = 0.1  # seconds between a worker's lines
 READY_WITHIN = 60.0  # seconds for every worker to start (a loaded machine imports slowly)

@@ -8,7 +8,6 @@ an import of either would succeed and show up here, rather than fail and be forg
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,22 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import fresh_cli
 
 HEAVY = ("kubernetes", "chaoslib", "docker", "prometheus_client", "opentelemetry")  # + telemetry
-
-PROBE = """
-import json, sys
-sys.argv = ["chaos", *json.loads(sys.argv[1])]
-from chaos.cli import main
-try:
-    main()
-except SystemExit as exc:
-    code = exc.code
-else:
-    code = 0
-print("\\n@@modules@@", json.dumps({"code": code, "modules": sorted(sys.modules)}))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +31,7 @@ def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def modules_after(stand_ins: Path, *argv: str) -> tuple[int, list[str]]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(stand_ins), str(ROOT)])}
-    result = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argv)], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.rsplit("@@modules@@", 1)[1])
-    return report["code"], report["modules"]
+    return fresh_cli.modules_after(*argv, path=(str(stand_ins),))
 
 
 def heavy(modules: list[str]) -> list[str]:

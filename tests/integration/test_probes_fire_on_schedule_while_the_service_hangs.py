@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 
 from chaos.slo.checks import Sample
-from chaos.slo.probes import RUNNERS, Probe
+from chaos.model.schema import Obj
+from chaos.slo.probe_kinds import ProbeKind, new_probe_kinds
+from chaos.slo.probes import Probe
 from chaos.slo.sampler import Sampler, in_flight_bound
 from tests.conftest import (
     ROOT,
@@ -88,8 +90,7 @@ def test_samples_keep_their_schedule_while_the_service_is_frozen(
     assert all(s.ok for s in samples if s.at < frozen - TIMEOUT)
 
 
-def test_a_sample_beyond_the_in_flight_bound_is_recorded_as_failed(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_sample_beyond_the_in_flight_bound_is_recorded_as_failed() -> None:
     """A probe whose samples take 1 s to give up after their 100 ms timeout (a slow cleanup):
     at most `in_flight_bound` run at once, and each slot past the bound is a failed, timed-out
     sample, never a pass and never silently skipped."""
@@ -108,8 +109,9 @@ def test_a_sample_beyond_the_in_flight_bound_is_recorded_as_failed(
             running -= 1
         return True, "never"
 
-    monkeypatch.setitem(RUNNERS, "slow-to-give-up", slow_to_give_up)
-    probe = Probe("stuck", "slow-to-give-up", {"timeout": 0.1})
+    kinds = new_probe_kinds()
+    kinds.add(ProbeKind("slow-to-give-up", Obj({}), slow_to_give_up, default_timeout=1.0))
+    probe = Probe("stuck", "slow-to-give-up", {"timeout": 0.1}, kinds)
     bound = in_flight_bound(probe, 0.05)
     assert bound == 4
 

@@ -10,10 +10,12 @@ The `kubernetes` package is imported here, lazily, when a client is first built.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ LABEL_RUN = "chaos.dev/run"  # on everything we create or change: which run did 
 ANNOTATION_EXPIRES = "chaos.dev/expires"  # RFC 3339 UTC; `chaos recover --kubernetes` acts after
 ANNOTATION_FAULT = "chaos.dev/fault"  # what was done, for people reading `kubectl describe`
 EXPIRY_GRACE = 60.0  # seconds past the fault's end before a mark counts as expired
+
+log = logging.getLogger(__name__)
 
 
 class ClusterUnreachable(ChaosError):
@@ -182,6 +186,56 @@ def _retries() -> Any:
     from urllib3.util.retry import Retry
 
     return Retry(total=3, read=0)
+
+
+_handshake = threading.local()  # .timeout: this thread's websocket connect limit, if any
+
+
+@contextlib.contextmanager
+def websocket_handshake_within(seconds: float) -> Iterator[None]:
+    """Websockets opened by this thread inside the block (exec, attach) give up connecting
+    after `seconds`. The client opens them with no timeout at all and offers no per-call
+    setting (kubernetes-client/python#602, #1086): an API server, or a proxy before it, that
+    takes the connection and never answers the upgrade would hold the thread, and the runner's
+    exit that joins it, forever. So its websocket class is swapped, once, for one that reads
+    the limit from this thread's block, and behaves as the original everywhere else (another
+    library in the process using the client sees no change)."""
+    _install_bounded_websocket()
+    previous = getattr(_handshake, "timeout", None)
+    _handshake.timeout = seconds
+    try:
+        yield
+    finally:
+        _handshake.timeout = previous
+
+
+def _install_bounded_websocket() -> bool:
+    """Swap `kubernetes.stream.ws_client.WebSocket` (what its create_websocket instantiates)
+    for the bounded class; False, with a warning, if the client no longer opens websockets
+    that way (tests/kubernetes check that it does)."""
+    import websocket
+    from kubernetes.stream import ws_client
+
+    current = getattr(ws_client, "WebSocket", None)
+    if getattr(current, "chaos_bounded", False):
+        return True
+    if current is not websocket.WebSocket or \
+            "WebSocket" not in ws_client.create_websocket.__code__.co_names:
+        log.warning("the kubernetes client no longer opens websockets through "
+                    "ws_client.WebSocket: exec handshakes are not time-limited")
+        return False
+
+    class Bounded(websocket.WebSocket):
+        chaos_bounded = True
+
+        def connect(self, url: str, **options: Any) -> None:
+            limit = getattr(_handshake, "timeout", None)
+            if limit is not None:  # the socket keeps it for later reads too
+                options.setdefault("timeout", limit)
+            super().connect(url, **options)  # type: ignore[no-untyped-call]
+
+    setattr(ws_client, "WebSocket", Bounded)  # noqa: B010 - not an exported name
+    return True
 
 
 def expiry(duration: float, now: float | None = None) -> str:

@@ -82,15 +82,15 @@ def _exec(api: Any, namespace: str, pod: str, container: str,
     from kubernetes.stream.ws_client import ERROR_CHANNEL
 
     from chaos.adapters.kubernetes.api import Unreachable
-    from chaos.adapters.kubernetes.connection import client_for
+    from chaos.adapters.kubernetes.connection import client_for, websocket_handshake_within
 
     core = client.CoreV1Api(client_for(api.conn))
     api.counts["create", "pods/exec"] += 1
-    _bounded_websockets()
     try:
-        ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace, container=container,
-                    command=command, stderr=True, stdout=True, stdin=False, tty=False,
-                    _preload_content=False)
+        with websocket_handshake_within(HANDSHAKE_TIMEOUT):
+            ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace,
+                        container=container, command=command, stderr=True, stdout=True,
+                        stdin=False, tty=False, _preload_content=False)
     except ApiException as exc:
         if isinstance(exc.__context__, (websocket.WebSocketTimeoutException, TimeoutError)):
             raise Unreachable(f"pods/exec in {namespace}/{pod}: the Kubernetes API at "
@@ -124,26 +124,6 @@ def _exec(api: Any, namespace: str, pod: str, container: str,
     code = next((c.get("message") for c in causes if c.get("reason") == "ExitCode"), None)
     message = str(status.get("message") or "the exec ended without an exit status")
     return (int(code) if code is not None and str(code).isdigit() else None), output, message
-
-
-def _bounded_websockets() -> None:
-    """The client opens exec websockets with no timeout at all (kubernetes-client/python#602,
-    #1086): an API server, or a proxy before it, that takes the connection and never answers
-    the upgrade would hold the thread, and the runner's exit that joins it, forever. Its
-    websocket class is swapped, once, for one whose connect has a timeout; the socket keeps it
-    for later reads, which run_forever starts only once poll() says a frame is arriving."""
-    import websocket
-    from kubernetes.stream import ws_client
-
-    if getattr(ws_client, "WebSocket", None) is not websocket.WebSocket:
-        return  # swapped already (had the client changed, the silent-upgrade test would say)
-
-    class Bounded(websocket.WebSocket):
-        def connect(self, url: str, **options: Any) -> None:
-            options.setdefault("timeout", HANDSHAKE_TIMEOUT)
-            super().connect(url, **options)  # type: ignore[no-untyped-call]
-
-    setattr(ws_client, "WebSocket", Bounded)  # noqa: B010 - not an exported name
 
 
 def _handshake(exc: Any) -> Any:
