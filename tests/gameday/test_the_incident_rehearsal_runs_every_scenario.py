@@ -17,13 +17,15 @@ SCENARIOS = ("database-primary-failure", "dependency-outage", "edge-outage", "re
              "certificate-expiry")
 
 
-@pytest.mark.needs("ip", "nft", "haproxy", "nginx", "redis-server", "redis-sentinel")
+@pytest.mark.needs("ip", "nft", "haproxy", "nginx", "redis-server", "redis-sentinel",
+                   "prometheus", "prometheus-alertmanager")
 def test_the_incident_rehearsal_holds_and_reports_each_scenario(tmp_path: Path) -> None:
     tag = f"{os.getpid() % 10000:04d}{random.randrange(100):02d}"
     octet = random.randrange(100, 250), random.randrange(1, 250)
     ports = ("primary_port", "replica_port", "sentinel_port", "kv_port", "dependency_port",
              "proxy_port", "front_port", "lb_port", "origin_port", "edge_a_port", "edge_b_port",
-             "site_port", "payments_port", "tls_proxy_port", "tls_front_port")
+             "site_port", "payments_port", "tls_proxy_port", "tls_front_port",
+             "prometheus_port", "alertmanager_port")
     values = {**{key: str(free_port()) for key in ports}, "outage": "3s",
               "region_a": f"cgd{tag}a", "region_b": f"cgd{tag}b",
               "net_a": f"10.{octet[0]}.{octet[1]}", "net_b": f"10.{octet[0]}.{octet[1] + 1}",
@@ -42,6 +44,9 @@ def test_the_incident_rehearsal_holds_and_reports_each_scenario(tmp_path: Path) 
     journals = [json.loads((directory / e["journal"]).read_text()) for e in experiments]
     # the time to failover each scenario measured is in its journal
     assert all(j["recovery"]["seconds"] is not None for j in journals), journals
+    # and the certificate expiry was detected: its alert fired, timed from the injection
+    (alert,) = journals[SCENARIOS.index("certificate-expiry")]["detection"]["alerts"]
+    assert alert["status"] == "PASS" and alert["time_to_detect"] > 0, alert
     markdown = (directory / aggregate["reports"]["markdown"]).read_text()
     for journal in journals:
         assert journal["experiment"]["title"] in markdown, markdown

@@ -160,10 +160,16 @@ def test_edge_outage_fails_clients_over_to_the_other_edge(tmp_path: Path,
     assert all("edges/edge-b " in line and " 200 " in line for line in answered), answered
 
 
-def test_certificate_expiry_is_refused_by_the_front_and_named_to_its_clients(
+def _certificate_ports() -> dict[str, str]:
+    return {key: str(free_port()) for key in ("payments_port", "tls_proxy_port",
+                                               "tls_front_port", "prometheus_port",
+                                               "alertmanager_port")}
+
+
+@pytest.mark.needs("prometheus", "prometheus-alertmanager")
+def test_certificate_expiry_is_refused_by_the_front_named_to_its_clients_and_alerts(
         tmp_path: Path, state_dir: Path) -> None:
-    ports = {key: str(free_port())
-             for key in ("payments_port", "tls_proxy_port", "tls_front_port")}
+    ports = _certificate_ports()
     done: list[subprocess.CompletedProcess[str]] = []
     runner = threading.Thread(target=lambda: done.append(run_chaos(
         "run", "-q", str(SCENARIOS / "certificate-expiry.yaml"),
@@ -190,3 +196,18 @@ def test_certificate_expiry_is_refused_by_the_front_and_named_to_its_clients(
     assert 200 in statuses[:first_refusal] and 200 in statuses[first_refusal:], statuses
     refusals = [body for status, body in seen if status == 503]
     assert all("certificate has expired" in body for body in refusals), refusals
+    # monitoring noticed: the expiry alert reached Alertmanager, timed from the injection
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    journal = json.loads((run_dir / "journal.json").read_text())
+    (alert,) = journal["detection"]["alerts"]
+    (injection,) = journal["injections"]
+    assert alert["status"] == "PASS", alert
+    assert alert["labels"]["alertname"] == "DependencyCertificateExpired", alert
+    # at least one scrape that saw a refusal and one rule evaluation; within the scenario's 10 s
+    assert 0.5 <= alert["time_to_detect"] <= 10, alert
+    assert alert["time_to_detect"] == pytest.approx(
+        alert["first_firing"] - injection["injected_at"], abs=0.01)
+    markdown = run_chaos("report", "--format", "markdown",
+                         str(run_dir / "journal.json")).stdout
+    assert "detected by DependencyCertificateExpired after" in markdown, markdown
+
