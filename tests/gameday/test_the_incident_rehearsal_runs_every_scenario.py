@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import ROOT, free_port, run_chaos
 
 SCENARIOS = ("database-primary-failure", "dependency-outage", "edge-outage", "region-loss",
-             "certificate-expiry")
+             "certificate-expiry", "traffic-spike")
 
 
 @pytest.mark.needs("ip", "nft", "haproxy", "nginx", "redis-server", "redis-sentinel",
@@ -25,8 +25,9 @@ def test_the_incident_rehearsal_holds_and_reports_each_scenario(tmp_path: Path) 
     ports = ("primary_port", "replica_port", "sentinel_port", "kv_port", "dependency_port",
              "proxy_port", "front_port", "lb_port", "origin_port", "edge_a_port", "edge_b_port",
              "site_port", "payments_port", "tls_proxy_port", "tls_front_port",
-             "prometheus_port", "alertmanager_port")
-    values = {**{key: str(free_port()) for key in ports}, "outage": "3s",
+             "prometheus_port", "alertmanager_port", "backend_port", "backend_proxy_port",
+             "spike_front_port")
+    values = {**{key: str(free_port()) for key in ports}, "outage": "3s", "spike_for": "2s",
               "region_a": f"cgd{tag}a", "region_b": f"cgd{tag}b",
               "net_a": f"10.{octet[0]}.{octet[1]}", "net_b": f"10.{octet[0]}.{octet[1] + 1}",
               "tls_dir": str(tmp_path / "tls")}
@@ -39,8 +40,8 @@ def test_the_incident_rehearsal_holds_and_reports_each_scenario(tmp_path: Path) 
     aggregate = json.loads((directory / "gameday.json").read_text())
     experiments = aggregate["experiments"]
     assert [Path(e["file"]).stem for e in experiments] == list(SCENARIOS)
-    assert [e["verdict"] for e in experiments] == ["held"] * 5, experiments
-    assert [e["step"] for e in experiments] == [0, 0, 0, 1, 1]
+    assert [e["verdict"] for e in experiments] == ["held"] * 6, experiments
+    assert [e["step"] for e in experiments] == [0, 0, 0, 1, 1, 2]
     journals = [json.loads((directory / e["journal"]).read_text()) for e in experiments]
     # the time to failover each scenario measured is in its journal
     assert all(j["recovery"]["seconds"] is not None for j in journals), journals

@@ -211,3 +211,41 @@ def test_certificate_expiry_is_refused_by_the_front_named_to_its_clients_and_ale
                          str(run_dir / "journal.json")).stdout
     assert "detected by DependencyCertificateExpired after" in markdown, markdown
 
+
+
+def _spike_ports() -> dict[str, str]:
+    return {key: str(free_port())
+            for key in ("backend_port", "backend_proxy_port", "spike_front_port")}
+
+
+def test_traffic_spike_is_shed_with_429_while_legitimate_clients_are_served(
+        tmp_path: Path, state_dir: Path) -> None:
+    result = run_chaos("run", "-q", str(SCENARIOS / "traffic-spike.yaml"), *_vars(**_spike_ports()),
+                       timeout=180)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    journal = json.loads((run_dir / "journal.json").read_text())
+    # the flood arrived at 10x: 300/s for the 3 s spike, on top of 30/s
+    assert "spike (300/s): 900 requests, 0 errors" in out, out
+    # the front's own count: the flood past 60/s (about 900 - 3 x 60) was answered 429, and
+    # nothing else (the shed probe's own requests hit the flooding client's bucket too)
+    shed, total = map(int, re.search(r"shed (\d+) of (\d+) requests with 429",
+                                     (run_dir / "service-front.log").read_text()).groups())
+    assert 0.9 * (900 - 180) <= shed <= 900 - 180 + 40, (shed, total)
+    during = {c["check"]: c for c in journal["phases"]["during"]["checks"]}
+    assert during["shop >= 99%"]["status"] == "PASS", during
+    assert during["shed >= 50%"]["value"] >= 0.5, during
+    assert journal["recovery"]["seconds"] is not None and journal["recovery"]["seconds"] <= 2
+
+
+def test_traffic_spike_without_the_rate_limiter_reaches_the_legitimate_clients(
+        tmp_path: Path, state_dir: Path) -> None:
+    result = run_chaos("run", "-q", str(SCENARIOS / "traffic-spike.yaml"),
+                       *_vars(**_spike_ports(), rate_limit=""), timeout=180)
+    out = result.stdout + result.stderr
+    # the backend's two workers queue the flood: the shop's calls time out, the guardrail ends it
+    assert result.returncode == 4, out
+    assert "guardrail breached: shop < 50%" in out, out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert "shed 0 of" in (run_dir / "service-front.log").read_text()
