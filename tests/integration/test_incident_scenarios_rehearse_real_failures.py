@@ -195,7 +195,8 @@ def test_certificate_expiry_is_refused_by_the_front_named_to_its_clients_and_ale
     first_refusal = statuses.index(503)
     assert 200 in statuses[:first_refusal] and 200 in statuses[first_refusal:], statuses
     refusals = [body for status, body in seen if status == 503]
-    assert all("certificate has expired" in body for body in refusals), refusals
+    assert all("certificate has expired" in body for body in refusals), [
+        body for body in refusals if "certificate has expired" not in body]
     # monitoring noticed: the expiry alert reached Alertmanager, timed from the injection
     (run_dir,) = (tmp_path / "runs").iterdir()
     journal = json.loads((run_dir / "journal.json").read_text())
@@ -203,8 +204,8 @@ def test_certificate_expiry_is_refused_by_the_front_named_to_its_clients_and_ale
     (injection,) = journal["injections"]
     assert alert["status"] == "PASS", alert
     assert alert["labels"]["alertname"] == "DependencyCertificateExpired", alert
-    # at least one scrape that saw a refusal and one rule evaluation; within the scenario's 10 s
-    assert 0.5 <= alert["time_to_detect"] <= 10, alert
+    # after the injection (a scrape that saw a refusal, then a rule evaluation), within 10 s
+    assert 0 < alert["time_to_detect"] <= 10, alert
     assert alert["time_to_detect"] == pytest.approx(
         alert["first_firing"] - injection["injected_at"], abs=0.01)
     markdown = run_chaos("report", "--format", "markdown",
