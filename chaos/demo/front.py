@@ -5,7 +5,7 @@ so experiments can show each resilience pattern holding (or, switched off, faili
     GET /         calls GET / on --dependency: 200 with its body, or 503 when every attempt
                   failed, timed out, or the breaker is open (fail fast)
     GET /breaker  200 {"state": "closed" | "open" | "half-open", "opened": N}
-    GET /metrics  Prometheus text: answers by status, requests shed, and the dependency's
+    GET /metrics  Prometheus text: answers by status, the breaker's state, and the dependency's
                   refused TLS certificates by reason (expired, not_yet_valid,
                   hostname_mismatch, untrusted, other; each present from the start at 0, so
                   `increase()` sees the first one)
@@ -171,6 +171,10 @@ class Front:
         lines = ["# TYPE chaos_demo_front_responses_total counter",
                  *(f'chaos_demo_front_responses_total{{code="{code}"}} {n}'
                    for code, n in sorted(self.answered.items())),
+                 "# TYPE chaos_demo_front_breaker_open gauge",  # open or half-open: 1
+                 f"chaos_demo_front_breaker_open {int(self.breaker.state != 'closed')}",
+                 "# TYPE chaos_demo_front_breaker_opened_total counter",
+                 f"chaos_demo_front_breaker_opened_total {self.breaker.opened}",
                  "# TYPE chaos_demo_front_dependency_tls_refused_total counter",
                  *(f'chaos_demo_front_dependency_tls_refused_total{{reason="{reason}"}} {n}'
                    for reason, n in sorted(self.tls_refused.items()))]

@@ -25,7 +25,8 @@ def test_the_incident_rehearsal_holds_and_reports_each_scenario(tmp_path: Path) 
     ports = ("primary_port", "replica_port", "sentinel_port", "kv_port", "dependency_port",
              "proxy_port", "front_port", "lb_port", "origin_port", "edge_a_port", "edge_b_port",
              "site_port", "payments_port", "tls_proxy_port", "tls_front_port",
-             "prometheus_port", "alertmanager_port", "backend_port", "backend_proxy_port",
+             "prometheus_port", "alertmanager_port", "outage_prometheus_port",
+             "outage_alertmanager_port", "backend_port", "backend_proxy_port",
              "spike_front_port")
     values = {**{key: str(free_port()) for key in ports}, "outage": "3s", "spike_for": "2s",
               "region_a": f"cgd{tag}a", "region_b": f"cgd{tag}b",
@@ -45,9 +46,10 @@ def test_the_incident_rehearsal_holds_and_reports_each_scenario(tmp_path: Path) 
     journals = [json.loads((directory / e["journal"]).read_text()) for e in experiments]
     # the time to failover each scenario measured is in its journal
     assert all(j["recovery"]["seconds"] is not None for j in journals), journals
-    # and the certificate expiry was detected: its alert fired, timed from the injection
-    (alert,) = journals[SCENARIOS.index("certificate-expiry")]["detection"]["alerts"]
-    assert alert["status"] == "PASS" and alert["time_to_detect"] > 0, alert
+    # the dependency outage and the certificate expiry were detected: their alerts fired
+    for scenario in ("dependency-outage", "certificate-expiry"):
+        (alert,) = journals[SCENARIOS.index(scenario)]["detection"]["alerts"]
+        assert alert["status"] == "PASS" and alert["time_to_detect"] > 0, alert
     markdown = (directory / aggregate["reports"]["markdown"]).read_text()
     for journal in journals:
         assert journal["experiment"]["title"] in markdown, markdown

@@ -78,9 +78,12 @@ def test_database_primary_failure_deviates_when_sentinel_is_too_slow(tmp_path: P
 
 
 def _outage_ports() -> dict[str, str]:
-    return {key: str(free_port()) for key in ("dependency_port", "proxy_port", "front_port")}
+    return {key: str(free_port()) for key in ("dependency_port", "proxy_port", "front_port",
+                                               "outage_prometheus_port",
+                                               "outage_alertmanager_port")}
 
 
+@pytest.mark.needs("prometheus", "prometheus-alertmanager")
 def test_dependency_outage_degrades_gracefully_and_the_breaker_opens_and_closes(
         tmp_path: Path, state_dir: Path) -> None:
     result = run_chaos("run", "-q", str(SCENARIOS / "dependency-outage.yaml"),
@@ -96,8 +99,13 @@ def test_dependency_outage_degrades_gracefully_and_the_breaker_opens_and_closes(
     opened = front_log.index("breaker opened after 5 failed calls")
     assert "breaker closed" in front_log[opened:], front_log
     assert "burn_rate(1m) < 14.4" in out and "[FAIL]" not in out, out
+    # users saw fallbacks, but on-call was paged: the breaker's alert, timed from the injection
+    (alert,) = journal["detection"]["alerts"]
+    assert alert["status"] == "PASS" and alert["labels"]["alertname"] == "PaymentsCircuitOpen"
+    assert 0 < alert["time_to_detect"] <= 5, alert
 
 
+@pytest.mark.needs("prometheus", "prometheus-alertmanager")
 def test_dependency_outage_without_a_fallback_reaches_the_users(tmp_path: Path,
                                                                 state_dir: Path) -> None:
     result = run_chaos("run", "-q", str(SCENARIOS / "dependency-outage.yaml"),
