@@ -26,7 +26,8 @@ def test_the_incident_rehearsal_holds_and_reports_each_scenario(tmp_path: Path) 
              "proxy_port", "front_port", "lb_port", "origin_port", "edge_a_port", "edge_b_port",
              "site_port", "payments_port", "tls_proxy_port", "tls_front_port",
              "prometheus_port", "alertmanager_port", "outage_prometheus_port",
-             "outage_alertmanager_port", "backend_port", "backend_proxy_port",
+             "outage_alertmanager_port", "lb_metrics_port", "region_prometheus_port",
+             "region_alertmanager_port", "backend_port", "backend_proxy_port",
              "spike_front_port")
     values = {**{key: str(free_port()) for key in ports}, "outage": "3s", "spike_for": "2s",
               "region_a": f"cgd{tag}a", "region_b": f"cgd{tag}b",
@@ -46,8 +47,8 @@ def test_the_incident_rehearsal_holds_and_reports_each_scenario(tmp_path: Path) 
     journals = [json.loads((directory / e["journal"]).read_text()) for e in experiments]
     # the time to failover each scenario measured is in its journal
     assert all(j["recovery"]["seconds"] is not None for j in journals), journals
-    # the dependency outage and the certificate expiry were detected: their alerts fired
-    for scenario in ("dependency-outage", "certificate-expiry"):
+    # the dependency outage, region loss and certificate expiry were detected: alerts fired
+    for scenario in ("dependency-outage", "region-loss", "certificate-expiry"):
         (alert,) = journals[SCENARIOS.index(scenario)]["detection"]["alerts"]
         assert alert["status"] == "PASS" and alert["time_to_detect"] > 0, alert
     markdown = (directory / aggregate["reports"]["markdown"]).read_text()

@@ -116,19 +116,25 @@ def test_dependency_outage_without_a_fallback_reaches_the_users(tmp_path: Path,
     assert "availability >= 99%" in why and "burn_rate(1m) < 14.4" in why, out
 
 
-@pytest.mark.needs("ip", "nft", "haproxy")
+@pytest.mark.needs("ip", "nft", "haproxy", "prometheus", "prometheus-alertmanager")
 def test_region_loss_moves_traffic_to_region_b_and_leaves_no_rule_behind(
         tmp_path: Path, state_dir: Path) -> None:
     tag = f"{os.getpid() % 10000:04d}{random.randrange(100):02d}"
     regions = {"region_a": f"crg{tag}a", "region_b": f"crg{tag}b"}
     octet = random.randrange(100, 250), random.randrange(1, 250)
     nets = {"net_a": f"10.{octet[0]}.{octet[1]}", "net_b": f"10.{octet[0]}.{octet[1] + 1}"}
+    ports = {key: str(free_port()) for key in ("lb_port", "lb_metrics_port",
+                                                "region_prometheus_port",
+                                                "region_alertmanager_port")}
     result = run_chaos("run", "-q", str(SCENARIOS / "region-loss.yaml"),
-                       *_vars(**regions, **nets, lb_port=str(free_port()), outage="4s"),
-                       timeout=180)
+                       *_vars(**regions, **nets, **ports, outage="4s"), timeout=180)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     (run_dir,) = (tmp_path / "runs").iterdir()
+    # monitoring noticed: RegionDown for region A, from HAProxy's own exporter, in time
+    (alert,) = json.loads((run_dir / "journal.json").read_text())["detection"]["alerts"]
+    assert alert["status"] == "PASS" and alert["labels"]["server"] == "region-a", alert
+    assert 0 < alert["time_to_detect"] <= 5, alert
     # HAProxy's own log: its health checks took region A out and put it back, and while it was
     # out every answered request came from region B
     lines = (run_dir / "service-haproxy.log").read_text().splitlines()
