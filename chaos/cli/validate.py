@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from chaos.cli.options import parse_vars, refuse_unused, variables
-from chaos.errors import ExitCode, ExperimentInvalid
+from chaos.errors import ExitCode, ExperimentInvalid, Problem
 
 
 @click.command()
@@ -17,27 +17,33 @@ from chaos.errors import ExitCode, ExperimentInvalid
 @click.option("--json", "as_json", is_flag=True,  # chaos.cli.machine, imported only then
               help="Print one JSON document on stdout when done (shape: "
                    "docs/machine-output.md); progress and problems go to stderr.")
-def validate(paths: tuple[str, ...], vars_: tuple[str, ...], as_json: bool = False) -> None:
+@click.option("--strict", is_flag=True,
+              help="A file with warnings is invalid too (exit 2): for CI that keeps them out.")
+def validate(paths: tuple[str, ...], vars_: tuple[str, ...], as_json: bool = False,
+             strict: bool = False) -> None:
     """Check experiment FILEs (or DIRs: their *.yaml and Chaos Toolkit *.json) without running
     anything.
 
-    Chaos Toolkit experiments (JSON or YAML) are checked too, every problem at once.
+    Chaos Toolkit experiments (JSON or YAML) are checked too, every problem at once. Warnings
+    (`FILE:LINE:COL: warning: ...`, e.g. a `match` no request can meet) leave a file valid
+    unless --strict.
 
     Exit 0 when all are valid, 2 when any is not.
     """
     results: list[dict[str, Any]] = []
     if not as_json:  # the common case keeps validate's start-up (DESIGN.md)
-        _validate(paths, vars_, results)
+        _validate(paths, vars_, results, strict)
         return
     from chaos.cli import machine
 
     with machine.one_document(True, lambda code, error:
                               machine.validate_document(code, error, results)):
-        _validate(paths, vars_, results)
+        _validate(paths, vars_, results, strict)
 
 
 def _validate(paths: tuple[str, ...], vars_: tuple[str, ...],
-              results: list[dict[str, Any]]) -> None:
+              results: list[dict[str, Any]], strict: bool = False) -> None:
+    from chaos.model.advice import collected
     from chaos.model.loader import GameDayFile
     from chaos.runner.load import expand_paths
 
@@ -50,7 +56,8 @@ def _validate(paths: tuple[str, ...], vars_: tuple[str, ...],
     for path in files:
         try:
             try:
-                exp = load_any(path, variables_)
+                with collected() as warned:
+                    exp = load_any(path, variables_)
             except GameDayFile:
                 from chaos.gameday.run import check_experiments
                 from chaos.model.gameday import load_gameday
@@ -65,6 +72,13 @@ def _validate(paths: tuple[str, ...], vars_: tuple[str, ...],
             bad += 1
             results.append({"path": path, "valid": False, "kind": None, "problems": exc})
             click.echo(str(exc), err=True)
+            continue
+        show_warnings(warned)
+        if warned and strict:
+            bad += 1
+            results.append({"path": path, "valid": False, "kind": None,
+                            "problems": ExperimentInvalid(warned, source=path)})
+            click.echo(f"{path}: invalid with --strict: {len(warned)} warning(s)", err=True)
             continue
         uses.append(None if is_ctk(exp) else exp.uses)
         results.append({"path": path, "valid": True,
@@ -97,6 +111,13 @@ def load_any(path: str, variables_: dict[str, str]) -> Any:
         from chaos.ctk.document import from_tree
 
         return from_tree(exc.root, exc.text, exc.source)
+
+
+def show_warnings(warnings: list[Problem]) -> None:
+    """`FILE:LINE:COL: warning: FIELD: what`, as compilers print them, on stderr."""
+    for warning in warnings:
+        where = f"{warning.location}: " if warning.location else ""
+        click.echo(f"{where}warning: {warning.path}: {warning.message}", err=True)
 
 
 def note_skipped(path: str, why: str) -> None:

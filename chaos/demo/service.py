@@ -4,7 +4,10 @@
     GET /            200 with a small JSON body, after --latency, failing --error-rate of requests
     GET /slow?ms=N   answers after N milliseconds
 
-HTTP/1.1 with keep-alive over asyncio streams; binds 127.0.0.1 by default.
+HTTP/1.1 with keep-alive over asyncio streams; binds 127.0.0.1 by default. With --workers N it
+serves / at most N at a time, like a thread pool of that size: the rest wait in line, so its
+capacity is about N / --latency requests a second and a flood past it queues (what a rate
+limiter in front of it must prevent).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from chaos.demo.serving import serve_until_signalled
 
 
 class Demo:
-    def __init__(self, latency: float, error_rate: float) -> None:
+    def __init__(self, latency: float, error_rate: float, workers: int = 0) -> None:
         self.latency, self.error_rate = latency, error_rate
+        self.workers = asyncio.Semaphore(workers) if workers else None
         self.served = 0
         self.started = time.time()
 
@@ -65,6 +69,12 @@ class Demo:
             ms = float(parse_qs(url.query).get("ms", ["100"])[0])
             await asyncio.sleep(ms / 1000)
             return 200, b'"slow"'
+        if self.workers is not None:
+            async with self.workers:
+                return await self.work()
+        return await self.work()
+
+    async def work(self) -> tuple[int, bytes]:
         if self.latency:
             await asyncio.sleep(self.latency)
         if self.error_rate and random.random() < self.error_rate:
@@ -74,8 +84,9 @@ class Demo:
         return 200, json.dumps(body).encode()
 
 
-async def serve(host: str, port: int, latency: float, error_rate: float) -> None:
-    demo = Demo(latency, error_rate)
+async def serve(host: str, port: int, latency: float, error_rate: float,
+                workers: int = 0) -> None:
+    demo = Demo(latency, error_rate, workers)
     server = await asyncio.start_server(demo.handle, host, port, reuse_address=True)
     print(f"chaos demo service listening on http://{host}:{port} (pid {os.getpid()})",
           flush=True)
@@ -89,9 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8089)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to /")
     parser.add_argument("--error-rate", type=float, default=0.0, help="share of / that fail")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="requests to / served at once; the rest wait (0: no limit)")
     args = parser.parse_args(argv)
     try:
-        asyncio.run(serve(args.host, args.port, args.latency, args.error_rate))
+        asyncio.run(serve(args.host, args.port, args.latency, args.error_rate, args.workers))
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1

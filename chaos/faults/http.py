@@ -5,7 +5,8 @@ each request and applies the faults whose match it meets: `path` / `path_prefix`
 `method`, request `headers`, and a `percent` of the matching requests (drawn from the run's seed,
 so a rerun hits the same sequence). `chaos validate` refuses what can never be applied — an
 unknown status code, a regex that does not compile, a path that does not start with `/`, a plain
-TCP proxy — at its line.
+TCP proxy — at its line, and warns about a `match` no request can meet (the fault would be
+injected and reverted with nothing happening in between).
 
 On `pods` targets (with the application's `port`), the in-pod agent runs the same proxy inside
 each pod behind an nftables redirect of that port (chaos.adapters.kubernetes.inpod_http).
@@ -17,7 +18,10 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+import re
+
 from chaos.faults.registry import FaultRegistry, FaultType
+from chaos.model.advice import Advice
 from chaos.model.experiment import Target
 from chaos.model.schema import Duration, Field, Int, Map, Obj, Percent, Rate, Regex, Size, Str
 
@@ -67,11 +71,26 @@ def http_check(target: Target, params: Mapping[str, Any]) -> list[tuple[str, str
     if not _status(params.get("status")):
         problems.append(("with.status", f"{params['status']} is not a registered HTTP status "
                          "code; use one like 500, 502, 503 or 429"))
-    path, prefix = params.get("path"), params.get("path_prefix")
+    return problems + never_matches(params)
+
+
+def never_matches(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Warnings (Advice) for a `match` that no request meets: valid, but a fault that does
+    nothing is rarely what was meant."""
+    warnings: list[tuple[str, str]] = []
+    path, prefix, regex = params.get("path"), params.get("path_prefix"), params.get("path_regex")
     if path is not None and prefix is not None and not path.startswith(prefix):
-        problems.append(("with.path_prefix", f"no request can match both path {path} and "
-                         f"path_prefix {prefix}: remove one"))
-    return problems
+        warnings.append(("with.path_prefix", Advice(
+            f"no request can match both path {path} and path_prefix {prefix}: remove one")))
+    if path is not None and regex is not None and not re.fullmatch(regex, path):
+        warnings.append(("with.path_regex", Advice(
+            f"no request can match both path {path} and path_regex {regex!r} (it does not "
+            "match that path): remove one")))
+    if params.get("percent") == 0:
+        warnings.append(("with.percent", Advice(
+            "0% of the matching requests are hit: the fault does nothing; raise it or remove "
+            "the fault")))
+    return warnings
 
 
 def _fault(name: str, summary: str, fields: Mapping[str, Any]) -> FaultType:

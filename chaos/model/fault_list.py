@@ -14,7 +14,9 @@ from typing import Any
 
 import yaml
 
+from chaos.errors import Problem
 from chaos.model import source
+from chaos.model.advice import Advice, advise
 from chaos.model.experiment import FaultShape, FaultSpec, Limits, Target, Vocabulary, frozen
 from chaos.model.schema import INVALID, Context, Int, Obj, OneOf, Percent, join, suggest
 from chaos.model.sections import FAULT
@@ -105,7 +107,11 @@ def _fault(i: int, node: yaml.Node, raw: dict[str, Any], ctx: Context, vocab: Vo
         _target_fits(target, target_node, path, fault_type, shape, services, ctx)
         if ctx.count == mark and shape is not None and shape.check is not None:
             for field, message in shape.check(target, params):
-                ctx.problem(_deepest(node, field), join(path, field), message)
+                if isinstance(message, Advice):  # valid, but probably not what was meant
+                    advise(Problem(source.location(ctx.file, _deepest(node, field)),
+                                   join(path, field), message))
+                else:
+                    ctx.problem(_deepest(node, field), join(path, field), message)
     duration = _timing(node, raw, path, fault_type, shape, limits, ctx)
     if ctx.count != mark or shape is None or target is None or duration is None:
         return None

@@ -78,9 +78,12 @@ def test_database_primary_failure_deviates_when_sentinel_is_too_slow(tmp_path: P
 
 
 def _outage_ports() -> dict[str, str]:
-    return {key: str(free_port()) for key in ("dependency_port", "proxy_port", "front_port")}
+    return {key: str(free_port()) for key in ("dependency_port", "proxy_port", "front_port",
+                                               "outage_prometheus_port",
+                                               "outage_alertmanager_port")}
 
 
+@pytest.mark.needs("prometheus", "prometheus-alertmanager")
 def test_dependency_outage_degrades_gracefully_and_the_breaker_opens_and_closes(
         tmp_path: Path, state_dir: Path) -> None:
     result = run_chaos("run", "-q", str(SCENARIOS / "dependency-outage.yaml"),
@@ -96,8 +99,13 @@ def test_dependency_outage_degrades_gracefully_and_the_breaker_opens_and_closes(
     opened = front_log.index("breaker opened after 5 failed calls")
     assert "breaker closed" in front_log[opened:], front_log
     assert "burn_rate(1m) < 14.4" in out and "[FAIL]" not in out, out
+    # users saw fallbacks, but on-call was paged: the breaker's alert, timed from the injection
+    (alert,) = journal["detection"]["alerts"]
+    assert alert["status"] == "PASS" and alert["labels"]["alertname"] == "PaymentsCircuitOpen"
+    assert 0 < alert["time_to_detect"] <= 5, alert
 
 
+@pytest.mark.needs("prometheus", "prometheus-alertmanager")
 def test_dependency_outage_without_a_fallback_reaches_the_users(tmp_path: Path,
                                                                 state_dir: Path) -> None:
     result = run_chaos("run", "-q", str(SCENARIOS / "dependency-outage.yaml"),
@@ -108,19 +116,25 @@ def test_dependency_outage_without_a_fallback_reaches_the_users(tmp_path: Path,
     assert "availability >= 99%" in why and "burn_rate(1m) < 14.4" in why, out
 
 
-@pytest.mark.needs("ip", "nft", "haproxy")
+@pytest.mark.needs("ip", "nft", "haproxy", "prometheus", "prometheus-alertmanager")
 def test_region_loss_moves_traffic_to_region_b_and_leaves_no_rule_behind(
         tmp_path: Path, state_dir: Path) -> None:
     tag = f"{os.getpid() % 10000:04d}{random.randrange(100):02d}"
     regions = {"region_a": f"crg{tag}a", "region_b": f"crg{tag}b"}
     octet = random.randrange(100, 250), random.randrange(1, 250)
     nets = {"net_a": f"10.{octet[0]}.{octet[1]}", "net_b": f"10.{octet[0]}.{octet[1] + 1}"}
+    ports = {key: str(free_port()) for key in ("lb_port", "lb_metrics_port",
+                                                "region_prometheus_port",
+                                                "region_alertmanager_port")}
     result = run_chaos("run", "-q", str(SCENARIOS / "region-loss.yaml"),
-                       *_vars(**regions, **nets, lb_port=str(free_port()), outage="4s"),
-                       timeout=180)
+                       *_vars(**regions, **nets, **ports, outage="4s"), timeout=180)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     (run_dir,) = (tmp_path / "runs").iterdir()
+    # monitoring noticed: RegionDown for region A, from HAProxy's own exporter, in time
+    (alert,) = json.loads((run_dir / "journal.json").read_text())["detection"]["alerts"]
+    assert alert["status"] == "PASS" and alert["labels"]["server"] == "region-a", alert
+    assert 0 < alert["time_to_detect"] <= 5, alert
     # HAProxy's own log: its health checks took region A out and put it back, and while it was
     # out every answered request came from region B
     lines = (run_dir / "service-haproxy.log").read_text().splitlines()
@@ -160,10 +174,16 @@ def test_edge_outage_fails_clients_over_to_the_other_edge(tmp_path: Path,
     assert all("edges/edge-b " in line and " 200 " in line for line in answered), answered
 
 
-def test_certificate_expiry_is_refused_by_the_front_and_named_to_its_clients(
+def _certificate_ports() -> dict[str, str]:
+    return {key: str(free_port()) for key in ("payments_port", "tls_proxy_port",
+                                               "tls_front_port", "prometheus_port",
+                                               "alertmanager_port")}
+
+
+@pytest.mark.needs("prometheus", "prometheus-alertmanager")
+def test_certificate_expiry_is_refused_by_the_front_named_to_its_clients_and_alerts(
         tmp_path: Path, state_dir: Path) -> None:
-    ports = {key: str(free_port())
-             for key in ("payments_port", "tls_proxy_port", "tls_front_port")}
+    ports = _certificate_ports()
     done: list[subprocess.CompletedProcess[str]] = []
     runner = threading.Thread(target=lambda: done.append(run_chaos(
         "run", "-q", str(SCENARIOS / "certificate-expiry.yaml"),
@@ -189,4 +209,58 @@ def test_certificate_expiry_is_refused_by_the_front_and_named_to_its_clients(
     first_refusal = statuses.index(503)
     assert 200 in statuses[:first_refusal] and 200 in statuses[first_refusal:], statuses
     refusals = [body for status, body in seen if status == 503]
-    assert all("certificate has expired" in body for body in refusals), refusals
+    assert all("certificate has expired" in body for body in refusals), [
+        body for body in refusals if "certificate has expired" not in body]
+    # monitoring noticed: the expiry alert reached Alertmanager, timed from the injection
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    journal = json.loads((run_dir / "journal.json").read_text())
+    (alert,) = journal["detection"]["alerts"]
+    (injection,) = journal["injections"]
+    assert alert["status"] == "PASS", alert
+    assert alert["labels"]["alertname"] == "DependencyCertificateExpired", alert
+    # after the injection (a scrape that saw a refusal, then a rule evaluation), within 10 s
+    assert 0 < alert["time_to_detect"] <= 10, alert
+    assert alert["time_to_detect"] == pytest.approx(
+        alert["first_firing"] - injection["injected_at"], abs=0.01)
+    markdown = run_chaos("report", "--format", "markdown",
+                         str(run_dir / "journal.json")).stdout
+    assert "detected by DependencyCertificateExpired after" in markdown, markdown
+
+
+
+def _spike_ports() -> dict[str, str]:
+    return {key: str(free_port())
+            for key in ("backend_port", "backend_proxy_port", "spike_front_port")}
+
+
+def test_traffic_spike_is_shed_with_429_while_legitimate_clients_are_served(
+        tmp_path: Path, state_dir: Path) -> None:
+    result = run_chaos("run", "-q", str(SCENARIOS / "traffic-spike.yaml"), *_vars(**_spike_ports()),
+                       timeout=180)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    journal = json.loads((run_dir / "journal.json").read_text())
+    # the flood arrived at 10x: 300/s for the 3 s spike, on top of 30/s
+    assert "spike (300/s): 900 requests, 0 errors" in out, out
+    # the front's own count: the flood past 60/s (about 900 - 3 x 60) was answered 429, and
+    # nothing else (the shed probe's own requests hit the flooding client's bucket too)
+    shed, total = map(int, re.search(r"shed (\d+) of (\d+) requests with 429",
+                                     (run_dir / "service-front.log").read_text()).groups())
+    assert 0.9 * (900 - 180) <= shed <= 900 - 180 + 40, (shed, total)
+    during = {c["check"]: c for c in journal["phases"]["during"]["checks"]}
+    assert during["shop >= 99%"]["status"] == "PASS", during
+    assert during["shed >= 50%"]["value"] >= 0.5, during
+    assert journal["recovery"]["seconds"] is not None and journal["recovery"]["seconds"] <= 2
+
+
+def test_traffic_spike_without_the_rate_limiter_reaches_the_legitimate_clients(
+        tmp_path: Path, state_dir: Path) -> None:
+    result = run_chaos("run", "-q", str(SCENARIOS / "traffic-spike.yaml"),
+                       *_vars(**_spike_ports(), rate_limit=""), timeout=180)
+    out = result.stdout + result.stderr
+    # the backend's two workers queue the flood: the shop's calls time out, the guardrail ends it
+    assert result.returncode == 4, out
+    assert "guardrail breached: shop < 50%" in out, out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert "shed 0 of" in (run_dir / "service-front.log").read_text()
