@@ -37,7 +37,8 @@ from chaos.ctk.document import CtkExperiment
 from chaos.ctk.keeper import KEEPER
 from chaos.ctk.verdicts import activity_error, probe_verdicts
 from chaos.errors import ChaosError, ExitCode, truncate
-from chaos.runner.engine import VERDICTS, Injection, new_run_id
+from chaos.runner.engine import VERDICTS, Injection
+from chaos.runner.lifecycle import INTERRUPTS, Lifecycle, interrupted
 from chaos.runner.events import Event, EventBus
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,8 @@ AFTER = ("default", "after-method-only", "continuously", "continuous")
 STOPPED = ("aborted", "failed", "interrupted")
 # SIGUSR1/SIGUSR2 are how chaoslib.exit.exit_gracefully/exit_ungracefully (and controls such
 # as chaostoolkit-addons' safeguards) end an experiment; unhandled, they would kill us before
-# any rollback
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+# any rollback: whoever runs a Chaos Toolkit experiment routes these to its lifecycle
+SIGNALS = (*INTERRUPTS, signal.SIGUSR1, signal.SIGUSR2)
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,15 @@ class CtkResult:
 
 
 class CtkEngine:
-    def __init__(self, experiment: CtkExperiment, options: CtkOptions, bus: EventBus) -> None:
+    def __init__(self, experiment: CtkExperiment, options: CtkOptions, bus: EventBus, *,
+                 run_id: str, lifecycle: Lifecycle | None = None) -> None:
+        """Given its run id; a caller that wants signals routes them (SIGNALS) to
+        `lifecycle` (chaos.runner.lifecycle.handling_signals)."""
         self.experiment, self.options, self.bus = experiment, options, bus
-        self.run_id = new_run_id()
+        self.run_id = run_id
+        self.lifecycle = lifecycle or Lifecycle()
+        self.lifecycle.signal_outcome = self._signal_outcome
+        self.lifecycle.on_signal = lambda name: self.bus.emit("run.interrupted", signal=name)
         self.doc = experiment.copy()
         runtime = self.doc.get("runtime") or {}
         hyp = runtime.get("hypothesis") or {}
@@ -99,9 +106,8 @@ class CtkEngine:
         self.config: dict[str, Any] = {}
         self.secrets: dict[str, Any] = {}
         self._started = time.time()
-        self._work: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self._stop: tuple[ExitCode, str] | None = None
+        self._held: list[Injection] = []  # what chaos.ctk.actions injected, once reverted
         self._outcome: tuple[ExitCode, str] = (ExitCode.OK, "the steady state held")
         self._error: ChaosError | None = None
         self._method_started = False
@@ -112,22 +118,14 @@ class CtkEngine:
         self._unfinished: set[int] = set()  # id() of injections still held after stop_all
 
     # --- control
-    def _interrupt(self, signum: int) -> None:
-        name = signal.Signals(signum).name
-        if self._stop is not None:
-            log.warning("%s received while rolling back: rollbacks always finish; please wait",
-                        name)
-            return
-        self.bus.emit("run.interrupted", signal=name)
-        if signum in (signal.SIGINT, signal.SIGTERM):
-            code = ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
-            self._stop = (code, f"interrupted by {name}")
-        else:  # an activity called chaoslib.exit.exit_gracefully / exit_ungracefully
-            why = f"aborted: {name} (chaoslib.exit: an activity or a control ended the run)"
-            self._stop = (ExitCode.ABORTED, why)
+    def _signal_outcome(self, signum: int) -> tuple[ExitCode, str]:
         self.journal["status"] = "interrupted"
-        if self._work is not None:
-            self._work.cancel()
+        if signum in INTERRUPTS:
+            return interrupted(signum)
+        # an activity called chaoslib.exit.exit_gracefully / exit_ungracefully
+        name = signal.Signals(signum).name
+        return (ExitCode.ABORTED,
+                f"aborted: {name} (chaoslib.exit: an activity or a control ended the run)")
 
     def _relay(self, event: Event) -> None:
         """chaos.ctk.actions injections (on the keeper's thread) show up in this run's events."""
@@ -136,10 +134,9 @@ class CtkEngine:
 
     async def run(self) -> CtkResult:
         from chaoslib.caching import cache_activities, clear_cache
-        from chaoslib.exceptions import InterruptExecution
         from chaoslib.run import initialize_run_journal
 
-        loop = self._loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop()
         exp = self.experiment
         if not log.isEnabledFor(logging.DEBUG):  # its log lines repeat what our events say
             logging.getLogger("chaostoolkit").setLevel(logging.CRITICAL)
@@ -149,43 +146,38 @@ class CtkEngine:
         mark = len(KEEPER.held)
         KEEPER.listeners.append(self._relay)
         self.journal = initialize_run_journal(self.doc)
-        for signum in SIGNALS:
-            loop.add_signal_handler(signum, self._interrupt, signum)
         cache_activities(self.doc)
         try:
-            self._work = asyncio.create_task(self._main(), name="ctk-run")
-            try:
-                await self._work
-            except asyncio.CancelledError:
-                if self._stop is None:
-                    raise
-            except ChaosError as exc:
-                self._error, self._outcome = exc, (exc.exit_code, str(exc))
-                self.journal["status"] = "aborted"
-            except blocking.Exited as exc:
-                self._exited(exc)
-            except InterruptExecution as exc:  # a control or an activity stopped the run
-                self.journal["status"] = "interrupted"  # as chaoslib records it
-                self._interrupted = True
-                self._outcome = (ExitCode.ABORTED, f"interrupted: {truncate(str(exc))}")
-            except Exception as exc:  # an unexpected error in the method: Chaos Toolkit aborts
-                log.debug("the experiment raised", exc_info=True)
-                self.journal["status"] = "aborted"
-                reason = f"aborted: {type(exc).__name__}: {truncate(str(exc))}"
-                self._outcome = (ExitCode.ABORTED, reason)
-            if self._stop is not None:
-                self._outcome = self._stop
+            self._judge_error(await self.lifecycle.run(self._main, lambda: self._cleanup(mark)))
         finally:
-            injections = await self._cleanup(mark)
-            for signum in SIGNALS:
-                loop.remove_signal_handler(signum)
             KEEPER.listeners.remove(self._relay)
             clear_cache()
-        code, reason = self._final(injections)
+        code, reason = self._final(self._held)
         self.bus.emit("run.finished", run=self.run_id, verdict=VERDICTS[code],
                       exit_code=int(code), reason=reason)
-        return CtkResult(self.run_id, code, reason, self._finish_journal(), injections,
+        return CtkResult(self.run_id, code, reason, self._finish_journal(), self._held,
                          self._error, self.rollback_strategy, self.hypothesis_strategy)
+
+    def _judge_error(self, error: Exception | None) -> None:
+        """What the method's error (or a stop) means, as Chaos Toolkit records it."""
+        from chaoslib.exceptions import InterruptExecution
+
+        if isinstance(error, ChaosError):
+            self._error, self._outcome = error, (error.exit_code, str(error))
+            self.journal["status"] = "aborted"
+        elif isinstance(error, blocking.Exited):
+            self._exited(error)
+        elif isinstance(error, InterruptExecution):  # a control or an activity stopped the run
+            self.journal["status"] = "interrupted"  # as chaoslib records it
+            self._interrupted = True
+            self._outcome = (ExitCode.ABORTED, f"interrupted: {truncate(str(error))}")
+        elif error is not None:  # an unexpected error in the method: Chaos Toolkit aborts
+            log.debug("the experiment raised", exc_info=error)
+            self.journal["status"] = "aborted"
+            reason = f"aborted: {type(error).__name__}: {truncate(str(error))}"
+            self._outcome = (ExitCode.ABORTED, reason)
+        if self.lifecycle.stopped is not None:
+            self._outcome = self.lifecycle.stopped
 
     def _exited(self, exc: blocking.Exited) -> None:
         """sys.exit() in a control or a python activity: chaoslib records the run as
@@ -356,9 +348,7 @@ class CtkEngine:
                                                  event_registry=None)
             except blocking.Exited as exc:  # nobody awaits this task: stop the run from here
                 self._exited(exc)
-                if self._stop is None and self._work is not None:
-                    self._stop = self._outcome
-                    self._work.cancel()
+                self.lifecycle.stop(*self._outcome)
                 return
             iteration += 1
             self.journal["steady_states"]["during"].append(state)
@@ -392,7 +382,7 @@ class CtkEngine:
                     break
             await asyncio.gather(*background)
         finally:
-            if self._stop is None:
+            if not self.lifecycle.stopping:
                 await blocking.in_thread(self._end, "method", runs)
         self.bus.emit("phase.finished", phase="during", passed=not self._during_failed)
 
@@ -440,15 +430,16 @@ class CtkEngine:
             return bool(self.journal.get("deviated"))
         return self._method_started  # ours: nothing ran, nothing to roll back (ctk#168)
 
-    async def _cleanup(self, mark: int) -> list[Injection]:
-        """Must finish whatever happened; a second signal does not shorten it."""
+    async def _cleanup(self, mark: int) -> None:
+        """Must finish whatever happened; shielded by the lifecycle, so a second signal does
+        not shorten it."""
         for task in self._tasks:
             task.cancel()
         killed = blocking.kill_all()
         if killed:
             log.info("killed %d process-provider session(s)", killed)
         early: asyncio.Task[Any] | None = None
-        if self._stop is not None or self._interrupted or \
+        if self.lifecycle.stopping or self._interrupted or \
                 self.journal.get("status") == "aborted":
             # a signal or an abort: what chaos.ctk.actions holds is reverted now, alongside the
             # rollbacks, not after them (they have no time limit); a rollback's revert() of
@@ -463,7 +454,7 @@ class CtkEngine:
         self._unfinished = {id(i) for h in held if not h.done.done() for i in h.injections
                             if i.outcome in ("pending", "injected")}
         await self._hook(self._end_controls)
-        return [i for h in held for i in h.injections]
+        self._held = [i for h in held for i in h.injections]
 
     async def _rollbacks(self) -> None:
         from chaoslib.control import Control
