@@ -91,25 +91,30 @@ class ManualClock:
 
     async def run(self, awaitable: Awaitable[T], *, idle_rounds: int = 20) -> T:
         """Await `awaitable`, jumping the clock to the next sleeper whenever every task is
-        waiting on it (after `idle_rounds` passes of the event loop without progress)."""
+        waiting on it (after `idle_rounds` passes of the event loop without it ending).
+        Cancelling this cancels the awaitable and goes on driving it until it has ended."""
         task = asyncio.ensure_future(awaitable)
-        try:
-            while not task.done():
-                for _ in range(idle_rounds):
-                    await asyncio.sleep(0)
-                    if task.done():
-                        break
-                due = self.next_deadline()
-                if task.done():
-                    break
-                if due is None:
-                    await asyncio.sleep(0.001)  # waiting on something real (a thread, a pipe)
-                else:
-                    self.advance(max(0.0, due - self._now))
-        finally:
-            if not task.done():
+        cancelled: asyncio.CancelledError | None = None
+        while not task.done():
+            try:
+                await self._step(task, idle_rounds)
+            except asyncio.CancelledError as exc:
                 task.cancel()
+                cancelled = exc
+        if cancelled is not None:
+            raise cancelled
         return task.result()
+
+    async def _step(self, task: asyncio.Future[Any], idle_rounds: int) -> None:
+        for _ in range(idle_rounds):
+            await asyncio.sleep(0)
+            if task.done():
+                return
+        due = self.next_deadline()
+        if due is None:
+            await asyncio.sleep(0.001)  # waiting on something real (a thread, a pipe)
+        else:
+            self.advance(max(0.0, due - self._now))
 
 
 @dataclass(frozen=True)

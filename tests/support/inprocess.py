@@ -24,9 +24,10 @@ def experiment(text: str) -> Experiment:
     return load_text(SourceText("<test>", textwrap.dedent(text)), vocabulary(), {})
 
 
-def faults(*specs: tuple[str, float, float], fault_type: str = "process.suspend") -> Experiment:
+def faults(*specs: tuple[str, float, float], fault_type: str = "process.suspend",
+           max_targets: int = 10) -> Experiment:
     """An experiment with these (name, start, duration) faults, no hypothesis."""
-    lines = ["title: in-process", "faults:"]
+    lines = ["title: in-process", f"limits: {{max_targets: {max_targets}}}", "faults:"]
     for name, start, duration in specs:
         lines += [f"  - name: {name}", f"    type: {fault_type}",
                   "    target: {process: {name: nothing-real}}",
@@ -59,7 +60,8 @@ class Harness:
         async def main() -> RunResult:
             if during is None:
                 return await self.clock.run(self.engine.run())
-            return await self.clock.run(asyncio.gather(self.engine.run(), during(self)))[0]
+            result, _ = await self.clock.run(asyncio.gather(self.engine.run(), during(self)))
+            return result  # type: ignore[no-any-return]
         return asyncio.run(main())
 
     def names(self, prefix: str = "") -> list[str]:
