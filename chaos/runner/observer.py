@@ -50,7 +50,7 @@ class Observer:
         self.bus = bus
         self._abort = abort  # the engine's cancel: revert everything now
         self._stopping = stopping  # the engine is already ending the run
-        self.sampler = Sampler([Probe.from_spec(p) for p in hypothesis.probes], self._on_sample,
+        self.sampler = Sampler([Probe.from_spec(p) for p in hypothesis.probes], self.sampled,
                                on_probe_error)
         self.traffic: HttpTraffic | None = None
         self.prometheus: Prometheus | None = None
@@ -264,7 +264,8 @@ class Observer:
             self._first_injection = self.clock.monotonic()
             self._injection.set()
 
-    def _on_sample(self, sample: Sample) -> None:
+    def sampled(self, sample: Sample) -> None:
+        """A probe answered (the sampler calls this): recorded, and guardrails judged."""
         self.bus.emit("probe.sampled", probe=sample.probe, ok=sample.ok,
                       latency=round(sample.latency, 6), detail=sample.detail,
                       at=round(self.bus.elapsed(sample.at), 4))

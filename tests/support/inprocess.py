@@ -69,3 +69,66 @@ class Harness:
 
     def ledger_events(self) -> list[str]:
         return [e for e in self.ledger.events("run-1") if e not in ("run", "finished")]
+
+
+PROBED = """\
+title: observed
+hypothesis:
+  probes:
+    - name: home
+      http: {url: "http://127.0.0.1:9/", timeout: 1s}
+    - name: api
+      http: {url: "http://127.0.0.1:9/api", timeout: 1s}
+  checks: [%s]
+  before: {window: 10s, every: 1s}
+  during: {every: 1s, window: 5s, abort: [%s]}
+  after: {settle: 1s, window: 10s}
+faults:
+  - name: a
+    type: process.suspend
+    target: {process: {name: nothing-real}}
+    duration: 10s
+"""
+
+
+@dataclass
+class Observed:
+    """An Observer of a probe hypothesis on a manual clock, fed samples the test chooses."""
+
+    checks: str = "home >= 99%"
+    aborts: str = "home < 50%"
+
+    def __post_init__(self) -> None:
+        from chaos.runner.observer import Observer
+
+        self.exp = experiment(PROBED % (self.checks, self.aborts))
+        assert self.exp.hypothesis is not None
+        self.hyp = self.exp.hypothesis
+        self.clock = ManualClock()
+        self.bus = EventBus(clock=self.clock)
+        self.events: list[Event] = []
+        self.bus.subscribe(self.events.append)
+        self.aborted: list[tuple[Any, str]] = []
+        self.errors: list[Exception] = []
+        self.observer = Observer(self.hyp, self.bus,
+                                 abort=lambda code, why: self.aborted.append((code, why)),
+                                 stopping=lambda: bool(self.aborted),
+                                 on_probe_error=self.errors.append, clock=self.clock)
+
+    def feed(self, probe: str, oks: str, *, start: float = 1000.0, every: float = 1.0,
+             latency: float = 0.01) -> None:
+        """One sample per character of `oks` ('1' answered ok, '0' failed, 't' timed out)."""
+        from chaos.slo.checks import Sample
+
+        for k, mark in enumerate(oks):
+            sample = Sample(probe, start + k * every, mark == "1",
+                            1.0 if mark == "t" else latency, "" if mark == "1" else "HTTP 500",
+                            timed_out=mark == "t")
+            self.observer.sampler.samples.append(sample)  # as the sampler records an answer
+            self.observer.sampled(sample)
+
+    def judge(self, phase: str = "before", start: float = 1000.0, end: float = 1010.0) -> Any:
+        async def evaluate() -> Any:
+            await self.observer.evaluate(phase, self.hyp.checks, start, end)
+            return self.observer.verdicts[phase]
+        return asyncio.run(evaluate())
