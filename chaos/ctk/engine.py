@@ -27,19 +27,22 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from chaos.ctk import blocking, keeper
+from chaos.ctk.controls import Controls, configure
 from chaos.ctk.document import CtkExperiment
 from chaos.ctk.keeper import KEEPER
-from chaos.ctk.verdicts import activity_error, probe_verdicts
+from chaos.ctk.options import CtkOptions, CtkResult
+from chaos.ctk.verdicts import (activity_error, journal_status, probe_verdicts, settled,
+                                unmet_because)
 from chaos.errors import ChaosError, ExitCode, truncate
 from chaos.runner.engine import VERDICTS, Injection
-from chaos.runner.lifecycle import INTERRUPTS, Lifecycle, interrupted
 from chaos.runner.events import Event, EventBus
+from chaos.runner.lifecycle import INTERRUPTS, Lifecycle, interrupted
+
+__all__ = ["SIGNALS", "CtkEngine", "CtkOptions", "CtkResult"]
 
 log = logging.getLogger(__name__)
 
@@ -51,34 +54,6 @@ STOPPED = ("aborted", "failed", "interrupted")
 # as chaostoolkit-addons' safeguards) end an experiment; unhandled, they would kill us before
 # any rollback: whoever runs a Chaos Toolkit experiment routes these to its lifecycle
 SIGNALS = (*INTERRUPTS, signal.SIGUSR1, signal.SIGUSR2)
-
-
-@dataclass(frozen=True)
-class CtkOptions:
-    rollback_strategy: str | None = None  # None: the experiment's runtime section, else default
-    hypothesis_strategy: str | None = None
-    hypothesis_frequency: float | None = None
-    fail_fast: bool | None = None
-    config_vars: Mapping[str, Any] = field(default_factory=dict)
-    secret_vars: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class CtkResult:
-    run: str
-    exit_code: ExitCode
-    reason: str
-    journal: dict[str, Any]  # Chaos Toolkit's journal format
-    injections: list[Injection] = field(default_factory=list)
-    error: ChaosError | None = None
-    rollback_strategy: str = "default"
-    hypothesis_strategy: str = "default"
-    recovery: float | None = None  # journal fields a native run has
-    detected: float | None = None
-
-    @property
-    def verdict(self) -> str:
-        return VERDICTS[self.exit_code]
 
 
 class CtkEngine:
@@ -103,8 +78,7 @@ class CtkEngine:
         self.journal: dict[str, Any] = {"status": None, "deviated": False, "run": [],
                                         "rollbacks": [], "steady_states": {
                                             "before": None, "after": None, "during": []}}
-        self.config: dict[str, Any] = {}
-        self.secrets: dict[str, Any] = {}
+        self.controls = Controls(self.doc)
         self._started = time.time()
         self._tasks: list[asyncio.Task[Any]] = []
         self._held: list[Injection] = []  # what chaos.ctk.actions injected, once reverted
@@ -113,7 +87,6 @@ class CtkEngine:
         self._method_started = False
         self._interrupted = False  # InterruptExecution from a control or an activity
         self._during_failed = False
-        self._controls: list[tuple[str, Any, Any]] = []  # begun, not yet ended
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unfinished: set[int] = set()  # id() of injections still held after stop_all
 
@@ -219,19 +192,22 @@ class CtkEngine:
     async def _main(self) -> None:
         from chaoslib import substitute
 
-        await blocking.in_thread(self._configure)
-        self.doc["title"] = substitute(self.doc["title"], self.config, self.secrets)
+        ctl = self.controls
+        ctl.config, ctl.secrets = await blocking.in_thread(
+            configure, self.experiment, self.doc, self.options.config_vars,
+            self.options.secret_vars)
+        self.doc["title"] = substitute(self.doc["title"], ctl.config, ctl.secrets)
         self.journal["experiment"]["title"] = self.doc["title"]
-        await blocking.in_thread(self._begin_controls)
+        await blocking.in_thread(ctl.begin_experiment)
         hyp = self.doc.get("steady-state-hypothesis") or {}
         ssh = bool(hyp.get("probes")) and self.hypothesis_strategy != "skip"
         if ssh and self.hypothesis_strategy in BEFORE:
             state = await self._hypothesis("before")
             self.journal["steady_states"]["before"] = state
             if not state["steady_state_met"]:
-                self.journal["status"] = _status(state)
+                self.journal["status"] = journal_status(state)
                 self._outcome = (ExitCode.STEADY_STATE_NOT_MET,
-                                 "steady state not met before the method: " + _why(state))
+                                 "steady state not met before the method: " + unmet_because(state))
                 return
         if ssh and self.hypothesis_strategy in DURING:
             self._tasks.append(asyncio.create_task(self._continuously(), name="ctk-during"))
@@ -244,89 +220,19 @@ class CtkEngine:
             self.journal["steady_states"]["after"] = state
             if not state["steady_state_met"]:
                 self.journal["deviated"] = True
-                self.journal["status"] = _status(state)
+                self.journal["status"] = journal_status(state)
                 self._outcome = (ExitCode.DEVIATED, "steady state not met after the method: " +
-                                 _why(state))
+                                 unmet_because(state))
                 return
         if self._during_failed:
             self._outcome = (ExitCode.DEVIATED, "steady state not met during the method")
-
-    def _configure(self) -> None:
-        from chaoslib.configuration import load_configuration, load_dynamic_configuration
-        from chaoslib.exceptions import ChaosException
-        from chaoslib.secret import load_secrets
-
-        try:
-            config = load_configuration(self.doc.get("configuration", {}),
-                                        dict(self.options.config_vars))
-            secrets = load_secrets(self.doc.get("secrets", {}), config,
-                                   dict(self.options.secret_vars))
-            self.config = load_dynamic_configuration(config, secrets)
-            self.secrets = secrets
-        except ChaosException as exc:
-            raise ChaosError(self._missing_env() or f"{self.experiment.source}: configuration "
-                             f"or secrets: {exc}",
-                             hint="set the environment variables the file names, or pass "
-                                  "--var NAME=VALUE / --var-file FILE") from None
-
-    def _missing_env(self) -> str:
-        """file:line: path of the first configuration or secret naming an unset environment
-        variable (chaoslib's message names the variable only)."""
-        import os
-
-        given_config, given_secrets = self.options.config_vars, self.options.secret_vars
-        entries = [(f"configuration.{k}", v) for k, v in
-                   (self.doc.get("configuration") or {}).items() if k not in given_config]
-        entries += [(f"secrets.{scope}.{k}", v)
-                    for scope, values in (self.doc.get("secrets") or {}).items()
-                    if isinstance(values, dict) for k, v in values.items()
-                    if k not in (given_secrets.get(scope) or {})]
-        for path, value in entries:
-            # chaoslib reads a configuration's `default`, not a secret's
-            defaulted = path.startswith("configuration.") and "default" in value \
-                if isinstance(value, dict) else False
-            if isinstance(value, dict) and value.get("type") == "env" and not defaulted and \
-                    value.get("key") not in os.environ:
-                return (f"{self.experiment.where(path)}: {path}: environment variable "
-                        f"{value.get('key')} is not set" + (
-                            " (chaoslib does not read a secret's `default`)"
-                            if "default" in value else ""))
-        return ""
-
-    def _begin_controls(self) -> None:
-        from chaoslib.control import (
-            Control,
-            initialize_controls,
-            initialize_global_controls,
-        )
-
-        initialize_global_controls(self.doc, self.config, self.secrets, {})
-        initialize_controls(self.doc, self.config, self.secrets)
-        self._begin("experiment", Control())
-
-    def _begin(self, level: str, control: Any) -> None:
-        control.begin(level, self.doc, self.doc, self.config, self.secrets)
-        self._controls.append((level, control, None))
-
-    def _end(self, level: str, state: Any) -> None:
-        from chaoslib.exceptions import ChaosException
-
-        for i, (name, control, _) in enumerate(self._controls):
-            if name == level:
-                del self._controls[i]
-                control.with_state(state)
-                try:
-                    control.end(level, self.doc, self.doc, self.config, self.secrets)
-                except ChaosException:
-                    log.debug("control end failed", exc_info=True)
-                return
 
     async def _hypothesis(self, phase: str) -> dict[str, Any]:
         from chaoslib.hypothesis import run_steady_state_hypothesis
 
         self.bus.emit("phase.started", phase=phase)
         state: dict[str, Any] = await blocking.in_thread(
-            run_steady_state_hypothesis, self.doc, self.config, self.secrets, dry=None,
+            run_steady_state_hypothesis, self.doc, self.controls.config, self.controls.secrets, dry=None,
             event_registry=None)
         passed = self._judge(phase, state)
         self.bus.emit("phase.finished", phase=phase, passed=passed)
@@ -344,7 +250,7 @@ class CtkEngine:
         while self.journal["status"] not in STOPPED:
             try:
                 state = await blocking.in_thread(run_steady_state_hypothesis, self.doc,
-                                                 self.config, self.secrets, dry=None,
+                                                 self.controls.config, self.controls.secrets, dry=None,
                                                  event_registry=None)
             except blocking.Exited as exc:  # nobody awaits this task: stop the run from here
                 self._exited(exc)
@@ -367,7 +273,7 @@ class CtkEngine:
         self.bus.emit("phase.started", phase="during")
         runs: list[dict[str, Any]] = []
         self.journal["run"] = runs
-        await blocking.in_thread(self._begin, "method", Control())
+        await blocking.in_thread(self.controls.begin, "method", Control())
         background = []
         try:
             for activity in self.doc.get("method") or []:
@@ -383,7 +289,7 @@ class CtkEngine:
             await asyncio.gather(*background)
         finally:
             if not self.lifecycle.stopping:
-                await blocking.in_thread(self._end, "method", runs)
+                await blocking.in_thread(self.controls.end, "method", runs)
         self.bus.emit("phase.finished", phase="during", passed=not self._during_failed)
 
     async def _activity(self, phase: str, activity: dict[str, Any],
@@ -398,7 +304,7 @@ class CtkEngine:
         try:
             run: dict[str, Any] = await blocking.in_thread(
                 execute_activity, experiment=self.doc, activity=activity,
-                configuration=self.config, secrets=self.secrets, dry=None, runs=runs)
+                configuration=self.controls.config, secrets=self.controls.secrets, dry=None, runs=runs)
         except asyncio.CancelledError:
             self.bus.emit("activity.finished", phase=phase, activity=name, type=kind,
                           status="interrupted", duration=round(time.monotonic() - started, 4),
@@ -445,7 +351,7 @@ class CtkEngine:
             # rollbacks, not after them (they have no time limit); a rollback's revert() of
             # the same run waits for the same stop
             early = asyncio.create_task(blocking.in_thread(KEEPER.stop_all, mark))
-        await self._hook(self._end, "method", self.journal.get("run"))
+        await self._hook(self.controls.end, "method", self.journal.get("run"))
         if self._play_rollbacks():
             await self._rollbacks()
         if early is not None:
@@ -461,7 +367,7 @@ class CtkEngine:
 
         runs: list[dict[str, Any]] = []
         self.journal["rollbacks"] = runs
-        await self._hook(self._begin, "rollback", Control())
+        await self._hook(self.controls.begin, "rollback", Control())
         background = []
         for activity in self.doc.get("rollbacks") or []:
             if activity.get("background"):
@@ -470,7 +376,7 @@ class CtkEngine:
             else:
                 await self._rollback(activity, runs)
         await asyncio.gather(*background)
-        await self._hook(self._end, "rollback", runs)
+        await self._hook(self.controls.end, "rollback", runs)
 
     async def _rollback(self, activity: dict[str, Any], runs: list[dict[str, Any]]) -> None:
         """One rollback; a SystemExit in it does not skip the others (chaoslib's would)."""
@@ -480,18 +386,11 @@ class CtkEngine:
             self._exited(exc)
 
     def _end_controls(self) -> None:
-        from chaoslib.control import cleanup_controls, cleanup_global_controls
-
-        # as chaoslib does: the experiment control's `after` sees the finished journal
         self.journal["end"] = datetime.now(UTC).isoformat()
         self.journal["duration"] = time.time() - self._started
         if self.journal.get("status") not in ("completed", "failed", "aborted", "interrupted"):
             self.journal["status"] = "completed"
-        try:
-            self._end("experiment", self.journal)
-        finally:
-            cleanup_controls(self.doc)
-            cleanup_global_controls()
+        self.controls.end_experiment(self.journal)
 
     def _finish_journal(self) -> dict[str, Any]:
         """Chaos Toolkit's journal, as chaoslib finishes it; activities we stopped waiting for
@@ -499,34 +398,8 @@ class CtkEngine:
         journal = dict(self.journal)
         now = datetime.now(UTC)
         for key in ("run", "rollbacks"):
-            journal[key] = [_settled(dict(r), now) if isinstance(r, dict) else r
+            journal[key] = [settled(dict(r), now) if isinstance(r, dict) else r
                             for r in list(journal.get(key) or [])]
         return journal
 
 
-def _settled(run: dict[str, Any], now: datetime) -> dict[str, Any]:
-    if "status" not in run:
-        run["status"] = "failed"
-        run["exception"] = ["interrupted: the run ended without waiting for this activity\n"]
-        run["end"] = now.isoformat()
-        run["duration"] = (now - datetime.fromisoformat(run["start"])).total_seconds()
-    return run
-
-
-def _status(state: dict[str, Any]) -> str:
-    """Chaos Toolkit's: `failed` when a probe raised, `completed` when one was out of
-    tolerance."""
-    return "failed" if any(p.get("status") != "succeeded" for p in state.get("probes", [])) \
-        else "completed"
-
-
-def _why(state: dict[str, Any]) -> str:
-    probes = state.get("probes") or []
-    if not probes:
-        return "no probe ran"
-    last = probes[-1]
-    name = last["activity"].get("name")
-    if last.get("status") != "succeeded":
-        return f"probe {name} failed: {activity_error(last)}"
-    return f"probe {name} returned {truncate(repr(last.get('output')), 120)}, not within its " \
-           f"tolerance"

@@ -15,6 +15,11 @@ from tests.support.inprocess import Harness, faults
 THREE = (("a", 0, 60), ("b", 1, 60), ("c", 2, 60))
 
 
+async def until_held(h: Harness, count: int) -> None:
+    while len(h.adapter.held) < count:
+        await asyncio.sleep(0)
+
+
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, ExitCode.INTERRUPTED),
                                          (signal.SIGTERM, ExitCode.TERMINATED)])
 @pytest.mark.parametrize("at", [0.5, 1.5, 30])
@@ -108,11 +113,12 @@ def test_cancelling_the_run_during_cleanup_still_reverts_and_records_everything(
 
     async def main() -> None:
         run = asyncio.create_task(h.clock.run(h.engine.run()))
-        await asyncio.sleep(0.01)
+        await until_held(h, 3)
         h.engine.stop(ExitCode.ABORTED, "guardrail breached")
         await reverting.wait()
         run.cancel()  # e.g. a caller's timeout, mid-cleanup
-        await asyncio.sleep(0.01)
+        for _ in range(100):
+            await asyncio.sleep(0)
         assert not run.done()  # still reverting
         release.set()
         with pytest.raises(asyncio.CancelledError):
@@ -129,10 +135,7 @@ def test_cancelling_the_run_while_it_works_reverts_then_propagates(tmp_path: Pat
 
     async def main() -> None:
         run = asyncio.create_task(h.clock.run(h.engine.run()))
-        for _ in range(200):
-            await asyncio.sleep(0)
-            if len(h.adapter.held) == 3:
-                break
+        await until_held(h, 3)
         run.cancel()
         with pytest.raises(asyncio.CancelledError):
             await run
