@@ -97,11 +97,12 @@ class Observed:
 
     checks: str = "home >= 99%"
     aborts: str = "home < 50%"
+    text: str = ""  # the whole experiment, instead of PROBED with these checks
 
     def __post_init__(self) -> None:
         from chaos.runner.observer import Observer
 
-        self.exp = experiment(PROBED % (self.checks, self.aborts))
+        self.exp = experiment(self.text or PROBED % (self.checks, self.aborts))
         assert self.exp.hypothesis is not None
         self.hyp = self.exp.hypothesis
         self.clock = ManualClock()
@@ -132,3 +133,63 @@ class Observed:
             await self.observer.evaluate(phase, self.hyp.checks, start, end)
             return self.observer.verdicts[phase]
         return asyncio.run(evaluate())
+
+
+TRAFFIC = """\
+title: measured
+hypothesis:
+  traffic: {http: {url: "http://127.0.0.1:9/", rate: 100/s, timeout: 2s}}
+  checks: [%s]
+  before: {window: 10s}
+  during: {every: 1s, window: 5s}
+  after: {settle: 1s, window: 10s}
+faults:
+  - name: a
+    type: process.suspend
+    target: {process: {name: nothing-real}}
+    duration: 10s
+"""
+
+
+@dataclass(frozen=True)
+class KnownWindow:
+    """What a traffic window measured, chosen by the test (chaos.slo.checks.Evidence)."""
+
+    events: int
+    errors: int = 0
+    latency: float = 0.01  # every request's
+    invalid: str = ""
+    error: str = ""
+    source: str = "traffic"
+    detail: str = "HTTP 503"
+
+    def quantile(self, q: float) -> float | None:
+        return self.latency if self.events else None
+
+    def fraction_at_most(self, seconds: float) -> float | None:
+        return (1.0 if self.latency <= seconds else 0.0) if self.events else None
+
+
+class KnownTraffic:
+    """A traffic source whose every window is `window`: the observer judges what it is told."""
+
+    def __init__(self, window: KnownWindow) -> None:
+        from types import SimpleNamespace
+
+        self.known = window
+        self.t0 = 0.0
+        self.schedule = SimpleNamespace(stages=[])
+
+    async def settle(self, end: float) -> None:
+        return None
+
+    def window(self, since: float, end: float) -> KnownWindow:
+        return self.known
+
+
+def measured(check: str, window: KnownWindow) -> tuple[Observed, Any]:
+    """The verdict of `check` over a traffic window that measured `window`."""
+    seen = Observed(text=TRAFFIC % check)
+    seen.observer.traffic = KnownTraffic(window)  # type: ignore[assignment]
+    (verdict,) = seen.judge()
+    return seen, verdict
