@@ -49,8 +49,7 @@ from chaos.reports.registry import new_registry as new_reporter_registry
 from chaos.slo.probe_kinds import PLUGIN_GROUP as PROBE_PLUGIN_GROUP
 from chaos.slo.probe_kinds import ProbeKind, ProbeKinds, default_probe_kinds, new_probe_kinds
 
-# TODO(lead): re-export the test seam (RecordingAdapter, InMemoryLedger, ManualClock) from
-# chaos.testing here once that module is merged, and add its names to __all__.
+from chaos.testing import Call, ManualClock, MemoryLedger, RecordingAdapter, registry_with
 
 __all__ = [
     # faults: the catalogue as data, and the schema language their parameters are declared in
@@ -67,5 +66,7 @@ __all__ = [
     "ProbeKind", "ProbeKinds", "new_probe_kinds", "default_probe_kinds", "PROBE_PLUGIN_GROUP",
     # the plugin route shared by the registries, and the errors adapters raise
     "PluginEntryPoint", "load_plugins",
+    # the test seam: a plugin's adapter tested in-process against a recording ledger and clock
+    "RecordingAdapter", "MemoryLedger", "ManualClock", "Call", "registry_with",
     "ChaosError", "FaultFailed", "PermissionDenied", "RevertFailed", "TargetNotFound",
 ]

@@ -133,9 +133,15 @@ def _loaded(load: Any) -> Any:
 def run_experiment(experiment: Any, runs_dir: Path) -> ChaosResult:
     """One run, through the engine `chaos run` uses; a signal reverts, then stops pytest."""
     from chaos.reports.terminal import summary
+    from chaos.runner.lifecycle import Lifecycle, handling_signals
     from chaos.runner.session import RunOptions, run_experiment as run
 
-    record = asyncio.run(run(experiment, RunOptions(runs_dir=runs_dir)))
+    async def signalled() -> Any:
+        lifecycle = Lifecycle()
+        with handling_signals(lifecycle):
+            return await run(experiment, RunOptions(runs_dir=runs_dir), lifecycle=lifecycle)
+
+    record = asyncio.run(signalled())
     print(summary(record.journal, str(record.journal_path)))  # captured; shown on failure
     code = int(record.result.exit_code)
     if code == ExitCode.INTERRUPTED:

@@ -457,6 +457,7 @@ async def _hold(experiment: Any, state_dir: Path | None, metrics_listen: str | N
     from chaos.cli.run import telemetry
     from chaos.cli.view import LiveView
     from chaos.reports.terminal import summary
+    from chaos.runner.lifecycle import Lifecycle, handling_signals
     from chaos.runner.session import RunOptions, run_experiment
 
     options = RunOptions(runs_dir=Path(state_dir or _default_runs()) / "adhoc",
@@ -466,9 +467,12 @@ async def _hold(experiment: Any, state_dir: Path | None, metrics_listen: str | N
             click.echo(f"injection {event.data['injection']}  "
                        f"(`chaos stop {event.data['injection']}` ends it)")
 
+    lifecycle = Lifecycle()  # Ctrl-C / SIGTERM revert at once
     async with telemetry(metrics_listen, traces, state_dir) as subscribers:
-        record = await run_experiment(experiment, options,
-                                      [LiveView(countdown=True), print_id, *subscribers])
+        with handling_signals(lifecycle):
+            record = await run_experiment(experiment, options,
+                                          [LiveView(countdown=True), print_id, *subscribers],
+                                          lifecycle=lifecycle)
     machine.record(record.journal, record.journal_path)
     click.echo(colour.summary(summary(record.journal, str(record.journal_path))))
     if record.result.error is not None and record.result.error.hint:

@@ -269,6 +269,7 @@ async def _run_each(experiments: list, journal_path: Path | None,  # type: ignor
 
     from chaos.cli.view import LiveView
     from chaos.reports.terminal import summary
+    from chaos.runner.lifecycle import INTERRUPTS, Lifecycle, handling_signals
     from chaos.runner.session import RunOptions, run_experiment
 
     options = RunOptions(runs_dir=runs_dir, journal_path=journal_path, state_dir=state_dir,
@@ -281,19 +282,23 @@ async def _run_each(experiments: list, journal_path: Path | None,  # type: ignor
         extra: list[str] = []
         try:
             record: Any
+            lifecycle = Lifecycle()  # this run's; signals reach it while it lasts
             if is_ctk(exp):
+                from chaos.ctk.engine import SIGNALS
                 from chaos.ctk.session import activity_lines, live_activities, run_ctk_experiment
 
-                record = await run_ctk_experiment(
-                    exp, ctk_options, options,
-                    subscribers + ([] if quiet else [live_activities(subscribers[0])]),
-                    journal_format)
+                with handling_signals(lifecycle, SIGNALS):
+                    record = await run_ctk_experiment(
+                        exp, ctk_options, options,
+                        subscribers + ([] if quiet else [live_activities(subscribers[0])]),
+                        journal_format, lifecycle)
                 extra = activity_lines(record.journal)
             else:
                 notifier, grafana = _notifier(exp), _grafana(exp)
-                record = await run_experiment(exp, options, subscribers + (
-                    [_run_notifications(notifier)] if notifier else []) + (
-                    [grafana] if grafana else []))
+                with handling_signals(lifecycle, INTERRUPTS):
+                    record = await run_experiment(exp, options, subscribers + (
+                        [_run_notifications(notifier)] if notifier else []) + (
+                        [grafana] if grafana else []), lifecycle=lifecycle)
                 if notifier is not None:
                     await notifier.drain()
                 if grafana is not None:  # the last updates, bounded: never a hang at exit

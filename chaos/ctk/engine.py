@@ -27,18 +27,22 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from chaos.ctk import blocking, keeper
+from chaos.ctk.controls import Controls, configure
 from chaos.ctk.document import CtkExperiment
 from chaos.ctk.keeper import KEEPER
-from chaos.ctk.verdicts import activity_error, probe_verdicts
+from chaos.ctk.options import CtkOptions, CtkResult
+from chaos.ctk.verdicts import (activity_error, journal_status, probe_verdicts, settled,
+                                unmet_because)
 from chaos.errors import ChaosError, ExitCode, truncate
-from chaos.runner.engine import VERDICTS, Injection, new_run_id
+from chaos.runner.engine import VERDICTS, Injection
 from chaos.runner.events import Event, EventBus
+from chaos.runner.lifecycle import INTERRUPTS, Lifecycle, interrupted
+
+__all__ = ["SIGNALS", "CtkEngine", "CtkOptions", "CtkResult"]
 
 log = logging.getLogger(__name__)
 
@@ -48,42 +52,20 @@ AFTER = ("default", "after-method-only", "continuously", "continuous")
 STOPPED = ("aborted", "failed", "interrupted")
 # SIGUSR1/SIGUSR2 are how chaoslib.exit.exit_gracefully/exit_ungracefully (and controls such
 # as chaostoolkit-addons' safeguards) end an experiment; unhandled, they would kill us before
-# any rollback
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
-
-
-@dataclass(frozen=True)
-class CtkOptions:
-    rollback_strategy: str | None = None  # None: the experiment's runtime section, else default
-    hypothesis_strategy: str | None = None
-    hypothesis_frequency: float | None = None
-    fail_fast: bool | None = None
-    config_vars: Mapping[str, Any] = field(default_factory=dict)
-    secret_vars: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class CtkResult:
-    run: str
-    exit_code: ExitCode
-    reason: str
-    journal: dict[str, Any]  # Chaos Toolkit's journal format
-    injections: list[Injection] = field(default_factory=list)
-    error: ChaosError | None = None
-    rollback_strategy: str = "default"
-    hypothesis_strategy: str = "default"
-    recovery: float | None = None  # journal fields a native run has
-    detected: float | None = None
-
-    @property
-    def verdict(self) -> str:
-        return VERDICTS[self.exit_code]
+# any rollback: whoever runs a Chaos Toolkit experiment routes these to its lifecycle
+SIGNALS = (*INTERRUPTS, signal.SIGUSR1, signal.SIGUSR2)
 
 
 class CtkEngine:
-    def __init__(self, experiment: CtkExperiment, options: CtkOptions, bus: EventBus) -> None:
+    def __init__(self, experiment: CtkExperiment, options: CtkOptions, bus: EventBus, *,
+                 run_id: str, lifecycle: Lifecycle | None = None) -> None:
+        """Given its run id; a caller that wants signals routes them (SIGNALS) to
+        `lifecycle` (chaos.runner.lifecycle.handling_signals)."""
         self.experiment, self.options, self.bus = experiment, options, bus
-        self.run_id = new_run_id()
+        self.run_id = run_id
+        self.lifecycle = lifecycle or Lifecycle()
+        self.lifecycle.signal_outcome = self._signal_outcome
+        self.lifecycle.on_signal = lambda name: self.bus.emit("run.interrupted", signal=name)
         self.doc = experiment.copy()
         runtime = self.doc.get("runtime") or {}
         hyp = runtime.get("hypothesis") or {}
@@ -96,38 +78,27 @@ class CtkEngine:
         self.journal: dict[str, Any] = {"status": None, "deviated": False, "run": [],
                                         "rollbacks": [], "steady_states": {
                                             "before": None, "after": None, "during": []}}
-        self.config: dict[str, Any] = {}
-        self.secrets: dict[str, Any] = {}
+        self.controls = Controls(self.doc)
         self._started = time.time()
-        self._work: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self._stop: tuple[ExitCode, str] | None = None
+        self._held: list[Injection] = []  # what chaos.ctk.actions injected, once reverted
         self._outcome: tuple[ExitCode, str] = (ExitCode.OK, "the steady state held")
         self._error: ChaosError | None = None
         self._method_started = False
         self._interrupted = False  # InterruptExecution from a control or an activity
         self._during_failed = False
-        self._controls: list[tuple[str, Any, Any]] = []  # begun, not yet ended
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unfinished: set[int] = set()  # id() of injections still held after stop_all
 
     # --- control
-    def _interrupt(self, signum: int) -> None:
-        name = signal.Signals(signum).name
-        if self._stop is not None:
-            log.warning("%s received while rolling back: rollbacks always finish; please wait",
-                        name)
-            return
-        self.bus.emit("run.interrupted", signal=name)
-        if signum in (signal.SIGINT, signal.SIGTERM):
-            code = ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
-            self._stop = (code, f"interrupted by {name}")
-        else:  # an activity called chaoslib.exit.exit_gracefully / exit_ungracefully
-            why = f"aborted: {name} (chaoslib.exit: an activity or a control ended the run)"
-            self._stop = (ExitCode.ABORTED, why)
+    def _signal_outcome(self, signum: int) -> tuple[ExitCode, str]:
         self.journal["status"] = "interrupted"
-        if self._work is not None:
-            self._work.cancel()
+        if signum in INTERRUPTS:
+            return interrupted(signum)
+        # an activity called chaoslib.exit.exit_gracefully / exit_ungracefully
+        name = signal.Signals(signum).name
+        return (ExitCode.ABORTED,
+                f"aborted: {name} (chaoslib.exit: an activity or a control ended the run)")
 
     def _relay(self, event: Event) -> None:
         """chaos.ctk.actions injections (on the keeper's thread) show up in this run's events."""
@@ -136,10 +107,9 @@ class CtkEngine:
 
     async def run(self) -> CtkResult:
         from chaoslib.caching import cache_activities, clear_cache
-        from chaoslib.exceptions import InterruptExecution
         from chaoslib.run import initialize_run_journal
 
-        loop = self._loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop()
         exp = self.experiment
         if not log.isEnabledFor(logging.DEBUG):  # its log lines repeat what our events say
             logging.getLogger("chaostoolkit").setLevel(logging.CRITICAL)
@@ -149,43 +119,38 @@ class CtkEngine:
         mark = len(KEEPER.held)
         KEEPER.listeners.append(self._relay)
         self.journal = initialize_run_journal(self.doc)
-        for signum in SIGNALS:
-            loop.add_signal_handler(signum, self._interrupt, signum)
         cache_activities(self.doc)
         try:
-            self._work = asyncio.create_task(self._main(), name="ctk-run")
-            try:
-                await self._work
-            except asyncio.CancelledError:
-                if self._stop is None:
-                    raise
-            except ChaosError as exc:
-                self._error, self._outcome = exc, (exc.exit_code, str(exc))
-                self.journal["status"] = "aborted"
-            except blocking.Exited as exc:
-                self._exited(exc)
-            except InterruptExecution as exc:  # a control or an activity stopped the run
-                self.journal["status"] = "interrupted"  # as chaoslib records it
-                self._interrupted = True
-                self._outcome = (ExitCode.ABORTED, f"interrupted: {truncate(str(exc))}")
-            except Exception as exc:  # an unexpected error in the method: Chaos Toolkit aborts
-                log.debug("the experiment raised", exc_info=True)
-                self.journal["status"] = "aborted"
-                reason = f"aborted: {type(exc).__name__}: {truncate(str(exc))}"
-                self._outcome = (ExitCode.ABORTED, reason)
-            if self._stop is not None:
-                self._outcome = self._stop
+            self._judge_error(await self.lifecycle.run(self._main, lambda: self._cleanup(mark)))
         finally:
-            injections = await self._cleanup(mark)
-            for signum in SIGNALS:
-                loop.remove_signal_handler(signum)
             KEEPER.listeners.remove(self._relay)
             clear_cache()
-        code, reason = self._final(injections)
+        code, reason = self._final(self._held)
         self.bus.emit("run.finished", run=self.run_id, verdict=VERDICTS[code],
                       exit_code=int(code), reason=reason)
-        return CtkResult(self.run_id, code, reason, self._finish_journal(), injections,
+        return CtkResult(self.run_id, code, reason, self._finish_journal(), self._held,
                          self._error, self.rollback_strategy, self.hypothesis_strategy)
+
+    def _judge_error(self, error: Exception | None) -> None:
+        """What the method's error (or a stop) means, as Chaos Toolkit records it."""
+        from chaoslib.exceptions import InterruptExecution
+
+        if isinstance(error, ChaosError):
+            self._error, self._outcome = error, (error.exit_code, str(error))
+            self.journal["status"] = "aborted"
+        elif isinstance(error, blocking.Exited):
+            self._exited(error)
+        elif isinstance(error, InterruptExecution):  # a control or an activity stopped the run
+            self.journal["status"] = "interrupted"  # as chaoslib records it
+            self._interrupted = True
+            self._outcome = (ExitCode.ABORTED, f"interrupted: {truncate(str(error))}")
+        elif error is not None:  # an unexpected error in the method: Chaos Toolkit aborts
+            log.debug("the experiment raised", exc_info=error)
+            self.journal["status"] = "aborted"
+            reason = f"aborted: {type(error).__name__}: {truncate(str(error))}"
+            self._outcome = (ExitCode.ABORTED, reason)
+        if self.lifecycle.stopped is not None:
+            self._outcome = self.lifecycle.stopped
 
     def _exited(self, exc: blocking.Exited) -> None:
         """sys.exit() in a control or a python activity: chaoslib records the run as
@@ -227,19 +192,22 @@ class CtkEngine:
     async def _main(self) -> None:
         from chaoslib import substitute
 
-        await blocking.in_thread(self._configure)
-        self.doc["title"] = substitute(self.doc["title"], self.config, self.secrets)
+        ctl = self.controls
+        ctl.config, ctl.secrets = await blocking.in_thread(
+            configure, self.experiment, self.doc, self.options.config_vars,
+            self.options.secret_vars)
+        self.doc["title"] = substitute(self.doc["title"], ctl.config, ctl.secrets)
         self.journal["experiment"]["title"] = self.doc["title"]
-        await blocking.in_thread(self._begin_controls)
+        await blocking.in_thread(ctl.begin_experiment)
         hyp = self.doc.get("steady-state-hypothesis") or {}
         ssh = bool(hyp.get("probes")) and self.hypothesis_strategy != "skip"
         if ssh and self.hypothesis_strategy in BEFORE:
             state = await self._hypothesis("before")
             self.journal["steady_states"]["before"] = state
             if not state["steady_state_met"]:
-                self.journal["status"] = _status(state)
+                self.journal["status"] = journal_status(state)
                 self._outcome = (ExitCode.STEADY_STATE_NOT_MET,
-                                 "steady state not met before the method: " + _why(state))
+                                 "steady state not met before the method: " + unmet_because(state))
                 return
         if ssh and self.hypothesis_strategy in DURING:
             self._tasks.append(asyncio.create_task(self._continuously(), name="ctk-during"))
@@ -252,89 +220,19 @@ class CtkEngine:
             self.journal["steady_states"]["after"] = state
             if not state["steady_state_met"]:
                 self.journal["deviated"] = True
-                self.journal["status"] = _status(state)
+                self.journal["status"] = journal_status(state)
                 self._outcome = (ExitCode.DEVIATED, "steady state not met after the method: " +
-                                 _why(state))
+                                 unmet_because(state))
                 return
         if self._during_failed:
             self._outcome = (ExitCode.DEVIATED, "steady state not met during the method")
-
-    def _configure(self) -> None:
-        from chaoslib.configuration import load_configuration, load_dynamic_configuration
-        from chaoslib.exceptions import ChaosException
-        from chaoslib.secret import load_secrets
-
-        try:
-            config = load_configuration(self.doc.get("configuration", {}),
-                                        dict(self.options.config_vars))
-            secrets = load_secrets(self.doc.get("secrets", {}), config,
-                                   dict(self.options.secret_vars))
-            self.config = load_dynamic_configuration(config, secrets)
-            self.secrets = secrets
-        except ChaosException as exc:
-            raise ChaosError(self._missing_env() or f"{self.experiment.source}: configuration "
-                             f"or secrets: {exc}",
-                             hint="set the environment variables the file names, or pass "
-                                  "--var NAME=VALUE / --var-file FILE") from None
-
-    def _missing_env(self) -> str:
-        """file:line: path of the first configuration or secret naming an unset environment
-        variable (chaoslib's message names the variable only)."""
-        import os
-
-        given_config, given_secrets = self.options.config_vars, self.options.secret_vars
-        entries = [(f"configuration.{k}", v) for k, v in
-                   (self.doc.get("configuration") or {}).items() if k not in given_config]
-        entries += [(f"secrets.{scope}.{k}", v)
-                    for scope, values in (self.doc.get("secrets") or {}).items()
-                    if isinstance(values, dict) for k, v in values.items()
-                    if k not in (given_secrets.get(scope) or {})]
-        for path, value in entries:
-            # chaoslib reads a configuration's `default`, not a secret's
-            defaulted = path.startswith("configuration.") and "default" in value \
-                if isinstance(value, dict) else False
-            if isinstance(value, dict) and value.get("type") == "env" and not defaulted and \
-                    value.get("key") not in os.environ:
-                return (f"{self.experiment.where(path)}: {path}: environment variable "
-                        f"{value.get('key')} is not set" + (
-                            " (chaoslib does not read a secret's `default`)"
-                            if "default" in value else ""))
-        return ""
-
-    def _begin_controls(self) -> None:
-        from chaoslib.control import (
-            Control,
-            initialize_controls,
-            initialize_global_controls,
-        )
-
-        initialize_global_controls(self.doc, self.config, self.secrets, {})
-        initialize_controls(self.doc, self.config, self.secrets)
-        self._begin("experiment", Control())
-
-    def _begin(self, level: str, control: Any) -> None:
-        control.begin(level, self.doc, self.doc, self.config, self.secrets)
-        self._controls.append((level, control, None))
-
-    def _end(self, level: str, state: Any) -> None:
-        from chaoslib.exceptions import ChaosException
-
-        for i, (name, control, _) in enumerate(self._controls):
-            if name == level:
-                del self._controls[i]
-                control.with_state(state)
-                try:
-                    control.end(level, self.doc, self.doc, self.config, self.secrets)
-                except ChaosException:
-                    log.debug("control end failed", exc_info=True)
-                return
 
     async def _hypothesis(self, phase: str) -> dict[str, Any]:
         from chaoslib.hypothesis import run_steady_state_hypothesis
 
         self.bus.emit("phase.started", phase=phase)
         state: dict[str, Any] = await blocking.in_thread(
-            run_steady_state_hypothesis, self.doc, self.config, self.secrets, dry=None,
+            run_steady_state_hypothesis, self.doc, self.controls.config, self.controls.secrets, dry=None,
             event_registry=None)
         passed = self._judge(phase, state)
         self.bus.emit("phase.finished", phase=phase, passed=passed)
@@ -352,13 +250,11 @@ class CtkEngine:
         while self.journal["status"] not in STOPPED:
             try:
                 state = await blocking.in_thread(run_steady_state_hypothesis, self.doc,
-                                                 self.config, self.secrets, dry=None,
+                                                 self.controls.config, self.controls.secrets, dry=None,
                                                  event_registry=None)
             except blocking.Exited as exc:  # nobody awaits this task: stop the run from here
                 self._exited(exc)
-                if self._stop is None and self._work is not None:
-                    self._stop = self._outcome
-                    self._work.cancel()
+                self.lifecycle.stop(*self._outcome)
                 return
             iteration += 1
             self.journal["steady_states"]["during"].append(state)
@@ -377,7 +273,7 @@ class CtkEngine:
         self.bus.emit("phase.started", phase="during")
         runs: list[dict[str, Any]] = []
         self.journal["run"] = runs
-        await blocking.in_thread(self._begin, "method", Control())
+        await blocking.in_thread(self.controls.begin, "method", Control())
         background = []
         try:
             for activity in self.doc.get("method") or []:
@@ -392,8 +288,8 @@ class CtkEngine:
                     break
             await asyncio.gather(*background)
         finally:
-            if self._stop is None:
-                await blocking.in_thread(self._end, "method", runs)
+            if not self.lifecycle.stopping:
+                await blocking.in_thread(self.controls.end, "method", runs)
         self.bus.emit("phase.finished", phase="during", passed=not self._during_failed)
 
     async def _activity(self, phase: str, activity: dict[str, Any],
@@ -408,7 +304,7 @@ class CtkEngine:
         try:
             run: dict[str, Any] = await blocking.in_thread(
                 execute_activity, experiment=self.doc, activity=activity,
-                configuration=self.config, secrets=self.secrets, dry=None, runs=runs)
+                configuration=self.controls.config, secrets=self.controls.secrets, dry=None, runs=runs)
         except asyncio.CancelledError:
             self.bus.emit("activity.finished", phase=phase, activity=name, type=kind,
                           status="interrupted", duration=round(time.monotonic() - started, 4),
@@ -440,21 +336,22 @@ class CtkEngine:
             return bool(self.journal.get("deviated"))
         return self._method_started  # ours: nothing ran, nothing to roll back (ctk#168)
 
-    async def _cleanup(self, mark: int) -> list[Injection]:
-        """Must finish whatever happened; a second signal does not shorten it."""
+    async def _cleanup(self, mark: int) -> None:
+        """Must finish whatever happened; shielded by the lifecycle, so a second signal does
+        not shorten it."""
         for task in self._tasks:
             task.cancel()
         killed = blocking.kill_all()
         if killed:
             log.info("killed %d process-provider session(s)", killed)
         early: asyncio.Task[Any] | None = None
-        if self._stop is not None or self._interrupted or \
+        if self.lifecycle.stopping or self._interrupted or \
                 self.journal.get("status") == "aborted":
             # a signal or an abort: what chaos.ctk.actions holds is reverted now, alongside the
             # rollbacks, not after them (they have no time limit); a rollback's revert() of
             # the same run waits for the same stop
             early = asyncio.create_task(blocking.in_thread(KEEPER.stop_all, mark))
-        await self._hook(self._end, "method", self.journal.get("run"))
+        await self._hook(self.controls.end, "method", self.journal.get("run"))
         if self._play_rollbacks():
             await self._rollbacks()
         if early is not None:
@@ -463,14 +360,14 @@ class CtkEngine:
         self._unfinished = {id(i) for h in held if not h.done.done() for i in h.injections
                             if i.outcome in ("pending", "injected")}
         await self._hook(self._end_controls)
-        return [i for h in held for i in h.injections]
+        self._held = [i for h in held for i in h.injections]
 
     async def _rollbacks(self) -> None:
         from chaoslib.control import Control
 
         runs: list[dict[str, Any]] = []
         self.journal["rollbacks"] = runs
-        await self._hook(self._begin, "rollback", Control())
+        await self._hook(self.controls.begin, "rollback", Control())
         background = []
         for activity in self.doc.get("rollbacks") or []:
             if activity.get("background"):
@@ -479,7 +376,7 @@ class CtkEngine:
             else:
                 await self._rollback(activity, runs)
         await asyncio.gather(*background)
-        await self._hook(self._end, "rollback", runs)
+        await self._hook(self.controls.end, "rollback", runs)
 
     async def _rollback(self, activity: dict[str, Any], runs: list[dict[str, Any]]) -> None:
         """One rollback; a SystemExit in it does not skip the others (chaoslib's would)."""
@@ -489,18 +386,11 @@ class CtkEngine:
             self._exited(exc)
 
     def _end_controls(self) -> None:
-        from chaoslib.control import cleanup_controls, cleanup_global_controls
-
-        # as chaoslib does: the experiment control's `after` sees the finished journal
         self.journal["end"] = datetime.now(UTC).isoformat()
         self.journal["duration"] = time.time() - self._started
         if self.journal.get("status") not in ("completed", "failed", "aborted", "interrupted"):
             self.journal["status"] = "completed"
-        try:
-            self._end("experiment", self.journal)
-        finally:
-            cleanup_controls(self.doc)
-            cleanup_global_controls()
+        self.controls.end_experiment(self.journal)
 
     def _finish_journal(self) -> dict[str, Any]:
         """Chaos Toolkit's journal, as chaoslib finishes it; activities we stopped waiting for
@@ -508,34 +398,8 @@ class CtkEngine:
         journal = dict(self.journal)
         now = datetime.now(UTC)
         for key in ("run", "rollbacks"):
-            journal[key] = [_settled(dict(r), now) if isinstance(r, dict) else r
+            journal[key] = [settled(dict(r), now) if isinstance(r, dict) else r
                             for r in list(journal.get(key) or [])]
         return journal
 
 
-def _settled(run: dict[str, Any], now: datetime) -> dict[str, Any]:
-    if "status" not in run:
-        run["status"] = "failed"
-        run["exception"] = ["interrupted: the run ended without waiting for this activity\n"]
-        run["end"] = now.isoformat()
-        run["duration"] = (now - datetime.fromisoformat(run["start"])).total_seconds()
-    return run
-
-
-def _status(state: dict[str, Any]) -> str:
-    """Chaos Toolkit's: `failed` when a probe raised, `completed` when one was out of
-    tolerance."""
-    return "failed" if any(p.get("status") != "succeeded" for p in state.get("probes", [])) \
-        else "completed"
-
-
-def _why(state: dict[str, Any]) -> str:
-    probes = state.get("probes") or []
-    if not probes:
-        return "no probe ran"
-    last = probes[-1]
-    name = last["activity"].get("name")
-    if last.get("status") != "succeeded":
-        return f"probe {name} failed: {activity_error(last)}"
-    return f"probe {name} returned {truncate(repr(last.get('output')), 120)}, not within its " \
-           f"tolerance"

@@ -8,7 +8,8 @@ when the process dies, SIGKILL included), and the revert at the end of `duration
 returns once the fault is injected; `stop` (the rollback action) ends it earlier, and `stop_all`
 runs when the experiment ends and at interpreter exit, so no fault outlives its experiment.
 
-Signals belong to the main thread's runner: the keeper's loop installs no signal handlers.
+Signals belong to the main thread's runner: engines install no signal handlers themselves
+(their callers do, chaos.runner.lifecycle), so the keeper's engines simply get none.
 """
 
 from __future__ import annotations
@@ -25,24 +26,13 @@ from typing import Any
 
 from chaos.errors import ChaosError, ExitCode, FaultFailed
 from chaos.model.experiment import Experiment
-from chaos.runner.engine import Engine, Injection
+from chaos.runner.engine import Engine, Injection, new_run_id
 from chaos.runner.events import Event, EventBus
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 60.0  # plan, watchdog start-up and the injection itself
 STOP_TIMEOUT = 60.0
-
-
-class _SignalFreeLoop(asyncio.SelectorEventLoop):
-    """The engine installs SIGINT/SIGTERM handlers; off the main thread it must not."""
-
-    def add_signal_handler(  # type: ignore[override]
-            self, sig: int, callback: Any, *args: Any) -> None:
-        return None
-
-    def remove_signal_handler(self, sig: int) -> bool:
-        return False
 
 
 @dataclass
@@ -77,7 +67,7 @@ class Keeper:
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
-                loop = _SignalFreeLoop()
+                loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="chaos-ctk-keeper",
                                  daemon=True).start()
                 atexit.register(self.stop_all)
@@ -118,9 +108,9 @@ class Keeper:
         redactor = Redactor.of(experiment.variables)  # the one masking rule, as in chaos run
         bus = EventBus(redactor)
         ledger = Ledger(state_dir, redactor=redactor)
+        run_id = new_run_id()
         engine = Engine(experiment, adapters=default_registry(), ledger=ledger, bus=bus,
-                        out_dir=ledger.state_dir / "adhoc")
-        engine.services.out_dir = engine.out_dir / engine.run_id
+                        run_id=run_id, out_dir=ledger.state_dir / "adhoc" / run_id)
         held = Held(engine, concurrent.futures.Future())
         expected: list[int] = []
 

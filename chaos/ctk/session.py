@@ -16,7 +16,9 @@ from chaos.ctk.document import CtkExperiment
 from chaos.ctk.engine import CtkEngine, CtkOptions, CtkResult
 from chaos.ctk.verdicts import activity_error, tolerance_text
 from chaos.runner import journal
+from chaos.runner.engine import new_run_id
 from chaos.runner.events import EventBus, Subscriber
+from chaos.runner.lifecycle import Lifecycle
 from chaos.runner.session import RunOptions
 
 CTK_JOURNAL = "chaostoolkit-journal.json"
@@ -33,7 +35,9 @@ class CtkRecord:
 
 async def run_ctk_experiment(experiment: CtkExperiment, options: CtkOptions,
                              run_options: RunOptions, subscribers: Iterable[Subscriber] = (),
-                             journal_format: str = "chaos") -> CtkRecord:
+                             journal_format: str = "chaos",
+                             lifecycle: Lifecycle | None = None) -> CtkRecord:
+    """One run. A caller that handles signals routes chaos.ctk.engine.SIGNALS to `lifecycle`."""
     if run_options.state_dir is not None:
         # chaos.ctk.actions are called by chaoslib with the file's arguments only: they (and
         # their watchdogs) find the state dir in the environment
@@ -43,7 +47,7 @@ async def run_ctk_experiment(experiment: CtkExperiment, options: CtkOptions,
     bus.subscribe(recorder)
     for subscriber in subscribers:
         bus.subscribe(subscriber)
-    engine = CtkEngine(experiment, options, bus)
+    engine = CtkEngine(experiment, options, bus, run_id=new_run_id(), lifecycle=lifecycle)
     out_dir = run_options.runs_dir / engine.run_id
     started = time.time()
     result = await engine.run()

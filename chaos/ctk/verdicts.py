@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from chaos.errors import truncate
@@ -70,3 +71,33 @@ def probe_verdicts(state: Mapping[str, Any] | None) -> list[dict[str, Any]]:
             "reason": reason,
         })
     return verdicts
+
+def settled(run: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """An activity run the run ended without waiting for, recorded as failed (it never
+    finished while the run lasted)."""
+    if "status" not in run:
+        run["status"] = "failed"
+        run["exception"] = ["interrupted: the run ended without waiting for this activity\n"]
+        run["end"] = now.isoformat()
+        run["duration"] = (now - datetime.fromisoformat(run["start"])).total_seconds()
+    return run
+
+
+def journal_status(state: dict[str, Any]) -> str:
+    """Chaos Toolkit's: `failed` when a probe raised, `completed` when one was out of
+    tolerance."""
+    return "failed" if any(p.get("status") != "succeeded" for p in state.get("probes", [])) \
+        else "completed"
+
+
+def unmet_because(state: dict[str, Any]) -> str:
+    """Why a steady-state hypothesis was not met: its last probe, failed or out of tolerance."""
+    probes = state.get("probes") or []
+    if not probes:
+        return "no probe ran"
+    last = probes[-1]
+    name = last["activity"].get("name")
+    if last.get("status") != "succeeded":
+        return f"probe {name} failed: {activity_error(last)}"
+    return f"probe {name} returned {truncate(repr(last.get('output')), 120)}, not within its " \
+           f"tolerance"

@@ -55,11 +55,11 @@ Every event carries `t`: seconds since the run started (monotonic), and `ts`: wa
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaos.clock import SYSTEM_CLOCK, Clock
 from chaos.model.redaction import NOTHING, Redactor
 
 log = logging.getLogger(__name__)
@@ -91,21 +91,22 @@ Subscriber = Callable[[Event], None]
 
 
 class EventBus:
-    def __init__(self, redactor: Redactor = NOTHING) -> None:
+    def __init__(self, redactor: Redactor = NOTHING, clock: Clock = SYSTEM_CLOCK) -> None:
         self._subscribers: list[Subscriber] = []
-        self.started = time.monotonic()
+        self.clock = clock
+        self.started = clock.monotonic()
         self.redactor = redactor  # secrets are masked before any subscriber sees an event
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
     def elapsed(self, at: float | None = None) -> float:
-        return (time.monotonic() if at is None else at) - self.started
+        return (self.clock.monotonic() if at is None else at) - self.started
 
     def emit(self, name: str, **data: Any) -> Event:
         if name not in CATALOGUE:
             raise ValueError(f"undocumented event {name!r}; add it to the catalogue")
-        event = Event(name, self.elapsed(), time.time(),
+        event = Event(name, self.elapsed(), self.clock.time(),
                       self.redactor.data(data) if self.redactor else data)
         for subscriber in self._subscribers:
             try:

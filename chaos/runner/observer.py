@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from chaos.clock import SYSTEM_CLOCK, Clock
 from chaos.errors import ChaosError, ExitCode
 from chaos.model.experiment import CheckSpec, Hypothesis
 from chaos.runner.events import EventBus
@@ -43,12 +43,14 @@ class Observer:
 
     def __init__(self, hypothesis: Hypothesis, bus: EventBus, *,
                  abort: Callable[[ExitCode, str], None], stopping: Callable[[], bool],
-                 on_probe_error: Callable[[ChaosError], None]) -> None:
+                 on_probe_error: Callable[[ChaosError], None],
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.hyp = hypothesis
+        self.clock = clock
         self.bus = bus
         self._abort = abort  # the engine's cancel: revert everything now
         self._stopping = stopping  # the engine is already ending the run
-        self.sampler = Sampler([Probe.from_spec(p) for p in hypothesis.probes], self._on_sample,
+        self.sampler = Sampler([Probe.from_spec(p) for p in hypothesis.probes], self.sampled,
                                on_probe_error)
         self.traffic: HttpTraffic | None = None
         self.prometheus: Prometheus | None = None
@@ -117,7 +119,7 @@ class Observer:
         until = [(text, parse_check(text, frozenset())) for text in spec["until"]]
         reverted: list[float] = []  # a search under fault is void once a fault is reverted
         if spec.get("under_fault"):
-            self.bus.subscribe(lambda e: reverted.append(time.monotonic())
+            self.bus.subscribe(lambda e: reverted.append(self.clock.monotonic())
                                if e.name == "fault.reverted" else None)
         baseline = await self._search_once(traffic, until, float(spec["from"]), None, reverted)
         if not spec.get("under_fault"):
@@ -126,9 +128,9 @@ class Observer:
         # the queue a broken step left behind is answered first, then what was sent at `from`
         # meanwhile: the second search starts on a drained service, like the first one
         for _ in range(5):
-            since = time.monotonic()
+            since = self.clock.monotonic()
             await traffic.settle(since)
-            if time.monotonic() - since < 0.25:
+            if self.clock.monotonic() - since < 0.25:
                 break
         await self._search_once(traffic, until, float(spec["from"]), baseline, reverted)
 
@@ -176,7 +178,7 @@ class Observer:
         for stage in traffic.schedule.stages:
             start = traffic.t0 + origin + stage.start
             end = start + stage.seconds
-            await asyncio.sleep(max(0.0, end - time.monotonic()))
+            await self.clock.sleep(max(0.0, end - self.clock.monotonic()))
             await traffic.settle(end)
             window = traffic.window(start, end)
             verdicts = [(text, check.evaluate(lambda _: window, stage.seconds, None,
@@ -259,10 +261,11 @@ class Observer:
         if fault:
             self._injected_names.append(fault)
         if self._first_injection is None:
-            self._first_injection = time.monotonic()
+            self._first_injection = self.clock.monotonic()
             self._injection.set()
 
-    def _on_sample(self, sample: Sample) -> None:
+    def sampled(self, sample: Sample) -> None:
+        """A probe answered (the sampler calls this): recorded, and guardrails judged."""
         self.bus.emit("probe.sampled", probe=sample.probe, ok=sample.ok,
                       latency=round(sample.latency, 6), detail=sample.detail,
                       at=round(self.bus.elapsed(sample.at), 4))
@@ -270,7 +273,7 @@ class Observer:
         if not self._guarding or self._stopping():
             return
         assert self._during_started is not None
-        now = time.monotonic()
+        now = self.clock.monotonic()
         since = max(self._during_started, now - hyp.during.abort_window)
         recent = self.sampler.between(since, now + 1)
         for spec in hyp.during.abort:
@@ -287,8 +290,8 @@ class Observer:
         aborts = [c for c in hyp.during.abort if isinstance(c.parsed, SloCheck)]
         watched = [c for c in hyp.during.checks if isinstance(c.parsed, SloCheck)]
         while self._guarding and not self._stopping():
-            await asyncio.sleep(hyp.during.every)
-            now = time.monotonic()
+            await self.clock.sleep(hyp.during.every)
+            now = self.clock.monotonic()
             since = max(self._during_started, now - hyp.during.abort_window)
             if self.detected is None and self._first_injection is not None:
                 for spec in watched:
@@ -382,9 +385,9 @@ class Observer:
         checks = [c.parsed for c in self.hyp.checks if isinstance(c.parsed, Check)]
         slo = [c.parsed for c in self.hyp.checks if isinstance(c.parsed, SloCheck)]
         while (recovered := await self._recovered_at(last_revert, checks, slo)) is None:
-            if time.monotonic() - last_revert > limit:
+            if self.clock.monotonic() - last_revert > limit:
                 break
-            await asyncio.sleep(min(0.05, phase.every))
+            await self.clock.sleep(min(0.05, phase.every))
         if recovered is not None:
             self.recovery = max(0.0, recovered - last_revert)
             self.bus.emit("run.recovered", after=round(self.recovery, 3))
@@ -397,7 +400,7 @@ class Observer:
         done = self.sampler.recovered_at(since, checks) if self.sampler.probes else since
         if done is None or not slo:
             return done
-        now = time.monotonic()
+        now = self.clock.monotonic()
         start = max(since, now - hyp.during.abort_window)
         for check in slo:
             if not (await self._judge(check, start, now, [])).passed:

@@ -9,6 +9,7 @@ from chaos.errors import ChaosError, TargetNotFound
 from chaos.model.experiment import Experiment
 from chaos.safety import guards
 from chaos.safety.ledger import Ledger
+from chaos.safety.ledger_protocol import LedgerStore
 
 
 class _NoServices:
@@ -42,7 +43,7 @@ class PlannedFault:
 
 
 async def plan(experiment: Experiment, adapters: AdapterRegistry,
-               seed: int = 0, ledger: Ledger | None = None) -> list[PlannedFault]:
+               seed: int = 0, ledger: LedgerStore | None = None) -> list[PlannedFault]:
     """What each fault would hit now, and why not where a guard or selector refuses.
 
     Runs before anything starts (so a bad plan injects nothing) and for --dry-run. Faults are

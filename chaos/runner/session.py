@@ -16,8 +16,9 @@ from chaos.adapters.registry import AdapterRegistry, default_registry
 from chaos.model.experiment import Experiment
 from chaos.model.redaction import Redactor
 from chaos.runner import journal
-from chaos.runner.engine import Engine, RunResult
+from chaos.runner.engine import Engine, RunResult, new_run_id
 from chaos.runner.events import EventBus, Subscriber
+from chaos.runner.lifecycle import Lifecycle
 from chaos.safety.ledger import Ledger
 
 
@@ -41,7 +42,9 @@ class RunRecord:
 
 async def run_experiment(experiment: Experiment, options: RunOptions,
                          subscribers: Iterable[Subscriber] = (),
-                         adapters: AdapterRegistry | None = None) -> RunRecord:
+                         adapters: AdapterRegistry | None = None,
+                         lifecycle: Lifecycle | None = None) -> RunRecord:
+    """One run. A caller that handles signals passes the `Lifecycle` it routes them to."""
     redactor = Redactor.of(experiment.variables)
     bus = EventBus(redactor)
     recorder = journal.Recorder()
@@ -49,11 +52,11 @@ async def run_experiment(experiment: Experiment, options: RunOptions,
     for subscriber in subscribers:
         bus.subscribe(subscriber)
     ledger = Ledger(options.state_dir, redactor=redactor)
+    run_id = new_run_id()
+    out_dir = options.runs_dir / run_id
     engine = Engine(experiment, adapters=adapters or default_registry(), ledger=ledger, bus=bus,
-                    out_dir=Path("."), seed=options.seed,
+                    run_id=run_id, out_dir=out_dir, lifecycle=lifecycle, seed=options.seed,
                     heartbeat_timeout=options.heartbeat_timeout)
-    out_dir = options.runs_dir / engine.run_id
-    engine.out_dir = engine.services.out_dir = out_dir
     started = time.time()
     result = await engine.run()
     document = journal.build(experiment, recorder, result, started, time.time())

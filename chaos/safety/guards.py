@@ -16,7 +16,7 @@ import psutil
 from chaos.adapters.base import TargetRef
 from chaos.errors import GuardRefused
 from chaos.model.experiment import FaultSpec, Limits
-from chaos.safety.ledger import Ledger
+from chaos.safety.ledger_protocol import LedgerStore
 
 KTHREADD = 2
 
@@ -53,7 +53,7 @@ def _alive(pid: int, create_time: float) -> bool:
         return False
 
 
-def other_runs(ledger: Ledger, run: str = "") -> dict[int, str]:
+def other_runs(ledger: LedgerStore, run: str = "") -> dict[int, str]:
     """pid -> why: the live runners and watchdogs of the other runs in this state dir.
 
     Read when a fault starts (not once per run): a run started since is protected too. A pid is

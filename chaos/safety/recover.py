@@ -25,7 +25,8 @@ import psutil
 from chaos.adapters.registry import AdapterRegistry
 from chaos.errors import ChaosError, truncate
 from chaos.safety import failpoints
-from chaos.safety.ledger import Entry, Ledger, RunInfo
+from chaos.safety.ledger import Entry, RunInfo
+from chaos.safety.ledger_protocol import LedgerStore
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class RevertResult:
 
 
 @contextlib.asynccontextmanager
-async def reverting(ledger: Ledger, run: str, patience: float = LOCK_PATIENCE
+async def reverting(ledger: LedgerStore, run: str, patience: float = LOCK_PATIENCE
                     ) -> AsyncIterator[None]:
     """Hold the run's revert lock, polling so the event loop (heartbeats, signals) runs on.
 
@@ -64,7 +65,7 @@ async def reverting(ledger: Ledger, run: str, patience: float = LOCK_PATIENCE
             lock.release()
 
 
-def _current(ledger: Ledger, run: str) -> dict[str, Entry] | None:
+def _current(ledger: LedgerStore, run: str) -> dict[str, Entry] | None:
     """The run's entries as the ledger has them now, or None if it cannot be read."""
     try:
         return {e.id: e for e in ledger.entries(run)}
@@ -73,14 +74,14 @@ def _current(ledger: Ledger, run: str) -> dict[str, Entry] | None:
         return None
 
 
-async def revert_spec(run: str, ident: str, spec: Mapping[str, Any], ledger: Ledger,
+async def revert_spec(run: str, ident: str, spec: Mapping[str, Any], ledger: LedgerStore,
                       adapters: AdapterRegistry, *, by: str) -> tuple[str, str]:
     """(outcome, error): outcome is reverted | gone | nothing | failed. An entry another
     reverter closed meanwhile is left alone (`nothing`)."""
     return (await revert_many(run, [(ident, spec)], ledger, adapters, by=by))[0]
 
 
-async def revert_many(run: str, items: list[tuple[str, Mapping[str, Any]]], ledger: Ledger,
+async def revert_many(run: str, items: list[tuple[str, Mapping[str, Any]]], ledger: LedgerStore,
                       adapters: AdapterRegistry, *, by: str) -> list[tuple[str, str]]:
     """Revert (id, spec) pairs of one run in this order, under the run's revert lock; (outcome,
     error) for each.
@@ -96,7 +97,7 @@ async def revert_many(run: str, items: list[tuple[str, Mapping[str, Any]]], ledg
 
 
 async def _revert_and_record(run: str, items: list[tuple[str, Mapping[str, Any]]],
-                             now: dict[str, Entry] | None, ledger: Ledger,
+                             now: dict[str, Entry] | None, ledger: LedgerStore,
                              adapters: AdapterRegistry, *, by: str) -> list[tuple[str, str]]:
     results: list[tuple[str, str]] = []
     done: dict[str, str] = {}
@@ -121,7 +122,7 @@ async def _revert_and_record(run: str, items: list[tuple[str, Mapping[str, Any]]
     return results
 
 
-async def revert_all(entries: list[Entry], ledger: Ledger, adapters: AdapterRegistry, *,
+async def revert_all(entries: list[Entry], ledger: LedgerStore, adapters: AdapterRegistry, *,
                      by: str) -> list[RevertResult]:
     """Newest first, like a stack: later faults may build on earlier ones. Each run's entries
     are reverted under its revert lock, from the ledger as it is once the lock is held."""

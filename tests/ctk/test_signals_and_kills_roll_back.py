@@ -247,7 +247,7 @@ def test_a_revert_slower_than_the_stop_limit_is_a_failed_revert(
     monkeypatch.setattr(keeper, "STOP_TIMEOUT", 0.5)
     experiment = load(FIXTURES / "stalled-revert.yaml")
     engine = CtkEngine(experiment, CtkOptions(config_vars={"target_pid": sleeper.pid}),
-                       EventBus())
+                       EventBus(), run_id="stalled-revert")
     result = asyncio.run(engine.run())
     assert result.exit_code == ExitCode.REVERT_FAILED, result.reason
     assert "did not finish within 0.5s" in result.reason and "chaos status" in result.reason
