@@ -36,7 +36,7 @@ from chaos.model.gameday import ExperimentRef, GameDay
 from chaos.reports import analysis, bundle
 from chaos.reports.collection import GAMEDAY_SCHEMA, Collection, from_gameday
 from chaos.runner import journal as journals
-from chaos.runner.engine import new_run_id
+from chaos.records import new_run_id
 
 log = logging.getLogger(__name__)
 KILL_AFTER = 120.0

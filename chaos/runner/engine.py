@@ -37,6 +37,7 @@ from chaos.adapters.registry import AdapterRegistry
 from chaos.errors import (ChaosError, ExitCode, FaultFailed, RevertFailed, StateDirUnusable,
                           TargetNotFound, truncate)
 from chaos.model.experiment import Experiment, FaultSpec, thaw
+from chaos.records import VERDICTS as VERDICTS, new_run_id as new_run_id  # their home
 from chaos.runner.detection import AlertWatch
 from chaos.runner.events import EventBus
 from chaos.runner.observer import Observer
@@ -50,18 +51,6 @@ from chaos.safety.watchdog import HEARTBEAT_EVERY, WatchdogHandle, spawn
 from chaos.slo.checks import Verdict, recovery_verdict
 
 log = logging.getLogger(__name__)
-
-VERDICTS = {
-    ExitCode.OK: "held", ExitCode.DEVIATED: "deviated", ExitCode.INVALID: "error",
-    ExitCode.STEADY_STATE_NOT_MET: "steady-state-not-met", ExitCode.ABORTED: "aborted",
-    ExitCode.REVERT_FAILED: "revert-failed", ExitCode.INTERRUPTED: "interrupted",
-    ExitCode.TERMINATED: "interrupted",
-}
-
-
-def new_run_id() -> str:
-    return time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-
 
 # How often a run reads its ledger while faults are held, to see reverts made by someone else
 # (`chaos stop ID`, the watchdog): the ledger is the truth the journal and the live view follow.
