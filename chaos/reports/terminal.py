@@ -83,7 +83,8 @@ def _phase_lines(record: RunRecord, phase: str) -> list[str]:
                  if source.startswith(("traffic", "prometheus")) and c.window else "")
         events = c.events or 0
         lines.append(f"    [{MARKS.get(str(c.status), str(c.status))}] {c.check:<32} "
-                     f"measured {measured}, {events} event{'' if events == 1 else 's'}{where}{reason}")
+                     f"measured {measured}, {events} event{'' if events == 1 else 's'}"
+                     f"{where}{reason}")
     lines.extend(stage_lines(record.phase(phase).stages))
     return lines
 

@@ -12,7 +12,8 @@ import pytest
 from chaos.reports import bundle, collection, html, junit, markdown, terminal
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-JOURNALS = [FIXTURES / "journals" / f"{name}.json" for name in ("checkout", "crash", "error", "ctk")]
+JOURNALS = [FIXTURES / "journals" / f"{name}.json"
+            for name in ("checkout", "crash", "error", "ctk")]
 
 
 def rendered() -> dict[str, str]:
