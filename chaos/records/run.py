@@ -94,6 +94,18 @@ class RunRecord:
         return to_json(self)
 
     @classmethod
+    def error(cls, source: str, exit_code: int, reason: str) -> RunRecord:
+        """The record of a file that could not run at all (invalid, refused, or a run that
+        left no journal), so reports and JUnit show it as an error rather than a gap."""
+        from chaos import __version__
+
+        return cls(run=None, tool=Tool("chaos", __version__),
+                   experiment=ExperimentSummary(title=source, source=source,
+                                                layout=("title", "source", "faults")),
+                   verdict="error", exit_code=exit_code, reason=reason, duration=0.0,
+                   layout=ERROR_LAYOUT)
+
+    @classmethod
     def of(cls, journal: RunRecord | Mapping[str, Any]) -> RunRecord:
         """A record, or the record of a journal a caller still holds as its JSON document."""
         return journal if isinstance(journal, RunRecord) else cls.from_json(journal)
@@ -134,6 +146,9 @@ class RunRecord:
             typed(data, "chaostoolkit", Mapping, ""), layout_of(cls, data, ""))
 
 
+# what an error journal has always held, in its order (nothing ran: no times, no measurements)
+ERROR_LAYOUT = ("schema", "run", "tool", "experiment", "verdict", "exit_code", "reason",
+                "duration", "phases", "injections", "series", "events")
 # what every reader needs of a journal file before reading anything else
 Kind = type | tuple[type, ...]
 _REQUIRED: dict[str, Kind] = {"experiment": dict, "verdict": str, "exit_code": int}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.records import GAMEDAY_SCHEMA as GAMEDAY_SCHEMA, RunRecord
+from chaos.records import GAMEDAY_SCHEMA, RunRecord
 from chaos.records import files as journals
 
 

@@ -18,8 +18,10 @@ from typing import Any
 from chaos import __version__
 from chaos.model.experiment import Experiment, thaw
 from chaos.model.redaction import NOTHING, Redactor
-from chaos.records import (SCHEMA as SCHEMA, Detection, Event as EventRecord, ExperimentSummary,
-                           Injection, Phase, Recovery, RunRecord, SeriesPoint, Tool)
+from chaos.records import SCHEMA as SCHEMA
+from chaos.records import Detection, ExperimentSummary, Injection, Phase, Recovery, RunRecord
+from chaos.records import Event as EventRecord
+from chaos.records import SeriesPoint, Tool
 # the journal's files belong to chaos.records; re-exported for the runner's callers
 from chaos.records.files import load as load, strict as strict, write as write
 from chaos.records.layout import keys_of
@@ -194,14 +196,4 @@ def checked(path: Path, data: Any) -> dict[str, Any]:
 def error_journal(source: str, exit_code: int, reason: str) -> dict[str, Any]:
     """A journal for a file that could not run at all (invalid, refused), so reports and JUnit
     show it as an error rather than a gap."""
-    return RunRecord(
-        run=None, tool=Tool("chaos", __version__),
-        experiment=ExperimentSummary(title=source, source=source,
-                                     layout=("title", "source", "faults")),
-        verdict="error", exit_code=exit_code, reason=reason, duration=0.0,
-        layout=ERROR_LAYOUT).to_json()
-
-
-# what an error journal has always held, in its order (nothing ran: no times, no measurements)
-ERROR_LAYOUT = ("schema", "run", "tool", "experiment", "verdict", "exit_code", "reason",
-                "duration", "phases", "injections", "series", "events")
+    return RunRecord.error(source, exit_code, reason).to_json()
