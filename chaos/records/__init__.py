@@ -6,6 +6,7 @@ one (`RunRecord.from_json`) and never the runner's own objects. docs/journal.md 
 
 from __future__ import annotations
 
+from chaos.records.capacity import Capacity, CapacityStep
 from chaos.records.experiment import ExperimentSummary, FaultSummary, ServiceSummary, SloSummary
 from chaos.records.journal import CheckVerdict, Event, Injection, Phase, SeriesPoint
 from chaos.records.layout import JsonObject, JsonValue
@@ -13,7 +14,8 @@ from chaos.records.run import Detection, Recovery, RunRecord, Tool, refuse_damag
 from chaos.records.vocabulary import (FAILING, GAMEDAY_SCHEMA, SCHEMA, VERDICTS, Status,
                                       new_run_id)
 
-__all__ = ["FAILING", "GAMEDAY_SCHEMA", "SCHEMA", "VERDICTS", "CheckVerdict", "Detection",
+__all__ = ["FAILING", "GAMEDAY_SCHEMA", "SCHEMA", "VERDICTS", "Capacity", "CapacityStep",
+           "CheckVerdict", "Detection",
            "Event", "ExperimentSummary", "FaultSummary", "Injection", "JsonObject", "JsonValue",
            "Phase", "Recovery", "RunRecord", "SeriesPoint", "ServiceSummary", "SloSummary",
            "Status", "Tool", "new_run_id", "refuse_damaged"]

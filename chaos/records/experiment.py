@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.records.layout import (NUMBER, Damaged, JsonObject, items, layout_of, obj, to_json,
-                                  typed)
+from chaos.records.layout import (NUMBER, Damaged, JsonObject, items, layout_of, obj, text,
+                                  to_json, typed)
 
 
 @dataclass(frozen=True)
@@ -95,11 +95,11 @@ class ExperimentSummary:
         slo = data.get("slo")
         return cls(typed(data, "title", str, where), typed(data, "source", str, where),
                    typed(data, "sha256", str, where), typed(data, "description", str, where),
-                   items(data.get("tags"), f"{where}.tags", _text),
+                   items(data.get("tags"), f"{where}.tags", text),
                    typed(data, "variables", Mapping, where),
                    items(data.get("services"), f"{where}.services", ServiceSummary.from_json),
                    items(data.get("faults"), f"{where}.faults", FaultSummary.from_json),
-                   items(data.get("checks"), f"{where}.checks", _text),
+                   items(data.get("checks"), f"{where}.checks", text),
                    None if slo is None else SloSummary.from_json(slo, f"{where}.slo"),
                    typed(data, "format", str, where), layout_of(cls, data, where))
 

@@ -21,6 +21,12 @@ def _key(name: str) -> Any:
     return field(metadata={"key": name})
 
 
+# a check's verdict, as chaos.slo.checks.Verdict.as_dict() writes it (a guardrail's evaluation
+# has `breached` and no `status`)
+CHECK_KEYS = ("check", "status", "value", "measured", "threshold", "window", "events", "source",
+              "reason")
+
+
 @dataclass(frozen=True)
 class CheckVerdict:
     """One check's verdict in one phase (a guardrail's evaluation adds `breached`)."""

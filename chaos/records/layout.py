@@ -80,6 +80,13 @@ def items(data: Any, where: str, read: Callable[[Any, str], R]) -> tuple[R, ...]
     return tuple(read(item, f"{where}[{i}]") for i, item in enumerate(data))
 
 
+def text(value: Any, where: str) -> str:
+    """A list element that must be a string (a tag, a check, a fault's name)."""
+    if not isinstance(value, str):
+        raise Damaged(where)
+    return value
+
+
 def typed(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
     """`data[key]` when it is of `kind` (bool is no number here), None when absent or null (the
     layout tells those apart); anything else is a damaged document."""

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaos.records.capacity import Capacity
 from chaos.records.experiment import ExperimentSummary
 from chaos.records.journal import CheckVerdict, Event, Injection, Phase, SeriesPoint
 from chaos.records.layout import NUMBER, Damaged, JsonObject, items, layout_of, obj, to_json, typed
@@ -77,7 +78,7 @@ class RunRecord:
     injections: tuple[Injection, ...] = ()
     recovery: Recovery | None = None
     detection: Detection | None = None
-    capacity: JsonObject | None = None  # a breaking-point search (docs/journal.md)
+    capacity: Capacity | None = None  # a breaking-point search
     series: tuple[SeriesPoint, ...] = ()
     events: tuple[Event, ...] = ()
     chaostoolkit: JsonObject | None = None  # a Chaos Toolkit run: its own journal and outcome
@@ -140,7 +141,8 @@ class RunRecord:
             items(data.get("injections"), "injections", Injection.from_json),
             None if recovery is None else Recovery.from_json(recovery, "recovery"),
             None if detection is None else Detection.from_json(detection, "detection"),
-            typed(data, "capacity", Mapping, ""),
+            None if data.get("capacity") is None else Capacity.from_json(data["capacity"],
+                                                                         "capacity"),
             items(data.get("series"), "series", SeriesPoint.from_json),
             items(data.get("events"), "events", Event.from_json),
             typed(data, "chaostoolkit", Mapping, ""), layout_of(cls, data, ""))

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from chaos import __version__
-from chaos.records import RunRecord
+from chaos.records import Capacity, RunRecord
 from chaos.reports import analysis, svg
 from chaos.reports.analysis import Facts, events_text
 from chaos.reports.collection import Collection
@@ -191,18 +191,18 @@ def _checks(journal: RunRecord) -> str:
 def _capacity(journal: RunRecord) -> str:
     """A breaking-point search, step by step (the step that broke it marked); with a second
     search under fault, both, and charts of p99 and availability against the rate."""
-    capacity: Mapping[str, Any] | None = journal.capacity
+    capacity = journal.capacity
     if not capacity:
         return ""
-    from chaos.reports.terminal import capacity_line, capacity_lines
+    from chaos.reports.terminal import capacity_line, capacity_lines, fault_names
 
-    faulted = capacity.get("under_fault")
+    faulted = capacity.under_fault
     lines = capacity_lines(capacity)
     body = [f"<h3>Capacity</h3><p>{escape(lines[0].removeprefix('capacity: '))}</p>"]
     searches = [("", capacity)]
     if faulted:
-        names = ", ".join(faulted.get("faults") or ()) or "the faults"
-        searches = [("without faults", capacity), (f"with {names}", faulted)]
+        searches = [("without faults", capacity),
+                    (f"with {fault_names(faulted) or 'the faults'}", faulted)]
         body += [_capacity_charts(searches)]
     for name, search in searches:
         if name:
@@ -212,31 +212,31 @@ def _capacity(journal: RunRecord) -> str:
     return "\n".join(body)
 
 
-def _capacity_steps(search: Mapping[str, Any]) -> str:
+def _capacity_steps(search: Capacity) -> str:
     rows = ["<table><tr><th>rate (req/s)</th><th>requests</th><th>errors</th>"
             "<th>p99</th><th>step</th></tr>"]
     badges = {"held": "PASS", "broken": "FAIL", "invalid": "INVALID"}
-    for step in search.get("steps") or ():
-        p99 = step.get("p99")
-        status = str(step.get("status"))
-        rows.append(f"<tr><td>{float(step['rate']):,.0f}</td><td>{step.get('requests', 0):,}</td>"
-                    f"<td>{step.get('errors', 0):,}</td>"
+    for step in search.steps:
+        p99 = step.p99
+        status = str(step.status)
+        rows.append(f"<tr><td>{float(step.rate or 0):,.0f}</td><td>{step.requests or 0:,}</td>"
+                    f"<td>{step.errors or 0:,}</td>"
                     f"<td>{'—' if p99 is None else escape(format_duration(p99))}</td>"
                     f'<td><span class="badge {badges.get(status, "ERROR")}">'
                     f"{escape(status)}</span></td></tr>")
     return "\n".join(rows) + "</table>"
 
 
-def _capacity_charts(searches: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+def _capacity_charts(searches: Sequence[tuple[str, Capacity]]) -> str:
     """p99 and availability against the rate, both searches, breaking points marked."""
-    top = max((float(s["rate"]) for _, search in searches for s in search.get("steps") or ()),
+    top = max((float(s.rate or 0) for _, search in searches for s in search.steps),
               default=1.0)
-    p99 = [(name, [(float(s["rate"]), float(s["p99"])) for s in search.get("steps") or ()
-                   if s.get("p99") is not None], search.get("broken_at"))
+    p99 = [(name, [(float(s.rate or 0), float(s.p99)) for s in search.steps
+                   if s.p99 is not None], search.broken_at)
            for name, search in searches]
-    availability = [(name, [(float(s["rate"]), 1 - s["errors"] / s["requests"])
-                            for s in search.get("steps") or () if s.get("requests")],
-                     search.get("broken_at")) for name, search in searches]
+    availability = [(name, [(float(s.rate or 0), 1 - (s.errors or 0) / s.requests)
+                            for s in search.steps if s.requests],
+                     search.broken_at) for name, search in searches]
     return (svg.capacity_chart("p99 latency against the request rate", p99, x_max=top,
                                y_label=lambda v: f"{v:g} ms", scale=1000.0) +
             svg.capacity_chart("availability against the request rate", availability,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chaos.records import CheckVerdict, Injection, RunRecord, SeriesPoint
+from chaos.records import Capacity, CheckVerdict, Injection, RunRecord, SeriesPoint
 from chaos.units import format_duration
 
 MARKS = {"PASS": "ok  ", "FAIL": "FAIL", "NO_DATA": "n/a ", "INVALID": "INV ", "ERROR": "ERR "}
@@ -89,36 +89,41 @@ def _phase_lines(record: RunRecord, phase: str) -> list[str]:
     return lines
 
 
-def capacity_line(capacity: Mapping[str, Any]) -> str:
+def capacity_line(capacity: Capacity) -> str:
     """`capacity: sustainable 170 req/s; broke at 230 req/s (latency.p99 > 250ms)`."""
-    held = capacity.get("sustainable_rate")
+    held = capacity.sustainable_rate
     text = "capacity: " + (f"sustainable {held:,.0f} req/s" if held is not None
                            else "not even the first step held")
-    if capacity.get("broken_at") is not None:
-        text += f"; broke at {capacity['broken_at']:,.0f} req/s ({capacity['broken_by']})"
-    elif capacity.get("invalid"):
-        text += f"; search undecided: {capacity['invalid']}"
+    if capacity.broken_at is not None:
+        text += f"; broke at {capacity.broken_at:,.0f} req/s ({capacity.broken_by})"
+    elif capacity.invalid:
+        text += f"; search undecided: {capacity.invalid}"
     else:
         text += " (held up to max)"
     return text
 
 
-def capacity_lines(capacity: Mapping[str, Any]) -> list[str]:
+def capacity_lines(capacity: Capacity) -> list[str]:
     """The search; with a second one under fault, both and what the faults cost:
     `capacity: sustainable 1,240 req/s -> 760 req/s with `slow-db` (-39%)`."""
-    faulted = capacity.get("under_fault")
+    faulted = capacity.under_fault
     if not faulted:
         return [capacity_line(capacity)]
-    names = ", ".join(f"`{name}`" for name in faulted.get("faults") or ()) or "the faults"
+    names = fault_names(faulted, "`{}`") or "the faults"
     lines = [capacity_line(capacity).replace("capacity:", "capacity without faults:", 1),
              capacity_line(faulted).replace("capacity:", f"capacity with {names}:", 1)]
-    before, after = capacity.get("sustainable_rate"), faulted.get("sustainable_rate")
-    lost = capacity.get("lost")
+    before, after = capacity.sustainable_rate, faulted.sustainable_rate
+    lost = capacity.lost
     if before is not None and after is not None and lost is not None:
         change = f"{-lost:+.0%}".replace("-", "\u2212")  # a minus sign, not a hyphen
         lines.insert(0, f"capacity: sustainable {before:,.0f} req/s \u2192 {after:,.0f} req/s "
                         f"with {names} ({change})")
     return lines
+
+
+def fault_names(search: Capacity, shape: str = "{}") -> str:
+    """The faults held during a search under fault, each in `shape`, comma-separated."""
+    return ", ".join(shape.format(name) for name in search.faults)
 
 
 def stage_lines(stages: Sequence[Mapping[str, Any]]) -> list[str]:

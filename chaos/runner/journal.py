@@ -21,7 +21,7 @@ from chaos.model.redaction import NOTHING, Redactor
 from chaos.records import SCHEMA as SCHEMA
 from chaos.records import Detection, ExperimentSummary, Injection, Phase, Recovery, RunRecord
 from chaos.records import Event as EventRecord
-from chaos.records import SeriesPoint, Tool
+from chaos.records import Capacity, SeriesPoint, Tool
 # the journal's files belong to chaos.records; re-exported for the runner's callers
 from chaos.records.files import load as load, strict as strict, write as write
 from chaos.records.layout import keys_of
@@ -123,7 +123,7 @@ def record(summary: dict[str, Any], recorder: Recorder, result: Any, started: fl
         recovery=Recovery(result.recovery, recover_within),
         detection=Detection(getattr(result, "detected", None),
                             tuple(e.data for e in recorder.events if e.name == "alert.measured")),
-        capacity=_capacity(recorder.events),  # a breaking-point search
+        capacity=_capacity(recorder.events),
         series=tuple(SeriesPoint.from_json(row, "series") for row in recorder.series()),
         events=tuple(EventRecord(e.name, round(e.t, 4), e.ts, e.data) for e in recorder.events
                      if e.name not in ("probe.sampled", "traffic.second")),
@@ -157,7 +157,7 @@ def _phases(events: list[Event]) -> dict[str, dict[str, Any]]:
     return phases
 
 
-def _capacity(events: list[Event]) -> dict[str, Any] | None:
+def _capacity(events: list[Event]) -> Capacity | None:
     """The breaking-point search; with `under_fault`, the second search beside it and the
     share of the sustainable rate the faults cost (`lost`: 0.39 for -39%)."""
     found = {e.data.get("search", "baseline"): {k: v for k, v in e.data.items() if k != "search"}
@@ -171,7 +171,7 @@ def _capacity(events: list[Event]) -> dict[str, Any] | None:
         lost = (round((before - after) / before, 4)
                 if before and after is not None and not faulted["invalid"] else None)
         capacity = {**capacity, "under_fault": faulted, "lost": lost}
-    return capacity
+    return Capacity.from_json(capacity, "capacity")
 
 
 def _user() -> str:

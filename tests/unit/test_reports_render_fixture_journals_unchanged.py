@@ -13,7 +13,7 @@ from chaos.reports import bundle, collection, html, junit, markdown, terminal
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 JOURNALS = [FIXTURES / "journals" / f"{name}.json"
-            for name in ("checkout", "crash", "error", "ctk")]
+            for name in ("checkout", "crash", "error", "ctk", "synthetic")]
 
 
 def rendered() -> dict[str, str]:
