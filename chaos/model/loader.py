@@ -18,16 +18,11 @@ from chaos.errors import ExperimentInvalid, Problem
 from chaos.model import fault_list, load_profile, source
 from chaos.model.experiment import (
     AlertRule,
-    CheckSpec,
     Detection,
     Experiment,
-    Hypothesis,
     Limits,
-    Phase,
-    ProbeSpec,
     Readiness,
     ServiceSpec,
-    Slo,
     Vocabulary,
     frozen,
 )
@@ -36,19 +31,10 @@ from chaos.model.hypothesis import prometheus_section
 from chaos.model.schema import (
     INVALID,
     Context,
-    Obj,
     join,
     kind_of,
 )
-from chaos.model.sections import (
-    DURING,
-    RUN_EVENTS,
-    TRAFFIC_HTTP,
-    build_webhooks,
-    experiment_schema,
-    hypothesis_schema,
-)
-from chaos.units import format_duration
+from chaos.model.sections import RUN_EVENTS, build_webhooks, experiment_schema
 
 BUILTIN_VARS = ("experiment_dir", "python")
 

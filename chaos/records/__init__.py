@@ -6,9 +6,9 @@ one (`RunRecord.from_json`) and never the runner's own objects. docs/journal.md 
 
 from __future__ import annotations
 
-from chaos.records.capacity import Capacity, CapacityStep
 from chaos.records.experiment import ExperimentSummary, FaultSummary, ServiceSummary, SloSummary
-from chaos.records.journal import CheckVerdict, Event, Injection, Phase, SeriesPoint
+from chaos.records.journal import (Capacity, CapacityStep, CheckVerdict, Event, Injection, Phase,
+                                   SeriesPoint)
 from chaos.records.layout import JsonObject, JsonValue
 from chaos.records.run import Detection, Recovery, RunRecord, Tool, refuse_damaged
 from chaos.records.vocabulary import (FAILING, GAMEDAY_SCHEMA, SCHEMA, VERDICTS, Status,

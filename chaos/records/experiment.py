@@ -10,12 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.records.layout import (NUMBER, Damaged, JsonObject, items, layout_of, obj, text,
-                                  to_json, typed)
+from chaos.records.layout import (NUMBER, Damaged, JsonObject, Record, items, layout_of, obj,
+                                  text, typed)
 
 
 @dataclass(frozen=True)
-class FaultSummary:
+class FaultSummary(Record):
     name: str | None = None
     type: str | None = None
     target: str | None = None
@@ -23,9 +23,6 @@ class FaultSummary:
     start: float | None = None
     duration: float | None = None
     layout: tuple[str, ...] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return to_json(self)
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> FaultSummary:
@@ -37,7 +34,7 @@ class FaultSummary:
 
 
 @dataclass(frozen=True)
-class ServiceSummary:
+class ServiceSummary(Record):
     name: str
     run: tuple[str, ...]
 
@@ -53,13 +50,10 @@ class ServiceSummary:
 
 
 @dataclass(frozen=True)
-class SloSummary:
+class SloSummary(Record):
     objective: float | None = None  # e.g. 0.995
     period: float | None = None  # seconds
     layout: tuple[str, ...] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return to_json(self)
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> SloSummary:
@@ -69,7 +63,7 @@ class SloSummary:
 
 
 @dataclass(frozen=True)
-class ExperimentSummary:
+class ExperimentSummary(Record):
     """What was run: native, a Chaos Toolkit file (`format: chaostoolkit`), or only a file
     name (an error journal: the file could not run)."""
 
@@ -86,9 +80,6 @@ class ExperimentSummary:
     format: str | None = None
     layout: tuple[str, ...] | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return to_json(self)
-
     @classmethod
     def from_json(cls, data: Any, where: str) -> ExperimentSummary:
         data = obj(data, where)
@@ -102,9 +93,3 @@ class ExperimentSummary:
                    items(data.get("checks"), f"{where}.checks", text),
                    None if slo is None else SloSummary.from_json(slo, f"{where}.slo"),
                    typed(data, "format", str, where), layout_of(cls, data, where))
-
-
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise Damaged(where)
-    return value

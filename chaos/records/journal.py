@@ -1,24 +1,20 @@
-"""The journal as typed records: what one run leaves, read by reports, game days and ctk.
+"""The parts of a run's journal as typed records: check verdicts, phases, injections, series
+points, events and a breaking-point search; `RunRecord` (chaos.records.run) holds them.
 
-The runner builds a `RunRecord` and writes `to_json()`; every reader gets one from `from_json`
-and reads attributes, never string keys. The JSON shape is docs/journal.md (`chaos.journal/v1`);
-`from_json(doc).to_json() == doc` for every journal chaos writes (runs, error journals, Chaos
-Toolkit runs), key order included (chaos.records.layout). Parts whose fields differ per kind
-(an event's payload, a revert spec, a target's identity, a capacity search) stay JSON objects.
+Readers (reports, game days, ctk) read their attributes, never string keys. The JSON shape is
+docs/journal.md (`chaos.journal/v1`), and `from_json(doc).to_json() == doc` key for key, in order
+(chaos.records.layout). Parts whose fields differ per kind (an event's payload, a revert spec,
+a target's identity, a load profile stage) stay JSON objects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from chaos.records.layout import (NUMBER, Damaged, JsonObject, items, layout_of, obj, to_json,
-                                  typed)
-
-
-def _key(name: str) -> Any:
-    return field(metadata={"key": name})
+from chaos.records.layout import (NUMBER, Damaged, JsonObject, Record, items, layout_of, obj,
+                                  text, typed)
 
 
 # a check's verdict, as chaos.slo.checks.Verdict.as_dict() writes it (a guardrail's evaluation
@@ -28,7 +24,7 @@ CHECK_KEYS = ("check", "status", "value", "measured", "threshold", "window", "ev
 
 
 @dataclass(frozen=True)
-class CheckVerdict:
+class CheckVerdict(Record):
     """One check's verdict in one phase (a guardrail's evaluation adds `breached`)."""
 
     check: str | None = None
@@ -43,9 +39,6 @@ class CheckVerdict:
     reason: str | None = None
     layout: tuple[str, ...] | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return to_json(self)
-
     @classmethod
     def from_json(cls, data: Any, where: str) -> CheckVerdict:
         data = obj(data, where)
@@ -58,7 +51,7 @@ class CheckVerdict:
 
 
 @dataclass(frozen=True)
-class Phase:
+class Phase(Record):
     started: float | None = None  # seconds since the run started
     checks: tuple[CheckVerdict, ...] = ()
     stages: tuple[JsonObject, ...] = ()  # a load profile's stages in this window
@@ -66,9 +59,6 @@ class Phase:
     finished: float | None = None
     passed: bool | None = None
     layout: tuple[str, ...] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return to_json(self)
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> Phase:
@@ -82,7 +72,7 @@ class Phase:
 
 
 @dataclass(frozen=True)
-class Injection:
+class Injection(Record):
     """One fault on one target: when it was injected and reverted, by whom, and how to undo it."""
 
     id: str | None = None
@@ -98,9 +88,6 @@ class Injection:
     revert_spec: JsonObject | None = None
     layout: tuple[str, ...] | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return to_json(self)
-
     @classmethod
     def from_json(cls, data: Any, where: str) -> Injection:
         data = obj(data, where)
@@ -114,7 +101,7 @@ class Injection:
 
 
 @dataclass(frozen=True)
-class SeriesPoint:
+class SeriesPoint(Record):
     """One second of one probe (`p50`, `p95`, `max` of its successes) or of the traffic
     (`probe: traffic`: `p50`, `p95`, `p99` of every request and the generator's `lag_p99`)."""
 
@@ -134,9 +121,6 @@ class SeriesPoint:
         value = getattr(self, name)
         return None if value is None else float(value)
 
-    def to_json(self) -> dict[str, Any]:
-        return to_json(self)
-
     @classmethod
     def from_json(cls, data: Any, where: str) -> SeriesPoint:
         data = obj(data, where)
@@ -147,7 +131,7 @@ class SeriesPoint:
 
 
 @dataclass(frozen=True)
-class Event:
+class Event(Record):
     """One event of the run's timeline (catalogue: chaos.runner.events); `data` is its payload."""
 
     name: str
@@ -172,3 +156,49 @@ class Event:
         return cls(data["event"], typed(data, "t", NUMBER, where), typed(data, "ts", NUMBER, where),
                    {k: v for k, v in data.items() if k not in ("event", "t", "ts")},
                    None if keys[:3] == ("event", "t", "ts") else keys)
+
+
+# --- a breaking-point search (`traffic.profile.breaking_point`): the request rate rises step by
+# step until a stop condition holds; `under_fault` is a second search with the faults held, and
+# `lost` the share of the sustainable rate the faults cost (docs/journal.md, `capacity`)
+
+@dataclass(frozen=True)
+class CapacityStep(Record):
+    rate: float | None = None  # requests per second sent in this step
+    requests: int | None = None
+    errors: int | None = None
+    p99: float | None = None  # seconds
+    status: str | None = None  # held | broken | invalid
+    layout: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> CapacityStep:
+        data = obj(data, where)
+        return cls(typed(data, "rate", NUMBER, where), typed(data, "requests", int, where),
+                   typed(data, "errors", int, where), typed(data, "p99", NUMBER, where),
+                   typed(data, "status", str, where), layout_of(cls, data, where))
+
+
+@dataclass(frozen=True)
+class Capacity(Record):
+    sustainable_rate: float | None = None  # the highest step where no stop condition held
+    broken_at: float | None = None  # the first step where one held
+    broken_by: str | None = None  # that stop condition, as written
+    invalid: str | None = None  # why the search could not decide
+    steps: tuple[CapacityStep, ...] = ()
+    faults: tuple[str, ...] = ()  # under_fault: the faults injected during the search
+    under_fault: Capacity | None = None  # the second search, faults held
+    lost: float | None = None  # the share of the sustainable rate the faults cost
+    layout: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> Capacity:
+        data = obj(data, where)
+        faulted = data.get("under_fault")
+        return cls(typed(data, "sustainable_rate", NUMBER, where),
+                   typed(data, "broken_at", NUMBER, where), typed(data, "broken_by", str, where),
+                   typed(data, "invalid", str, where),
+                   items(data.get("steps"), f"{where}.steps", CapacityStep.from_json),
+                   items(data.get("faults"), f"{where}.faults", text),
+                   None if faulted is None else cls.from_json(faulted, f"{where}.under_fault"),
+                   typed(data, "lost", NUMBER, where), layout_of(cls, data, where))

@@ -43,10 +43,17 @@ def to_json(record: Any) -> dict[str, Any]:
     return {key: plain(getattr(record, names[key])) for key in layout}
 
 
+class Record:
+    """A journal record: a frozen dataclass whose JSON is its layout's keys (see above)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return to_json(self)
+
+
 def plain(value: Any) -> Any:
     """A record, a tuple of them or a mapping as JSON-ready lists and dicts."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return value.to_json()  # type: ignore[attr-defined]
+    if isinstance(value, Record):
+        return value.to_json()
     if isinstance(value, tuple):
         return [plain(v) for v in value]
     if isinstance(value, Mapping):

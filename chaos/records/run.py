@@ -14,18 +14,16 @@ from typing import Any
 from chaos.records.capacity import Capacity
 from chaos.records.experiment import ExperimentSummary
 from chaos.records.journal import CheckVerdict, Event, Injection, Phase, SeriesPoint
-from chaos.records.layout import NUMBER, Damaged, JsonObject, items, layout_of, obj, to_json, typed
+from chaos.records.layout import (NUMBER, Damaged, JsonObject, Record, items, layout_of, obj,
+                                  typed)
 from chaos.records.vocabulary import SCHEMA
 
 
 @dataclass(frozen=True)
-class Recovery:
+class Recovery(Record):
     seconds: float | None = None  # last revert -> every check passing again
     within: float | None = None  # the `recover_within` setting
     layout: tuple[str, ...] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return to_json(self)
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> Recovery:
@@ -35,13 +33,10 @@ class Recovery:
 
 
 @dataclass(frozen=True)
-class Detection:
+class Detection(Record):
     seconds: float | None = None  # first injection -> first failing `during` check
     alerts: tuple[JsonObject, ...] = ()  # one per detection.expect/forbid item
     layout: tuple[str, ...] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return to_json(self)
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> Detection:
@@ -51,7 +46,7 @@ class Detection:
 
 
 @dataclass(frozen=True)
-class Tool:
+class Tool(Record):
     name: str
     version: str
 
@@ -60,7 +55,7 @@ class Tool:
 
 
 @dataclass(frozen=True)
-class RunRecord:
+class RunRecord(Record):
     schema: str = SCHEMA
     run: str | None = None
     tool: Tool | None = None
@@ -90,9 +85,6 @@ class RunRecord:
 
     def phase(self, name: str) -> Phase:
         return self.phases.get(name) or Phase()
-
-    def to_json(self) -> dict[str, Any]:
-        return to_json(self)
 
     @classmethod
     def error(cls, source: str, exit_code: int, reason: str) -> RunRecord:
