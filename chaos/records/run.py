@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.records.capacity import Capacity
 from chaos.records.experiment import ExperimentSummary
-from chaos.records.journal import CheckVerdict, Event, Injection, Phase, SeriesPoint
+from chaos.records.journal import Capacity, CheckVerdict, Event, Injection, Phase, SeriesPoint
 from chaos.records.layout import (NUMBER, Damaged, JsonObject, Record, items, layout_of, obj,
                                   typed)
 from chaos.records.vocabulary import SCHEMA
