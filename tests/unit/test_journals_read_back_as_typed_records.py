@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from chaos.records import RunRecord
+from chaos.records.journal import CHECK_KEYS, CheckVerdict
 from chaos.runner import journal
+from chaos.slo.checks import recovery_verdict
 from tests.support.journal_events import SUMMARY, Result, events
 
 JOURNALS = Path(__file__).resolve().parent.parent / "fixtures" / "journals"
@@ -90,3 +92,11 @@ def test_other_documents_are_refused_for_what_they_are() -> None:
         RunRecord.from_json({"chaoslib-version": "1.42"}, "x.json")
     with pytest.raises(ValueError, match=r"x.json is not a chaos journal \(chaos.journal/v1\)"):
         RunRecord.from_json({"schema": "chaos.gameday/v1"}, "x.json")
+
+
+def test_a_check_verdict_as_the_grammar_writes_it_is_a_record_key_for_key() -> None:
+    # a key the grammar adds without its record would be refused when the journal is built
+    for verdict in (recovery_verdict(0.5, 5.0), recovery_verdict(None, 5.0)):
+        written = verdict.as_dict()
+        assert tuple(written) == CHECK_KEYS
+        assert CheckVerdict.from_json(written, "verdict").to_json() == written
