@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.records.layout import (NUMBER, Damaged, JsonObject, Record, items, layout_of, obj,
-                                  text, typed)
+from chaos.records.layout import (NUMBER, Damaged, JsonObject, Record, items, obj,
+                                  shape, text, typed)
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class FaultSummary(Record):
     start: float | None = None
     duration: float | None = None
     layout: tuple[str, ...] | None = None
+    extra: JsonObject = field(default_factory=dict)  # keys this version does not know
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> FaultSummary:
@@ -30,23 +31,21 @@ class FaultSummary(Record):
         return cls(typed(data, "name", str, where), typed(data, "type", str, where),
                    typed(data, "target", str, where), typed(data, "with", Mapping, where),
                    typed(data, "start", NUMBER, where), typed(data, "duration", NUMBER, where),
-                   layout_of(cls, data, where))
+                   **shape(cls, data))
 
 
 @dataclass(frozen=True)
 class ServiceSummary(Record):
-    name: str
-    run: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "run": list(self.run)}
+    name: str | None = None
+    run: tuple[str, ...] = ()  # its command line, secrets masked
+    layout: tuple[str, ...] | None = None
+    extra: JsonObject = field(default_factory=dict)  # keys this version does not know
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> ServiceSummary:
         data = obj(data, where)
-        if tuple(data) != ("name", "run") or not isinstance(data["run"], list):
-            raise Damaged(where)
-        return cls(str(data["name"]), tuple(str(a) for a in data["run"]))
+        return cls(typed(data, "name", str, where),
+                   items(data.get("run"), f"{where}.run", text), **shape(cls, data))
 
 
 @dataclass(frozen=True)
@@ -54,12 +53,13 @@ class SloSummary(Record):
     objective: float | None = None  # e.g. 0.995
     period: float | None = None  # seconds
     layout: tuple[str, ...] | None = None
+    extra: JsonObject = field(default_factory=dict)  # keys this version does not know
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> SloSummary:
         data = obj(data, where)
         return cls(typed(data, "objective", NUMBER, where), typed(data, "period", NUMBER, where),
-                   layout_of(cls, data, where))
+                   **shape(cls, data))
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,7 @@ class ExperimentSummary(Record):
     slo: SloSummary | None = None
     format: str | None = None
     layout: tuple[str, ...] | None = None
+    extra: JsonObject = field(default_factory=dict)  # keys this version does not know
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> ExperimentSummary:
@@ -92,4 +93,4 @@ class ExperimentSummary(Record):
                    items(data.get("faults"), f"{where}.faults", FaultSummary.from_json),
                    items(data.get("checks"), f"{where}.checks", text),
                    None if slo is None else SloSummary.from_json(slo, f"{where}.slo"),
-                   typed(data, "format", str, where), layout_of(cls, data, where))
+                   typed(data, "format", str, where), **shape(cls, data))

@@ -10,11 +10,11 @@ a target's identity, a load profile stage) stay JSON objects.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.records.layout import (NUMBER, Damaged, JsonObject, Record, items, layout_of, obj,
-                                  text, typed)
+from chaos.records.layout import (NUMBER, Damaged, JsonObject, Record, items, obj,
+                                  shape, text, typed)
 
 
 # a check's verdict, as chaos.slo.checks.Verdict.as_dict() writes it (a guardrail's evaluation
@@ -38,6 +38,7 @@ class CheckVerdict(Record):
     source: str | None = None
     reason: str | None = None
     layout: tuple[str, ...] | None = None
+    extra: JsonObject = field(default_factory=dict)  # keys this version does not know
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> CheckVerdict:
@@ -47,7 +48,7 @@ class CheckVerdict(Record):
                    typed(data, "measured", str, where), typed(data, "threshold", NUMBER, where),
                    typed(data, "window", NUMBER, where), typed(data, "events", int, where),
                    typed(data, "source", str, where), typed(data, "reason", str, where),
-                   layout_of(cls, data, where))
+                   **shape(cls, data))
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Phase(Record):
     finished: float | None = None
     passed: bool | None = None
     layout: tuple[str, ...] | None = None
+    extra: JsonObject = field(default_factory=dict)  # keys this version does not know
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> Phase:
@@ -68,7 +70,7 @@ class Phase(Record):
                    items(data.get("stages"), f"{where}.stages", obj),
                    items(data.get("guardrails"), f"{where}.guardrails", CheckVerdict.from_json),
                    typed(data, "finished", NUMBER, where), typed(data, "passed", bool, where),
-                   layout_of(cls, data, where))
+                   **shape(cls, data))
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class Injection(Record):
     error: str | None = None
     revert_spec: JsonObject | None = None
     layout: tuple[str, ...] | None = None
+    extra: JsonObject = field(default_factory=dict)  # keys this version does not know
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> Injection:
@@ -97,7 +100,7 @@ class Injection(Record):
                    injected_at=typed(data, "injected_at", NUMBER, where),
                    reverted_at=typed(data, "reverted_at", NUMBER, where),
                    revert_spec=typed(data, "revert_spec", Mapping, where),
-                   layout=layout_of(cls, data, where), **text)
+                   **shape(cls, data), **text)
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ class SeriesPoint(Record):
     p99: float | None = None
     lag_p99: float | None = None
     layout: tuple[str, ...] | None = None
+    extra: JsonObject = field(default_factory=dict)  # keys this version does not know
 
     def stat(self, name: str) -> float | None:
         """A latency statistic by its column name (charts pick columns per probe kind)."""
@@ -127,7 +131,7 @@ class SeriesPoint(Record):
         stats = {k: typed(data, k, NUMBER, where) for k in ("p50", "p95", "max", "p99", "lag_p99")}
         return cls(typed(data, "t", NUMBER, where), typed(data, "probe", str, where),
                    typed(data, "requests", int, where), typed(data, "errors", int, where),
-                   layout=layout_of(cls, data, where), **stats)
+                   **shape(cls, data), **stats)
 
 
 @dataclass(frozen=True)
@@ -170,13 +174,14 @@ class CapacityStep(Record):
     p99: float | None = None  # seconds
     status: str | None = None  # held | broken | invalid
     layout: tuple[str, ...] | None = None
+    extra: JsonObject = field(default_factory=dict)  # keys this version does not know
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> CapacityStep:
         data = obj(data, where)
         return cls(typed(data, "rate", NUMBER, where), typed(data, "requests", int, where),
                    typed(data, "errors", int, where), typed(data, "p99", NUMBER, where),
-                   typed(data, "status", str, where), layout_of(cls, data, where))
+                   typed(data, "status", str, where), **shape(cls, data))
 
 
 @dataclass(frozen=True)
@@ -190,6 +195,7 @@ class Capacity(Record):
     under_fault: Capacity | None = None  # the second search, faults held
     lost: float | None = None  # the share of the sustainable rate the faults cost
     layout: tuple[str, ...] | None = None
+    extra: JsonObject = field(default_factory=dict)  # keys this version does not know
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> Capacity:
@@ -201,4 +207,4 @@ class Capacity(Record):
                    items(data.get("steps"), f"{where}.steps", CapacityStep.from_json),
                    items(data.get("faults"), f"{where}.faults", text),
                    None if faulted is None else cls.from_json(faulted, f"{where}.under_fault"),
-                   typed(data, "lost", NUMBER, where), layout_of(cls, data, where))
+                   typed(data, "lost", NUMBER, where), **shape(cls, data))

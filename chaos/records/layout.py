@@ -5,13 +5,15 @@ A journal record's JSON keys are its dataclass fields (a field may name its key 
 holds, and in which order, varies a little between writers (an error journal has no phases'
 timestamps; a guardrail that was never measured lists fewer fields), so each record carries its
 `layout`: the keys present, in order. A record built by the runner uses the declared order; one
-read from a file keeps the file's, so `from_json(doc).to_json() == doc` byte for byte.
+read from a file keeps the file's, and keeps the keys it does not know in `extra`, so
+`from_json(doc).to_json() == doc` byte for byte.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, TypeVar, Union
 
 # A JSON value as `json.loads` returns it, and the object form the journal's open-ended parts
@@ -30,17 +32,23 @@ class Damaged(ValueError):
         self.where = where
 
 
+# a record's own bookkeeping, not JSON keys
+BOOKKEEPING = ("layout", "extra")
+
+
 def keys_of(cls: type[Any]) -> dict[str, str]:
-    """{JSON key: field name} of a record class, in declared order (`layout` left out)."""
+    """{JSON key: field name} of a record class, in declared order."""
     return {f.metadata.get("key", f.name): f.name for f in dataclasses.fields(cls)
-            if f.name != "layout"}
+            if f.name not in BOOKKEEPING}
 
 
 def to_json(record: Any) -> dict[str, Any]:
-    """The record's JSON object: its layout's keys (or every field), values converted."""
+    """The record's JSON object: its layout's keys (or every field), values converted; a key
+    this version does not know comes back from `extra` as it was read."""
     names = keys_of(type(record))
     layout = record.layout if record.layout is not None else tuple(names)
-    return {key: plain(getattr(record, names[key])) for key in layout}
+    return {key: plain(getattr(record, names[key])) if key in names else record.extra[key]
+            for key in layout}
 
 
 class Record:
@@ -61,15 +69,14 @@ def plain(value: Any) -> Any:
     return value
 
 
-def layout_of(cls: type[Any], data: Mapping[str, Any], where: str) -> tuple[str, ...] | None:
-    """The keys of `data` in order, or None when they are exactly the declared ones; a key the
-    record does not know is a damaged document (it would be lost on the way back)."""
+def shape(cls: type[Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """A record's `layout` (the keys of `data` in order; None when they are exactly the declared
+    ones) and `extra` (keys it does not know: a newer chaos may have added them; kept, so the
+    document goes back out as it came in)."""
     names = keys_of(cls)
-    unknown = [k for k in data if k not in names]
-    if unknown:
-        raise Damaged(f"{where}.{unknown[0]}" if where else unknown[0])
     keys = tuple(data)
-    return None if keys == tuple(names) else keys
+    return {"layout": None if keys == tuple(names) else keys,
+            "extra": MappingProxyType({k: v for k, v in data.items() if k not in names})}
 
 
 def obj(data: Any, where: str) -> Mapping[str, Any]:

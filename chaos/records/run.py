@@ -13,8 +13,8 @@ from typing import Any
 
 from chaos.records.experiment import ExperimentSummary
 from chaos.records.journal import Capacity, CheckVerdict, Event, Injection, Phase, SeriesPoint
-from chaos.records.layout import (NUMBER, Damaged, JsonObject, Record, items, layout_of, obj,
-                                  typed)
+from chaos.records.layout import (NUMBER, Damaged, JsonObject, Record, items, obj,
+                                  shape, typed)
 from chaos.records.vocabulary import SCHEMA
 
 
@@ -23,12 +23,13 @@ class Recovery(Record):
     seconds: float | None = None  # last revert -> every check passing again
     within: float | None = None  # the `recover_within` setting
     layout: tuple[str, ...] | None = None
+    extra: JsonObject = field(default_factory=dict)  # keys this version does not know
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> Recovery:
         data = obj(data, where)
         return cls(typed(data, "seconds", NUMBER, where), typed(data, "within", NUMBER, where),
-                   layout_of(cls, data, where))
+                   **shape(cls, data))
 
 
 @dataclass(frozen=True)
@@ -36,21 +37,27 @@ class Detection(Record):
     seconds: float | None = None  # first injection -> first failing `during` check
     alerts: tuple[JsonObject, ...] = ()  # one per detection.expect/forbid item
     layout: tuple[str, ...] | None = None
+    extra: JsonObject = field(default_factory=dict)  # keys this version does not know
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> Detection:
         data = obj(data, where)
         return cls(typed(data, "seconds", NUMBER, where),
-                   items(data.get("alerts"), f"{where}.alerts", obj), layout_of(cls, data, where))
+                   items(data.get("alerts"), f"{where}.alerts", obj), **shape(cls, data))
 
 
 @dataclass(frozen=True)
 class Tool(Record):
-    name: str
-    version: str
+    name: str | None = None
+    version: str | None = None
+    layout: tuple[str, ...] | None = None
+    extra: JsonObject = field(default_factory=dict)  # keys this version does not know
 
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version}
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> Tool:
+        data = obj(data, where)
+        return cls(typed(data, "name", str, where), typed(data, "version", str, where),
+                   **shape(cls, data))
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,7 @@ class RunRecord(Record):
     events: tuple[Event, ...] = ()
     chaostoolkit: JsonObject | None = None  # a Chaos Toolkit run: its own journal and outcome
     layout: tuple[str, ...] | None = None
+    extra: JsonObject = field(default_factory=dict)  # keys this version does not know
 
     def checks(self) -> list[tuple[str, CheckVerdict]]:
         """Every check verdict with its phase, in phase order."""
@@ -120,8 +128,7 @@ class RunRecord(Record):
         phases = obj(data.get("phases") or {}, "phases")
         return cls(
             typed(data, "schema", str, ""), typed(data, "run", str, ""),
-            None if tool is None else Tool(str(obj(tool, "tool").get("name")),
-                                           str(obj(tool, "tool").get("version"))),
+            None if tool is None else Tool.from_json(tool, "tool"),
             typed(data, "host", str, ""), typed(data, "user", str, ""),
             typed(data, "seed", int, ""),
             ExperimentSummary.from_json(data.get("experiment") or {}, "experiment"),
@@ -136,7 +143,7 @@ class RunRecord(Record):
                                                                          "capacity"),
             items(data.get("series"), "series", SeriesPoint.from_json),
             items(data.get("events"), "events", Event.from_json),
-            typed(data, "chaostoolkit", Mapping, ""), layout_of(cls, data, ""))
+            typed(data, "chaostoolkit", Mapping, ""), **shape(cls, data))
 
 
 # what an error journal has always held, in its order (nothing ran: no times, no measurements)

@@ -74,7 +74,6 @@ def damaged(change: dict[str, Any]) -> dict[str, Any]:
     ({"verdict": None}, "verdict"),
     ({"phases": []}, "phases"),
     ({"check.status": 3}, "phases.before.checks[0].status"),
-    ({"check.colour": "red"}, "phases.before.checks[0].colour"),
     ({"series": [{"t": "soon"}]}, "series[0].t"),
     ({"injections": [17]}, "injections[0]"),
     ({"events": [{"t": 1}]}, "events[0].event"),
@@ -85,6 +84,14 @@ def test_a_damaged_journal_is_refused_naming_the_file_and_the_field(
         RunRecord.from_json(damaged(change), "runs/x/journal.json")
     assert str(refused.value) == (f"runs/x/journal.json is a damaged chaos journal: {field} "
                                   "missing or of the wrong type")
+
+
+def test_fields_a_newer_chaos_added_are_kept_not_refused() -> None:
+    document = damaged({"check.colour": "red", "notes": {"by": "a newer chaos"}})
+    document["tool"]["build"] = "abc"
+    record = RunRecord.from_json(document, "runs/x/journal.json")
+    assert record.phase("before").checks[0].extra == {"colour": "red"}
+    assert text(record.to_json()) == text(document)
 
 
 def test_other_documents_are_refused_for_what_they_are() -> None:
