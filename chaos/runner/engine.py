@@ -37,7 +37,7 @@ from chaos.adapters.registry import AdapterRegistry
 from chaos.errors import (ChaosError, ExitCode, FaultFailed, RevertFailed, StateDirUnusable,
                           TargetNotFound, truncate)
 from chaos.model.experiment import Experiment, FaultSpec, thaw
-from chaos.records import VERDICTS as VERDICTS, new_run_id as new_run_id  # their home
+from chaos.records import VERDICTS as VERDICTS, new_run_id as new_run_id  # chaos.ctk.engine
 from chaos.runner.detection import AlertWatch
 from chaos.runner.events import EventBus
 from chaos.runner.observer import Observer
