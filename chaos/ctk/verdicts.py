@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from chaos.errors import truncate
+from chaos.records import Status
+from chaos.records.journal import CHECK_KEYS, CheckVerdict
 
 
 def tolerance_text(tolerance: Any) -> str:
@@ -53,24 +55,25 @@ def activity_error(run: Mapping[str, Any]) -> str:
 
 
 def probe_verdicts(state: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    verdicts = []
-    for run in (state or {}).get("probes", []):
-        activity = run.get("activity", {})
-        met = run.get("tolerance_met")
-        failed = run.get("status") != "succeeded"
-        status = "ERROR" if failed else ("PASS" if met else "FAIL")
-        reason = activity_error(run) if failed else (
-            "" if met else f"returned {output_text(run.get('output'))}, not within the "
-                           "tolerance")
-        verdicts.append({
-            "check": f"{activity.get('name')} {tolerance_text(activity.get('tolerance'))}",
-            "status": status, "value": None,
-            "measured": "error" if failed else output_text(run.get("output")),
-            "threshold": None, "window": run.get("duration"), "events": 1,
-            "source": f"chaostoolkit:{activity.get('provider', {}).get('type', 'probe')}",
-            "reason": reason,
-        })
-    return verdicts
+    """Each probe run of a steady-state hypothesis as a check verdict (the journal's JSON,
+    which the check.evaluated event carries)."""
+    return [probe_verdict(run).to_json() for run in (state or {}).get("probes", [])]
+
+
+def probe_verdict(run: Mapping[str, Any]) -> CheckVerdict:
+    activity = run.get("activity", {})
+    met = run.get("tolerance_met")
+    failed = run.get("status") != "succeeded"
+    reason = activity_error(run) if failed else (
+        "" if met else f"returned {output_text(run.get('output'))}, not within the tolerance")
+    return CheckVerdict(
+        check=f"{activity.get('name')} {tolerance_text(activity.get('tolerance'))}",
+        status=(Status.ERROR if failed else Status.PASS if met else Status.FAIL).value, value=None,
+        measured="error" if failed else output_text(run.get("output")), threshold=None,
+        window=run.get("duration"), events=1,
+        source=f"chaostoolkit:{activity.get('provider', {}).get('type', 'probe')}",
+        reason=reason, layout=CHECK_KEYS)
+
 
 def settled(run: dict[str, Any], now: datetime) -> dict[str, Any]:
     """An activity run the run ended without waiting for, recorded as failed (it never

@@ -33,10 +33,10 @@ from chaos.adapters.local.children import die_with_parent
 from chaos.errors import ExitCode, ExperimentInvalid, Problem, most_serious, truncate
 from chaos.gameday.notify import Notifier
 from chaos.model.gameday import ExperimentRef, GameDay
+from chaos.records import GAMEDAY_SCHEMA, RunRecord, new_run_id
+from chaos.records import files as journals
 from chaos.reports import analysis, bundle
-from chaos.reports.collection import GAMEDAY_SCHEMA, Collection, from_gameday
-from chaos.runner import journal as journals
-from chaos.runner.engine import new_run_id
+from chaos.reports.collection import Collection, from_gameday
 
 log = logging.getLogger(__name__)
 KILL_AFTER = 120.0
@@ -295,19 +295,17 @@ class GameDayRun:
         if returncode < 0 or returncode not in set(ExitCode):
             code = ExitCode.REVERT_FAILED
         try:  # checked as the reports read it: a damaged journal must not stop them
-            document = journals.read(slot.journal_path)
+            record = journals.read(slot.journal_path)
         except ValueError:
             tail = _tail(slot.directory / "output.log")
             why = (f"chaos run ended with {_returned(returncode)} and wrote no journal"
                    + (f": {tail}" if tail else ""))
             if code == ExitCode.REVERT_FAILED:
                 why += "; its watchdog reverts what it left - check `chaos status`"
-            document = journals.error_journal(slot.ref.file, code, why)
-            document["experiment"]["title"] = slot.ref.file
-            journals.write(slot.journal_path, document)
-        slot.summary = {"run": document.get("run"), "verdict": document.get("verdict"),
-                        "title": document["experiment"].get("title"),
-                        "reason": document.get("reason")}
+            record = RunRecord.error(slot.ref.file, code, why)
+            journals.write(slot.journal_path, record.to_json())
+        slot.summary = {"run": record.run, "verdict": record.verdict,
+                        "title": record.experiment.title, "reason": record.reason}
         return int(code)
 
     # --- records

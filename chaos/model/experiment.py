@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from chaos.errors import Location
 from chaos.model.schema import Obj, Schema
@@ -77,9 +77,31 @@ class ProbeSpec:
 
 
 @dataclass(frozen=True)
+class CheckNeeds:
+    """What a check needs of the experiment around it, as the check grammar (chaos.slo, above
+    the model) says: validation asks this, and never learns the grammar's statistics."""
+
+    # what judges it: a probe's samples, events of traffic or Prometheus, a breaking-point search
+    judged_on: Literal["probe", "events", "search"]
+    # the `prometheus:` queries it needs when Prometheus, not traffic, is the source
+    prometheus: tuple[str, ...] = ()
+    needs_objective: bool = False  # relative to the SLO objective (a burn rate)
+    latency_bound: float | None = None  # seconds: it bounds latency here (a timeout must exceed it)
+    subject: str = ""  # the probe it judges (probe checks)
+    stops_search: bool = False  # usable as a breaking-point search's stop condition
+
+
+class ParsedCheck(Protocol):
+    """A check as the grammar parsed it; the runner judges with it, validation reads `needs`."""
+
+    @property
+    def needs(self) -> CheckNeeds: ...
+
+
+@dataclass(frozen=True)
 class CheckSpec:
     text: str
-    parsed: Any  # the hypothesis engine's parsed form (chaos.slo.checks)
+    parsed: ParsedCheck  # the hypothesis engine's parsed form (chaos.slo.checks)
     location: Location | None = None
 
 
@@ -225,4 +247,5 @@ class Vocabulary:
     faults: Mapping[str, FaultShape]
     targets: Mapping[str, Schema]
     probes: Schema
-    parse_check: Callable[[str, frozenset[str]], Any]  # raises ValueError with the expectation
+    # raises ValueError with the expectation
+    parse_check: Callable[[str, frozenset[str]], ParsedCheck]

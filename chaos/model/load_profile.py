@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from chaos.model import source
-from chaos.model.experiment import CheckSpec, FaultSpec, Hypothesis
+from chaos.model.experiment import CheckSpec, FaultSpec, Hypothesis, ParsedCheck
 from chaos.model.schema import INVALID, Context
 from chaos.units import format_duration
 
@@ -113,7 +113,7 @@ def check_capacity_floors(raw: Any, groups: tuple[tuple[CheckSpec, ...], ...],
     searching = isinstance(profile, Mapping) and profile.get("kind") == "breaking_point"
     for path, group in zip(("checks", "during.checks", "during.abort"), groups):
         for i, spec in enumerate(group):
-            if getattr(spec.parsed, "stat", "") != "capacity":
+            if spec.parsed.needs.judged_on != "search":
                 continue
             here = f"hypothesis.{path}[{i}]"
             if path != "checks":
@@ -126,7 +126,7 @@ def check_capacity_floors(raw: Any, groups: tuple[tuple[CheckSpec, ...], ...],
 
 
 def check_until(raw: Any, node: yaml.Node | None, ctx: Context,
-                parse: Callable[[str], object]) -> None:
+                parse: Callable[[str], ParsedCheck]) -> None:
     """A breaking point's stop conditions are checks over the traffic, in the check grammar."""
     profile = raw.get("profile") if isinstance(raw, Mapping) else None
     if not isinstance(profile, Mapping) or profile.get("kind") != "breaking_point":
@@ -143,7 +143,7 @@ def check_until(raw: Any, node: yaml.Node | None, ctx: Context,
         except ValueError as exc:
             ctx.problem(_item(until_node, i), where, str(exc))
             continue
-        if not hasattr(parsed, "needs_objective") or getattr(parsed, "stat", "") == "burn_rate":
+        if not parsed.needs.stops_search:
             ctx.problem(_item(until_node, i), where,
                         f"{text!r} is not judged on the traffic: a stop condition is like "
                         "`availability < 99%`, `error_rate > 1%` or `latency.p99 > 500ms`")

@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chaos.records import FAILING, CheckVerdict, Recovery, RunRecord, SeriesPoint
 from chaos.reports.collection import Collection, Entry
 from chaos.units import format_duration
 
 DEFAULT_PERIOD = 30 * 86400.0  # an SLO without `period` is promised over 30 days
 SCORED = {"held", "deviated", "aborted"}  # the verdicts that measured the system
-FAILING = {"FAIL", "NO_DATA", "INVALID", "ERROR"}
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class Facts:
     passed: int = 0
     evaluated: int = 0
     score: float | None = None  # 0..1; None: not scored (see SCORED)
-    failing: tuple[Mapping[str, Any], ...] = ()  # check verdicts with `phase` added
+    failing: tuple[tuple[str, CheckVerdict], ...] = ()  # (phase, verdict) of failing checks
     availability: tuple[Line, ...] = ()
     latency: tuple[Line, ...] = ()
     faults: tuple[Window, ...] = ()
@@ -93,32 +93,31 @@ def facts(entry: Entry) -> Facts:
     if j is None:
         return Facts(entry.label, entry.title or entry.label, "skipped", None, entry.skipped,
                      entry.weight)
-    checks = [{**c, "phase": phase} for phase, data in j.get("phases", {}).items()
-              for c in data.get("checks", [])]
-    passed = sum(c["status"] == "PASS" for c in checks)
+    checks = j.checks()
+    passed = sum(c.status == "PASS" for _, c in checks)
     availability, latency = _lines(j)
     faults = _fault_windows(j)
-    breaches = tuple((float(e["t"]), str(e.get("check", ""))) for e in j.get("events", [])
-                     if e.get("event") == "guardrail.breached")
+    breaches = tuple((float(e.t or 0.0), str(e.get("check") or "")) for e in j.events
+                     if e.name == "guardrail.breached")
     alerts, marks = _alerts(j)
     detect, how = _detection(j, availability, breaches, faults)
     if alerts:  # monitoring's own detection is what the time to detect means to an SRE
         fired = [seconds for _, seconds, status in alerts if seconds is not None]
         detect, how = (min(fired), "alerts") if fired else (None, "missed")
-    end = max([float(j.get("duration") or 0.0)] + [w.end for w in faults] +
+    end = max([float(j.duration or 0.0)] + [w.end for w in faults] +
               [p[0] + 1 for line in availability for p in line.points[-1:]])
-    verdict = str(j["verdict"])
+    verdict = str(j.verdict)
+    recovery = j.recovery or Recovery()
     return Facts(
-        label=entry.label, title=str(j["experiment"]["title"]), verdict=verdict,
-        exit_code=int(j["exit_code"]), reason=str(j.get("reason") or ""), weight=entry.weight,
-        run=j.get("run"), source=_normalised(j["experiment"].get("source")),
-        duration=float(j.get("duration") or 0.0), passed=passed,
+        label=entry.label, title=str(j.experiment.title), verdict=verdict,
+        exit_code=int(j.exit_code or 0), reason=str(j.reason or ""), weight=entry.weight,
+        run=j.run, source=_normalised(j.experiment.source),
+        duration=float(j.duration or 0.0), passed=passed,
         evaluated=len(checks), score=experiment_score(verdict, passed, len(checks)),
-        failing=tuple(c for c in checks if c["status"] in FAILING),
+        failing=tuple((phase, c) for phase, c in checks if c.status in FAILING),
         availability=availability, latency=latency, faults=faults, phases=_phases(j),
         breaches=breaches, detect=detect, detect_how=how, alerts=alerts, alert_marks=marks,
-        recover=(j.get("recovery") or {}).get("seconds"),
-        recover_within=(j.get("recovery") or {}).get("within"), budget=budget(j), end=end,
+        recover=recovery.seconds, recover_within=recovery.within, budget=budget(j), end=end,
     )
 
 
@@ -142,25 +141,25 @@ def resilience_score(all_facts: Iterable[Facts]) -> float | None:
     return None if not total else 100.0 * sum(w * s for w, s in scored) / total
 
 
-def traffic_offset(journal: Mapping[str, Any]) -> float:
-    return float(journal.get("phases", {}).get("before", {}).get("started") or 0.0)
+def traffic_offset(journal: RunRecord) -> float:
+    return float(journal.phase("before").started or 0.0)
 
 
-def _lines(j: Mapping[str, Any]) -> tuple[tuple[Line, ...], tuple[Line, ...]]:
+def _lines(j: RunRecord) -> tuple[tuple[Line, ...], tuple[Line, ...]]:
     offset = traffic_offset(j)
-    rows: dict[str, list[tuple[float, Mapping[str, Any]]]] = {}
-    for row in j.get("series", []):
-        probe = str(row["probe"])
-        x = float(row["t"]) + (offset if probe == "traffic" else 0.0)
+    rows: dict[str, list[tuple[float, SeriesPoint]]] = {}
+    for row in j.series:
+        probe = str(row.probe)
+        x = float(row.t or 0) + (offset if probe == "traffic" else 0.0)
         rows.setdefault(probe, []).append((x, row))
     availability, latency = [], []
     for probe, points in rows.items():
         availability.append(Line(probe, tuple(
-            (x, (r["requests"] - r["errors"]) / r["requests"]) for x, r in points
-            if r["requests"])))
+            (x, (r.requests - (r.errors or 0)) / r.requests) for x, r in points
+            if r.requests)))
         stats = ("p50", "p95", "p99") if probe == "traffic" else ("p50", "p95", "max")
         for stat in stats:
-            line = tuple((x, float(r[stat])) for x, r in points if r.get(stat) is not None)
+            line = tuple((x, v) for x, r in points if (v := r.stat(stat)) is not None)
             if line:
                 latency.append(Line(f"{probe} {stat}", line))
     return tuple(availability), tuple(latency)
@@ -199,33 +198,31 @@ def worst_per_bucket(line: Line, seconds: int,
     return Line(line.name, tuple(merged))
 
 
-def _fault_windows(j: Mapping[str, Any]) -> tuple[Window, ...]:
-    durations = {f["name"]: float(f.get("duration") or 0.0)
-                 for f in j["experiment"].get("faults", [])}
+def _fault_windows(j: RunRecord) -> tuple[Window, ...]:
+    durations = {f.name: float(f.duration or 0.0) for f in j.experiment.faults}
     windows = []
-    for inj in j.get("injections", []):
-        start = inj.get("injected_at")
+    for inj in j.injections:
+        start = inj.injected_at
         if start is None:
             continue
-        end = inj.get("reverted_at")
+        end = inj.reverted_at
         if end is None:
-            end = start + durations.get(inj["fault"], 0.0)
-        windows.append(Window(str(inj["fault"]), float(start), float(max(end, start))))
+            end = start + durations.get(inj.fault, 0.0)
+        windows.append(Window(str(inj.fault), float(start), float(max(end, start))))
     return tuple(windows)
 
 
-def _phases(j: Mapping[str, Any]) -> tuple[Window, ...]:
+def _phases(j: RunRecord) -> tuple[Window, ...]:
     """Each phase's window; one cut short by a signal or an abort ends with the run."""
-    end = float(j.get("duration") or 0.0)
-    return tuple(Window(name, float(p["started"]),
-                        float(p.get("finished") or max(end, float(p["started"]))))
-                 for name, p in j.get("phases", {}).items() if p.get("started") is not None)
+    end = float(j.duration or 0.0)
+    return tuple(Window(name, float(p.started), float(p.finished or max(end, float(p.started))))
+                 for name, p in j.phases.items() if p.started is not None)
 
 
-def _detection(j: Mapping[str, Any], availability: Sequence[Line],
+def _detection(j: RunRecord, availability: Sequence[Line],
                breaches: Sequence[tuple[float, str]],
                faults: Sequence[Window]) -> tuple[float | None, str]:
-    engine = (j.get("detection") or {}).get("seconds")
+    engine = j.detection.seconds if j.detection else None
     if engine is not None:
         return float(engine), "engine"
     if not faults:
@@ -237,11 +234,11 @@ def _detection(j: Mapping[str, Any], availability: Sequence[Line],
     return (min(seen), "series") if seen else (None, "")
 
 
-def _alerts(j: Mapping[str, Any]) -> tuple[tuple[tuple[str, float | None, str], ...],
-                                           tuple[tuple[float, str], ...]]:
+def _alerts(j: RunRecord) -> tuple[tuple[tuple[str, float | None, str], ...],
+                                   tuple[tuple[float, str], ...]]:
     """Expected alerts as measured (journal detection.alerts), and where any alert fired."""
-    records = [a for a in (j.get("detection") or {}).get("alerts") or ()
-               if isinstance(a, Mapping)]
+    # one payload per alert.measured event (its fields: chaos.runner.events)
+    records: list[Mapping[str, Any]] = list(j.detection.alerts) if j.detection else []
 
     def name(a: Mapping[str, Any]) -> str:
         labels = a.get("labels") or {}
@@ -260,20 +257,20 @@ def mean_time_to_detect(all_facts: Iterable[Facts]) -> float | None:
     return sum(seen) / len(seen) if seen else None
 
 
-def budget(j: Mapping[str, Any]) -> Budget | None:
+def budget(j: RunRecord) -> Budget | None:
     """Error budget consumed: burn rate x measured seconds / SLO period (docs/reports.md)."""
-    slo = j["experiment"].get("slo")
-    if not slo or not slo.get("objective") or slo["objective"] >= 1:
+    slo = j.experiment.slo
+    if not slo or not slo.objective or slo.objective >= 1:
         return None
-    rows = [r for r in j.get("series", []) if r["probe"] == "traffic"] or list(j.get("series", []))
-    events = sum(int(r["requests"]) for r in rows)
+    rows = [r for r in j.series if r.probe == "traffic"] or list(j.series)
+    events = sum(int(r.requests or 0) for r in rows)
     if not events:
         return None
-    bad = sum(int(r["errors"]) for r in rows)
-    seconds = float(len({(r["t"]) for r in rows}))
-    period = float(slo.get("period") or DEFAULT_PERIOD)
-    burn = bad / events / (1 - float(slo["objective"]))
-    return Budget(float(slo["objective"]), period, events, bad, seconds, burn,
+    bad = sum(int(r.errors or 0) for r in rows)
+    seconds = float(len({r.t for r in rows}))
+    period = float(slo.period or DEFAULT_PERIOD)
+    burn = bad / events / (1 - float(slo.objective))
+    return Budget(float(slo.objective), period, events, bad, seconds, burn,
                   burn * seconds / period)
 
 
@@ -383,6 +380,11 @@ def about(collection: Collection) -> list[str]:
     return parts
 
 
+def events_text(verdict: CheckVerdict) -> str:
+    """A verdict's event count for a table cell; blank when the journal has none."""
+    return "" if verdict.events is None else str(verdict.events)
+
+
 def score_text(score: float | None) -> str:
     return "n/a" if score is None else f"{score:.0f}/100"
 
@@ -398,14 +400,14 @@ class Threshold:
     value: float  # in the chart's unit: seconds (latency), a fraction (availability)
 
 
-def thresholds(j: Mapping[str, Any]) -> tuple[tuple[Threshold, ...], tuple[Threshold, ...]]:
+def thresholds(j: RunRecord) -> tuple[tuple[Threshold, ...], tuple[Threshold, ...]]:
     """(availability, latency): the value each check of the run compares to, once per check
     (a check judged in several phases has one threshold)."""
     availability: dict[str, Threshold] = {}
     latency: dict[str, Threshold] = {}
-    for data in j.get("phases", {}).values():
-        for c in data.get("checks", []):
-            text, value = str(c.get("check", "")), c.get("threshold")
+    for data in j.phases.values():
+        for c in data.checks:
+            text, value = str(c.check or ""), c.threshold
             if not isinstance(value, int | float) or isinstance(value, bool):
                 continue
             if _LATENCY_CHECK.search(text) and "fraction" not in text:
@@ -417,13 +419,12 @@ def thresholds(j: Mapping[str, Any]) -> tuple[tuple[Threshold, ...], tuple[Thres
     return tuple(availability.values()), tuple(latency.values())
 
 
-def no_success(j: Mapping[str, Any]) -> tuple[Window, ...]:
+def no_success(j: RunRecord) -> tuple[Window, ...]:
     """Seconds where requests were sent but none succeeded: latency has no value there (a
     latency of failures would be the time to fail), which the chart says instead of a gap."""
     offset = traffic_offset(j)
-    seconds = sorted({float(r["t"]) + (offset if r["probe"] == "traffic" else 0.0)
-                      for r in j.get("series", [])
-                      if r.get("requests") and r.get("p50") is None})
+    seconds = sorted({float(r.t or 0) + (offset if r.probe == "traffic" else 0.0)
+                      for r in j.series if r.requests and r.p50 is None})
     windows: list[Window] = []
     for t in seconds:
         if windows and abs(windows[-1].end - t) < 1e-6:

@@ -12,21 +12,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.runner import journal as journals
-
-GAMEDAY_SCHEMA = "chaos.gameday/v1"
+from chaos.records import GAMEDAY_SCHEMA, RunRecord
+from chaos.records import files as journals
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One experiment of the collection; `journal` is None when it did not run."""
+    """One experiment of the collection; `journal` is None when it did not run (a journal
+    given as JSON, by a script or a test, is read into its record)."""
 
     label: str  # the experiment file as the game day names it, or the journal path
-    journal: Mapping[str, Any] | None
+    journal: RunRecord | None
     path: Path | None = None
     weight: int = 1
     skipped: str = ""  # why it did not run
     title: str = ""  # the experiment's title, when known without a journal
+
+    def __post_init__(self) -> None:
+        if self.journal is not None and not isinstance(self.journal, RunRecord):
+            object.__setattr__(self, "journal", RunRecord.from_json(self.journal))
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,13 @@ class Collection:
     owners: tuple[str, ...] = field(default=())
 
     @property
-    def journals(self) -> list[Mapping[str, Any]]:
+    def records(self) -> list[RunRecord]:
         return [e.journal for e in self.entries if e.journal is not None]
+
+    @property
+    def journals(self) -> list[dict[str, Any]]:
+        """The journals as JSON documents (`chaos report --format json`)."""
+        return [r.to_json() for r in self.records]
 
 
 def load(paths: Iterable[Path]) -> Collection:
@@ -51,14 +60,14 @@ def load(paths: Iterable[Path]) -> Collection:
             gamedays.append(data)
             entries += from_gameday(data, path.parent)
         else:
-            entries.append(Entry(str(path), journals.checked(path, data), path))
+            entries.append(Entry(str(path), RunRecord.from_json(data, str(path)), path))
     if len(gamedays) == 1:
         one = gamedays[0]
         return Collection(str(one.get("title", "game day")), tuple(entries), one,
                           tuple(one.get("owners") or ()))
-    title = entries[0].journal["experiment"]["title"] if len(entries) == 1 and entries[
-        0].journal else "Chaos experiments"
-    return Collection(title, tuple(entries))
+    only = entries[0].journal if len(entries) == 1 else None
+    return Collection(str(only.experiment.title) if only else "Chaos experiments",
+                      tuple(entries))
 
 
 def from_gameday(document: Mapping[str, Any], base: Path) -> list[Entry]:

@@ -13,8 +13,9 @@ from typing import Any
 from urllib.parse import quote
 
 from chaos import __version__
+from chaos.records import Capacity, RunRecord
 from chaos.reports import analysis, svg
-from chaos.reports.analysis import Facts
+from chaos.reports.analysis import Facts, events_text
 from chaos.reports.collection import Collection
 from chaos.units import format_duration, format_percent
 
@@ -105,7 +106,7 @@ def _summary(all_facts: list[Facts]) -> str:
     return "\n".join(rows) + "</table>"
 
 
-def _experiment(i: int, f: Facts, journal: Mapping[str, Any] | None,
+def _experiment(i: int, f: Facts, journal: RunRecord | None,
                 links: Sequence[tuple[str, str]] = ()) -> str:
     head = (f'<section class="card" id="exp-{i}"><h2>{i}. {escape(f.title)} '
             f'<span class="badge {escape(f.verdict)}">{escape(f.verdict)}</span></h2>')
@@ -148,7 +149,7 @@ def _mttd(all_facts: list[Facts]) -> str:
         "(expected alerts, from the first injection until they fired)</div>")
 
 
-def _charts(f: Facts, journal: Mapping[str, Any]) -> list[str]:
+def _charts(f: Facts, journal: RunRecord) -> list[str]:
     ratio, latency = analysis.thresholds(journal)
     return [svg.chart("Availability: share of requests answered well, per second",
                       f.availability, x_max=f.end, y_min=0.0, y_max=1.0,
@@ -162,46 +163,46 @@ def _charts(f: Facts, journal: Mapping[str, Any]) -> list[str]:
                       no_data=analysis.no_success(journal))]
 
 
-def _checks(journal: Mapping[str, Any]) -> str:
+def _checks(journal: RunRecord) -> str:
     rows = ["<h3>Checks</h3><table><tr><th>phase</th><th>check</th><th>status</th>"
             "<th>measured</th><th>events</th><th>why</th></tr>"]
-    for phase, data in journal.get("phases", {}).items():
-        for c in data.get("checks", []):
-            status = escape(str(c["status"]))
-            rows.append(f"<tr><td>{escape(phase)}</td><td>{escape(str(c['check']))}</td>"
+    for phase, data in journal.phases.items():
+        for c in data.checks:
+            status = escape(str(c.status))
+            rows.append(f"<tr><td>{escape(phase)}</td><td>{escape(str(c.check))}</td>"
                         f'<td><span class="badge {status}">{status}</span></td>'
-                        f"<td>{escape(str(c.get('measured') or '—'))}</td>"
-                        f"<td>{escape(str(c.get('events', '')))}</td>"
-                        f"<td>{escape(str(c.get('reason') or ''))}</td></tr>")
-        for g in data.get("guardrails", []):  # the breach, or how close it came
-            badge, label, why = (("FAIL", "BREACHED", "aborted the run") if g.get("breached")
+                        f"<td>{escape(str(c.measured or '—'))}</td>"
+                        f"<td>{escape(events_text(c))}</td>"
+                        f"<td>{escape(str(c.reason or ''))}</td></tr>")
+        for g in data.guardrails:  # the breach, or how close it came
+            badge, label, why = (("FAIL", "BREACHED", "aborted the run") if g.breached
                                  else ("PASS", "HELD", "closest it came to a breach")
-                                 if g.get("measured") is not None
-                                 else ("NO_DATA", "NOT MEASURED", g.get("reason") or ""))
+                                 if g.measured is not None
+                                 else ("NO_DATA", "NOT MEASURED", g.reason or ""))
             rows.append(f"<tr><td>{escape(phase)}</td>"
-                        f"<td>guardrail {escape(str(g['check']))}</td>"
+                        f"<td>guardrail {escape(str(g.check))}</td>"
                         f'<td><span class="badge {badge}">{label}</span></td>'
-                        f"<td>{escape(str(g.get('measured') or '—'))}</td>"
-                        f"<td>{escape(str(g.get('events', '')))}</td>"
+                        f"<td>{escape(str(g.measured or '—'))}</td>"
+                        f"<td>{escape(events_text(g))}</td>"
                         f"<td>{escape(why)}</td></tr>")
     return "\n".join(rows) + "</table>" if len(rows) > 1 else "<p>No checks.</p>"
 
 
-def _capacity(journal: Mapping[str, Any]) -> str:
+def _capacity(journal: RunRecord) -> str:
     """A breaking-point search, step by step (the step that broke it marked); with a second
     search under fault, both, and charts of p99 and availability against the rate."""
-    capacity = journal.get("capacity")
+    capacity = journal.capacity
     if not capacity:
         return ""
-    from chaos.reports.terminal import capacity_line, capacity_lines
+    from chaos.reports.terminal import capacity_line, capacity_lines, fault_names
 
-    faulted = capacity.get("under_fault")
+    faulted = capacity.under_fault
     lines = capacity_lines(capacity)
     body = [f"<h3>Capacity</h3><p>{escape(lines[0].removeprefix('capacity: '))}</p>"]
     searches = [("", capacity)]
     if faulted:
-        names = ", ".join(faulted.get("faults") or ()) or "the faults"
-        searches = [("without faults", capacity), (f"with {names}", faulted)]
+        searches = [("without faults", capacity),
+                    (f"with {fault_names(faulted) or 'the faults'}", faulted)]
         body += [_capacity_charts(searches)]
     for name, search in searches:
         if name:
@@ -211,31 +212,31 @@ def _capacity(journal: Mapping[str, Any]) -> str:
     return "\n".join(body)
 
 
-def _capacity_steps(search: Mapping[str, Any]) -> str:
+def _capacity_steps(search: Capacity) -> str:
     rows = ["<table><tr><th>rate (req/s)</th><th>requests</th><th>errors</th>"
             "<th>p99</th><th>step</th></tr>"]
     badges = {"held": "PASS", "broken": "FAIL", "invalid": "INVALID"}
-    for step in search.get("steps") or ():
-        p99 = step.get("p99")
-        status = str(step.get("status"))
-        rows.append(f"<tr><td>{float(step['rate']):,.0f}</td><td>{step.get('requests', 0):,}</td>"
-                    f"<td>{step.get('errors', 0):,}</td>"
+    for step in search.steps:
+        p99 = step.p99
+        status = str(step.status)
+        rows.append(f"<tr><td>{float(step.rate or 0):,.0f}</td><td>{step.requests or 0:,}</td>"
+                    f"<td>{step.errors or 0:,}</td>"
                     f"<td>{'—' if p99 is None else escape(format_duration(p99))}</td>"
                     f'<td><span class="badge {badges.get(status, "ERROR")}">'
                     f"{escape(status)}</span></td></tr>")
     return "\n".join(rows) + "</table>"
 
 
-def _capacity_charts(searches: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+def _capacity_charts(searches: Sequence[tuple[str, Capacity]]) -> str:
     """p99 and availability against the rate, both searches, breaking points marked."""
-    top = max((float(s["rate"]) for _, search in searches for s in search.get("steps") or ()),
+    top = max((float(s.rate or 0) for _, search in searches for s in search.steps),
               default=1.0)
-    p99 = [(name, [(float(s["rate"]), float(s["p99"])) for s in search.get("steps") or ()
-                   if s.get("p99") is not None], search.get("broken_at"))
+    p99 = [(name, [(float(s.rate or 0), float(s.p99)) for s in search.steps
+                   if s.p99 is not None], search.broken_at)
            for name, search in searches]
-    availability = [(name, [(float(s["rate"]), 1 - s["errors"] / s["requests"])
-                            for s in search.get("steps") or () if s.get("requests")],
-                     search.get("broken_at")) for name, search in searches]
+    availability = [(name, [(float(s.rate or 0), 1 - (s.errors or 0) / s.requests)
+                            for s in search.steps if s.requests],
+                     search.broken_at) for name, search in searches]
     return (svg.capacity_chart("p99 latency against the request rate", p99, x_max=top,
                                y_label=lambda v: f"{v:g} ms", scale=1000.0) +
             svg.capacity_chart("availability against the request rate", availability,
@@ -246,19 +247,20 @@ OUTCOMES = {"nothing": "nothing to revert (instant fault)", "gone": "target gone
             "reverted)", "failed": "REVERT FAILED"}
 
 
-def _injections(journal: Mapping[str, Any]) -> str:
+def _injections(journal: RunRecord) -> str:
     rows = ["<h3>Faults</h3><table><tr><th>fault</th><th>target</th><th>injected</th>"
             "<th>reverted</th><th>outcome</th></tr>"]
-    for inj in journal.get("injections", []):
-        at, until = inj.get("injected_at"), inj.get("reverted_at")
-        rows.append(f"<tr><td>{escape(str(inj['fault']))} ({escape(str(inj['type']))})</td>"
-                    f"<td>{escape(str(inj['target']))}</td>"
+    for inj in journal.injections:
+        at, until = inj.injected_at, inj.reverted_at
+        rows.append(f"<tr><td>{escape(str(inj.fault))} ({escape(str(inj.type))})</td>"
+                    f"<td>{escape(str(inj.target))}</td>"
                     f"<td>{'—' if at is None else f'{at:.1f}s'}</td>"
                     f"<td>{'—' if until is None else f'{until:.1f}s'}</td>"
-                    f"<td>{escape(OUTCOMES.get(str(inj['outcome']), str(inj['outcome'])))} "
-                    f"{escape(str(inj.get('error') or ''))}"
+                    f"<td>{escape(OUTCOMES.get(str(inj.outcome), str(inj.outcome)))} "
+                    f"{escape(str(inj.error or ''))}"
                     "</td></tr>")
-    ctk = journal.get("chaostoolkit") or {}
+    # a Chaos Toolkit run's own section (chaos.ctk.session): its activities, as chaoslib ran them
+    ctk: Mapping[str, Any] = journal.chaostoolkit or {}
     for kind, name in (("method", "method"), ("rollbacks", "rollback")):
         for a in ctk.get(kind) or ():  # a Chaos Toolkit run's activities do its injecting
             rows.append(f"<tr><td>{escape(str(a['activity']))} (Chaos Toolkit {name} "

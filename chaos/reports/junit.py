@@ -16,10 +16,12 @@ from __future__ import annotations
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from chaos.records import CheckVerdict, FaultSummary, Injection, RunRecord
 from chaos.reports.collection import Collection
 
 FAILING = {"FAIL", "NO_DATA", "INVALID"}
@@ -42,96 +44,95 @@ def shown(source: str) -> str:
     return source if relative.startswith("..") else relative
 
 
-def _suite(journal: Mapping[str, Any], names: Mapping[str, str]) -> ET.Element:
-    source = str(journal["experiment"].get("source") or "")
-    exp = {**journal["experiment"], "source": names.get(source) or shown(source)}
-    duration = float(journal.get("duration") or 0)
-    suite = ET.Element("testsuite", name=exp["title"], file=exp["source"],
-                       timestamp=_timestamp(journal.get("started")),
-                       time=f"{duration:.3f}")
-    cases = failures = errors = skipped = 0
-    verdict = ET.SubElement(suite, "testcase", classname=exp["source"], name="verdict",
+def _suite(journal: RunRecord, names: Mapping[str, str]) -> ET.Element:
+    exp = journal.experiment
+    source = names.get(exp.source or "") or shown(exp.source or "")
+    duration = float(journal.duration or 0)
+    suite = ET.Element("testsuite", name=str(exp.title), file=source,
+                       timestamp=_timestamp(journal.started), time=f"{duration:.3f}")
+    verdict = ET.SubElement(suite, "testcase", classname=source, name="verdict",
                             time=f"{duration:.3f}")
-    cases += 1
-    if journal["exit_code"] != 0:
-        tag = "error" if journal["exit_code"] in (2, 5) else "failure"
-        node = ET.SubElement(verdict, tag, message=f"{journal['verdict']}: {journal['reason']}",
-                             type=journal["verdict"])
-        node.text = journal["reason"]
-        failures += tag == "failure"
-        errors += tag == "error"
-    for phase, data in journal.get("phases", {}).items():
-        for guardrail in data.get("guardrails", []):
-            cases += 1
-            case = ET.SubElement(suite, "testcase", classname=f"{exp['source']}.{phase}",
-                                 name=f"guardrail {guardrail['check']}")
-            measured = guardrail.get("measured") or "n/a"
-            if guardrail.get("breached"):
-                failures += 1
-                ET.SubElement(case, "failure", type="guardrail_breached",
-                              message=f"guardrail breached: {guardrail['check']} "
-                                      f"(measured {measured})")
-            elif guardrail.get("measured") is None:
-                skipped += 1
-                ET.SubElement(case, "skipped", message="never measured")
-            else:
-                ET.SubElement(case, "system-out").text = f"held; closest: measured {measured}"
-        for check in data.get("checks", []):
-            cases += 1
-            case = ET.SubElement(suite, "testcase", classname=f"{exp['source']}.{phase}",
-                                 name=check["check"])
-            if check["status"] in FAILING:
-                failures += 1
-                ET.SubElement(case, "failure", type=check["status"],
-                              message=f"{check['status']}: measured "
-                                      f"{check.get('measured') or 'n/a'} over "
-                                      f"{check.get('events')} events" + (
-                                          f": {check['reason']}" if check.get("reason")
-                                          else ""))
-            elif check["status"] == "ERROR":
-                errors += 1
-                ET.SubElement(case, "error", message=check.get("reason") or "error")
-    for fault, kind, injections in _faults(exp.get("faults") or [],
-                                           journal.get("injections", [])):
-        cases += 1
-        case = ET.SubElement(suite, "testcase", classname=f"{exp['source']}.faults",
-                             name=f"{fault} ({kind})" if kind else fault)
-        failed = [i for i in injections if i.get("outcome") == "failed"]
-        if failed:
-            errors += 1
-            ET.SubElement(case, "error", type="revert_failed",
-                          message="; ".join(f"{i.get('target')}: {i.get('error', '')}"
-                                            for i in failed))
-        elif not injections:
-            skipped += 1
-            ET.SubElement(case, "skipped", message="nothing was injected")
-        if injections:  # which targets: PIDs and pod names belong here, not in the name
-            ET.SubElement(case, "system-out").text = "\n".join(
-                f"{i.get('target')}: {i.get('outcome')}" + (
-                    f" - {i['error']}" if i.get("error") else "") for i in injections)
-    suite.set("tests", str(cases))
-    suite.set("failures", str(failures))
-    suite.set("errors", str(errors))
-    suite.set("skipped", str(skipped))
+    counts = Counter(tests=1)
+    if journal.exit_code != 0:
+        tag = "error" if journal.exit_code in (2, 5) else "failure"
+        node = ET.SubElement(verdict, tag, message=f"{journal.verdict}: {journal.reason}",
+                             type=str(journal.verdict))
+        node.text = journal.reason
+        counts[f"{tag}s"] += 1
+    for phase, data in journal.phases.items():
+        for guardrail in data.guardrails:
+            _guardrail(ET.SubElement(suite, "testcase", classname=f"{source}.{phase}",
+                                     name=f"guardrail {guardrail.check}"), guardrail, counts)
+        for check in data.checks:
+            _check(ET.SubElement(suite, "testcase", classname=f"{source}.{phase}",
+                                 name=str(check.check)), check, counts)
+    for fault, kind, injections in _faults(exp.faults, journal.injections):
+        _fault(ET.SubElement(suite, "testcase", classname=f"{source}.faults",
+                             name=f"{fault} ({kind})" if kind else fault), injections, counts)
+    for attr in ("tests", "failures", "errors", "skipped"):
+        suite.set(attr, str(counts[attr]))
     return suite
 
 
-def _faults(declared: list[Mapping[str, Any]], injections: list[Mapping[str, Any]],
-            ) -> list[tuple[str, str, list[Mapping[str, Any]]]]:
+def _guardrail(case: ET.Element, guardrail: CheckVerdict, counts: Counter[str]) -> None:
+    counts["tests"] += 1
+    measured = guardrail.measured or "n/a"
+    if guardrail.breached:
+        counts["failures"] += 1
+        ET.SubElement(case, "failure", type="guardrail_breached",
+                      message=f"guardrail breached: {guardrail.check} (measured {measured})")
+    elif guardrail.measured is None:
+        counts["skipped"] += 1
+        ET.SubElement(case, "skipped", message="never measured")
+    else:
+        ET.SubElement(case, "system-out").text = f"held; closest: measured {measured}"
+
+
+def _check(case: ET.Element, check: CheckVerdict, counts: Counter[str]) -> None:
+    counts["tests"] += 1
+    if check.status in FAILING:
+        counts["failures"] += 1
+        ET.SubElement(case, "failure", type=str(check.status),
+                      message=f"{check.status}: measured {check.measured or 'n/a'} over "
+                              f"{check.events} events" + (
+                                  f": {check.reason}" if check.reason else ""))
+    elif check.status == "ERROR":
+        counts["errors"] += 1
+        ET.SubElement(case, "error", message=check.reason or "error")
+
+
+def _fault(case: ET.Element, injections: list[Injection], counts: Counter[str]) -> None:
+    counts["tests"] += 1
+    failed = [i for i in injections if i.outcome == "failed"]
+    if failed:
+        counts["errors"] += 1
+        ET.SubElement(case, "error", type="revert_failed",
+                      message="; ".join(f"{i.target}: {i.error or ''}" for i in failed))
+    elif not injections:
+        counts["skipped"] += 1
+        ET.SubElement(case, "skipped", message="nothing was injected")
+    if injections:  # which targets: PIDs and pod names belong here, not in the name
+        ET.SubElement(case, "system-out").text = "\n".join(
+            f"{i.target}: {i.outcome}" + (f" - {i.error}" if i.error else "")
+            for i in injections)
+
+
+def _faults(declared: Sequence[FaultSummary], injections: Sequence[Injection],
+            ) -> list[tuple[str, str, list[Injection]]]:
     """(fault name, type, its injections) for every declared fault, in file order, then any
     fault only the injections name (a Chaos Toolkit run)."""
-    found: dict[str, tuple[str, list[Mapping[str, Any]]]] = {
-        str(f.get("name")): (str(f.get("type") or ""), []) for f in declared}
+    found: dict[str, tuple[str, list[Injection]]] = {
+        str(f.name): (str(f.type or ""), []) for f in declared}
     for inj in injections:
-        found.setdefault(str(inj.get("fault")), (str(inj.get("type") or ""), []))[1].append(inj)
+        found.setdefault(str(inj.fault), (str(inj.type or ""), []))[1].append(inj)
     return [(name, kind, injs) for name, (kind, injs) in found.items()]
 
 
 def render_collection(collection: Collection) -> str:
     """A game day's (or `chaos report`'s) journals, experiments named as the game day does."""
-    names = {str(e.journal["experiment"].get("source") or ""): e.label
+    names = {str(e.journal.experiment.source or ""): e.label
              for e in collection.entries if e.journal is not None and collection.gameday}
-    return render(collection.journals, collection.title,
+    return render(collection.records, collection.title,
                   [(e.label, e.skipped) for e in collection.entries if e.journal is None], names)
 
 
@@ -144,14 +145,14 @@ def _skipped(label: str, reason: str) -> ET.Element:
     return suite
 
 
-def render(journals: Iterable[Mapping[str, Any]], name: str = "chaos",
+def render(journals: Iterable[RunRecord | Mapping[str, Any]], name: str = "chaos",
            skipped: Iterable[tuple[str, str]] = (), names: Mapping[str, str] | None = None,
            ) -> str:
     """`skipped`: (experiment file, why) of experiments that did not run; `names`: the stable
     name of an experiment file by its journal's `source` (a game day's, as written in it)."""
     root = ET.Element("testsuites", name=name)
     for journal in journals:
-        root.append(_suite(journal, names or {}))
+        root.append(_suite(RunRecord.of(journal), names or {}))
     for label, reason in skipped:
         root.append(_skipped(label, reason))
     for attr in ("tests", "failures", "errors", "skipped"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from chaos.reports import analysis, postmortem
-from chaos.reports.analysis import Facts, Line, Window
+from chaos.reports.analysis import Facts, Line, Window, events_text
 from chaos.reports.collection import Collection
 from chaos.units import format_duration
 
@@ -63,9 +63,9 @@ def _section(i: int, f: Facts) -> list[str]:
     if f.failing:
         lines += ["", "| phase | check | status | measured | events | why |",
                   "|---|---|---|---|---|---|"]
-        lines += [f"| {c['phase']} | `{_cell(str(c['check']))}` | {c['status']} | "
-                  f"{_cell(str(c.get('measured') or '—'))} | {c.get('events', '')} | "
-                  f"{_cell(str(c.get('reason') or ''))} |" for c in f.failing]
+        lines += [f"| {phase} | `{_cell(str(c.check))}` | {c.status} | "
+                  f"{_cell(str(c.measured or '—'))} | {events_text(c)} | "
+                  f"{_cell(str(c.reason or ''))} |" for phase, c in f.failing]
     if f.needs_postmortem:
         lines += ["", f"Post-mortem draft: `{postmortem.filename(i, f)}`"]
     return lines

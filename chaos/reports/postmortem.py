@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from chaos.records import CheckVerdict, Event, RunRecord
 from chaos.reports import analysis
-from chaos.reports.analysis import Facts
+from chaos.reports.analysis import Facts, events_text
 from chaos.units import format_duration
 
 
@@ -24,15 +25,15 @@ def filename(index: int, f: Facts) -> str:
     return f"postmortem-{index:02d}-{slug or 'experiment'}.md"
 
 
-def draft(f: Facts, journal: Mapping[str, Any], *, owners: Sequence[str] = (),
+def draft(f: Facts, journal: RunRecord, *, owners: Sequence[str] = (),
           gameday: Mapping[str, Any] | None = None) -> str:
-    started = journal.get("started")
+    started = journal.started
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(float(started))) if started else "?"
     context = f" during game day \"{gameday.get('title')}\" ({gameday.get('gameday')})" \
         if gameday else ""
-    faults = ", ".join(f"{i['fault']} ({i['type']}) on {i['target']}"
-                       for i in journal.get("injections", [])) or "nothing"
-    ctk = journal.get("chaostoolkit") or {}
+    faults = ", ".join(f"{i.fault} ({i.type}) on {i.target}"
+                       for i in journal.injections) or "nothing"
+    ctk: Mapping[str, Any] = journal.chaostoolkit or {}
     if ctk.get("method"):  # a Chaos Toolkit run: its method's actions did the injecting
         faults += "; Chaos Toolkit method: " + ", ".join(
             f"{a['activity']} ({a['type']}, {a['status']})" for a in ctk["method"])
@@ -68,9 +69,9 @@ def _impact(f: Facts) -> list[str]:
     lines = []
     if f.failing:
         lines += ["| phase | check | status | measured | events |", "|---|---|---|---|---|"]
-        lines += [f"| {c['phase']} | `{_cell(c['check'])}` | {c['status']} | "
-                  f"{_cell(c.get('measured') or '—')} | {c.get('events', '')} |"
-                  for c in f.failing]
+        lines += [f"| {phase} | `{_cell(c.check)}` | {c.status} | "
+                  f"{_cell(c.measured or '—')} | {events_text(c)} |"
+                  for phase, c in f.failing]
         lines.append("")
     worst = [(line.name, min(v for _, v in line.points)) for line in f.availability
              if line.points]
@@ -97,26 +98,26 @@ def _cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def _timeline(journal: Mapping[str, Any]) -> list[str]:
+def _timeline(journal: RunRecord) -> list[str]:
     rows = []
-    for e in journal.get("events", []):
-        text = describe(e)
+    for event in journal.events:
+        text = describe(event)
         if text is None:
             continue
-        ts = time.strftime("%H:%M:%S", time.gmtime(float(e["ts"]))) if e.get("ts") else ""
-        rows.append(f"| {float(e['t']):.1f} | {ts} | {text} |")
+        ts = time.strftime("%H:%M:%S", time.gmtime(float(event.ts))) if event.ts else ""
+        rows.append(f"| {float(event.t or 0.0):.1f} | {ts} | {text} |")
     return rows
 
 
-def describe(e: Mapping[str, Any]) -> str | None:
-    """One event as a timeline line; None for events a post-mortem does not need."""
-    name = e.get("event")
+def describe(event: Event) -> str | None:
+    """One event as a timeline line; None for events a post-mortem does not need. What each
+    event carries is its own (the catalogue in chaos.runner.events), read by name here."""
+    name, e = event.name, event.data
     if name == "check.evaluated":
-        v = e["verdict"]
-        if v.get("status") == "PASS":
+        v = CheckVerdict.from_json(e["verdict"], "verdict")
+        if v.status == "PASS":
             return None
-        return (f"{e['phase']} check `{v['check']}` {v['status']}: measured "
-                f"{v.get('measured') or 'n/a'}")
+        return f"{e['phase']} check `{v.check}` {v.status}: measured {v.measured or 'n/a'}"
     texts: dict[str, Callable[[], str]] = {
         "run.started": lambda: "run started",
         "service.started": lambda: f"service {e['service']} started (pid {e.get('pid')})",

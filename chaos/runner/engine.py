@@ -25,7 +25,6 @@ import contextlib
 import logging
 import os
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from chaos.adapters.registry import AdapterRegistry
 from chaos.clock import SYSTEM_CLOCK, Clock
 from chaos.errors import ChaosError, ExitCode, FaultFailed, truncate
 from chaos.model.experiment import Experiment, FaultSpec, thaw
+from chaos.records import VERDICTS as VERDICTS, new_run_id as new_run_id  # chaos.ctk.engine
 from chaos.runner.detection import AlertWatch
 from chaos.runner.events import EventBus
 from chaos.runner.lifecycle import Lifecycle
@@ -58,17 +58,6 @@ __all__ = ["VERDICTS", "Engine", "Injection", "RunResult", "deadline_grace", "ne
 log = logging.getLogger(__name__)
 
 Spawn = Callable[..., Awaitable[WatchdogHandle]]  # chaos.safety.watchdog.spawn
-
-VERDICTS = {
-    ExitCode.OK: "held", ExitCode.DEVIATED: "deviated", ExitCode.INVALID: "error",
-    ExitCode.STEADY_STATE_NOT_MET: "steady-state-not-met", ExitCode.ABORTED: "aborted",
-    ExitCode.REVERT_FAILED: "revert-failed", ExitCode.INTERRUPTED: "interrupted",
-    ExitCode.TERMINATED: "interrupted",
-}
-
-
-def new_run_id() -> str:
-    return time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
 
 
 @dataclass

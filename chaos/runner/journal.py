@@ -8,11 +8,9 @@ an old run exactly as it was shown.
 from __future__ import annotations
 
 import getpass
-import json
 import math
 import os
 import platform
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,9 +18,14 @@ from typing import Any
 from chaos import __version__
 from chaos.model.experiment import Experiment, thaw
 from chaos.model.redaction import NOTHING, Redactor
+from chaos.records import SCHEMA as SCHEMA
+from chaos.records import Detection, ExperimentSummary, Injection, Phase, Recovery, RunRecord
+from chaos.records import Event as EventRecord
+from chaos.records import Capacity, SeriesPoint, Tool
+# the journal's files belong to chaos.records; re-exported for the runner's callers
+from chaos.records.files import load as load, strict as strict, write as write
+from chaos.records.layout import keys_of
 from chaos.runner.events import Event
-
-SCHEMA = "chaos.journal/v1"
 
 
 class Recorder:
@@ -101,8 +104,40 @@ def build(experiment: Experiment, recorder: Recorder, result: Any,
 def document(summary: dict[str, Any], recorder: Recorder, result: Any, started: float,
              finished: float, recover_within: float | None = None) -> dict[str, Any]:
     """The journal from an experiment summary (native, or a Chaos Toolkit one from chaos.ctk)."""
+    return record(summary, recorder, result, started, finished, recover_within).to_json()
+
+
+def record(summary: dict[str, Any], recorder: Recorder, result: Any, started: float,
+           finished: float, recover_within: float | None = None) -> RunRecord:
+    first = next((e for e in recorder.events if e.name == "run.started"), None)
+    return RunRecord(
+        run=result.run, tool=Tool("chaos", __version__), host=platform.node(), user=_user(),
+        seed=first.data.get("seed") if first else None,
+        experiment=ExperimentSummary.from_json(summary, "experiment"),
+        started=started, finished=finished, duration=round(finished - started, 3),
+        verdict=result.verdict, exit_code=int(result.exit_code), reason=result.reason,
+        phases={name: Phase.from_json(phase, f"phases.{name}")
+                for name, phase in _phases(recorder.events).items()},
+        injections=tuple(Injection.from_json(i.as_dict(), "injections")
+                         for i in result.injections),
+        recovery=Recovery(result.recovery, recover_within),
+        detection=Detection(getattr(result, "detected", None),
+                            tuple(e.data for e in recorder.events if e.name == "alert.measured")),
+        capacity=_capacity(recorder.events),
+        series=tuple(SeriesPoint.from_json(row, "series") for row in recorder.series()),
+        events=tuple(EventRecord(e.name, round(e.t, 4), e.ts, e.data) for e in recorder.events
+                     if e.name not in ("probe.sampled", "traffic.second")),
+        layout=RUN_LAYOUT)
+
+
+# a run of chaos itself has no `chaostoolkit` section (chaos.ctk adds it to a Chaos Toolkit run)
+RUN_LAYOUT = tuple(k for k in keys_of(RunRecord) if k != "chaostoolkit")
+
+
+def _phases(events: list[Event]) -> dict[str, dict[str, Any]]:
+    """Each phase's window, verdicts, load stages and guardrails, as the events tell them."""
     phases: dict[str, dict[str, Any]] = {}
-    for e in recorder.events:
+    for e in events:
         if e.name == "phase.started":
             phases.setdefault(e.data["phase"], {"started": e.t, "checks": []})
         elif e.name == "phase.finished":
@@ -119,31 +154,10 @@ def document(summary: dict[str, Any], recorder: Recorder, result: Any, started: 
                  **({k: v for k, v in e.data["verdict"].items() if k not in ("check", "status")}
                     if e.data["verdict"] else {"measured": None, "value": None, "events": 0,
                                                "reason": "never measured"})})
-    first = next((e for e in recorder.events if e.name == "run.started"), None)
-    capacity = _capacity(recorder.events)
-    return {
-        "schema": SCHEMA,
-        "run": result.run,
-        "tool": {"name": "chaos", "version": __version__},
-        "host": platform.node(), "user": _user(),
-        "seed": first.data.get("seed") if first else None,
-        "experiment": summary,
-        "started": started, "finished": finished, "duration": round(finished - started, 3),
-        "verdict": result.verdict, "exit_code": int(result.exit_code), "reason": result.reason,
-        "phases": phases,
-        "injections": [i.as_dict() for i in result.injections],
-        "recovery": {"seconds": result.recovery, "within": recover_within},
-        "detection": {"seconds": getattr(result, "detected", None),
-                      "alerts": [{k: v for k, v in e.data.items()} for e in recorder.events
-                                 if e.name == "alert.measured"]},
-        "capacity": capacity,  # a breaking-point search (traffic.profile.breaking_point)
-        "series": recorder.series(),
-        "events": [e.as_dict() for e in recorder.events
-                   if e.name not in ("probe.sampled", "traffic.second")],
-    }
+    return phases
 
 
-def _capacity(events: list[Event]) -> dict[str, Any] | None:
+def _capacity(events: list[Event]) -> Capacity | None:
     """The breaking-point search; with `under_fault`, the second search beside it and the
     share of the sustainable rate the faults cost (`lost`: 0.39 for -39%)."""
     found = {e.data.get("search", "baseline"): {k: v for k, v in e.data.items() if k != "search"}
@@ -157,7 +171,7 @@ def _capacity(events: list[Event]) -> dict[str, Any] | None:
         lost = (round((before - after) / before, 4)
                 if before and after is not None and not faulted["invalid"] else None)
         capacity = {**capacity, "under_fault": faulted, "lost": lost}
-    return capacity
+    return Capacity.from_json(capacity, "capacity")
 
 
 def _user() -> str:
@@ -167,83 +181,19 @@ def _user() -> str:
         return str(os.getuid())
 
 
-def strict(value: Any) -> Any:
-    """The value with every non-finite number as null: a percentile that fell on timed-out
-    requests is infinite (its `measured` text says `> 2s`), and JSON has no Infinity or NaN -
-    jq, browsers and CI tools refuse a file that holds one."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {k: strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict(v) for v in value]
-    return value
-
-
-def write(path: Path, document: Mapping[str, Any]) -> None:
-    """Atomically: a reader sees the old file or the whole new one, never half. Strict JSON."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(strict(document), handle, indent=2, default=str, allow_nan=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def read(path: Path) -> dict[str, Any]:
     """One experiment journal, checked as reports need it; ValueError says what is wrong."""
     return checked(path, load(path))
 
 
-def load(path: Path) -> Any:
-    """The JSON in a file said to be a journal (or a game day's aggregate)."""
-    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO would block
-        raise ValueError(f"{path}: cannot read a journal: not a regular file")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read a journal: "
-                         f"{exc.strerror if isinstance(exc, OSError) else exc}") from None
-
-
-# what the reports read without a default; anything else may be missing
-Kind = type | tuple[type, ...]
-_REQUIRED: dict[str, Kind] = {"experiment": dict, "verdict": str, "exit_code": int}
-_OPTIONAL: dict[str, Kind] = {"phases": dict, "injections": list, "series": list,
-                              "events": list, "started": (int, float), "duration": (int, float)}
-
-
 def checked(path: Path, data: Any) -> dict[str, Any]:
     """A chaos journal, or a ValueError saying what is wrong with the file (a Chaos Toolkit
     journal, a truncated or hand-edited one) instead of a crash in a renderer."""
-    if isinstance(data, dict) and "chaoslib-version" in data:
-        raise ValueError(f"{path} is a Chaos Toolkit journal; chaos reports read chaos "
-                         f"journals ({SCHEMA}): `chaos run` also wrote one, as "
-                         "RUNS_DIR/RUN_ID/journal.json")
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise ValueError(f"{path} is not a chaos journal ({SCHEMA})")
-    wrong = [key for key, kind in _REQUIRED.items() if not isinstance(data.get(key), kind)]
-    wrong += [key for key, kind in _OPTIONAL.items()
-              if data.get(key) is not None and not isinstance(data[key], kind)]
-    if not wrong:
-        wrong = [f"experiment.{key}" for key in ("title", "source")
-                 if not isinstance(data["experiment"].get(key), str)]
-    if wrong:
-        raise ValueError(f"{path} is a damaged chaos journal: {', '.join(wrong)} missing or of "
-                         "the wrong type")
-    return data
+    RunRecord.from_json(data, str(path))
+    return dict(data)
 
 
 def error_journal(source: str, exit_code: int, reason: str) -> dict[str, Any]:
     """A journal for a file that could not run at all (invalid, refused), so reports and JUnit
     show it as an error rather than a gap."""
-    return {"schema": SCHEMA, "run": None, "tool": {"name": "chaos", "version": __version__},
-            "experiment": {"title": source, "source": source, "faults": []},
-            "verdict": "error", "exit_code": exit_code, "reason": reason, "duration": 0.0,
-            "phases": {}, "injections": [], "series": [], "events": []}
+    return RunRecord.error(source, exit_code, reason).to_json()

@@ -26,7 +26,7 @@ from chaos.errors import ChaosError, ExitCode
 from chaos.model.experiment import CheckSpec, Hypothesis
 from chaos.runner.events import EventBus
 from chaos.slo.checks import (MIN_EVENTS, CapacityCheck, Check, Evidence, Sample, SloCheck,
-                              Status, Verdict)
+                              Status, Verdict, grammar)
 from chaos.slo.probes import Probe
 from chaos.slo.sampler import Sampler
 
@@ -295,13 +295,13 @@ class Observer:
             since = max(self._during_started, now - hyp.during.abort_window)
             if self.detected is None and self._first_injection is not None:
                 for spec in watched:
-                    verdict = await self._judge(spec.parsed, since, now, [])
+                    verdict = await self._judge(grammar(spec.parsed), since, now, [])
                     if verdict.status is Status.FAIL:
                         self.detected = round(now - self._first_injection, 3)
                         self.bus.emit("run.detected", after=self.detected, check=spec.text)
                         break
             for spec in aborts:
-                verdict = await self._judge(spec.parsed, since, now, [])
+                verdict = await self._judge(grammar(spec.parsed), since, now, [])
                 if self._guardrail(spec.text, verdict):
                     return
 
@@ -314,7 +314,7 @@ class Observer:
                   for name in (c.parsed.probes or (c.parsed.subject,))}
         await self.sampler.settle(end, judged)  # and so do the samples of the probes judged
         samples = self.sampler.between(start, end)
-        verdicts = [_explained(await self._judge(c.parsed, start, end, samples))
+        verdicts = [_explained(await self._judge(grammar(c.parsed), start, end, samples))
                     for c in checks]
         verdicts += extra or []
         self.verdicts[phase] = verdicts

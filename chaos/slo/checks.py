@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from chaos.model.experiment import CheckNeeds, ParsedCheck
 from chaos.units import (format_duration, format_percent, parse_duration, parse_percent,
                          parse_rate)
 
@@ -91,6 +92,12 @@ class Check:
     @property
     def source(self) -> str:
         return "recovery" if self.stat == "recovery" else f"probe:{self.subject}"
+
+    @property
+    def needs(self) -> CheckNeeds:
+        latency = self.stat.startswith("p") or self.stat == "max"
+        return CheckNeeds("probe", subject=self.subject,
+                          latency_bound=self.threshold if latency else None)
 
     def evaluate(self, samples: Sequence[Sample], window: float,
                  min_events: int = MIN_EVENTS) -> Verdict:
@@ -150,6 +157,7 @@ class CapacityCheck:
     threshold: float  # requests per second
     stat = "capacity"
     source = "capacity"
+    needs = CheckNeeds("search")
 
     def holds(self, value: float) -> bool:
         return _OPS[self.op](value, self.threshold)
@@ -235,6 +243,14 @@ def recovery_verdict(recovery: float | None, within: float) -> Verdict:
                        f"the checks did not hold again within {format_duration(within)}")
     status = Status.PASS if recovery <= within else Status.FAIL
     return Verdict(check, status, recovery, 1, within)
+
+
+def grammar(parsed: ParsedCheck) -> Check | SloCheck | CapacityCheck:
+    """A model check's parsed form as this grammar's own type (the model knows it only as a
+    ParsedCheck: what it needs, not how it is judged)."""
+    if not isinstance(parsed, (Check, SloCheck, CapacityCheck)):
+        raise TypeError(f"not a check of chaos.slo.checks: {parsed!r}")
+    return parsed
 
 
 def parse_check(text: str, probes: frozenset[str]) -> Check | SloCheck | CapacityCheck:
@@ -325,6 +341,15 @@ class SloCheck:
     @property
     def needs_objective(self) -> bool:
         return self.stat == "burn_rate"
+
+    @property
+    def needs(self) -> CheckNeeds:
+        ratio = self.stat in ("availability", "error_rate", "burn_rate")
+        bound = (self.param if self.stat == "fraction" else
+                 self.threshold if self.stat.startswith("p") else None)
+        return CheckNeeds("events", ("good", "total") if ratio else ("latency",),
+                          needs_objective=self.needs_objective, latency_bound=bound,
+                          stops_search=self.stat != "burn_rate")
 
     def holds(self, value: float) -> bool:
         return _OPS[self.op](value, self.threshold)
