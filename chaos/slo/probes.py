@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chaos.adapters.local.children import die_with_parent
+from chaos.lifetime import die_with_parent
 from chaos.errors import ProbeError, TargetNotFound
 from chaos.model.experiment import ProbeSpec
 from chaos.slo.checks import Sample

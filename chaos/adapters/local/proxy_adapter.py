@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
-from chaos.adapters.local.children import die_with_parent
+from chaos.lifetime import die_with_parent
 from chaos.adapters.local.process import same_process
 from chaos.adapters.local.proxy import split_address
 from chaos.adapters.local.proxy_control import (

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import psutil
 
 from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
-from chaos.adapters.local.children import die_with_parent
+from chaos.lifetime import die_with_parent
 from chaos.adapters.local.process import resolve_processes, same_process
 from chaos.errors import FaultFailed, PermissionDenied, UsageError
 from chaos.model.experiment import FaultSpec
