@@ -26,7 +26,14 @@ from typing import Any, ClassVar
 
 from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
 from chaos.adapters.container import engine_api, selection
-from chaos.adapters.local.resource import FILE_PREFIXES, _label, _refuse, fill, plan_disk_fill
+from chaos.adapters.local.resource import fill
+from chaos.adapters.local.resource_recipes import (
+    FILE_FAULTS,
+    FILE_PREFIXES,
+    _refuse,
+    label_of,
+    plan_disk_fill,
+)
 from chaos.errors import FaultFailed, GuardRefused, PermissionDenied
 from chaos.model.experiment import FaultSpec
 
@@ -117,7 +124,7 @@ class ContainerDiskAdapter(Adapter):
     created_by_services = True  # `docker run` services start containers
     name = NAME
     target_kind = "container"
-    fault_types: ClassVar[tuple[str, ...]] = ("resource.disk_fill",)
+    fault_types: ClassVar[tuple[str, ...]] = FILE_FAULTS
 
     async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
         host, infos = await selection.resolve_containers(fault, scope)
@@ -132,7 +139,7 @@ class ContainerDiskAdapter(Adapter):
             ref = selection.visible(selection.container_ref(info, host, fault), fault)
             plan = plan_in(fault, info, int(ref.identity["pid"]))
             refs.append(dataclasses.replace(
-                ref, label=f"{ref.label}: {_label(fault.type, plan)}",
+                ref, label=f"{ref.label}: {label_of(fault, plan)}",
                 lock_key=f"{ref.lock_key}:{plan['path']}",
                 identity={**ref.identity, "plan": plan}))
         return refs

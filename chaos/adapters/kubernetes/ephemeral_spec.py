@@ -21,18 +21,44 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from chaos.faults import http
 from chaos.model.experiment import FaultSpec, thaw
 
 AGENT_MODULE = "chaos.adapters.kubernetes.inpod_agent"
 COMMAND = ("python", "-m", AGENT_MODULE)
 NAME_PREFIX = "chaos-"
 IMAGE_ENV = "CHAOS_K8S_IMAGE"
-NETWORK_FAULTS = ("network.latency", "network.loss", "network.corruption", "network.bandwidth")
-RESOURCE_FAULTS = ("resource.cpu", "resource.memory")
-# held by the HTTP fault proxy in the agent, behind an nft redirect of target.pods.port
-HTTP_FAULTS = ("http.abort", "http.delay", "http.reset", "http.replace", "http.throttle")
+
+
+@dataclass(frozen=True)
+class PodRecipe:
+    """How the agent holds a fault type inside a pod."""
+
+    holder: Literal["kernel", "resource", "http"]  # the local mechanism the agent runs
+    net_admin: bool  # tc / nft in the pod's network namespace: hold and stop need NET_ADMIN
+
+
+# The pod fault types and how each is held: the kernel recipes (chaos.adapters.local.
+# kernel_recipes) that need no filter the pod's network policy could not express, the burner
+# workers, and every http.* fault (the HTTP fault proxy in the agent, behind an nft redirect of
+# target.pods.port).
+RECIPES: Mapping[str, PodRecipe] = {
+    **dict.fromkeys(("network.latency", "network.loss", "network.corruption",
+                     "network.bandwidth"), PodRecipe("kernel", net_admin=True)),
+    **dict.fromkeys(("resource.cpu", "resource.memory"), PodRecipe("resource", net_admin=False)),
+    **dict.fromkeys((fault.name for fault in http.FAULTS), PodRecipe("http", net_admin=True)),
+}
+
+
+def held_by(holder: str) -> tuple[str, ...]:
+    return tuple(name for name, recipe in RECIPES.items() if recipe.holder == holder)
+
+
+NETWORK_FAULTS = held_by("kernel")
+RESOURCE_FAULTS = held_by("resource")
+HTTP_FAULTS = held_by("http")
 FILTERS = ("device", "host", "cidr", "port", "protocol", "direction")
 KILL_HINT = ("the exec fallback needs a `kill` binary in the target container's image (procps "
              "or busybox) and a signal its main process handles; pod.delete always works")
@@ -170,4 +196,9 @@ def stop_container(spec: Mapping[str, Any], wait: float = 0.0) -> dict[str, Any]
     settings = InPodSettings(str(spec["image"]), str(spec.get("pull_policy", "IfNotPresent")))
     return container("stop", f"{spec['id']}-{secrets.token_hex(2)}", args, settings,
                      run_id=str(spec["run_id"]), deadline=float(spec["deadline"]),
-                     net_admin=spec["fault"] in (*NETWORK_FAULTS, *HTTP_FAULTS))
+                     net_admin=needs_net_admin(str(spec["fault"])))
+
+
+def needs_net_admin(fault_type: str) -> bool:
+    recipe = RECIPES.get(fault_type)
+    return recipe is not None and recipe.net_admin

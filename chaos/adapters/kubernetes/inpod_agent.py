@@ -46,7 +46,8 @@ import time
 from typing import Any
 
 from chaos.adapters.base import Adapter, TargetRef
-from chaos.adapters.kubernetes.ephemeral_spec import HTTP_FAULTS
+from chaos.adapters.kubernetes.ephemeral_spec import HTTP_FAULTS, RESOURCE_FAULTS
+from chaos.adapters.local.kernel_recipes import FAULT_TYPES as KERNEL_FAULTS
 from chaos.errors import ChaosError, FaultFailed, PermissionDenied, UsageError, truncate
 from chaos.model.experiment import FaultSpec, Target, frozen
 
@@ -54,10 +55,6 @@ SOCKET_PREFIX = "chaos-inpod-"
 TERMINATION_LOG = "/dev/termination-log"
 STOP = b"stop\n"
 STOP_TIMEOUT = 30.0  # the agent's revert (tc, nft, killing workers) takes well under a second
-NETWORK = ("network.latency", "network.loss", "network.corruption", "network.bandwidth",
-           "network.duplication", "network.partition", "network.dns")
-RESOURCE = ("resource.cpu", "resource.memory")
-HTTP = HTTP_FAULTS
 
 
 def socket_address(injection_id: str) -> str:
@@ -82,19 +79,19 @@ def local_fault(args: argparse.Namespace) -> tuple[Adapter, FaultSpec, TargetRef
     """The local adapter, fault and target that hold `args.fault` from inside the pod."""
     selector = json.loads(args.target)
     params = json.loads(args.params)
-    if args.fault in NETWORK:
+    if args.fault in KERNEL_FAULTS:  # every kernel recipe, as on a host
         from chaos.adapters.local.kernel import InterfaceAdapter
 
         adapter: Adapter = InterfaceAdapter()
         selector = {"device": "eth0", **selector}
         kind = "interface"
         identity = {"netns": None, "device": selector["device"]}
-    elif args.fault in RESOURCE:
+    elif args.fault in RESOURCE_FAULTS:
         from chaos.adapters.local.resource import HostResourceAdapter
 
         adapter, kind, selector = HostResourceAdapter(), "host", {"name": "local"}
         identity = {"plan": {}}  # what `stop` needs; `hold` uses the target resolve returns
-    elif args.fault in HTTP:
+    elif args.fault in HTTP_FAULTS:
         from chaos.adapters.kubernetes.inpod_http import InPodHttpProxy
 
         adapter, kind = InPodHttpProxy(), "pods"
