@@ -381,11 +381,14 @@ class PodHttpAdapter(InPodAdapter):
         return await super().inject(seeded, target, spec, scope)
 
 
+# the pod adapter of each way the agent holds a fault (ephemeral_spec.RECIPES)
+BY_HOLDER: Mapping[str, type[InPodAdapter]] = {
+    "kernel": PodNetworkAdapter, "resource": PodResourceAdapter, "http": PodHttpAdapter}
+
+
 def _adapter_for(fault_type: str) -> InPodAdapter | None:
-    for cls in (PodNetworkAdapter, PodResourceAdapter, PodHttpAdapter):
-        if fault_type in cls.fault_types:
-            return cls()
-    return None
+    recipe = eph.RECIPES.get(fault_type)
+    return BY_HOLDER[recipe.holder]() if recipe is not None else None
 
 
 def hold_spec(pod: Mapping[str, Any], hold: Mapping[str, Any],

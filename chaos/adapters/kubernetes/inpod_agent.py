@@ -43,11 +43,12 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from chaos.adapters.base import Adapter, TargetRef
-from chaos.adapters.kubernetes.ephemeral_spec import HTTP_FAULTS, RESOURCE_FAULTS
-from chaos.adapters.local.kernel_recipes import FAULT_TYPES as KERNEL_FAULTS
+from chaos.adapters.kubernetes.ephemeral_spec import RECIPES as POD_RECIPES
+from chaos.adapters.local.kernel_recipes import RECIPES as KERNEL_RECIPES
 from chaos.errors import ChaosError, FaultFailed, PermissionDenied, UsageError, truncate
 from chaos.model.experiment import FaultSpec, Target, frozen
 
@@ -75,31 +76,52 @@ class PodScope:
         raise UsageError("services are not available inside a pod")
 
 
+Holder = tuple[Adapter, str, dict[str, Any], dict[str, Any]]  # adapter, kind, selector, identity
+
+
+def _kernel(selector: dict[str, Any]) -> Holder:
+    from chaos.adapters.local.kernel import InterfaceAdapter
+
+    selector = {"device": "eth0", **selector}
+    return InterfaceAdapter(), "interface", selector, {"netns": None,
+                                                      "device": selector["device"]}
+
+
+def _resource(selector: dict[str, Any]) -> Holder:
+    from chaos.adapters.local.resource import HostResourceAdapter
+
+    # the identity is what `stop` needs; `hold` uses the target resolve returns
+    return HostResourceAdapter(), "host", {"name": "local"}, {"plan": {}}
+
+
+def _http(selector: dict[str, Any]) -> Holder:
+    from chaos.adapters.kubernetes.inpod_http import InPodHttpProxy
+
+    return InPodHttpProxy(), "pods", selector, {"port": selector.get("port")}
+
+
+HOLDERS: Mapping[str, Callable[[dict[str, Any]], Holder]] = {
+    "kernel": _kernel, "resource": _resource, "http": _http}
+
+
+def holder_of(fault_type: str) -> str | None:
+    """How the agent holds a fault type: every kernel recipe as on a host (more than the pod
+    adapters serve), the rest as ephemeral_spec.RECIPES says."""
+    if fault_type in KERNEL_RECIPES:
+        return "kernel"
+    recipe = POD_RECIPES.get(fault_type)
+    return recipe.holder if recipe is not None else None
+
+
 def local_fault(args: argparse.Namespace) -> tuple[Adapter, FaultSpec, TargetRef]:
     """The local adapter, fault and target that hold `args.fault` from inside the pod."""
-    selector = json.loads(args.target)
-    params = json.loads(args.params)
-    if args.fault in KERNEL_FAULTS:  # every kernel recipe, as on a host
-        from chaos.adapters.local.kernel import InterfaceAdapter
-
-        adapter: Adapter = InterfaceAdapter()
-        selector = {"device": "eth0", **selector}
-        kind = "interface"
-        identity = {"netns": None, "device": selector["device"]}
-    elif args.fault in RESOURCE_FAULTS:
-        from chaos.adapters.local.resource import HostResourceAdapter
-
-        adapter, kind, selector = HostResourceAdapter(), "host", {"name": "local"}
-        identity = {"plan": {}}  # what `stop` needs; `hold` uses the target resolve returns
-    elif args.fault in HTTP_FAULTS:
-        from chaos.adapters.kubernetes.inpod_http import InPodHttpProxy
-
-        adapter, kind = InPodHttpProxy(), "pods"
-        identity = {"port": selector.get("port")}
-    else:
+    holder = holder_of(args.fault)
+    if holder is None:
         raise UsageError(f"the in-pod agent cannot hold {args.fault}")
+    adapter, kind, selector, identity = HOLDERS[holder](json.loads(args.target))
     fault = FaultSpec(index=0, name=args.name or f"inpod-{args.id}", type=args.fault,
-                      target=Target(kind, frozen(selector)), params=frozen(params), start=0.0,
+                      target=Target(kind, frozen(selector)),
+                      params=frozen(json.loads(args.params)), start=0.0,
                       duration=max(0.0, args.deadline - time.time()))
     return adapter, fault, TargetRef(kind, kind, identity, lock_key=args.id)
 

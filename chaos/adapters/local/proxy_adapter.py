@@ -32,7 +32,7 @@ from chaos.adapters.local.proxy_control import (
     read_locator,
     request,
 )
-from chaos.adapters.local.proxy_toxics import FAULT_KINDS, from_fault
+from chaos.adapters.local.proxy_toxics import FAULT_KINDS, from_fault, per_request
 from chaos.errors import FaultFailed, TargetNotFound
 from chaos.model.experiment import FaultSpec
 
@@ -50,7 +50,7 @@ def grace(duration: float) -> float:
 def protocol_of(fault: FaultSpec) -> str:
     """What the proxy must speak: as the target says, else what the fault type needs."""
     given = fault.target.selector.get("protocol")
-    return str(given) if given else ("http" if fault.type.startswith("http.") else "tcp")
+    return str(given) if given else ("http" if per_request(fault.type) else "tcp")
 
 
 def running_proxy(listen: str) -> dict[str, Any] | None:
@@ -141,8 +141,8 @@ class ProxyAdapter(Adapter):
                 spec = {**spec, "owned": owned}
             elif running["control"] != spec["control"]:
                 spec = {**spec, "control": running["control"]}
-        params = {**fault.params, "seed": f"{scope.seed}:{fault.name}"} if fault.type.startswith(
-            "http.") else fault.params
+        params = {**fault.params, "seed": f"{scope.seed}:{fault.name}"} if per_request(
+            fault.type) else fault.params
         toxic = from_fault(spec["toxic"], fault.type, params,
                            str(sel.get("direction") or "downstream"),
                            1.0 if sel.get("toxicity") is None else float(sel["toxicity"]),
