@@ -1,0 +1,157 @@
+"""Revert specs are typed records with a version: they round-trip through the ledger's JSON,
+specs written before versions existed (no `version`: 1) are still read and reverted, and a
+version this chaos does not know is refused with the adapter and the version named."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from chaos.adapters.base import RevertSpec, TargetRef
+from chaos.adapters.container.lifecycle import ContainerLifecycleAdapter, LifecycleSpec
+from chaos.adapters.container.network import ContainerNetworkAdapter, ContainerNetworkSpec
+from chaos.adapters.local.kernel import InterfaceAdapter, KernelSpec, NetnsAdapter
+from chaos.adapters.local.process import ProcessAdapter, ProcessSpec
+from chaos.adapters.local.resource import HostResourceAdapter, ResourceSpec
+from chaos.adapters.local.service import ServiceAdapter
+from chaos.errors import RevertFailed
+from chaos.model.experiment import FaultSpec, Target, frozen
+
+CONTAINER = {"id": "c0ffee", "name": "web", "started_at": "2026-01-01T00:00:00Z", "pid": 1,
+             "create_time": 1.0}
+# Literals exactly as the code before versioned specs wrote them into ledgers.
+LEGACY: dict[str, tuple[type[RevertSpec], dict[str, Any]]] = {
+    "kernel-tc": (KernelSpec, {"adapter": "local.kernel", "netns": None, "device": "eth0",
+                               "tc": {"handle": "ca05:", "original": {"kind": "noqueue",
+                                                                      "handle": "0:"}}}),
+    "kernel-nft": (KernelSpec, {"adapter": "local.kernel.netns", "netns": "ns1",
+                                "device": "veth0",
+                                "nft": {"family": "inet", "table": "chaos_0123456789ab"}}),
+    "kernel-ipt": (KernelSpec, {"adapter": "local.kernel", "netns": None, "device": "eth0",
+                                "ipt": {"INPUT": "CHAOS-0123456789-I",
+                                        "OUTPUT": "CHAOS-0123456789-O"}}),
+    "container-network": (ContainerNetworkSpec, {
+        "adapter": "container.network", "netns": "/proc/1/ns/net", "device": "eth0",
+        "nft": {"family": "inet", "table": "chaos_0123456789ab"},
+        "docker_host": "unix:///run/docker.sock", "container": CONTAINER}),
+    "resource": (ResourceSpec, {"adapter": "local.resource", "fault": "resource.cpu",
+                                "tag": "0123456789abcdef",
+                                "workers": [{"pid": 4242, "create_time": 1795754983.28}],
+                                "files": []}),
+    "process-suspend": (ProcessSpec, {"adapter": "local.process", "action": "resume",
+                                      "processes": [{"pid": 7264,
+                                                     "create_time": 1795754983.28}]}),
+    "process-kill": (ProcessSpec, {"adapter": "local.process", "action": "none"}),
+    "service-restart": (ProcessSpec, {"adapter": "local.service", "action": "none"}),
+    "container-pause": (LifecycleSpec, {"adapter": "container.engine",
+                                        "fault": "container.pause", "revert": "unpause",
+                                        "docker_host": "unix:///run/docker.sock",
+                                        "container": CONTAINER}),
+    "container-kill": (LifecycleSpec, {"adapter": "container.engine",
+                                       "fault": "container.kill", "revert": None,
+                                       "docker_host": "unix:///run/docker.sock",
+                                       "container": CONTAINER}),
+}
+ADAPTERS = [InterfaceAdapter(), NetnsAdapter(), ContainerNetworkAdapter(), HostResourceAdapter(),
+            ProcessAdapter(), ServiceAdapter(), ContainerLifecycleAdapter()]
+SPEC_OF = {"local.kernel": "kernel-tc", "local.kernel.netns": "kernel-nft",
+           "container.network": "container-network", "local.resource": "resource",
+           "local.process": "process-suspend", "local.service": "service-restart",
+           "container.engine": "container-pause"}
+
+
+@pytest.mark.parametrize("case", sorted(LEGACY))
+def test_a_legacy_spec_reads_as_version_1_and_writes_back_the_same_with_a_version(
+        case: str) -> None:
+    cls, legacy = LEGACY[case]
+    typed = cls.from_json(json.loads(json.dumps(legacy)))
+    assert typed.to_json() == {**legacy, "version": 1}
+    assert cls.from_json(json.loads(json.dumps(typed.to_json()))) == typed
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=lambda a: a.name)
+@pytest.mark.parametrize("version", [2, 99, "1", 0])
+def test_a_version_this_chaos_does_not_read_is_refused_naming_adapter_and_version(
+        adapter: Any, version: object) -> None:
+    _, legacy = LEGACY[SPEC_OF[adapter.name]]
+    with pytest.raises(RevertFailed) as error:
+        asyncio.run(adapter.revert({**legacy, "adapter": adapter.name, "version": version}))
+    assert adapter.name in str(error.value) and repr(version) in str(error.value)
+    assert "chaos release" in error.value.hint
+
+
+def fault(fault_type: str, kind: str, selector: Mapping[str, Any],
+          params: Mapping[str, Any] | None = None) -> FaultSpec:
+    return FaultSpec(index=0, name="f", type=fault_type, target=Target(kind, frozen(selector)),
+                     params=frozen(params or {}), start=0.0, duration=5.0)
+
+
+def test_prepare_writes_the_current_version_and_the_spec_reads_back() -> None:
+    target = TargetRef("interface", "eth0", {"netns": None, "device": "eth0"}, "k")
+    spec = InterfaceAdapter().prepare(fault("network.latency", "interface", {"device": "eth0"},
+                                            {"delay": 0.1}), target)
+    assert spec == {"adapter": "local.kernel", "version": 1, "netns": None, "device": "eth0",
+                    "tc": {"handle": "ca05:"}}
+    assert KernelSpec.from_json(spec).to_json() == spec
+
+
+def test_correlated_loss_is_held_by_netem_as_documented() -> None:
+    target = TargetRef("interface", "eth0", {"netns": None, "device": "eth0"}, "k")
+    spec = InterfaceAdapter().prepare(fault("network.loss", "interface", {"device": "eth0"},
+                                            {"percent": 0.2, "correlation": 0.5}), target)
+    assert "tc" in spec
+
+
+@pytest.fixture
+def stopped_process() -> Iterator[psutil.Process]:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        proc = psutil.Process(child.pid)
+        proc.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while proc.status() != psutil.STATUS_STOPPED and time.monotonic() < deadline:
+            time.sleep(0.01)
+        yield proc
+    finally:
+        child.kill()
+        child.wait(5)
+
+
+def test_a_legacy_suspend_spec_is_reverted(stopped_process: psutil.Process) -> None:
+    legacy = {"adapter": "local.process", "action": "resume",
+              "processes": [{"pid": stopped_process.pid,
+                             "create_time": stopped_process.create_time()}]}
+    assert asyncio.run(ProcessAdapter().revert(legacy)) == "reverted"
+    assert stopped_process.status() != psutil.STATUS_STOPPED
+
+
+def test_a_legacy_resource_spec_is_reverted(tmp_path: Path) -> None:
+    filled = tmp_path / "chaos-fill-0123456789ab.bin"
+    filled.write_bytes(b"\0" * 4096)
+    legacy = {"adapter": "local.resource", "fault": "resource.disk_fill",
+              "tag": "0123456789abcdef", "workers": [], "files": [str(filled)]}
+    assert asyncio.run(HostResourceAdapter().revert(legacy)) == "reverted"
+    assert not filled.exists()
+
+
+def test_legacy_kernel_and_container_specs_are_reverted_as_gone_when_their_place_is_gone(
+        ) -> None:
+    _, tc = LEGACY["kernel-tc"]
+    assert asyncio.run(NetnsAdapter().revert({**tc, "netns": "chaos-no-such-ns"})) == "gone"
+    _, network = LEGACY["container-network"]
+    assert asyncio.run(ContainerNetworkAdapter().revert(
+        {**network, "container": {**CONTAINER, "pid": 0}})) == "gone"
+    _, kill = LEGACY["container-kill"]
+    assert asyncio.run(ContainerLifecycleAdapter().revert(kill)) == "nothing"
+    _, none = LEGACY["process-kill"]
+    assert asyncio.run(ProcessAdapter().revert(none)) == "nothing"
