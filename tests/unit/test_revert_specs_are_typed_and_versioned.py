@@ -18,10 +18,13 @@ import psutil
 import pytest
 
 from chaos.adapters.base import RevertSpec, TargetRef
+from chaos.adapters.container.disk import ContainerDiskAdapter, DiskSpec
 from chaos.adapters.container.lifecycle import ContainerLifecycleAdapter, LifecycleSpec
 from chaos.adapters.container.network import ContainerNetworkAdapter, ContainerNetworkSpec
 from chaos.adapters.local.kernel import InterfaceAdapter, KernelSpec, NetnsAdapter
+from chaos.adapters.local.clock import ClockAdapter, ClockSpec
 from chaos.adapters.local.process import ProcessAdapter, ProcessSpec
+from chaos.adapters.local.proxy_adapter import ProxyAdapter, ProxySpec
 from chaos.adapters.local.resource import HostResourceAdapter, ResourceSpec
 from chaos.adapters.local.service import ServiceAdapter
 from chaos.errors import RevertFailed
@@ -61,13 +64,24 @@ LEGACY: dict[str, tuple[type[RevertSpec], dict[str, Any]]] = {
                                        "fault": "container.kill", "revert": None,
                                        "docker_host": "unix:///run/docker.sock",
                                        "container": CONTAINER}),
+    "proxy": (ProxySpec, {"adapter": "local.proxy", "listen": "127.0.0.1:16379",
+                          "upstream": "127.0.0.1:6379", "protocol": "tcp",
+                          "control": "/tmp/chaos-proxy-0/3f2a.sock", "upstream_tls": False,
+                          "toxic": "latency-5d0c1e9a7b",
+                          "owned": {"pid": 4242, "create_time": 1795754983.28}}),
+    "clock": (ClockSpec, {"adapter": "local.clock", "file": "/tmp/chaos-clock-x/offset",
+                          "pid": 4242, "create_time": 1795754983.28}),
+    "container-disk": (DiskSpec, {"adapter": "container.disk", "fault": "resource.disk_fill",
+                                  "container": {**CONTAINER, "docker_host": "unix:///x.sock"},
+                                  "file": "/tmp/chaos-fill-0123456789ab.bin"}),
 }
-ADAPTERS = [InterfaceAdapter(), NetnsAdapter(), ContainerNetworkAdapter(), HostResourceAdapter(),
+ADAPTERS = [ProxyAdapter(), ClockAdapter(), ContainerDiskAdapter(), InterfaceAdapter(), NetnsAdapter(), ContainerNetworkAdapter(), HostResourceAdapter(),
             ProcessAdapter(), ServiceAdapter(), ContainerLifecycleAdapter()]
 SPEC_OF = {"local.kernel": "kernel-tc", "local.kernel.netns": "kernel-nft",
            "container.network": "container-network", "local.resource": "resource",
            "local.process": "process-suspend", "local.service": "service-restart",
-           "container.engine": "container-pause"}
+           "container.engine": "container-pause", "local.proxy": "proxy",
+           "local.clock": "clock", "container.disk": "container-disk"}
 
 
 @pytest.mark.parametrize("case", sorted(LEGACY))
@@ -155,3 +169,8 @@ def test_legacy_kernel_and_container_specs_are_reverted_as_gone_when_their_place
     assert asyncio.run(ContainerLifecycleAdapter().revert(kill)) == "nothing"
     _, none = LEGACY["process-kill"]
     assert asyncio.run(ProcessAdapter().revert(none)) == "nothing"
+    _, clock = LEGACY["clock"]
+    assert asyncio.run(ClockAdapter().revert(clock)) == "gone"  # no such offset file
+    _, filled = LEGACY["container-disk"]
+    assert asyncio.run(ContainerDiskAdapter().revert({**filled, "file": "/etc/passwd"})) == \
+        "nothing"  # never a file chaos did not name

@@ -22,9 +22,10 @@ import dataclasses
 import os
 import stat
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
 
-from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
+from chaos.adapters.base import Adapter, RevertOutcome, RevertSpec, Scope, TargetRef
 from chaos.adapters.container import engine_api, selection
 from chaos.adapters.local.resource import fill
 from chaos.adapters.local.resource_recipes import (
@@ -97,9 +98,29 @@ def stopped_path(info: Mapping[str, Any], inside: str) -> str | None:
     return f"{upper}{inside}" if upper else None
 
 
-async def reachable(spec: Mapping[str, Any]) -> str | None:
+@dataclass(frozen=True)
+class DiskSpec(RevertSpec):
+    """The filled file as the container sees it, and the container (engine, id, main process)
+    through which this process reaches it."""
+
+    fault: str = ""
+    container: Mapping[str, Any] | None = None
+    file: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.header(), "fault": self.fault, "container": dict(self.container or {}),
+                "file": self.file}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        cls.check_version(data)
+        return cls(str(data["adapter"]), str(data.get("fault")), dict(data["container"]),
+                   str(data.get("file")))
+
+
+async def reachable(spec: DiskSpec) -> str | None:
     """The file's path as this process reaches it now, or None if the container is gone."""
-    ident, inside = spec["container"], str(spec["file"])
+    ident, inside = spec.container or {}, spec.file
     if selection.main_process_alive(ident):
         return root_of(int(ident["pid"])) + inside
     info = await engine_api.inspect(str(ident["docker_host"]), str(ident["id"]))
@@ -146,8 +167,7 @@ class ContainerDiskAdapter(Adapter):
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
         ident = {k: v for k, v in target.identity.items() if k != "plan"}
-        return {"adapter": NAME, "fault": fault.type, "container": ident,
-                "file": target.identity["plan"]["file"]}
+        return DiskSpec(NAME, fault.type, ident, str(target.identity["plan"]["file"])).to_json()
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
@@ -164,8 +184,9 @@ class ContainerDiskAdapter(Adapter):
                               f"{exc.strerror or exc}") from exc
         return spec
 
-    async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
-        if not os.path.basename(str(spec.get("file"))).startswith(FILE_PREFIXES):
+    async def revert(self, data: Mapping[str, Any]) -> RevertOutcome:
+        spec = DiskSpec.from_json(data)
+        if not os.path.basename(spec.file).startswith(FILE_PREFIXES):
             return "nothing"  # never remove a file chaos did not name
         path = await reachable(spec)
         if path is None:
