@@ -22,6 +22,8 @@ from chaos.adapters.container.disk import ContainerDiskAdapter, DiskSpec
 from chaos.adapters.container.lifecycle import ContainerLifecycleAdapter, LifecycleSpec
 from chaos.adapters.container.network import ContainerNetworkAdapter, ContainerNetworkSpec
 from chaos.adapters.local.kernel import InterfaceAdapter, KernelSpec, NetnsAdapter
+from chaos.adapters.kubernetes.ephemeral import PodNetworkAdapter
+from chaos.adapters.kubernetes.ephemeral_spec import InPodSpec, stop_container
 from chaos.adapters.local.clock import ClockAdapter, ClockSpec
 from chaos.adapters.local.process import ProcessAdapter, ProcessSpec
 from chaos.adapters.local.proxy_adapter import ProxyAdapter, ProxySpec
@@ -74,14 +76,22 @@ LEGACY: dict[str, tuple[type[RevertSpec], dict[str, Any]]] = {
     "container-disk": (DiskSpec, {"adapter": "container.disk", "fault": "resource.disk_fill",
                                   "container": {**CONTAINER, "docker_host": "unix:///x.sock"},
                                   "file": "/tmp/chaos-fill-0123456789ab.bin"}),
+    "in-pod": (InPodSpec, {"adapter": "kubernetes.pod.network", "namespace": "shop",
+                           "pod": "web-1", "uid": "u-1", "id": "0a1b2c3d4e5f",
+                           "fault": "network.loss", "name": "loss", "target": {"device": "eth0"},
+                           "with": {"percent": 0.3}, "deadline": 1795754983.28,
+                           "run_id": "run-1", "image": "chaos:1", "pull_policy": "IfNotPresent",
+                           "container": "chaos-hold-0a1b2c3d4e5f", "action": "stop",
+                           "connection": {"kubeconfig": "/nonexistent", "context": None}}),
 }
-ADAPTERS = [ProxyAdapter(), ClockAdapter(), ContainerDiskAdapter(), InterfaceAdapter(), NetnsAdapter(), ContainerNetworkAdapter(), HostResourceAdapter(),
+ADAPTERS = [PodNetworkAdapter(), ProxyAdapter(), ClockAdapter(), ContainerDiskAdapter(), InterfaceAdapter(), NetnsAdapter(), ContainerNetworkAdapter(), HostResourceAdapter(),
             ProcessAdapter(), ServiceAdapter(), ContainerLifecycleAdapter()]
 SPEC_OF = {"local.kernel": "kernel-tc", "local.kernel.netns": "kernel-nft",
            "container.network": "container-network", "local.resource": "resource",
            "local.process": "process-suspend", "local.service": "service-restart",
            "container.engine": "container-pause", "local.proxy": "proxy",
-           "local.clock": "clock", "container.disk": "container-disk"}
+           "local.clock": "clock", "container.disk": "container-disk",
+           "kubernetes.pod.network": "in-pod"}
 
 
 @pytest.mark.parametrize("case", sorted(LEGACY))
@@ -174,3 +184,14 @@ def test_legacy_kernel_and_container_specs_are_reverted_as_gone_when_their_place
     _, filled = LEGACY["container-disk"]
     assert asyncio.run(ContainerDiskAdapter().revert({**filled, "file": "/etc/passwd"})) == \
         "nothing"  # never a file chaos did not name
+
+
+def test_a_legacy_in_pod_spec_rebuilds_its_stop_container() -> None:
+    _, legacy = LEGACY["in-pod"]
+    stop = stop_container(InPodSpec.from_json(legacy))
+    args = stop["args"]
+    assert args[:3] == ["stop", "--id", "0a1b2c3d4e5f"]
+    assert args[args.index("--fault") + 1] == "network.loss"
+    assert json.loads(args[args.index("--with") + 1]) == {"percent": 0.3}
+    assert stop["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
+    assert stop["image"] == "chaos:1"
