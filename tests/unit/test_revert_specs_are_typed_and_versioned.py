@@ -195,3 +195,18 @@ def test_a_legacy_in_pod_spec_rebuilds_its_stop_container() -> None:
     assert json.loads(args[args.index("--with") + 1]) == {"percent": 0.3}
     assert stop["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
     assert stop["image"] == "chaos:1"
+
+
+@pytest.mark.parametrize("case", ["kernel-tc", "kernel-nft", "kernel-ipt", "resource"])
+def test_the_in_pod_agent_names_what_it_creates_after_the_injection_id(case: str) -> None:
+    from chaos.adapters.kubernetes import inpod_agent
+
+    _, legacy = LEGACY[case]
+    kind = "resource.cpu" if case == "resource" else "network.loss"
+    named = inpod_agent.named(fault(kind, "pods", {}), legacy, "fedcba9876543210")
+    expected = {"kernel-tc": {"tc": legacy.get("tc")},
+                "kernel-nft": {"nft": {"family": "inet", "table": "chaos_fedcba9876543210"}},
+                "kernel-ipt": {"ipt": {"INPUT": "CHAOS-fedcba9876-I",
+                                       "OUTPUT": "CHAOS-fedcba9876-O"}},
+                "resource": {"tag": "fedcba9876543210"}}[case]
+    assert named == {**legacy, "version": 1, **expected}

@@ -124,6 +124,17 @@ class KernelSpec(RevertSpec):
             return {**data, "ipt": dict(self.chains)}
         return {**data, "nft": {"family": "inet", "table": self.table}}
 
+    def named(self, injection_id: str) -> KernelSpec:
+        """The same spec with names derived from an id instead of random ones, so a second
+        process (the in-pod agent's `stop`) finds what the first created."""
+        if self.tool == "nft":
+            return dataclasses.replace(self, table=TABLE_PREFIX + injection_id)
+        if self.tool == "iptables":
+            chain = IPT_PREFIX + injection_id[:10]
+            return dataclasses.replace(self, chains={"INPUT": chain + "-I",
+                                                     "OUTPUT": chain + "-O"})
+        return self
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
         cls.check_version(data)
