@@ -23,6 +23,10 @@ from chaos.adapters.container.lifecycle import ContainerLifecycleAdapter, Lifecy
 from chaos.adapters.container.network import ContainerNetworkAdapter, ContainerNetworkSpec
 from chaos.adapters.local.kernel import InterfaceAdapter, KernelSpec, NetnsAdapter
 from chaos.adapters.kubernetes.ephemeral import PodNetworkAdapter
+from chaos.adapters.kubernetes.nodes import CordonAdapter, DrainAdapter, NodeSpec, TaintAdapter
+from chaos.adapters.kubernetes.pods import PartitionAdapter, PodDeleteAdapter, PartitionSpec
+from chaos.adapters.kubernetes.pods import PodDeleteSpec
+from chaos.adapters.kubernetes.workloads import ScaleDownAdapter, ScaleSpec
 from chaos.adapters.kubernetes.ephemeral_spec import InPodSpec, stop_container
 from chaos.adapters.local.clock import ClockAdapter, ClockSpec
 from chaos.adapters.local.process import ProcessAdapter, ProcessSpec
@@ -32,6 +36,7 @@ from chaos.adapters.local.service import ServiceAdapter
 from chaos.errors import RevertFailed
 from chaos.model.experiment import FaultSpec, Target, frozen
 
+CONNECTION = {"kubeconfig": "/nonexistent", "context": None}
 CONTAINER = {"id": "c0ffee", "name": "web", "started_at": "2026-01-01T00:00:00Z", "pid": 1,
              "create_time": 1.0}
 # Literals exactly as the code before versioned specs wrote them into ledgers.
@@ -82,16 +87,43 @@ LEGACY: dict[str, tuple[type[RevertSpec], dict[str, Any]]] = {
                            "with": {"percent": 0.3}, "deadline": 1795754983.28,
                            "run_id": "run-1", "image": "chaos:1", "pull_policy": "IfNotPresent",
                            "container": "chaos-hold-0a1b2c3d4e5f", "action": "stop",
-                           "connection": {"kubeconfig": "/nonexistent", "context": None}}),
+                           "connection": CONNECTION}),
+    "pod-delete": (PodDeleteSpec, {"adapter": "kubernetes.pod", "action": "none",
+                                   "connection": CONNECTION,
+                                   "pod": {"namespace": "shop", "name": "web-1", "uid": "u-1"},
+                                   "recreated_by": "ReplicaSet/web", "grace_period": None}),
+    "partition": (PartitionSpec, {"adapter": "kubernetes.partition", "action": "delete",
+                                  "connection": CONNECTION, "namespace": "shop",
+                                  "name": "chaos-partition-0123456789",
+                                  "verified": "new connections to 2 pods on port 80 failed"}),
+    "cordon": (NodeSpec, {"adapter": "kubernetes.cordon", "action": "uncordon",
+                          "connection": CONNECTION, "node": "n1", "uid": "u-n1"}),
+    "drain": (NodeSpec, {"adapter": "kubernetes.drain", "action": "uncordon",
+                         "connection": CONNECTION, "node": "n1", "uid": "u-n1",
+                         "evicted": ["shop/web-1"], "blocked_by_pdb": [], "refused": [],
+                         "skipped": ["kube-system/ds-1 (DaemonSet)"]}),
+    "taint": (NodeSpec, {"adapter": "kubernetes.taint", "action": "untaint",
+                         "connection": CONNECTION, "node": "n1", "uid": "u-n1",
+                         "taint": {"key": "chaos.dev/fault", "value": "true",
+                                   "effect": "NoSchedule"}}),
+    "scale": (ScaleSpec, {"adapter": "kubernetes.scale", "action": "restore",
+                          "connection": CONNECTION, "marked_by": None,
+                          "resource": "deployments", "namespace": "shop", "name": "web",
+                          "uid": "u-d", "replicas": 3, "scaled_to": 0,
+                          "autoscalers": ["web-hpa (2..5)"]}),
 }
-ADAPTERS = [PodNetworkAdapter(), ProxyAdapter(), ClockAdapter(), ContainerDiskAdapter(), InterfaceAdapter(), NetnsAdapter(), ContainerNetworkAdapter(), HostResourceAdapter(),
+ADAPTERS = [PodDeleteAdapter(), PartitionAdapter(), CordonAdapter(), DrainAdapter(),
+            TaintAdapter(), ScaleDownAdapter(), PodNetworkAdapter(), ProxyAdapter(), ClockAdapter(), ContainerDiskAdapter(), InterfaceAdapter(), NetnsAdapter(), ContainerNetworkAdapter(), HostResourceAdapter(),
             ProcessAdapter(), ServiceAdapter(), ContainerLifecycleAdapter()]
 SPEC_OF = {"local.kernel": "kernel-tc", "local.kernel.netns": "kernel-nft",
            "container.network": "container-network", "local.resource": "resource",
            "local.process": "process-suspend", "local.service": "service-restart",
            "container.engine": "container-pause", "local.proxy": "proxy",
            "local.clock": "clock", "container.disk": "container-disk",
-           "kubernetes.pod.network": "in-pod"}
+           "kubernetes.pod.network": "in-pod", "kubernetes.pod": "pod-delete",
+           "kubernetes.partition": "partition", "kubernetes.cordon": "cordon",
+           "kubernetes.drain": "drain", "kubernetes.taint": "taint",
+           "kubernetes.scale": "scale"}
 
 
 @pytest.mark.parametrize("case", sorted(LEGACY))

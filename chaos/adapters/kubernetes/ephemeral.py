@@ -243,11 +243,10 @@ class InPodAdapter(ClusterAdapter):
                 for r in refs]
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
-        head = self.spec_head(fault, "stop")
         return replace(eph.revert_spec(self.name, target.identity, fault, eph.new_id(),
                                        round(time.time() + fault.duration, 3),
                                        settings_of(fault), run_id=""),
-                       connection=head["connection"]).to_json()
+                       connection=self.connection_of(fault)).to_json()
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
