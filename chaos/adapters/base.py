@@ -9,6 +9,11 @@ watchdog, `chaos recover` after a reboot) can undo the injection without the run
     prepare(fault, target) -> revert spec       written to the ledger before injecting
     inject(fault, target, spec) -> spec'        may refine the spec (e.g. a worker's pid)
     revert(spec) -> "reverted" | "gone"         idempotent; a vanished target counts as reverted
+
+Inside an adapter the spec is a typed record (a `RevertSpec` subclass, one per adapter); at the
+boundary to the engine and the ledger it is the record's `to_json()`, and `revert` parses what it
+is given with `from_json()` first. Each record carries a version: a spec written by an older
+chaos (no version: 1) is still read, one written by a newer chaos is refused by name.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, Self
 
+from chaos.errors import RevertFailed
 from chaos.model.experiment import FaultSpec
 
 RevertOutcome = Literal["reverted", "gone", "nothing"]
@@ -30,6 +36,36 @@ class TargetRef:
     identity: Mapping[str, Any]  # for journals: survives pid reuse (pid + create time, UID)
     lock_key: str  # two runs may not hold the same key
     pids: tuple[int, ...] = field(default=())  # local processes this touches, for guards
+
+
+@dataclass(frozen=True)
+class RevertSpec(abc.ABC):
+    """What an injection leaves in the ledger: enough for any process to undo it."""
+
+    VERSION: ClassVar[int] = 1  # what this chaos writes; it reads every version up to this
+    adapter: str  # the adapter that reverts it (revert dispatch goes by this name)
+
+    def header(self) -> dict[str, Any]:
+        return {"adapter": self.adapter, "version": self.VERSION}
+
+    @abc.abstractmethod
+    def to_json(self) -> dict[str, Any]: ...
+
+    @classmethod
+    @abc.abstractmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self: ...
+
+    @classmethod
+    def check_version(cls, data: Mapping[str, Any]) -> int:
+        """The spec's version (1 when it has none: written before versions were recorded);
+        a version this chaos does not know is refused, naming the adapter and the version."""
+        version = data.get("version", 1)
+        if type(version) is not int or not 1 <= version <= cls.VERSION:
+            raise RevertFailed(
+                f"{data.get('adapter', cls.__name__)}: revert spec version {version!r} is not "
+                f"one this chaos reads (up to {cls.VERSION})",
+                hint="revert it with the chaos release that injected it (`chaos recover`)")
+        return version
 
 
 class Scope(Protocol):

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos import __version__
-from chaos.adapters.local.children import die_with_parent
+from chaos.lifetime import die_with_parent
 from chaos.errors import ExitCode, ExperimentInvalid, Problem, most_serious, truncate
 from chaos.gameday.notify import Notifier
 from chaos.model.gameday import ExperimentRef, GameDay

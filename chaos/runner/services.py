@@ -13,7 +13,7 @@ import signal
 import time
 from pathlib import Path
 
-from chaos.adapters.local.children import die_with_parent
+from chaos.lifetime import die_with_parent
 from chaos.adapters.local.clock import faketime_env
 from chaos.errors import ServiceFailed
 from chaos.model.experiment import ServiceSpec

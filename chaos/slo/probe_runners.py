@@ -75,7 +75,7 @@ async def tcp(spec: Mapping[str, Any]) -> tuple[bool, str]:
 async def run_command(spec: Mapping[str, Any]) -> tuple[bool, str]:
     import asyncio
 
-    from chaos.adapters.local.children import die_with_parent
+    from chaos.lifetime import die_with_parent
 
     argv = list(_required(spec, "run", "exec"))
     try:

@@ -22,11 +22,19 @@ import dataclasses
 import os
 import stat
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
 
-from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
+from chaos.adapters.base import Adapter, RevertOutcome, RevertSpec, Scope, TargetRef
 from chaos.adapters.container import engine_api, selection
-from chaos.adapters.local.resource import FILE_PREFIXES, _label, _refuse, fill, plan_disk_fill
+from chaos.adapters.local.resource import fill
+from chaos.adapters.local.resource_recipes import (
+    FILE_FAULTS,
+    FILE_PREFIXES,
+    _refuse,
+    label_of,
+    plan_disk_fill,
+)
 from chaos.errors import FaultFailed, GuardRefused, PermissionDenied
 from chaos.model.experiment import FaultSpec
 
@@ -90,9 +98,29 @@ def stopped_path(info: Mapping[str, Any], inside: str) -> str | None:
     return f"{upper}{inside}" if upper else None
 
 
-async def reachable(spec: Mapping[str, Any]) -> str | None:
+@dataclass(frozen=True)
+class DiskSpec(RevertSpec):
+    """The filled file as the container sees it, and the container (engine, id, main process)
+    through which this process reaches it."""
+
+    fault: str = ""
+    container: Mapping[str, Any] | None = None
+    file: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.header(), "fault": self.fault, "container": dict(self.container or {}),
+                "file": self.file}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        cls.check_version(data)
+        return cls(str(data["adapter"]), str(data.get("fault")), dict(data["container"]),
+                   str(data.get("file")))
+
+
+async def reachable(spec: DiskSpec) -> str | None:
     """The file's path as this process reaches it now, or None if the container is gone."""
-    ident, inside = spec["container"], str(spec["file"])
+    ident, inside = spec.container or {}, spec.file
     if selection.main_process_alive(ident):
         return root_of(int(ident["pid"])) + inside
     info = await engine_api.inspect(str(ident["docker_host"]), str(ident["id"]))
@@ -117,7 +145,7 @@ class ContainerDiskAdapter(Adapter):
     created_by_services = True  # `docker run` services start containers
     name = NAME
     target_kind = "container"
-    fault_types: ClassVar[tuple[str, ...]] = ("resource.disk_fill",)
+    fault_types: ClassVar[tuple[str, ...]] = FILE_FAULTS
 
     async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
         host, infos = await selection.resolve_containers(fault, scope)
@@ -132,15 +160,14 @@ class ContainerDiskAdapter(Adapter):
             ref = selection.visible(selection.container_ref(info, host, fault), fault)
             plan = plan_in(fault, info, int(ref.identity["pid"]))
             refs.append(dataclasses.replace(
-                ref, label=f"{ref.label}: {_label(fault.type, plan)}",
+                ref, label=f"{ref.label}: {label_of(fault, plan)}",
                 lock_key=f"{ref.lock_key}:{plan['path']}",
                 identity={**ref.identity, "plan": plan}))
         return refs
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
         ident = {k: v for k, v in target.identity.items() if k != "plan"}
-        return {"adapter": NAME, "fault": fault.type, "container": ident,
-                "file": target.identity["plan"]["file"]}
+        return DiskSpec(NAME, fault.type, ident, str(target.identity["plan"]["file"])).to_json()
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
@@ -157,8 +184,9 @@ class ContainerDiskAdapter(Adapter):
                               f"{exc.strerror or exc}") from exc
         return spec
 
-    async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
-        if not os.path.basename(str(spec.get("file"))).startswith(FILE_PREFIXES):
+    async def revert(self, data: Mapping[str, Any]) -> RevertOutcome:
+        spec = DiskSpec.from_json(data)
+        if not os.path.basename(spec.file).startswith(FILE_PREFIXES):
             return "nothing"  # never remove a file chaos did not name
         path = await reachable(spec)
         if path is None:

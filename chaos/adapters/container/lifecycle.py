@@ -13,12 +13,12 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, Self
 
-from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
+from chaos.adapters.base import Adapter, RevertOutcome, RevertSpec, Scope, TargetRef
 from chaos.adapters.container import engine_api, selection
 from chaos.adapters.local.process import send
-from chaos.errors import GuardRefused, PermissionDenied, TargetNotFound
+from chaos.errors import GuardRefused, PermissionDenied, RevertFailed, TargetNotFound
 from chaos.model.experiment import FaultSpec
 
 NAME = "container.engine"
@@ -27,7 +27,32 @@ NAME = "container.engine"
 @dataclass(frozen=True)
 class Recipe:
     inject: Callable[[Any, Mapping[str, Any], Mapping[str, Any]], object]  # (api, ident, params)
-    revert: str | None  # what the revert does: "unpause", "start", or None (instant)
+    revert: Literal["unpause", "start"] | None  # what the revert does; None: instant
+    # refuse a container paused already: its unpause would end someone else's pause
+    refuse_paused: bool = False
+
+
+@dataclass(frozen=True)
+class LifecycleSpec(RevertSpec):
+    """The engine, the container's run that was hit, and what undoes the fault."""
+
+    fault: str
+    revert: Literal["unpause", "start"] | None
+    docker_host: str
+    container: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.header(), "fault": self.fault, "revert": self.revert,
+                "docker_host": self.docker_host, "container": dict(self.container)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        cls.check_version(data)
+        revert = data.get("revert")
+        if revert not in ("unpause", "start", None):
+            raise RevertFailed(f"{data['adapter']}: unknown revert action {revert!r}")
+        return cls(str(data["adapter"]), str(data.get("fault")), revert,
+                   str(data["docker_host"]), dict(data["container"]))
 
 
 def kill(api: Any, ident: Mapping[str, Any], params: Mapping[str, Any]) -> None:
@@ -48,7 +73,8 @@ def _grace(params: Mapping[str, Any]) -> int:
 
 
 RECIPES = {
-    "container.pause": Recipe(lambda api, ident, p: api.pause(ident["id"]), "unpause"),
+    "container.pause": Recipe(lambda api, ident, p: api.pause(ident["id"]), "unpause",
+                              refuse_paused=True),
     "container.stop": Recipe(lambda api, ident, p: api.stop(ident["id"], timeout=_grace(p)),
                              "start"),
     "container.restart": Recipe(
@@ -65,7 +91,7 @@ class ContainerLifecycleAdapter(Adapter):
 
     async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
         host, infos = await selection.resolve_containers(fault, scope)
-        if fault.type == "container.pause":
+        if RECIPES[fault.type].refuse_paused:
             paused = [selection.container_name(i) for i in infos
                       if (i.get("State") or {}).get("Paused")]
             if paused:
@@ -77,14 +103,14 @@ class ContainerLifecycleAdapter(Adapter):
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
         ident = target.identity
-        return {"adapter": NAME, "fault": fault.type, "revert": RECIPES[fault.type].revert,
-                "docker_host": ident["docker_host"],
-                "container": {k: ident[k] for k in ("id", "name", "started_at", "pid",
-                                                    "create_time")}}
+        return LifecycleSpec(
+            NAME, fault.type, RECIPES[fault.type].revert, ident["docker_host"],
+            {k: ident[k] for k in ("id", "name", "started_at", "pid", "create_time")}).to_json()
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
-        host, ident = spec["docker_host"], spec["container"]
+        typed = LifecycleSpec.from_json(spec)
+        host, ident = typed.docker_host, typed.container
         info = await engine_api.inspect(host, ident["id"])
         if not selection.same_run(info, ident):
             raise TargetNotFound(f"{fault.name}: container {ident['name']} stopped or "
@@ -96,13 +122,14 @@ class ContainerLifecycleAdapter(Adapter):
         except engine_api.Missing:
             raise TargetNotFound(f"{fault.name}: container {ident['name']} was removed "
                                  "before the fault reached it") from None
-        return spec
+        return typed.to_json()
 
     async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
-        action = spec.get("revert")
+        typed = LifecycleSpec.from_json(spec)
+        action = typed.revert
         if action is None:
             return "nothing"
-        host, ident = str(spec["docker_host"]), spec["container"]
+        host, ident = typed.docker_host, typed.container
         info = await engine_api.inspect(host, ident["id"])
         if info is None:
             return "gone"

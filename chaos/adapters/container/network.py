@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
 
-from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
+from chaos.adapters.base import Adapter, RevertOutcome, RevertSpec, Scope, TargetRef
 from chaos.adapters.container import selection
-from chaos.adapters.local.kernel import NFT_FAULTS, TC_FAULTS, NetnsAdapter
+from chaos.adapters.local.kernel import KernelSpec, NetnsAdapter, revert_kernel
+from chaos.adapters.local.kernel_recipes import FAULT_TYPES
 from chaos.errors import GuardRefused, TargetNotFound
 from chaos.faults.targets import TRAFFIC_FILTERS
 from chaos.model.experiment import FaultSpec, Target, frozen
@@ -40,11 +42,31 @@ def kernel_fault(fault: FaultSpec, netns: str, peer: str | None = None) -> Fault
                                                     location=fault.target.location))
 
 
+@dataclass(frozen=True)
+class ContainerNetworkSpec(RevertSpec):
+    """The kernel's spec inside the container's namespace, and the container's run: a run
+    that ended took its namespace, and the fault in it, along."""
+
+    kernel: KernelSpec
+    docker_host: str
+    container: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.kernel.to_json(), **self.header(), "docker_host": self.docker_host,
+                "container": dict(self.container)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        cls.check_version(data)
+        return cls(str(data["adapter"]), KernelSpec.from_json(data), str(data["docker_host"]),
+                   dict(data["container"]))
+
+
 class ContainerNetworkAdapter(Adapter):
     created_by_services = True  # `docker run` services start containers
     name = NAME
     target_kind = "container"
-    fault_types: ClassVar[tuple[str, ...]] = TC_FAULTS + NFT_FAULTS
+    fault_types: ClassVar[tuple[str, ...]] = FAULT_TYPES
     kernel = NetnsAdapter()
 
     async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
@@ -97,20 +119,21 @@ class ContainerNetworkAdapter(Adapter):
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
         ident = target.identity
-        spec = self.kernel.prepare(kernel_fault(fault, ident["netns"], ident["peer"]),
-                                   self._kernel_target(target))
-        return {**spec, "adapter": NAME, "docker_host": ident["docker_host"],
-                "container": {k: ident[k] for k in ("id", "name", "started_at", "pid",
-                                                    "create_time")}}
+        kernel = self.kernel.prepare_spec(kernel_fault(fault, ident["netns"], ident["peer"]),
+                                          self._kernel_target(target))
+        return ContainerNetworkSpec(
+            NAME, kernel, ident["docker_host"],
+            {k: ident[k] for k in ("id", "name", "started_at", "pid", "create_time")}).to_json()
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
-        ident = target.identity
-        refined = await self.kernel.inject(kernel_fault(fault, ident["netns"], ident["peer"]),
-                                           self._kernel_target(target), spec, scope)
-        return {**refined, "adapter": NAME}
+        ident, typed = target.identity, ContainerNetworkSpec.from_json(spec)
+        kernel = await self.kernel.inject_spec(
+            kernel_fault(fault, ident["netns"], ident["peer"]), typed.kernel)
+        return dataclasses.replace(typed, kernel=kernel).to_json()
 
     async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
-        if not selection.main_process_alive(spec["container"]):
+        typed = ContainerNetworkSpec.from_json(spec)
+        if not selection.main_process_alive(typed.container):
             return "gone"  # the namespace, and the fault in it, went with the container's run
-        return await self.kernel.revert(spec)
+        return await revert_kernel(typed.kernel)

@@ -16,13 +16,14 @@ from typing import Any
 
 from chaos.adapters.base import Scope, TargetRef
 from chaos.adapters.container import selection
-from chaos.adapters.local.resource import (
+from chaos.adapters.local.resource import ProcessResourceAdapter
+from chaos.adapters.local.resource_recipes import (
     OOM_MARGIN,
-    PLANS,
-    ProcessResourceAdapter,
     _fmt,
-    _label,
     _refuse,
+    label_of,
+    plan_of,
+    recipe,
 )
 from chaos.errors import GuardRefused
 from chaos.model.experiment import FaultSpec
@@ -47,7 +48,7 @@ class ContainerResourceAdapter(ProcessResourceAdapter):
     # fault_types: the process adapter's (cpu, memory, io, threads)
 
     async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
-        plan = PLANS[fault.type](fault)
+        plan = plan_of(fault)
         host, infos = await selection.resolve_containers(fault, scope)
         refs = []
         for info in infos:
@@ -56,10 +57,11 @@ class ContainerResourceAdapter(ProcessResourceAdapter):
                                    "is paused: workers joining its cgroups would be frozen too",
                                    hint="unpause it first (`docker unpause NAME`), or run the "
                                         "resource fault before or after the pause")
-            if fault.type == "resource.memory":
-                within_limit(fault, info, plan["bytes"])
+            memory = recipe(fault).memory
+            if memory is not None:
+                within_limit(fault, info, memory(plan))
             ref = selection.visible(selection.container_ref(info, host, fault), fault)
             refs.append(dataclasses.replace(
-                ref, label=f"{ref.label}'s cgroup: {_label(fault.type, plan)}",
+                ref, label=f"{ref.label}'s cgroup: {label_of(fault, plan)}",
                 identity={**ref.identity, "plan": plan}))
         return refs

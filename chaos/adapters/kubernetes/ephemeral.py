@@ -243,19 +243,19 @@ class InPodAdapter(ClusterAdapter):
                 for r in refs]
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
-        spec = eph.revert_spec(self.name, target.identity, fault, eph.new_id(),
-                               round(time.time() + fault.duration, 3), settings_of(fault),
-                               run_id="")
-        return {**spec, **self.spec_head(fault, "stop")}
+        return replace(eph.revert_spec(self.name, target.identity, fault, eph.new_id(),
+                                       round(time.time() + fault.duration, 3),
+                                       settings_of(fault), run_id=""),
+                       connection=self.connection_of(fault)).to_json()
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
         from chaos.adapters.kubernetes.selection import same_pod
 
         api = _api(spec)
-        spec = {**spec, "run_id": scope.run_id}
-        ident = {"namespace": spec["namespace"], "name": spec["pod"], "uid": spec["uid"]}
-        where = f"pod {spec['namespace']}/{spec['pod']}"
+        typed = replace(eph.InPodSpec.from_json(spec), run_id=scope.run_id)
+        ident = {"namespace": typed.namespace, "name": typed.pod, "uid": typed.uid}
+        where = f"pod {typed.namespace}/{typed.pod}"
         pod = await same_pod(api, ident)
         if pod is None:
             raise FaultFailed(f"{where} vanished before {fault.name} could be injected")
@@ -265,55 +265,56 @@ class InPodAdapter(ClusterAdapter):
                                hint="select pods without hostNetwork (add a label selector), "
                                     "or use the interface target on that node on purpose")
         settings = settings_of(fault)
-        args = eph.agent_args("hold", fault, spec["id"], float(spec["deadline"]))
-        container = eph.container("hold", spec["id"], args, settings, run_id=spec["run_id"],
-                                  deadline=float(spec["deadline"]), net_admin=self.net_admin)
-        await add_container(api, spec["namespace"], spec["pod"], container, pod)
-        state = await wait_container(api, ident, spec["container"], settings.start_timeout,
+        args = eph.agent_args("hold", fault, typed.id, typed.deadline)
+        container = eph.container("hold", typed.id, args, settings, run_id=typed.run_id,
+                                  deadline=typed.deadline, net_admin=self.net_admin)
+        await add_container(api, typed.namespace, typed.pod, container, pod)
+        state = await wait_container(api, ident, typed.container, settings.start_timeout,
                                      until_done=False)
         if state is not None and "running" in state:
-            state = await wait_ready(api, ident, spec["container"], READY_TIMEOUT)
+            state = await wait_ready(api, ident, typed.container, READY_TIMEOUT)
         if state is None:
             raise FaultFailed(f"{where} vanished while {fault.name} was being injected")
         ended = state.get("terminated")
         if ended and str(ended.get("message", "")).startswith(("reverted", "ended")):
-            return spec  # a short fault: held and ended at its deadline before we looked
+            return typed.to_json()  # a short fault: held and ended at its deadline already
         if ended:
             raise _agent_error(f"{fault.name} in {where}", ended)
         if "running" not in state:
             raise FaultFailed(f"{fault.name} in {where}: the ephemeral container "
-                              f"{spec['container']} did not start: "
+                              f"{typed.container} did not start: "
                               f"{(state.get('waiting') or {}).get('message', '')}")
-        return spec
+        return typed.to_json()
 
-    async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
+    async def revert(self, data: Mapping[str, Any]) -> RevertOutcome:
         from chaos.adapters.kubernetes.selection import same_pod
 
-        api = _api(spec)
-        ident = {"namespace": spec["namespace"], "name": spec["pod"], "uid": spec["uid"]}
+        spec = eph.InPodSpec.from_json(data)
+        api = _api(data)
+        ident = {"namespace": spec.namespace, "name": spec.pod, "uid": spec.uid}
         pod = await same_pod(api, ident)
         if pod is None:
             return "gone"  # the pod's network namespace and processes went with it
         names = {c.get("name") for c in pod.get("spec", {}).get("ephemeralContainers") or ()}
-        if spec["container"] not in names:
+        if spec.container not in names:
             return "nothing"  # the patch never arrived
-        settings = eph.InPodSettings(str(spec["image"]))
-        state = _statuses(pod).get(spec["container"], {}).get("state") or {}
+        settings = eph.InPodSettings(spec.image)
+        state = _statuses(pod).get(spec.container, {}).get("state") or {}
         if "running" not in state and "terminated" not in state:
             # still starting (an image pull; an inject that timed out): a stop now would find
             # no agent, and the hold would start after it and hold the fault to its deadline
-            state = await _started(api, ident, spec["container"], settings.start_timeout)
+            state = await _started(api, ident, spec.container, settings.start_timeout)
             pod = await same_pod(api, ident)
             if state is None or pod is None:
                 return "gone"
             if "running" not in state and "terminated" not in state:
-                if time.time() >= float(spec["deadline"]):
+                if time.time() >= spec.deadline:
                     return "nothing"  # should it start now, the agent ends at once
                 raise RevertFailed(
-                    f"pod {spec['namespace']}/{spec['pod']}: the ephemeral container "
-                    f"{spec['container']} has not started within {settings.start_timeout:g}s "
+                    f"pod {spec.namespace}/{spec.pod}: the ephemeral container "
+                    f"{spec.container} has not started within {settings.start_timeout:g}s "
                     f"({(state.get('waiting') or {}).get('reason', 'waiting')}); should it "
-                    f"start, it holds {spec['fault']} until its deadline")
+                    f"start, it holds {spec.fault} until its deadline")
         done = state.get("terminated")
         if done and str(done.get("message", "")).startswith(("reverted", "ended")):
             return "reverted"  # the agent ended it by itself (deadline, signal)
@@ -321,7 +322,7 @@ class InPodAdapter(ClusterAdapter):
         wait = AGENT_START if "running" in state else 0.0
         stop = eph.stop_container(spec, wait)
         try:
-            await add_container(api, spec["namespace"], spec["pod"], stop, pod)
+            await add_container(api, spec.namespace, spec.pod, stop, pod)
         except PodVanished:
             return "gone"
         from chaos.adapters.kubernetes.inpod_agent import STOP_TIMEOUT
@@ -333,12 +334,12 @@ class InPodAdapter(ClusterAdapter):
             return "gone"
         ended = state.get("terminated")
         if not ended:
-            raise RevertFailed(f"pod {spec['namespace']}/{spec['pod']}: the stop container "
+            raise RevertFailed(f"pod {spec.namespace}/{spec.pod}: the stop container "
                                f"{stop['name']} did not finish: "
                                f"{(state.get('waiting') or {}).get('message', '')}; the agent "
                                f"still ends the fault at its deadline")
         if int(ended.get("exitCode", 1)) != 0:
-            raise RevertFailed(f"pod {spec['namespace']}/{spec['pod']}: stop failed: "
+            raise RevertFailed(f"pod {spec.namespace}/{spec.pod}: stop failed: "
                                f"{truncate(str(ended.get('message', '')), 300)}")
         return "reverted"
 
@@ -381,15 +382,18 @@ class PodHttpAdapter(InPodAdapter):
         return await super().inject(seeded, target, spec, scope)
 
 
+# the pod adapter of each way the agent holds a fault (ephemeral_spec.RECIPES)
+BY_HOLDER: Mapping[str, type[InPodAdapter]] = {
+    "kernel": PodNetworkAdapter, "resource": PodResourceAdapter, "http": PodHttpAdapter}
+
+
 def _adapter_for(fault_type: str) -> InPodAdapter | None:
-    for cls in (PodNetworkAdapter, PodResourceAdapter, PodHttpAdapter):
-        if fault_type in cls.fault_types:
-            return cls()
-    return None
+    recipe = eph.RECIPES.get(fault_type)
+    return BY_HOLDER[recipe.holder]() if recipe is not None else None
 
 
 def hold_spec(pod: Mapping[str, Any], hold: Mapping[str, Any],
-              connection: Mapping[str, Any]) -> dict[str, Any] | None:
+              connection: Mapping[str, Any]) -> eph.InPodSpec | None:
     """The revert spec of a `hold` container, rebuilt from its args and env alone (for
     `chaos recover --kubernetes`, which has no ledger); None when it is not one of ours."""
     from chaos.adapters.kubernetes.inpod_agent import parser
@@ -407,13 +411,12 @@ def hold_spec(pod: Mapping[str, Any], hold: Mapping[str, Any],
         return None
     env = {e.get("name"): e.get("value") for e in hold.get("env") or ()}
     meta = pod.get("metadata", {})
-    return {"adapter": adapter.name, "action": "stop", "connection": dict(connection),
-            "namespace": meta.get("namespace"), "pod": meta.get("name"), "uid": meta.get("uid"),
-            "id": args.id, "fault": args.fault, "name": args.name, "target": target,
-            "with": params, "deadline": args.deadline, "run_id": str(env.get("CHAOS_RUN_ID") or ""),
-            "image": hold.get("image", ""), "pull_policy": hold.get("imagePullPolicy",
-                                                                     "IfNotPresent"),
-            "container": hold.get("name")}
+    return eph.InPodSpec(
+        adapter.name, str(meta.get("namespace")), str(meta.get("name")), str(meta.get("uid")),
+        args.id, args.fault, args.name, target, params, args.deadline,
+        str(env.get("CHAOS_RUN_ID") or ""), str(hold.get("image", "")),
+        str(hold.get("imagePullPolicy", "IfNotPresent")), str(hold.get("name")),
+        connection=dict(connection))
 
 
 def _ended(state: Mapping[str, Any], *said: str) -> bool:
@@ -438,26 +441,26 @@ async def sweep_holds(api: Any, pod: Mapping[str, Any], *,
             continue
         state = statuses.get(name, {}).get("state") or {}
         stops = [s.get("state") or {} for n, s in statuses.items()
-                 if str(n).startswith(eph.container_name("stop", spec["id"]) + "-")]
+                 if str(n).startswith(eph.container_name("stop", spec.id) + "-")]
         if _ended(state, "reverted", "ended") or any(
                 _ended(s, "stopped") and int(s["terminated"].get("exitCode", 1)) == 0
                 for s in stops):
             continue
-        what = f"container {meta.get('namespace')}/{meta.get('name')}/{name} ({spec['fault']})"
+        what = f"container {meta.get('namespace')}/{meta.get('name')}/{name} ({spec.fault})"
         failed = [str(s["terminated"].get("message", "")) for s in stops if "terminated" in s]
         if failed and not everything:  # one stop per sweep would pile containers up in the pod
-            found.append((what, spec["run_id"], f"failed (a stop container already failed: "
+            found.append((what, spec.run_id, f"failed (a stop container already failed: "
                           f"{truncate(failed[-1], 160)}; --force tries again)"))
             continue
-        if "terminated" not in state and not everything and time.time() < spec["deadline"]:
-            found.append((what, spec["run_id"], "skipped (held until "
-                          f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(spec['deadline']))})"))
+        if "terminated" not in state and not everything and time.time() < spec.deadline:
+            found.append((what, spec.run_id, "skipped (held until "
+                          f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(spec.deadline))})"))
             continue
-        adapter = _adapter_for(spec["fault"])
+        adapter = _adapter_for(spec.fault)
         assert adapter is not None  # hold_spec returned a spec
         try:
-            outcome: str = await adapter.revert(spec)
+            outcome: str = await adapter.revert(spec.to_json())
         except ChaosError as exc:  # the other pods are still swept
             outcome = f"failed ({truncate(str(exc), 240)})"
-        found.append((what, spec["run_id"], outcome))
+        found.append((what, spec.run_id, outcome))
     return found

@@ -20,19 +20,46 @@ import os
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal, Self
 
+from chaos.adapters.base import RevertSpec
+from chaos.faults import http
 from chaos.model.experiment import FaultSpec, thaw
 
 AGENT_MODULE = "chaos.adapters.kubernetes.inpod_agent"
 COMMAND = ("python", "-m", AGENT_MODULE)
 NAME_PREFIX = "chaos-"
 IMAGE_ENV = "CHAOS_K8S_IMAGE"
-NETWORK_FAULTS = ("network.latency", "network.loss", "network.corruption", "network.bandwidth")
-RESOURCE_FAULTS = ("resource.cpu", "resource.memory")
-# held by the HTTP fault proxy in the agent, behind an nft redirect of target.pods.port
-HTTP_FAULTS = ("http.abort", "http.delay", "http.reset", "http.replace", "http.throttle")
+
+
+@dataclass(frozen=True)
+class PodRecipe:
+    """How the agent holds a fault type inside a pod."""
+
+    holder: Literal["kernel", "resource", "http"]  # the local mechanism the agent runs
+    net_admin: bool  # tc / nft in the pod's network namespace: hold and stop need NET_ADMIN
+
+
+# The pod fault types and how each is held: the kernel recipes (chaos.adapters.local.
+# kernel_recipes) that need no filter the pod's network policy could not express, the burner
+# workers, and every http.* fault (the HTTP fault proxy in the agent, behind an nft redirect of
+# target.pods.port).
+RECIPES: Mapping[str, PodRecipe] = {
+    **dict.fromkeys(("network.latency", "network.loss", "network.corruption",
+                     "network.bandwidth"), PodRecipe("kernel", net_admin=True)),
+    **dict.fromkeys(("resource.cpu", "resource.memory"), PodRecipe("resource", net_admin=False)),
+    **dict.fromkeys((fault.name for fault in http.FAULTS), PodRecipe("http", net_admin=True)),
+}
+
+
+def held_by(holder: str) -> tuple[str, ...]:
+    return tuple(name for name, recipe in RECIPES.items() if recipe.holder == holder)
+
+
+NETWORK_FAULTS = held_by("kernel")
+RESOURCE_FAULTS = held_by("resource")
+HTTP_FAULTS = held_by("http")
 FILTERS = ("device", "host", "cidr", "port", "protocol", "direction")
 KILL_HINT = ("the exec fallback needs a `kill` binary in the target container's image (procps "
              "or busybox) and a signal its main process handles; pod.delete always works")
@@ -146,28 +173,73 @@ def container(role: str, injection_id: str, args: list[str], settings: InPodSett
     return spec
 
 
+@dataclass(frozen=True)
+class InPodSpec(RevertSpec):
+    """Everything a revert needs, written to the ledger before the patch is sent: the pod (name
+    and UID), the hold container and what it holds, so a `stop` container can be rebuilt from
+    the spec alone; `connection` is the cluster to revert through (as the connection gives it)."""
+
+    namespace: str = ""
+    pod: str = ""
+    uid: str = ""
+    id: str = ""
+    fault: str = ""
+    name: str = ""
+    target: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)  # the fault's `with`
+    deadline: float = 0.0
+    run_id: str = ""
+    image: str = ""
+    pull_policy: str = "IfNotPresent"
+    container: str = ""
+    action: str = "stop"
+    connection: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.header(), "action": self.action, "connection": dict(self.connection),
+                "namespace": self.namespace, "pod": self.pod, "uid": self.uid, "id": self.id,
+                "fault": self.fault, "name": self.name, "target": dict(self.target),
+                "with": dict(self.params), "deadline": self.deadline, "run_id": self.run_id,
+                "image": self.image, "pull_policy": self.pull_policy,
+                "container": self.container}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        cls.check_version(data)
+        return cls(str(data["adapter"]), str(data["namespace"]), str(data["pod"]),
+                   str(data["uid"]), str(data["id"]), str(data["fault"]), str(data["name"]),
+                   dict(data.get("target") or {}), dict(data.get("with") or {}),
+                   float(data["deadline"]), str(data.get("run_id") or ""),
+                   str(data["image"]), str(data.get("pull_policy", "IfNotPresent")),
+                   str(data["container"]), str(data.get("action", "stop")),
+                   dict(data.get("connection") or {}))
+
+
 def revert_spec(adapter: str, pod: Mapping[str, Any], fault: FaultSpec, injection_id: str,
-                deadline: float, settings: InPodSettings, run_id: str) -> dict[str, Any]:
-    """Everything a revert needs, written to the ledger before the patch is sent."""
-    return {"adapter": adapter, "namespace": pod["namespace"], "pod": pod["name"],
-            "uid": pod["uid"], "id": injection_id, "fault": fault.type, "name": fault.name,
-            "target": target_filters(fault), "with": thaw(fault.params),
-            "deadline": deadline, "run_id": run_id, "image": settings.image,
-            "pull_policy": settings.pull_policy,
-            "container": container_name("hold", injection_id)}
+                deadline: float, settings: InPodSettings, run_id: str) -> InPodSpec:
+    """The spec of a `hold` container about to be added to `pod`."""
+    return InPodSpec(adapter, pod["namespace"], pod["name"], pod["uid"], injection_id,
+                     fault.type, fault.name, target_filters(fault), thaw(fault.params),
+                     deadline, run_id, settings.image, settings.pull_policy,
+                     container_name("hold", injection_id))
 
 
-def stop_container(spec: Mapping[str, Any], wait: float = 0.0) -> dict[str, Any]:
+def stop_container(spec: InPodSpec, wait: float = 0.0) -> dict[str, Any]:
     """The `stop` container of a revert, rebuilt from the revert spec alone; `wait`: seconds it
     waits for the agent of a hold container that runs but may not listen yet."""
-    args = ["stop", "--id", str(spec["id"]), "--name", str(spec["name"]),
-            "--deadline", f"{float(spec['deadline']):.3f}", "--max-for", "0",
-            "--fault", str(spec["fault"]),
-            "--target", json.dumps(spec["target"], sort_keys=True),
-            "--with", json.dumps(spec["with"], sort_keys=True)]
+    args = ["stop", "--id", spec.id, "--name", spec.name,
+            "--deadline", f"{spec.deadline:.3f}", "--max-for", "0",
+            "--fault", spec.fault,
+            "--target", json.dumps(spec.target, sort_keys=True),
+            "--with", json.dumps(spec.params, sort_keys=True)]
     if wait > 0:
         args += ["--wait", f"{wait:g}"]
-    settings = InPodSettings(str(spec["image"]), str(spec.get("pull_policy", "IfNotPresent")))
-    return container("stop", f"{spec['id']}-{secrets.token_hex(2)}", args, settings,
-                     run_id=str(spec["run_id"]), deadline=float(spec["deadline"]),
-                     net_admin=spec["fault"] in (*NETWORK_FAULTS, *HTTP_FAULTS))
+    settings = InPodSettings(spec.image, spec.pull_policy)
+    return container("stop", f"{spec.id}-{secrets.token_hex(2)}", args, settings,
+                     run_id=spec.run_id, deadline=spec.deadline,
+                     net_admin=needs_net_admin(spec.fault))
+
+
+def needs_net_admin(fault_type: str) -> bool:
+    recipe = RECIPES.get(fault_type)
+    return recipe is not None and recipe.net_admin

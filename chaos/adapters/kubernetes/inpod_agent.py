@@ -43,10 +43,13 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chaos.adapters.base import Adapter, TargetRef
-from chaos.adapters.kubernetes.ephemeral_spec import HTTP_FAULTS
+from chaos.adapters.kubernetes.ephemeral_spec import RECIPES as POD_RECIPES
+from chaos.adapters.local.kernel_recipes import RECIPES as KERNEL_RECIPES
 from chaos.errors import ChaosError, FaultFailed, PermissionDenied, UsageError, truncate
 from chaos.model.experiment import FaultSpec, Target, frozen
 
@@ -54,10 +57,6 @@ SOCKET_PREFIX = "chaos-inpod-"
 TERMINATION_LOG = "/dev/termination-log"
 STOP = b"stop\n"
 STOP_TIMEOUT = 30.0  # the agent's revert (tc, nft, killing workers) takes well under a second
-NETWORK = ("network.latency", "network.loss", "network.corruption", "network.bandwidth",
-           "network.duplication", "network.partition", "network.dns")
-RESOURCE = ("resource.cpu", "resource.memory")
-HTTP = HTTP_FAULTS
 
 
 def socket_address(injection_id: str) -> str:
@@ -78,46 +77,88 @@ class PodScope:
         raise UsageError("services are not available inside a pod")
 
 
+Built = tuple[Adapter, str, dict[str, Any], dict[str, Any]]  # adapter, kind, selector, identity
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A way the agent holds a fault: the local adapter and target it builds from the target
+    filters, and the adapter's revert spec with names derived from the injection id instead
+    of random ones (so `stop`, a second process, finds what `hold` created)."""
+
+    build: Callable[[dict[str, Any]], Built]
+    named: Callable[[Mapping[str, Any], str], dict[str, Any]]
+
+
+def _kernel(selector: dict[str, Any]) -> Built:
+    from chaos.adapters.local.kernel import InterfaceAdapter
+
+    selector = {"device": "eth0", **selector}
+    return InterfaceAdapter(), "interface", selector, {"netns": None,
+                                                      "device": selector["device"]}
+
+
+def _kernel_named(spec: Mapping[str, Any], injection_id: str) -> dict[str, Any]:
+    from chaos.adapters.local.kernel import KernelSpec
+
+    return KernelSpec.from_json(spec).named(injection_id).to_json()
+
+
+def _resource(selector: dict[str, Any]) -> Built:
+    from chaos.adapters.local.resource import HostResourceAdapter
+
+    # the identity is what `stop` needs; `hold` uses the target resolve returns
+    return HostResourceAdapter(), "host", {"name": "local"}, {"plan": {}}
+
+
+def _resource_named(spec: Mapping[str, Any], injection_id: str) -> dict[str, Any]:
+    from chaos.adapters.local.resource import ResourceSpec
+
+    return replace(ResourceSpec.from_json(spec), tag=injection_id).to_json()
+
+
+def _http(selector: dict[str, Any]) -> Built:
+    from chaos.adapters.kubernetes.inpod_http import InPodHttpProxy
+
+    return InPodHttpProxy(), "pods", selector, {"port": selector.get("port")}
+
+
+def _http_named(spec: Mapping[str, Any], injection_id: str) -> dict[str, Any]:
+    from chaos.adapters.local.kernel import TABLE_PREFIX
+
+    return {**spec, "nft": {**spec["nft"], "table": TABLE_PREFIX + injection_id}}
+
+
+HOLDERS: Mapping[str, Holder] = {"kernel": Holder(_kernel, _kernel_named),
+                                 "resource": Holder(_resource, _resource_named),
+                                 "http": Holder(_http, _http_named)}
+
+
+def holder_of(fault_type: str) -> str | None:
+    """How the agent holds a fault type: every kernel recipe as on a host (more than the pod
+    adapters serve), the rest as ephemeral_spec.RECIPES says."""
+    if fault_type in KERNEL_RECIPES:
+        return "kernel"
+    recipe = POD_RECIPES.get(fault_type)
+    return recipe.holder if recipe is not None else None
+
+
 def local_fault(args: argparse.Namespace) -> tuple[Adapter, FaultSpec, TargetRef]:
     """The local adapter, fault and target that hold `args.fault` from inside the pod."""
-    selector = json.loads(args.target)
-    params = json.loads(args.params)
-    if args.fault in NETWORK:
-        from chaos.adapters.local.kernel import InterfaceAdapter
-
-        adapter: Adapter = InterfaceAdapter()
-        selector = {"device": "eth0", **selector}
-        kind = "interface"
-        identity = {"netns": None, "device": selector["device"]}
-    elif args.fault in RESOURCE:
-        from chaos.adapters.local.resource import HostResourceAdapter
-
-        adapter, kind, selector = HostResourceAdapter(), "host", {"name": "local"}
-        identity = {"plan": {}}  # what `stop` needs; `hold` uses the target resolve returns
-    elif args.fault in HTTP:
-        from chaos.adapters.kubernetes.inpod_http import InPodHttpProxy
-
-        adapter, kind = InPodHttpProxy(), "pods"
-        identity = {"port": selector.get("port")}
-    else:
+    holder = holder_of(args.fault)
+    if holder is None:
         raise UsageError(f"the in-pod agent cannot hold {args.fault}")
+    adapter, kind, selector, identity = HOLDERS[holder].build(json.loads(args.target))
     fault = FaultSpec(index=0, name=args.name or f"inpod-{args.id}", type=args.fault,
-                      target=Target(kind, frozen(selector)), params=frozen(params), start=0.0,
+                      target=Target(kind, frozen(selector)),
+                      params=frozen(json.loads(args.params)), start=0.0,
                       duration=max(0.0, args.deadline - time.time()))
     return adapter, fault, TargetRef(kind, kind, identity, lock_key=args.id)
 
 
-def named(spec: dict[str, Any], injection_id: str) -> dict[str, Any]:
+def named(fault: FaultSpec, spec: Mapping[str, Any], injection_id: str) -> dict[str, Any]:
     """The adapter's revert spec with names derived from the id instead of random ones."""
-    spec = dict(spec)
-    if "nft" in spec:
-        spec["nft"] = {**spec["nft"], "table": "chaos_" + injection_id}
-    if "ipt" in spec:
-        chain = "CHAOS-" + injection_id[:10]
-        spec["ipt"] = {"INPUT": chain + "-I", "OUTPUT": chain + "-O"}
-    if "tag" in spec:
-        spec["tag"] = injection_id
-    return spec
+    return HOLDERS[str(holder_of(fault.type))].named(spec, injection_id)
 
 
 def report(args: argparse.Namespace, line: str) -> None:
@@ -177,7 +218,7 @@ async def hold(args: argparse.Namespace) -> int:
     spec: dict[str, Any] = {}
     try:
         target = (await adapter.resolve(fault, PodScope()))[0]
-        spec = named(adapter.prepare(fault, target), args.id)
+        spec = named(fault, adapter.prepare(fault, target), args.id)
         spec = await adapter.inject(fault, target, spec, PodScope())
     except ChaosError as exc:
         listener.close()
@@ -241,7 +282,7 @@ async def stop(args: argparse.Namespace) -> int:
     answer = await ask_to_stop(args.id, wait=args.wait)
     adapter, fault, target = local_fault(args)
     try:  # idempotent: "gone" when the agent already removed everything
-        leftover = await adapter.revert(named(adapter.prepare(fault, target), args.id))
+        leftover = await adapter.revert(named(fault, adapter.prepare(fault, target), args.id))
     except ChaosError as exc:
         report(args, failure(exc))
         return int(exc.exit_code)

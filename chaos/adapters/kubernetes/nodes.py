@@ -26,9 +26,10 @@ import asyncio
 import logging
 import os
 import time
-from pathlib import Path
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Self
 
 from chaos.adapters.base import RevertOutcome, Scope, TargetRef
 from chaos.adapters.kubernetes.api import (
@@ -46,6 +47,7 @@ from chaos.adapters.kubernetes.connection import marks, unmarks
 from chaos.adapters.kubernetes.pods import grace_of, run_id_of
 from chaos.adapters.kubernetes.selection import (
     ClusterAdapter,
+    ClusterSpec,
     api_of,
     api_of_spec,
     namespace_allowed,
@@ -78,8 +80,38 @@ def unschedulable_owner(node: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _node_spec(target: TargetRef) -> dict[str, Any]:
-    return {"node": target.identity["name"], "uid": target.identity["uid"]}
+DRAINED = ("evicted", "blocked_by_pdb", "refused", "skipped")  # what a drain did, by key
+
+
+@dataclass(frozen=True)
+class NodeSpec(ClusterSpec):
+    """A node fault's revert spec: the node (name + UID: a node recreated under the same name
+    is not ours), the taint chaos added (node.taint), and what a drain did (for the journal)."""
+
+    node: str = ""
+    uid: str | None = None
+    taint: Mapping[str, str] | None = None
+    drained: Mapping[str, Any] | None = None  # evicted, blocked_by_pdb, refused, skipped
+
+    def to_json(self) -> dict[str, Any]:
+        data = {**self.head(), "node": self.node, "uid": self.uid}
+        if self.taint is not None:
+            data["taint"] = dict(self.taint)
+        return {**data, **(self.drained or {})}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        cls.check_version(data)
+        uid, taint = data.get("uid"), data.get("taint")
+        drained = {k: data[k] for k in DRAINED if k in data}
+        return cls(*cls.head_of(data), str(data["node"]), None if uid is None else str(uid),
+                   None if taint is None else dict(taint), drained or None)
+
+
+def _node_spec(adapter: ClusterAdapter, fault: FaultSpec, action: str,
+               target: TargetRef) -> NodeSpec:
+    return NodeSpec(adapter.name, action, adapter.connection_of(fault),
+                    str(target.identity["name"]), target.identity["uid"])
 
 
 async def cordon(api: Api, fault: FaultSpec, scope: Scope, node: str) -> None:
@@ -88,10 +120,11 @@ async def cordon(api: Api, fault: FaultSpec, scope: Scope, node: str) -> None:
     await patch_node(api, node, {"metadata": metadata, "spec": {"unschedulable": True}})
 
 
-async def uncordon(spec: Mapping[str, Any]) -> RevertOutcome:
-    if spec.get("action") == "none":
+async def uncordon(data: Mapping[str, Any]) -> RevertOutcome:
+    spec = NodeSpec.from_json(data)
+    if spec.action == "none":
         return "nothing"
-    return await uncordon_node(api_of_spec(spec), spec["node"], spec.get("uid"))
+    return await uncordon_node(api_of_spec(data), spec.node, spec.uid)
 
 
 async def uncordon_node(api: Api, name: str, uid: str | None) -> RevertOutcome:
@@ -133,17 +166,18 @@ class CordonAdapter(ClusterAdapter):
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
         # a node cordoned by someone else stays theirs: nothing to undo afterwards
         action = "none" if target.identity.get("unschedulable") else "uncordon"
-        return {**self.spec_head(fault, action), **_node_spec(target)}
+        return _node_spec(self, fault, action, target).to_json()
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
-        if spec["action"] == "uncordon":
+        typed = NodeSpec.from_json(spec)
+        if typed.action == "uncordon":
             try:
-                await cordon(api_of(fault), fault, scope, spec["node"])
+                await cordon(api_of(fault), fault, scope, typed.node)
             except Gone as exc:
                 raise FaultFailed(f"{target.label} left the cluster before it was "
                                   "cordoned") from exc
-        return spec
+        return typed.to_json()
 
     async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
         return await uncordon(spec)
@@ -249,8 +283,8 @@ class DrainAdapter(CordonAdapter):
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
-        api = api_of(fault)
-        _, _, lost = plan_drain(await pods_on(api, spec["node"]), fault)
+        api, typed = api_of(fault), NodeSpec.from_json(spec)
+        _, _, lost = plan_drain(await pods_on(api, typed.node), fault)
         if lost:
             raise GuardRefused(f"{target.label}: draining it would delete {len(lost)} pods for "
                                f"good: {', '.join(lost)}",
@@ -258,7 +292,7 @@ class DrainAdapter(CordonAdapter):
                                     "true}` to evict them anyway")
         await super().inject(fault, target, spec, scope)
         # listed again once cordoned: pods placed in between are drained too (or skipped)
-        pending, skipped, lost = plan_drain(await pods_on(api, spec["node"]), fault)
+        pending, skipped, lost = plan_drain(await pods_on(api, typed.node), fault)
         skipped += [f"{p} (placed after the check: not evicted without force)" for p in lost]
         evicted: list[str] = []
         refused: list[str] = []
@@ -286,8 +320,8 @@ class DrainAdapter(CordonAdapter):
         if refused:
             log.warning("%s: the Eviction API refused %d pods: %s", target.label, len(refused),
                         "; ".join(refused))
-        return {**spec, "evicted": evicted, "blocked_by_pdb": left, "refused": refused,
-                "skipped": skipped}
+        return replace(typed, drained=dict(zip(DRAINED, (evicted, left, refused, skipped),
+                                               strict=True))).to_json()
 
 
 def _taint_of(fault: FaultSpec) -> dict[str, str]:
@@ -343,14 +377,15 @@ class TaintAdapter(ClusterAdapter):
     fault_types = ("node.taint",)
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
-        return {**self.spec_head(fault, "untaint"), **_node_spec(target),
-                "taint": _taint_of(fault)}
+        return replace(_node_spec(self, fault, "untaint", target),
+                       taint=_taint_of(fault)).to_json()
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
-        api, taint = api_of(fault), spec["taint"]
+        api, typed = api_of(fault), NodeSpec.from_json(spec)
+        taint = dict(typed.taint or {})
         for _ in range(CONFLICT_RETRIES):
-            node = await same_node(api, {"name": spec["node"], "uid": spec["uid"]})
+            node = await same_node(api, {"name": typed.node, "uid": typed.uid})
             if node is None:
                 raise FaultFailed(f"{target.label} left the cluster before it was tainted")
             taints = node.get("spec", {}).get("taints") or []
@@ -363,13 +398,14 @@ class TaintAdapter(ClusterAdapter):
             metadata["annotations"][ANNOTATION_TAINT] = describe_taint(taint)
             metadata["resourceVersion"] = node["metadata"].get("resourceVersion")
             try:
-                await patch_node(api, spec["node"], {"metadata": metadata,
+                await patch_node(api, typed.node, {"metadata": metadata,
                                                      "spec": {"taints": [*taints, taint]}})
             except Conflict:
                 continue
-            return spec
+            return typed.to_json()
         raise FaultFailed(f"{target.label} kept changing; could not add the taint")
 
     async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
-        return await remove_taint(api_of_spec(spec), spec["node"], spec.get("uid"),
-                                  spec["taint"])
+        typed = NodeSpec.from_json(spec)
+        return await remove_taint(api_of_spec(spec), typed.node, typed.uid,
+                                  dict(typed.taint or {}))

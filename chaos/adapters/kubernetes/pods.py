@@ -27,7 +27,8 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Self
 
 from chaos.adapters.base import RevertOutcome, Scope, TargetRef
 from chaos.adapters.kubernetes.api import Conflict, Gone, model
@@ -35,6 +36,7 @@ from chaos.adapters.kubernetes.connection import marks
 from chaos.adapters.kubernetes.policies import allowing
 from chaos.adapters.kubernetes.selection import (
     ClusterAdapter,
+    ClusterSpec,
     api_of,
     api_of_spec,
     check_labels,
@@ -75,6 +77,47 @@ def run_id_of(scope: Scope) -> str:
     return scope.run_id or "adhoc"
 
 
+@dataclass(frozen=True)
+class PodDeleteSpec(ClusterSpec):
+    """Nothing to undo (the owner recreates the pod, or it stays deleted): the pod and how it
+    was deleted, for the journal."""
+
+    pod: Mapping[str, Any] = field(default_factory=dict)  # namespace, name, uid
+    recreated_by: str = ""
+    grace_period: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.head(), "pod": dict(self.pod), "recreated_by": self.recreated_by,
+                "grace_period": self.grace_period}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        cls.check_version(data)
+        grace = data.get("grace_period")
+        return cls(*cls.head_of(data), dict(data.get("pod") or {}),
+                   str(data.get("recreated_by", "")), None if grace is None else int(grace))
+
+
+@dataclass(frozen=True)
+class PartitionSpec(ClusterSpec):
+    """The NetworkPolicy chaos creates, by a name chosen before it exists."""
+
+    namespace: str = ""
+    name: str = ""
+    verified: str | None = None  # with verify_port: how the cut was seen
+
+    def to_json(self) -> dict[str, Any]:
+        data = {**self.head(), "namespace": self.namespace, "name": self.name}
+        return data if self.verified is None else {**data, "verified": self.verified}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        cls.check_version(data)
+        verified = data.get("verified")
+        return cls(*cls.head_of(data), str(data["namespace"]), str(data["name"]),
+                   None if verified is None else str(verified))
+
+
 class PodDeleteAdapter(ClusterAdapter):
     name = "kubernetes.pod"
     target_kind = "pods"
@@ -83,15 +126,15 @@ class PodDeleteAdapter(ClusterAdapter):
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
         ident = target.identity
         owner = ident.get("owner")
-        return {**self.spec_head(fault, "none"),
-                "pod": {k: ident[k] for k in ("namespace", "name", "uid")},
-                "recreated_by": owner or "nothing (a bare pod: it stays deleted)",
-                "grace_period": grace_of(fault, target)}
+        return PodDeleteSpec(self.name, "none", self.connection_of(fault),
+                             {k: ident[k] for k in ("namespace", "name", "uid")},
+                             owner or "nothing (a bare pod: it stays deleted)",
+                             grace_of(fault, target)).to_json()
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
-        pod = spec["pod"]
-        grace = spec.get("grace_period")
+        typed = PodDeleteSpec.from_json(spec)
+        pod, grace = typed.pod, typed.grace_period
         options: dict[str, Any] = {"preconditions": {"uid": pod["uid"]}}
         if grace is not None:
             options["gracePeriodSeconds"] = grace
@@ -102,9 +145,10 @@ class PodDeleteAdapter(ClusterAdapter):
         except (Gone, Conflict) as exc:
             raise FaultFailed(f"{target.label} was gone or replaced before it could be "
                               f"deleted") from exc
-        return spec
+        return typed.to_json()
 
     async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
+        PodDeleteSpec.from_json(spec)  # a version this chaos cannot read is refused all the same
         return "nothing"
 
 
@@ -143,15 +187,17 @@ class PartitionAdapter(ClusterAdapter):
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
         # the name is chosen before anything exists, so the intent record can delete it
-        return {**self.spec_head(fault, "delete"), "namespace": target.identity["namespace"],
-                "name": f"chaos-partition-{uuid.uuid4().hex[:10]}"}
+        return PartitionSpec(self.name, "delete", self.connection_of(fault),
+                             str(target.identity["namespace"]),
+                             f"chaos-partition-{uuid.uuid4().hex[:10]}").to_json()
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
-        mark = marks(run_id_of(scope), fault.duration, fault.type)
+        mark, typed = marks(run_id_of(scope), fault.duration, fault.type), PartitionSpec.from_json(
+            spec)
         policy = {
             "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": {"name": spec["name"], "namespace": spec["namespace"], **mark},
+            "metadata": {"name": typed.name, "namespace": typed.namespace, **mark},
             "spec": {"podSelector": {"matchLabels": thaw(target.identity["labels"])},
                      "policyTypes": ["Ingress", "Egress"], "ingress": [], "egress": []},
         }
@@ -160,17 +206,19 @@ class PartitionAdapter(ClusterAdapter):
         if port is not None:
             await reachable_before(fault, target, ips, int(port))
         await api_of(fault).call("create", "networking.k8s.io", "networkpolicies",
-                                 spec["namespace"],
+                                 typed.namespace,
                                  "NetworkingV1Api.create_namespaced_network_policy",
-                                 spec["namespace"], model("V1NetworkPolicy", policy))
+                                 typed.namespace, model("V1NetworkPolicy", policy))
         if port is None:
-            return spec
+            return typed.to_json()
         took = await cut_off(fault, target, ips, int(port))
-        return {**spec, "verified": f"new connections to {len(ips)} pods on port {port} "
-                                    f"failed {took:.1f}s after the policy was created"}
+        return replace(typed, verified=f"new connections to {len(ips)} pods on port {port} "
+                                       f"failed {took:.1f}s after the policy was created"
+                       ).to_json()
 
     async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
-        return await delete_policy(api_of_spec(spec), spec["namespace"], spec["name"])
+        typed = PartitionSpec.from_json(spec)
+        return await delete_policy(api_of_spec(spec), typed.namespace, typed.name)
 
 
 async def _connects(ip: str, port: int) -> bool:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
-from chaos.adapters.base import Adapter, Scope, TargetRef
+from chaos.adapters.base import Adapter, RevertSpec, Scope, TargetRef
 from chaos.adapters.kubernetes.api import Api, Gone, Unreachable, api_for
 from chaos.adapters.kubernetes.connection import LABEL_RUN, ClusterUnreachable, Connection
 from chaos.adapters.local.process import choose
@@ -300,6 +301,24 @@ def api_of_spec(spec: Mapping[str, Any]) -> Api:
     return api_for(Connection.from_spec(spec["connection"]))
 
 
+@dataclass(frozen=True)
+class ClusterSpec(RevertSpec):
+    """The head every cluster adapter's revert spec starts with: what the revert does, and the
+    cluster to do it in (the connection's own plain data, read by `api_of_spec`)."""
+
+    action: str = "none"
+    connection: Mapping[str, Any] = field(default_factory=dict)
+
+    def head(self) -> dict[str, Any]:
+        return {**self.header(), "action": self.action, "connection": dict(self.connection)}
+
+    @staticmethod
+    def head_of(data: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        """(adapter, action, connection) of a spec as JSON."""
+        return (str(data["adapter"]), str(data.get("action", "none")),
+                dict(data.get("connection") or {}))
+
+
 class ClusterAdapter(Adapter):
     """What the Kubernetes adapters share: targets from the selector of their kind, the head of
     the revert spec (adapter, action, the connection to revert through)."""
@@ -322,3 +341,6 @@ class ClusterAdapter(Adapter):
     def spec_head(self, fault: FaultSpec, action: str) -> dict[str, Any]:
         return {"adapter": self.name, "action": action,
                 "connection": api_of(fault).conn.as_spec()}
+
+    def connection_of(self, fault: FaultSpec) -> dict[str, Any]:
+        return dict(api_of(fault).conn.as_spec())

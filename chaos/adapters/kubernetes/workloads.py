@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Self
 
 from chaos.adapters.base import RevertOutcome, Scope, TargetRef
 from chaos.adapters.kubernetes.api import MERGE_PATCH, Api, Gone
@@ -27,6 +28,7 @@ from chaos.adapters.kubernetes.pods import run_id_of
 from chaos.adapters.kubernetes.selection import (
     WORKLOAD_METHODS,
     ClusterAdapter,
+    ClusterSpec,
     api_of,
     api_of_spec,
 )
@@ -104,6 +106,37 @@ async def restore(api: Api, resource: str, namespace: str, name: str, uid: str |
     return "nothing" if theirs else "reverted"
 
 
+@dataclass(frozen=True)
+class ScaleSpec(ClusterSpec):
+    """The workload (resource, namespace, name, UID) and its replica count before the fault,
+    the count chaos set (a revert leaves a count someone else changed since alone), and the
+    run that marked it first when that was another one (action "none": not ours to restore)."""
+
+    marked_by: str | None = None
+    resource: str = ""
+    namespace: str = ""
+    name: str = ""
+    uid: str | None = None
+    replicas: int = 0
+    scaled_to: int | None = None
+    autoscalers: tuple[str, ...] = field(default=())  # seen at injection, for the journal
+
+    def to_json(self) -> dict[str, Any]:
+        data = {**self.head(), "marked_by": self.marked_by, "resource": self.resource,
+                "namespace": self.namespace, "name": self.name, "uid": self.uid,
+                "replicas": self.replicas, "scaled_to": self.scaled_to}
+        return {**data, "autoscalers": list(self.autoscalers)} if self.autoscalers else data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        cls.check_version(data)
+        marked, uid, ours = data.get("marked_by"), data.get("uid"), data.get("scaled_to")
+        return cls(*cls.head_of(data), None if marked is None else str(marked),
+                   str(data["resource"]), str(data["namespace"]), str(data["name"]),
+                   None if uid is None else str(uid), int(data["replicas"]),
+                   None if ours is None else int(ours), tuple(data.get("autoscalers") or ()))
+
+
 class ScaleDownAdapter(ClusterAdapter):
     name = "kubernetes.scale"
     target_kind = "deployment"
@@ -113,26 +146,27 @@ class ScaleDownAdapter(ClusterAdapter):
         ident = target.identity
         # marked by another run: its replica count is the one to restore, not ours to erase
         action = "none" if ident.get("marked_by") else "restore"
-        return {**self.spec_head(fault, action), "marked_by": ident.get("marked_by"),
-                **{k: ident[k] for k in ("resource", "namespace", "name", "uid", "replicas")},
-                "scaled_to": int(fault.params.get("replicas", 0))}
+        return ScaleSpec(self.name, action, self.connection_of(fault), ident.get("marked_by"),
+                         ident["resource"], ident["namespace"], ident["name"], ident["uid"],
+                         ident["replicas"], int(fault.params.get("replicas", 0))).to_json()
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
-        if spec["action"] == "none":
+        typed = ScaleSpec.from_json(spec)
+        if typed.action == "none":
             raise GuardRefused(f"{target.label} is still scaled down by chaos run "
-                               f"{spec['marked_by']} (label {LABEL_RUN}); its original replica "
+                               f"{typed.marked_by} (label {LABEL_RUN}); its original replica "
                                f"count is in annotation {ANNOTATION_REPLICAS}",
                                hint="wait for that run to end, or undo it with `chaos recover "
-                                    f"--kubernetes -n {spec['namespace']}` (--force if it has "
+                                    f"--kubernetes -n {typed.namespace}` (--force if it has "
                                     "not expired)")
         wanted = int(fault.params.get("replicas", 0))
-        if wanted >= spec["replicas"]:
-            raise FaultFailed(f"{target.label} has {spec['replicas']} replicas; scaling down to "
+        if wanted >= typed.replicas:
+            raise FaultFailed(f"{target.label} has {typed.replicas} replicas; scaling down to "
                               f"{wanted} would not take any away",
                               hint="set `with: {replicas: N}` below the current count")
         api = api_of(fault)
-        hpas = await autoscalers(api, spec["resource"], spec["namespace"], spec["name"])
+        hpas = await autoscalers(api, typed.resource, typed.namespace, typed.name)
         if hpas and wanted > 0:
             raise GuardRefused(f"{target.label} is scaled by HorizontalPodAutoscaler "
                                f"{', '.join(hpas)}: it puts the replicas back within one sync "
@@ -141,22 +175,21 @@ class ScaleDownAdapter(ClusterAdapter):
                                     "a workload at 0 replicas alone until the revert scales it "
                                     "back), or lower the autoscaler's maxReplicas instead")
         metadata = marks(run_id_of(scope), fault.duration, fault.type)
-        metadata["annotations"][ANNOTATION_REPLICAS] = str(spec["replicas"])
+        metadata["annotations"][ANNOTATION_REPLICAS] = str(typed.replicas)
         metadata["annotations"][ANNOTATION_SCALED_TO] = str(wanted)
         try:
-            await mark(api, spec["resource"], spec["namespace"], spec["name"], metadata)
-            await scale(api, spec["resource"], spec["namespace"], spec["name"], wanted)
+            await mark(api, typed.resource, typed.namespace, typed.name, metadata)
+            await scale(api, typed.resource, typed.namespace, typed.name, wanted)
         except Gone as exc:
             raise FaultFailed(f"{target.label} was deleted before it could be scaled") from exc
-        return {**spec, "autoscalers": hpas} if hpas else spec
+        return replace(typed, autoscalers=tuple(hpas)).to_json()
 
     async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
-        if spec.get("action") == "none":
+        typed = ScaleSpec.from_json(spec)
+        if typed.action == "none":
             return "nothing"
-        ours = spec.get("scaled_to")
-        return await restore(api_of_spec(spec), spec["resource"], spec["namespace"], spec["name"],
-                             spec.get("uid"), int(spec["replicas"]),
-                             None if ours is None else int(ours))
+        return await restore(api_of_spec(spec), typed.resource, typed.namespace, typed.name,
+                             typed.uid, typed.replicas, typed.scaled_to)
 
 
 class StatefulSetScaleDownAdapter(ScaleDownAdapter):

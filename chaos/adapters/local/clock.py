@@ -18,12 +18,13 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import psutil
 
-from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
+from chaos.adapters.base import Adapter, RevertOutcome, RevertSpec, Scope, TargetRef
 from chaos.adapters.local.process import same_process, target_ref
 from chaos.errors import FaultFailed, TargetNotFound
 from chaos.faults.clock import offset_seconds
@@ -82,6 +83,28 @@ def _offset_file(pid: int) -> Path:
     return Path(path)
 
 
+@dataclass(frozen=True)
+class ClockSpec(RevertSpec):
+    """The service's offset file, and its process (pid + create time): a service that
+    restarted since reads a fresh file, so its old skew is gone."""
+
+    file: str = ""
+    pid: int | None = None
+    create_time: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.header(), "file": self.file, "pid": self.pid,
+                "create_time": self.create_time}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        cls.check_version(data)
+        pid, created = data.get("pid"), data.get("create_time")
+        return cls(str(data["adapter"]), str(data["file"]),
+                   int(pid) if pid is not None else None,
+                   float(created) if created is not None else None)
+
+
 class ClockAdapter(Adapter):
     name = NAME
     target_kind = "service"
@@ -107,26 +130,25 @@ class ClockAdapter(Adapter):
                           lock_key=f"clock:{offset_file}", pids=ref.pids)]
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
-        return {"adapter": NAME, "file": target.identity["offset_file"],
-                "pid": target.identity.get("pid"),
-                "create_time": target.identity.get("create_time")}
+        return ClockSpec(NAME, str(target.identity["offset_file"]), target.identity.get("pid"),
+                         target.identity.get("create_time")).to_json()
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
-        seconds = offset_seconds(str(fault.params["offset"]))
+        seconds, typed = offset_seconds(str(fault.params["offset"])), ClockSpec.from_json(spec)
         try:
-            write_offset(Path(spec["file"]), f"{seconds:+d}")
+            write_offset(Path(typed.file), f"{seconds:+d}")
         except OSError as exc:
-            raise FaultFailed(f"cannot write the clock offset file {spec['file']}: "
+            raise FaultFailed(f"cannot write the clock offset file {typed.file}: "
                               f"{exc.strerror or exc}") from exc
-        return spec
+        return typed.to_json()
 
     async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
-        path = Path(spec["file"])
+        typed = ClockSpec.from_json(spec)
+        path = Path(typed.file)
         if not path.exists():
             return "gone"
         write_offset(path, NO_OFFSET)
-        pid, created = spec.get("pid"), spec.get("create_time")
-        alive = pid is not None and created is not None and same_process(int(pid),
-                                                                          float(created))
+        pid, created = typed.pid, typed.create_time
+        alive = pid is not None and created is not None and same_process(pid, created)
         return "reverted" if alive else "gone"

@@ -16,6 +16,7 @@ reported before anything is touched, with the proxy adapter as the way out.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import json
 import os
@@ -23,10 +24,18 @@ import platform
 import shutil
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, Self
 
-from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
+from chaos.adapters.base import Adapter, RevertOutcome, RevertSpec, Scope, TargetRef
+from chaos.adapters.local.kernel_recipes import (
+    FAULT_TYPES,
+    filters_of,
+    ipt_rules,
+    nft_table,
+    recipe,
+)
 from chaos.errors import FaultFailed, GuardRefused, PermissionDenied, TargetNotFound, truncate
 from chaos.model.experiment import FaultSpec
 
@@ -35,9 +44,6 @@ TABLE_PREFIX = "chaos_"
 IPT_PREFIX = "CHAOS-"  # iptables fallback: chains CHAOS-<id>-I / -O, jumped to from INPUT/OUTPUT
 TIMEOUT = 10.0
 CAP_NET_ADMIN = 12
-NETEM_FAULTS = ("network.latency", "network.corruption", "network.duplication")
-TC_FAULTS = (*NETEM_FAULTS, "network.bandwidth")
-NFT_FAULTS = ("network.partition", "network.loss", "network.dns")
 PROXY_HINT = ("use the proxy adapter instead (no privileges, no kernel modules): "
               "target: {proxy: {listen: 127.0.0.1:PORT, upstream: HOST:PORT}}")
 
@@ -96,72 +102,53 @@ def netem_available() -> bool:
     return any(modules.glob("kernel/net/sched/sch_netem.ko*"))
 
 
-def filters_of(sel: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: sel.get(k) for k in ("host", "cidr", "port") if sel.get(k) is not None} | (
-        {"protocol": sel["protocol"]} if sel.get("protocol") not in (None, "all") else {})
+@dataclass(frozen=True)
+class KernelSpec(RevertSpec):
+    """A kernel fault's revert spec: where, and which of chaos's own objects to remove: the
+    root qdisc with our handle (tc), an nftables table, or iptables chains (hook -> chain)."""
 
+    netns: str | None = None
+    device: str = ""
+    tool: Literal["tc", "nft", "iptables"] = "nft"
+    original: Mapping[str, Any] | None = None  # tc: the root qdisc chaos took the place of
+    table: str = ""  # nft
+    chains: Mapping[str, str] = field(default_factory=dict)  # iptables
 
-def netem_args(fault: FaultSpec) -> list[str]:
-    p = fault.params
-    if fault.type == "network.latency":
-        args = ["delay", f"{p['delay'] * 1e6:.0f}us"]
-        if p.get("jitter"):
-            args += [f"{p['jitter'] * 1e6:.0f}us"]
-            if p.get("correlation"):
-                args += [f"{p['correlation'] * 100:g}%"]
-        return args
-    if fault.type == "network.loss":
-        return ["loss", f"{p['percent'] * 100:g}%", f"{(p.get('correlation') or 0) * 100:g}%"]
-    verb = "corrupt" if fault.type == "network.corruption" else "duplicate"
-    return [verb, f"{p['percent'] * 100:g}%"]
+    def to_json(self) -> dict[str, Any]:
+        data = {**self.header(), "netns": self.netns, "device": self.device}
+        if self.tool == "tc":
+            tc = {"handle": HANDLE} | ({"original": dict(self.original)}
+                                       if self.original is not None else {})
+            return {**data, "tc": tc}
+        if self.tool == "iptables":
+            return {**data, "ipt": dict(self.chains)}
+        return {**data, "nft": {"family": "inet", "table": self.table}}
 
+    def named(self, injection_id: str) -> KernelSpec:
+        """The same spec with names derived from an id instead of random ones, so a second
+        process (the in-pod agent's `stop`) finds what the first created."""
+        if self.tool == "nft":
+            return dataclasses.replace(self, table=TABLE_PREFIX + injection_id)
+        if self.tool == "iptables":
+            chain = IPT_PREFIX + injection_id[:10]
+            return dataclasses.replace(self, chains={"INPUT": chain + "-I",
+                                                     "OUTPUT": chain + "-O"})
+        return self
 
-def tbf_args(rate: float) -> list[str]:
-    burst = max(int(rate / 50), 4096)  # ~20 ms of data, at least a few full frames
-    return ["tbf", "rate", f"{int(rate * 8)}bit", "burst", str(burst), "latency", "200ms"]
-
-
-def nft_matches(fault: FaultSpec, sel: Mapping[str, Any], hook: str) -> list[str]:
-    """nftables match expressions (one rule each) for the target's filters on one hook."""
-    ingress = hook == "input"
-    base = [f'{"iifname" if ingress else "oifname"} "{sel["device"]}"']
-    peer = "saddr" if ingress else "daddr"
-    for key in ("host", "cidr"):
-        if sel.get(key):
-            net = ipaddress.ip_network(str(sel[key]), strict=False)
-            base.append(f"{'ip' if net.version == 4 else 'ip6'} {peer} {net}")
-    protocol = sel.get("protocol") or "all"
-    port = sel.get("port")
-    if fault.type == "network.dns":
-        protocol, port = "all", 53
-    if port is None:
-        if protocol != "all":
-            base.append(f"meta l4proto {protocol}")
-        return [" ".join(base)]
-    l4 = "{ tcp, udp }" if protocol in ("all", "icmp") else protocol
-    return [" ".join([*base, f"meta l4proto {l4}", f"th {end} {port}"])
-            for end in ("dport", "sport")]
-
-
-def nft_table(table: str, fault: FaultSpec, sel: Mapping[str, Any]) -> str:
-    verdict = "counter drop"
-    if fault.type == "network.loss" and fault.params["percent"] < 1:  # 100%: numgen can't say
-        verdict = f"numgen random mod 10000 < {round(fault.params['percent'] * 10000)} {verdict}"
-    direction = sel.get("direction") or "both"
-    chains = []
-    for hook, name in (("input", "ingress"), ("output", "egress")):
-        if direction not in ("both", name):
-            continue
-        rules = "\n".join(f"    {m} {verdict}" for m in nft_matches(fault, sel, hook))
-        chains.append(f"  chain {name} {{\n    type filter hook {hook} priority raw; "
-                      f"policy accept;\n{rules}\n  }}")
-    body = "\n".join(chains)
-    return f'table inet {table} {{\n  comment "chaos {fault.type} {fault.name}"\n{body}\n}}\n'
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        cls.check_version(data)
+        where = cls(str(data["adapter"]), data.get("netns"), str(data["device"]))
+        if "tc" in data:  # version 1 says which tool by the key it fills
+            return dataclasses.replace(where, tool="tc", original=data["tc"].get("original"))
+        if "ipt" in data:
+            return dataclasses.replace(where, tool="iptables", chains=dict(data["ipt"]))
+        return dataclasses.replace(where, table=str(data["nft"]["table"]))
 
 
 class KernelAdapter(Adapter):
     abstract = True
-    fault_types = TC_FAULTS + NFT_FAULTS
+    fault_types = FAULT_TYPES
     netns_field: ClassVar[str | None] = None
 
     def _where(self, sel: Mapping[str, Any]) -> tuple[str | None, str]:
@@ -174,13 +161,14 @@ class KernelAdapter(Adapter):
         if not has_net_admin():
             raise PermissionDenied(f"{fault.name}: {fault.type} on a {self.target_kind} needs "
                                    "root or CAP_NET_ADMIN", hint=PROXY_HINT)
-        tool = "tc" if fault.type in TC_FAULTS and not self._nft_loss(fault) else firewall()
+        shaping = recipe(fault).shapes(fault.params)
+        tool = "tc" if shaping else firewall()
         if shutil.which(tool) is None:
             package = {"tc": "iproute2", "nft": "nftables"}.get(tool, tool)
             raise PermissionDenied(f"{fault.name}: `{tool}` is not installed",
                                    hint=f"install {package} (apt-get install {package}), or "
                                         + PROXY_HINT)
-        if self._uses_netem(fault) and not netem_available():
+        if recipe(fault).uses_netem(fault.params) and not netem_available():
             raise PermissionDenied(f"{fault.name}: {fault.type} needs tc netem, and this kernel "
                                    f"({platform.release()}) has no sch_netem module",
                                    hint=PROXY_HINT)
@@ -193,7 +181,6 @@ class KernelAdapter(Adapter):
             raise TargetNotFound(f"{fault.name}: no network device {device!r}{where}: "
                                  f"{truncate(out, 120)}")
         where = f"{netns}/{device}" if netns else device
-        shaping = fault.type in TC_FAULTS and not self._nft_loss(fault)
         if shaping:
             check_root(await root_qdisc(netns, device), where)
         lock = f"tc:{where}" if shaping else f"nft:{where}:{fault.name}"
@@ -203,17 +190,8 @@ class KernelAdapter(Adapter):
                           identity={"netns": netns, "device": device, **filters_of(sel)},
                           lock_key=lock)]
 
-    @staticmethod
-    def _nft_loss(fault: FaultSpec) -> bool:
-        return fault.type == "network.loss" and not fault.params.get("correlation")
-
-    def _uses_netem(self, fault: FaultSpec) -> bool:
-        return fault.type in NETEM_FAULTS or (fault.type == "network.loss"
-                                              and not self._nft_loss(fault))
-
     def check_request(self, fault: FaultSpec, sel: Mapping[str, Any]) -> None:
-        shaping = fault.type in ("network.bandwidth", *NETEM_FAULTS) or (
-            fault.type == "network.loss" and not self._nft_loss(fault))
+        shaping = recipe(fault).shapes(fault.params)
         if shaping and filters_of(sel):
             raise TargetNotFound(f"{fault.name}: {fault.type} shapes the whole device; it "
                                  f"cannot filter by {', '.join(filters_of(sel))}",
@@ -233,33 +211,36 @@ class KernelAdapter(Adapter):
                                          f"{sel[key]!r}") from None
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
-        ident = target.identity
-        spec: dict[str, Any] = {"adapter": self.name, "netns": ident["netns"],
-                                "device": ident["device"]}
-        if fault.type in TC_FAULTS and not self._nft_loss(fault):
-            return {**spec, "tc": {"handle": HANDLE}}
+        return self.prepare_spec(fault, target).to_json()
+
+    def prepare_spec(self, fault: FaultSpec, target: TargetRef) -> KernelSpec:
+        where = KernelSpec(self.name, target.identity["netns"], target.identity["device"])
+        if recipe(fault).shapes(fault.params):
+            return dataclasses.replace(where, tool="tc")
         if firewall() == "iptables":
             chain = IPT_PREFIX + uuid.uuid4().hex[:10]
-            return {**spec, "ipt": {"INPUT": chain + "-I", "OUTPUT": chain + "-O"}}
-        return {**spec, "nft": {"family": "inet",
-                                "table": TABLE_PREFIX + uuid.uuid4().hex[:12]}}
+            return dataclasses.replace(where, tool="iptables",
+                                       chains={"INPUT": chain + "-I", "OUTPUT": chain + "-O"})
+        return dataclasses.replace(where, table=TABLE_PREFIX + uuid.uuid4().hex[:12])
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
-        netns, device = spec["netns"], spec["device"]
-        if "tc" in spec:
+        return (await self.inject_spec(fault, KernelSpec.from_json(spec))).to_json()
+
+    async def inject_spec(self, fault: FaultSpec, spec: KernelSpec) -> KernelSpec:
+        netns, device = spec.netns, spec.device
+        if spec.tool == "tc":
             original = check_root(await root_qdisc(netns, device), device)
-            kind = tbf_args(float(fault.params["rate"])) if fault.type == "network.bandwidth" \
-                else ["netem", *netem_args(fault)]
-            code, out = await run(in_netns(netns, ["tc", "qdisc", "add", "dev", device, "root",
-                                                   "handle", HANDLE, *kind]))
+            code, out = await run(in_netns(netns, [
+                "tc", "qdisc", "add", "dev", device, "root", "handle", HANDLE,
+                *recipe(fault).qdisc_args(fault.params)]))
             if code != 0:
                 raise _tc_error(fault, out)
-            return {**spec, "tc": {"handle": HANDLE, "original": original}}
-        if "ipt" in spec:
+            return dataclasses.replace(spec, original=original)
+        if spec.tool == "iptables":
             await ipt_inject(fault, spec)
             return spec
-        table = nft_table(spec["nft"]["table"], fault, fault.target.selector)
+        table = nft_table(spec.table, fault, fault.target.selector)
         code, out = await run(in_netns(netns, ["nft", "-f", "-"]), stdin=table)
         if code != 0:
             raise FaultFailed(f"nft refused the rules for {fault.name}: {truncate(out, 200)}",
@@ -267,34 +248,37 @@ class KernelAdapter(Adapter):
         return spec
 
     async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
-        netns, device = spec.get("netns"), str(spec["device"])
-        if netns and not Path("/run/netns", netns).exists():
+        return await revert_kernel(KernelSpec.from_json(spec))
+
+
+async def revert_kernel(spec: KernelSpec) -> RevertOutcome:
+    netns, device = spec.netns, spec.device
+    if netns and not Path("/run/netns", netns).exists():
+        return "gone"
+    if spec.tool == "tc":
+        try:
+            current = await root_qdisc(netns, device)
+        except Gone:
             return "gone"
-        if "tc" in spec:
-            try:
-                current = await root_qdisc(netns, device)
-            except Gone:
-                return "gone"
-            if current.get("handle") != HANDLE:
-                return "gone"  # not ours (any more): leave it alone
-            code, out = await run(in_netns(netns, ["tc", "qdisc", "del", "dev", device, "root",
-                                                   "handle", HANDLE]))
-            if code != 0 and (await root_qdisc(netns, device)).get("handle") == HANDLE:
-                raise FaultFailed(f"tc could not remove chaos's qdisc from {device}: "
-                                  f"{truncate(out, 200)}")
-            return "reverted"
-        if "ipt" in spec:
-            return await ipt_revert(netns, spec["ipt"])
-        table = str(spec["nft"]["table"])
-        if not table.startswith(TABLE_PREFIX):
-            return "nothing"
-        code, _ = await run(in_netns(netns, ["nft", "list", "table", "inet", table]))
-        if code != 0:
-            return "gone"
-        code, out = await run(in_netns(netns, ["nft", "delete", "table", "inet", table]))
-        if code != 0:
-            raise FaultFailed(f"nft could not delete table {table}: {truncate(out, 200)}")
+        if current.get("handle") != HANDLE:
+            return "gone"  # not ours (any more): leave it alone
+        code, out = await run(in_netns(netns, ["tc", "qdisc", "del", "dev", device, "root",
+                                               "handle", HANDLE]))
+        if code != 0 and (await root_qdisc(netns, device)).get("handle") == HANDLE:
+            raise FaultFailed(f"tc could not remove chaos's qdisc from {device}: "
+                              f"{truncate(out, 200)}")
         return "reverted"
+    if spec.tool == "iptables":
+        return await ipt_revert(netns, spec.chains)
+    if not spec.table.startswith(TABLE_PREFIX):
+        return "nothing"
+    code, _ = await run(in_netns(netns, ["nft", "list", "table", "inet", spec.table]))
+    if code != 0:
+        return "gone"
+    code, out = await run(in_netns(netns, ["nft", "delete", "table", "inet", spec.table]))
+    if code != 0:
+        raise FaultFailed(f"nft could not delete table {spec.table}: {truncate(out, 200)}")
+    return "reverted"
 
 
 def firewall() -> str:
@@ -305,35 +289,10 @@ def firewall() -> str:
     return "nft" if shutil.which("nft") or not shutil.which("iptables") else "iptables"
 
 
-def ipt_rules(fault: FaultSpec, sel: Mapping[str, Any], hook: str) -> list[list[str]]:
-    """iptables rule arguments (after `-A CHAIN`) for one hook: the fallback of nft_matches."""
-    ingress = hook == "INPUT"
-    base = ["-i" if ingress else "-o", str(sel["device"])]
-    for key in ("host", "cidr"):
-        if sel.get(key):
-            net = ipaddress.ip_network(str(sel[key]), strict=False)
-            if net.version != 4:
-                raise PermissionDenied(f"{fault.name}: the iptables fallback handles IPv4 only",
-                                       hint="install nftables (apt-get install nftables)")
-            base += ["-s" if ingress else "-d", str(net)]
-    tail = ["-m", "comment", "--comment", "chaos", "-j", "DROP"]
-    if fault.type == "network.loss":
-        tail = ["-m", "statistic", "--mode", "random", "--probability",
-                f"{fault.params['percent']:.4f}", *tail]
-    protocol, port = sel.get("protocol") or "all", sel.get("port")
-    if fault.type == "network.dns":
-        protocol, port = "all", 53
-    if port is None:
-        return [[*base, *(["-p", protocol] if protocol != "all" else []), *tail]]
-    protocols = ("tcp", "udp") if protocol in ("all", "icmp") else (protocol,)
-    return [[*base, "-p", proto, end, str(port), *tail]
-            for proto in protocols for end in ("--dport", "--sport")]
-
-
-async def ipt_inject(fault: FaultSpec, spec: Mapping[str, Any]) -> None:
+async def ipt_inject(fault: FaultSpec, spec: KernelSpec) -> None:
     """Our own chains, one per hook, jumped to from INPUT/OUTPUT; undone at once on failure."""
-    netns, direction = spec["netns"], fault.target.selector.get("direction") or "both"
-    for hook, chain in spec["ipt"].items():
+    netns, direction = spec.netns, fault.target.selector.get("direction") or "both"
+    for hook, chain in spec.chains.items():
         if direction not in ("both", "ingress" if hook == "INPUT" else "egress"):
             continue
         steps = [["-N", chain]] + [["-A", chain, *rule]
@@ -342,7 +301,7 @@ async def ipt_inject(fault: FaultSpec, spec: Mapping[str, Any]) -> None:
         for step in steps:
             code, out = await run(in_netns(netns, ["iptables", "-w", "5", *step]))
             if code != 0:
-                await ipt_revert(netns, spec["ipt"])
+                await ipt_revert(netns, spec.chains)
                 raise FaultFailed(f"iptables refused the rules for {fault.name}: "
                                   f"{truncate(out, 200)}", hint=PROXY_HINT)
 

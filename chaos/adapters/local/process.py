@@ -14,13 +14,14 @@ import pwd
 import random
 import re
 import signal
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal, Self
 
 import psutil
 
-from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
+from chaos.adapters.base import Adapter, RevertOutcome, RevertSpec, Scope, TargetRef
 from chaos.errors import FaultFailed, PermissionDenied, TargetNotFound
 from chaos.model.experiment import FaultSpec
 from chaos.units import clip
@@ -164,9 +165,26 @@ def describe_selector(sel: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sel.items() if v is not None) or "(empty)"
 
 
-def suspend_spec(targets: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"adapter": NAME, "action": "resume",
-            "processes": [{"pid": t["pid"], "create_time": t["create_time"]} for t in targets]}
+@dataclass(frozen=True)
+class ProcessSpec(RevertSpec):
+    """A process fault's revert spec: the processes to resume (pid + create time), or nothing
+    to undo (a signal, a restart)."""
+
+    action: Literal["none", "resume"] = "none"
+    processes: tuple[Mapping[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        if self.action == "none":
+            return {**self.header(), "action": "none"}
+        return {**self.header(), "action": self.action,
+                "processes": [{"pid": p["pid"], "create_time": p["create_time"]}
+                              for p in self.processes]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        cls.check_version(data)
+        action: Literal["none", "resume"] = "resume" if data.get("action") == "resume" else "none"
+        return cls(str(data["adapter"]), action, tuple(data.get("processes", ())))
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -213,28 +231,42 @@ def descendants(pid: int, create_time: float) -> list[dict[str, Any]]:
         return []
 
 
-async def inject_signal(fault: FaultSpec, target: TargetRef, spec: dict[str, Any]) -> None:
+async def _kill(fault: FaultSpec, target: TargetRef, spec: ProcessSpec, scope: Scope) -> None:
     ident = target.identity
-    if fault.type == "process.kill":
-        sig = signal.Signals["SIG" + fault.params.get("signal", "KILL")]
-        if not send(ident["pid"], ident["create_time"], sig):
-            raise FaultFailed(f"{target.label} exited before it could be signalled")
-        return
+    sig = signal.Signals["SIG" + fault.params.get("signal", "KILL")]
+    if not send(ident["pid"], ident["create_time"], sig):
+        raise FaultFailed(f"{target.label} exited before it could be signalled")
+
+
+async def _suspend(fault: FaultSpec, target: TargetRef, spec: ProcessSpec,
+                   scope: Scope) -> None:
     stopped = 0
-    for proc in spec["processes"]:
+    for proc in spec.processes:
         if send(proc["pid"], proc["create_time"], signal.SIGSTOP):
             stopped += 1
     if not stopped:
         raise FaultFailed(f"{target.label} exited before it could be suspended")
 
 
-def prepare_signal(fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
-    if fault.type == "process.kill":
-        return {"adapter": NAME, "action": "none"}
+def _snapshot(fault: FaultSpec, target: TargetRef) -> ProcessSpec:
     procs = [dict(target.identity)]
     if fault.params.get("children"):
         procs += descendants(target.identity["pid"], target.identity["create_time"])
-    return suspend_spec(procs)
+    return ProcessSpec(NAME, "resume", tuple(procs))
+
+
+@dataclass(frozen=True)
+class ProcessRecipe:
+    """What a process fault does: the revert spec it writes first, then the act itself."""
+
+    prepare: Callable[[FaultSpec, TargetRef], ProcessSpec]
+    act: Callable[[FaultSpec, TargetRef, ProcessSpec, Scope], Awaitable[None]]
+
+
+RECIPES: Mapping[str, ProcessRecipe] = {
+    "process.kill": ProcessRecipe(lambda fault, target: ProcessSpec(NAME), _kill),
+    "process.suspend": ProcessRecipe(_snapshot, _suspend),
+}
 
 
 async def resolve_processes(fault: FaultSpec, scope: Scope,
@@ -267,24 +299,27 @@ async def resolve_processes(fault: FaultSpec, scope: Scope,
 class ProcessAdapter(Adapter):
     name = NAME
     target_kind = "process"
-    fault_types = ("process.kill", "process.suspend")
+    fault_types = tuple(RECIPES)
+    recipes: ClassVar[Mapping[str, ProcessRecipe]] = RECIPES
 
     async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
         return await resolve_processes(fault, scope)
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
-        return prepare_signal(fault, target)
+        return self.recipes[fault.type].prepare(fault, target).to_json()
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
-        await inject_signal(fault, target, spec)
-        return spec
+        typed = ProcessSpec.from_json(spec)
+        await self.recipes[fault.type].act(fault, target, typed, scope)
+        return typed.to_json()
 
     async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
-        if spec.get("action") == "none":
+        typed = ProcessSpec.from_json(spec)
+        if typed.action == "none":
             return "nothing"
         resumed = 0
-        for proc in spec.get("processes", ()):
+        for proc in typed.processes:
             if send(proc["pid"], proc["create_time"], signal.SIGCONT):
                 resumed += 1
         return "reverted" if resumed else "gone"

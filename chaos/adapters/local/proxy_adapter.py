@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Self
 
-from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
-from chaos.adapters.local.children import die_with_parent
+from chaos.adapters.base import Adapter, RevertOutcome, RevertSpec, Scope, TargetRef
 from chaos.adapters.local.process import same_process
 from chaos.adapters.local.proxy import split_address
 from chaos.adapters.local.proxy_control import (
@@ -32,8 +33,9 @@ from chaos.adapters.local.proxy_control import (
     read_locator,
     request,
 )
-from chaos.adapters.local.proxy_toxics import FAULT_KINDS, from_fault
+from chaos.adapters.local.proxy_toxics import FAULT_KINDS, from_fault, per_request
 from chaos.errors import FaultFailed, TargetNotFound
+from chaos.lifetime import die_with_parent
 from chaos.model.experiment import FaultSpec
 
 NAME = "local.proxy"
@@ -50,7 +52,7 @@ def grace(duration: float) -> float:
 def protocol_of(fault: FaultSpec) -> str:
     """What the proxy must speak: as the target says, else what the fault type needs."""
     given = fault.target.selector.get("protocol")
-    return str(given) if given else ("http" if fault.type.startswith("http.") else "tcp")
+    return str(given) if given else ("http" if per_request(fault.type) else "tcp")
 
 
 def running_proxy(listen: str) -> dict[str, Any] | None:
@@ -71,6 +73,35 @@ async def check_upstream(upstream: str) -> None:
                              hint="start the upstream service first, or fix "
                                   "target.proxy.upstream") from None
     writer.close()
+
+
+@dataclass(frozen=True)
+class ProxySpec(RevertSpec):
+    """A proxy fault's revert spec: the proxy (listen address, control socket), the toxic's
+    id, and the proxy process chaos started for it, if it did (ended once no toxic is left)."""
+
+    listen: str = ""
+    upstream: str = ""
+    protocol: str = "tcp"
+    control: str = ""
+    upstream_tls: bool = False
+    toxic: str = ""
+    owned: Mapping[str, Any] | None = None  # pid + create time
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.header(), "listen": self.listen, "upstream": self.upstream,
+                "protocol": self.protocol, "control": self.control,
+                "upstream_tls": self.upstream_tls, "toxic": self.toxic,
+                "owned": dict(self.owned) if self.owned is not None else None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        cls.check_version(data)
+        owned = data.get("owned")
+        return cls(str(data["adapter"]), str(data.get("listen", "")),
+                   str(data.get("upstream", "")), str(data.get("protocol", "tcp")),
+                   str(data["control"]), bool(data.get("upstream_tls")), str(data["toxic"]),
+                   dict(owned) if owned else None)
 
 
 class ProxyAdapter(Adapter):
@@ -122,45 +153,44 @@ class ProxyAdapter(Adapter):
         listen = str(target.identity["listen"])
         running = running_proxy(listen)
         control = running["control"] if running else str(control_path(listen))
-        return {"adapter": NAME, "listen": listen, "upstream": target.identity["upstream"],
-                "protocol": target.identity.get("protocol", "tcp"), "control": control,
-                "upstream_tls": bool(target.identity.get("upstream_tls")), "toxic": f"{fault.type.split('.')[1]}-{uuid.uuid4().hex[:10]}",
-                "owned": None}
+        return ProxySpec(NAME, listen, str(target.identity["upstream"]),
+                         str(target.identity.get("protocol", "tcp")), control,
+                         bool(target.identity.get("upstream_tls")),
+                         f"{fault.type.split('.')[1]}-{uuid.uuid4().hex[:10]}").to_json()
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
-        sel = fault.target.selector
-        await check_upstream(spec["upstream"])
+        sel, typed = fault.target.selector, ProxySpec.from_json(spec)
+        await check_upstream(typed.upstream)
         expires = time.time() + fault.duration + grace(fault.duration)
         if self._spawn_lock is None:
             self._spawn_lock = asyncio.Lock()
         async with self._spawn_lock:
-            running = running_proxy(spec["listen"])
+            running = running_proxy(typed.listen)
             if running is None:
-                owned = await self._start(spec, expires)
-                spec = {**spec, "owned": owned}
-            elif running["control"] != spec["control"]:
-                spec = {**spec, "control": running["control"]}
-        params = {**fault.params, "seed": f"{scope.seed}:{fault.name}"} if fault.type.startswith(
-            "http.") else fault.params
-        toxic = from_fault(spec["toxic"], fault.type, params,
+                typed = dataclasses.replace(typed, owned=await self._start(typed, expires))
+            elif running["control"] != typed.control:
+                typed = dataclasses.replace(typed, control=str(running["control"]))
+        params = {**fault.params, "seed": f"{scope.seed}:{fault.name}"} if per_request(
+            fault.type) else fault.params
+        toxic = from_fault(typed.toxic, fault.type, params,
                            str(sel.get("direction") or "downstream"),
                            1.0 if sel.get("toxicity") is None else float(sel["toxicity"]),
                            expires)
         try:
-            await request(spec["control"], {"op": "add", "toxic": toxic.as_dict()})
+            await request(typed.control, {"op": "add", "toxic": toxic.as_dict()})
         except (ProxyGone, OSError, RuntimeError) as exc:
-            if spec["owned"]:  # nothing half-applied: a proxy started for this fault goes too
-                await self._stop(int(spec["owned"]["pid"]), float(spec["owned"]["create_time"]))
-            raise FaultFailed(f"the proxy on {spec['listen']} refused the fault: {exc}") from exc
-        return spec
+            if typed.owned:  # nothing half-applied: a proxy started for this fault goes too
+                await self._stop(int(typed.owned["pid"]), float(typed.owned["create_time"]))
+            raise FaultFailed(f"the proxy on {typed.listen} refused the fault: {exc}") from exc
+        return typed.to_json()
 
-    async def _start(self, spec: Mapping[str, Any], until: float) -> dict[str, Any]:
+    async def _start(self, spec: ProxySpec, until: float) -> dict[str, Any]:
         argv = [sys.executable, "-m", "chaos.adapters.local.proxy_control",
-                "--listen", spec["listen"], "--upstream", spec["upstream"],
-                "--control", spec["control"], "--protocol", spec.get("protocol", "tcp"),
-                *(["--upstream-tls"] if spec.get("upstream_tls") else []),
-                "--locator", str(locator_path(spec["listen"])),
+                "--listen", spec.listen, "--upstream", spec.upstream,
+                "--control", spec.control, "--protocol", spec.protocol,
+                *(["--upstream-tls"] if spec.upstream_tls else []),
+                "--locator", str(locator_path(spec.listen)),
                 "--until", f"{until:.3f}"]
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -182,14 +212,15 @@ class ProxyAdapter(Adapter):
 
         return {"pid": proc.pid, "create_time": psutil.Process(proc.pid).create_time()}
 
-    async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
+    async def revert(self, data: Mapping[str, Any]) -> RevertOutcome:
+        spec = ProxySpec.from_json(data)
         outcome: RevertOutcome = "gone"
         remaining = 0
         for attempt in range(REVERT_ATTEMPTS):  # a proxy that is busy exiting may not answer
             try:
-                answer = await request(spec["control"], {"op": "remove", "id": spec["toxic"]})
+                answer = await request(spec.control, {"op": "remove", "id": spec.toxic})
                 outcome = "reverted" if answer.get("removed") else "gone"
-                remaining = len((await request(spec["control"], {"op": "list"}))["toxics"])
+                remaining = len((await request(spec.control, {"op": "list"}))["toxics"])
                 break
             except ProxyGone:
                 break
@@ -197,7 +228,7 @@ class ProxyAdapter(Adapter):
                 if attempt == REVERT_ATTEMPTS - 1:
                     raise
                 await asyncio.sleep(0.5)
-        owned = spec.get("owned")
+        owned = spec.owned
         if owned and not remaining:
             await self._stop(int(owned["pid"]), float(owned["create_time"]))
         return outcome

@@ -43,6 +43,12 @@ FAULT_KINDS = {
 }
 
 
+def per_request(fault_type: str) -> bool:
+    """The fault's toxic is an HTTP rule: the proxy must read requests, and `percent` draws
+    from the run's seed per request."""
+    return FAULT_KINDS[fault_type] in HTTP_KINDS
+
+
 @dataclass(frozen=True)
 class Toxic:
     id: str

@@ -7,22 +7,34 @@ needs nothing from the runner); restart asks the runner to stop and start the se
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import psutil
 
-from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
-from chaos.adapters.local.process import inject_signal, prepare_signal, target_ref
+from chaos.adapters.base import RevertOutcome, Scope, TargetRef
+from chaos.adapters.local import process
+from chaos.adapters.local.process import ProcessAdapter, ProcessRecipe, ProcessSpec, target_ref
 from chaos.errors import TargetNotFound
 from chaos.model.experiment import FaultSpec
 
 NAME = "local.service"
 
 
-class ServiceAdapter(Adapter):
+async def _restart(fault: FaultSpec, target: TargetRef, spec: ProcessSpec, scope: Scope) -> None:
+    await scope.restart_service(str(target.identity["service"]), fault.params.get("signal"))
+
+
+RECIPES: Mapping[str, ProcessRecipe] = {
+    **process.RECIPES,
+    "service.restart": ProcessRecipe(lambda fault, target: ProcessSpec(NAME), _restart),
+}
+
+
+class ServiceAdapter(ProcessAdapter):
     name = NAME
     target_kind = "service"
-    fault_types = ("process.kill", "process.suspend", "service.restart")
+    fault_types = tuple(RECIPES)
+    recipes: ClassVar[Mapping[str, ProcessRecipe]] = RECIPES
 
     async def resolve(self, fault: FaultSpec, scope: Scope) -> list[TargetRef]:
         service = str(fault.target.selector["name"])
@@ -36,19 +48,6 @@ class ServiceAdapter(Adapter):
         return [TargetRef(kind="service", label=f"service {service} (pid {pid})",
                           identity=ref.identity, lock_key=ref.lock_key, pids=ref.pids)]
 
-    def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
-        if fault.type == "service.restart":
-            return {"adapter": NAME, "action": "none"}
-        return prepare_signal(fault, target)
-
-    async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
-                     scope: Scope) -> dict[str, Any]:
-        if fault.type == "service.restart":
-            await scope.restart_service(str(target.identity["service"]),
-                                        fault.params.get("signal"))
-        else:
-            await inject_signal(fault, target, spec)
-        return spec
-
     async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
+        ProcessSpec.from_json(spec)  # a version this chaos cannot read is refused all the same
         return "nothing"  # restarts are instant; kill/suspend specs name the process adapter

@@ -1,4 +1,4 @@
-"""Child processes that die with their parent.
+"""Process lifetime: child processes that die with their parent.
 
 Services, exec probes and fault workers are started with PR_SET_PDEATHSIG, so a runner killed
 with SIGKILL does not leave them running: the kernel signals them when the runner's thread that
