@@ -297,3 +297,11 @@ def test_capacity_floors_are_judged_on_the_search(search: dict[str, object] | No
     assert reason in verdict.reason
     if status is Status.PASS:
         assert verdict.events == 15
+
+
+def test_for_an_upper_bound_the_highest_probe_is_the_weakest() -> None:
+    check = parse_check("all <= 100%", PROBES)
+    assert isinstance(check, Check)
+    verdict = check.evaluate(samples("home", "++++") + samples("api", "++-+"), window=1.0)
+    assert verdict.status is Status.PASS
+    assert verdict.value == pytest.approx(1.0)

@@ -151,3 +151,10 @@ def test_without_json_nothing_is_printed() -> None:
     finally:
         sys.stdout = real
     assert out.getvalue() == ""
+
+
+def test_a_click_failure_is_exit_code_2_not_1() -> None:
+    def body() -> None:
+        raise click.ClickException("cannot read that file")
+    document, _ = run_document_for(body)
+    assert document == {"exit_code": 2, "error": "cannot read that file"}
