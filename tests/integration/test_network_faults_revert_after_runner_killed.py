@@ -23,7 +23,7 @@ import pytest
 
 from chaos.adapters.local.proxy_control import read_locator, request
 from tests.conftest import ROOT, chaos_cmd, free_port, run_chaos, status_injections, wait_until
-from tests.integration.test_network_kernel_faults_in_namespaces import (
+from tests.support.netns_traffic import (
     experiment,
     has_table,
     iptables_state,

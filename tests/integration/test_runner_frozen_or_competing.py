@@ -10,9 +10,9 @@ from pathlib import Path
 
 import psutil
 
-from tests.conftest import ROOT, chaos_cmd, process_state
-from tests.integration.test_revert_after_runner_killed import open_injections, wait_for
-from tests.integration.test_signals_revert_everything import freeze
+from tests.conftest import ROOT, chaos_cmd, open_injections, process_state
+from tests.conftest import wait_until as wait_for
+from tests.support.experiment_files import freeze
 
 
 def freeze_file(tmp_path: Path, pid: int, name: str = "freeze") -> Path:

@@ -13,14 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import ROOT, chaos_cmd, free_port, process_state
-from tests.integration.test_revert_after_runner_killed import open_injections, wait_for
-
-
-def freeze(pid: int, duration: str) -> str:
-    """The faults section every test here uses: freeze one process."""
-    return (f"faults:\n  - type: process.suspend\n    target: {{process: {{pid: {pid}}}}}\n"
-            f"    duration: {duration}\nlimits: {{max_duration: 1h}}\n")
+from tests.conftest import ROOT, chaos_cmd, free_port, open_injections, process_state
+from tests.conftest import wait_until as wait_for
+from tests.support.experiment_files import freeze
 
 
 def start(path: Path, *args: str) -> subprocess.Popen[bytes]:

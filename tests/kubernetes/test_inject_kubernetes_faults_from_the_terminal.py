@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_chaos
-from tests.integration.test_network_kernel_faults_in_namespaces import has_table
+from tests.support.netns_traffic import has_table
 from tests.kubernetes.conftest import add_node, add_workload, calls, wait_ready
 from tests.kubernetes.emulator import DEPLOYMENTS, NODES, Emulator
 from tests.kubernetes.inpod_kubelet import Kubelet, add_pod

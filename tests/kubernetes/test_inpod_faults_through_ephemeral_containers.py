@@ -32,7 +32,7 @@ from chaos.adapters.local.kernel import netem_available
 from chaos.errors import ChaosError, FaultFailed, GuardRefused, PermissionDenied
 from chaos.model.experiment import FaultSpec, Target, frozen
 from tests.conftest import chaos_cmd, wait_until
-from tests.integration.test_network_kernel_faults_in_namespaces import has_table, kernel_state
+from tests.support.netns_traffic import has_table, kernel_state
 from tests.kubernetes.emulator import PODS, Emulator
 from tests.kubernetes.inpod_kubelet import Kubelet, add_pod
 
