@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT, chaos_cmd, run_chaos, status_injections, wait_until
 from tests.kubernetes.conftest import add_node, add_workload, calls, wait_ready, write_experiment
-from tests.kubernetes.emulator import DEPLOYMENTS, NETPOLS, NODES, Emulator
+from tests.support.kubernetes.emulator import DEPLOYMENTS, NETPOLS, NODES, Emulator
 
 HELD = [
     {"name": "scale", "type": "workload.scale_down", "duration": "60s",

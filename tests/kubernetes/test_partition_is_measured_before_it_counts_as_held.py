@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import chaos_cmd, run_chaos
-from tests.kubernetes.cluster_rules import NetworkPlugin, connects, listening
+from tests.support.kubernetes.cluster_rules import NetworkPlugin, connects, listening
 from tests.kubernetes.conftest import add_pod, calls, write_experiment
-from tests.kubernetes.emulator import NETPOLS, PODS, Emulator
+from tests.support.kubernetes.emulator import NETPOLS, PODS, Emulator
 
 IP = "127.77.0.2"
 

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 from tests.conftest import chaos_cmd, run_chaos
-from tests.kubernetes.cluster_rules import HPAS
+from tests.support.kubernetes.cluster_rules import HPAS
 from tests.kubernetes.conftest import add_workload, calls, wait_ready, write_experiment
-from tests.kubernetes.emulator import DEPLOYMENTS, Emulator
+from tests.support.kubernetes.emulator import DEPLOYMENTS, Emulator
 
 
 def add_hpa(k8s: Emulator, target: str, low: int, high: int, desired: int) -> None:

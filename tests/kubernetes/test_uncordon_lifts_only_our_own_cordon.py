@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests.conftest import chaos_cmd
 from tests.kubernetes.conftest import add_node, calls, write_experiment
-from tests.kubernetes.emulator import NODES, Emulator
+from tests.support.kubernetes.emulator import NODES, Emulator
 
 
 def node(k8s: Emulator) -> dict:
