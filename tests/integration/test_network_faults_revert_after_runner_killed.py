@@ -10,7 +10,6 @@ the runner.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
@@ -23,6 +22,7 @@ import pytest
 
 from chaos.adapters.local.proxy_control import read_locator, request
 from tests.conftest import ROOT, chaos_cmd, free_port, run_chaos, status_injections, wait_until
+from tests.support.cli_process import start_runner
 from tests.support.netns_traffic import (
     experiment,
     has_table,
@@ -32,13 +32,6 @@ from tests.support.netns_traffic import (
 )
 
 BUDGET = 5.0  # the watchdog notices missing heartbeats, then reverts
-
-
-def start_runner(path: Path, failpoints: str = "") -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CHAOS_FAILPOINTS": failpoints}
-    with open(path.with_suffix(".log"), "wb") as log:
-        return subprocess.Popen(chaos_cmd("run", "-q", str(path)), env=env, cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT)
 
 
 def nothing_open() -> bool:

@@ -21,8 +21,9 @@ import pytest
 
 from chaos.safety.ledger import read_records
 from tests.conftest import (
-    ROOT, chaos_cmd, journals, open_injections, process_state, processes_matching, run_chaos,
+    journals, open_injections, process_state, processes_matching, run_chaos,
     unique_marker, wait_until)
+from tests.support.cli_process import start_runner
 from tests.support.state_disk import StateDisk, kernel_state, resume, state_disk
 
 BUDGET = 10.0  # generous: a loaded 2-core CI machine
@@ -51,13 +52,6 @@ def freeze(tmp_path: Path, pids: list[int], duration: str) -> Path:
     path = tmp_path / "freeze.yaml"
     path.write_text(f"title: freeze the targets\nfaults:\n{faults}\n")
     return path
-
-
-def start(path: Path, failpoints: str = "") -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CHAOS_FAILPOINTS": failpoints}
-    with open(path.with_suffix(".log"), "wb") as log:
-        return subprocess.Popen(chaos_cmd("run", "-q", str(path)), env=env, cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT)
 
 
 def output(path: Path) -> str:
@@ -89,7 +83,7 @@ def test_a_full_state_disk_refuses_the_fault_before_anything_is_injected(
     path = freeze(tmp_path, [target], "30s")
     # stop right before the intent; and should anything get injected, die before `applied`:
     # a torn intent would then leave the target frozen with nothing open in the ledger
-    runner = start(path, "before_intent:stop,after_inject")
+    runner = start_runner(path, "before_intent:stop,after_inject")
     try:
         assert wait_until(lambda: process_state(runner.pid) == "T", 60) is not None, (
             output(path))
@@ -131,7 +125,7 @@ def test_an_unusable_state_dir_at_start_is_refused_with_what_to_do(
 def hold_three(tmp_path: Path, disk: StateDisk, targets: list[int],
                duration: str) -> tuple[Path, subprocess.Popen[bytes]]:
     path = freeze(tmp_path, targets, duration)
-    runner = start(path)
+    runner = start_runner(path)
     held = lambda: len(stopped(targets)) == 3 and applied_count(disk) == 3
     assert wait_until(held, 60) is not None, output(path)
     return path, runner
@@ -250,7 +244,7 @@ def test_kernel_faults_are_restored_when_the_state_disk_breaks_while_they_are_he
     namespaces = [netns_pair["a"], netns_pair["b"]]
     before = kernel_state(namespaces)
     path = shape_and_cut(tmp_path, netns_pair, "4s" if reverter == "runner" else "60s")
-    runner = start(path)
+    runner = start_runner(path)
     try:
         assert wait_until(lambda: applied_count(disk) == 2, 60) is not None, (
             output(path))
@@ -278,7 +272,7 @@ def test_a_full_state_disk_refuses_a_kernel_fault_before_touching_the_namespace(
     namespaces = [netns_pair["a"], netns_pair["b"]]
     before = kernel_state(namespaces)
     path = shape_and_cut(tmp_path, netns_pair, "30s")
-    runner = start(path, "before_intent:stop,after_inject")
+    runner = start_runner(path, "before_intent:stop,after_inject")
     try:
         assert wait_until(lambda: process_state(runner.pid) == "T", 60) is not None, (
             output(path))
@@ -302,7 +296,7 @@ def test_a_disk_that_fills_between_inject_and_applied_still_leaves_nothing_behin
     tmp_path: Path, disk: StateDisk, targets: list[int]
 ) -> None:
     path = freeze(tmp_path, targets[:1], "30s")
-    runner = start(path, "after_inject:stop")  # injected, `applied` not written yet
+    runner = start_runner(path, "after_inject:stop")  # injected, `applied` not written yet
     try:
         assert wait_until(lambda: process_state(runner.pid) == "T", 60) is not None, (
             output(path))
