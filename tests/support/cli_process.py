@@ -10,8 +10,8 @@ runner on purpose), and a pipe would then never reach end-of-file.
 
 A ChaosProcess answers the Popen calls tests make (pid, poll, wait, send_signal, kill,
 returncode), so helpers such as conftest's `release` take either. Used as a context manager,
-or through `close`, it never outlives its test: a frozen runner is resumed and killed, and the
-Popen is waited for (a Popen collected while its child runs is an unraisable warning in some
+or through `close`, it never outlives its test: it is killed, frozen or not, and the Popen is
+waited for (a Popen collected while its child runs is an unraisable warning in some
 later, unrelated test).
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -82,14 +81,10 @@ class ChaosProcess:
             time.sleep(every)
 
     def close(self, timeout: float = 10.0) -> int:
-        """Kill the process if it still runs (resumed first: a stopped one waits for SIGCONT
-        before it dies), then wait for it. Its exit code."""
+        """Kill the process if it still runs (SIGKILL ends a stopped one too), then wait for
+        it: its exit code."""
         if self.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGCONT)
-                self.proc.kill()
-            except ProcessLookupError:
-                pass
+            self.proc.kill()
         return self.proc.wait(timeout)
 
     def __enter__(self) -> ChaosProcess:
