@@ -25,6 +25,18 @@ def samples(probe: str, oks: str, latency: float = 0.1) -> list[Sample]:
             for i, c in enumerate(oks)]
 
 
+def probe_check(text: str) -> Check:
+    check = parse_check(text, PROBES)
+    assert isinstance(check, Check), check
+    return check
+
+
+def slo_check(text: str) -> SloCheck:
+    check = parse_check(text, PROBES)
+    assert isinstance(check, SloCheck), check
+    return check
+
+
 @pytest.mark.parametrize(("text", "subject", "stat", "op", "threshold"), [
     ("home >= 99%", "home", "ratio", ">=", 0.99),
     ("home.latency.p95 < 300ms", "home", "p95", "<", 0.3),
@@ -35,16 +47,14 @@ def samples(probe: str, oks: str, latency: float = 0.1) -> list[Sample]:
 ])
 def test_probe_checks_parse_into_subject_statistic_and_threshold(
         text: str, subject: str, stat: str, op: str, threshold: float) -> None:
-    check = parse_check(text, PROBES)
-    assert isinstance(check, Check)
+    check = probe_check(text)
     assert (check.subject, check.stat, check.op) == (subject, stat, op)
     assert check.threshold == pytest.approx(threshold)
     assert check.text == text.strip()
 
 
 def test_all_lists_every_declared_probe() -> None:
-    check = parse_check("all >= 90%", PROBES)
-    assert isinstance(check, Check)
+    check = probe_check("all >= 90%")
     assert check.probes == ("api", "home")
 
 
@@ -89,8 +99,7 @@ def test_without_declared_probes_the_message_says_none_declared() -> None:
 ])
 def test_slo_checks_parse_with_their_parameter(text: str, stat: str, threshold: float,
                                                param: float) -> None:
-    check = parse_check(text, PROBES)
-    assert isinstance(check, SloCheck)
+    check = slo_check(text)
     assert check.stat == stat
     assert check.threshold == pytest.approx(threshold)
     assert check.param == pytest.approx(param)
@@ -109,8 +118,7 @@ def test_capacity_checks_are_requests_per_second() -> None:
 
 
 def test_a_success_ratio_is_successes_over_samples() -> None:
-    check = parse_check("home >= 75%", PROBES)
-    assert isinstance(check, Check)
+    check = probe_check("home >= 75%")
     verdict = check.evaluate(samples("home", "+++-"), window=4.0)
     assert verdict.status is Status.PASS
     assert verdict.value == pytest.approx(0.75)
@@ -119,8 +127,7 @@ def test_a_success_ratio_is_successes_over_samples() -> None:
 
 
 def test_a_failing_ratio_reports_the_last_failure() -> None:
-    check = parse_check("home >= 80%", PROBES)
-    assert isinstance(check, Check)
+    check = probe_check("home >= 80%")
     verdict = check.evaluate(samples("home", "+-+-+"), window=5.0)
     assert verdict.status is Status.FAIL
     assert verdict.value == pytest.approx(0.6)
@@ -129,8 +136,7 @@ def test_a_failing_ratio_reports_the_last_failure() -> None:
 
 
 def test_too_few_samples_are_no_data_never_a_pass() -> None:
-    check = parse_check("home >= 1%", PROBES)
-    assert isinstance(check, Check)
+    check = probe_check("home >= 1%")
     verdict = check.evaluate(samples("home", "++"), window=1.0)
     assert verdict.status is Status.NO_DATA
     assert verdict.reason == "2 sample(s) of home, need 3"
@@ -138,19 +144,18 @@ def test_too_few_samples_are_no_data_never_a_pass() -> None:
 
 
 def test_a_known_failure_is_reported_even_when_another_probe_lacks_data() -> None:
-    check = parse_check("all >= 90%", PROBES)
-    assert isinstance(check, Check)
+    check = probe_check("all >= 90%")
     verdict = check.evaluate(samples("home", "-----") + samples("api", "+"), window=1.0)
     assert verdict.status is Status.FAIL
     assert verdict.value == 0.0
 
 
-def test_all_reports_the_weakest_probe() -> None:
-    check = parse_check("all >= 50%", PROBES)
-    assert isinstance(check, Check)
-    verdict = check.evaluate(samples("home", "++++") + samples("api", "++-+"), window=1.0)
+@pytest.mark.parametrize(("text", "weakest"), [("all >= 50%", 0.75), ("all <= 100%", 1.0)])
+def test_all_reports_the_weakest_probe_for_its_bound(text: str, weakest: float) -> None:
+    """The lowest ratio for a lower bound, the highest for an upper one."""
+    verdict = probe_check(text).evaluate(samples("home", "++++") + samples("api", "++-+"), 1.0)
     assert verdict.status is Status.PASS
-    assert verdict.value == pytest.approx(0.75)
+    assert verdict.value == pytest.approx(weakest)
 
 
 @pytest.mark.parametrize(("stat", "expected"), [("p50", 0.2), ("p75", 0.3), ("p95", 0.4),
@@ -158,14 +163,12 @@ def test_all_reports_the_weakest_probe() -> None:
 def test_latency_percentiles_use_the_nearest_rank(stat: str, expected: float) -> None:
     mine = [Sample("api", float(i), True, latency) for i, latency in
             enumerate([0.4, 0.1, 0.3, 0.2])]
-    check = parse_check(f"api.latency.{stat} < 1s", PROBES)
-    assert isinstance(check, Check)
+    check = probe_check(f"api.latency.{stat} < 1s")
     assert check.evaluate(mine, window=1.0).value == pytest.approx(expected)
 
 
 def test_a_percentile_on_a_timed_out_sample_is_above_the_timeout() -> None:
-    check = parse_check("home.latency.max < 1s", PROBES)
-    assert isinstance(check, Check)
+    check = probe_check("home.latency.max < 1s")
     verdict = check.evaluate(samples("home", "++t"), window=1.0)
     assert verdict.status is Status.FAIL
     assert verdict.value is not None and math.isinf(verdict.value)
@@ -173,24 +176,21 @@ def test_a_percentile_on_a_timed_out_sample_is_above_the_timeout() -> None:
 
 
 def test_refused_requests_say_nothing_about_latency() -> None:
-    check = parse_check("home.latency.max < 1s", PROBES)
-    assert isinstance(check, Check)
+    check = probe_check("home.latency.max < 1s")
     verdict = check.evaluate(samples("home", "++-", latency=0.25), window=1.0)
     assert verdict.status is Status.PASS
     assert verdict.value == pytest.approx(0.25)
 
 
 def test_only_failures_mean_no_successful_answer() -> None:
-    check = parse_check("home.latency.p50 < 1s", PROBES)
-    assert isinstance(check, Check)
+    check = probe_check("home.latency.p50 < 1s")
     verdict = check.evaluate(samples("home", "---"), window=1.0)
     assert verdict.status is Status.FAIL
     assert verdict.measured == "no successful answer"
 
 
 def test_verdicts_describe_themselves_for_the_journal() -> None:
-    check = parse_check("home >= 99%", PROBES)
-    assert isinstance(check, Check)
+    check = probe_check("home >= 99%")
     verdict = check.evaluate(samples("home", "++++"), window=2.0)
     assert verdict.describe() == "home >= 99%: PASS (measured 100%, 4 events)"
     assert verdict.as_dict() == {
@@ -252,8 +252,7 @@ class Measured:
     ("burn_rate(1m) < 3", Status.FAIL, 4.0),
 ])
 def test_slo_checks_judge_known_evidence(text: str, status: Status, value: float) -> None:
-    check = parse_check(text, PROBES)
-    assert isinstance(check, SloCheck)
+    check = slo_check(text)
     verdict = check.evaluate(lambda window: Measured(), 60.0, objective=0.995)
     assert verdict.status is status
     assert verdict.value == pytest.approx(value)
@@ -267,16 +266,14 @@ def test_slo_checks_judge_known_evidence(text: str, status: Status, value: float
 ])
 def test_untrustworthy_evidence_is_never_a_pass(evidence: Measured, status: Status,
                                                 reason: str) -> None:
-    check = parse_check("availability >= 1%", PROBES)
-    assert isinstance(check, SloCheck)
+    check = slo_check("availability >= 1%")
     verdict = check.evaluate(lambda window: evidence, 60.0)
     assert (verdict.status, verdict.reason) == (status, reason)
 
 
 def test_a_burn_rate_asks_its_source_for_its_own_window() -> None:
     asked: list[float | None] = []
-    check = parse_check("burn_rate(5m) < 14.4", PROBES)
-    assert isinstance(check, SloCheck)
+    check = slo_check("burn_rate(5m) < 14.4")
     check.evaluate(lambda window: asked.append(window) or Measured(), 60.0, objective=0.99)
     assert asked == [300.0]
 
@@ -298,10 +295,3 @@ def test_capacity_floors_are_judged_on_the_search(search: dict[str, object] | No
     if status is Status.PASS:
         assert verdict.events == 15
 
-
-def test_for_an_upper_bound_the_highest_probe_is_the_weakest() -> None:
-    check = parse_check("all <= 100%", PROBES)
-    assert isinstance(check, Check)
-    verdict = check.evaluate(samples("home", "++++") + samples("api", "++-+"), window=1.0)
-    assert verdict.status is Status.PASS
-    assert verdict.value == pytest.approx(1.0)

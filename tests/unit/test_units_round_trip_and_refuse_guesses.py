@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from chaos.units import (clip, format_duration, format_percent, parse_duration, parse_percent,
+from chaos.units import (format_duration, format_percent, parse_duration, parse_percent,
                          parse_rate, parse_size, shown)
 
 
@@ -92,13 +92,3 @@ def test_values_shown_in_errors_are_cut_to_the_limit() -> None:
     assert shown(long).endswith("...'")
     assert shown("short") == "'short'"
 
-
-@pytest.mark.parametrize(("text", "limit", "clipped"), [
-    ("python -m http.server 18202", 25, "python -m http.server…"),
-    ("short label", 60, "short label"),
-    ("averyveryverylongwordwithoutspaces", 10, "averyvery…"),
-    ("two words", 9, "two words"),
-])
-def test_labels_are_clipped_at_word_boundaries(text: str, limit: int, clipped: str) -> None:
-    assert clip(text, limit) == clipped
-    assert len(clip(text, limit)) <= limit
