@@ -89,7 +89,7 @@ def test_watchdog_resumes_every_target_from_every_step(
         assert wait_until(lambda: not open_injections(), 10, 0.1) is not None, (
             open_injections())
     finally:
-        runner.kill()
+        runner.close()
 
 
 @pytest.mark.parametrize("point, left_stopped", [("after_inject", 1), ("after_revert", N - 1)])
@@ -121,7 +121,7 @@ def test_recover_resumes_a_partly_applied_or_reverted_batch(
         assert not stopped(pids)
         assert open_injections() == []
     finally:
-        runner.kill()
+        runner.close()
         if watchdog is not None and watchdog.is_running():
             watchdog.resume()
             watchdog.kill()

@@ -75,7 +75,7 @@ def test_watchdog_restores_tc_and_nft_when_runner_is_killed_during_the_hold(
         assert wait_until(lambda: state() == before, BUDGET, 0.1) is not None, state()
         assert wait_until(nothing_open, 15, 0.2) is not None
     finally:
-        runner.kill()
+        runner.close()
 
 
 @pytest.mark.needs("ip", "tc", "nft")
@@ -96,7 +96,7 @@ def test_watchdog_restores_the_kernel_from_every_step_of_the_protocol(
             kernel_state(pair))
         assert wait_until(nothing_open, 15, 0.2) is not None
     finally:
-        runner.kill()
+        runner.close()
 
 
 @pytest.fixture
@@ -172,7 +172,7 @@ def test_watchdog_removes_the_runners_toxics_from_a_running_proxy(
         assert wait_until(nothing_open, 15, 0.2) is not None
     finally:
         if runner is not None:
-            runner.kill()
+            runner.close()
         proxy.kill()
         proxy.wait(5)
 
@@ -192,4 +192,4 @@ def test_a_proxy_started_for_the_fault_dies_with_the_runner(
         print(f"ledger closed {took:.2f}s after the proxy stopped listening")
         assert rtt_ms(echo_port) < 50
     finally:
-        runner.kill()
+        runner.close()

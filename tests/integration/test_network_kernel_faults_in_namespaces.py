@@ -19,6 +19,7 @@ import pytest
 
 from chaos.adapters.local.kernel import netem_available
 from tests.conftest import run_chaos, wait_until
+from tests.support.cli_process import ChaosProcess
 from tests.support.netns_traffic import (
     CONNECT,
     DOWNLOAD,
@@ -38,12 +39,12 @@ __all__ = ["servers"]  # the fixture: TCP/UDP servers in namespace b
 
 pytestmark = pytest.mark.needs("ip", "tc", "nft")
 
-class Runner:
+
+class Runner(ChaosProcess):
+    """`chaos run -q PATH`, with a wait for the fault to show in the kernel and a clean stop."""
+
     def __init__(self, path: Path) -> None:
-        self.log = path.with_suffix(".log")
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "chaos", "run", "-q", str(path)],
-                                         stdout=log, stderr=subprocess.STDOUT)
+        super().__init__("run", "-q", str(path), log=path.with_suffix(".log"))
 
     def wait_injected(self, ready: Callable[[], bool]) -> None:
         assert wait_until(ready, 20, 0.05) is not None, self.log.read_text()
@@ -72,7 +73,7 @@ def test_tbf_bandwidth_within_ten_percent_across_the_veth(
         assert abs(measured - rate) <= 0.10 * rate, f"{measured:.0f} B/s for {rate} B/s: {rates}"
         assert runner.stop() == 130
     finally:
-        runner.proc.kill()
+        runner.close()
     assert kernel_state(pair) == before
 
 
@@ -92,7 +93,7 @@ def test_nft_loss_rate_inside_the_binomial_interval(
         assert abs((n - received) - n * p) <= half_width, f"{n - received}/{n} lost"
         assert runner.stop() == 130
     finally:
-        runner.proc.kill()
+        runner.close()
     assert kernel_state(pair) == before
     after = int(in_ns(pair["a"], UDP_CLIENT, pair["ip_b"], "9001", str(n))["received"])  # type: ignore[arg-type]
     assert after >= n - 5
@@ -114,7 +115,7 @@ def test_nft_partition_blocks_exactly_the_selected_port(
         assert udp == {"received": 20}, "UDP is not the selected protocol: it must pass"
         assert runner.stop() == 130
     finally:
-        runner.proc.kill()
+        runner.close()
     assert kernel_state(pair) == before
     assert in_ns(pair["a"], CONNECT, pair["ip_b"], "8001") == {"8001": "open"}
 
@@ -131,7 +132,7 @@ def test_host_filter_partitions_one_peer_only(
         assert in_ns(pair["a"], CONNECT, pair["ip_b"], "8001") == {"8001": "open"}
         runner.stop()
     finally:
-        runner.proc.kill()
+        runner.close()
     runner = Runner(experiment(
         tmp_path, "network.partition",
         f"{{netns: {{name: {pair['b']}, device: {pair['dev_b']}, host: {pair['ip_a']}}}}}"))
@@ -140,7 +141,7 @@ def test_host_filter_partitions_one_peer_only(
         assert in_ns(pair["a"], CONNECT, pair["ip_b"], "8001") == {"8001": "TimeoutError"}
         runner.stop()
     finally:
-        runner.proc.kill()
+        runner.close()
 
 
 @pytest.mark.skipif(not netem_available(), reason="this kernel has no sch_netem (tc netem): "
@@ -160,7 +161,7 @@ def test_netem_latency_median_across_the_veth(
         assert time.perf_counter() - start >= 0.02
         assert runner.stop() == 130
     finally:
-        runner.proc.kill()
+        runner.close()
     assert kernel_state(pair) == before
 
 
@@ -218,7 +219,7 @@ def test_iptables_fallback_partitions_one_port_and_drops_a_share_of_packets(
             "8001": "TimeoutError", "8002": "open"}
         assert runner.stop() == 130
     finally:
-        runner.proc.kill()
+        runner.close()
     assert iptables_state(pair["b"]) == before
     n, p = 2000, 0.3
     runner = Runner(experiment(tmp_path, "network.loss", target + ", port: 9001, protocol: "
@@ -230,7 +231,7 @@ def test_iptables_fallback_partitions_one_port_and_drops_a_share_of_packets(
         assert abs((n - received) - n * p) <= Z_9999 * math.sqrt(n * p * (1 - p))
         assert runner.stop() == 130
     finally:
-        runner.proc.kill()
+        runner.close()
     assert iptables_state(pair["b"]) == before
 
 
@@ -255,7 +256,7 @@ def test_dns_failure_drops_port_53_and_nothing_else(
             assert in_ns(pair["a"], UDP_CLIENT, pair["ip_b"], "9001", "20") == {"received": 20}
             assert runner.stop() == 130
         finally:
-            runner.proc.kill()
+            runner.close()
         assert answers("53") == 20
     finally:
         dns.kill()

@@ -93,7 +93,7 @@ def test_a_full_state_disk_refuses_the_fault_before_anything_is_injected(
         resume(runner.pid)
         assert runner.wait(60) == 2, output(path)
     finally:
-        runner.kill()
+        runner.close()
     said = output(path)
     assert "refused, nothing injected" in said and str(disk.path) in said, said
     assert "No space left on device" in said and "free space" in said, said
@@ -162,7 +162,7 @@ def test_the_runner_reverts_every_fault_when_the_state_disk_breaks_while_they_ar
         break_disk(disk, how)
         code = runner.wait(120)
     finally:
-        runner.kill()
+        runner.close()
     said = output(path)
     assert not stopped(targets), said  # every one resumed, none skipped after a failed record
     assert code == 5, said
@@ -187,7 +187,7 @@ def test_the_watchdog_reverts_every_fault_when_the_runner_dies_on_a_read_only_st
         assert wait_until(lambda: not stopped(targets), BUDGET) is not None, stopped(targets)
         watchdog.wait(60)  # it ends once its last revert pass is done
     finally:
-        runner.kill()
+        runner.close()
     log = next((disk.path / "watchdog").glob("*.log")).read_text()
     assert "could not record it" in log and "chaos recover" in log, log
     assert "Traceback" not in log, log
@@ -206,7 +206,7 @@ def test_the_journal_goes_to_stderr_when_the_runs_dir_is_full_too(
             break_disk(disk, "full")
             code = runner.wait(120)
         finally:
-            runner.kill()
+            runner.close()
     said = output(path)
     assert not stopped(targets) and code == 5, said
     assert "the journal follows on stderr" in said, said
@@ -256,7 +256,7 @@ def test_kernel_faults_are_restored_when_the_state_disk_breaks_while_they_are_he
         restored = wait_until(lambda: kernel_state(namespaces) == before, BUDGET, 0.1)
         assert restored is not None, kernel_state(namespaces)
     finally:
-        runner.kill()
+        runner.close()
     assert code == (5 if reverter == "runner" else -signal.SIGKILL), output(path)
     assert wait_until(lambda: not watchdogs(str(disk.path)), BUDGET) is not None
     repair(disk, how)
@@ -286,7 +286,7 @@ def test_a_full_state_disk_refuses_a_kernel_fault_before_touching_the_namespace(
             wait_until(lambda: runner.poll() is not None or process_state(runner.pid) == "T",
                        60)
     finally:
-        runner.kill()
+        runner.close()
     assert runner.returncode == 2, output(path)
     assert kernel_state(namespaces) == before
     assert events(disk, "intent") == []
@@ -308,7 +308,7 @@ def test_a_disk_that_fills_between_inject_and_applied_still_leaves_nothing_behin
         resume(runner.pid)
         code = runner.wait(60)
     finally:
-        runner.kill()
+        runner.close()
     said = output(path)
     assert process_state(targets[0]) != "T", said
     assert code == 5 and "reverted, but could not record it" in said, said

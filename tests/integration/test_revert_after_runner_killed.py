@@ -79,7 +79,7 @@ def test_watchdog_resumes_targets_when_runner_is_killed_during_the_hold(
         runner.wait(5)
         assert_all_resumed(targets)
     finally:
-        runner.kill()
+        runner.close()
 
 
 @pytest.mark.parametrize("offset", END_POINTS)
@@ -96,7 +96,7 @@ def test_watchdog_resumes_targets_when_runner_is_killed_while_reverting(
         runner.wait(5)
         assert_all_resumed(targets)
     finally:
-        runner.kill()
+        runner.close()
 
 
 @pytest.mark.parametrize("point", ["after_intent", "after_inject", "after_applied",
@@ -110,7 +110,7 @@ def test_watchdog_reverts_from_every_step_of_the_protocol(
         assert runner.wait(30) == -signal.SIGKILL, "the failpoint did not fire"
         assert_all_resumed(targets)
     finally:
-        runner.kill()
+        runner.close()
 
 
 def test_recover_resumes_targets_when_runner_and_watchdog_are_both_killed(
@@ -135,4 +135,4 @@ def test_recover_resumes_targets_when_runner_and_watchdog_are_both_killed(
         assert open_injections() == []
         assert run_chaos("recover").stdout.strip() == "nothing to recover"
     finally:
-        runner.kill()
+        runner.close()

@@ -43,6 +43,7 @@ def test_watchdog_reverts_when_the_runner_stops_heartbeating(
     finally:
         os.kill(runner.pid, signal.SIGCONT) if runner.poll() is None else None
         runner.kill()
+        runner.wait(10)  # an unwaited Popen warns in a later test
 
 
 def test_a_second_run_on_the_same_target_is_refused(
@@ -71,3 +72,4 @@ faults:
         assert process_state(sleeper.pid) != "T"
     finally:
         first.kill()
+        first.wait(10)  # an unwaited Popen warns in a later test

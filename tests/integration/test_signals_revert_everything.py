@@ -63,6 +63,7 @@ def test_signal_during_a_long_fault_reverts_at_once(
         assert "INTERRUPTED" in output(path)
     finally:
         runner.kill()
+        runner.wait(10)  # an unwaited Popen warns in a later test
 
 
 def test_signal_during_a_long_probe_does_not_wait_for_it(
@@ -96,6 +97,7 @@ hypothesis:
                                         for p in sleeps), 5) is not None
     finally:
         runner.kill()
+        runner.wait(10)  # an unwaited Popen warns in a later test
 
 
 def test_second_ctrl_c_does_not_skip_reverts(
@@ -115,6 +117,7 @@ def test_second_ctrl_c_does_not_skip_reverts(
         assert open_injections() == []
     finally:
         runner.kill()
+        runner.wait(10)  # an unwaited Popen warns in a later test
 
 
 def test_signal_before_injection_exits_without_injecting(
@@ -137,6 +140,7 @@ hypothesis:
         assert not [r for r in records if r["event"] == "intent"]
     finally:
         runner.kill()
+        runner.wait(10)  # an unwaited Popen warns in a later test
 
 
 def test_steady_state_not_met_is_exit_3_and_injects_nothing(
