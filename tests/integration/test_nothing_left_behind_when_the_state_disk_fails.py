@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from chaos.safety.ledger import read_records
 from tests.conftest import (
     journals, open_injections, process_state, processes_matching, run_chaos,
     unique_marker, wait_until)
-from tests.support.cli_process import start_runner
+from tests.support.cli_process import ChaosProcess, start_runner
 from tests.support.state_disk import StateDisk, kernel_state, resume, state_disk
 
 BUDGET = 10.0  # generous: a loaded 2-core CI machine
@@ -123,11 +122,13 @@ def test_an_unusable_state_dir_at_start_is_refused_with_what_to_do(
 
 
 def hold_three(tmp_path: Path, disk: StateDisk, targets: list[int],
-               duration: str) -> tuple[Path, subprocess.Popen[bytes]]:
+               duration: str) -> tuple[Path, ChaosProcess]:
     path = freeze(tmp_path, targets, duration)
     runner = start_runner(path)
     held = lambda: len(stopped(targets)) == 3 and applied_count(disk) == 3
-    assert wait_until(held, 60) is not None, output(path)
+    if wait_until(held, 60) is None:
+        runner.close()
+        raise AssertionError(output(path))
     return path, runner
 
 
