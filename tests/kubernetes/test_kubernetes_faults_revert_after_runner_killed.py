@@ -58,6 +58,7 @@ def test_the_watchdog_reverts_every_kubernetes_fault_after_sigkill(
         assert wait_until(reverted, 20) is not None, "the watchdog did not revert everything"
     finally:
         runner.kill()
+        runner.wait(10)  # an unwaited Popen warns in a later test
     [policy] = calls(k8s, "create", "networkpolicies")
     assert k8s.call(lambda c: c.get(NETPOLS, "shop", policy.body["metadata"]["name"])) is None
     assert [c.body["spec"]["replicas"] for c in calls(k8s, "patch", "deployments/scale")] == [1, 3]

@@ -79,6 +79,7 @@ def test_the_fault_counts_once_new_connections_fail(
         finally:
             if proc.poll() is None:
                 proc.kill()
+                proc.wait(10)  # an unwaited Popen warns in a later test
         assert proc.returncode == 0, out
         assert cut_while_running
         spec = json.loads(journal.read_text())["injections"][0]["revert_spec"]

@@ -112,6 +112,7 @@ def test_a_count_someone_changed_during_the_fault_is_not_overwritten(
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait(10)  # an unwaited Popen warns in a later test
     assert proc.returncode == 0, out
     assert replicas(k8s) == 5
     assert [c.body["spec"]["replicas"] for c in calls(k8s, "patch", "deployments/scale")] == [1]

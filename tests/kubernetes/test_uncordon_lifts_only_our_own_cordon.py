@@ -49,6 +49,7 @@ def run_cordon(k8s: Emulator, tmp_path: Path, during: object = None) -> tuple[in
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait(10)  # an unwaited Popen warns in a later test
     return proc.returncode, json.loads(journal.read_text()), out
 
 
