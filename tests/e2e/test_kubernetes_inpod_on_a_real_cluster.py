@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import EXPERIMENTS, chaos_cmd, run_chaos
-from tests.e2e.test_kubernetes_on_a_real_cluster import api, namespace, ready, wait
+from tests.support.real_cluster import api, namespace, ready, wait
 
 pytestmark = pytest.mark.e2e
 __all__ = ["api", "namespace"]  # fixtures

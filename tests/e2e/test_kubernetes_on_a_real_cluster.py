@@ -11,37 +11,17 @@ kubernetes.md shows the GitHub Actions job.
 from __future__ import annotations
 
 import json
-import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import EXPERIMENTS, run_chaos
+from tests.support.real_cluster import api, namespace, ready, wait
 
 pytestmark = pytest.mark.e2e
+__all__ = ["api", "namespace"]  # fixtures
 PAUSE = "registry.k8s.io/pause:3.9"
-
-
-@pytest.fixture(scope="module")
-def api() -> Any:
-    from kubernetes import client, config
-
-    config.load_kube_config()
-    return client
-
-
-@pytest.fixture
-def namespace(api: Any) -> Iterator[str]:
-    name = f"chaos-e2e-{uuid.uuid4().hex[:6]}"
-    core = api.CoreV1Api()
-    core.create_namespace({"metadata": {"name": name}})
-    try:
-        yield name
-    finally:
-        core.delete_namespace(name)
 
 
 def deploy(api: Any, namespace: str, name: str = "web", replicas: int = 3) -> None:
@@ -53,19 +33,6 @@ def deploy(api: Any, namespace: str, name: str = "web", replicas: int = 3) -> No
                      "terminationGracePeriodSeconds": 1,
                      "containers": [{"name": "app", "image": PAUSE}]}}}})
     wait(lambda: ready(api, namespace, name) >= replicas, 180)
-
-
-def ready(api: Any, namespace: str, app: str) -> int:
-    pods = api.CoreV1Api().list_namespaced_pod(namespace, label_selector=f"app={app}").items
-    return sum(1 for p in pods if any(c.type == "Ready" and c.status == "True"
-                                      for c in (p.status.conditions or ())))
-
-
-def wait(predicate: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(1)
 
 
 def test_pod_delete_experiment_holds_on_a_real_cluster(api: Any, namespace: str,
@@ -127,7 +94,7 @@ def write(path: Path, namespace: str | None, faults: list[dict[str, Any]]) -> Pa
 
 def test_scale_down_under_an_hpa_is_refused_above_zero_and_holds_at_zero(
         api: Any, namespace: str, tmp_path: Path) -> None:
-    """The emulator's HPA controller (tests/kubernetes/cluster_rules.py) against the real one."""
+    """The emulator's HPA controller (tests/support/kubernetes/cluster_rules.py) against the real one."""
     deploy(api, namespace, replicas=2)
     api.AutoscalingV2Api().create_namespaced_horizontal_pod_autoscaler(namespace, {
         "metadata": {"name": "web"},

@@ -10,7 +10,7 @@ import pytest
 
 from chaos.reports import svg
 from chaos.reports.analysis import Line, Window
-from tests.gameday.test_a_game_day_over_the_examples_produces_every_report import (
+from tests.support.svg_charts import (
     SVG,
     check_pixels,
     drawn_series,

@@ -17,7 +17,7 @@ import pytest
 from chaos.reports import html, markdown, svg
 from chaos.reports.analysis import Line
 from chaos.reports.collection import Collection, Entry
-from tests.gameday.test_a_game_day_over_the_examples_produces_every_report import (
+from tests.support.svg_charts import (
     SVG,
     check_pixels,
     drawn_series,
@@ -25,7 +25,7 @@ from tests.gameday.test_a_game_day_over_the_examples_produces_every_report impor
     steps,
     svgs,
 )
-from tests.gameday.test_scores_and_budgets_follow_the_documented_formulas import journal
+from tests.support.journals import journal
 
 HOUR = 3600
 OUTAGE, SPIKE, TRAFFIC_ERROR = 1234, 2500, 3000  # seconds of the one bad value each

@@ -9,15 +9,7 @@ import pytest
 
 from chaos.reports import analysis
 from chaos.reports.collection import Entry
-
-
-def journal(verdict: str, statuses: list[str], **extra: Any) -> dict[str, Any]:
-    checks = [{"check": f"c{i}", "status": s, "measured": "", "events": 10}
-              for i, s in enumerate(statuses)]
-    return {"schema": "chaos.journal/v1", "run": "r", "verdict": verdict, "exit_code": 0,
-            "reason": "", "duration": 10.0, "experiment": {"title": verdict, "faults": []},
-            "phases": {"before": {"started": 0.5, "checks": checks}}, "injections": [],
-            "series": [], "events": [], **extra}
+from tests.support.journals import journal
 
 
 def facts(verdict: str, statuses: list[str], weight: int = 1, **extra: Any) -> analysis.Facts:

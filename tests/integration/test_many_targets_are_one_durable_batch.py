@@ -9,9 +9,7 @@ itself at each failpoint of the protocol (CHAOS_FAILPOINTS).
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +17,8 @@ import psutil
 import pytest
 
 from tests.conftest import (
-    ROOT, chaos_cmd, open_injections, process_state, run_chaos, unique_marker, wait_until)
+    open_injections, process_state, run_chaos, unique_marker, wait_until)
+from tests.support.cli_process import start_runner
 
 N = 20
 
@@ -42,13 +41,6 @@ faults:
 limits: {{max_targets: {N}}}
 """)
     return path
-
-
-def start_runner(path: Path, failpoints: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CHAOS_FAILPOINTS": failpoints}
-    with open(path.with_suffix(".log"), "wb") as log:
-        return subprocess.Popen(chaos_cmd("run", "-q", str(path)), env=env, cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT)
 
 
 def stopped(pids: list[int]) -> list[int]:
@@ -97,7 +89,7 @@ def test_watchdog_resumes_every_target_from_every_step(
         assert wait_until(lambda: not open_injections(), 10, 0.1) is not None, (
             open_injections())
     finally:
-        runner.kill()
+        runner.close()
 
 
 @pytest.mark.parametrize("point, left_stopped", [("after_inject", 1), ("after_revert", N - 1)])
@@ -129,7 +121,7 @@ def test_recover_resumes_a_partly_applied_or_reverted_batch(
         assert not stopped(pids)
         assert open_injections() == []
     finally:
-        runner.kill()
+        runner.close()
         if watchdog is not None and watchdog.is_running():
             watchdog.resume()
             watchdog.kill()

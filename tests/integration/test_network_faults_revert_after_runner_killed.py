@@ -10,7 +10,6 @@ the runner.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
@@ -23,7 +22,8 @@ import pytest
 
 from chaos.adapters.local.proxy_control import read_locator, request
 from tests.conftest import ROOT, chaos_cmd, free_port, run_chaos, status_injections, wait_until
-from tests.integration.test_network_kernel_faults_in_namespaces import (
+from tests.support.cli_process import start_runner
+from tests.support.netns_traffic import (
     experiment,
     has_table,
     iptables_state,
@@ -32,13 +32,6 @@ from tests.integration.test_network_kernel_faults_in_namespaces import (
 )
 
 BUDGET = 5.0  # the watchdog notices missing heartbeats, then reverts
-
-
-def start_runner(path: Path, failpoints: str = "") -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CHAOS_FAILPOINTS": failpoints}
-    with open(path.with_suffix(".log"), "wb") as log:
-        return subprocess.Popen(chaos_cmd("run", "-q", str(path)), env=env, cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT)
 
 
 def nothing_open() -> bool:
@@ -82,7 +75,7 @@ def test_watchdog_restores_tc_and_nft_when_runner_is_killed_during_the_hold(
         assert wait_until(lambda: state() == before, BUDGET, 0.1) is not None, state()
         assert wait_until(nothing_open, 15, 0.2) is not None
     finally:
-        runner.kill()
+        runner.close()
 
 
 @pytest.mark.needs("ip", "tc", "nft")
@@ -103,7 +96,7 @@ def test_watchdog_restores_the_kernel_from_every_step_of_the_protocol(
             kernel_state(pair))
         assert wait_until(nothing_open, 15, 0.2) is not None
     finally:
-        runner.kill()
+        runner.close()
 
 
 @pytest.fixture
@@ -179,7 +172,7 @@ def test_watchdog_removes_the_runners_toxics_from_a_running_proxy(
         assert wait_until(nothing_open, 15, 0.2) is not None
     finally:
         if runner is not None:
-            runner.kill()
+            runner.close()
         proxy.kill()
         proxy.wait(5)
 
@@ -199,4 +192,4 @@ def test_a_proxy_started_for_the_fault_dies_with_the_runner(
         print(f"ledger closed {took:.2f}s after the proxy stopped listening")
         assert rtt_ms(echo_port) < 50
     finally:
-        runner.kill()
+        runner.close()

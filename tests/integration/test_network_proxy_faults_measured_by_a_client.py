@@ -330,6 +330,7 @@ faults:
         assert runner.returncode == 0, out
     finally:
         runner.kill()
+        runner.wait(10)  # an unwaited Popen warns in a later test
     assert wait_until(lambda: not _listening(listen), 5) is not None, "the proxy outlived its fault"
 
 

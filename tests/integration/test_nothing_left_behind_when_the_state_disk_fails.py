@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,8 +20,9 @@ import pytest
 
 from chaos.safety.ledger import read_records
 from tests.conftest import (
-    ROOT, chaos_cmd, journals, open_injections, process_state, processes_matching, run_chaos,
+    journals, open_injections, process_state, processes_matching, run_chaos,
     unique_marker, wait_until)
+from tests.support.cli_process import ChaosProcess, start_runner
 from tests.support.state_disk import StateDisk, kernel_state, resume, state_disk
 
 BUDGET = 10.0  # generous: a loaded 2-core CI machine
@@ -51,13 +51,6 @@ def freeze(tmp_path: Path, pids: list[int], duration: str) -> Path:
     path = tmp_path / "freeze.yaml"
     path.write_text(f"title: freeze the targets\nfaults:\n{faults}\n")
     return path
-
-
-def start(path: Path, failpoints: str = "") -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CHAOS_FAILPOINTS": failpoints}
-    with open(path.with_suffix(".log"), "wb") as log:
-        return subprocess.Popen(chaos_cmd("run", "-q", str(path)), env=env, cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT)
 
 
 def output(path: Path) -> str:
@@ -89,7 +82,7 @@ def test_a_full_state_disk_refuses_the_fault_before_anything_is_injected(
     path = freeze(tmp_path, [target], "30s")
     # stop right before the intent; and should anything get injected, die before `applied`:
     # a torn intent would then leave the target frozen with nothing open in the ledger
-    runner = start(path, "before_intent:stop,after_inject")
+    runner = start_runner(path, "before_intent:stop,after_inject")
     try:
         assert wait_until(lambda: process_state(runner.pid) == "T", 60) is not None, (
             output(path))
@@ -99,7 +92,7 @@ def test_a_full_state_disk_refuses_the_fault_before_anything_is_injected(
         resume(runner.pid)
         assert runner.wait(60) == 2, output(path)
     finally:
-        runner.kill()
+        runner.close()
     said = output(path)
     assert "refused, nothing injected" in said and str(disk.path) in said, said
     assert "No space left on device" in said and "free space" in said, said
@@ -129,11 +122,13 @@ def test_an_unusable_state_dir_at_start_is_refused_with_what_to_do(
 
 
 def hold_three(tmp_path: Path, disk: StateDisk, targets: list[int],
-               duration: str) -> tuple[Path, subprocess.Popen[bytes]]:
+               duration: str) -> tuple[Path, ChaosProcess]:
     path = freeze(tmp_path, targets, duration)
-    runner = start(path)
+    runner = start_runner(path)
     held = lambda: len(stopped(targets)) == 3 and applied_count(disk) == 3
-    assert wait_until(held, 60) is not None, output(path)
+    if wait_until(held, 60) is None:
+        runner.close()
+        raise AssertionError(output(path))
     return path, runner
 
 
@@ -168,7 +163,7 @@ def test_the_runner_reverts_every_fault_when_the_state_disk_breaks_while_they_ar
         break_disk(disk, how)
         code = runner.wait(120)
     finally:
-        runner.kill()
+        runner.close()
     said = output(path)
     assert not stopped(targets), said  # every one resumed, none skipped after a failed record
     assert code == 5, said
@@ -193,7 +188,7 @@ def test_the_watchdog_reverts_every_fault_when_the_runner_dies_on_a_read_only_st
         assert wait_until(lambda: not stopped(targets), BUDGET) is not None, stopped(targets)
         watchdog.wait(60)  # it ends once its last revert pass is done
     finally:
-        runner.kill()
+        runner.close()
     log = next((disk.path / "watchdog").glob("*.log")).read_text()
     assert "could not record it" in log and "chaos recover" in log, log
     assert "Traceback" not in log, log
@@ -212,7 +207,7 @@ def test_the_journal_goes_to_stderr_when_the_runs_dir_is_full_too(
             break_disk(disk, "full")
             code = runner.wait(120)
         finally:
-            runner.kill()
+            runner.close()
     said = output(path)
     assert not stopped(targets) and code == 5, said
     assert "the journal follows on stderr" in said, said
@@ -250,7 +245,7 @@ def test_kernel_faults_are_restored_when_the_state_disk_breaks_while_they_are_he
     namespaces = [netns_pair["a"], netns_pair["b"]]
     before = kernel_state(namespaces)
     path = shape_and_cut(tmp_path, netns_pair, "4s" if reverter == "runner" else "60s")
-    runner = start(path)
+    runner = start_runner(path)
     try:
         assert wait_until(lambda: applied_count(disk) == 2, 60) is not None, (
             output(path))
@@ -262,7 +257,7 @@ def test_kernel_faults_are_restored_when_the_state_disk_breaks_while_they_are_he
         restored = wait_until(lambda: kernel_state(namespaces) == before, BUDGET, 0.1)
         assert restored is not None, kernel_state(namespaces)
     finally:
-        runner.kill()
+        runner.close()
     assert code == (5 if reverter == "runner" else -signal.SIGKILL), output(path)
     assert wait_until(lambda: not watchdogs(str(disk.path)), BUDGET) is not None
     repair(disk, how)
@@ -278,7 +273,7 @@ def test_a_full_state_disk_refuses_a_kernel_fault_before_touching_the_namespace(
     namespaces = [netns_pair["a"], netns_pair["b"]]
     before = kernel_state(namespaces)
     path = shape_and_cut(tmp_path, netns_pair, "30s")
-    runner = start(path, "before_intent:stop,after_inject")
+    runner = start_runner(path, "before_intent:stop,after_inject")
     try:
         assert wait_until(lambda: process_state(runner.pid) == "T", 60) is not None, (
             output(path))
@@ -292,7 +287,7 @@ def test_a_full_state_disk_refuses_a_kernel_fault_before_touching_the_namespace(
             wait_until(lambda: runner.poll() is not None or process_state(runner.pid) == "T",
                        60)
     finally:
-        runner.kill()
+        runner.close()
     assert runner.returncode == 2, output(path)
     assert kernel_state(namespaces) == before
     assert events(disk, "intent") == []
@@ -302,7 +297,7 @@ def test_a_disk_that_fills_between_inject_and_applied_still_leaves_nothing_behin
     tmp_path: Path, disk: StateDisk, targets: list[int]
 ) -> None:
     path = freeze(tmp_path, targets[:1], "30s")
-    runner = start(path, "after_inject:stop")  # injected, `applied` not written yet
+    runner = start_runner(path, "after_inject:stop")  # injected, `applied` not written yet
     try:
         assert wait_until(lambda: process_state(runner.pid) == "T", 60) is not None, (
             output(path))
@@ -314,7 +309,7 @@ def test_a_disk_that_fills_between_inject_and_applied_still_leaves_nothing_behin
         resume(runner.pid)
         code = runner.wait(60)
     finally:
-        runner.kill()
+        runner.close()
     said = output(path)
     assert process_state(targets[0]) != "T", said
     assert code == 5 and "reverted, but could not record it" in said, said

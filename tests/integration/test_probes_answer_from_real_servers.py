@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import os
 import signal
 import socket
 import ssl
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -35,7 +33,10 @@ from tests.conftest import (
     unique_marker,
     wait_until,
 )
-from tests.support.system_tools import tool
+from tests.support.answer_and_hold_server import answer_and_hold
+from tests.support.openssl_certificate import certificate
+
+__all__ = ["certificate"]  # the fixture: a self-signed certificate for 127.0.0.1
 
 
 def sample(kind: str, **spec: Any) -> Sample:
@@ -101,27 +102,12 @@ def test_http_probe_counts_a_refused_connection_as_a_failure() -> None:
     assert "ConnectionRefusedError" in result.detail
 
 
-async def _raw_server(answer: bytes, seen: list[bytes]) -> asyncio.Server:
-    """A server on 127.0.0.1 that records the request's head, writes `answer` and then holds
-    the connection open (as a stalled or huge answer would)."""
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            seen.append(await reader.readuntil(b"\r\n\r\n"))
-            writer.write(answer)
-            await writer.drain()
-            with contextlib.suppress(OSError):
-                await reader.read()  # until the client hangs up
-        finally:
-            writer.transport.abort()
-    return await asyncio.start_server(handle, "127.0.0.1", 0)
-
-
 def sample_from(answer: bytes, url_of: Any = "http://127.0.0.1:{port}/", **spec: Any
                 ) -> tuple[Sample, list[bytes]]:
     seen: list[bytes] = []
 
     async def main() -> Sample:
-        server = await _raw_server(answer, seen)
+        server = await answer_and_hold(answer, seen)
         port = server.sockets[0].getsockname()[1]
         async with server:
             return await Probe("p", "http", {"url": url_of.format(port=port), **spec}).sample()
@@ -144,20 +130,6 @@ def test_http_probe_sends_the_urls_credentials_as_basic_auth() -> None:
     sent = base64.b64encode(b"sre:p@ss").decode()
     assert f"Authorization: Basic {sent}\r\n".encode() in seen[0], seen
     assert b"Host: 127.0.0.1:" in seen[0] and b"sre" not in seen[0].split(b"Authorization")[0]
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, made by openssl for this test run."""
-    openssl = tool("openssl")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
-         "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=30)
-    return cert, key
 
 
 @pytest.fixture

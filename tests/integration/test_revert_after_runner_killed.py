@@ -8,10 +8,7 @@ many moments of the hold and the revert (timers); the watchdog must resume every
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,8 +16,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import ROOT, chaos_cmd, open_injections, process_state, run_chaos
+from tests.conftest import open_injections, process_state, run_chaos
 from tests.conftest import wait_until as wait_for
+from tests.support.cli_process import start_runner
 
 RECOVERY_BUDGET = 2.0
 
@@ -42,13 +40,6 @@ def experiment(tmp_path: Path, pids: list[int], duration: str = "30s",
     path = tmp_path / "freeze.yaml"
     path.write_text(f"title: freeze the targets\nfaults:\n{faults}\n")
     return path
-
-
-def start_runner(path: Path, failpoints: str = "") -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CHAOS_FAILPOINTS": failpoints}
-    with open(path.with_suffix(".log"), "wb") as log:
-        return subprocess.Popen(chaos_cmd("run", "-q", str(path)), env=env, cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT)
 
 
 def stopped(pids: list[int]) -> list[int]:
@@ -88,7 +79,7 @@ def test_watchdog_resumes_targets_when_runner_is_killed_during_the_hold(
         runner.wait(5)
         assert_all_resumed(targets)
     finally:
-        runner.kill()
+        runner.close()
 
 
 @pytest.mark.parametrize("offset", END_POINTS)
@@ -105,7 +96,7 @@ def test_watchdog_resumes_targets_when_runner_is_killed_while_reverting(
         runner.wait(5)
         assert_all_resumed(targets)
     finally:
-        runner.kill()
+        runner.close()
 
 
 @pytest.mark.parametrize("point", ["after_intent", "after_inject", "after_applied",
@@ -119,7 +110,7 @@ def test_watchdog_reverts_from_every_step_of_the_protocol(
         assert runner.wait(30) == -signal.SIGKILL, "the failpoint did not fire"
         assert_all_resumed(targets)
     finally:
-        runner.kill()
+        runner.close()
 
 
 def test_recover_resumes_targets_when_runner_and_watchdog_are_both_killed(
@@ -144,4 +135,4 @@ def test_recover_resumes_targets_when_runner_and_watchdog_are_both_killed(
         assert open_injections() == []
         assert run_chaos("recover").stdout.strip() == "nothing to recover"
     finally:
-        runner.kill()
+        runner.close()

@@ -74,6 +74,7 @@ def test_two_recovers_at_once_revert_each_nft_entry_once_and_leave_nothing_open(
         runner.wait(10)
     finally:
         runner.kill()
+        runner.wait(10)  # an unwaited Popen warns in a later test
     assert kernel_state(namespaces) != before
     racers = [subprocess.Popen(chaos_cmd("recover"), cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True) for _ in range(2)]
@@ -160,6 +161,7 @@ def test_the_watchdog_waits_for_a_recover_in_progress_and_reverts_only_what_is_l
         assert wait_until(lambda: not ledger.open_entries(run), 30) is not None
     finally:
         runner.kill()
+        runner.wait(10)  # an unwaited Popen warns in a later test
     closers = {(r["id"], r["by"]) for r in ledger_records(state_dir) if r["event"] == "reverted"}
     assert len(closers) == 3 and (first.id, "chaos recover") in closers, closers
 
@@ -191,5 +193,6 @@ def test_a_reverter_stuck_holding_the_lock_delays_the_watchdog_but_does_not_stop
         lock.release()
     finally:
         runner.kill()
+        runner.wait(10)  # an unwaited Popen warns in a later test
     log_text = next((state_dir / "watchdog").glob("*.log")).read_text()
     assert "reverting anyway" in log_text, log_text

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import psutil
 
-from tests.conftest import ROOT, chaos_cmd, process_state
-from tests.integration.test_revert_after_runner_killed import open_injections, wait_for
-from tests.integration.test_signals_revert_everything import freeze
+from tests.conftest import ROOT, chaos_cmd, open_injections, process_state
+from tests.conftest import wait_until as wait_for
+from tests.support.experiment_files import freeze
 
 
 def freeze_file(tmp_path: Path, pid: int, name: str = "freeze") -> Path:
@@ -43,6 +43,7 @@ def test_watchdog_reverts_when_the_runner_stops_heartbeating(
     finally:
         os.kill(runner.pid, signal.SIGCONT) if runner.poll() is None else None
         runner.kill()
+        runner.wait(10)  # an unwaited Popen warns in a later test
 
 
 def test_a_second_run_on_the_same_target_is_refused(
@@ -71,3 +72,4 @@ faults:
         assert process_state(sleeper.pid) != "T"
     finally:
         first.kill()
+        first.wait(10)  # an unwaited Popen warns in a later test

@@ -76,6 +76,7 @@ faults:
         if runner.poll() is None:
             os.kill(runner.pid, signal.SIGCONT)
             runner.kill()
+            runner.wait(10)  # an unwaited Popen warns in a later test
     outputs["run"] = (tmp_path / "runner.out").read_text()
     records = files_under(state_dir, tmp_path / "runs")
     assert any("watchdog" in p and "reverting" in t for p, t in records.items()), records.keys()

@@ -13,14 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import ROOT, chaos_cmd, free_port, process_state
-from tests.integration.test_revert_after_runner_killed import open_injections, wait_for
-
-
-def freeze(pid: int, duration: str) -> str:
-    """The faults section every test here uses: freeze one process."""
-    return (f"faults:\n  - type: process.suspend\n    target: {{process: {{pid: {pid}}}}}\n"
-            f"    duration: {duration}\nlimits: {{max_duration: 1h}}\n")
+from tests.conftest import ROOT, chaos_cmd, free_port, open_injections, process_state
+from tests.conftest import wait_until as wait_for
+from tests.support.experiment_files import freeze
 
 
 def start(path: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -68,6 +63,7 @@ def test_signal_during_a_long_fault_reverts_at_once(
         assert "INTERRUPTED" in output(path)
     finally:
         runner.kill()
+        runner.wait(10)  # an unwaited Popen warns in a later test
 
 
 def test_signal_during_a_long_probe_does_not_wait_for_it(
@@ -101,6 +97,7 @@ hypothesis:
                                         for p in sleeps), 5) is not None
     finally:
         runner.kill()
+        runner.wait(10)  # an unwaited Popen warns in a later test
 
 
 def test_second_ctrl_c_does_not_skip_reverts(
@@ -120,6 +117,7 @@ def test_second_ctrl_c_does_not_skip_reverts(
         assert open_injections() == []
     finally:
         runner.kill()
+        runner.wait(10)  # an unwaited Popen warns in a later test
 
 
 def test_signal_before_injection_exits_without_injecting(
@@ -142,6 +140,7 @@ hypothesis:
         assert not [r for r in records if r["event"] == "intent"]
     finally:
         runner.kill()
+        runner.wait(10)  # an unwaited Popen warns in a later test
 
 
 def test_steady_state_not_met_is_exit_3_and_injects_nothing(

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from tests.conftest import ROOT, chaos_cmd, process_state, run_chaos
-from tests.integration.test_revert_after_runner_killed import open_injections
+from tests.conftest import open_injections
 
 EVERY = 0.1
 TIMEOUT = 0.25

@@ -22,7 +22,7 @@ from chaos.slo.checks import SloCheck, Status, parse_check
 from chaos.slo.prometheus import Answer, Prometheus
 from chaos.slo.traffic import HttpTraffic, TrafficSpec
 from tests.conftest import ROOT, free_port
-from tests.integration.test_probes_answer_from_real_servers import _raw_server
+from tests.support.answer_and_hold_server import answer_and_hold
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.needs("prometheus")
@@ -146,7 +146,7 @@ def ask_raw(answer: bytes, url: str = "http://127.0.0.1:{port}") -> tuple[Answer
     assert isinstance(check, SloCheck)
 
     async def run() -> Answer:
-        server = await _raw_server(answer, seen)
+        server = await answer_and_hold(answer, seen)
         async with server:
             port = server.sockets[0].getsockname()[1]
             source = Prometheus(url.format(port=port), GOOD, TOTAL, None, timeout=5.0)

@@ -22,7 +22,7 @@ import pytest
 
 from chaos.slo.prometheus import Prometheus, QueryFailed
 from tests.conftest import free_port, run_chaos
-from tests.integration.test_probes_answer_from_real_servers import certificate
+from tests.support.openssl_certificate import certificate
 
 __all__ = ["certificate"]  # the fixture: a self-signed certificate for 127.0.0.1
 

@@ -1,7 +1,7 @@
 """Fixtures for the Kubernetes adapter tests: the emulator over real HTTP, a kubeconfig for it,
 workload factories, and the session-wide record of every API call the adapter made.
 
-`k8s` is a running emulator (tests/kubernetes/emulator.py) with KUBECONFIG pointing at it, so
+`k8s` is a running emulator (tests/support/kubernetes/emulator.py) with KUBECONFIG pointing at it, so
 in-process adapters, `chaos run` subprocesses and their watchdogs all use it. Its calls are
 added to `API_CALLS` when the test ends; test_the_role_grants_exactly_the_calls_made.py, moved
 to the end of the session, compares them with the shipped Role and ClusterRole.
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.kubernetes.emulator import (
+from tests.support.kubernetes.emulator import (
     DEPLOYMENTS,
     NODES,
     PDBS,
@@ -91,7 +91,7 @@ def add_pod(k8s: Emulator, name: str, namespace: str = "shop", node: str = "node
 
 
 def ready_pods(k8s: Emulator, namespace: str, app: str) -> list[dict[str, Any]]:
-    from tests.kubernetes.emulator import pod_ready
+    from tests.support.kubernetes.emulator import pod_ready
 
     return [p for p in k8s.call(lambda c: c.pods(namespace))
             if p["metadata"].get("labels", {}).get("app") == app and pod_ready(p)]

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import run_chaos
 from tests.kubernetes.conftest import add_node, add_workload, wait_ready, write_experiment
-from tests.kubernetes.emulator import Emulator
+from tests.support.kubernetes.emulator import Emulator
 
 WRITES = ("create", "patch", "update", "delete", "deletecollection")
 

@@ -14,7 +14,7 @@ from chaos.adapters.kubernetes.connection import Connection
 from chaos.adapters.registry import new_registry
 from tests.conftest import run_chaos
 from tests.kubernetes.conftest import add_node, add_workload, wait_ready, write_experiment
-from tests.kubernetes.emulator import NODES, Emulator
+from tests.support.kubernetes.emulator import NODES, Emulator
 
 DELETE = [{"type": "pod.delete", "target": {"pods": {"namespace": "shop",
                                                      "labels": {"app": "web"}}, "count": 1}}]

@@ -29,9 +29,9 @@ from chaos.errors import FaultFailed, PermissionDenied
 from chaos.safety.ledger import read_records
 from tests.conftest import journals, run_chaos, wait_until
 from tests.kubernetes.conftest import calls, write_experiment
-from tests.kubernetes.emulator import Emulator
-from tests.kubernetes.inpod_kubelet import Kubelet, add_pod, without_ephemeral
-from tests.kubernetes.test_inpod_container_kill_signals_the_main_process import (
+from tests.support.kubernetes.emulator import Emulator
+from tests.support.kubernetes.inpod_kubelet import Kubelet, add_pod, without_ephemeral
+from tests.support.kubernetes.inpod_pods import (
     Container,
     container,
     kill,

@@ -19,7 +19,7 @@ from tests.kubernetes.conftest import (
     wait_ready,
     write_experiment,
 )
-from tests.kubernetes.emulator import NODES, PDBS, Emulator
+from tests.support.kubernetes.emulator import NODES, PDBS, Emulator
 
 
 def run(path: Path, tmp_path: Path, env: dict[str, str] | None = None) -> tuple[int, dict, str]:

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_chaos
-from tests.integration.test_network_kernel_faults_in_namespaces import has_table
 from tests.kubernetes.conftest import add_node, add_workload, calls, wait_ready
-from tests.kubernetes.emulator import DEPLOYMENTS, NODES, Emulator
-from tests.kubernetes.inpod_kubelet import Kubelet, add_pod
-from tests.kubernetes.test_inpod_faults_through_ephemeral_containers import patches, pod
+from tests.support.kubernetes.emulator import DEPLOYMENTS, NODES, Emulator
+from tests.support.kubernetes.inpod_kubelet import Kubelet, add_pod
+from tests.support.kubernetes.inpod_pods import patches, pod  # noqa: F401 - pod: the fixture
+from tests.support.netns_traffic import has_table
 
 __all__ = ["pod"]  # the fixture: pod shop/web-1 with a kubelet running its containers
 

@@ -26,7 +26,7 @@ import pytest
 
 from chaos.adapters.local.kernel import netem_available
 from tests.conftest import wait_until
-from tests.integration.test_network_kernel_faults_in_namespaces import (
+from tests.support.netns_traffic import (
     CONNECT,
     DOWNLOAD,
     UDP_CLIENT,

@@ -22,76 +22,26 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from chaos.adapters.kubernetes import ephemeral_kill
-from chaos.adapters.kubernetes.ephemeral_kill import ContainerKillAdapter
 from chaos.errors import FaultFailed, GuardRefused, PermissionDenied, UsageError
 from chaos.model.experiment import FaultSpec, Target, frozen
 from tests.conftest import wait_until
-from tests.kubernetes.emulator import PODS, Emulator
-from tests.kubernetes.ephemeral_realism import set_level
-from tests.kubernetes.inpod_kubelet import Kubelet, add_pod
-from tests.kubernetes.test_inpod_faults_through_ephemeral_containers import (
+from tests.support.kubernetes.emulator import PODS, Emulator
+from tests.support.kubernetes.ephemeral_realism import set_level
+from tests.support.kubernetes.inpod_kubelet import Kubelet, add_pod
+from tests.support.kubernetes.inpod_pods import (
     IMAGE,
-    Scope,
+    Container,
+    container,  # noqa: F401 - the fixture
+    kill,
+    kill_fault,
     patches,
 )
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="PID namespaces need root")
-MAIN = r"""
-import signal, sys, time
-def handler(signum, frame):
-    open(sys.argv[1], "w").write(str(signum))
-    sys.exit(0)
-signal.signal(signal.SIGTERM, handler)
-print("ready", flush=True)
-while True:
-    time.sleep(0.1)
-"""
-# A main process with a command line as long as a JVM's: the reason must still reach the user.
-LONG_ARG = "-classpath=" + ":".join(f"/app/lib/dependency-{n}.jar" for n in range(40))
 AGENT = [sys.executable, "-m", "chaos.adapters.kubernetes.inpod_agent"]
-
-
-class Container:
-    """A main process that is PID 1 of its PID namespace; as `uid` when given (a non-root
-    user cannot reach the test's python under /root: it runs the system's)."""
-
-    def __init__(self, tmp: Path, uid: int | None = None) -> None:
-        shared = Path(tempfile.mkdtemp(prefix="container-"))
-        shared.chmod(0o777)  # the main process writes what it got, whoever it runs as
-        self.got = shared / "got-signal"
-        user = [] if uid is None else ["setpriv", f"--reuid={uid}", f"--regid={uid}",
-                                       "--clear-groups", "--"]
-        python = sys.executable if uid is None else \
-            f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
-        self.proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", *user,
-                                      python, "-c", MAIN, str(self.got), LONG_ARG],
-                                     stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        assert self.proc.stdout.readline().strip() == "ready"
-        [self.main] = psutil.Process(self.proc.pid).children()  # PID 1 inside
-
-    def close(self) -> None:
-        for proc in (self.main, self.proc):
-            try:
-                proc.kill()
-            except (ProcessLookupError, psutil.NoSuchProcess):
-                pass
-        self.proc.wait(10)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-
-
-@pytest.fixture
-def container(tmp_path: Path) -> Iterator[Container]:
-    made = Container(tmp_path)
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 def agent_kill(container: Container, tmp: Path, signal_name: str,
@@ -119,24 +69,6 @@ def test_sigkill_to_a_namespace_init_is_refused_with_the_reason(container: Conta
     assert "PID 1 of its process namespace" in report and "does not handle SIGKILL" in report
     assert "pod.delete" in report  # what to do instead
     assert container.main.is_running() and container.proc.poll() is None
-
-
-def kill_fault(signal_name: str | None, **params: Any) -> FaultSpec:
-    if signal_name:
-        params["signal"] = signal_name
-    return FaultSpec(index=0, name="kill-app", type="container.kill",
-                     target=Target("pods", frozen({"namespace": "shop", "names": ["web-1"]})),
-                     params=frozen(params), start=0.0, duration=0.0,
-                     kubernetes=frozen({"image": IMAGE}))
-
-
-async def kill(fault: FaultSpec) -> dict[str, Any]:
-    adapter = ContainerKillAdapter()
-    [target] = await adapter.resolve(fault, Scope())
-    spec = adapter.prepare(fault, target)
-    spec = await adapter.inject(fault, target, spec, Scope())
-    assert await adapter.revert(spec) == "nothing"
-    return spec
 
 
 def test_the_kill_container_targets_the_container_and_signals_it(
@@ -328,7 +260,7 @@ def test_a_kill_agent_of_another_user_without_kill_says_which_users_differ(
 ) -> None:
     """Where the kernel refuses kill(2) (EPERM), the report names both UIDs and what to set,
     and nothing was sent."""
-    from tests.kubernetes.inpod_kubelet import image_python
+    from tests.support.kubernetes.inpod_kubelet import image_python
 
     user = ["setpriv", "--reuid=65532", "--regid=65532", "--clear-groups", "--inh-caps=-all",
             "--bounding-set=-all", "--"]

@@ -1,5 +1,5 @@
 """In-pod faults end to end: the adapter patches ephemeral containers into a pod of the emulator,
-a kubelet thread (tests/kubernetes/inpod_kubelet.py) runs them for real in a network namespace
+a kubelet thread (tests/support/kubernetes/inpod_kubelet.py) runs them for real in a network namespace
 standing for the pod, and the rules are observed in that namespace.
 
 Asserted: the ephemeral container spec the emulator received (image, NET_ADMIN, the deadline in
@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,24 +31,13 @@ from chaos.adapters.local.kernel import netem_available
 from chaos.errors import ChaosError, FaultFailed, GuardRefused, PermissionDenied
 from chaos.model.experiment import FaultSpec, Target, frozen
 from tests.conftest import chaos_cmd, wait_until
-from tests.integration.test_network_kernel_faults_in_namespaces import has_table, kernel_state
-from tests.kubernetes.emulator import PODS, Emulator
-from tests.kubernetes.inpod_kubelet import Kubelet, add_pod
+from tests.support.kubernetes.emulator import PODS, Emulator
+from tests.support.kubernetes.inpod_kubelet import Kubelet, add_pod
+from tests.support.kubernetes.inpod_pods import IMAGE, Scope, patches, pod  # noqa: F401 - pod: the fixture
+from tests.support.netns_traffic import has_table, kernel_state
 
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
               pytest.mark.needs("ip", "tc", "nft")]
-IMAGE = "registry.example/chaos:test"
-
-
-class Scope:
-    seed = 0
-    run_id = "run-inpod-1"
-
-    def service_pid(self, name: str) -> int | None:
-        return None
-
-    async def restart_service(self, name: str, signal_name: str | None) -> None:
-        raise AssertionError
 
 
 def pod_fault(fault_type: str, params: dict[str, Any], duration: float = 60,
@@ -61,33 +49,11 @@ def pod_fault(fault_type: str, params: dict[str, Any], duration: float = 60,
                      kubernetes=frozen({"image": IMAGE}))
 
 
-def patches(k8s: Emulator) -> list[dict[str, Any]]:
-    """The ephemeral containers the adapter sent, in order (the last of each patch's list)."""
-    return [c.body["spec"]["ephemeralContainers"][-1] for c in k8s.cluster.calls
-            if c.resource == "pods/ephemeralcontainers" and c.verb == "patch"]
-
-
 def reported(k8s: Emulator, container: str) -> dict[str, Any]:
     """The container's state as the API reports it (the kubelet's, a second late)."""
     pod_obj = k8s.call(lambda c: c.get(PODS, "shop", "web-1")) or {}
     return next((s["state"] for s in pod_obj.get("status", {}).get(
         "ephemeralContainerStatuses") or () if s["name"] == container), {})
-
-
-@pytest.fixture
-def pod(k8s: Emulator, netns_pair: dict[str, str], tmp_path: Path,
-        request: pytest.FixtureRequest) -> Iterator[Kubelet]:
-    """Pod shop/web-1, whose network namespace is netns_pair's b, its device renamed eth0.
-    Parametrized indirectly: the Kubelet's keyword arguments (delays, cold_start, ...)."""
-    ns, dev = netns_pair["b"], netns_pair["dev_b"]
-    for step in (["link", "set", dev, "down"], ["link", "set", dev, "name", "eth0"],
-                 ["link", "set", "eth0", "up"]):
-        subprocess.run(["ip", "-n", ns, *step], check=True, timeout=10)
-    netns_pair["dev_b"] = "eth0"
-    add_pod(k8s, "web-1")
-    with Kubelet(k8s, {"web-1": netns_pair["b"]}, tmp_path,
-                 **getattr(request, "param", {})) as kubelet:
-        yield kubelet
 
 
 async def inject(adapter: Any, fault: FaultSpec) -> tuple[TargetRef, dict[str, Any]]:
@@ -250,7 +216,7 @@ def test_admission_refusals_say_what_to_do(error: ChaosError, expected: str,
 
 def test_a_cluster_without_ephemeral_containers_is_named(k8s: Emulator) -> None:
     from chaos.adapters.kubernetes.api import api_for
-    from tests.kubernetes.inpod_kubelet import without_ephemeral
+    from tests.support.kubernetes.inpod_kubelet import without_ephemeral
 
     add_pod(k8s, "web-1")
     k8s.call(without_ephemeral)
@@ -403,7 +369,7 @@ def test_a_restricted_namespace_admits_resource_faults_and_refuses_network_ones_
 ) -> None:
     """Pod Security evaluates the whole pod on pods/ephemeralcontainers: the resource agent
     passes "restricted"; NET_ADMIN does not, and the refusal says so (and what to do)."""
-    from tests.kubernetes.ephemeral_realism import set_level
+    from tests.support.kubernetes.ephemeral_realism import set_level
 
     k8s.call(lambda c: set_level(c, "shop", "restricted"))
     k8s.call(lambda c: c.objects[PODS, "shop", "web-1"].patch({"spec": RESTRICTED_POD}))

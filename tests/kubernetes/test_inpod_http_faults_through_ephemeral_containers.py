@@ -1,5 +1,5 @@
 """http.* on pods end to end: `chaos run` patches a `hold` ephemeral container into a pod of the
-emulator, the kubelet thread (tests/kubernetes/inpod_kubelet.py) runs it for real in the network
+emulator, the kubelet thread (tests/support/kubernetes/inpod_kubelet.py) runs it for real in the network
 namespace standing for the pod, where an HTTP application listens on 8080; a client in another
 namespace sees the fault, and the nft redirect is gone afterwards. After SIGKILL of the agent,
 `chaos recover --kubernetes` finds the hold container that ended without reverting and adds the
@@ -23,8 +23,8 @@ import pytest
 from chaos.adapters.kubernetes.ephemeral import PodHttpAdapter
 from chaos.model.experiment import FaultSpec, Target, frozen
 from tests.conftest import chaos_cmd, run_chaos, wait_until
-from tests.kubernetes.emulator import PODS, Emulator
-from tests.kubernetes.inpod_kubelet import Kubelet, add_pod
+from tests.support.kubernetes.emulator import PODS, Emulator
+from tests.support.kubernetes.inpod_kubelet import Kubelet, add_pod
 from tests.support import http_in_netns as http
 from tests.support.http_in_netns import PORT, ruleset
 

@@ -15,7 +15,7 @@ from chaos.adapters.kubernetes.connection import ClusterUnreachable, Connection
 from chaos.adapters.kubernetes.probes import ready_pods
 from tests.conftest import run_chaos
 from tests.kubernetes.conftest import add_workload, calls, wait_ready
-from tests.kubernetes.emulator import DEPLOYMENTS, Emulator
+from tests.support.kubernetes.emulator import DEPLOYMENTS, Emulator
 
 
 def split_kubeconfig(k8s: Emulator, tmp_path: Path) -> str:

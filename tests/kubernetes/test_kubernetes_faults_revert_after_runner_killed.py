@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT, chaos_cmd, run_chaos, status_injections, wait_until
 from tests.kubernetes.conftest import add_node, add_workload, calls, wait_ready, write_experiment
-from tests.kubernetes.emulator import DEPLOYMENTS, NETPOLS, NODES, Emulator
+from tests.support.kubernetes.emulator import DEPLOYMENTS, NETPOLS, NODES, Emulator
 
 HELD = [
     {"name": "scale", "type": "workload.scale_down", "duration": "60s",
@@ -58,6 +58,7 @@ def test_the_watchdog_reverts_every_kubernetes_fault_after_sigkill(
         assert wait_until(reverted, 20) is not None, "the watchdog did not revert everything"
     finally:
         runner.kill()
+        runner.wait(10)  # an unwaited Popen warns in a later test
     [policy] = calls(k8s, "create", "networkpolicies")
     assert k8s.call(lambda c: c.get(NETPOLS, "shop", policy.body["metadata"]["name"])) is None
     assert [c.body["spec"]["replicas"] for c in calls(k8s, "patch", "deployments/scale")] == [1, 3]

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import chaos_cmd, run_chaos
-from tests.kubernetes.cluster_rules import NetworkPlugin, connects, listening
+from tests.support.kubernetes.cluster_rules import NetworkPlugin, connects, listening
 from tests.kubernetes.conftest import add_pod, calls, write_experiment
-from tests.kubernetes.emulator import NETPOLS, PODS, Emulator
+from tests.support.kubernetes.emulator import NETPOLS, PODS, Emulator
 
 IP = "127.77.0.2"
 
@@ -79,6 +79,7 @@ def test_the_fault_counts_once_new_connections_fail(
         finally:
             if proc.poll() is None:
                 proc.kill()
+                proc.wait(10)  # an unwaited Popen warns in a later test
         assert proc.returncode == 0, out
         assert cut_while_running
         spec = json.loads(journal.read_text())["injections"][0]["revert_spec"]

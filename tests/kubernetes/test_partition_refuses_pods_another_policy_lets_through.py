@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 
 from tests.conftest import run_chaos
-from tests.kubernetes.cluster_rules import reachable
+from tests.support.kubernetes.cluster_rules import reachable
 from tests.kubernetes.conftest import add_pod, calls, write_experiment
-from tests.kubernetes.emulator import NETPOLS, PODS, Emulator
+from tests.support.kubernetes.emulator import NETPOLS, PODS, Emulator
 
 DENY_ALL = {"podSelector": {"matchLabels": {"app": "web"}},
             "policyTypes": ["Ingress", "Egress"], "ingress": [], "egress": []}

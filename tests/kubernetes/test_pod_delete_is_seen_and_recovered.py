@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.conftest import EXPERIMENTS, run_chaos
 from tests.kubernetes.conftest import add_node, add_workload, ready_pods, wait_ready
-from tests.kubernetes.emulator import Emulator
+from tests.support.kubernetes.emulator import Emulator
 
 
 def test_ready_pods_drop_and_recover_and_the_journal_shows_both(

@@ -9,7 +9,7 @@ from pathlib import Path
 from chaos.model.experiment import ProbeSpec, frozen
 from chaos.slo.probes import Probe
 from tests.kubernetes.conftest import add_workload, wait_ready
-from tests.kubernetes.emulator import DEPLOYMENTS, Emulator
+from tests.support.kubernetes.emulator import DEPLOYMENTS, Emulator
 
 
 def sample(kind: str, spec: dict[str, object]) -> tuple[bool, str]:

@@ -10,9 +10,9 @@ import asyncio
 
 from chaos.model.experiment import ProbeSpec, frozen
 from chaos.slo.probes import Probe
-from tests.kubernetes.cluster_rules import etcd_reads
+from tests.support.kubernetes.cluster_rules import etcd_reads
 from tests.kubernetes.conftest import add_workload, wait_ready
-from tests.kubernetes.emulator import Emulator
+from tests.support.kubernetes.emulator import Emulator
 
 
 def sample(kind: str, spec: dict[str, object]) -> tuple[bool, str]:

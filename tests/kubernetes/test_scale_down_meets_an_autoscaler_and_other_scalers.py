@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 from tests.conftest import chaos_cmd, run_chaos
-from tests.kubernetes.cluster_rules import HPAS
+from tests.support.kubernetes.cluster_rules import HPAS
 from tests.kubernetes.conftest import add_workload, calls, wait_ready, write_experiment
-from tests.kubernetes.emulator import DEPLOYMENTS, Emulator
+from tests.support.kubernetes.emulator import DEPLOYMENTS, Emulator
 
 
 def add_hpa(k8s: Emulator, target: str, low: int, high: int, desired: int) -> None:
@@ -112,6 +112,7 @@ def test_a_count_someone_changed_during_the_fault_is_not_overwritten(
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait(10)  # an unwaited Popen warns in a later test
     assert proc.returncode == 0, out
     assert replicas(k8s) == 5
     assert [c.body["spec"]["replicas"] for c in calls(k8s, "patch", "deployments/scale")] == [1]

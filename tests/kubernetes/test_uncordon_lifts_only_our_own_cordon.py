@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests.conftest import chaos_cmd
 from tests.kubernetes.conftest import add_node, calls, write_experiment
-from tests.kubernetes.emulator import NODES, Emulator
+from tests.support.kubernetes.emulator import NODES, Emulator
 
 
 def node(k8s: Emulator) -> dict:
@@ -49,6 +49,7 @@ def run_cordon(k8s: Emulator, tmp_path: Path, during: object = None) -> tuple[in
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait(10)  # an unwaited Popen warns in a later test
     return proc.returncode, json.loads(journal.read_text()), out
 
 

@@ -18,7 +18,7 @@ from tests.kubernetes.conftest import (
     wait_ready,
     write_experiment,
 )
-from tests.kubernetes.emulator import DEPLOYMENTS, NETPOLS, NODES, PODS, STATEFULSETS, Emulator
+from tests.support.kubernetes.emulator import DEPLOYMENTS, NETPOLS, NODES, PODS, STATEFULSETS, Emulator
 
 RUN_LABEL, EXPIRES = "chaos.dev/run", "chaos.dev/expires"
 

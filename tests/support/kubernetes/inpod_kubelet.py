@@ -32,8 +32,8 @@ from typing import Any
 
 import aiohttp.web
 
-from tests.kubernetes import ephemeral_realism as real
-from tests.kubernetes.emulator import PODS, Cluster, Emulator
+from tests.support.kubernetes import ephemeral_realism as real
+from tests.support.kubernetes.emulator import PODS, Cluster, Emulator
 
 # v4: what clusters without ephemeral containers (before 1.25) speak; v5 (1.30+) adds only a
 # close-channel frame for stdin, which a non-interactive exec does not use
@@ -264,7 +264,7 @@ def image_python(user: list[str]) -> list[str]:
         return [sys.executable]
     system = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
     assert system.exists(), f"a non-root container needs {system}"
-    paths = [sysconfig.get_paths()["purelib"], str(Path(__file__).resolve().parents[2])]
+    paths = [sysconfig.get_paths()["purelib"], str(Path(__file__).resolve().parents[3])]
     return ["env", "PYTHONPATH=" + os.pathsep.join(paths), str(system)]
 
 

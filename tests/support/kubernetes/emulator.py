@@ -46,7 +46,7 @@ import attrs
 import kmock
 from kmock._internal import rendering
 
-from tests.kubernetes import cluster_rules, ephemeral_realism
+from tests.support.kubernetes import cluster_rules, ephemeral_realism
 
 T = TypeVar("T")
 PODS = kmock.resource("", "v1", "pods")
@@ -56,7 +56,7 @@ STATEFULSETS = kmock.resource("apps", "v1", "statefulsets")
 PDBS = kmock.resource("policy", "v1", "poddisruptionbudgets")
 NETPOLS = kmock.resource("networking.k8s.io", "v1", "networkpolicies")
 WORKLOADS = (DEPLOYMENTS, STATEFULSETS)
-# The kubelet's side of pods/exec (tests/kubernetes/inpod_kubelet.py): given the request to
+# The kubelet's side of pods/exec (tests/support/kubernetes/inpod_kubelet.py): given the request to
 # upgrade, the namespace, pod, container and argv, it streams the command's run.
 ExecServer = Callable[[aiohttp.web.BaseRequest, str, str, str, list[str]],
                       Awaitable[aiohttp.web.StreamResponse]]

@@ -57,7 +57,7 @@ import kmock
 if TYPE_CHECKING:
     from kmock._internal import rendering
 
-    from tests.kubernetes.emulator import Cluster
+    from tests.support.kubernetes.emulator import Cluster
 
 HPAS = kmock.resource("autoscaling", "v2", "horizontalpodautoscalers")
 MANAGED_UNSCHEDULABLE = {"f:spec": {"f:unschedulable": {}}}
@@ -94,7 +94,7 @@ def _selects(pdb: dict[str, Any], labels: dict[str, str]) -> bool:
 def eviction_refusal(cluster: Cluster, pod: dict[str, Any],
                      namespace: str) -> aiohttp.web.Response | None:
     """The API server's answer when it refuses to evict `pod`, or None to evict it."""
-    from tests.kubernetes.emulator import PDBS, pod_ready
+    from tests.support.kubernetes.emulator import PDBS, pod_ready
 
     labels = pod.get("metadata", {}).get("labels") or {}
     phase = pod.get("status", {}).get("phase")
@@ -142,7 +142,7 @@ def note_force_delete(cluster: Cluster, request: rendering.Request) -> None:
 def autoscale(cluster: Cluster, now: float) -> None:
     """One sync of every HPA whose period is due: the target gets the replicas the HPA wants
     (status.desiredReplicas, else minReplicas; clamped to min..max), unless scaled to 0."""
-    from tests.kubernetes.emulator import DEPLOYMENTS, STATEFULSETS
+    from tests.support.kubernetes.emulator import DEPLOYMENTS, STATEFULSETS
 
     kinds = {"Deployment": DEPLOYMENTS, "StatefulSet": STATEFULSETS}
     for (res, ns, name), obj in list(cluster.objects.items()):
@@ -180,7 +180,7 @@ def field_manager(request: rendering.Request) -> str:
 def track_unschedulable(cluster: Cluster, request: rendering.Request) -> None:
     """Before a node PATCH/PUT is applied: a change of spec.unschedulable moves its ownership
     in managedFields to this request's manager (an unchanged value moves nothing)."""
-    from tests.kubernetes.emulator import NODES
+    from tests.support.kubernetes.emulator import NODES
 
     if request.resource != NODES or not request.name or not isinstance(request.data, dict):
         return
@@ -230,7 +230,7 @@ def _peer_matches(peer: dict[str, Any], pod: dict[str, Any], policy_ns: str) -> 
 
 def _allowed(cluster: Cluster, pod: dict[str, Any], direction: str, other: dict[str, Any] | None,
              port: int) -> bool:
-    from tests.kubernetes.emulator import NETPOLS
+    from tests.support.kubernetes.emulator import NETPOLS
 
     ns, labels = pod["metadata"]["namespace"], pod["metadata"].get("labels") or {}
     isolating = [obj.raw for (res, pns, _), obj in list(cluster.objects.items())
