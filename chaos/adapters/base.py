@@ -101,3 +101,10 @@ class Adapter(abc.ABC):
 
     @abc.abstractmethod
     async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome: ...
+
+
+class Registrar(Protocol):
+    """What an adapter package's `register()` is handed: anything that takes adapters (the
+    AdapterRegistry, or a test's), so the packages never import the registry above them."""
+
+    def add(self, adapter: Adapter) -> Adapter: ...

@@ -37,7 +37,7 @@ from chaos.adapters.local.clock import skewed_services
 from chaos.adapters.registry import AdapterRegistry
 from chaos.clock import SYSTEM_CLOCK, Clock
 from chaos.errors import ChaosError, ExitCode, FaultFailed, truncate
-from chaos.model.experiment import Experiment, FaultSpec, thaw
+from chaos.model.experiment import Experiment, FaultSpec
 from chaos.records import VERDICTS as VERDICTS, new_run_id as new_run_id  # chaos.ctk.engine
 from chaos.runner.detection import AlertWatch
 from chaos.runner.events import EventBus
@@ -46,7 +46,7 @@ from chaos.runner.observer import Observer
 from chaos.runner.outcome import as_recorded, failed_reverts, unrecorded_reverts
 from chaos.runner.plan import plan
 from chaos.runner.services import Services
-from chaos.runner.timeline import Timeline, deadline_grace
+from chaos.runner.timeline import Injection, Timeline, deadline_grace
 from chaos.safety import failpoints, guards
 from chaos.safety.ledger_protocol import LedgerStore
 from chaos.safety.locks import TargetLocks
@@ -58,27 +58,6 @@ __all__ = ["VERDICTS", "Engine", "Injection", "RunResult", "deadline_grace", "ne
 log = logging.getLogger(__name__)
 
 Spawn = Callable[..., Awaitable[WatchdogHandle]]  # chaos.safety.watchdog.spawn
-
-
-@dataclass
-class Injection:
-    id: str
-    fault: FaultSpec
-    target: TargetRef
-    adapter: Adapter
-    spec: dict[str, Any]
-    injected_at: float | None = None  # seconds since run start
-    reverted_at: float | None = None
-    outcome: str = "pending"  # pending | injected | reverted | gone | nothing | failed
-    by: str = ""
-    error: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "fault": self.fault.name, "type": self.fault.type,
-                "target": self.target.label, "identity": thaw(self.target.identity),
-                "injected_at": self.injected_at, "reverted_at": self.reverted_at,
-                "outcome": self.outcome, "reverted_by": self.by, "error": self.error,
-                "revert_spec": self.spec}
 
 
 @dataclass

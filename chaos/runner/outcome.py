@@ -17,7 +17,7 @@ from chaos.model.experiment import Experiment
 from chaos.safety.ledger_protocol import LedgerStore
 
 if TYPE_CHECKING:
-    from chaos.runner.engine import Injection
+    from chaos.runner.timeline import Injection
 
 Outcome = tuple[ExitCode, str]
 

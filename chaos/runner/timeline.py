@@ -13,21 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from chaos.adapters.base import Adapter, Scope, TargetRef
 from chaos.adapters.registry import AdapterRegistry
 from chaos.clock import Clock
 from chaos.errors import ChaosError, FaultFailed, StateDirUnusable, TargetNotFound, truncate
-from chaos.model.experiment import Experiment, FaultSpec
+from chaos.model.experiment import Experiment, FaultSpec, thaw
 from chaos.runner.events import EventBus
 from chaos.safety import failpoints, guards
 from chaos.safety.ledger_protocol import LedgerStore
 from chaos.safety.locks import TargetLocks
 from chaos.safety.recover import revert_many, revert_spec
-
-if TYPE_CHECKING:
-    from chaos.runner.engine import Injection
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +36,29 @@ LEDGER_POLL = 0.25
 # after a revert made elsewhere, so that signal finds the run still holding and it ends as
 # interrupted (143) whichever it learnt of first.
 STOP_GRACE = 0.5
+
+
+@dataclass
+class Injection:
+    """One fault on one target, as the run holds it: its revert spec and what became of it."""
+
+    id: str
+    fault: FaultSpec
+    target: TargetRef
+    adapter: Adapter
+    spec: dict[str, Any]
+    injected_at: float | None = None  # seconds since run start
+    reverted_at: float | None = None
+    outcome: str = "pending"  # pending | injected | reverted | gone | nothing | failed
+    by: str = ""
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "fault": self.fault.name, "type": self.fault.type,
+                "target": self.target.label, "identity": thaw(self.target.identity),
+                "injected_at": self.injected_at, "reverted_at": self.reverted_at,
+                "outcome": self.outcome, "reverted_by": self.by, "error": self.error,
+                "revert_spec": self.spec}
 
 
 def deadline_grace(duration: float) -> float:
@@ -157,8 +178,6 @@ class Timeline:
         """Write-ahead for the whole target set: one durable intent before any target is
         touched, then each target, then one `applied` (also for the ones done when a later
         target fails, which then raises)."""
-        from chaos.runner.engine import Injection  # (beside Engine, which imports this module)
-
         first = len(self.injections)
         mine = [Injection(f"{self.run_id}.{fault.index}.{first + k}", fault, target, adapter,
                           adapter.prepare(fault, target)) for k, target in enumerate(targets)]

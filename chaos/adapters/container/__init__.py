@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from chaos.adapters.base import Adapter
 
 if TYPE_CHECKING:
-    from chaos.adapters.registry import AdapterRegistry
+    from chaos.adapters.base import Registrar
 
 
 def adapters() -> list[Adapter]:
@@ -29,7 +29,7 @@ def adapters() -> list[Adapter]:
             resource.ContainerResourceAdapter(), disk.ContainerDiskAdapter()]
 
 
-def register(registry: AdapterRegistry) -> None:
+def register(registry: Registrar) -> None:
     """Add the built-in container adapters to `registry` (each is verified as it is added)."""
     for adapter in adapters():
         registry.add(adapter)

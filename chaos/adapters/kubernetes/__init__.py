@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from chaos.adapters.base import Adapter
 
 if TYPE_CHECKING:
-    from chaos.adapters.registry import AdapterRegistry
+    from chaos.adapters.base import Registrar
 
 
 def adapters() -> list[Adapter]:
@@ -38,7 +38,7 @@ def adapters() -> list[Adapter]:
     ]
 
 
-def register(registry: AdapterRegistry) -> None:
+def register(registry: Registrar) -> None:
     """Add the built-in Kubernetes adapters to `registry` (each is verified as it is added)."""
     for adapter in adapters():
         registry.add(adapter)

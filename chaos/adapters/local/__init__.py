@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from chaos.adapters.registry import AdapterRegistry
+    from chaos.adapters.base import Registrar
 
 
-def register(registry: AdapterRegistry) -> None:
+def register(registry: Registrar) -> None:
     """Add the built-in local adapters to `registry` (each is verified as it is added)."""
     from chaos.adapters.local import clock, kernel, process, proxy_adapter, resource, service
 
