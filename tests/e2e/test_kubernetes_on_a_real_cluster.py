@@ -154,4 +154,5 @@ def test_a_cordon_set_again_by_kubectl_during_the_fault_stays(api: Any, tmp_path
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait(10)
         core.patch_node(name, {"spec": {"unschedulable": False}})

@@ -153,6 +153,7 @@ def test_watchdog_reverts_containers_from_every_step_of_the_protocol(
         assert_all_reverted(world, path)
     finally:
         runner.kill()
+        runner.wait(10)
 
 
 @pytest.mark.parametrize(("engine", "delay"),
@@ -172,6 +173,7 @@ def test_watchdog_reverts_containers_when_runner_is_killed_during_the_hold(
         assert_all_reverted(world, path)
     finally:
         runner.kill()
+        runner.wait(10)
 
 
 @pytest.mark.parametrize("offset", END_OFFSETS)
@@ -190,3 +192,4 @@ def test_watchdog_reverts_containers_when_runner_is_killed_while_reverting(
         assert_all_reverted(world, path)
     finally:
         runner.kill()
+        runner.wait(10)

@@ -316,6 +316,7 @@ def test_recover_unpauses_when_runner_and_watchdog_are_both_killed(
         assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     finally:
         proc.kill()
+        proc.wait(10)
         finish(proc)
     assert engine.inspect(name, "{{.State.Paused}}") == "false"
     assert run_chaos("recover").stdout.strip() == "nothing to recover"
