@@ -6,6 +6,7 @@ seconds still sends on the runner's schedule, and a killed runner leaves no work
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -200,3 +201,48 @@ def test_a_killed_runner_leaves_no_worker_sending(run: Run, server: ArrivalServe
     time.sleep(0.5)
     arrived = server.arrivals()
     assert arrived and max(arrived) < killed + 1.0
+
+
+def test_a_worker_whose_clock_is_too_uncertain_is_refused(server: ArrivalServer) -> None:
+    """Pongs 12 ms late: the offset is known to ±6 ms only, past the 5 ms bound."""
+    from chaos.errors import ChaosError
+    from chaos.slo.traffic_remote import RemoteWorkers, RemoteWorkerTraffic, proof
+    from chaos.slo.traffic_spec import traffic_from_spec
+
+    port = free_port()
+    http = {"url": f"http://127.0.0.1:{server.port}/", "rate": 50.0}
+    traffic = RemoteWorkerTraffic(traffic_from_spec(http), {"http": http}, RemoteWorkers(
+        1, "127.0.0.1", port, TOKEN, connect_within=5.0, max_clock_error=0.005))
+
+    async def slow_worker() -> dict[str, object]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        greeting = json.loads(await reader.readline())
+        writer.write(json.dumps({"hello": "traffic-worker", "protocol": 1, "challenge": "c" * 32,
+                                 "proof": proof(TOKEN, "worker", greeting["challenge"],
+                                                "c" * 32)}).encode() + b"\n")
+        while True:
+            message = json.loads(await reader.readline())
+            if "ping" in message:
+                await asyncio.sleep(0.012)
+                writer.write(json.dumps({"pong": message["ping"], "at": time.time()}).encode()
+                             + b"\n")
+            elif "welcome" not in message:
+                writer.close()
+                assert isinstance(message, dict)
+                return message
+
+    async def scenario() -> tuple[dict[str, object], str]:
+        traffic.start()
+        waiting = asyncio.create_task(traffic.ready())
+        await asyncio.sleep(0.2)
+        answer = await slow_worker()
+        with pytest.raises(ChaosError) as refused:
+            await waiting
+        await traffic.stop()
+        return answer, str(refused.value)
+
+    answer, error = asyncio.run(scenario())
+    assert "refused" in answer and "max_clock_error" in str(answer["refused"]), answer
+    assert float(str(answer["refused"]).split("±")[1].split(" ms")[0]) >= 6.0, answer
+    assert "0 of 1 traffic workers connected" in error
+    assert server.arrivals() == []
