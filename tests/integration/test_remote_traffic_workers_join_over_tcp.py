@@ -203,39 +203,52 @@ def test_a_killed_runner_leaves_no_worker_sending(run: Run, server: ArrivalServe
     assert arrived and max(arrived) < killed + 1.0
 
 
+async def hand_made_worker(port: int, pong_delay: float) -> tuple[
+        asyncio.StreamReader, asyncio.StreamWriter, dict[str, object]]:
+    """The worker's side of the handshake written out, answering pings `pong_delay` late:
+    the connection and the runner's first word after the pings (an order, or a refusal)."""
+    from chaos.slo.traffic_remote import proof
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    greeting = json.loads(await reader.readline())
+    writer.write(json.dumps({"hello": "traffic-worker", "protocol": 1, "challenge": "c" * 32,
+                             "proof": proof(TOKEN, "worker", greeting["challenge"], "c" * 32)}
+                            ).encode() + b"\n")
+    while True:
+        message = json.loads(await reader.readline())
+        if "ping" in message:
+            await asyncio.sleep(pong_delay)
+            writer.write(json.dumps({"pong": message["ping"], "at": time.time()}).encode()
+                         + b"\n")
+        elif "welcome" not in message:
+            assert isinstance(message, dict)
+            return reader, writer, message
+
+
+def remote_traffic(server: ArrivalServer, port: int) -> object:
+    from chaos.slo.traffic_remote import RemoteWorkers, RemoteWorkerTraffic
+    from chaos.slo.traffic_spec import traffic_from_spec
+
+    http = {"url": f"http://127.0.0.1:{server.port}/", "rate": 50.0}
+    return RemoteWorkerTraffic(traffic_from_spec(http), {"http": http}, RemoteWorkers(
+        1, "127.0.0.1", port, TOKEN, connect_within=5.0, max_clock_error=0.005))
+
+
 def test_a_worker_whose_clock_is_too_uncertain_is_refused(server: ArrivalServer) -> None:
     """Pongs 12 ms late: the offset is known to ±6 ms only, past the 5 ms bound."""
     from chaos.errors import ChaosError
-    from chaos.slo.traffic_remote import RemoteWorkers, RemoteWorkerTraffic, proof
-    from chaos.slo.traffic_spec import traffic_from_spec
+    from chaos.slo.traffic_remote import RemoteWorkerTraffic
 
     port = free_port()
-    http = {"url": f"http://127.0.0.1:{server.port}/", "rate": 50.0}
-    traffic = RemoteWorkerTraffic(traffic_from_spec(http), {"http": http}, RemoteWorkers(
-        1, "127.0.0.1", port, TOKEN, connect_within=5.0, max_clock_error=0.005))
-
-    async def slow_worker() -> dict[str, object]:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        greeting = json.loads(await reader.readline())
-        writer.write(json.dumps({"hello": "traffic-worker", "protocol": 1, "challenge": "c" * 32,
-                                 "proof": proof(TOKEN, "worker", greeting["challenge"],
-                                                "c" * 32)}).encode() + b"\n")
-        while True:
-            message = json.loads(await reader.readline())
-            if "ping" in message:
-                await asyncio.sleep(0.012)
-                writer.write(json.dumps({"pong": message["ping"], "at": time.time()}).encode()
-                             + b"\n")
-            elif "welcome" not in message:
-                writer.close()
-                assert isinstance(message, dict)
-                return message
+    traffic = remote_traffic(server, port)
+    assert isinstance(traffic, RemoteWorkerTraffic)
 
     async def scenario() -> tuple[dict[str, object], str]:
         traffic.start()
         waiting = asyncio.create_task(traffic.ready())
         await asyncio.sleep(0.2)
-        answer = await slow_worker()
+        _, writer, answer = await hand_made_worker(port, 0.012)
+        writer.close()
         with pytest.raises(ChaosError) as refused:
             await waiting
         await traffic.stop()
@@ -246,3 +259,37 @@ def test_a_worker_whose_clock_is_too_uncertain_is_refused(server: ArrivalServer)
     assert float(str(answer["refused"]).split("±")[1].split(" ms")[0]) >= 6.0, answer
     assert "0 of 1 traffic workers connected" in error
     assert server.arrivals() == []
+
+
+def test_a_worker_that_sends_garbage_makes_later_windows_error(server: ArrivalServer) -> None:
+    from chaos.slo.checks import Status, parse_check
+    from chaos.slo.traffic_remote import RemoteWorkerTraffic
+
+    port = free_port()
+    traffic = remote_traffic(server, port)
+    assert isinstance(traffic, RemoteWorkerTraffic)
+
+    async def scenario() -> object:
+        traffic.start()
+        waiting = asyncio.create_task(traffic.ready())
+        await asyncio.sleep(0.2)
+        reader, writer, order = await hand_made_worker(port, 0.0)
+        assert order["order"]["share"] == [0, 1]  # type: ignore[index]
+        writer.write(b"ready\n")
+        await waiting
+        assert "t0" in json.loads(await reader.readline())
+        writer.write(b'{"ticks": [], "waiting": 0.0}\n')  # well formed: nothing yet
+        await asyncio.sleep(0.3)
+        start = traffic.now()
+        writer.write(b"\x00garbage\n")
+        await asyncio.sleep(0.5)
+        end = traffic.now()
+        check = parse_check("availability >= 0%", frozenset())  # would pass on any data
+        verdict = check.evaluate(lambda _: traffic.window(start, end), end - start)
+        writer.close()
+        await traffic.stop()
+        return verdict
+
+    verdict = asyncio.run(scenario())
+    assert verdict.status is Status.ERROR, verdict  # type: ignore[attr-defined]
+    assert "sent a bad line" in traffic.failure
