@@ -61,5 +61,4 @@ def traffic_worker(address: str, token_env: str, connect_within: float,
         click.echo(f"chaos traffic-worker: {text}", err=True)
 
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(work_for(address, token, connect_within, max_duration, said))
-    said("the run ended")
+        said(runner.run(work_for(address, token, connect_within, max_duration, said)))

@@ -205,14 +205,15 @@ class RemoteWorkerTraffic(MergedTraffic):
         say(writer, {"welcome": proof(self.remote.token, "runner", theirs, challenge)})
         samples = []
         for i in range(PINGS):
-            sent = time.time()
+            # the round trip on the monotonic clock: a wall-clock step must not shorten it
+            wall, sent = time.time(), time.monotonic()
             say(writer, {"ping": i})
             pong = await hear(reader)
-            back = time.time()
+            rtt = time.monotonic() - sent
             at = pong.get("at")
             if pong.get("pong") != i or not isinstance(at, float) or not math.isfinite(at):
                 raise Refused("not the traffic-worker protocol (bad pong)")
-            samples.append(ClockSample(at - (sent + back) / 2, back - sent))
+            samples.append(ClockSample(at - (wall + rtt / 2), rtt))
         best = min(samples, key=lambda s: s.rtt)
         if best.error > self.remote.max_clock_error:
             raise Refused(f"its clock offset is known to ±{best.error * 1e3:.1f} ms only (best "
@@ -291,6 +292,7 @@ class RemoteLink:
                  wall: Callable[[], float]) -> None:
         self.reader, self.writer, self.wall = reader, writer, wall
         self.stopped = asyncio.Event()  # the runner said stop, closed, or fell silent
+        self.why = "the run ended"  # or how the runner went away
 
     async def send(self, line: bytes) -> None:
         if self.writer.is_closing():
@@ -299,7 +301,8 @@ class RemoteLink:
         self.writer.write(line)
         try:
             await self.writer.drain()
-        except OSError:
+        except OSError as exc:
+            self.why = f"the connection to the runner failed ({exc})"
             self.stopped.set()
 
     async def _next(self) -> dict[str, Any] | None:
@@ -307,7 +310,11 @@ class RemoteLink:
         while True:
             try:
                 message = await asyncio.wait_for(hear(self.reader), SILENCE)
-            except (Refused, TimeoutError):
+            except Refused as exc:
+                self.why = f"the runner went away ({exc})"
+                return None
+            except TimeoutError:
+                self.why = f"heard nothing from the runner for {SILENCE:g}s"
                 return None
             if "stop" in message:
                 return None
@@ -334,9 +341,9 @@ class RemoteLink:
 
 
 async def work_for(address: str, token: str, connect_within: float, longest: float,
-                   said: Callable[[str], None]) -> None:
+                   said: Callable[[str], None]) -> str:
     """Connect to the runner at `address` (retrying for `connect_within`), join its run and send
-    this worker's share until it ends; at most `longest` seconds of traffic."""
+    this worker's share until it ends (at most `longest` seconds); why it ended."""
     from chaos.slo.traffic_shipping import generate
 
     shift = float(os.environ.get(WORKER_CLOCK_SHIFT) or 0.0)
@@ -367,7 +374,12 @@ async def work_for(address: str, token: str, connect_within: float, longest: flo
         share = joined.order.get("share") or [0, 1]
         said(f"worker {int(share[0]) + 1} of {int(share[1])} of the run at {address}: clock "
              f"offset {joined.offset * 1e3:+.3f} ms ± {joined.error * 1e3:.3f} ms")
-        await generate({**joined.order, "deadline": longest}, RemoteLink(reader, writer, wall))
+        link = RemoteLink(reader, writer, wall)
+        started = time.monotonic()
+        await generate({**joined.order, "deadline": longest}, link)
+        if time.monotonic() - started >= longest:
+            return f"--max-duration ({longest:g}s) passed"
+        return link.why
     finally:
         writer.close()
 

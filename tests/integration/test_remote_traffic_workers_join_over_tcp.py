@@ -198,6 +198,8 @@ def test_a_killed_runner_leaves_no_worker_sending(run: Run, server: ArrivalServe
     run.runner.wait(10)
     for proc, log in run.workers or ():
         assert proc.wait(15) is not None, log.read_text()
+        said = log.read_text()
+        assert "went away" in said or "connection to the runner failed" in said, said
     time.sleep(0.5)
     arrived = server.arrivals()
     assert arrived and max(arrived) < killed + 1.0
