@@ -34,8 +34,10 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option("--token-env", default="CHAOS_WORKER_TOKEN", show_default=True, metavar="NAME",
               help="Environment variable holding the shared token.")
 @click.option("--connect-within", default="60s", show_default=True, callback=_duration,
+              metavar="DURATION",
               help="Keep retrying the connection this long (start workers before the run).")
 @click.option("--max-duration", default="24h", show_default=True, callback=_duration,
+              metavar="DURATION",
               help="Stop sending after this long, whatever the runner says.")
 def traffic_worker(address: str, token_env: str, connect_within: float,
                    max_duration: float) -> None:
