@@ -29,6 +29,8 @@ COMMANDS = {
     "schema": ("chaos.cli.catalogue:schema", "Print the JSON Schema of experiment files."),
     "report": ("chaos.cli.report:report", "Render journals again (text, HTML, Markdown, JUnit, post-mortems)."),
     "proxy": ("chaos.cli.proxy:proxy", "Run a TCP fault proxy in the foreground, live view."),
+    "traffic-worker": ("chaos.cli.traffic_worker:traffic_worker",
+                       "Send a share of a run's traffic from this host (remote workers)."),
     "gameday": ("chaos.cli.gameday:gameday", "Run, schedule or export game days."),
     "convert": ("chaos.cli.convert:convert", "Convert a Chaos Toolkit experiment to our format."),
     "init": ("chaos.cli.init:init", "Write a new, commented experiment or game day, validated."),

@@ -135,6 +135,9 @@ class Hypothesis:
     traffic_profile: Mapping[str, Any] | None = None
     traffic_mix: tuple[Mapping[str, Any], ...] = ()
     traffic_workers: int = 1  # generator processes (traffic.workers, `auto` resolved)
+    # traffic.workers when they join from other hosts: remote, listen, token, connect_within,
+    # max_clock_error (chaos.slo.traffic_remote)
+    traffic_remote: Mapping[str, Any] | None = None
     prometheus: Mapping[str, Any] | None = None  # url, good, total, latency
     min_events: int | None = None  # fewer events in a window is NO_DATA (default per source)
 

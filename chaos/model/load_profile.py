@@ -60,6 +60,8 @@ def check_traffic(raw: Any, node: yaml.Node | None, ctx: Context) -> None:
     if isinstance(mix, Sequence) and not isinstance(mix, str):
         _check_mix(mix, http, source.child(node, "mix"), ctx)
     workers = raw.get("workers")
+    if isinstance(workers, Mapping):
+        _check_remote(workers, source.child(node, "workers"), ctx)
     if isinstance(workers, Mapping) and str(workers.get("count")).isdigit():
         count, have = int(workers["count"]), available_cores()
         if count > have and not workers.get("force"):
@@ -83,6 +85,49 @@ def worker_count(workers: Mapping[str, Any] | None) -> int:
     return available_cores() if count == "auto" else int(count)
 
 
+REMOTE_ONLY = ("listen", "token", "connect_within", "max_clock_error")
+
+
+def _check_remote(workers: Mapping[str, Any], node: yaml.Node | None, ctx: Context) -> None:
+    """Remote workers are opt-in: the run listens only where `listen` says, for workers that
+    prove `token`; those keys mean nothing without `remote`, and `count` nothing with it."""
+    where = f"{PATH}.workers"
+    if workers.get("remote") is INVALID:
+        return
+    if workers.get("remote") is None:
+        for key in REMOTE_ONLY:
+            if source.child(node, key) is not None:
+                ctx.problem(source.child(node, key), f"{where}.{key}",
+                            f"only for workers on other hosts: add `remote: N` (how many "
+                            f"`chaos traffic-worker` processes join), or remove {key}")
+        return
+    if source.child(node, "count") is not None:
+        ctx.problem(source.child(node, "count"), f"{where}.count",
+                    "remote workers send the whole schedule: remove count (or remote)")
+    for key, example in (("listen", 'listen: "10.0.0.5:7070"'),
+                         ("token", 'token: "${CHAOS_WORKER_TOKEN}"')):
+        if workers.get(key) is None and source.child(node, key) is None:
+            ctx.problem(node, f"{where}.{key}",
+                        f"required field is missing with remote workers: write `{example}`")
+    if isinstance(workers.get("listen"), str) and not _port(workers["listen"]):
+        ctx.problem(source.child(node, "listen"), f"{where}.listen",
+                    f"{workers['listen']!r} has no port from 1 to 65535: write HOST:PORT, like "
+                    "10.0.0.5:7070 (the host is the address workers reach, 0.0.0.0 for all)")
+
+
+def _port(address: str) -> int:
+    port = address.rpartition(":")[2]
+    return int(port) if port.isdigit() and 0 < int(port) < 65536 else 0
+
+
+def remote_workers(traffic: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """`traffic.workers` when its workers join from other hosts (checked), else None."""
+    workers = (traffic or {}).get("workers")
+    if not isinstance(workers, Mapping) or workers.get("remote") is None:
+        return None
+    return {key: workers[key] for key in ("remote", *REMOTE_ONLY)}
+
+
 def _check_breaking_point(spec: Mapping[str, Any], workers: Any, node: yaml.Node | None,
                           ctx: Context) -> None:
     where = f"{PATH}.profile.breaking_point"
@@ -100,7 +145,8 @@ def _check_breaking_point(spec: Mapping[str, Any], workers: Any, node: yaml.Node
     if isinstance(spec.get("step"), float) and spec["step"] <= 0:
         ctx.problem(source.child(node, "step"), f"{where}.step",
                     "expected a rate above 0/s, like `step: 100/s`")
-    if isinstance(workers, Mapping) and str(workers.get("count")) != "1":
+    if isinstance(workers, Mapping) and (str(workers.get("count")) != "1"
+                                         or workers.get("remote") is not None):
         ctx.problem(node, f"{where}", "a breaking-point search runs in the runner's own "
                     "generator: remove traffic.workers (one loop keeps ~20,000 req/s)")
 
@@ -252,5 +298,5 @@ def check_spike(hypothesis: Hypothesis | None, faults: Sequence[FaultSpec] | Non
 
 
 __all__ = ["available_cores", "check_capacity_floors", "check_spike", "check_traffic",
-           "check_under_fault", "check_until", "search_seconds", "traffic_span",
-           "worker_count"]
+           "check_under_fault", "check_until", "remote_workers", "search_seconds",
+           "traffic_span", "worker_count"]

@@ -201,8 +201,20 @@ WORKERS = Obj({
     "count": Str("generator processes: a number, or auto (one per core)", "1",
                  pattern=r"auto|[1-9][0-9]{0,2}"),
     "force": Bool("allow more workers than cores (they would share cores and lag)", False),
-}, "split the schedule across generator processes, past one core; `workers: 4` is short for "
-   "`{count: 4}`", shorthand=scalar_as("count"))
+    "remote": Int("workers on other hosts, started there with `chaos traffic-worker --connect "
+                  "HOST:PORT` (instead of count: this machine then sends nothing itself)",
+                  min=1, max=1000),
+    "listen": Str("HOST:PORT the run listens on for remote workers (required with remote; "
+                  "nothing listens without it)", pattern=r"[A-Za-z0-9_.:\[\]-]*:[0-9]{1,5}"),
+    "token": Str("the secret remote workers prove they know (required with remote): write "
+                 "${CHAOS_WORKER_TOKEN}, never the value", min_length=16),
+    "connect_within": Duration("the run fails (nothing injected) unless every remote worker "
+                               "has joined within this", "60s", min=1),
+    "max_clock_error": Duration("a remote worker whose clock offset is known less well than "
+                                "this (half its best ping round trip) is refused", "5ms",
+                                min=0.0001, max=1),
+}, "split the schedule across generator processes, past one core or past one machine; "
+   "`workers: 4` is short for `{count: 4}`", shorthand=scalar_as("count"))
 
 TRAFFIC = Obj({"http": Field(TRAFFIC_HTTP, required=True), "profile": PROFILE, "mix": MIX,
                "workers": WORKERS},

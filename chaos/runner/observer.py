@@ -76,12 +76,18 @@ class Observer:
         if hyp.traffic is not None:
             from chaos.slo.traffic import HttpTraffic, traffic_from_spec
             spec = traffic_from_spec(hyp.traffic, hyp.traffic_profile, hyp.traffic_mix)
-            if hyp.traffic_workers > 1:  # past one core: worker processes, merged here
+            if hyp.traffic_workers > 1 or hyp.traffic_remote:  # worker processes, merged here
                 from chaos.model.experiment import thaw
-                from chaos.slo.traffic_workers import WorkerTraffic
                 raw = {"http": thaw(hyp.traffic), "profile": thaw(hyp.traffic_profile),
                        "mix": [thaw(m) for m in hyp.traffic_mix]}
-                self.traffic = WorkerTraffic(spec, raw, hyp.traffic_workers, self._on_second)
+                if hyp.traffic_remote:  # on other hosts, joining over TCP
+                    from chaos.slo.traffic_remote import RemoteWorkerTraffic, RemoteWorkers
+                    self.traffic = RemoteWorkerTraffic(
+                        spec, raw, RemoteWorkers.from_spec(hyp.traffic_remote), self._on_second)
+                else:
+                    from chaos.slo.traffic_workers import WorkerTraffic
+                    self.traffic = WorkerTraffic(spec, raw, hyp.traffic_workers,
+                                                 self._on_second)
             else:
                 self.traffic = HttpTraffic(spec, self._on_second)
             profile = hyp.traffic_profile

@@ -2,23 +2,25 @@
 
 One event loop keeps its scheduler lag low up to some 20,000 req/s; `traffic.workers: N` runs N
 generator processes (each its own loop, uvloop when installed). Worker k of N sends requests
-k, k + N, k + 2N, ... of the one schedule (same `t0`, the machine's monotonic clock), so their
-union is exactly the single-process schedule. A worker says `ready` once it has started (Python
-and uvloop imported, its loop running); when all have, the runner sends them `t0` on their
-stdin (`ready()`: the engine starts the before window then). Every 100 ms each worker writes
-one JSON line to its stdout: the requests recorded since its last line, per 100 ms tick, as
-packed buckets (counts and HdrHistograms in their compressed encoding,
-chaos.slo.buckets.PackedBucket), and `waiting`, the intended send time of its oldest request
-not answered yet (in flight or not sent yet). The runner merges the ticks into its own
-(histograms added, never percentiles averaged) and judges windows as for one process;
-`settle(end)` waits until every worker's `waiting` is past `end`. A worker's scheduler lag and
-connection starvation are in the merged histograms and counts, so they make a window INVALID
-as before; a worker that dies or sends garbage makes every later window ERROR, never a verdict
-on the service.
+k, k + N, k + 2N, ... of the one schedule (same `t0`), so their union is exactly the
+single-process schedule. A worker says `ready` once it has started (Python and uvloop imported,
+its loop running); when all have, the runner sends each its `t0` (`ready()`: the engine starts
+the before window then). Every 100 ms each worker sends one JSON line: the requests recorded
+since its last line, per 100 ms tick, as packed buckets (counts and HdrHistograms in their
+compressed encoding, chaos.slo.buckets.PackedBucket), and `waiting`, when its oldest request not
+answered yet (in flight or not sent yet) was due, in seconds after `t0`. The runner merges the
+ticks into its own (histograms added, never percentiles averaged) and judges windows as for one
+process; `settle(end)` waits until every worker's `waiting` is past `end`. A worker's scheduler
+lag and connection starvation are in the merged histograms and counts, so they make a window
+INVALID as before; a worker that dies or sends garbage makes every later window ERROR, never a
+verdict on the service.
 
-Workers end with the runner: SIGTERM (a last line, then exit), their stdin closing or a parent
-that is gone (checked every 100 ms), or their deadline. Local processes only: `t0` is shared
-through the monotonic clock, which other hosts do not share.
+MergedTraffic is that runner side, whatever carries the lines: here, local processes (their
+stdout; `t0` on their stdin, in the monotonic clock the machine shares); in
+chaos.slo.traffic_remote, workers on other hosts over TCP (`t0` in their own clock). Local
+workers end with the runner: SIGTERM (a last line, then exit), their stdin closing, a parent
+that is gone (checked every 100 ms), or their deadline. The workers' side is
+chaos.slo.traffic_shipping.
 """
 
 from __future__ import annotations
@@ -27,17 +29,15 @@ import asyncio
 import contextlib
 import json
 import math
-import os
 import signal
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from chaos.slo.buckets import Bucket, PackedBucket, Window
 from chaos.slo.traffic import TICKS_PER_SECOND, HttpTraffic
-from chaos.slo.traffic_spec import TrafficSpec, traffic_from_spec
+from chaos.slo.traffic_spec import TrafficSpec
 
 SHIP_EVERY = 0.1  # seconds between a worker's lines
 READY_WITHIN = 60.0  # seconds for every worker to start (a loaded machine imports slowly)
@@ -45,15 +45,17 @@ STOP_GRACE = 5.0  # after SIGTERM, then SIGKILL
 MAX_LINE = 16 * 1024 * 1024
 
 
-class WorkerTraffic(HttpTraffic):
-    """The runner's side: starts the workers, merges what they send, answers windows."""
+class MergedTraffic(HttpTraffic):
+    """The runner's side of any set of workers: merges their lines, answers windows.
+
+    Subclasses start the workers (`_launch`), hand each its `t0` (`_begin`), end them
+    (`_end`); each worker's lines go through `_follow`."""
 
     def __init__(self, spec: TrafficSpec, raw: dict[str, Any], workers: int,
                  on_second: Callable[[int, Window], None] | None = None) -> None:
         super().__init__(spec, on_second)
         self.workers = workers
         self._raw = raw  # traffic.http / profile / mix as JSON, what each worker rebuilds
-        self._procs: list[asyncio.subprocess.Process] = []
         self._waiting: dict[int, float] = {}
         self._stopping = False
         self.failure = ""  # set once a worker failed: later windows are ERROR
@@ -63,52 +65,71 @@ class WorkerTraffic(HttpTraffic):
         self.t0 = math.inf  # until every worker is ready
         self._started: list[asyncio.Future[None]] = [
             self._loop.create_future() for _ in range(self.workers)]
-        self._tasks = [asyncio.create_task(self._run(k), name=f"traffic-worker-{k}")
-                       for k in range(self.workers)]
+        self._tasks = self._launch()
 
-    async def ready(self) -> None:
-        """Wait for every worker, then start the schedule now."""
+    def _launch(self) -> list[asyncio.Task[None]]:
+        raise NotImplementedError
+
+    def _begin(self, k: int, t0: float) -> None:
+        """Tell worker k the schedule starts at `t0` (this process's monotonic clock)."""
+        raise NotImplementedError
+
+    async def _end(self) -> None:
+        """Ask every worker to send its last line and stop."""
+        raise NotImplementedError
+
+    def _kill(self) -> None:
+        """Workers still there after STOP_GRACE: end them without their last line."""
+
+    async def _gathered(self) -> None:
+        """Wait until every worker is ready or failed (a failure says why)."""
         try:
             async with asyncio.timeout(READY_WITHIN):
                 await asyncio.gather(*self._started)
         except TimeoutError:
             self.failure = self.failure or (
                 f"traffic workers did not start within {READY_WITHIN:.0f}s")
+
+    async def ready(self) -> None:
+        """Wait for every worker, then start the schedule now."""
+        await self._gathered()
         self.t0 = time.monotonic() + 0.05
         self._waiting = dict.fromkeys(range(self.workers), self.t0)
-        for proc in self._procs:
-            if proc.stdin is not None and proc.returncode is None:
-                proc.stdin.write(f"{self.t0!r}\n".encode())
+        for k in range(self.workers):
+            self._begin(k, self.t0)
         self._tasks.append(asyncio.create_task(self._folding(), name="traffic-fold"))
 
-    async def _run(self, k: int) -> None:
+    def order(self, k: int) -> dict[str, Any]:
+        """What worker k rebuilds its share of the schedule from."""
         share = math.ceil(self.connections / self.workers)
-        http = {**self._raw["http"], "connections": share}
-        order = json.dumps({**self._raw, "http": http, "share": [k, self.workers],
-                            "t0": self.t0})
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "chaos.slo.traffic_workers", order,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=MAX_LINE)
-        self._procs.append(proc)
-        assert proc.stdout is not None
+        return {**self._raw, "http": {**self._raw["http"], "connections": share},
+                "share": [k, self.workers]}
+
+    async def _follow(self, k: int, lines: asyncio.StreamReader,
+                      gone: Callable[[], Awaitable[str]]) -> None:
+        """Worker k's lines until it stops sending: `ready`, then ticks. `gone()` says how it
+        ended, for when that was not the run's stop."""
+        broken = ""
         try:
-            if await proc.stdout.readline() == b"ready\n":
+            if await lines.readline() == b"ready\n":
                 self._started[k].set_result(None)
-            async for line in proc.stdout:
+            async for line in lines:
                 self._absorb(k, line)
+        except (OSError, ValueError) as exc:  # reset, or a line past MAX_LINE
+            broken = f": {exc}"
         finally:
-            code = await proc.wait()
             if not self._started[k].done():
                 self._started[k].set_result(None)  # ready() goes on; the failure says why
             self._waiting.pop(k, None)
+            why = await gone()
             if not self._stopping and not self.failure:
-                self.failure = f"traffic worker {k + 1} of {self.workers} exited (code {code})"
+                self.failure = f"traffic worker {k + 1} of {self.workers} {why}{broken}"[:300]
 
     def _absorb(self, k: int, line: bytes) -> None:
         try:
             message = json.loads(line)
             ticks = [(int(t), PackedBucket.from_json(b)) for t, b in message["ticks"]]
-            waiting = float(message["waiting"])
+            waiting = self.t0 + float(message["waiting"])
         except (ValueError, KeyError, TypeError) as exc:
             self.failure = self.failure or (
                 f"traffic worker {k + 1} of {self.workers} sent a bad line: {exc}"[:200])
@@ -124,7 +145,8 @@ class WorkerTraffic(HttpTraffic):
                     known or Bucket())
                 bucket.merge(packed)
                 store[key] = bucket.packed() if isinstance(known, PackedBucket) else bucket
-        self._waiting[k] = waiting
+        if k in self._waiting:
+            self._waiting[k] = waiting
 
     async def _folding(self) -> None:
         """Fold complete seconds, as the one-process scheduler does (a line later)."""
@@ -139,18 +161,11 @@ class WorkerTraffic(HttpTraffic):
 
     async def stop(self) -> None:
         self._stopping = True
-        for proc in self._procs:
-            if proc.stdin is not None:
-                proc.stdin.close()  # a worker still waiting for t0 sees EOF and ends
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
+        await self._end()
         readers = [t for t in self._tasks if t.get_name().startswith("traffic-worker")]
-        if readers:  # each reads its worker's last line, then sees it exit
+        if readers:  # each reads its worker's last line, then sees it end
             await asyncio.wait(readers, timeout=STOP_GRACE)
-        for proc in self._procs:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+        self._kill()
         tasks, self._tasks = self._tasks, []
         await self._halt(tasks)
         self._waiting.clear()
@@ -170,77 +185,52 @@ class WorkerTraffic(HttpTraffic):
         return window
 
 
-# --- the worker's side
+class WorkerTraffic(MergedTraffic):
+    """Workers as local processes: lines on their stdout, `t0` on their stdin."""
 
+    def _launch(self) -> list[asyncio.Task[None]]:
+        self._procs: dict[int, asyncio.subprocess.Process] = {}
+        return [asyncio.create_task(self._run(k), name=f"traffic-worker-{k}")
+                for k in range(self.workers)]
 
-class _ShippingTraffic(HttpTraffic):
-    """A worker's generator: what it records waits in `delta` for the next line."""
+    async def _run(self, k: int) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "chaos.slo.traffic_workers", json.dumps(self.order(k)),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=MAX_LINE)
+        self._procs[k] = proc
+        assert proc.stdout is not None
 
-    def __init__(self, spec: TrafficSpec) -> None:
-        super().__init__(spec)
-        self.delta: dict[int, Bucket] = {}
+        async def gone() -> str:
+            return f"exited (code {await proc.wait()})"
 
-    def record(self, due: float, lag: float, ok: bool, error: str,
-               timed_out: bool = False) -> None:
-        latency = max(1, int((time.monotonic() - due) * 1e6))
-        starved = due in self._starved
-        if starved:
-            self._starved.discard(due)
-        tick = self._tick(due)
-        bucket = self.delta.get(tick)
-        if bucket is None:
-            bucket = self.delta[tick] = Bucket()
-        bucket.requests += 1
-        bucket.starved += starved
-        bucket.latency.record_value(latency)
-        bucket.lag.record_value(max(1, int(lag * 1e6)))
-        if not ok:
-            bucket.errors += 1
-            bucket.timeouts += timed_out
-            bucket.last_error = error
+        await self._follow(k, proc.stdout, gone)
 
-    def line(self) -> bytes:
-        ticks = [[t, b.packed().as_json()] for t, b in sorted(self.delta.items())]
-        self.delta = {}
-        waiting = min([*self.in_flight(), self.next_due or self.t0])
-        return (json.dumps({"ticks": ticks, "waiting": waiting, "sent": self.sent},
-                           separators=(",", ":")) + "\n").encode()
+    def _begin(self, k: int, t0: float) -> None:
+        proc = self._procs.get(k)
+        if proc is not None and proc.stdin is not None and proc.returncode is None:
+            proc.stdin.write(f"{t0!r}\n".encode())
 
+    async def _end(self) -> None:
+        for proc in self._procs.values():
+            if proc.stdin is not None:
+                proc.stdin.close()  # a worker still waiting for t0 sees EOF and ends
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
 
-async def _work(order: dict[str, Any]) -> None:
-    share = order["share"]
-    spec = traffic_from_spec(order["http"], order.get("profile"), order.get("mix") or ())
-    spec = replace(spec, share=(int(share[0]), int(share[1])))
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    parent, out = os.getppid(), sys.stdout.buffer
-    out.write(b"ready\n")
-    out.flush()
-    t0 = await loop.run_in_executor(None, sys.stdin.readline)
-    if not t0.strip():
-        return  # the runner went away before the start
-    traffic = _ShippingTraffic(spec)
-    traffic.start()
-    traffic.t0 = float(t0)  # the runner's; the tasks have not run yet
-    loop.add_reader(sys.stdin.fileno(), stop.set)  # EOF: the runner is gone
-    deadline = time.monotonic() + float(order.get("deadline") or 7 * 86400)
-    while not stop.is_set() and os.getppid() == parent and time.monotonic() < deadline:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), SHIP_EVERY)
-        out.write(traffic.line())
-        out.flush()
-    await traffic.stop()
-    out.write(traffic.line())
-    out.flush()
+    def _kill(self) -> None:
+        for proc in self._procs.values():
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
 
 
 def main(argv: list[str]) -> int:
     from chaos.slo.traffic import loop_factory
+    from chaos.slo.traffic_shipping import LocalLink, generate
 
     order = json.loads(argv[0])
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(_work(order))
+        runner.run(generate(order, LocalLink()))
     return 0
 
 
@@ -248,4 +238,4 @@ if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 
 
-__all__ = ["WorkerTraffic"]
+__all__ = ["MergedTraffic", "WorkerTraffic"]

@@ -10,7 +10,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,35 +21,18 @@ from chaos.slo.checks import Status, parse_check
 from chaos.slo.traffic import HttpTraffic, traffic_from_spec
 from chaos.slo.traffic_workers import WorkerTraffic
 from tests.conftest import ROOT, chaos_cmd, release, wait_until
+from tests.support.arrival_log_server import ArrivalServer
 
 RATE = 600.0
 SECONDS = 3.0
 
 
-class ArrivalServer:
-    def __init__(self, tmp_path: Path, name: str) -> None:
-        self.log = tmp_path / f"{name}.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.arrival_log_server", "--log", str(self.log)],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        self.port = int(self.proc.stdout.readline())
-        self.proc.stdout.close()
-
-    def arrivals(self) -> list[float]:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        return [float(line.split()[0]) for line in self.log.read_text().splitlines()]
-
-
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[list[ArrivalServer]]:
-    made = [ArrivalServer(tmp_path, "a"), ArrivalServer(tmp_path, "b")]
+    made = [ArrivalServer(tmp_path / "a.log"), ArrivalServer(tmp_path / "b.log")]
     yield made
     for srv in made:
-        if srv.proc.poll() is None:
-            srv.proc.kill()
-            srv.proc.wait()
+        srv.close()
 
 
 def workers_of(pid: int) -> list[psutil.Process]:

@@ -5,7 +5,7 @@ path), seen from the server's side.
     python -m tests.support.arrival_log_server --log FILE
 
 prints its port, answers every request 200 at once, and writes `monotonic_seconds path` per
-request to FILE when stopped (SIGTERM).
+request to FILE when stopped (SIGTERM). `ArrivalServer` runs one for a test.
 """
 
 from __future__ import annotations
@@ -13,7 +13,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+class ArrivalServer:
+    """This server as a process of the test: its port, then (stopped) the arrival times."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.arrival_log_server", "--log", str(log)],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+        self.proc.stdout.close()
+
+    def arrivals(self) -> list[float]:
+        """Stop the server; when each request arrived (time.monotonic())."""
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        return [float(line.split()[0]) for line in self.log.read_text().splitlines()]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 async def main() -> None:
