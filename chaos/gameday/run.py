@@ -33,8 +33,8 @@ from chaos.lifetime import die_with_parent
 from chaos.errors import ExitCode, ExperimentInvalid, Problem, most_serious, truncate
 from chaos.gameday.notify import Notifier
 from chaos.model.gameday import ExperimentRef, GameDay
-from chaos.records import (GAMEDAY_SCHEMA, GameDayExperiment, GameDayRecord, RunRecord, Schedule,
-                           Tool, new_run_id)
+from chaos.records import (GameDayExperiment, GameDayRecord, RunRecord, Schedule, Tool,
+                           new_run_id)
 from chaos.records import files as journals
 from chaos.reports import analysis, bundle
 from chaos.reports.collection import Collection, from_gameday
@@ -318,15 +318,16 @@ class GameDayRun:
 
     def document(self, code: int | None = None, score: float | None = None) -> GameDayRecord:
         gd = self.gameday
-        schedule = gd.schedule
         return GameDayRecord(
-            GAMEDAY_SCHEMA, self.id, gd.title, gd.source, tuple(gd.owners), platform.node(),
-            gd.source_hash, gd.description, Tool("chaos", __version__),
-            Schedule(schedule.cron, schedule.timezone) if schedule else None, gd.stop_on,
-            self.started, self.finished or None,
-            round(self.finished - self.started, 3) if self.finished else None, code,
-            self.stopped or None, score, tuple(s.record(self.dir) for s in self.slots),
-            dict(self.reports))
+            gameday=self.id, title=gd.title, source=gd.source, owners=tuple(gd.owners),
+            host=platform.node(), sha256=gd.source_hash, description=gd.description,
+            tool=Tool("chaos", __version__),
+            schedule=Schedule(gd.schedule.cron, gd.schedule.timezone) if gd.schedule else None,
+            stop_on=gd.stop_on, started=self.started, finished=self.finished or None,
+            duration=round(self.finished - self.started, 3) if self.finished else None,
+            exit_code=code, stopped=self.stopped or None, score=score,
+            experiments=tuple(s.record(self.dir) for s in self.slots),
+            reports=dict(self.reports))
 
     def write(self, code: int | None = None, score: float | None = None) -> None:
         journals.write(self.dir / "gameday.json", self.document(code, score).to_json())
