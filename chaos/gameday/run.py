@@ -33,7 +33,8 @@ from chaos.lifetime import die_with_parent
 from chaos.errors import ExitCode, ExperimentInvalid, Problem, most_serious, truncate
 from chaos.gameday.notify import Notifier
 from chaos.model.gameday import ExperimentRef, GameDay
-from chaos.records import GAMEDAY_SCHEMA, RunRecord, new_run_id
+from chaos.records import (GameDayExperiment, GameDayRecord, RunRecord, Schedule, Tool,
+                           new_run_id)
 from chaos.records import files as journals
 from chaos.reports import analysis, bundle
 from chaos.reports.collection import Collection, from_gameday
@@ -64,17 +65,18 @@ class Slot:
     def journal_path(self) -> Path:
         return self.directory / "journal.json"
 
-    def as_dict(self, root: Path) -> dict[str, Any]:
+    def record(self, root: Path) -> GameDayExperiment:
+        """What the aggregate journal (at `root`) says of it."""
         ran = self.status == "done"
-        return {
-            "index": self.index, "step": self.step, "parallel": self.parallel,
-            "file": self.ref.file, "path": self.ref.path, "vars": dict(self.ref.vars),
-            "weight": self.ref.weight, "status": self.status, "exit_code": self.exit_code,
-            "skipped": self.skipped or None, "started": self.started, "finished": self.finished,
-            "journal": str(self.journal_path.relative_to(root)) if ran else None,
-            "output": str((self.directory / "output.log").relative_to(root)) if ran else None,
-            **self.summary,
-        }
+        return GameDayExperiment(
+            self.index, self.step, self.parallel, self.ref.file, self.ref.path,
+            dict(self.ref.vars), self.ref.weight, self.status, self.exit_code,
+            self.skipped or None, self.started, self.finished,
+            str(self.journal_path.relative_to(root)) if ran else None,
+            str((self.directory / "output.log").relative_to(root)) if ran else None,
+            run=self.summary.get("run"), verdict=self.summary.get("verdict"),
+            title=self.summary.get("title"), reason=self.summary.get("reason"),
+            layout=GameDayExperiment.with_layout(self.summary))
 
 
 def check_experiments(gameday: GameDay, variables: Mapping[str, str],
@@ -225,7 +227,7 @@ class GameDayRun:
             **self._about(), "exit_code": code, "stopped": self.stopped or None,
             "score": score, "duration": round(self.finished - self.started, 3),
             "directory": str(self.dir), "reports": self.reports,
-            "experiments": [{k: v for k, v in s.as_dict(self.dir).items()
+            "experiments": [{k: v for k, v in s.record(self.dir).to_json().items()
                              if k in ("index", "file", "status", "exit_code", "verdict",
                                       "reason", "run", "skipped")} for s in self.slots]})
         await self.notifier.drain()
@@ -314,28 +316,26 @@ class GameDayRun:
         return {"gameday": self.id, "title": gd.title, "source": gd.source,
                 "owners": list(gd.owners), "host": platform.node()}
 
-    def document(self, code: int | None = None, score: float | None = None) -> dict[str, Any]:
+    def document(self, code: int | None = None, score: float | None = None) -> GameDayRecord:
         gd = self.gameday
-        return {
-            "schema": GAMEDAY_SCHEMA, **self._about(), "sha256": gd.source_hash,
-            "description": gd.description, "tool": {"name": "chaos", "version": __version__},
-            "schedule": {"cron": gd.schedule.cron, "timezone": gd.schedule.timezone}
-            if gd.schedule else None,
-            "stop_on": gd.stop_on, "started": self.started,
-            "finished": self.finished or None,
-            "duration": round(self.finished - self.started, 3) if self.finished else None,
-            "exit_code": code, "stopped": self.stopped or None, "score": score,
-            "experiments": [s.as_dict(self.dir) for s in self.slots],
-            "reports": self.reports,
-        }
+        return GameDayRecord(
+            gameday=self.id, title=gd.title, source=gd.source, owners=tuple(gd.owners),
+            host=platform.node(), sha256=gd.source_hash, description=gd.description,
+            tool=Tool("chaos", __version__),
+            schedule=Schedule(gd.schedule.cron, gd.schedule.timezone) if gd.schedule else None,
+            stop_on=gd.stop_on, started=self.started, finished=self.finished or None,
+            duration=round(self.finished - self.started, 3) if self.finished else None,
+            exit_code=code, stopped=self.stopped or None, score=score,
+            experiments=tuple(s.record(self.dir) for s in self.slots),
+            reports=dict(self.reports))
 
     def write(self, code: int | None = None, score: float | None = None) -> None:
-        journals.write(self.dir / "gameday.json", self.document(code, score))
+        journals.write(self.dir / "gameday.json", self.document(code, score).to_json())
 
     def collection(self) -> Collection:
-        document = self.document(self.exit_code())
-        return Collection(self.gameday.title, tuple(from_gameday(document, self.dir)), document,
-                          self.gameday.owners)
+        record = self.document(self.exit_code())
+        return Collection(self.gameday.title, tuple(from_gameday(record, self.dir)),
+                          record.to_json(), self.gameday.owners)
 
 
 def _send(proc: asyncio.subprocess.Process, signum: int) -> None:

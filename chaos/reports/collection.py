@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.records import GAMEDAY_SCHEMA, RunRecord
+from chaos.records import GAMEDAY_SCHEMA, GameDayRecord, RunRecord
 from chaos.records import files as journals
 
 
@@ -58,7 +58,7 @@ def load(paths: Iterable[Path]) -> Collection:
         data = journals.load(path)
         if isinstance(data, dict) and data.get("schema") == GAMEDAY_SCHEMA:
             gamedays.append(data)
-            entries += from_gameday(data, path.parent)
+            entries += from_gameday(data, path.parent, str(path))
         else:
             entries.append(Entry(str(path), RunRecord.from_json(data, str(path)), path))
     if len(gamedays) == 1:
@@ -70,15 +70,17 @@ def load(paths: Iterable[Path]) -> Collection:
                       tuple(entries))
 
 
-def from_gameday(document: Mapping[str, Any], base: Path) -> list[Entry]:
-    """The aggregate's experiments; journal paths in it are relative to the aggregate file."""
+def from_gameday(document: GameDayRecord | Mapping[str, Any], base: Path,
+                 origin: str | None = None) -> list[Entry]:
+    """The aggregate's experiments; journal paths in it are relative to the aggregate file
+    (`origin`, named when the aggregate or one of its journals is damaged)."""
     entries = []
-    for item in document.get("experiments", []):
-        label, weight = str(item.get("file")), int(item.get("weight", 1))
-        if item.get("status") != "done" or not item.get("journal"):
-            entries.append(Entry(label, None, None, weight,
-                                 item.get("skipped") or "not run", str(item.get("title") or "")))
+    for item in GameDayRecord.of(document, origin).experiments:
+        label, weight = str(item.file), 1 if item.weight is None else item.weight
+        if item.status != "done" or not item.journal:
+            entries.append(Entry(label, None, None, weight, item.skipped or "not run",
+                                 item.title or ""))
             continue
-        path = base / item["journal"]
+        path = base / item.journal
         entries.append(Entry(label, journals.read(path), path, weight))
     return entries

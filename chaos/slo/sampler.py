@@ -10,15 +10,17 @@ In-flight samples per probe are bounded (`in_flight_bound`: what a probe answeri
 timeout keeps in flight, plus two). A sample that cannot be sent because the bound is reached is
 recorded as failed and timed out (detail `not sent: ...`): it never counts towards a PASS.
 Samples go to a callback as they are answered, which is how guardrails are evaluated every round.
+Schedules, timeouts and latencies are read from the `clock` given (chaos.clock), so a run on a
+manual clock samples in milliseconds what would take minutes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Callable, Collection, Sequence
 
+from chaos.clock import SYSTEM_CLOCK, Clock
 from chaos.errors import ChaosError
 from chaos.slo.checks import Check, Sample
 from chaos.slo.probes import Probe
@@ -35,8 +37,10 @@ def in_flight_bound(probe: Probe, every: float) -> int:
 
 class Sampler:
     def __init__(self, probes: Sequence[Probe], on_sample: Callable[[Sample], None],
-                 on_error: Callable[[ChaosError], None]) -> None:
+                 on_error: Callable[[ChaosError], None], *,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.probes = list(probes)
+        self.clock = clock
         for kind in {p.kind: p.declared for p in self.probes}.values():
             if kind.prepare is not None:
                 kind.prepare()  # before the first timed sample (chaos.slo.probe_kinds)
@@ -56,11 +60,11 @@ class Sampler:
 
     async def _loop(self, probe: Probe) -> None:
         mine: set[asyncio.Task[None]] = set()
-        next_at = time.monotonic()
+        next_at = self.clock.monotonic()
         while True:
-            delay = next_at - time.monotonic()
+            delay = next_at - self.clock.monotonic()
             if delay > 0:
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
             bound = in_flight_bound(probe, self.every)
             if len(mine) >= bound:
                 self._record(Sample(probe.name, next_at, False, probe.timeout,
@@ -75,11 +79,11 @@ class Sampler:
                 task.add_done_callback(self._landed)
             # our own lateness (a busy event loop) is not the service's: missed slots are
             # skipped, not sent in a burst timed from when they were due
-            next_at = max(next_at + self.every, time.monotonic())
+            next_at = max(next_at + self.every, self.clock.monotonic())
 
     async def _one(self, probe: Probe, at: float) -> None:
         try:
-            sample = await probe.sample(at)
+            sample = await probe.sample(at, clock=self.clock)
         except ChaosError as exc:  # misconfigured, not failing: no point asking again
             loop = self._tasks.pop(probe.name, None)
             if loop is not None:
@@ -102,9 +106,9 @@ class Sampler:
         for."""
         longest = max((p.timeout for p in self.probes if p.name in probes), default=0.0)
         while any(at < end and name in probes for name, at in self._in_flight.values()):
-            if time.monotonic() > end + longest + SETTLE_MARGIN:
+            if self.clock.monotonic() > end + longest + SETTLE_MARGIN:
                 return
-            await asyncio.sleep(0.01)
+            await self.clock.sleep(0.01)
 
     async def stop(self) -> None:
         tasks = [*self._tasks.values(), *self._in_flight]

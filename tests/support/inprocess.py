@@ -17,11 +17,12 @@ from chaos.runner.engine import Engine, RunResult
 from chaos.runner.events import Event, EventBus
 from chaos.runner.lifecycle import Lifecycle
 from chaos.runner.load import vocabulary
+from chaos.slo.probe_kinds import ProbeKinds
 from chaos.testing import ManualClock, MemoryLedger, RecordingAdapter, registry_with
 
 
-def experiment(text: str) -> Experiment:
-    return load_text(SourceText("<test>", textwrap.dedent(text)), vocabulary(), {})
+def experiment(text: str, probes: ProbeKinds | None = None) -> Experiment:
+    return load_text(SourceText("<test>", textwrap.dedent(text)), vocabulary(probes=probes), {})
 
 
 def faults(*specs: tuple[str, float, float], fault_type: str = "process.suspend",
@@ -43,9 +44,10 @@ class Harness:
     tmp: Path
     adapter_options: dict[str, Any] = field(default_factory=dict)
     refuse: tuple[str, ...] = ()
+    clock: ManualClock = field(default_factory=ManualClock)
+    probes: ProbeKinds | None = None  # the probe kinds the engine knows (None: the default)
 
     def __post_init__(self) -> None:
-        self.clock = ManualClock()
         self.adapter = RecordingAdapter(self.clock, **self.adapter_options)
         self.ledger = MemoryLedger(self.tmp, clock=self.clock, refuse=self.refuse)
         self.bus = EventBus(clock=self.clock)
@@ -54,7 +56,8 @@ class Harness:
         self.lifecycle = Lifecycle()
         self.engine = Engine(self.exp, adapters=registry_with(self.adapter), ledger=self.ledger,
                              bus=self.bus, run_id="run-1", out_dir=self.tmp / "out",
-                             clock=self.clock, lifecycle=self.lifecycle, seed=1, watchdog=None)
+                             clock=self.clock, lifecycle=self.lifecycle, seed=1, watchdog=None,
+                             probes=self.probes)
 
     def run(self, during: Callable[[Harness], Any] | None = None) -> RunResult:
         async def main() -> RunResult:
