@@ -52,6 +52,7 @@ from chaos.safety.ledger_protocol import LedgerStore
 from chaos.safety.locks import TargetLocks
 from chaos.safety.watchdog import HEARTBEAT_EVERY, WatchdogHandle, spawn
 from chaos.slo.checks import Verdict, recovery_verdict
+from chaos.slo.probe_kinds import ProbeKinds
 
 __all__ = ["VERDICTS", "Engine", "Injection", "RunResult", "deadline_grace", "new_run_id"]
 
@@ -87,10 +88,11 @@ class Engine:
                  ledger: LedgerStore, bus: EventBus, run_id: str, out_dir: Path,
                  clock: Clock = SYSTEM_CLOCK, lifecycle: Lifecycle | None = None,
                  seed: int | None = None, heartbeat_timeout: float | None = None,
-                 watchdog: Spawn | None = spawn) -> None:
+                 watchdog: Spawn | None = spawn, probes: ProbeKinds | None = None) -> None:
         self.experiment = experiment
         self.adapters, self.ledger, self.bus, self.clock = adapters, ledger, bus, clock
         self.run_id, self.out_dir = run_id, out_dir
+        self.probes = probes  # None: the process-wide probe kinds
         self.lifecycle = lifecycle or Lifecycle()
         self.lifecycle.on_signal = lambda name: self.bus.emit("run.interrupted", signal=name)
         self.seed = seed if seed is not None else secrets.randbelow(2**31)
@@ -217,7 +219,8 @@ class Engine:
         assert hyp is not None
         seen = self.observer = Observer(hyp, self.bus, abort=self.lifecycle.stop,
                                         stopping=lambda: self.lifecycle.stopping,
-                                        on_probe_error=self._on_probe_error, clock=self.clock)
+                                        on_probe_error=self._on_probe_error, clock=self.clock,
+                                        probes=self.probes)
         seen.start_sources()
         await seen.sources_ready()
         self.bus.emit("phase.started", phase="before")

@@ -27,6 +27,7 @@ from chaos.model.experiment import CheckSpec, Hypothesis
 from chaos.runner.events import EventBus
 from chaos.slo.checks import (MIN_EVENTS, CapacityCheck, Check, Evidence, Sample, SloCheck,
                               Status, Verdict, grammar)
+from chaos.slo.probe_kinds import ProbeKinds
 from chaos.slo.probes import Probe
 from chaos.slo.sampler import Sampler
 
@@ -44,13 +45,13 @@ class Observer:
     def __init__(self, hypothesis: Hypothesis, bus: EventBus, *,
                  abort: Callable[[ExitCode, str], None], stopping: Callable[[], bool],
                  on_probe_error: Callable[[ChaosError], None],
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, probes: ProbeKinds | None = None) -> None:
         self.hyp = hypothesis
         self.clock = clock
         self.bus = bus
         self._abort = abort  # the engine's cancel: revert everything now
         self._stopping = stopping  # the engine is already ending the run
-        self.sampler = Sampler([Probe.from_spec(p) for p in hypothesis.probes], self.sampled,
+        self.sampler = Sampler([Probe.from_spec(p, probes) for p in hypothesis.probes], self.sampled,
                                on_probe_error)
         self.traffic: HttpTraffic | None = None
         self.prometheus: Prometheus | None = None
