@@ -291,7 +291,7 @@ async def _run_each(experiments: list, journal_path: Path | None,  # type: ignor
                     record = await run_ctk_experiment(
                         exp, ctk_options, options,
                         subscribers + ([] if quiet else [live_activities(subscribers[0])]),
-                        journal_format, lifecycle)
+                        journal_format, lifecycle, **run_registries())
                 extra = activity_lines(record.journal)
             else:
                 notifier, grafana = _notifier(exp), _grafana(exp)
