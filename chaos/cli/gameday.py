@@ -301,11 +301,13 @@ def export(file: str, kubernetes_: bool, argo: bool, storage: str, namespace: st
 
     variables_ = parse_vars(vars_)
     day, _ = _load(file, variables_)
+    registries = gameday_registries()
     types = []
     for ref in day.experiments:
         try:
             types += [f.type for f in load_experiment(
-                ref.path, experiment_vars(day, ref, variables_)).faults]
+                ref.path, experiment_vars(day, ref, variables_), registries["faults"],
+                registries["probes"]).faults]
         except ExperimentInvalid:  # a Chaos Toolkit file (checked by _load): no types to read
             continue
     build = argo_exporter.manifests if argo else exporter.manifests
