@@ -10,19 +10,12 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from chaos.adapters.registry import AdapterRegistry
 from chaos.adapters.registry import default_registry as default_adapters
 from chaos.cli import cli
-from chaos.plugin import new_fault_registry, new_probe_kinds, new_reporter_registry
+from chaos.plugin import new_probe_kinds, new_reporter_registry
 from chaos.reports.registry import default_registry as default_reporters
 from chaos.slo.probe_kinds import default_probe_kinds
-from tests.support.plugins import (
-    MARKER_FAULT,
-    MARKER_TARGET,
-    CountingReporter,
-    MarkerAdapter,
-    MarkerProbe,
-)
+from tests.support.plugins import CountingReporter, MarkerProbe, marker_adapters
 
 EXPERIMENT = """\
 title: the marker holds and goes
@@ -47,11 +40,7 @@ def test_a_run_and_its_report_use_only_the_registries_given(tmp_path: Path) -> N
     marker = tmp_path / "MARKER"
     experiment = tmp_path / "marker.yaml"
     experiment.write_text(EXPERIMENT.format(marker=marker))
-    adapters = AdapterRegistry(new_fault_registry())
-    adapters.faults.add_target_kind("marker", MARKER_TARGET)
-    adapters.faults.add(MARKER_FAULT)
-    adapter = adapters.add(MarkerAdapter())
-    assert isinstance(adapter, MarkerAdapter)
+    adapters, adapter = marker_adapters()
     probe = MarkerProbe()
     probes = new_probe_kinds()
     probes.add(probe.kind())
@@ -89,11 +78,7 @@ def test_chaos_toolkit_activities_use_the_registries_their_run_lends(
     from chaos.ctk.keeper import KEEPER
 
     marker = tmp_path / "MARKER"
-    adapters = AdapterRegistry(new_fault_registry())
-    adapters.faults.add_target_kind("marker", MARKER_TARGET)
-    adapters.faults.add(MARKER_FAULT)
-    adapter = adapters.add(MarkerAdapter())
-    assert isinstance(adapter, MarkerAdapter)
+    adapters, adapter = marker_adapters()
     with KEEPER.using(adapters, None):
         held = actions.inject("marker.place", {"marker": {"file": str(marker)}},
                               {"content": "hello"}, duration="30s")

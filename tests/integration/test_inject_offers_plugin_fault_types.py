@@ -13,15 +13,7 @@ import pytest
 from tests.conftest import ROOT, run_chaos
 from tests.support import fresh_cli
 
-PLUGIN = '''\
-from tests.support.plugins import MARKER_FAULT, MARKER_TARGET, MarkerAdapter
-
-
-def register(faults, adapters):
-    faults.add_target_kind("marker", MARKER_TARGET)
-    faults.add(MARKER_FAULT)
-    adapters.add(MarkerAdapter())
-'''
+PLUGIN = "from tests.support.plugins import register_marker as register\n"
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,10 @@ from typing import Any
 
 from chaos.plugin import (
     Adapter,
+    AdapterRegistry,
     Collection,
     Duration,
+    FaultRegistry,
     FaultSpec,
     FaultType,
     Field,
@@ -23,6 +25,7 @@ from chaos.plugin import (
     Scope,
     Str,
     TargetRef,
+    new_fault_registry,
 )
 
 
@@ -135,3 +138,18 @@ class MarkerProbe:
             "file": Str("the marker file's path"),
             "timeout": Duration("answer within this", "1s", min=0.001),
         }, "whether a marker file exists"), self.ask)
+
+
+def register_marker(faults: FaultRegistry, adapters: AdapterRegistry) -> None:
+    """The marker plugin's `chaos.plugins` entry point."""
+    faults.add_target_kind("marker", MARKER_TARGET)
+    faults.add(MARKER_FAULT)
+    adapters.add(MarkerAdapter())
+
+
+def marker_adapters() -> tuple[AdapterRegistry, MarkerAdapter]:
+    """A fresh adapter registry (no built-in adapters) holding only the marker plugin."""
+    adapters = AdapterRegistry(new_fault_registry())
+    register_marker(adapters.faults, adapters)
+    adapter = next(a for a in adapters if isinstance(a, MarkerAdapter))
+    return adapters, adapter
