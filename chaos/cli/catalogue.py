@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from chaos.faults import FaultRegistry
+    from chaos.slo.probe_kinds import ProbeKinds
 
 
 @click.command()
@@ -17,9 +21,10 @@ def faults(fault_type: str | None, as_json: bool) -> None:
     With a TYPE (`chaos faults network.latency`), that fault in detail: its adapters, how to
     inject it from the command line, and an experiment snippet.
     """
-    from chaos.adapters.registry import default_registry
+    from chaos.adapters.registry import AdapterRegistry, default_registry
+    from chaos.cli.options import registry_of
 
-    adapters = default_registry()
+    adapters = registry_of("adapters", AdapterRegistry, default_registry)
     catalogue: list[dict[str, Any]] = []
     chosen = [f for f in adapters.faults if fault_type in (None, f.name)]
     if fault_type is not None and not chosen:
@@ -53,19 +58,23 @@ def faults(fault_type: str | None, as_json: bool) -> None:
         click.echo("")
 
 
-def experiment_json_schema() -> dict[str, object]:
-    from chaos.faults import default_registry as default_faults
+def experiment_json_schema(faults: FaultRegistry | None = None,
+                           probes: ProbeKinds | None = None) -> dict[str, object]:
+    """The JSON Schema of experiment files for these registries (default: the built-ins and
+    the installed plugins, whose fault types get their parameters' schemas too)."""
+    from chaos.adapters.registry import default_registry
     from chaos.model.sections import experiment_schema
     from chaos.runner.load import vocabulary
 
-    vocab = vocabulary()
+    faults = faults or default_registry().faults
+    vocab = vocabulary(faults, probes)
     schema = experiment_schema(vocab).json_schema()
     fault_item = schema["properties"]["faults"]["items"]
     fault_item["properties"]["type"]["enum"] = sorted(vocab.faults)
     fault_item["allOf"] = [
         {"if": {"properties": {"type": {"const": f.name}}},
          "then": {"properties": {"with": f.params.json_schema()}}}
-        for f in default_faults()
+        for f in faults
     ]
     from chaos.model.schema import Int, OneOf, Percent
 
@@ -80,7 +89,12 @@ def experiment_json_schema() -> dict[str, object]:
 @click.command()
 def schema() -> None:
     """Print the JSON Schema of experiment files (for editors and linters)."""
-    click.echo(json.dumps(experiment_json_schema(), indent=2))
+    from chaos.cli.options import given
+    from chaos.faults import FaultRegistry
+    from chaos.slo.probe_kinds import ProbeKinds
+
+    click.echo(json.dumps(experiment_json_schema(given("faults", FaultRegistry),
+                                                 given("probes", ProbeKinds)), indent=2))
 
 
 def _detail(entry: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from chaos.cli.colour import no_colour
-from chaos.cli.options import parse_vars, refuse_unused, state_dir, variables
+from chaos.cli.options import gameday_registries, parse_vars, refuse_unused, state_dir, variables
 from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode
 
 OUT_HELP = ("Write RUNS_DIR/GAMEDAY_ID/ here (journals, reports); default: the file's "
@@ -29,12 +29,13 @@ def _load(path: str, vars_: dict[str, str], uses: list[frozenset[str] | None] | 
     """The game day, checked with every experiment it runs; and their titles by path. A --var
     that neither the game day nor any of its experiments uses is refused (exit 2), unless
     `uses` is given: then it collects what they use, for the caller to judge."""
-    from chaos.gameday.run import check_experiments
-    from chaos.model.gameday import load_gameday
+    from chaos.gameday.run import check_experiments, load_gameday
 
-    day = load_gameday(path, vars_)
+    registries = gameday_registries()
+    day = load_gameday(path, vars_, reporters=registries["reporters"])
     found: list[frozenset[str] | None] = []
-    titles = check_experiments(day, vars_, found)
+    titles = check_experiments(day, vars_, found, faults=registries["faults"],
+                               probes=registries["probes"])
     if uses is None:
         refuse_unused(vars_, found, [path])
     else:
@@ -105,7 +106,8 @@ def run(file: str, out: Path | None, vars_: tuple[str, ...], state_dir: Path | N
     view = GameDayView()
     notifier = Notifier(day.notify, warn=lambda m: view.echo(f"chaos: warning: {m}", err=True))
     runner = GameDayRun(day, _out(out, day), variables=variables_, state_dir=state_dir,
-                        notifier=notifier, echo=view.echo, titles=titles)
+                        notifier=notifier, echo=view.echo, titles=titles,
+                        **gameday_registries())
     _prepare(runner)
     server = _metrics(runner, metrics_listen, state_dir) if metrics_listen else None
     click.echo(f"game day {runner.id}: {day.title} ({len(day.experiments)} experiments)")
@@ -203,7 +205,8 @@ def schedule(files: tuple[str, ...], out: Path | None, run_now: bool, starting_d
         notifier = Notifier(fresh.notify, warn=lambda m: click.echo(f"chaos: warning: {m}",
                                                                     err=True))
         runner = GameDayRun(fresh, _out(out, fresh), variables=variables_, state_dir=state_dir,
-                            notifier=notifier, echo=click.echo, titles=titles)
+                            notifier=notifier, echo=click.echo, titles=titles,
+                            **gameday_registries())
         try:
             _prepare(runner)
         except ChaosError as exc:  # e.g. the disk was remounted read-only: try the next slot
@@ -298,11 +301,13 @@ def export(file: str, kubernetes_: bool, argo: bool, storage: str, namespace: st
 
     variables_ = parse_vars(vars_)
     day, _ = _load(file, variables_)
+    registries = gameday_registries()
     types = []
     for ref in day.experiments:
         try:
             types += [f.type for f in load_experiment(
-                ref.path, experiment_vars(day, ref, variables_)).faults]
+                ref.path, experiment_vars(day, ref, variables_), registries["faults"],
+                registries["probes"]).faults]
         except ExperimentInvalid:  # a Chaos Toolkit file (checked by _load): no types to read
             continue
     build = argo_exporter.manifests if argo else exporter.manifests

@@ -18,17 +18,18 @@ import click
 import yaml
 
 from chaos.cli import colour, machine
-from chaos.cli.options import registry_of
+from chaos.cli.options import fault_catalogue, run_registries
 from chaos.cli.options import state_dir as state_dir_option
 from chaos.errors import ExitCode, ExperimentInvalid, Problem
-from chaos.faults import FaultRegistry, FaultType, default_registry
+from chaos.faults import FaultRegistry, FaultType
 from chaos.faults.registry import TargetFlag
 from chaos.model.schema import Bool, Int, Map
 
 
 def _faults() -> FaultRegistry:
-    """The fault catalogue this command reads (a fresh one in tests: `obj={"faults": ...}`)."""
-    return registry_of("faults", FaultRegistry, default_registry)
+    """The fault catalogue this command reads, plugins' fault types included (a fresh one in
+    tests: `obj={"faults": ...}`)."""
+    return fault_catalogue()
 
 
 def _target_flags() -> Mapping[str, TargetFlag]:
@@ -434,7 +435,8 @@ def _inject(fault: FaultType, kw: dict[str, Any]) -> None:
 
     text = yaml.safe_dump(_document(fault, kw), sort_keys=False)
     try:
-        experiment = load_text(SourceText("<command line>", text), vocabulary(), {})
+        experiment = load_text(SourceText("<command line>", text),
+                               vocabulary(_faults(), run_registries()["probes"]), {})
     except ExperimentInvalid as exc:
         machine.record_invalid(exc)
         for problem in exc.problems:
@@ -472,7 +474,7 @@ async def _hold(experiment: Any, state_dir: Path | None, metrics_listen: str | N
         with handling_signals(lifecycle):
             record = await run_experiment(experiment, options,
                                           [LiveView(countdown=True), print_id, *subscribers],
-                                          lifecycle=lifecycle)
+                                          lifecycle=lifecycle, **run_registries())
     machine.record(record.journal, record.journal_path)
     click.echo(colour.summary(summary(record.journal, str(record.journal_path))))
     if record.result.error is not None and record.result.error.hint:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from chaos.faults import FaultRegistry
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,11 +66,50 @@ def state_dir(func: F) -> F:
 R = TypeVar("R")
 
 
-def registry_of(key: str, kind: type[R], default: Callable[[], R],
-                ctx: click.Context | None = None) -> R:
-    """The registry a command was given (`obj={key: registry}`, as tests pass a fresh one),
-    else the process-wide `default()`: commands never reach for a global directly."""
+def given(key: str, kind: type[R], ctx: click.Context | None = None) -> R | None:
+    """The registry a command was given (`obj={key: registry}`, as tests pass a fresh one), or
+    None: the callee then takes its process-wide default, as lazily as it always did."""
     ctx = ctx or click.get_current_context(silent=True)
     obj = ctx.find_root().obj if ctx is not None else None
-    given = obj.get(key) if isinstance(obj, dict) else None
-    return given if isinstance(given, kind) else default()
+    found = obj.get(key) if isinstance(obj, dict) else None
+    return found if isinstance(found, kind) else None
+
+
+def registry_of(key: str, kind: type[R], default: Callable[[], R],
+                ctx: click.Context | None = None) -> R:
+    """The registry a command was given, else the process-wide `default()`: commands never
+    reach for a global directly."""
+    found = given(key, kind, ctx)
+    return found if found is not None else default()
+
+
+def fault_catalogue(ctx: click.Context | None = None) -> FaultRegistry:
+    """The fault types a command offers: the given registry, else the given adapters' (a test
+    passes only those), else the built-ins and the `chaos.plugins` entry points. Called only
+    by a command that needs the catalogue: looking entry points up would slow `chaos --help`."""
+    from chaos.adapters.registry import AdapterRegistry, default_registry
+    from chaos.faults import FaultRegistry
+
+    return registry_of("faults", FaultRegistry, lambda: registry_of(
+        "adapters", AdapterRegistry, default_registry, ctx).faults, ctx)
+
+
+def run_registries(ctx: click.Context | None = None) -> dict[str, Any]:
+    """What `run_experiment` is given: the adapters and probe kinds of `obj`, if any."""
+    from chaos.adapters.registry import AdapterRegistry
+    from chaos.slo.probe_kinds import ProbeKinds
+
+    return {"adapters": given("adapters", AdapterRegistry, ctx),
+            "probes": given("probes", ProbeKinds, ctx)}
+
+
+def gameday_registries(ctx: click.Context | None = None) -> dict[str, Any]:
+    """What a game day is given: the fault types and probe kinds its experiments are checked
+    against and the report formats it may list and write (`obj`'s, else None: the defaults)."""
+    from chaos.faults import FaultRegistry
+    from chaos.reports.registry import ReporterRegistry
+    from chaos.slo.probe_kinds import ProbeKinds
+
+    return {"faults": given("faults", FaultRegistry, ctx),
+            "probes": given("probes", ProbeKinds, ctx),
+            "reporters": given("reporters", ReporterRegistry, ctx)}

@@ -14,7 +14,7 @@ import click
 
 from chaos.cli import colour, machine
 from chaos.cli.batch import refuse_empty, select, selection, stops_here, total_line
-from chaos.cli.options import parse_vars, refuse_unused, state_dir, variables
+from chaos.cli.options import parse_vars, refuse_unused, run_registries, state_dir, variables
 from chaos.cli.validate import is_ctk, load_any, note_skipped
 from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode, ExperimentInvalid, most_serious
 
@@ -291,14 +291,14 @@ async def _run_each(experiments: list, journal_path: Path | None,  # type: ignor
                     record = await run_ctk_experiment(
                         exp, ctk_options, options,
                         subscribers + ([] if quiet else [live_activities(subscribers[0])]),
-                        journal_format, lifecycle)
+                        journal_format, lifecycle, **run_registries())
                 extra = activity_lines(record.journal)
             else:
                 notifier, grafana = _notifier(exp), _grafana(exp)
                 with handling_signals(lifecycle, INTERRUPTS):
                     record = await run_experiment(exp, options, subscribers + (
                         [_run_notifications(notifier)] if notifier else []) + (
-                        [grafana] if grafana else []), lifecycle=lifecycle)
+                        [grafana] if grafana else []), lifecycle=lifecycle, **run_registries())
                 if notifier is not None:
                     await notifier.drain()
                 if grafana is not None:  # the last updates, bounded: never a hang at exit

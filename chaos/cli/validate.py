@@ -59,11 +59,13 @@ def _validate(paths: tuple[str, ...], vars_: tuple[str, ...],
                 with collected() as warned:
                     exp = load_any(path, variables_)
             except GameDayFile:
-                from chaos.gameday.run import check_experiments
-                from chaos.model.gameday import load_gameday
+                from chaos.cli.options import gameday_registries
+                from chaos.gameday.run import check_experiments, load_gameday
 
-                day = load_gameday(path, variables_)
-                check_experiments(day, variables_, uses)
+                given = gameday_registries()
+                day = load_gameday(path, variables_, reporters=given["reporters"])
+                check_experiments(day, variables_, uses, faults=given["faults"],
+                                  probes=given["probes"])
                 results.append({"path": path, "valid": True, "kind": "gameday",
                                 "experiments": len(day.experiments), "problems": []})
                 click.echo(f"{path}: ok (game day: {len(day.experiments)} experiment(s))")
@@ -102,11 +104,15 @@ def _validate(paths: tuple[str, ...], vars_: tuple[str, ...],
 def load_any(path: str, variables_: dict[str, str]) -> Any:
     """A native Experiment, or a CtkExperiment when the loader recognises Chaos Toolkit's
     format (it hands over the tree it parsed; chaos.ctk is imported only then)."""
+    from chaos.cli.options import given
+    from chaos.faults import FaultRegistry
     from chaos.model.loader import ChaosToolkitFile
     from chaos.runner.load import load_experiment
+    from chaos.slo.probe_kinds import ProbeKinds
 
-    try:
-        return load_experiment(path, variables_)
+    try:  # with the registries the command was given (tests), else the lazy defaults
+        return load_experiment(path, variables_, given("faults", FaultRegistry),
+                               given("probes", ProbeKinds))
     except ChaosToolkitFile as exc:
         from chaos.ctk.document import from_tree
 

@@ -181,7 +181,9 @@ def _load(document: dict[str, Any]) -> Any:
 
     from chaos.model.loader import load_text
     from chaos.model.source import SourceText
+    from chaos.ctk.keeper import KEEPER
     from chaos.runner.load import vocabulary
 
     text = yaml.safe_dump(document, sort_keys=False)
-    return load_text(SourceText("<chaos.ctk.actions>", text), vocabulary(), {})
+    return load_text(SourceText("<chaos.ctk.actions>", text),
+                     vocabulary(KEEPER.faults, KEEPER.probes), {})

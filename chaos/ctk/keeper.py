@@ -17,17 +17,23 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaos.errors import ChaosError, ExitCode, FaultFailed
 from chaos.model.experiment import Experiment
 from chaos.runner.engine import Engine, Injection, new_run_id
 from chaos.runner.events import Event, EventBus
+
+if TYPE_CHECKING:
+    from chaos.adapters.registry import AdapterRegistry
+    from chaos.faults import FaultRegistry
+    from chaos.slo.probe_kinds import ProbeKinds
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +64,14 @@ class Held:
 
 
 class Keeper:
-    def __init__(self) -> None:
+    """The engines that activities started. `adapters` and `probes` are the registries their
+    faults are loaded and run with (None: the process-wide ones); chaoslib calls activities with
+    the file's arguments only, so a run that was given registries lends them to the keeper
+    while it lasts (`using`)."""
+
+    def __init__(self, adapters: AdapterRegistry | None = None,
+                 probes: ProbeKinds | None = None) -> None:
+        self.adapters, self.probes = adapters, probes
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
         self.held: list[Held] = []
@@ -73,6 +86,23 @@ class Keeper:
                 atexit.register(self.stop_all)
                 self._loop = loop
             return self._loop
+
+    @contextlib.contextmanager
+    def using(self, adapters: AdapterRegistry | None,
+              probes: ProbeKinds | None) -> Iterator[None]:
+        """These registries (where not None) for the activities of one run, then the keeper's
+        own again."""
+        before = self.adapters, self.probes
+        self.adapters, self.probes = adapters or self.adapters, probes or self.probes
+        try:
+            yield
+        finally:
+            self.adapters, self.probes = before
+
+    @property
+    def faults(self) -> FaultRegistry | None:
+        """The fault types activities may inject (None: the process-wide catalogue)."""
+        return self.adapters.faults if self.adapters is not None else None
 
     def hold(self, experiment: Experiment, state_dir: Path | None = None) -> Held:
         """Run the experiment's faults; return once they are injected (or raise why not)."""
@@ -109,8 +139,9 @@ class Keeper:
         bus = EventBus(redactor)
         ledger = Ledger(state_dir, redactor=redactor)
         run_id = new_run_id()
-        engine = Engine(experiment, adapters=default_registry(), ledger=ledger, bus=bus,
-                        run_id=run_id, out_dir=ledger.state_dir / "adhoc" / run_id)
+        engine = Engine(experiment, adapters=self.adapters or default_registry(), ledger=ledger,
+                        bus=bus, run_id=run_id, out_dir=ledger.state_dir / "adhoc" / run_id,
+                        probes=self.probes)
         held = Held(engine, concurrent.futures.Future())
         expected: list[int] = []
 

@@ -10,16 +10,21 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaos.ctk.document import CtkExperiment
 from chaos.ctk.engine import CtkEngine, CtkOptions, CtkResult
+from chaos.ctk.keeper import KEEPER
 from chaos.ctk.verdicts import activity_error, tolerance_text
 from chaos.runner import journal
 from chaos.runner.engine import new_run_id
 from chaos.runner.events import EventBus, Subscriber
 from chaos.runner.lifecycle import Lifecycle
 from chaos.runner.session import RunOptions
+
+if TYPE_CHECKING:
+    from chaos.adapters.registry import AdapterRegistry
+    from chaos.slo.probe_kinds import ProbeKinds
 
 CTK_JOURNAL = "chaostoolkit-journal.json"
 JOURNAL_FORMATS = ("chaos", "ctk")
@@ -36,8 +41,12 @@ class CtkRecord:
 async def run_ctk_experiment(experiment: CtkExperiment, options: CtkOptions,
                              run_options: RunOptions, subscribers: Iterable[Subscriber] = (),
                              journal_format: str = "chaos",
-                             lifecycle: Lifecycle | None = None) -> CtkRecord:
-    """One run. A caller that handles signals routes chaos.ctk.engine.SIGNALS to `lifecycle`."""
+                             lifecycle: Lifecycle | None = None,
+                             adapters: AdapterRegistry | None = None,
+                             probes: ProbeKinds | None = None) -> CtkRecord:
+    """One run. A caller that handles signals routes chaos.ctk.engine.SIGNALS to `lifecycle`.
+    The faults that its chaos.ctk.actions inject are loaded and run with `adapters` and
+    `probes` (default: the process-wide registries)."""
     if run_options.state_dir is not None:
         # chaos.ctk.actions are called by chaoslib with the file's arguments only: they (and
         # their watchdogs) find the state dir in the environment
@@ -50,7 +59,8 @@ async def run_ctk_experiment(experiment: CtkExperiment, options: CtkOptions,
     engine = CtkEngine(experiment, options, bus, run_id=new_run_id(), lifecycle=lifecycle)
     out_dir = run_options.runs_dir / engine.run_id
     started = time.time()
-    result = await engine.run()
+    with KEEPER.using(adapters, probes):
+        result = await engine.run()
     # the title as chaoslib substituted it (`${name}` from configuration)
     title = (result.journal.get("experiment") or {}).get("title")
     ours = journal.document(summary(experiment, title if isinstance(title, str) else None),

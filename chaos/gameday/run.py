@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaos import __version__
 from chaos.lifetime import die_with_parent
@@ -38,6 +38,11 @@ from chaos.records import (GameDayExperiment, GameDayRecord, RunRecord, Schedule
 from chaos.records import files as journals
 from chaos.reports import analysis, bundle
 from chaos.reports.collection import Collection, from_gameday
+
+if TYPE_CHECKING:
+    from chaos.faults import FaultRegistry
+    from chaos.reports.registry import ReporterRegistry
+    from chaos.slo.probe_kinds import ProbeKinds
 
 log = logging.getLogger(__name__)
 KILL_AFTER = 120.0
@@ -79,13 +84,26 @@ class Slot:
             layout=GameDayExperiment.with_layout(self.summary))
 
 
+def load_gameday(path: str, variables: Mapping[str, str] | None = None, *,
+                 reporters: ReporterRegistry | None = None) -> GameDay:
+    """The game-day file, its `reports.formats` checked against the report formats that write a
+    file: the registry's (default: the built-ins and the `chaos.reporters` plugins)."""
+    from chaos.model.gameday import load_gameday as load
+    from chaos.reports.registry import default_registry
+
+    return load(path, variables, (reporters or default_registry()).with_files())
+
+
 def check_experiments(gameday: GameDay, variables: Mapping[str, str],
-                      uses: list[frozenset[str] | None] | None = None) -> dict[str, str]:
+                      uses: list[frozenset[str] | None] | None = None, *,
+                      faults: FaultRegistry | None = None,
+                      probes: ProbeKinds | None = None) -> dict[str, str]:
     """Load every experiment with the variables it will run with; report all problems at once
     (nothing starts when one file is wrong). Chaos Toolkit files are checked by chaos.ctk.
     Returns the experiments' titles by path, for the progress lines; `uses` receives the
     variables the game day and each experiment refer to (None: a Chaos Toolkit experiment,
-    whose activities may read any configuration key)."""
+    whose activities may read any configuration key). `faults` and `probes` default to the
+    process-wide registries."""
     if uses is not None:
         uses.append(gameday.uses)
     from chaos.model.loader import ChaosToolkitFile
@@ -96,7 +114,8 @@ def check_experiments(gameday: GameDay, variables: Mapping[str, str],
     for ref in gameday.experiments:
         try:
             try:
-                experiment = load_experiment(ref.path, experiment_vars(gameday, ref, variables))
+                experiment = load_experiment(ref.path, experiment_vars(gameday, ref, variables),
+                                             faults, probes)
                 titles[ref.path] = experiment.title
                 if uses is not None:
                     uses.append(experiment.uses)
@@ -114,7 +133,8 @@ def check_experiments(gameday: GameDay, variables: Mapping[str, str],
     return titles
 
 
-def _passed_vars(path: str, variables: dict[str, str]) -> dict[str, str]:
+def _passed_vars(path: str, variables: dict[str, str], faults: FaultRegistry | None = None,
+                 probes: ProbeKinds | None = None) -> dict[str, str]:
     """The variables an experiment uses, of those the game day has for it: `chaos run` refuses
     a --var its file never uses (a typo), and game-day vars are meant for some experiments
     only. All of them for a Chaos Toolkit file (its activities may read any) or one that no
@@ -122,7 +142,7 @@ def _passed_vars(path: str, variables: dict[str, str]) -> dict[str, str]:
     from chaos.runner.load import load_experiment
 
     try:
-        uses = load_experiment(path, variables).uses
+        uses = load_experiment(path, variables, faults, probes).uses
     except ExperimentInvalid:
         return variables
     return {name: value for name, value in variables.items() if name in uses}
@@ -141,8 +161,9 @@ class GameDayRun:
     def __init__(self, gameday: GameDay, out: Path, *, variables: Mapping[str, str] | None = None,
                  state_dir: Path | None = None, notifier: Notifier | None = None,
                  echo: Callable[[str], None] = lambda line: None,
-                 command: Sequence[str] = CHAOS, titles: Mapping[str, str] | None = None
-                 ) -> None:
+                 command: Sequence[str] = CHAOS, titles: Mapping[str, str] | None = None,
+                 reporters: ReporterRegistry | None = None, faults: FaultRegistry | None = None,
+                 probes: ProbeKinds | None = None) -> None:
         self.gameday = gameday
         self.id = new_run_id()
         self.dir = out / self.id
@@ -152,6 +173,9 @@ class GameDayRun:
         self.echo = echo
         self.command = tuple(command)
         self.titles = dict(titles or {})
+        # the registries this process reads (None: the defaults); each `chaos run` child
+        # loads the installed ones, as a separate process must
+        self.reporters, self.faults, self.probes = reporters, faults, probes
         self.slots: list[Slot] = []
         for step_index, step in enumerate(gameday.steps):
             for ref in step.experiments:
@@ -217,7 +241,8 @@ class GameDayRun:
         collection = self.collection()
         score = analysis.resilience_score(analysis.facts(e) for e in collection.entries)
         try:
-            self.reports = bundle.write(collection, self.dir, self.gameday.formats)
+            self.reports = bundle.write(collection, self.dir, self.gameday.formats,
+                                        reporters=self.reporters)
         except Exception as exc:  # a report bug must not hide the results: the journals stand
             log.exception("writing the reports failed")
             self.echo(f"chaos: writing the reports failed ({type(exc).__name__}: {exc}); "
@@ -260,7 +285,7 @@ class GameDayRun:
         argv = [*self.command, "run", slot.ref.path, "--journal", str(slot.journal_path),
                 "--runs-dir", str(slot.directory), "-q"]
         for name, value in _passed_vars(slot.ref.path, experiment_vars(
-                self.gameday, slot.ref, self.variables)).items():
+                self.gameday, slot.ref, self.variables), self.faults, self.probes).items():
             argv += ["--var", f"{name}={value}"]
         if self.state_dir is not None:
             argv += ["--state-dir", str(self.state_dir)]

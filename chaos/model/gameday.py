@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -38,6 +38,9 @@ from chaos.model.schema import (
 from chaos.model.sections import VAR_NAME, VarDefault, build_webhooks, webhooks
 
 STOP_ON = ("never", "first_failure", "first_abort")
+# the built-in formats that write a file, the default of `reports.formats`; the formats a file
+# may name come from the reporter registry (the game-day layer passes them in: it sits above
+# chaos.reports, this model below it)
 FORMATS = ("html", "markdown", "junit", "postmortem")
 EVENTS = ("started", "finished", "aborted", "missed")
 
@@ -180,7 +183,7 @@ class Entry(Schema):
             "properties": {"parallel": {"type": "array", "minItems": 2, "items": single}}}]}
 
 
-def gameday_schema(base: str) -> Obj:
+def gameday_schema(base: str, formats: Sequence[str] = FORMATS) -> Obj:
     return Obj({
         "title": Field(Str("what this game day is about", min_length=1), required=True),
         "description": Str(),
@@ -197,14 +200,15 @@ def gameday_schema(base: str) -> Obj:
                        choices=STOP_ON),
         "reports": Obj({
             "dir": Str("where reports go (relative to the current directory)", min_length=1),
-            "formats": List(Str(choices=FORMATS), "which reports to write (default: all)"),
+            "formats": List(Str(choices=tuple(formats)), "which reports to write (default: all)"),
         }),
         "notify": webhooks(EVENTS),
     })
 
 
-def load_gameday(path: str | os.PathLike[str],
-                 variables: Mapping[str, str] | None = None) -> GameDay:
+def load_gameday(path: str | os.PathLike[str], variables: Mapping[str, str] | None = None,
+                 formats: Sequence[str] = FORMATS) -> GameDay:
+    """The game day; `formats` are the report formats its `reports.formats` may list."""
     src = source.read(path)
     root = source.compose(src)
     if not isinstance(root, yaml.MappingNode):
@@ -216,7 +220,7 @@ def load_gameday(path: str | os.PathLike[str],
                 for k, v in _vars_node(root) if isinstance(v, yaml.ScalarNode)}
     merged = {"gameday_dir": here, "python": sys.executable, **declared, **(variables or {})}
     ctx = Context(src.name, merged)
-    top = gameday_schema(here).fields_of(root, "", ctx)
+    top = gameday_schema(here, formats).fields_of(root, "", ctx)
     if ctx.count:
         raise ExperimentInvalid(ctx.sorted_problems(), source=src.name)
     return _build(top, src, here, declared)

@@ -20,6 +20,7 @@ from chaos.runner.engine import Engine, RunResult, new_run_id
 from chaos.runner.events import EventBus, Subscriber
 from chaos.runner.lifecycle import Lifecycle
 from chaos.safety.ledger import Ledger
+from chaos.slo.probe_kinds import ProbeKinds
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,11 @@ class RunRecord:
 async def run_experiment(experiment: Experiment, options: RunOptions,
                          subscribers: Iterable[Subscriber] = (),
                          adapters: AdapterRegistry | None = None,
-                         lifecycle: Lifecycle | None = None) -> RunRecord:
-    """One run. A caller that handles signals passes the `Lifecycle` it routes them to."""
+                         lifecycle: Lifecycle | None = None,
+                         probes: ProbeKinds | None = None) -> RunRecord:
+    """One run. A caller that handles signals passes the `Lifecycle` it routes them to.
+    `adapters` and `probes` default to the process-wide registries; a test passes fresh ones
+    (with the fault registry it loaded the experiment with) and touches no global."""
     redactor = Redactor.of(experiment.variables)
     bus = EventBus(redactor)
     recorder = journal.Recorder()
@@ -56,7 +60,7 @@ async def run_experiment(experiment: Experiment, options: RunOptions,
     out_dir = options.runs_dir / run_id
     engine = Engine(experiment, adapters=adapters or default_registry(), ledger=ledger, bus=bus,
                     run_id=run_id, out_dir=out_dir, lifecycle=lifecycle, seed=options.seed,
-                    heartbeat_timeout=options.heartbeat_timeout)
+                    heartbeat_timeout=options.heartbeat_timeout, probes=probes)
     started = time.time()
     result = await engine.run()
     document = journal.build(experiment, recorder, result, started, time.time())

@@ -23,6 +23,7 @@ from chaos.adapters.container.lifecycle import ContainerLifecycleAdapter, Lifecy
 from chaos.adapters.container.network import ContainerNetworkAdapter, ContainerNetworkSpec
 from chaos.adapters.local.kernel import InterfaceAdapter, KernelSpec, NetnsAdapter
 from chaos.adapters.kubernetes.ephemeral import PodNetworkAdapter
+from chaos.adapters.kubernetes.ephemeral_kill import ContainerKillAdapter, KillSpec
 from chaos.adapters.kubernetes.nodes import CordonAdapter, DrainAdapter, NodeSpec, TaintAdapter
 from chaos.adapters.kubernetes.pods import PartitionAdapter, PodDeleteAdapter, PartitionSpec
 from chaos.adapters.kubernetes.pods import PodDeleteSpec
@@ -88,6 +89,17 @@ LEGACY: dict[str, tuple[type[RevertSpec], dict[str, Any]]] = {
                            "run_id": "run-1", "image": "chaos:1", "pull_policy": "IfNotPresent",
                            "container": "chaos-hold-0a1b2c3d4e5f", "action": "stop",
                            "connection": CONNECTION}),
+    "pod-container-kill": (KillSpec, {"adapter": "kubernetes.container.kill", "action": "none",
+                                      "connection": CONNECTION, "namespace": "shop",
+                                      "pod": "web-1", "uid": "u-1", "container": "web",
+                                      "signal": "TERM", "id": "0a1b2c3d4e5f", "via": "exec",
+                                      "result": "killed: sent SIGTERM to pid 1 (nginx) through "
+                                                "pods/exec"}),
+    "pod-container-kill-planned": (KillSpec, {"adapter": "kubernetes.container.kill",
+                                              "action": "none", "connection": CONNECTION,
+                                              "namespace": "shop", "pod": "web-1", "uid": "u-1",
+                                              "container": "web", "signal": "INT",
+                                              "id": "0a1b2c3d4e5f"}),
     "pod-delete": (PodDeleteSpec, {"adapter": "kubernetes.pod", "action": "none",
                                    "connection": CONNECTION,
                                    "pod": {"namespace": "shop", "name": "web-1", "uid": "u-1"},
@@ -114,7 +126,8 @@ LEGACY: dict[str, tuple[type[RevertSpec], dict[str, Any]]] = {
 }
 ADAPTERS = [PodDeleteAdapter(), PartitionAdapter(), CordonAdapter(), DrainAdapter(),
             TaintAdapter(), ScaleDownAdapter(), PodNetworkAdapter(), ProxyAdapter(), ClockAdapter(), ContainerDiskAdapter(), InterfaceAdapter(), NetnsAdapter(), ContainerNetworkAdapter(), HostResourceAdapter(),
-            ProcessAdapter(), ServiceAdapter(), ContainerLifecycleAdapter()]
+            ProcessAdapter(), ServiceAdapter(), ContainerLifecycleAdapter(),
+            ContainerKillAdapter()]
 SPEC_OF = {"local.kernel": "kernel-tc", "local.kernel.netns": "kernel-nft",
            "container.network": "container-network", "local.resource": "resource",
            "local.process": "process-suspend", "local.service": "service-restart",
@@ -123,7 +136,7 @@ SPEC_OF = {"local.kernel": "kernel-tc", "local.kernel.netns": "kernel-nft",
            "kubernetes.pod.network": "in-pod", "kubernetes.pod": "pod-delete",
            "kubernetes.partition": "partition", "kubernetes.cordon": "cordon",
            "kubernetes.drain": "drain", "kubernetes.taint": "taint",
-           "kubernetes.scale": "scale"}
+           "kubernetes.scale": "scale", "kubernetes.container.kill": "pod-container-kill"}
 
 
 @pytest.mark.parametrize("case", sorted(LEGACY))
@@ -209,6 +222,9 @@ def test_legacy_kernel_and_container_specs_are_reverted_as_gone_when_their_place
         {**network, "container": {**CONTAINER, "pid": 0}})) == "gone"
     _, kill = LEGACY["container-kill"]
     assert asyncio.run(ContainerLifecycleAdapter().revert(kill)) == "nothing"
+    for case in ("pod-container-kill", "pod-container-kill-planned"):
+        _, pod_kill = LEGACY[case]
+        assert asyncio.run(ContainerKillAdapter().revert(pod_kill)) == "nothing"
     _, none = LEGACY["process-kill"]
     assert asyncio.run(ProcessAdapter().revert(none)) == "nothing"
     _, clock = LEGACY["clock"]
@@ -242,3 +258,19 @@ def test_the_in_pod_agent_names_what_it_creates_after_the_injection_id(case: str
                                        "OUTPUT": "CHAOS-fedcba9876-O"}},
                 "resource": {"tag": "fedcba9876543210"}}[case]
     assert named == {**legacy, "version": 1, **expected}
+
+
+def test_the_pod_kill_spec_is_written_typed_with_its_version(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")  # read only when a call is made
+    target = TargetRef("pods", "shop/web-1", {"namespace": "shop", "name": "web-1", "uid": "u-1",
+                                              "containers": ["web", "sidecar"]}, "k")
+    kill = FaultSpec(index=0, name="f", type="container.kill", target=Target("pods", frozen({})),
+                     params=frozen({"signal": "INT", "container": "sidecar"}), start=0.0,
+                     duration=None, kubernetes=frozen({"kubeconfig": str(kubeconfig)}))
+    spec = ContainerKillAdapter().prepare(kill, target)
+    assert spec == {"adapter": "kubernetes.container.kill", "version": 1, "action": "none",
+                    "connection": spec["connection"], "namespace": "shop", "pod": "web-1",
+                    "uid": "u-1", "container": "sidecar", "signal": "INT", "id": spec["id"]}
+    assert spec["connection"]["kubeconfig"] == str(kubeconfig)
+    assert KillSpec.from_json(spec).to_json() == spec

@@ -24,10 +24,12 @@ revert spec says so.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Self
 
 from chaos.adapters.base import RevertOutcome, Scope, TargetRef
 from chaos.adapters.kubernetes import ephemeral_spec as eph
@@ -39,7 +41,7 @@ from chaos.adapters.kubernetes.ephemeral import (
     settings_of,
     wait_container,
 )
-from chaos.adapters.kubernetes.selection import ClusterAdapter, refuse_by_rules
+from chaos.adapters.kubernetes.selection import ClusterAdapter, ClusterSpec, refuse_by_rules
 from chaos.errors import FaultFailed, GuardRefused, PermissionDenied, truncate
 from chaos.model.experiment import FaultSpec
 
@@ -51,6 +53,37 @@ KILL_START = 60.0
 CLOCK_SKEW = 5.0
 PULLS = ("ErrImagePull", "ImagePullBackOff")
 HANDSHAKE_TIMEOUT = 30.0  # the websocket upgrade, and any single read once it is open
+
+
+@dataclass(frozen=True)
+class KillSpec(ClusterSpec):
+    """Nothing to undo (a signal cannot be taken back): which container of which pod got which
+    signal, the kill container's id, and once sent, how (`ephemeral` or `exec`) and what the
+    agent said, for the journal."""
+
+    namespace: str = ""
+    pod: str = ""
+    uid: str = ""
+    container: str = ""
+    signal: str = "TERM"
+    id: str = ""
+    via: str | None = None
+    result: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = {**self.head(), "namespace": self.namespace, "pod": self.pod, "uid": self.uid,
+                "container": self.container, "signal": self.signal, "id": self.id}
+        sent = {"via": self.via, "result": self.result}
+        return {**data, **{k: v for k, v in sent.items() if v is not None}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        cls.check_version(data)
+        via, result = data.get("via"), data.get("result")
+        return cls(*cls.head_of(data), str(data["namespace"]), str(data["pod"]),
+                   str(data["uid"]), str(data["container"]), str(data.get("signal") or "TERM"),
+                   str(data.get("id") or ""), None if via is None else str(via),
+                   None if result is None else str(result))
 
 
 def target_container(fault: FaultSpec, identity: Mapping[str, Any]) -> str:
@@ -136,13 +169,13 @@ def _handshake(exc: Any) -> Any:
     return exc
 
 
-def _exec_kill(api: Any, name: str, spec: Mapping[str, Any]) -> str:
+def _exec_kill(api: Any, name: str, spec: KillSpec) -> str:
     """The fallback without ephemeral containers (blocking; run in a thread): read PID 1's
     signal handlers with `cat`, refuse a signal it does not handle (as the agent does), then
     `kill -s SIGNAL 1`. What it did, as the agent would say it."""
     from chaos.adapters.kubernetes.inpod_agent import dropped, handled_in
 
-    ns, pod, container, signal = spec["namespace"], spec["pod"], spec["container"], spec["signal"]
+    ns, pod, container, signal = spec.namespace, spec.pod, spec.container, spec.signal
     where = f"container {container} of pod {ns}/{pod}"
     code, status, failure = _exec(api, ns, pod, container, ["cat", "/proc/1/status"])
     what, unchecked = "pid 1", ""
@@ -183,51 +216,52 @@ class ContainerKillAdapter(ClusterAdapter):
 
     def prepare(self, fault: FaultSpec, target: TargetRef) -> dict[str, Any]:
         ident = target.identity
-        return {**self.spec_head(fault, "none"), "namespace": ident["namespace"],
-                "pod": ident["name"], "uid": ident["uid"],
-                "container": target_container(fault, ident),
-                "signal": fault.params.get("signal") or "TERM", "id": eph.new_id()}
+        return KillSpec(self.name, "none", self.connection_of(fault), ident["namespace"],
+                        ident["name"], ident["uid"], target_container(fault, ident),
+                        fault.params.get("signal") or "TERM", eph.new_id()).to_json()
 
     async def inject(self, fault: FaultSpec, target: TargetRef, spec: dict[str, Any],
                      scope: Scope) -> dict[str, Any]:
         from chaos.adapters.kubernetes.selection import same_pod
 
         api = _api(spec)
-        ident = {"namespace": spec["namespace"], "name": spec["pod"], "uid": spec["uid"]}
-        where = f"container {spec['container']} of pod {spec['namespace']}/{spec['pod']}"
+        kill = KillSpec.from_json(spec)
+        ident = {"namespace": kill.namespace, "name": kill.pod, "uid": kill.uid}
+        shown = f"{kill.namespace}/{kill.pod}"
+        where = f"container {kill.container} of pod {shown}"
         pod = await same_pod(api, ident)
         if pod is None:
-            raise FaultFailed(f"{fault.name}: pod {spec['namespace']}/{spec['pod']} vanished")
+            raise FaultFailed(f"{fault.name}: pod {shown} vanished")
         if pod.get("spec", {}).get("hostPID"):
             # PID 1 of the pod's process namespace is the node's init
-            raise GuardRefused(f"{fault.name}: pod {spec['namespace']}/{spec['pod']} uses the "
+            raise GuardRefused(f"{fault.name}: pod {shown} uses the "
                                "node's process namespace (hostPID: true); PID 1 there is the "
                                "node's init, not the container's main process",
                                hint="use pod.delete")
         if pod.get("spec", {}).get("shareProcessNamespace"):
             # PID 1 of the shared namespace is the pod's pause process, not the container's
-            raise GuardRefused(f"{fault.name}: pod {spec['namespace']}/{spec['pod']} shares "
+            raise GuardRefused(f"{fault.name}: pod {shown} shares "
                                "one process namespace between its containers "
                                "(shareProcessNamespace: true); chaos cannot tell the "
-                               f"container {spec['container']}'s main process apart safely",
+                               f"container {kill.container}'s main process apart safely",
                                hint="use pod.delete, or process faults inside the pod")
         settings = settings_of(fault)
         deadline = time.time() + KILL_START
-        container = eph.container("kill", spec["id"], ["kill", "--signal", spec["signal"],
-                                                       "--deadline", f"{deadline:.3f}"],
+        container = eph.container("kill", kill.id, ["kill", "--signal", kill.signal,
+                                                    "--deadline", f"{deadline:.3f}"],
                                   settings, run_id=scope.run_id, deadline=deadline,
-                                  target_container=spec["container"],
-                                  security=eph.kill_context(pod, spec["container"]))
+                                  target_container=kill.container,
+                                  security=eph.kill_context(pod, kill.container))
         try:
-            await add_container(api, spec["namespace"], spec["pod"], container, pod)
+            await add_container(api, kill.namespace, kill.pod, container, pod)
         except EphemeralUnavailable:
-            result = await asyncio.to_thread(_exec_kill, api, fault.name, spec)
-            return {**spec, "via": "exec", "result": result}
+            result = await asyncio.to_thread(_exec_kill, api, fault.name, kill)
+            return dataclasses.replace(kill, via="exec", result=result).to_json()
         state = await wait_container(api, ident, container["name"],
                                      deadline + CLOCK_SKEW - time.time(), until_done=True,
                                      retried=PULLS)
-        if state is None:
-            return {**spec, "via": "ephemeral"}  # the pod went: the kill (or more) happened
+        if state is None:  # the pod went: the kill (or more) happened
+            return dataclasses.replace(kill, via="ephemeral").to_json()
         ended = state.get("terminated")
         if not ended:
             raise FaultFailed(f"{fault.name}: the kill container in {where} did not run "
@@ -238,7 +272,9 @@ class ContainerKillAdapter(ClusterAdapter):
         # "killed:" also with exit 137: the main process's end takes its namespace with it
         if not str(ended.get("message", "")).startswith("killed:"):
             raise _agent_error(f"{fault.name} on {where}", ended)
-        return {**spec, "via": "ephemeral", "result": str(ended.get("message", ""))}
+        return dataclasses.replace(kill, via="ephemeral",
+                                   result=str(ended.get("message", ""))).to_json()
 
     async def revert(self, spec: Mapping[str, Any]) -> RevertOutcome:
+        KillSpec.from_json(spec)  # a version this chaos cannot read is refused all the same
         return "nothing"  # a signal cannot be taken back; the kubelet restarts the container

@@ -338,9 +338,5 @@ class ClusterAdapter(Adapter):
                                                                      resolve_workloads)
         return await resolver(api_of(fault), fault, scope)
 
-    def spec_head(self, fault: FaultSpec, action: str) -> dict[str, Any]:
-        return {"adapter": self.name, "action": action,
-                "connection": api_of(fault).conn.as_spec()}
-
     def connection_of(self, fault: FaultSpec) -> dict[str, Any]:
         return dict(api_of(fault).conn.as_spec())
