@@ -59,8 +59,12 @@ def test_the_incident_rehearsal_exports_as_a_valid_workflow_with_its_rbac() -> N
     spec = workflow["spec"]
     tasks = _tasks(workflow)
     names = list(tasks)
-    group, later = names[:3], names[3:]
+    group, later, last = names[:3], names[3:5], names[5:]
     assert [n.split("-", 1)[1] for n in later] == ["region-loss", "certificate-expiry"]
+    assert [n.split("-", 1)[1] for n in last] == ["traffic-spike"]
+    # the spike runs alone, after the whole second group
+    assert tasks[last[0]]["depends"] == " && ".join(f"({t}.Succeeded || {t}.Failed)"
+                                                    for t in later)
     # each parallel group is one DAG level; every task of the second waits for the whole first
     assert not any("depends" in tasks[t] for t in group)
     for task in later:
