@@ -7,8 +7,8 @@ one (`RunRecord.from_json`) and never the runner's own objects. docs/journal.md 
 from __future__ import annotations
 
 from chaos.records.experiment import ExperimentSummary, FaultSummary, ServiceSummary, SloSummary
-from chaos.records.journal import (Capacity, CapacityStep, CheckVerdict, Event, Injection, Phase,
-                                   SeriesPoint)
+from chaos.records.journal import (Capacity, CapacityStep, CheckVerdict, Event, FineSeries,
+                                   Injection, Phase, SeriesPoint)
 from chaos.records.layout import JsonObject, JsonValue
 from chaos.records.run import Detection, Recovery, RunRecord, Tool, refuse_damaged
 from chaos.records.vocabulary import (FAILING, GAMEDAY_SCHEMA, SCHEMA, VERDICTS, Status,
@@ -16,6 +16,6 @@ from chaos.records.vocabulary import (FAILING, GAMEDAY_SCHEMA, SCHEMA, VERDICTS,
 
 __all__ = ["FAILING", "GAMEDAY_SCHEMA", "SCHEMA", "VERDICTS", "Capacity", "CapacityStep",
            "CheckVerdict", "Detection",
-           "Event", "ExperimentSummary", "FaultSummary", "Injection", "JsonObject", "JsonValue",
+           "Event", "ExperimentSummary", "FaultSummary", "FineSeries", "Injection", "JsonObject", "JsonValue",
            "Phase", "Recovery", "RunRecord", "SeriesPoint", "ServiceSummary", "SloSummary",
            "Status", "Tool", "new_run_id", "refuse_damaged"]
