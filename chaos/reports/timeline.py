@@ -67,12 +67,15 @@ def marks(f: Facts, journal: RunRecord) -> tuple[Mark, ...]:
     alert = _first_alert(f, journal)
     if alert is not None:
         found.append(("alert fired", alert[0], f"alert {alert[1]} fired"))
-    reverted = [float(i.reverted_at) for i in journal.injections if i.reverted_at is not None]
+    # an instant fault (a kill) has nothing to revert: its `reverted_at` is when the engine
+    # noted so, which the recovery counts from but nobody in the room would call a revert
+    ended = [i for i in journal.injections if i.reverted_at is not None]
+    reverted = [float(i.reverted_at or 0) for i in ended if i.outcome != "nothing"]
     if reverted:
         found.append(("reverted", max(reverted), "last fault reverted"))
-        if f.recover is not None:
-            found.append(("recovered", max(reverted) + f.recover,
-                          "every check held again after the last revert"))
+    if ended and f.recover is not None:
+        found.append(("recovered", max(float(i.reverted_at or 0) for i in ended) + f.recover,
+                      "every check held again after the last revert"))
     out = [Mark(kind, t, t - first, about) for kind, t, about in found]
     return tuple(sorted(out, key=lambda m: (m.t, KINDS.index(m.kind))))
 
