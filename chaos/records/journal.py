@@ -136,7 +136,9 @@ class SeriesPoint(Record):
 
 
 FINE_STEP = 0.1  # seconds per tick: the traffic generator's own (chaos.slo.traffic)
-FINE_SECONDS = 120.0  # runs up to this long keep a fine series: at most 1,200 ticks a source
+# runs up to this long keep a fine series: at most 600 ticks a source, the steps a chart draws
+# at about a pixel each (chaos.reports.svg.MAX_STEPS); more would only grow the report
+FINE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)

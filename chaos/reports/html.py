@@ -158,7 +158,10 @@ def _charts(f: Facts, journal: RunRecord) -> list[str]:
     journal keeps them (a drop drawn in the 100 ms it happened in, not at its second)."""
     ratio, latency = analysis.thresholds(journal)
     availability, latencies, per, step = f.availability, f.latency, "per second", svg.STEP
-    if f.fine_step and f.fine_availability:
+    fine = f.fine_availability + f.fine_latency
+    # a journal's ticks beyond what a chart draws a pixel each (the runner writes no such
+    # journal) are drawn per second instead, merged like any long series
+    if f.fine_step and fine and max(len(line.points) for line in fine) <= svg.MAX_STEPS:
         availability, latencies, step = f.fine_availability, f.fine_latency, f.fine_step
         per = f"per {step * 1000:.0f} ms"
     return [svg.chart(f"Availability: share of requests answered well, {per}",

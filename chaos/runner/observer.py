@@ -211,9 +211,11 @@ class Observer:
 
     def _on_tick(self, tick: int, window: Window) -> None:
         """The first FINE_SECONDS of traffic per tick: a short run's journal keeps them."""
-        if tick * FINE_STEP < FINE_SECONDS:
-            self.bus.emit("traffic.tick", t=round(tick * FINE_STEP, 1),
-                          **_latencies(window))
+        if tick * FINE_STEP >= FINE_SECONDS:
+            if self.traffic is not None:  # a long run: its journal keeps no ticks
+                self.traffic.on_tick = None
+            return
+        self.bus.emit("traffic.tick", t=round(tick * FINE_STEP, 1), **_latencies(window))
 
     # --- the during phase: guardrails
     def guard(self, started: float) -> None:

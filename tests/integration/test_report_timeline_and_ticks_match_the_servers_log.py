@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port, run_chaos
-from tests.support.svg_charts import SVG, drawn_series, steps, svgs
+from tests.support.svg_charts import SVG, drawn_series, incident_rows, steps, svgs
 
 SERVER = Path(__file__).resolve().parent / "flipping_http_server.py"
 TICK = 0.1
@@ -87,7 +87,7 @@ def x_of(chart: ET.Element, t: float) -> float:
 
 
 def incident_row(html: str) -> ET.Element:
-    (row,) = [c for c in svgs(html) if "timeline" in (c.get("class") or "").split()]
+    (row,) = incident_rows(html)
     return row
 
 
