@@ -69,9 +69,11 @@ def render(collection: Collection,
         '<p class="note">Time to detect: from the first injection until a traffic or '
         "Prometheus check failed; “errors at …” when no check failed but the per-second series "
         "show errors (one-second resolution). Time to recover: from the last revert until every "
-        "check held again. Charts: each step is one second of measurements (on a long run, a "
-        "few seconds, as the chart says: drawn at their worst second, so no bad second is "
-        "averaged away); the shaded bands are the faults.</p>",
+        "check held again. Charts: each step is one second of measurements (100 ms on a run of "
+        "up to a minute; on a long run, a few seconds, drawn at their worst second so no bad "
+        "second is averaged away: each chart says which); the shaded bands are the faults. "
+        "The incident timeline marks, on the charts' time axis, what the journal knows of "
+        "the incident, timed from the first injection.</p>",
     ]
     for i, f in enumerate(all_facts, 1):
         entry = collection.entries[i - 1]

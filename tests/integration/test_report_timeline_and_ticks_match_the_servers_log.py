@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port, run_chaos
-from tests.support.svg_charts import SVG, drawn_series, incident_rows, steps, svgs
+from tests.support.svg_charts import (SVG, drawn_series, incident_marks, incident_rows, steps,
+                                      svgs)
 
 SERVER = Path(__file__).resolve().parent / "flipping_http_server.py"
 TICK = 0.1
@@ -91,20 +92,9 @@ def incident_row(html: str) -> ET.Element:
     return row
 
 
-def marks(row: ET.Element) -> dict[str, tuple[float, float]]:
-    """{kind: (t, x of its tick on the axis)}."""
-    found = {}
-    for g in row.iter(f"{SVG}g"):
-        if g.get("class") == "mark":
-            (circle,) = g.iter(f"{SVG}circle")
-            found[g.get("data-mark", "")] = (float(g.get("data-t", "")),
-                                             float(circle.get("cx", "")))
-    return found
-
-
 def test_the_marks_sit_at_the_journals_times_and_the_servers_ticks(run: dict[str, Any]) -> None:
     journal, row = run["journal"], incident_row(run["html"])
-    found = marks(row)
+    found = {kind: (t, x) for kind, (t, x, _) in incident_marks(row).items()}
     injected = min(i["injected_at"] for i in journal["injections"])
     t, x = found["fault injected"]
     assert t == pytest.approx(injected, abs=1e-3)
@@ -125,10 +115,8 @@ def test_the_marks_sit_at_the_journals_times_and_the_servers_ticks(run: dict[str
         assert found["recovered"][0] == pytest.approx(last_revert + recovery, abs=1e-3)
     # kills have nothing to revert, and no alert was watched: no such marks
     assert "reverted" not in found and "alert fired" not in found
-    labels = {g.get("data-mark"): "".join(g.itertext()) for g in row.iter(f"{SVG}g")
-              if g.get("class") == "mark"}
     served = found["served again"][0] - injected
-    assert labels["served again"].startswith(f"served again +{served:.1f}s")
+    assert incident_marks(row)["served again"][2] == f"served again +{served:.1f}s"
 
 
 def test_the_drop_is_drawn_in_the_tick_it_happened_in(run: dict[str, Any]) -> None:

@@ -23,6 +23,18 @@ def incident_rows(html: str) -> list[ET.Element]:
     return [c for c in _all_svgs(html) if "timeline" in (c.get("class") or "").split()]
 
 
+def incident_marks(row: ET.Element) -> dict[str, tuple[float, float, str]]:
+    """An incident row's marks: {kind: (t, x of its dot on the axis, its label)}."""
+    found = {}
+    for g in row.iter(f"{SVG}g"):
+        if g.get("class") == "mark":
+            (circle,) = g.iter(f"{SVG}circle")
+            found[g.get("data-mark", "")] = (float(g.get("data-t", "")),
+                                             float(circle.get("cx", "")),
+                                             g.findtext(f"{SVG}text", ""))
+    return found
+
+
 def _all_svgs(html: str) -> list[ET.Element]:
     return [ET.fromstring(m) for m in re.findall(r"<svg .*?</svg>", html, re.DOTALL)]
 

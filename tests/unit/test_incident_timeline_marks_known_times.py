@@ -14,7 +14,7 @@ from chaos.records import RunRecord
 from chaos.reports import html, markdown, svg, timeline
 from chaos.reports.analysis import Line, facts
 from chaos.reports.collection import Collection, Entry
-from tests.support.svg_charts import SVG, drawn_series, steps, svgs
+from tests.support.svg_charts import SVG, drawn_series, incident_marks, steps, svgs
 
 # the probe `home` answers every 100 ms; the server fails from 4.23 s to 6.47 s of the run
 FAILING = (4.2, 6.4)  # the ticks those instants fall in
@@ -68,13 +68,7 @@ def row_of(record: RunRecord) -> ET.Element:
 
 def marks(row: ET.Element) -> dict[str, tuple[float, str]]:
     """{kind: (x of its dot, its label)}."""
-    found = {}
-    for g in row.iter(f"{SVG}g"):
-        if g.get("class") == "mark":
-            (circle,) = g.iter(f"{SVG}circle")
-            found[g.get("data-mark", "")] = (float(circle.get("cx", "")),
-                                             g.findtext(f"{SVG}text", ""))
-    return found
+    return {kind: (x, label) for kind, (_, x, label) in incident_marks(row).items()}
 
 
 def x_of(chart: ET.Element, t: float) -> float:
