@@ -5,7 +5,8 @@ traffic per experiment, a fault in the middle, a second of errors, one failing c
 experiment gets a post-mortem draft. Renders HTML, Markdown, JUnit and the drafts in-process,
 as `chaos report --format all` does, and prints a Markdown table (progress on stderr). "chart
 step" is the longest step of the HTML charts: 1 s, or the bucket of seconds a long run's charts
-are merged into (each drawn at its worst second, see chaos/reports/svg.py).
+are merged into (each drawn at its worst second, see chaos/reports/svg.py). Runs of up to a
+minute also hold their 100 ms ticks (`fine_series`), which their charts draw instead.
 
     .venv/bin/python benchmarks/report_rendering.py [--repeat 3]
 """
@@ -26,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from chaos.reports import bundle, html, junit, markdown
 from chaos.reports.collection import Collection, Entry
 
-SIZES = ((1, 60), (10, 600), (20, 3600))  # experiments x seconds of measurements each
+SIZES = ((1, 60), (10, 60), (10, 600), (20, 3600))  # experiments x seconds of measurements
+FINE_SECONDS = 60  # runs up to this long also hold their 100 ms ticks, as the runner writes
 
 
 def journal(index: int, seconds: int, rng: random.Random) -> dict[str, Any]:
@@ -63,7 +65,27 @@ def journal(index: int, seconds: int, rng: random.Random) -> dict[str, Any]:
                    "after": {"started": fault + 1, "finished": seconds, "checks": [failing]}},
         "recovery": {"seconds": 0.2, "within": 5.0}, "detection": {"seconds": None},
         "series": series, "events": events,
+        **({"fine_series": {"step": 0.1, "points": ticks(seconds, fault, rng)}}
+           if seconds <= FINE_SECONDS else {}),
     }
+
+
+def ticks(seconds: int, fault: float, rng: random.Random) -> list[dict[str, Any]]:
+    """The short run's rows per 100 ms: a probe sample every 250 ms, traffic every tick."""
+    points = []
+    for tick in range(seconds * 10):
+        t, bad = tick / 10, fault <= tick / 10 < fault + 1
+        if tick % 5 in (0, 2):
+            points.append({"t": t, "probe": "home", "requests": 1, "errors": int(bad),
+                           "p50": None if bad else rng.uniform(0.001, 0.002),
+                           "p95": None if bad else rng.uniform(0.002, 0.004),
+                           "max": None if bad else rng.uniform(0.004, 0.008)})
+    for tick in range(seconds * 10):
+        bad = fault <= tick / 10 < fault + 1
+        points.append({"t": tick / 10, "probe": "traffic", "requests": 20,
+                       "errors": 3 if bad else 0, "p50": rng.uniform(0.001, 0.002),
+                       "p95": rng.uniform(0.002, 0.01), "p99": rng.uniform(0.01, 0.05)})
+    return points
 
 
 def main() -> None:

@@ -106,9 +106,10 @@ class Injection(Record):
 @dataclass(frozen=True)
 class SeriesPoint(Record):
     """One second of one probe (`p50`, `p95`, `max` of its successes) or of the traffic
-    (`probe: traffic`: `p50`, `p95`, `p99` of every request and the generator's `lag_p99`)."""
+    (`probe: traffic`: `p50`, `p95`, `p99` of every request and the generator's `lag_p99`);
+    in a `FineSeries`, one tick of `step` seconds (`t` is then the tick's start)."""
 
-    t: int | None = None
+    t: float | None = None  # whole seconds in `series`, tenths in `fine_series`
     probe: str | None = None
     requests: int | None = None
     errors: int | None = None
@@ -132,6 +133,31 @@ class SeriesPoint(Record):
         return cls(typed(data, "t", NUMBER, where), typed(data, "probe", str, where),
                    typed(data, "requests", int, where), typed(data, "errors", int, where),
                    **shape(cls, data), **stats)
+
+
+FINE_STEP = 0.1  # seconds per tick: the traffic generator's own (chaos.slo.traffic)
+# runs up to this long keep a fine series: at most 600 ticks a source, the steps a chart draws
+# at about a pixel each (chaos.reports.svg.MAX_STEPS); more would only grow the report
+FINE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class FineSeries(Record):
+    """A short run's series at the generator's and the probes' own resolution (`step`: 0.1 s),
+    so a report draws a drop in the tick it happened in; journals of long runs, and of versions
+    before it, have none (docs/journal.md, `fine_series`)."""
+
+    step: float | None = None  # seconds per tick
+    points: tuple[SeriesPoint, ...] = ()
+    layout: tuple[str, ...] | None = None
+    extra: JsonObject = field(default_factory=dict)  # keys this version does not know
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> FineSeries:
+        data = obj(data, where)
+        return cls(typed(data, "step", NUMBER, where),
+                   items(data.get("points"), f"{where}.points", SeriesPoint.from_json),
+                   **shape(cls, data))
 
 
 @dataclass(frozen=True)

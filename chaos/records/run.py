@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chaos.records.experiment import ExperimentSummary
-from chaos.records.journal import Capacity, CheckVerdict, Event, Injection, Phase, SeriesPoint
+from chaos.records.journal import (Capacity, CheckVerdict, Event, FineSeries, Injection, Phase,
+                                   SeriesPoint)
 from chaos.records.layout import (NUMBER, Damaged, JsonObject, Record, items, obj,
                                   shape, typed)
 from chaos.records.vocabulary import SCHEMA
@@ -81,6 +82,7 @@ class RunRecord(Record):
     detection: Detection | None = None
     capacity: Capacity | None = None  # a breaking-point search
     series: tuple[SeriesPoint, ...] = ()
+    fine_series: FineSeries | None = None  # a short run's ticks (docs/journal.md)
     events: tuple[Event, ...] = ()
     chaostoolkit: JsonObject | None = None  # a Chaos Toolkit run: its own journal and outcome
     layout: tuple[str, ...] | None = None
@@ -142,6 +144,8 @@ class RunRecord(Record):
             None if data.get("capacity") is None else Capacity.from_json(data["capacity"],
                                                                          "capacity"),
             items(data.get("series"), "series", SeriesPoint.from_json),
+            None if data.get("fine_series") is None else FineSeries.from_json(
+                data["fine_series"], "fine_series"),
             items(data.get("events"), "events", Event.from_json),
             typed(data, "chaostoolkit", Mapping, ""), **shape(cls, data))
 
@@ -153,7 +157,7 @@ ERROR_LAYOUT = ("schema", "run", "tool", "experiment", "verdict", "exit_code", "
 Kind = type | tuple[type, ...]
 _REQUIRED: dict[str, Kind] = {"experiment": dict, "verdict": str, "exit_code": int}
 _OPTIONAL: dict[str, Kind] = {"phases": dict, "injections": list, "series": list,
-                              "events": list, "started": (int, float), "duration": (int, float)}
+                              "fine_series": dict, "events": list, "started": (int, float), "duration": (int, float)}
 
 
 def refuse_damaged(origin: str, data: Any) -> None:

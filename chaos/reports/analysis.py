@@ -82,6 +82,10 @@ class Facts:
     recover_within: float | None = None  # the after phase's `recover_within`, if any
     budget: Budget | None = None
     end: float = 0.0
+    # a short run's series per tick (journal `fine_series`), charted instead of the seconds
+    fine_step: float | None = None
+    fine_availability: tuple[Line, ...] = ()
+    fine_latency: tuple[Line, ...] = ()
 
     @property
     def needs_postmortem(self) -> bool:
@@ -95,7 +99,9 @@ def facts(entry: Entry) -> Facts:
                      entry.weight)
     checks = j.checks()
     passed = sum(c.status == "PASS" for _, c in checks)
-    availability, latency = _lines(j)
+    availability, latency = _lines(j, j.series)
+    fine = j.fine_series
+    fine_availability, fine_latency = _lines(j, fine.points) if fine else ((), ())
     faults = _fault_windows(j)
     breaches = tuple((float(e.t or 0.0), str(e.get("check") or "")) for e in j.events
                      if e.name == "guardrail.breached")
@@ -118,6 +124,8 @@ def facts(entry: Entry) -> Facts:
         availability=availability, latency=latency, faults=faults, phases=_phases(j),
         breaches=breaches, detect=detect, detect_how=how, alerts=alerts, alert_marks=marks,
         recover=recovery.seconds, recover_within=recovery.within, budget=budget(j), end=end,
+        fine_step=float(fine.step) if fine and fine.step else None,
+        fine_availability=fine_availability, fine_latency=fine_latency,
     )
 
 
@@ -145,10 +153,11 @@ def traffic_offset(journal: RunRecord) -> float:
     return float(journal.phase("before").started or 0.0)
 
 
-def _lines(j: RunRecord) -> tuple[tuple[Line, ...], tuple[Line, ...]]:
+def _lines(j: RunRecord, series: Sequence[SeriesPoint]) -> tuple[tuple[Line, ...],
+                                                                  tuple[Line, ...]]:
     offset = traffic_offset(j)
     rows: dict[str, list[tuple[float, SeriesPoint]]] = {}
-    for row in j.series:
+    for row in series:
         probe = str(row.probe)
         x = float(row.t or 0) + (offset if probe == "traffic" else 0.0)
         rows.setdefault(probe, []).append((x, row))

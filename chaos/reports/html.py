@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from chaos import __version__
 from chaos.records import Capacity, RunRecord
-from chaos.reports import analysis, svg
+from chaos.reports import analysis, svg, timeline
 from chaos.reports.analysis import Facts, events_text
 from chaos.reports.collection import Collection
 from chaos.units import format_duration, format_percent
@@ -41,7 +41,7 @@ th{background:#eef1f4;font-weight:600}
 .phase-label{font-size:10px;fill:#777}.fault-label{font-size:10px;fill:#9c4221}
 .empty{fill:#999}.resolution{font-size:10px;fill:#555}
 .threshold-label{font-size:10px;fill:#2e7d32;font-weight:600}
-.no-data-label{font-size:11px;fill:#555}
+.no-data-label{font-size:11px;fill:#555}.mark-label{font-size:11px;font-weight:600}
 .links a{margin-right:14px}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px;margin:8px 0}
 dt{color:#555}dd{margin:0}
@@ -69,9 +69,11 @@ def render(collection: Collection,
         '<p class="note">Time to detect: from the first injection until a traffic or '
         "Prometheus check failed; “errors at …” when no check failed but the per-second series "
         "show errors (one-second resolution). Time to recover: from the last revert until every "
-        "check held again. Charts: each step is one second of measurements (on a long run, a "
-        "few seconds, as the chart says: drawn at their worst second, so no bad second is "
-        "averaged away); the shaded bands are the faults.</p>",
+        "check held again. Charts: each step is one second of measurements (100 ms on a run of "
+        "up to a minute; on a long run, a few seconds, drawn at their worst second so no bad "
+        "second is averaged away: each chart says which); the shaded bands are the faults. "
+        "The incident timeline marks, on the charts' time axis, what the journal knows of "
+        "the incident, timed from the first injection.</p>",
     ]
     for i, f in enumerate(all_facts, 1):
         entry = collection.entries[i - 1]
@@ -131,6 +133,10 @@ def _experiment(i: int, f: Facts, journal: RunRecord | None,
                              "used"))
     body = [head, "<dl>" + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>"
                                    for k, v in facts) + "</dl>"]
+    if row := timeline.marks(f, journal):
+        body.append('<div class="incident">' + svg.timeline(
+            "Incident timeline (times since the first injection)", row, x_max=f.end,
+            faults=f.faults) + "</div>")
     if not f.availability and not f.latency:
         body.append("<p>No per-second measurements: this run had no HTTP probe and no "
                     "traffic, so there is nothing to chart.</p>")
@@ -150,17 +156,26 @@ def _mttd(all_facts: list[Facts]) -> str:
 
 
 def _charts(f: Facts, journal: RunRecord) -> list[str]:
+    """Availability and latency over time: per second, or per tick for a short run whose
+    journal keeps them (a drop drawn in the 100 ms it happened in, not at its second)."""
     ratio, latency = analysis.thresholds(journal)
-    return [svg.chart("Availability: share of requests answered well, per second",
-                      f.availability, x_max=f.end, y_min=0.0, y_max=1.0,
+    availability, latencies, per, step = f.availability, f.latency, "per second", svg.STEP
+    fine = f.fine_availability + f.fine_latency
+    # a journal's ticks beyond what a chart draws a pixel each (the runner writes no such
+    # journal) are drawn per second instead, merged like any long series
+    if f.fine_step and fine and max(len(line.points) for line in fine) <= svg.MAX_STEPS:
+        availability, latencies, step = f.fine_availability, f.fine_latency, f.fine_step
+        per = f"per {step * 1000:.0f} ms"
+    return [svg.chart(f"Availability: share of requests answered well, {per}",
+                      availability, x_max=f.end, y_min=0.0, y_max=1.0,
                       y_label=lambda v: f"{v:.0f}%", scale=100.0, faults=f.faults,
                       breaches=f.breaches, phases=f.phases, worst="lowest",
-                      alerts=f.alert_marks, thresholds=ratio),
-            svg.chart("Latency percentiles, per second (ms)", f.latency,
+                      alerts=f.alert_marks, thresholds=ratio, resolution=step),
+            svg.chart(f"Latency percentiles, {per} (ms)", latencies,
                       x_max=f.end, y_label=lambda v: f"{v:g}", scale=1000.0,
                       faults=f.faults, breaches=f.breaches, phases=f.phases,
                       worst="highest", alerts=f.alert_marks, thresholds=latency,
-                      no_data=analysis.no_success(journal))]
+                      no_data=analysis.no_success(journal), resolution=step)]
 
 
 def _checks(journal: RunRecord) -> str:

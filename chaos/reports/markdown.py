@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 
-from chaos.reports import analysis, postmortem
+from chaos.records import RunRecord
+from chaos.reports import analysis, postmortem, timeline
 from chaos.reports.analysis import Facts, Line, Window, events_text
 from chaos.reports.collection import Collection
 from chaos.units import format_duration
@@ -36,12 +37,12 @@ def render(collection: Collection) -> str:
               "|" + "---|" * len(analysis.SUMMARY_HEADER)]
     for i, f in enumerate(all_facts, 1):
         lines.append("| " + " | ".join(_cell(c) for c in analysis.summary_cells(i, f)) + " |")
-    for i, f in enumerate(all_facts, 1):
-        lines += ["", *_section(i, f)]
+    for i, (f, entry) in enumerate(zip(all_facts, collection.entries), 1):
+        lines += ["", *_section(i, f, entry.journal)]
     return "\n".join(lines) + "\n"
 
 
-def _section(i: int, f: Facts) -> list[str]:
+def _section(i: int, f: Facts, journal: RunRecord | None) -> list[str]:
     lines = [f"## {i}. {f.title} — {f.verdict}", ""]
     if f.verdict == "skipped":
         return lines + [f"`{f.label}` did not run: {f.reason}"]
@@ -51,6 +52,8 @@ def _section(i: int, f: Facts) -> list[str]:
     lines += [f"- time to detect: {analysis.detect_text(f, long=True)}",
               f"- time to recover: {analysis.recover_text(f, long=True)}",
               f"- error budget used: {analysis.budget_text(f.budget)}"]
+    if journal is not None and (row := timeline.marks(f, journal)):
+        lines.append(f"- timeline: {timeline.summary_line(row)}")
     for t, check in f.breaches:
         lines.append(f"- guardrail `{check}` breached at {t:.1f}s")
     spark = [f"    {line.name:<8} {sparkline(line, f.end)}" for line in f.availability]

@@ -26,6 +26,7 @@ from html import escape
 from typing import Literal
 
 from chaos.reports.analysis import Line, Threshold, Window, bucket_seconds, worst_per_bucket
+from chaos.reports.timeline import Mark
 from chaos.units import format_duration
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
@@ -74,13 +75,15 @@ def chart(title: str, lines: Sequence[Line], *, x_max: float, y_min: float = 0.0
           faults: Sequence[Window] = (), breaches: Sequence[tuple[float, str]] = (),
           phases: Sequence[Window] = (), scale: float = 1.0,
           worst: Literal["lowest", "highest"] = "highest",
-          alerts: Sequence[tuple[float, str]] = ()) -> str:
+          alerts: Sequence[tuple[float, str]] = (), resolution: float = STEP) -> str:
     """`alerts`: (t, name) where an alert first fired, marked like breaches.
     `scale` multiplies values for display (1000: seconds shown as ms); data stays unscaled.
-    `worst`: which value of a bucket is drawn when seconds are merged (availability: lowest)."""
+    `worst`: which value of a bucket is drawn when seconds are merged (availability: lowest).
+    `resolution`: seconds per point (a short run's ticks: 0.1), drawn as they are."""
     x_top = max(x_max, 1.0)
-    step = STEP
-    if max((len(line.points) for line in lines), default=0) > MAX_STEPS:
+    step = resolution
+    if resolution >= STEP and max((len(line.points) for line in lines),
+                                  default=0) > MAX_STEPS:
         step = float(bucket_seconds(x_top, MAX_STEPS))
         pick = min if worst == "lowest" else max
         lines = [worst_per_bucket(line, int(step), pick) for line in lines]
@@ -104,7 +107,7 @@ def chart(title: str, lines: Sequence[Line], *, x_max: float, y_min: float = 0.0
            f'data-y-max="{top_value:g}" data-plot="{LEFT},{TOP},{w},{h}">',
            f"<title>{escape(title)}</title>",
            f'<text x="{LEFT}" y="15" class="chart-title">{escape(title)}</text>']
-    if step != STEP:
+    if step > STEP:
         out.append(f'<text x="{WIDTH - RIGHT}" y="26" text-anchor="end" class="resolution" '
                    f'data-step="{step:g}" data-worst="{worst}">each step is '
                    f'{format_duration(step)} and shows its worst second ({worst} value)</text>')
@@ -130,7 +133,8 @@ def chart(title: str, lines: Sequence[Line], *, x_max: float, y_min: float = 0.0
         values = ";".join(f"{t:g},{v:g}" for t, v in line.points)
         drawn.append(f'<path class="series" data-series="{escape(line.name)}" '
                      f'data-step="{step:g}" data-values="{values}" '
-                     f'd="{_steps(line.points, px, py, step, x_top)}" fill="none" {style}/>')
+                     f'd="{_steps(line.points, px, py, step, x_top, step > resolution)}" '
+                     f'fill="none" {style}/>')
         legend.append((line.name, f'<line x1="0" x2="18" y1="0" y2="0" {style}/>'))
     out += _no_data(no_data, px, h)
     out += reversed(drawn)  # the first series (p50, the main probe) on top
@@ -221,13 +225,13 @@ def capacity_chart(title: str, runs: Sequence[tuple[str, Sequence[tuple[float, f
 
 
 def _steps(points: Sequence[tuple[float, float]], px: Callable[[float], float],
-           py: Callable[[float], float], step: float, x_top: float) -> str:
+           py: Callable[[float], float], step: float, x_top: float, merged: bool) -> str:
     """`M x,y H x` per bucket; `V y H x` when the next bucket follows at once, else a new `M`.
     A merged bucket ends at the plot's edge at the latest (its seconds all lie before it)."""
     parts: list[str] = []
     previous: float | None = None
     for t, v in points:
-        end = t + step if step == STEP else min(t + step, x_top)
+        end = min(t + step, x_top) if merged else t + step
         if previous is not None and abs(t - previous - step) < 1e-6:
             parts.append(f"V{py(v)} H{px(end)}")
         else:
@@ -319,12 +323,75 @@ def _axes(x_top: float, y_min: float, y_top: float, label: Callable[[float], str
         out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y}" y2="{y}" stroke="#e5e5e5"/>'
                    f'<text x="{LEFT - 6}" y="{y + 4}" text-anchor="end" class="tick">'
                    f'{escape(label(v * scale))}</text>')
+    return out + _x_ticks(x_top, px, HEIGHT - BOTTOM, x_unit)
+
+
+def _x_ticks(x_top: float, px: Callable[[float], float], y: float,
+             x_unit: str = "s") -> list[str]:
+    out = []
     step = nice_ceiling(x_top / 8)
     t = 0.0
     while t <= x_top + 1e-9:
         x = px(t)
-        out.append(f'<line x1="{x}" x2="{x}" y1="{HEIGHT - BOTTOM}" y2="{HEIGHT - BOTTOM + 4}" '
-                   f'stroke="#999"/><text x="{x}" y="{HEIGHT - BOTTOM + 15}" '
+        out.append(f'<line x1="{x}" x2="{x}" y1="{y}" y2="{y + 4}" '
+                   f'stroke="#999"/><text x="{x}" y="{y + 15}" '
                    f'text-anchor="middle" class="tick">{t:g}{x_unit}</text>')
         t += step
     return out
+
+
+MARK_COLOURS = {"fault injected": FAULT_EDGE, "first error": BREACH, "alert fired": ALERT,
+                "served again": PALETTE[0], "reverted": "#555", "recovered": THRESHOLD}
+ROW_HEIGHT = 140
+ROW_AXIS = ROW_HEIGHT - 28  # the time axis: the charts' x scale, so marks line up with them
+# label baselines, top down: one per kind of mark, so even marks at one instant stay readable
+ROW_LEVELS = (30.0, 44.0, 58.0, 72.0, 86.0, 100.0)
+
+
+def timeline(title: str, marks: Sequence[Mark], *, x_max: float,
+             faults: Sequence[Window] = ()) -> str:
+    """The incident's marks on one time axis, each labelled with its time since the first
+    injection; the axis is the charts' (same x_max, same plot width), so a mark sits above the
+    second it happened in on every chart below. Labels that would overlap go a line up."""
+    x_top = max(x_max, 1.0)
+    w = WIDTH - LEFT - RIGHT
+
+    def px(t: float) -> float:
+        return round(LEFT + t / x_top * w, 1)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart timeline" role="img" '
+           f'viewBox="0 0 {WIDTH} {ROW_HEIGHT}" width="{WIDTH}" height="{ROW_HEIGHT}" '
+           f'data-x-min="0" data-x-max="{x_top:g}" data-plot="{LEFT},{ROW_AXIS},{w},0">',
+           f"<title>{escape(title)}</title>",
+           f'<text x="{LEFT}" y="15" class="chart-title">{escape(title)}</text>']
+    for fault in faults:
+        x0, x1 = px(fault.start), px(fault.end)
+        out.append(f'<rect class="fault" x="{x0}" y="{ROW_AXIS - 6}" '
+                   f'width="{max(x1 - x0, 2.0):.1f}" height="12" fill="{FAULT_FILL}" '
+                   f'fill-opacity="0.35"><title>fault {escape(fault.name)}: '
+                   f'{fault.start:.1f}s-{fault.end:.1f}s</title></rect>')
+    out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{ROW_AXIS}" y2="{ROW_AXIS}" '
+               f'stroke="#999"/>')
+    out += _x_ticks(x_top, px, ROW_AXIS + 8)
+    placed: dict[float, list[tuple[float, float]]] = {y: [] for y in ROW_LEVELS}
+    for mark in sorted(marks, key=lambda m: m.t):
+        x = px(mark.t)
+        colour = MARK_COLOURS.get(mark.kind, "#333")
+        width = 6.2 * len(mark.label)
+        anchor, x0 = ("start", x) if x + width <= WIDTH - RIGHT else ("end", x - width)
+        level = next((y for y in reversed(ROW_LEVELS) if all(
+            x0 + width + 6 <= a or b + 6 <= x0 for a, b in placed[y])), ROW_LEVELS[0])
+        placed[level].append((x0, x0 + width))
+        out.append(f'<g class="mark" data-mark="{escape(mark.kind)}" data-t="{mark.t:g}" '
+                   f'data-since="{mark.since:g}"><line x1="{x}" x2="{x}" y1="{level + 3}" '
+                   f'y2="{ROW_AXIS}" stroke="{colour}" stroke-width="1.5"/>'
+                   f'<circle cx="{x}" cy="{ROW_AXIS}" r="4" fill="{colour}"/>'
+                   f'<text x="{x + (3 if anchor == "start" else -3)}" y="{level}" '
+                   f'text-anchor="{anchor}" class="mark-label" fill="{colour}">'
+                   f'{escape(mark.label)}</text><title>{escape(mark.label)}: '
+                   f'{escape(mark.about)} (at {mark.t:.1f}s of the run)</title></g>')
+    if not marks:
+        out.append(f'<text x="{LEFT + w / 2}" y="{ROW_AXIS - 20}" text-anchor="middle" '
+                   f'class="empty">nothing was injected</text>')
+    out.append("</svg>")
+    return "\n".join(out)

@@ -29,6 +29,9 @@ call back into the engine. Each event has a documented name and fields:
                          check), check
     traffic.second       t (second since traffic started), requests, errors, p50, p95, p99, lag_p99
                          (seconds; requests that completed in that second)
+    traffic.tick         t (tick start, seconds since traffic started: 4.3), requests, errors, p50,
+                         p95, p99: one 100 ms tick of the first minute of traffic, before
+                         its second (a short run's journal keeps them as `fine_series`)
     capacity.measured    search (baseline | under_fault: the second search, faults held),
                          sustainable_rate, broken_at (req/s or null), broken_by (the stop
                          condition), invalid (why the search could not decide, or null), steps
@@ -70,7 +73,7 @@ CATALOGUE = frozenset({
     "fault.failed", "fault.reverted", "fault.revert_failed", "guardrail.breached", "guardrail.failed",
     "guardrail.evaluated",
     "run.interrupted", "run.recovered", "run.finished", "run.detected", "traffic.second",
-    "traffic.stage", "capacity.measured",
+    "traffic.tick", "traffic.stage", "capacity.measured",
     "activity.started", "activity.finished", "alert.observed", "alert.poll_failed",
     "alert.measured",
 })

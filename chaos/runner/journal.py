@@ -21,7 +21,8 @@ from chaos.model.redaction import NOTHING, Redactor
 from chaos.records import SCHEMA as SCHEMA
 from chaos.records import Detection, ExperimentSummary, Injection, Phase, Recovery, RunRecord
 from chaos.records import Event as EventRecord
-from chaos.records import Capacity, SeriesPoint, Tool
+from chaos.records import Capacity, FineSeries, SeriesPoint, Tool
+from chaos.records.journal import FINE_SECONDS, FINE_STEP
 # the journal's files belong to chaos.records; re-exported for the runner's callers
 from chaos.records.files import load as load, strict as strict, write as write
 from chaos.records.layout import keys_of
@@ -41,21 +42,30 @@ class Recorder:
         """Per-second, per-probe: requests, errors, latency percentiles of the successes; and
         per second of traffic (`probe: traffic`): requests, errors, p50/p95/p99 of every
         request's latency and the generator's p99 lag (merged histograms, never averaged)."""
-        traffic = [{"probe": "traffic", **e.data} for e in self.events
-                   if e.name == "traffic.second"]
+        return self._probe_rows(1) + self._traffic_rows("traffic.second")
+
+    def fine_series(self) -> list[dict[str, Any]]:
+        """The same per tick of FINE_STEP seconds (`t`: the tick's start), for a short run."""
+        return self._probe_rows(round(1 / FINE_STEP)) + self._traffic_rows("traffic.tick")
+
+    def _traffic_rows(self, name: str) -> list[dict[str, Any]]:
+        return [{"probe": "traffic", **e.data} for e in self.events if e.name == name]
+
+    def _probe_rows(self, per_second: int) -> list[dict[str, Any]]:
         buckets: dict[tuple[int, str], list[Event]] = {}
         for e in self.events:
-            if e.name == "probe.sampled":
-                buckets.setdefault((int(e.data["at"]), e.data["probe"]), []).append(e)
+            if e.name == "probe.sampled":  # `at` has 4 decimals: 4.3 * 10 is 42.99999...
+                at = int(round(e.data["at"] * per_second, 6))
+                buckets.setdefault((at, e.data["probe"]), []).append(e)
         rows = []
-        for (second, probe), samples in sorted(buckets.items()):
+        for (at, probe), samples in sorted(buckets.items()):
             latencies = sorted(s.data["latency"] for s in samples if s.data["ok"])
             rows.append({
-                "t": second, "probe": probe, "requests": len(samples),
-                "errors": sum(not s.data["ok"] for s in samples),
+                "t": at if per_second == 1 else round(at / per_second, 3), "probe": probe,
+                "requests": len(samples), "errors": sum(not s.data["ok"] for s in samples),
                 "p50": _pct(latencies, 50), "p95": _pct(latencies, 95), "max": _pct(latencies, 100),
             })
-        return rows + traffic
+        return rows
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -110,6 +120,7 @@ def document(summary: dict[str, Any], recorder: Recorder, result: Any, started: 
 def record(summary: dict[str, Any], recorder: Recorder, result: Any, started: float,
            finished: float, recover_within: float | None = None) -> RunRecord:
     first = next((e for e in recorder.events if e.name == "run.started"), None)
+    fine = _fine(recorder, finished - started)
     return RunRecord(
         run=result.run, tool=Tool("chaos", __version__), host=platform.node(), user=_user(),
         seed=first.data.get("seed") if first else None,
@@ -125,13 +136,26 @@ def record(summary: dict[str, Any], recorder: Recorder, result: Any, started: fl
                             tuple(e.data for e in recorder.events if e.name == "alert.measured")),
         capacity=_capacity(recorder.events),
         series=tuple(SeriesPoint.from_json(row, "series") for row in recorder.series()),
+        fine_series=fine,
         events=tuple(EventRecord(e.name, round(e.t, 4), e.ts, e.data) for e in recorder.events
-                     if e.name not in ("probe.sampled", "traffic.second")),
-        layout=RUN_LAYOUT)
+                     if e.name not in SUMMARISED),
+        layout=RUN_LAYOUT if fine is None else FINE_LAYOUT)
 
 
-# a run of chaos itself has no `chaostoolkit` section (chaos.ctk adds it to a Chaos Toolkit run)
-RUN_LAYOUT = tuple(k for k in keys_of(RunRecord) if k != "chaostoolkit")
+def _fine(recorder: Recorder, seconds: float) -> FineSeries | None:
+    """A run of at most FINE_SECONDS keeps its ticks; a longer one's would only be merged
+    again on a chart, so its journal stays the size it was."""
+    rows = recorder.fine_series() if seconds <= FINE_SECONDS else []
+    return FineSeries(FINE_STEP, tuple(SeriesPoint.from_json(row, "fine_series")
+                                       for row in rows)) if rows else None
+
+
+# events the journal holds as `series` and `fine_series` rather than one by one
+SUMMARISED = ("probe.sampled", "traffic.second", "traffic.tick")
+# a run of chaos itself has no `chaostoolkit` section (chaos.ctk adds it to a Chaos Toolkit
+# run), and `fine_series` only when it was short (and measured something)
+FINE_LAYOUT = tuple(k for k in keys_of(RunRecord) if k != "chaostoolkit")
+RUN_LAYOUT = tuple(k for k in FINE_LAYOUT if k != "fine_series")
 
 
 def _phases(events: list[Event]) -> dict[str, dict[str, Any]]:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from chaos.clock import SYSTEM_CLOCK, Clock
 from chaos.errors import ChaosError, ExitCode
 from chaos.model.experiment import CheckSpec, Hypothesis
+from chaos.records.journal import FINE_SECONDS, FINE_STEP
 from chaos.runner.events import EventBus
 from chaos.slo.checks import (MIN_EVENTS, CapacityCheck, Check, Evidence, Sample, SloCheck,
                               Status, Verdict, grammar)
@@ -91,6 +92,7 @@ class Observer:
                                                  self._on_second)
             else:
                 self.traffic = HttpTraffic(spec, self._on_second)
+            self.traffic.on_tick = self._on_tick
             profile = hyp.traffic_profile
             if profile and profile["kind"] == "breaking_point":
                 self._search_task = asyncio.create_task(self._search(profile["spec"]),
@@ -210,13 +212,17 @@ class Observer:
             result["sustainable_rate"] = stage.rate
 
     def _on_second(self, second: int, window: Window) -> None:
-        def ms(q: float) -> float | None:
-            value = window.seen_quantile(q)  # timed-out requests at their timeout, for charts
-            return None if value is None else round(value, 6)
         lag = window.lag_quantile(99)
-        self.bus.emit("traffic.second", t=second, requests=window.events, errors=window.errors,
-                      p50=ms(50), p95=ms(95), p99=ms(99),
+        self.bus.emit("traffic.second", t=second, **_latencies(window),
                       lag_p99=None if lag is None else round(lag, 6))
+
+    def _on_tick(self, tick: int, window: Window) -> None:
+        """The first FINE_SECONDS of traffic per tick: a short run's journal keeps them."""
+        if tick * FINE_STEP >= FINE_SECONDS:
+            if self.traffic is not None:  # a long run: its journal keeps no ticks
+                self.traffic.on_tick = None
+            return
+        self.bus.emit("traffic.tick", t=round(tick * FINE_STEP, 1), **_latencies(window))
 
     # --- the during phase: guardrails
     def guard(self, started: float) -> None:
@@ -413,6 +419,16 @@ class Observer:
             if not (await self._judge(check, start, now, [])).passed:
                 return None
         return max(done, now)
+
+
+def _latencies(window: Window) -> dict[str, Any]:
+    """A traffic bucket as the journal's series holds it: counts, and latency percentiles
+    with timed-out requests at their timeout (for charts)."""
+    def seconds(q: float) -> float | None:
+        value = window.seen_quantile(q)
+        return None if value is None else round(value, 6)
+    return {"requests": window.events, "errors": window.errors, "p50": seconds(50),
+            "p95": seconds(95), "p99": seconds(99)}
 
 
 def _margin(verdict: Verdict) -> float:

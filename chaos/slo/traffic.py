@@ -73,6 +73,9 @@ class HttpTraffic:
                  on_second: Callable[[int, Window], None] | None = None) -> None:
         self.spec = spec
         self.on_second = on_second  # called once per completed second (journal series)
+        # called once per completed tick with requests, before its second (a short run's
+        # journal keeps them: drops drawn in the 100 ms they happened in)
+        self.on_tick: Callable[[int, Window], None] | None = None
         parts = urlsplit(spec.url)
         self._tls = parts.scheme == "https"
         self._host = parts.hostname or "127.0.0.1"
@@ -335,6 +338,8 @@ class HttpTraffic:
                 known = self._ticks.get(tick)
                 if known is not None:
                     total.merge(known)
+                    if self.on_tick is not None:
+                        self._tell_tick(tick, known)
                     if isinstance(known, Bucket):  # complete: kept for windows, packed
                         self._ticks[tick] = known.packed()
             self._seconds[second] = total.packed()
@@ -346,6 +351,13 @@ class HttpTraffic:
             for tick in [t for t in self._ticks if t < forget]:
                 del self._ticks[tick]
             self._forgotten_below = forget
+
+    def _tell_tick(self, tick: int, known: Bucket | PackedBucket) -> None:
+        assert self.on_tick is not None
+        bucket = Bucket()
+        bucket.merge(known)
+        self.on_tick(tick, self._window_of(bucket, 1 / TICKS_PER_SECOND,
+                                           self.t0 + (tick + 1) / TICKS_PER_SECOND))
 
     def _window_of(self, bucket: Bucket, seconds: float, end: float) -> Window:
         return Window(bucket, seconds, self.rate_at(end), self.spec.max_lag,

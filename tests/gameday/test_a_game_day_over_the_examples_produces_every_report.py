@@ -30,6 +30,8 @@ from tests.support.svg_charts import (
     check_pixels,
     drawn_series,
     expected_availability,
+    rows,
+    step_of,
     svgs,
 )
 from tests.support.system_tools import tool
@@ -159,16 +161,16 @@ def test_html_charts_match_the_journals(gameday: GameDayResult) -> None:
                     for x in p.split(",")]
             assert data == pytest.approx([x for pair in values for x in pair], rel=1e-5,
                                          abs=1e-6)
-            check_pixels(availability, drawn[name], values)
-        # latency: p95 of each probe second (or traffic second), in seconds
+            check_pixels(availability, drawn[name], values, step_of(journal))
+        # latency: p95 of each probe second or tick (or traffic second or tick), in seconds
         for row_kind, stat in (("home", "p95"), ("traffic", "p99")):
-            rows = [r for r in journal["series"] if r["probe"] == row_kind and r.get(stat)]
-            if not rows:
+            drawn_rows = [r for r in rows(journal) if r["probe"] == row_kind and r.get(stat)]
+            if not drawn_rows:
                 continue
             line = drawn_series(latency)[f"{row_kind} {stat}"]
             offset = journal["phases"]["before"]["started"] if row_kind == "traffic" else 0
-            values = [(r["t"] + offset, r[stat]) for r in rows]
-            check_pixels(latency, line, values)
+            values = [(r["t"] + offset, r[stat]) for r in drawn_rows]
+            check_pixels(latency, line, values, step_of(journal))
         # fault windows: exactly the injections, from injection to revert
         for chart in (availability, latency):
             rects = [r for r in chart.iter(f"{SVG}rect") if r.get("class") == "fault"]

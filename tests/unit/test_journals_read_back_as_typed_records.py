@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from chaos.records import RunRecord
-from chaos.records.journal import CHECK_KEYS, CheckVerdict
+from chaos.records.journal import CHECK_KEYS, FINE_SECONDS, CheckVerdict
 from chaos.runner import journal
 from chaos.slo.checks import recovery_verdict
 from tests.support.journal_events import SUMMARY, Result, events
@@ -40,7 +40,23 @@ def test_the_runner_writes_the_journal_it_always_wrote() -> None:
                                 1_800_000_007.0, 5.0)
     document["host"], document["user"] = "HOST", "USER"
     document["tool"]["version"] = "VERSION"
+    # a short run also keeps its probe samples per 100 ms tick (1.2 s ok, 1.7 s failed), the
+    # one key a journal gained since the fixture was written
+    assert document.pop("fine_series") == {"step": 0.1, "points": [
+        {"t": 1.2, "probe": "home", "requests": 1, "errors": 0, "p50": 0.003, "p95": 0.003,
+         "max": 0.003},
+        {"t": 1.7, "probe": "home", "requests": 1, "errors": 1, "p50": None, "p95": None,
+         "max": None}]}
     assert text(document) == text(json.loads((JOURNALS / "synthetic.json").read_text()))
+
+
+def test_a_long_run_keeps_no_fine_series() -> None:
+    recorder = journal.Recorder()
+    for event in events():
+        recorder(event)
+    document = journal.document(dict(SUMMARY), recorder, Result(), 1_800_000_000.0,
+                                1_800_000_000.0 + FINE_SECONDS + 1, 5.0)
+    assert "fine_series" not in document and document["series"]
 
 
 def test_an_error_journal_keeps_its_shape() -> None:
