@@ -151,6 +151,7 @@ class AlertWatch:
         self.verdicts: list[Verdict] = []
         self._last_poll: float | None = None
         self._waiting = False  # the last failed poll was waiting for the source
+        self._polling = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         bus.subscribe(self._on_event)
 
@@ -165,17 +166,28 @@ class AlertWatch:
         await self._poll()
         self._task = asyncio.create_task(self._loop(), name="detection")
 
+    async def services_ready(self) -> None:
+        """The declared services are up, nothing is injected yet: if the source has not
+        answered so far (a monitoring stack among those services), poll once now rather than
+        inject before the next poll could see it. Bounded by the source's timeout."""
+        if self.coverage.answered is None:
+            await self._poll()
+
     async def _loop(self) -> None:
         while True:
             await self.bus.clock.sleep(self.detection.every)
             await self._poll()
 
     async def _poll(self) -> None:
-        try:
-            alerts = await self.source.alerts()
-        except QueryFailed as exc:
-            self._failed(str(exc))
-            return
+        async with self._polling:  # one at a time: a poll's answer never overtakes a later one's
+            try:
+                alerts = await self.source.alerts()
+            except QueryFailed as exc:
+                self._failed(str(exc))
+            else:
+                self._answered(alerts)
+
+    def _answered(self, alerts: list[Alert]) -> None:
         now = self.bus.elapsed()
         self.polls += 1
         self.coverage.ok(now, self.injected)

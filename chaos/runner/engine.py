@@ -202,6 +202,8 @@ class Engine:
             self.alerts = AlertWatch(exp.detection, self.bus)
             await self.alerts.start()
         await self.services.start_all()
+        if self.alerts is not None:
+            await self.alerts.services_ready()
         hyp = exp.hypothesis
         if hyp is not None and not await self._before():
             return

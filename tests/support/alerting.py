@@ -153,6 +153,17 @@ scrape_configs:
     return stack
 
 
+def start_alertmanager(tmp: Path, port: int) -> subprocess.Popen[Any]:
+    """Debian's Alertmanager alone on 127.0.0.1:`port`, routing to nobody; returns at once
+    (a test that starts it late wants it coming up while a run is watching)."""
+    assert ALERTMANAGER
+    (tmp / "alertmanager.yml").write_text("route: {receiver: nobody}\nreceivers: [{name: nobody}]\n")
+    return subprocess.Popen(
+        [ALERTMANAGER, f"--config.file={tmp}/alertmanager.yml", f"--storage.path={tmp}/am",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def start_prometheus(tmp: Path, targets: dict[str, str]) -> tuple[str, subprocess.Popen[Any]]:
     """Prometheus scraping each `job: host:port` every second; (base URL, process) once up."""
     assert PROMETHEUS

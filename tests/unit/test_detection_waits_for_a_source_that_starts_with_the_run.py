@@ -146,7 +146,7 @@ def test_a_gap_after_the_fault_began_errors_only_what_could_hide_in_it() -> None
     (failed,) = w.data("alert.poll_failed")
     assert failed["waiting"] is False
     (gap,) = w.watch.coverage.gaps
-    assert (gap.start, gap.end, gap.polls) == (pytest.approx(3.0), pytest.approx(3.75), 2)
+    assert gap.start == pytest.approx(3.0) and gap.end == pytest.approx(3.75) and gap.polls == 2
 
 
 def test_a_forbidden_alert_seen_firing_fails_whatever_the_gaps() -> None:
