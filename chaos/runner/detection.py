@@ -4,7 +4,9 @@ It learns about the faults from the event bus (fault.injected, fault.reverted) a
 sees as events (alert.observed, alert.poll_failed, alert.measured, and check.evaluated in a
 `detection` phase), so the engine only starts it, waits for its deadlines after the faults are
 reverted, and asks for its judgement. Polling runs in its own task, bounded by the source's
-timeout: a hung Alertmanager never delays an injection or a revert.
+timeout: a hung Alertmanager never delays an injection or a revert (the one exception: a
+source that has not answered yet is polled once when the declared services are up, before
+anything is injected).
 
 Times are seconds since the run started, like injections'. A state change is placed between the
 poll that saw it and the one before; when the source says when the alert became active
