@@ -273,11 +273,16 @@ class AlertWatch:
                 return
             await self.bus.clock.sleep(min(0.1, self.detection.every))
 
-    async def finish(self, outcome: tuple[ExitCode, str]) -> tuple[ExitCode, str]:
-        """Stop polling, judge, report; the run's outcome with detection's verdict joined."""
+    async def stop(self) -> None:
+        """Stop polling: before the declared services stop (the source may be one of them, and
+        its going away is the end of the watch, not a gap in it)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    async def finish(self, outcome: tuple[ExitCode, str]) -> tuple[ExitCode, str]:
+        """Stop polling, judge, report; the run's outcome with detection's verdict joined."""
+        await self.stop()
         self.coverage.close(self.injected)
         self.verdicts = [self._judge(s) for s in self.seen]
         for seen, verdict in zip(self.seen, self.verdicts, strict=True):

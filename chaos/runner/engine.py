@@ -284,6 +284,8 @@ class Engine:
         await self.timeline.revert_everything()
         if self.observer is not None:
             await self.observer.stop()
+        if self.alerts is not None:
+            await self.alerts.stop()
         with contextlib.suppress(Exception):
             await self.services.stop_all()
         if self.watchdog is not None:
