@@ -33,13 +33,13 @@ def _vars(**values: str) -> list[str]:
 
 
 def _database_ports() -> dict[str, str]:
-    return {key: str(free_port())
-            for key in ("primary_port", "replica_port", "sentinel_port", "kv_port")}
+    return {key: str(free_port()) for key in ("primary_port", "replica_port", "sentinel_port",
+                                               "kv_port", "db_prometheus_port")}
 
 
 def test_database_primary_failure_fails_over_and_reports_the_time(tmp_path: Path,
                                                                    state_dir: Path) -> None:
-    require("redis-server", "redis-sentinel")
+    require("redis-server", "redis-sentinel", "prometheus")
     ports = _database_ports()
     result = run_chaos("run", "-q", str(SCENARIOS / "database-primary-failure.yaml"),
                        *_vars(**ports), timeout=180)
@@ -62,19 +62,34 @@ def test_database_primary_failure_fails_over_and_reports_the_time(tmp_path: Path
     recovery = journal["recovery"]["seconds"]
     assert recovery is not None and float(failover.group(1)) <= recovery + 0.5 <= 8.5, journal
     assert f"recovered {recovery:.1f}s after the last revert" in out, out
+    # monitoring noticed, from the client's /metrics: writes failing, then the failover - after
+    # the kill, and the failover no sooner than the client saw it (its first write on the replica)
+    failing, failed_over = journal["detection"]["alerts"]
+    assert failing["status"] == "PASS" and failing["labels"]["alertname"] == \
+        "DatabaseWritesFailing", failing
+    assert failed_over["status"] == "PASS", failed_over
+    assert 0 < failing["time_to_detect"] < failed_over["time_to_detect"] <= 10, journal[
+        "detection"]
+    assert failed_over["time_to_detect"] >= float(failover.group(1)), (failed_over, failover)
 
 
 def test_database_primary_failure_deviates_when_sentinel_is_too_slow(tmp_path: Path,
                                                                       state_dir: Path) -> None:
-    require("redis-server", "redis-sentinel")
+    require("redis-server", "redis-sentinel", "prometheus")
     ports = _database_ports()
     result = run_chaos("run", "-q", str(SCENARIOS / "database-primary-failure.yaml"),
-                       *_vars(**ports, down_after="30000", writes_fail_for="2s"), timeout=180)
+                       *_vars(**ports, down_after="30000", writes_fail_for="2s",
+                              detect_within="3s"), timeout=180)
     out = result.stdout + result.stderr
     assert result.returncode == 1, out
     assert "recover_within 2s" in out.split("why:")[1], out
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert "+switch-master" not in (run_dir / "service-sentinel.log").read_text()
+    # monitoring agrees: writes failing paged, no failover was ever seen
+    failing, failed_over = json.loads((run_dir / "journal.json").read_text())[
+        "detection"]["alerts"]
+    assert failing["status"] == "PASS", failing
+    assert failed_over["status"] == "FAIL" and failed_over["first_firing"] is None, failed_over
 
 
 def _outage_ports() -> dict[str, str]:
