@@ -103,17 +103,14 @@ class Coverage:
     waiting: int = 0  # polls that failed while waiting for the source
     gaps: list[Gap] = field(default_factory=list)
     last_error: str = ""
-    _last_ok: float | None = None
+    last_ok: float | None = None  # the last poll that answered
     failing: list[str] = field(default_factory=list)  # errors of the failing series
 
     def ok(self, now: float, injected: float | None) -> None:
-        if self.failing and (self._last_ok is not None
-                              or injected is not None and injected <= now):
-            self.gaps.append(Gap(self._last_ok or 0.0, round(now, 3), len(self.failing),
-                                 self.failing[-1]))
-        self.failing = []
+        now = round(now, 3)
+        self._end_series(now, injected)
         self.answered = now if self.answered is None else self.answered
-        self._last_ok = now
+        self.last_ok = now
 
     def failed(self, error: str, injected: float | None) -> bool:
         """Record a failed poll; True when it is waiting for the source."""
@@ -126,8 +123,13 @@ class Coverage:
     def close(self, injected: float | None) -> None:
         """The watch ended: a failing series still open is a gap (unless nothing was injected
         and the source never answered: still waiting)."""
-        if self.failing and (self._last_ok is not None or injected is not None):
-            self.gaps.append(Gap(self._last_ok or 0.0, None, len(self.failing),
+        self._end_series(None, injected)
+
+    def _end_series(self, end: float | None, injected: float | None) -> None:
+        """A series of failed polls is a gap once the source had answered, or once something
+        was injected while it had not (then the gap runs from the run's start)."""
+        if self.failing and (self.last_ok is not None or injected is not None):
+            self.gaps.append(Gap(self.last_ok or 0.0, end, len(self.failing),
                                  self.failing[-1]))
         self.failing = []
 
@@ -151,7 +153,6 @@ class AlertWatch:
         self.injected: float | None = None  # first injection, seconds since run start
         self.reverted: float | None = None  # last revert
         self.verdicts: list[Verdict] = []
-        self._last_poll: float | None = None
         self._waiting = False  # the last failed poll was waiting for the source
         self._polling = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -192,10 +193,9 @@ class AlertWatch:
     def _answered(self, alerts: list[Alert]) -> None:
         now = self.bus.elapsed()
         self.polls += 1
-        self.coverage.ok(now, self.injected)
         for seen in self.seen:
             self._update(seen, [a for a in alerts if matches(seen.rule.matchers, a.labels)], now)
-        self._last_poll = now
+        self.coverage.ok(now, self.injected)  # after: a change is placed since the last answer
 
     def _failed(self, error: str) -> None:
         """Said once per series of failures, and again when waiting for the source turns into
@@ -210,7 +210,7 @@ class AlertWatch:
     def _when(self, alert: Alert, now: float, rule: AlertRule) -> float:
         """When it happened: between the last poll and this one; where the source says if it
         says (and never before the first injection, for what only counts after it)."""
-        low = self._last_poll if self._last_poll is not None else now
+        low = self.coverage.last_ok if self.coverage.last_ok is not None else now
         if rule.expected and self.injected is not None:
             low = max(low, self.injected)
         if alert.since is None:
