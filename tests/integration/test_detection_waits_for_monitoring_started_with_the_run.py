@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port, run_chaos
-from tests.support.alerting import start_alertmanager
+from tests.support.alerting import start_alertmanager, watch_process_state
 
 pytestmark = pytest.mark.needs("prometheus-alertmanager")
 
@@ -77,16 +75,12 @@ def test_alertmanager_started_after_the_fault_began_is_an_error_and_reverts_on_t
     path = experiment(tmp_path, sleeper.pid, port)
     started: list[subprocess.Popen[Any]] = []
 
-    def start_once_frozen() -> None:  # from outside: /proc says the fault is in
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not started:
-            stat = Path(f"/proc/{sleeper.pid}/stat").read_text()
-            if stat.rsplit(")", 1)[1].split()[0] == "T":
-                started.append(start_alertmanager(tmp_path, port))
-            time.sleep(0.02)
+    def seen(state: str) -> bool:  # from outside: /proc says the fault is in
+        if state == "T":
+            started.append(start_alertmanager(tmp_path, port))
+        return bool(started)
 
-    starter = threading.Thread(target=start_once_frozen)
-    starter.start()
+    starter = watch_process_state(sleeper.pid, seen)
     try:
         result = run_chaos("run", str(path), timeout=120)
     finally:
