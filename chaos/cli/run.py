@@ -15,7 +15,7 @@ import click
 from chaos.cli import colour, machine
 from chaos.cli.batch import refuse_empty, select, selection, stops_here, total_line
 from chaos.cli.options import parse_vars, refuse_unused, run_registries, state_dir, variables
-from chaos.cli.validate import is_ctk, load_any, note_skipped
+from chaos.cli.validate import is_ctk, load_any, note_skipped, show_warnings
 from chaos.errors import EXIT_CODE_HELP, ChaosError, ExitCode, ExperimentInvalid, most_serious
 
 
@@ -88,14 +88,19 @@ def run(paths: tuple[str, ...], dry_run: bool, journal_path: Path | None,
         raise click.UsageError("no experiment files found in " + ", ".join(paths))
     if journal_path and len(files) > 1:
         raise click.UsageError("--journal takes one experiment; use --runs-dir for several")
+    from chaos.model.advice import collected
+
     variables_ = parse_vars(vars_)
     experiments, problems = [], []
     for path in files:
         try:
-            experiments.append(load_any(path, variables_))
+            with collected() as warned:
+                experiments.append(load_any(path, variables_))
         except ExperimentInvalid as exc:
             problems.append(exc)
             machine.record_invalid(exc)
+            continue
+        show_warnings(warned)  # as `chaos validate` says them, on stderr, before anything runs
     if problems:
         for invalid in problems:
             click.echo(str(invalid), err=True)

@@ -7,6 +7,12 @@ can kill the primary and watch what the clients of the database see.
                       404 when absent, 503 when no Redis node answers
     POST /kv/KEY      writes the body to the primary: 200, or 503 while there is none
     GET  /failover    200 {"primary": "HOST:PORT", "failovers": [{"from", "to", "writes_failed_s"}]}
+    GET  /metrics     Prometheus text: what this client saw of the database - the primary it
+                      writes to (chaos_demo_kvstore_primary{address}), the failovers it observed
+                      and the writes that failed (counters, present from the start at 0)
+
+Nothing installed exports Redis or Sentinel state, and the client's view is the one that pages:
+a failover the clients never noticed is not an incident, writes failing are.
 
 Every call asks Sentinel for the primary's address (SENTINEL get-master-addr-by-name) unless
 the last one answered, with a timeout of --timeout per Redis call; a write that fails marks the
@@ -82,6 +88,7 @@ class Store:
         self.failing_since: float | None = None
         self.failovers: list[dict[str, object]] = []
         self.last_primary: tuple[str, int] | None = None
+        self.write_failures = 0
 
     async def discover(self) -> tuple[str, int]:
         reply = await command(self.sentinel, "SENTINEL", "get-master-addr-by-name",
@@ -111,6 +118,7 @@ class Store:
             await command(self.primary, "SET", key, value, timeout=self.args.timeout)
         except RedisError as exc:
             self.primary = None  # ask Sentinel again next time
+            self.write_failures += 1
             self.failing_since = self.failing_since or time.monotonic()
             return 503, json.dumps({"error": f"write failed: {exc}"}).encode()
         if self.last_primary is not None and self.primary != self.last_primary:
@@ -140,9 +148,24 @@ class Store:
             return 200, value if isinstance(value, bytes) else str(value).encode()
         return 503, json.dumps({"error": f"read failed: {last}"}).encode()
 
+    def metrics(self) -> bytes:
+        primary = "%s:%d" % self.last_primary if self.last_primary else ""
+        return "".join(f"{line}\n" for line in (
+            "# HELP chaos_demo_kvstore_primary The Redis primary this client last wrote to.",
+            "# TYPE chaos_demo_kvstore_primary gauge",
+            f'chaos_demo_kvstore_primary{{address="{primary}"}} 1',
+            "# HELP chaos_demo_kvstore_failovers_total Writes that succeeded on a new primary.",
+            "# TYPE chaos_demo_kvstore_failovers_total counter",
+            f"chaos_demo_kvstore_failovers_total {len(self.failovers)}",
+            "# HELP chaos_demo_kvstore_write_failures_total Writes that found no primary.",
+            "# TYPE chaos_demo_kvstore_write_failures_total counter",
+            f"chaos_demo_kvstore_write_failures_total {self.write_failures}")).encode()
+
     async def route(self, method: bytes, path: bytes, body: bytes) -> tuple[int, bytes]:
         if path == b"/health":
             return 200, b'"ok"'
+        if path == b"/metrics":
+            return 200, self.metrics()
         if path == b"/failover":
             primary = "%s:%d" % self.last_primary if self.last_primary else None
             return 200, json.dumps({"primary": primary, "failovers": self.failovers}).encode()
@@ -164,8 +187,9 @@ class Store:
                 parts = request.split()
                 method, path = (parts[0], parts[1]) if len(parts) > 1 else (b"GET", b"/")
                 status, answer = await self.route(method, path, body)
+                kind = "text/plain; version=0.0.4" if path == b"/metrics" else "application/json"
                 writer.write(f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
-                             f"Content-Type: application/json\r\nContent-Length: {len(answer)}"
+                             f"Content-Type: {kind}\r\nContent-Length: {len(answer)}"
                              "\r\n\r\n".encode() + answer)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):

@@ -7,10 +7,12 @@ selectors, probe kinds and the check grammar come from the layers above through 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -180,6 +182,8 @@ def _detection(raw: Any, node: yaml.Node | None, root: yaml.Node, ctx: Context, 
     kind = sources[0]
     endpoint = prometheus_section(raw[kind], source.child(node, kind), ctx, here,
                                   f"detection.{kind}")
+    if endpoint is not None and (why := _unusable_url(str(endpoint.get("url") or ""))):
+        ctx.problem(source.child(source.child(node, kind), "url"), f"detection.{kind}.url", why)
     rules = []
     for expected, key in ((True, "expect"), (False, "forbid")):
         items = raw.get(key) or ()
@@ -199,6 +203,24 @@ def _detection(raw: Any, node: yaml.Node | None, root: yaml.Node, ctx: Context, 
     if endpoint is None or ctx.count:
         return None
     return Detection(kind, endpoint, float(raw.get("every") or 2.0), tuple(rules))
+
+
+def _unusable_url(url: str) -> str | None:
+    """Why the alert source's URL cannot be asked, or None; never the URL itself (it may hold
+    a password)."""
+    if held := _VAR_LEFT.search(url):
+        return (f"the URL still holds {held.group(0)} after substitution: a variable's value is "
+                "not substituted itself (no ${a} inside ${b}); give the whole URL with --var, or "
+                "write it out")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a bad port raises only when read
+    except ValueError as exc:
+        return f"not a usable URL: {exc}"
+    return None
+
+
+_VAR_LEFT = re.compile(r"\$\{[^}]*\}?")
 
 
 def _kubernetes(raw: Any, here: str) -> Mapping[str, Any]:

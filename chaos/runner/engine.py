@@ -204,6 +204,8 @@ class Engine:
             self.alerts = AlertWatch(exp.detection, self.bus)
             await self.alerts.start()
         await self.services.start_all()
+        if self.alerts is not None:
+            await self.alerts.services_ready()
         hyp = exp.hypothesis
         if hyp is not None and not await self._before():
             return
@@ -285,6 +287,8 @@ class Engine:
         await self.timeline.revert_everything()
         if self.observer is not None:
             await self.observer.stop()
+        if self.alerts is not None:
+            await self.alerts.stop()
         with contextlib.suppress(Exception):
             await self.services.stop_all()
         if self.watchdog is not None:

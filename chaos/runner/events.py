@@ -45,11 +45,12 @@ call back into the engine. Each event has a documented name and fields:
                          duration (seconds), error
     alert.observed       alert (the expectation), state (pending | firing | silenced | inhibited
                          | resolved), labels, at (seconds since run start; chaos.runner.detection)
-    alert.poll_failed    source, error (the first failure of a series)
+    alert.poll_failed    source, error, waiting (the first failure of a series; waiting: before the
+                         source first answered and the first injection, not an error)
     alert.measured       alert, expected, matchers, within, resolves_within, first_pending,
                          first_firing, resolved, time_to_detect (seconds from the first injection),
                          time_to_resolve (from the last revert), labels, state,
-                         firing_before_injection, status, source
+                         firing_before_injection, source_answered, gaps, status, source
     run.finished         run, verdict, exit_code, reason
 
 Every event carries `t`: seconds since the run started (monotonic), and `ts`: wall-clock epoch.

@@ -15,12 +15,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from chaos.errors import truncate
 from chaos.slo.prometheus import ALERTMANAGER_API, Prometheus, QueryFailed
 
-__all__ = ["Alert", "AlertSource", "QueryFailed", "matches"]
+__all__ = ["Alert", "AlertReader", "AlertSource", "QueryFailed", "matches"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,17 @@ class Alert:
         """Firing means the alert condition held for its `for:`; a silenced or inhibited alert
         fired too (monitoring noticed), it just paged nobody."""
         return self.state != "pending"
+
+
+class AlertReader(Protocol):
+    """What the detection watch polls: an AlertSource, or a scripted one in tests."""
+
+    @property
+    def shown(self) -> str:
+        """The source as the journal names it (no credentials)."""
+
+    async def alerts(self) -> list[Alert]:
+        """Every alert the source knows now; QueryFailed when it cannot say."""
 
 
 def matches(matchers: Sequence[tuple[str, str, str]], labels: Mapping[str, str]) -> bool:

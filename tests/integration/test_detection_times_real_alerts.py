@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.support.alerting import (
     SCRAPE_TIMEOUT,
     AlertingStack,
     start_stack,
+    watch_process_state,
 )
 
 pytestmark = pytest.mark.needs("prometheus", "prometheus-alertmanager")
@@ -160,10 +160,6 @@ def test_an_expected_alert_already_firing_before_injection_is_invalid(
     assert "proves nothing" in result.stdout
 
 
-def _state(pid: int) -> str:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-
-
 def test_alertmanager_hanging_mid_run_is_an_error_for_detection_only_and_reverts_on_time(
         tmp_path: Path, state_dir: Path, stack: AlertingStack) -> None:
     stack.wait_until_quiet()
@@ -177,19 +173,15 @@ def test_alertmanager_hanging_mid_run_is_an_error_for_detection_only_and_reverts
     alertmanager = stack.processes[1]
     frozen: list[float] = []  # when the exporter was seen stopped, then running again
 
-    def watch() -> None:  # from outside: /proc, and stop Alertmanager once the fault is in
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(frozen) < 2:
-            state = _state(stack.exporter_pid)
-            if state == "T" and not frozen:
-                frozen.append(time.monotonic())
-                os.kill(alertmanager.pid, signal.SIGSTOP)  # hangs: accepts, never answers
-            elif state != "T" and frozen:
-                frozen.append(time.monotonic())
-            time.sleep(0.02)
+    def seen(state: str) -> bool:  # from outside: stop Alertmanager once the fault is in
+        if state == "T" and not frozen:
+            frozen.append(time.monotonic())
+            os.kill(alertmanager.pid, signal.SIGSTOP)  # hangs: accepts, never answers
+        elif state != "T" and frozen:
+            frozen.append(time.monotonic())
+        return len(frozen) == 2
 
-    watcher = threading.Thread(target=watch)
-    watcher.start()
+    watcher = watch_process_state(stack.exporter_pid, seen)
     try:
         result = run_chaos("run", str(path), timeout=120)
     finally:

@@ -33,13 +33,13 @@ def _vars(**values: str) -> list[str]:
 
 
 def _database_ports() -> dict[str, str]:
-    return {key: str(free_port())
-            for key in ("primary_port", "replica_port", "sentinel_port", "kv_port")}
+    return {key: str(free_port()) for key in ("primary_port", "replica_port", "sentinel_port",
+                                               "kv_port", "db_prometheus_port")}
 
 
 def test_database_primary_failure_fails_over_and_reports_the_time(tmp_path: Path,
                                                                    state_dir: Path) -> None:
-    require("redis-server", "redis-sentinel")
+    require("redis-server", "redis-sentinel", "prometheus")
     ports = _database_ports()
     result = run_chaos("run", "-q", str(SCENARIOS / "database-primary-failure.yaml"),
                        *_vars(**ports), timeout=180)
@@ -62,19 +62,34 @@ def test_database_primary_failure_fails_over_and_reports_the_time(tmp_path: Path
     recovery = journal["recovery"]["seconds"]
     assert recovery is not None and float(failover.group(1)) <= recovery + 0.5 <= 8.5, journal
     assert f"recovered {recovery:.1f}s after the last revert" in out, out
+    # monitoring noticed, from the client's /metrics: writes failing, then the failover - after
+    # the kill, and the failover no sooner than the client saw it (its first write on the replica)
+    failing, failed_over = journal["detection"]["alerts"]
+    assert failing["status"] == "PASS" and failing["labels"]["alertname"] == \
+        "DatabaseWritesFailing", failing
+    assert failed_over["status"] == "PASS", failed_over
+    assert 0 < failing["time_to_detect"] < failed_over["time_to_detect"] <= 10, journal[
+        "detection"]
+    assert failed_over["time_to_detect"] >= float(failover.group(1)), (failed_over, failover)
 
 
 def test_database_primary_failure_deviates_when_sentinel_is_too_slow(tmp_path: Path,
                                                                       state_dir: Path) -> None:
-    require("redis-server", "redis-sentinel")
+    require("redis-server", "redis-sentinel", "prometheus")
     ports = _database_ports()
     result = run_chaos("run", "-q", str(SCENARIOS / "database-primary-failure.yaml"),
-                       *_vars(**ports, down_after="30000", writes_fail_for="2s"), timeout=180)
+                       *_vars(**ports, down_after="30000", writes_fail_for="2s",
+                              detect_within="3s"), timeout=180)
     out = result.stdout + result.stderr
     assert result.returncode == 1, out
     assert "recover_within 2s" in out.split("why:")[1], out
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert "+switch-master" not in (run_dir / "service-sentinel.log").read_text()
+    # monitoring agrees: writes failing paged, no failover was ever seen
+    failing, failed_over = json.loads((run_dir / "journal.json").read_text())[
+        "detection"]["alerts"]
+    assert failing["status"] == "PASS", failing
+    assert failed_over["status"] == "FAIL" and failed_over["first_firing"] is None, failed_over
 
 
 def _outage_ports() -> dict[str, str]:
@@ -100,9 +115,15 @@ def test_dependency_outage_degrades_gracefully_and_the_breaker_opens_and_closes(
     assert "breaker closed" in front_log[opened:], front_log
     assert "burn_rate(1m) < 14.4" in out and "[FAIL]" not in out, out
     # users saw fallbacks, but on-call was paged: the breaker's alert, timed from the injection
-    (alert,) = journal["detection"]["alerts"]
+    # (no earlier than its rule's `for: 1s`)
+    alert, fast_burn = journal["detection"]["alerts"]
     assert alert["status"] == "PASS" and alert["labels"]["alertname"] == "PaymentsCircuitOpen"
-    assert 0 < alert["time_to_detect"] <= 5, alert
+    assert 1 <= alert["time_to_detect"] <= 5, alert
+    # and the fast-burn page stayed silent, judged though Alertmanager started with the run
+    assert fast_burn["alert"] == "alert {alertname=FrontErrorBudgetFastBurn, service=front}"
+    assert fast_burn["status"] == "PASS" and fast_burn["gaps"] == [], journal["phases"][
+        "detection"]
+    assert 0 < fast_burn["source_answered"] < journal["injections"][0]["injected_at"]
 
 
 @pytest.mark.needs("prometheus", "prometheus-alertmanager")
@@ -114,6 +135,31 @@ def test_dependency_outage_without_a_fallback_reaches_the_users(tmp_path: Path,
     assert result.returncode == 1, out
     why = out.split("why:")[1]
     assert "availability >= 99%" in why and "burn_rate(1m) < 14.4" in why, out
+    # monitoring saw it too: the forbidden fast-burn page fired
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    alerts = json.loads((run_dir / "journal.json").read_text())["detection"]["alerts"]
+    fast_burn = next(a for a in alerts if "FrontErrorBudgetFastBurn" in a["alert"])
+    assert fast_burn["status"] == "FAIL" and fast_burn["first_firing"] is not None, fast_burn
+
+
+@pytest.mark.needs("prometheus", "prometheus-alertmanager")
+def test_dependency_outage_alert_that_comes_too_late_fails_detection(
+        tmp_path: Path, state_dir: Path) -> None:
+    # the breaker's alert cannot fire sooner than its rule's `for: 1s`: asking for 500ms fails
+    result = run_chaos("run", "-q", str(SCENARIOS / "dependency-outage.yaml"),
+                       *_vars(**_outage_ports(), outage="3s", detect_within="500ms"),
+                       timeout=180)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "monitoring did not behave as expected" in out, out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    journal = json.loads((run_dir / "journal.json").read_text())
+    assert journal["verdict"] == "deviated"
+    late, fast_burn = journal["detection"]["alerts"]
+    assert late["status"] == "FAIL" and late["time_to_detect"] >= 1, late
+    assert fast_burn["status"] == "PASS", journal["phases"]["detection"]  # steady state held
+    assert {c["check"]: c["status"] for c in journal["phases"]["during"]["checks"]}[
+        "availability >= 99%"] == "PASS"
 
 
 @pytest.mark.needs("ip", "nft", "haproxy", "prometheus", "prometheus-alertmanager")

@@ -10,10 +10,12 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +155,17 @@ scrape_configs:
     return stack
 
 
+def start_alertmanager(tmp: Path, port: int) -> subprocess.Popen[Any]:
+    """Debian's Alertmanager alone on 127.0.0.1:`port`, routing to nobody; returns at once
+    (a test that starts it late wants it coming up while a run is watching)."""
+    assert ALERTMANAGER
+    (tmp / "alertmanager.yml").write_text("route: {receiver: nobody}\nreceivers: [{name: nobody}]\n")
+    return subprocess.Popen(
+        [ALERTMANAGER, f"--config.file={tmp}/alertmanager.yml", f"--storage.path={tmp}/am",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def start_prometheus(tmp: Path, targets: dict[str, str]) -> tuple[str, subprocess.Popen[Any]]:
     """Prometheus scraping each `job: host:port` every second; (base URL, process) once up."""
     assert PROMETHEUS
@@ -187,3 +200,23 @@ def instant(url: str, query: str) -> list[tuple[dict[str, str], float]]:
     with urllib.request.urlopen(f"{url}/api/v1/query?{encoded}", timeout=2) as answer:
         result = json.load(answer)["data"]["result"]
     return [(r["metric"], float(r["value"][1])) for r in result]
+
+
+def watch_process_state(pid: int, on_change: Callable[[str], bool],
+                        timeout: float = 60) -> threading.Thread:
+    """A started thread that reads the process's state letter from /proc every 20 ms (T:
+    stopped, as process.suspend leaves it) and calls `on_change(state)` at each change, the
+    first reading included, until it returns True or `timeout` passes: a fault seen from
+    outside the runner, while a run goes on."""
+    def watch() -> None:
+        deadline, last = time.monotonic() + timeout, ""
+        while time.monotonic() < deadline:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state != last and on_change(state):
+                return
+            last = state
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    return thread

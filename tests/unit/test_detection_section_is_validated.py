@@ -119,3 +119,47 @@ def test_chaos_validate_exits_2_with_locations_and_no_traceback(tmp_path: Path) 
     assert result.returncode == 2
     assert f"{path}:8:" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_url_left_with_a_variable_or_unusable_is_refused_at_its_line() -> None:
+    # a variable's value is not substituted itself: ${host} stays in the URL
+    held = problems(f"""title: t
+vars:
+  host: 127.0.0.1
+  alerts: "http://${{host}}:9093"
+{FAULT}detection:
+  alertmanager: {{url: "${{alerts}}"}}
+  forbid: [{{alert: {{severity: critical}}}}]
+""")
+    assert held == ["x.yaml:10:23: detection.alertmanager.url: the URL still holds ${host} after "
+                    "substitution: a variable's value is not substituted itself (no ${a} inside "
+                    "${b}); give the whole URL with --var, or write it out"], held
+    bad = problems(f"""title: t
+{FAULT}detection:
+  prometheus: {{url: "http://user:secret@[alerts]:9090"}}
+  forbid: [{{alert: {{severity: critical}}}}]
+""")
+    assert len(bad) == 1 and bad[0].startswith(
+        "x.yaml:7:21: detection.prometheus.url: not a usable URL:"), bad
+    assert "secret" not in bad[0]
+
+
+def test_chaos_run_refuses_a_url_left_with_a_variable_before_anything_starts(
+        tmp_path: Path) -> None:
+    path = tmp_path / "held.yaml"
+    path.write_text(f"""title: t
+vars:
+  port: "9093"
+  alerts: "http://user:pw@[127.0.0.1]:${{port}}"
+{FAULT}detection:
+  alertmanager: {{url: "${{alerts}}"}}
+  forbid: [{{alert: {{severity: critical}}}}]
+""")
+    result = run_chaos("run", str(path), timeout=60,
+                       env={"CHAOS_STATE_DIR": str(tmp_path / "state"),
+                            "CHAOS_RUNS_DIR": str(tmp_path / "runs")})
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out
+    assert f"{path}:10:23: detection.alertmanager.url: the URL still holds ${{port}}" in out, out
+    assert "internal error" not in out and "Traceback" not in out
+    assert not (tmp_path / "runs").exists()  # refused before the run began
