@@ -275,9 +275,13 @@ async def run_in_process_async(
     from chaos.runner.engine import Engine
     from chaos.runner.events import EventBus
 
-    clock = clock or ManualClock()
     if not isinstance(adapters, AdapterRegistry):
+        adapters = list(adapters)
+        # the recorders' clock is the run's: their call times read on it
+        clock = clock or next((a.clock for a in adapters if isinstance(a, RecordingAdapter)),
+                              None)
         adapters = registry_with(*adapters, faults=faults)
+    clock = clock or ManualClock()
     loaded = _load(experiment, adapters.faults, probes, variables or {})
     out = out_dir or Path(tempfile.mkdtemp(prefix="chaos-in-process-"))
     if ledger is None:  # its target locks beside the journal, not in a directory to clean up
@@ -301,9 +305,9 @@ async def run_in_process_async(
 def run_in_process(experiment: str | os.PathLike[str] | Experiment, **options: Any
                    ) -> InProcessRun:
     """Run an experiment (YAML text, a file, or a loaded Experiment) through the real engine,
-    in this process, on a manual clock (a 5-minute experiment in milliseconds), with the
-    given adapters (RecordingAdapters, or a plugin's own), an in-memory ledger and no
-    watchdog process. Options: adapters=, faults= (a registry with a plugin's fault types),
+    in this process, on a manual clock (a 5-minute experiment in milliseconds; `clock=`, else
+    the first RecordingAdapter's), with the given adapters (RecordingAdapters, or a plugin's
+    own), an in-memory ledger and no watchdog process. Options: adapters=, faults= (a registry with a plugin's fault types),
     probes= (probe kinds), clock=, ledger=, variables=, out_dir= (default: a temporary
     directory), seed=. Only for adapters that leave nothing behind if the test dies."""
     return asyncio.run(run_in_process_async(experiment, **options))
