@@ -12,6 +12,7 @@ import pytest
 
 from chaos.runner.journal import error_journal
 from tests.conftest import ROOT, run_chaos
+from tests.support.plugins import install_distribution
 
 PLUGIN = """\
 def register(*registries):
@@ -21,16 +22,10 @@ def register(*registries):
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    site = tmp_path_factory.mktemp("site")
-    (site / "chaos_broken_plugin.py").write_text(PLUGIN)
-    info = site / "chaos_broken_plugin-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: chaos-broken-plugin\n"
-                                   "Version: 1.0\n")
-    (info / "entry_points.txt").write_text(
+    return install_distribution(
+        tmp_path_factory.mktemp("site"), "chaos_broken_plugin", PLUGIN,
         "[chaos.plugins]\nbroken = chaos_broken_plugin:register\n"
         "[chaos.reporters]\nbroken = chaos_broken_plugin:register\n")
-    return site
 
 
 def warning(group: str) -> str:

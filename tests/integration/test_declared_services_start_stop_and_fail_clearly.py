@@ -8,13 +8,20 @@ checked with psutil, by a marker on its command line.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tests.conftest import free_port, journals, processes_matching, run_chaos, unique_marker
+from tests.conftest import (
+    accepts_connections,
+    free_port,
+    journals,
+    processes_matching,
+    run_chaos,
+    unique_marker,
+    wait_until,
+)
 
 SERVICE = """\
 import signal, socket, subprocess, sys, time
@@ -60,14 +67,6 @@ def experiment(tmp_path: Path, run: list[str], port: int, *, stop: str = "",
     path = tmp_path / "service.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
 
 
 def script_argv(tmp_path: Path, port: int, marker: str, *modes: str) -> list[str]:
@@ -133,9 +132,7 @@ def test_an_address_that_answers_before_the_service_starts_is_refused(
     foreign = subprocess.Popen([sys.executable, str(tmp_path / "service.py"), str(port),
                                 "foreign"], stdout=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        while not accepts(port) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert wait_until(lambda: accepts_connections(port), 10) is not None
         result = run_chaos("run", str(path), timeout=60)
     finally:
         foreign.kill()
