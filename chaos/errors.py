@@ -13,6 +13,7 @@
     │                               injected without a durable intent (exit 2)
     ├── ProbeError                  a probe is misconfigured (not: the probe failed) (exit 2)
     └── ServiceFailed               a declared service did not start or become ready (exit 2)
+        └── PortInUse               its readiness address answered before it was started
 
 The CLI catches `ChaosError` once, prints `str(error)` and `error.hint`, and exits with
 `error.exit_code`. Adapters map backend errors at their boundary with `raise ... from exc`.
@@ -174,3 +175,7 @@ class ProbeError(ChaosError):
 
 class ServiceFailed(ChaosError):
     hint = "the service's output is saved next to the journal; run its command by hand to see why"
+
+
+class PortInUse(ServiceFailed):
+    hint = "stop the process that holds the port, or give the service another one"

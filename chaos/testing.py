@@ -20,6 +20,12 @@ same way:
                     watchdog=None)
     result = clock.run(engine.run())   # (awaited) a 30 s experiment in a few milliseconds
     assert [c.action for c in adapter.calls] == ["inject", "revert"]
+
+The same in one call, and a report rendered from its journal (what plugin authors use):
+
+    run_in_process(text, adapters=[adapter])  -> InProcessRun: exit code, verdicts, injections,
+                                                 the journal (typed and on disk)
+    render_report("csv", run.journal_path, reporters=reporters)  -> the report's text
 """
 
 from __future__ import annotations
@@ -28,11 +34,12 @@ import asyncio
 import heapq
 import itertools
 import json
+import os
 import tempfile
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from chaos.adapters.base import Adapter, RevertOutcome, Scope, TargetRef
 from chaos.adapters.registry import AdapterRegistry
@@ -45,7 +52,14 @@ from chaos.model.redaction import NOTHING, Redactor
 from chaos.safety.ledger_format import Entry, RunInfo, fold
 from chaos.safety.ledger_protocol import RecordLedger
 
-__all__ = ["Call", "ManualClock", "MemoryLedger", "RecordingAdapter", "registry_with"]
+if TYPE_CHECKING:
+    from chaos.model.experiment import Experiment
+    from chaos.records import CheckVerdict, Injection, RunRecord
+    from chaos.reports.registry import ReporterRegistry
+    from chaos.slo.probe_kinds import ProbeKinds
+
+__all__ = ["Call", "InProcessRun", "ManualClock", "MemoryLedger", "RecordingAdapter",
+           "registry_with", "render_report", "run_in_process", "run_in_process_async"]
 
 T = TypeVar("T")
 
@@ -134,10 +148,13 @@ Hook = Callable[[str, str], Awaitable[None] | None]
 class RecordingAdapter(Adapter):
     """Serves `fault_types` for `target_kind` without touching anything; records each call.
 
-    Each fault resolves to `targets.get(fault name, 1)` targets labelled `<fault>/<k>`.
-    Labels in `inject_raises` / `revert_raises` fail there (FaultFailed / RevertFailed); labels
-    in `vanished` revert as `gone`. `hook(action, label)` runs before each call and may await
-    (an asyncio.Event: to cancel a run mid-inject) or raise. Subclass to serve other faults."""
+    `fault_types=` / `target_kind=` / `name=` serve other faults (a plugin's: register its fault
+    type in the registry given to `registry_with(..., faults=)`); by default process.kill and
+    process.suspend on process targets. Each fault resolves to `targets.get(fault name, 1)`
+    targets labelled `<fault>/<k>`. Labels in `inject_raises` / `revert_raises` fail there
+    (FaultFailed / RevertFailed); labels in `vanished` revert as `gone`. `hook(action, label)`
+    runs before each call and may await (an asyncio.Event: to cancel a run mid-inject) or
+    raise."""
 
     name: ClassVar[str] = "testing.recording"
     target_kind: ClassVar[str] = "process"
@@ -145,7 +162,14 @@ class RecordingAdapter(Adapter):
 
     def __init__(self, clock: ManualClock | None = None, *, targets: Mapping[str, int] = {},
                  inject_raises: Collection[str] = (), revert_raises: Collection[str] = (),
-                 vanished: Collection[str] = (), hook: Hook | None = None) -> None:
+                 vanished: Collection[str] = (), hook: Hook | None = None,
+                 fault_types: Iterable[str] | None = None, target_kind: str | None = None,
+                 name: str | None = None) -> None:
+        # per instance, so two recorders (other faults, other target kinds) can share a
+        # registry; the registry reads these attributes, class or instance alike
+        given = {"fault_types": None if fault_types is None else tuple(fault_types),
+                 "target_kind": target_kind, "name": name}
+        vars(self).update({k: v for k, v in given.items() if v is not None})
         self.clock = clock or ManualClock()
         self.targets = dict(targets)
         self.inject_raises, self.revert_raises = set(inject_raises), set(revert_raises)
@@ -200,11 +224,127 @@ class RecordingAdapter(Adapter):
 
 
 def registry_with(*adapters: Adapter, faults: FaultRegistry | None = None) -> AdapterRegistry:
-    """A fresh adapter registry holding only these adapters (the built-in fault catalogue)."""
+    """A fresh adapter registry holding only these adapters, over `faults` (default: the
+    built-in catalogue; pass a registry a plugin registered its fault types in)."""
     registry = AdapterRegistry(faults or default_faults())
     for adapter in adapters:
         registry.add(adapter)
     return registry
+
+
+@dataclass(frozen=True)
+class InProcessRun:
+    """What an in-process run left, as `chaos run` would have: its exit code and verdict, and
+    its journal, typed (`record`: chaos.records.RunRecord) and written at `journal_path`."""
+
+    exit_code: int
+    verdict: str  # held | deviated | steady-state-not-met | aborted | revert-failed | error ...
+    reason: str
+    record: RunRecord
+    journal_path: Path
+
+    @property
+    def verdicts(self) -> dict[str, dict[str, str]]:
+        """Phase -> check -> status (PASS, FAIL, NO_DATA, INVALID, ERROR)."""
+        return {phase: {str(c.check): str(c.status) for c in self.checks(phase)}
+                for phase in self.record.phases}
+
+    def checks(self, phase: str) -> tuple[CheckVerdict, ...]:
+        """A phase's check verdicts, with the measured value, threshold, window and events."""
+        return self.record.phase(phase).checks
+
+    @property
+    def injections(self) -> tuple[Injection, ...]:
+        return self.record.injections
+
+    def events(self, name: str = "") -> list[dict[str, Any]]:
+        """The journal's events (those called `name`, if given), as plain data."""
+        return [e.to_json() for e in self.record.events if not name or e.name == name]
+
+
+async def run_in_process_async(
+    experiment: str | os.PathLike[str] | Experiment, *, adapters: Iterable[Adapter] |
+    AdapterRegistry = (), faults: FaultRegistry | None = None,
+    probes: ProbeKinds | None = None, clock: ManualClock | None = None,
+    ledger: MemoryLedger | None = None, variables: Mapping[str, str] | None = None,
+    out_dir: Path | None = None, seed: int = 1,
+) -> InProcessRun:
+    """`run_in_process`, awaited (inside a test that already runs an event loop)."""
+    from chaos.records import RunRecord
+    from chaos.runner import journal
+    from chaos.runner.engine import Engine
+    from chaos.runner.events import EventBus
+
+    if not isinstance(adapters, AdapterRegistry):
+        adapters = list(adapters)
+        # the recorders' clock is the run's: their call times read on it
+        clock = clock or next((a.clock for a in adapters if isinstance(a, RecordingAdapter)),
+                              None)
+        adapters = registry_with(*adapters, faults=faults)
+    clock = clock or ManualClock()
+    loaded = _load(experiment, adapters.faults, probes, variables or {})
+    out = out_dir or Path(tempfile.mkdtemp(prefix="chaos-in-process-"))
+    if ledger is None:  # its target locks beside the journal, not in a directory to clean up
+        (out / "state").mkdir(parents=True, exist_ok=True)
+        ledger = MemoryLedger(out / "state", clock=clock)
+    bus = EventBus(clock=clock)
+    recorder = journal.Recorder()
+    bus.subscribe(recorder)
+    engine = Engine(loaded, adapters=adapters, ledger=ledger,
+                    bus=bus, run_id="in-process", out_dir=out, clock=clock, seed=seed,
+                    watchdog=None, probes=probes)
+    started = clock.time()
+    result = await clock.run(engine.run())
+    document = journal.build(loaded, recorder, result, started, clock.time())
+    path = out / "journal.json"
+    journal.write(path, document)
+    return InProcessRun(int(result.exit_code), result.verdict, result.reason,
+                        RunRecord.of(document), path)
+
+
+def run_in_process(experiment: str | os.PathLike[str] | Experiment, **options: Any
+                   ) -> InProcessRun:
+    """Run an experiment (YAML text, a file, or a loaded Experiment) through the real engine,
+    in this process, on a manual clock (a 5-minute experiment in milliseconds; `clock=`, else
+    the first RecordingAdapter's), with the given adapters (RecordingAdapters, or a plugin's
+    own), an in-memory ledger and no watchdog process. Options: adapters=, faults= (a registry with a plugin's fault types),
+    probes= (probe kinds), clock=, ledger=, variables=, out_dir= (default: a temporary
+    directory), seed=. Only for adapters that leave nothing behind if the test dies."""
+    return asyncio.run(run_in_process_async(experiment, **options))
+
+
+def _load(experiment: str | os.PathLike[str] | Experiment, faults: FaultRegistry,
+          probes: ProbeKinds | None, variables: Mapping[str, str]) -> Experiment:
+    from chaos.model.experiment import Experiment
+    from chaos.model.loader import load_file, load_text
+    from chaos.model.source import SourceText
+    from chaos.runner.load import vocabulary
+
+    if isinstance(experiment, Experiment):
+        return experiment
+    vocab = vocabulary(faults, probes)
+    if isinstance(experiment, str) and "\n" in experiment:
+        return load_text(SourceText("<experiment>", experiment), vocab, variables)
+    return load_file(experiment, vocab, variables)
+
+
+def render_report(fmt: str, *journals: str | os.PathLike[str],
+                  reporters: ReporterRegistry | None = None) -> str | bytes:
+    """One report (as `chaos report JOURNAL... --format FMT` writes it) of these journals, by a
+    reporter from `reporters` (a fresh registry a plugin registered its format in)."""
+    from chaos.reports import collection
+    from chaos.reports.registry import Placement, default_registry
+
+    registry = reporters or default_registry()
+    reporter = registry.get(fmt)
+    if reporter is None:
+        raise ValueError(f"no report format {fmt!r}; registered: {', '.join(registry.names())}")
+    paths = [Path(j) for j in journals]
+    rendered = reporter.render(collection.load(tuple(paths)),
+                               Placement(paths[0].resolve().parent if paths else Path.cwd()))
+    if not isinstance(rendered, str | bytes):
+        raise ValueError(f"--format {fmt} writes several files; render them with chaos report")
+    return rendered
 
 
 class _AlwaysFree:

@@ -68,6 +68,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def accepts_connections(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:`port` now."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
 @pytest.fixture
 def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private ledger/lock directory, also exported for CLI subprocesses."""

@@ -53,7 +53,7 @@ def faults(fault_type: str | None, as_json: bool) -> None:
         timing = "instant" if entry["instant"] else "held for `duration`, then reverted"
         click.echo(f"    targets: {', '.join(entry['targets'])}   ({timing})")
         for p in entry["params"]:
-            default = f" (default {p['default']})" if p["default"] is not None else ""
+            default = f" (default {shown(p['default'])})" if p["default"] is not None else ""
             click.echo(f"    with.{p['name']}: {p['type']}{default} - {p['doc']}")
         click.echo("")
 
@@ -97,6 +97,22 @@ def schema() -> None:
                                                  given("probes", ProbeKinds)), indent=2))
 
 
+def shown(default: object) -> str:
+    """A default as it is written in YAML: a string YAML would read as something else is quoted
+    (an empty string is `""`: pasted, nothing is null - or, in `{body: , ...}`, a syntax error;
+    `true` would be a boolean)."""
+    if isinstance(default, str):
+        import yaml
+
+        try:
+            read = yaml.safe_load(default) if default else None
+        except yaml.YAMLError:
+            read = None
+        if read is None or isinstance(read, bool):
+            return json.dumps(default)
+    return str(default)
+
+
 def _detail(entry: dict[str, Any]) -> str:
     """One fault: everything `chaos faults` says, the adapters, and how to use it."""
     lines = [f"{entry['type']}", f"  {entry['summary']}", ""]
@@ -107,12 +123,12 @@ def _detail(entry: dict[str, Any]) -> str:
               f"  timing:   {timing}", "", "  parameters (`with:` in a file, flags in "
               f"`chaos inject {entry['type']}`):"]
     for p in entry["params"] or [{"name": "(none)", "type": "", "default": None, "doc": ""}]:
-        default = f"  [default {p['default']}]" if p["default"] is not None else ""
+        default = f"  [default {shown(p['default'])}]" if p["default"] is not None else ""
         flag = "--" + p["name"].replace("_", "-") if p["type"] else ""
         lines.append(f"    {p['name']:<16} {flag:<18} {p['type']}{default}")
         if p["doc"]:
             lines.append(f"    {'':<16} {p['doc']}")
-    example = {p["name"]: "..." if p["default"] is None else p["default"]
+    example = {p["name"]: "..." if p["default"] is None else shown(p["default"])
                for p in entry["params"]}
     lines += ["", "  in an experiment:", "    faults:", f"      - type: {entry['type']}",
               f"        target: {{{entry['targets'][0]}: {{...}}}}" if entry["targets"] else ""]

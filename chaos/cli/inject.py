@@ -256,6 +256,8 @@ def _command(fault: FaultType) -> click.Command:
         params.append(click.Option(["--detach"], is_flag=True,
                                    help="hold the fault in the background: print its id and "
                                         "return at once (`chaos stop ID` ends it)"))
+    params.append(click.Option(["--run-id"], hidden=True,  # chaos.cli.detach names its log
+                               help="the run id (the detached holder's is chosen for it)"))
     params.append(click.Option(["--max-targets"], type=int, default=5, show_default=True,
                                help="refuse a selector that matches more targets"))
     params.append(click.Option(["--dry-run"], is_flag=True, help="show the targets, inject nothing"))
@@ -451,11 +453,11 @@ def _inject(fault: FaultType, kw: dict[str, Any]) -> None:
 
         sys.exit(detach(kw.get("state_dir"), sys.argv[1:]))
     sys.exit(asyncio.run(_hold(experiment, kw.get("state_dir"), kw.get("metrics_listen"),
-                               bool(kw.get("traces")))))
+                               bool(kw.get("traces")), kw.get("run_id"))))
 
 
 async def _hold(experiment: Any, state_dir: Path | None, metrics_listen: str | None = None,
-                traces: bool = False) -> int:
+                traces: bool = False, run_id: str | None = None) -> int:
     from chaos.cli.run import telemetry
     from chaos.cli.view import LiveView
     from chaos.reports.terminal import summary
@@ -463,7 +465,7 @@ async def _hold(experiment: Any, state_dir: Path | None, metrics_listen: str | N
     from chaos.runner.session import RunOptions, run_experiment
 
     options = RunOptions(runs_dir=Path(state_dir or _default_runs()) / "adhoc",
-                         state_dir=state_dir)
+                         state_dir=state_dir, run_id=run_id)
     def print_id(event: Any) -> None:  # on stdout at once: what `chaos stop` takes
         if event.name == "fault.injected":
             click.echo(f"injection {event.data['injection']}  "

@@ -47,13 +47,37 @@ class FormatChoice(click.ParamType[str, object]):
                          param, ctx)
 
 
+class FormatOption(click.Option):
+    """`--format`'s help lists every registered format with its summary, plugins' too: it is
+    written when the help is shown, from the registry, never by hand."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        assert isinstance(self.type, FormatChoice)
+        self.help = "; ".join([f"{r.name}: {r.summary.rstrip('.')}"
+                               for r in self.type.registry(ctx)]
+                              + ["all: every format that writes a file, into the --output "
+                                 "directory."])
+        return super().get_help_record(ctx)
+
+
+def journals_in(directory: Path) -> list[Path]:
+    """The journals a directory stands for: its *.json files, else `RUN_ID/journal.json` one
+    level down (the layout `chaos run` writes), sorted, with a note of how many were found."""
+    listed = sorted(directory.glob("*.json"))
+    if listed:
+        return listed
+    nested = sorted(directory.glob("*/journal.json"))
+    if nested:
+        click.echo(f"chaos: {len(nested)} journal{'s' if len(nested) != 1 else ''} found in "
+                   f"{directory}/*/journal.json", err=True)
+    return nested
+
+
 @click.command()
 @click.argument("journals", nargs=-1, required=True,
                 type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "fmt", type=FormatChoice(), default="text", show_default=True,
-              help="html: one self-contained file with charts; markdown: for PR comments and "
-                   "wikis; postmortem: a draft per failed or aborted experiment; all: every "
-                   "format that writes a file, into the --output directory.")
+@click.option("--format", "fmt", cls=FormatOption, type=FormatChoice(), default="text",
+              show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Write here instead of standard output (a directory for --format all).")
 @click.pass_context
@@ -61,16 +85,17 @@ def report(ctx: click.Context, journals: tuple[Path, ...], fmt: str,
            output: Path | None) -> None:
     """Render JOURNAL files (journal.json of `chaos run`, gameday.json of `chaos gameday run`);
     a directory stands for the *.json files in it (the `--journal` files of several runs, as an
-    Argo export's report step passes them)."""
+    Argo export's report step passes them) or, when it has none, for the RUN_ID/journal.json
+    files one level down (a runs directory of `chaos run`)."""
     from chaos.reports import bundle, collection
     from chaos.reports.registry import Placement
 
     reporters = FormatChoice().registry(ctx)
-    listed = [p for path in journals
-              for p in (sorted(path.glob("*.json")) if path.is_dir() else [path])]
+    listed = [p for path in journals for p in (journals_in(path) if path.is_dir() else [path])]
     if not listed:
         raise UsageError(f"no journal in {', '.join(str(p) for p in journals)}",
-                         hint="pass journal files, or a directory holding some (*.json)")
+                         hint="pass journal files, or a directory holding some (*.json or "
+                              "RUN_ID/journal.json)")
     journals = tuple(listed)
     try:
         loaded = collection.load(journals)

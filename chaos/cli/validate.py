@@ -52,6 +52,7 @@ def _validate(paths: tuple[str, ...], vars_: tuple[str, ...],
     if not files:
         raise click.UsageError("no experiment files found in " + ", ".join(paths))
     bad = 0
+    fields = False  # did any problem name a field (else: a file that could not be read)
     uses: list[frozenset[str] | None] = []
     for path in files:
         try:
@@ -72,12 +73,14 @@ def _validate(paths: tuple[str, ...], vars_: tuple[str, ...],
                 continue
         except ExperimentInvalid as exc:
             bad += 1
+            fields = fields or any(p.path for p in exc.problems)
             results.append({"path": path, "valid": False, "kind": None, "problems": exc})
             click.echo(str(exc), err=True)
             continue
         show_warnings(warned)
         if warned and strict:
             bad += 1
+            fields = True
             results.append({"path": path, "valid": False, "kind": None,
                             "problems": ExperimentInvalid(warned, source=path)})
             click.echo(f"{path}: invalid with --strict: {len(warned)} warning(s)", err=True)
@@ -96,8 +99,10 @@ def _validate(paths: tuple[str, ...], vars_: tuple[str, ...],
     if not bad:  # a var used only by an invalid file cannot be told from a typo
         refuse_unused(variables_, uses, files)
     if bad:
-        click.echo(f"{bad} of {len(files)} file(s) invalid: fix the fields named above "
-                   "(`chaos schema` gives editors the format)", err=True)
+        click.echo(f"{bad} of {len(files)} file(s) invalid: " + (
+            "fix the fields named above (`chaos schema` gives editors the format)" if fields
+            else "the file(s) above could not be read as experiments (missing, empty, or not "
+                 "valid YAML/JSON)"), err=True)
     sys.exit(ExitCode.INVALID if bad else ExitCode.OK)
 
 

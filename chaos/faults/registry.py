@@ -140,7 +140,20 @@ def load_plugins(group: str, register: Callable[[Any], None],
         try:
             register(ep.load())
         except Exception as exc:  # noqa: BLE001 - name the broken plugin, keep going
-            log.warning("plugin %s failed to register: %s", ep.name, exc)
+            plugin_failed(group, ep, exc)
             continue
         loaded.append(ep.name)
     return loaded
+
+
+def plugin_failed(group: str, ep: PluginEntryPoint, exc: Exception) -> None:
+    """The one warning for a plugin that did not load or register, in every registry and
+    command: the distribution (what to upgrade or uninstall) and the entry point (what broke)."""
+    dist = getattr(ep, "dist", None)
+    package = f"{dist.name} {dist.version}" if dist is not None else "(unknown)"
+    value = getattr(ep, "value", "")
+    if not logging.root.handlers:  # `chaos validate` leaves logging unconfigured (start-up)
+        logging.basicConfig(level=logging.WARNING, format="chaos: %(levelname)s: %(message)s")
+    log.warning("plugin %s from distribution %s (entry point %s%s in group %s) failed to "
+                "register: %s", ep.name, package, ep.name, f" = {value}" if value else "",
+                group, exc)

@@ -180,10 +180,16 @@ def _timing(node: yaml.Node, raw: dict[str, Any], path: str, fault_type: Any,
         return None
     end = (start or 0.0) + duration
     if limits is not None and end > limits.max_duration:
+        limit = format_duration(limits.max_duration)
+        if start and duration <= limits.max_duration:  # it would fit: the start is late
+            ctx.problem(source.child(node, "start"), join(path, "start"),
+                        f"the fault starts at {format_duration(start)} and ends at "
+                        f"{format_duration(end)}, past limits.max_duration ({limit}); start "
+                        "it earlier, shorten it or raise the limit")
+            return None
         ctx.problem(source.child(node, "duration") or source.child(node, "start"),
                     join(path, "duration"),
                     f"the fault ends at {format_duration(end)}, past limits.max_duration "
-                    f"({format_duration(limits.max_duration)}); shorten it or raise the "
-                    "limit")
+                    f"({limit}); shorten it or raise the limit")
         return None
     return float(duration)

@@ -18,6 +18,7 @@ import yaml
 
 from chaos.errors import Problem
 from chaos.model import load_profile, source
+from chaos.model.advice import MIN_PROBE_SAMPLES, advise, thin_window
 from chaos.model.experiment import (
     CheckSpec,
     Hypothesis,
@@ -111,7 +112,7 @@ def hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary,
                        for n in sorted(p.name for p in probes))
     before, after = raw["before"] or {}, raw["after"] or {}
     slo = raw["slo"]
-    return Hypothesis(
+    hyp = Hypothesis(
         slo=Slo(slo["objective"], slo.get("period")) if slo else None,
         traffic=frozen(raw["traffic"]["http"]) if raw["traffic"] else None,
         traffic_profile=frozen(raw["traffic"]["profile"]) if raw["traffic"] and raw[
@@ -132,6 +133,27 @@ def hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary,
             every=_get(after, "every", 0.5), recover_within=after.get("recover_within"),
         ),
     )
+    if probes:
+        _thin_windows(node, hyp, ctx)
+    return hyp
+
+
+def _thin_windows(node: yaml.Node, hyp: Hypothesis, ctx: Context) -> None:
+    """Warn (chaos.model.advice) about a phase window too short for the probe samples a
+    verdict needs: at its `window:` (else `every:`, else the phase) line."""
+    needed = hyp.min_events or MIN_PROBE_SAMPLES
+    windows = [("before", hyp.before.window, hyp.before.every),
+               ("after", hyp.after.window, hyp.after.every)]
+    if hyp.during.abort:  # the guardrails' window is judged as often as `during.every`
+        windows.insert(1, ("during", hyp.during.abort_window, hyp.during.every))
+    for phase, window, every in windows:
+        advice = thin_window(window, every, needed)
+        if advice is None:
+            continue
+        phase_node = source.child(node, phase)
+        at = (source.child(phase_node, "window") or source.child(phase_node, "every")
+              or phase_node or node)
+        advise(Problem(source.location(ctx.file, at), f"hypothesis.{phase}.window", advice))
 
 
 def _sources(node: yaml.Node, raw: dict[str, Any], groups: tuple[tuple[CheckSpec, ...], ...],

@@ -174,7 +174,8 @@ def compose(src: SourceText) -> yaml.Node:
             loader.dispose()
     if node is None:
         raise ExperimentInvalid(
-            [Problem(None, "", "file is empty; an experiment needs at least a title")],
+            [Problem(Location(src.name, 1, 1), "",
+                     "file is empty; an experiment needs at least a title")],
             source=src.name,
         )
     return node
@@ -194,7 +195,8 @@ def _compose_json(src: SourceText) -> yaml.Node:
                                 source=src.name) from None
     if node is None:
         raise ExperimentInvalid(
-            [Problem(None, "", "file is empty; an experiment needs at least a title")],
+            [Problem(Location(src.name, 1, 1), "",
+                     "file is empty; an experiment needs at least a title")],
             source=src.name,
         )
     return node

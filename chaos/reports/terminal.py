@@ -42,6 +42,7 @@ def summary(journal: RunRecord | Mapping[str, Any], journal_path: str | None = N
     recovery = record.recovery.seconds if record.recovery else None
     if recovery is not None:
         lines.append(f"  recovered {format_duration(recovery)} after the last revert")
+    lines.extend(_service_exits(record))
     verdict = VERDICT_LINES.get(str(record.verdict), str(record.verdict).upper())
     if record.verdict == "held" and not exp.checks:
         verdict = "DONE (no hypothesis; every fault was reverted)"
@@ -51,6 +52,13 @@ def summary(journal: RunRecord | Mapping[str, Any], journal_path: str | None = N
     if journal_path:
         lines.append(f"  journal: {journal_path}")
     return "\n".join(lines)
+
+
+def _service_exits(record: RunRecord) -> list[str]:
+    """Services that exited on their own: often the real reason behind the verdict."""
+    return [f"  service {e.get('service')} exited (code {e.get('returncode')}) "
+            f"{'while the run held it' if e.get('ready') else 'before it was ready'}: "
+            f"see {e.get('log')}" for e in record.events if e.name == "service.exited"]
 
 
 def _injection_line(inj: Injection) -> str:

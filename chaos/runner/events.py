@@ -7,6 +7,8 @@ call back into the engine. Each event has a documented name and fields:
     service.started      service, pid, argv, log
     service.ready        service, after (seconds)
     service.stopped      service, returncode
+    service.exited       service, returncode, ready (false: before it was ready), log - it
+                         exited on its own, not stopped by the run
     phase.started        phase (before | during | after; `detection` only finishes)
     phase.finished       phase, passed
     probe.sampled        probe, ok, latency, detail, at (seconds since run start, when sent)
@@ -69,7 +71,8 @@ from chaos.model.redaction import NOTHING, Redactor
 log = logging.getLogger(__name__)
 
 CATALOGUE = frozenset({
-    "run.started", "service.started", "service.ready", "service.stopped", "phase.started",
+    "run.started", "service.started", "service.ready", "service.stopped", "service.exited",
+    "phase.started",
     "phase.finished", "probe.sampled", "check.evaluated", "fault.planned", "fault.injected",
     "fault.failed", "fault.reverted", "fault.revert_failed", "guardrail.breached", "guardrail.failed",
     "guardrail.evaluated",

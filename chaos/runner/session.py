@@ -30,6 +30,7 @@ class RunOptions:
     state_dir: Path | None = None  # ledger, locks, watchdog logs
     seed: int | None = None
     heartbeat_timeout: float | None = None
+    run_id: str | None = None  # chosen by the caller (a detached holder's log bears it)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ async def run_experiment(experiment: Experiment, options: RunOptions,
     for subscriber in subscribers:
         bus.subscribe(subscriber)
     ledger = Ledger(options.state_dir, redactor=redactor)
-    run_id = new_run_id()
+    run_id = options.run_id or new_run_id()
     out_dir = options.runs_dir / run_id
     engine = Engine(experiment, adapters=adapters or default_registry(), ledger=ledger, bus=bus,
                     run_id=run_id, out_dir=out_dir, lifecycle=lifecycle, seed=options.seed,

@@ -36,11 +36,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from chaos.model.advice import MIN_PROBE_SAMPLES
 from chaos.model.experiment import CheckNeeds, ParsedCheck
 from chaos.units import (format_duration, format_percent, parse_duration, parse_percent,
                          parse_rate)
 
-MIN_EVENTS = 3
+MIN_EVENTS = MIN_PROBE_SAMPLES  # the model warns about windows too short for it
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,

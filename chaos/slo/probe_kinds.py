@@ -107,14 +107,14 @@ class ProbeKinds:
         return OneOf(self.schemas, "a probe", common=COMMON)
 
     def _load_plugins(self) -> None:
-        # importlib.metadata and logging cost validation ~15 ms: only when a plugin is looked for
-        import logging
+        # importlib.metadata costs validation ~15 ms: only when a plugin is looked for
         from importlib.metadata import entry_points
+
+        from chaos.faults.registry import plugin_failed
 
         if not self._plugins_pending:
             return
         self._plugins_pending = False
-        log = logging.getLogger(__name__)
         for ep in entry_points(group=PLUGIN_GROUP):
             try:
                 kind = ep.load()
@@ -122,7 +122,7 @@ class ProbeKinds:
                     raise TypeError(f"{ep.value} is not a ProbeKind")
                 self.add(kind)
             except Exception as exc:  # noqa: BLE001 - name the broken plugin, keep going
-                log.warning("probe plugin %s failed to register: %s", ep.name, exc)
+                plugin_failed(PLUGIN_GROUP, ep, exc)
 
 
 class _Schemas(Mapping[str, Schema]):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import socket
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,16 +19,8 @@ import psutil
 import pytest
 
 from tests.conftest import (
-    WebServer, free_port, is_running, journals, process_state, processes_matching, run_chaos,
-    status_injections, unique_marker, wait_until)
-
-
-def port_is_closed(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-    except OSError:
-        return True
-    return False
+    WebServer, accepts_connections, free_port, is_running, journals, process_state,
+    processes_matching, run_chaos, status_injections, unique_marker, wait_until)
 
 
 @dataclass(frozen=True)
@@ -101,7 +92,7 @@ def test_var_substitutes_the_port_everywhere(quickstart: Run) -> None:
 
 def test_quickstart_leaves_no_process_and_no_open_injection_behind(quickstart: Run) -> None:
     assert processes_matching(f"chaos.demo.service --port {quickstart.port}") == []
-    assert port_is_closed(quickstart.port)
+    assert not accepts_connections(quickstart.port)
     run_id = quickstart.journal["run"]
     assert processes_matching(f"--run {run_id}") == [], "the watchdog is still running"
     status = run_chaos("status", "--json", env=quickstart.env, timeout=30)

@@ -8,10 +8,20 @@ checked with psutil, by a marker on its command line.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from tests.conftest import free_port, journals, processes_matching, run_chaos, unique_marker
+from tests.conftest import (
+    accepts_connections,
+    free_port,
+    journals,
+    processes_matching,
+    run_chaos,
+    unique_marker,
+    wait_until,
+)
 
 SERVICE = """\
 import signal, socket, subprocess, sys, time
@@ -25,6 +35,14 @@ if "child" in modes:
 if "crash" in modes:
     print("fatal: no configuration file", flush=True)
     sys.exit(7)
+if "exit-soon" in modes:
+    server = socket.create_server(("127.0.0.1", port))
+    server.settimeout(1)
+    try:
+        server.accept()[0].close()
+    except TimeoutError:
+        pass
+    sys.exit(3)
 if "never-ready" in modes:
     print("warming up the caches, this takes a while", flush=True)
     time.sleep(60)
@@ -96,8 +114,55 @@ def test_a_service_that_exits_before_it_is_ready_shows_its_exit_code_and_output(
     result = run_chaos("run", str(path), timeout=60)
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
-    assert "service backend exited with code 7 before it was ready" in output
+    (journal,) = journals(tmp_path / "runs")
+    log = tmp_path / "runs" / journal["run"] / "service-backend.log"
+    assert f"service backend exited (code 7) before it was ready: see {log}" in output
     assert "fatal: no configuration file" in output
+    assert "target selector" not in output
+    (exited,) = [e for e in journal["events"] if e["event"] == "service.exited"]
+    assert (exited["returncode"], exited["ready"], exited["log"]) == (7, False, str(log))
+
+
+def test_an_address_that_answers_before_the_service_starts_is_refused(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    """Another process on the service's port would pass its readiness check and be measured."""
+    port, marker = free_port(), unique_marker()
+    path = experiment(tmp_path, script_argv(tmp_path, port, marker), port)
+    foreign = subprocess.Popen([sys.executable, str(tmp_path / "service.py"), str(port),
+                                "foreign"], stdout=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: accepts_connections(port), 10) is not None
+        result = run_chaos("run", str(path), timeout=60)
+    finally:
+        foreign.kill()
+        foreign.wait()
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert f"127.0.0.1:{port} already accepts connections" in output
+    assert "(held by python" in output and f", pid {foreign.pid})" in output
+    assert "--var port=" in output
+    assert processes_matching(marker) == []
+    (journal,) = journals(tmp_path / "runs")
+    assert not [e for e in journal["events"] if e["event"] == "service.started"]
+
+
+def test_a_service_that_exits_while_the_run_holds_it_is_named_not_the_selector(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    port, marker = free_port(), unique_marker()
+    path = experiment(tmp_path, script_argv(tmp_path, port, marker, "exit-soon"), port)
+    text = path.read_text().replace("  before: {window: 500ms, every: 100ms}\n", "")
+    path.write_text(text + "faults:\n  - type: process.suspend\n    target: {service: backend}\n"
+                    "    start: 2s\n    duration: 1s\n")
+    result = run_chaos("run", str(path), timeout=60)
+    output = result.stdout + result.stderr
+    (journal,) = journals(tmp_path / "runs")
+    log = tmp_path / "runs" / journal["run"] / "service-backend.log"
+    assert f"service backend exited (code 3) while the run held it: see {log}" in output
+    assert "target selector" not in output
+    (exited,) = [e for e in journal["events"] if e["event"] == "service.exited"]
+    assert (exited["returncode"], exited["ready"]) == (3, True)
 
 
 def test_a_service_whose_command_does_not_exist_is_a_clear_error(tmp_path: Path,

@@ -12,21 +12,15 @@ import pytest
 
 from tests.conftest import ROOT, run_chaos
 from tests.support import fresh_cli
+from tests.support.plugins import install_distribution
 
 PLUGIN = "from tests.support.plugins import register_marker as register\n"
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    site = tmp_path_factory.mktemp("site")
-    (site / "chaos_marker_plugin.py").write_text(PLUGIN)
-    info = site / "chaos_marker_plugin-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: chaos-marker-plugin\n"
-                                   "Version: 1.0\n")
-    (info / "entry_points.txt").write_text("[chaos.plugins]\nmarker = "
-                                           "chaos_marker_plugin:register\n")
-    return site
+    return install_distribution(tmp_path_factory.mktemp("site"), "chaos_marker_plugin", PLUGIN,
+                                "[chaos.plugins]\nmarker = chaos_marker_plugin:register\n")
 
 
 def with_plugin(site: Path) -> dict[str, str]:

@@ -146,6 +146,9 @@ def test_detach_returns_the_id_while_a_background_holder_keeps_the_fault(
     holder = holder_of(ident)
     assert holder.is_running() and os.getsid(holder.pid) == holder.pid
     assert f"chaos stop {ident}" in result.stderr
+    (row,) = open_rows()  # the log bears the run's id, so one leads to the other
+    assert f"log: {state_dir}/detached/inject-{row['run']}.log" in result.stderr
+    assert (state_dir / "detached" / f"inject-{row['run']}.log").is_file()
     stopped = run_chaos("stop", ident, timeout=60)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert not frozen(sleeper.pid)

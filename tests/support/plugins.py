@@ -153,3 +153,16 @@ def marker_adapters() -> tuple[AdapterRegistry, MarkerAdapter]:
     register_marker(adapters.faults, adapters)
     adapter = next(a for a in adapters if isinstance(a, MarkerAdapter))
     return adapters, adapter
+
+
+def install_distribution(site: Path, module: str, code: str, entry_points: str) -> Path:
+    """A real installed distribution for subprocesses: `module`.py and its dist-info directory
+    (named after the module, version 1.0) in `site`, to put on PYTHONPATH; `entry_points` is
+    the text of entry_points.txt. importlib.metadata sees it like any `pip install`."""
+    (site / f"{module}.py").write_text(code)
+    info = site / f"{module}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\n"
+                                   "Version: 1.0\n")
+    (info / "entry_points.txt").write_text(entry_points)
+    return site

@@ -124,7 +124,8 @@ def test_plugins_come_from_the_entry_point_group_and_are_checked(
     assert "http" in kinds and groups == []  # built-ins never scan the installed packages
     assert "queue_depth" in kinds and groups == ["chaos.probes"]
     assert kinds.get("queue_depth") is QUEUE_DEPTH
-    assert "probe plugin broken failed to register" in caplog.text
+    assert ("plugin broken from distribution (unknown) (entry point broken = "
+            f"{__name__}:NOT_A_KIND in group chaos.probes) failed to register") in caplog.text
 
 
 def test_a_kinds_preparation_runs_before_the_first_timed_sample() -> None:

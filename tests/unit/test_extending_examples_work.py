@@ -1,10 +1,12 @@
 """The worked examples of docs/extending.md run as written: the CSV report format through
 `chaos report`, the flag-file fault through registration, `chaos inject` flags, the loader,
-inject and revert."""
+inject and revert; and every test the docs show a plugin author (docs/extending.md,
+docs/testing.md) passes as written, importing only chaos.plugin and the plugins."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import re
 import sys
@@ -23,16 +25,50 @@ from chaos.runner.journal import error_journal
 from chaos.runner.load import vocabulary
 
 DOC = Path(__file__).parents[2] / "docs" / "extending.md"
+TESTING = DOC.with_name("testing.md")
+PLUGINS = ("chaos_csv", "chaos_flagfile", "chaos_diskfree")
 
 
-def example(name: str, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+def blocks(doc: Path) -> dict[str, str]:
+    """The ```python blocks of a doc that start with `# NAME.py`, by NAME."""
+    return {module: text for text, module in
+            re.findall(r"```python\n(# (\w+)\.py\n.*?)```", doc.read_text(), re.S)}
+
+
+def example(name: str, monkeypatch: pytest.MonkeyPatch, doc: Path = DOC) -> types.ModuleType:
     """The ```python block of the doc that starts with `# NAME.py`, imported as NAME."""
-    blocks = re.findall(r"```python\n(# (\w+)\.py\n.*?)```", DOC.read_text(), re.S)
-    code = next(text for text, module in blocks if module == name)
+    code = blocks(doc)[name]
     module = types.ModuleType(name)
     monkeypatch.setitem(sys.modules, name, module)  # dataclasses look their module up
-    exec(compile(code, f"{DOC}:{name}", "exec"), module.__dict__)
+    exec(compile(code, f"{doc}:{name}", "exec"), module.__dict__)
     return module
+
+
+DOC_TESTS = [(doc, name) for doc in (DOC, TESTING) for name in blocks(doc)
+             if name.startswith("test_")]
+
+
+def test_the_docs_show_tests_for_each_plugin() -> None:
+    assert {"test_csv", "test_flagfile", "test_diskfree"} <= {n for _, n in DOC_TESTS}
+    for _, name in DOC_TESTS:  # a plugin's tests need nothing but chaos.plugin and pytest
+        imports = re.findall(r"^from ([\w.]+) import", (blocks(DOC) | blocks(TESTING))[name],
+                             re.M)
+        assert set(imports) <= {"chaos.plugin", *PLUGINS}, (name, imports)
+
+
+@pytest.mark.parametrize(("doc", "name"), DOC_TESTS, ids=[n for _, n in DOC_TESTS])
+def test_a_test_the_docs_show_passes_as_written(doc: Path, name: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    for plugin in PLUGINS:
+        example(plugin, monkeypatch)
+    module = example(name, monkeypatch, doc)
+    tests = [f for n, f in vars(module).items() if n.startswith("test_") and callable(f)]
+    assert tests, f"{name} defines no test"
+    for number, test in enumerate(tests):
+        wants = list(inspect.signature(test).parameters)
+        assert wants in ([], ["tmp_path"]), f"{name}: a fixture the docs do not define: {wants}"
+        (tmp_path / str(number)).mkdir()
+        test(*[tmp_path / str(number)] * len(wants))
 
 
 def test_the_csv_report_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -84,7 +84,8 @@ def test_a_broken_entry_point_is_named_and_the_built_ins_stay(
 
     with caplog.at_level(logging.WARNING):
         registry = new_reporter_registry(plugins=True, entries=[FakeEntryPoint("bad", broken)])
-    assert "plugin bad failed to register: no such template" in caplog.text
+    assert "plugin bad from distribution" in caplog.text
+    assert "failed to register: no such template" in caplog.text
     assert registry.names() == ["text", "json", "html", "markdown", "junit", "postmortem"]
 
 
