@@ -127,13 +127,13 @@ def _check_kubernetes(workers: Mapping[str, Any], node: yaml.Node | None,
     makes its own token; `count`, `remote` and a token of the file's own mean nothing here."""
     where, spec = f"{PATH}.workers", workers["kubernetes"]
     here = source.child(node, "kubernetes")
-    for key, instead in (("count", "replicas"), ("remote", "replicas"),
-                         ("listen", "kubernetes.listen"),
-                         ("token", "nothing: the run makes a token and hands it to the pods "
-                                   "in a Secret")):
+    for key, instead in (("count", "kubernetes.replicas says how many"),
+                         ("remote", "kubernetes.replicas says how many"),
+                         ("listen", "write it as kubernetes.listen"),
+                         ("token", "the run makes one and hands it to the pods in a Secret")):
         if source.child(node, key) is not None:
             ctx.problem(source.child(node, key), f"{where}.{key}",
-                        f"not with kubernetes workers: remove {key} (write {instead})")
+                        f"not with kubernetes workers: remove {key} ({instead})")
     for key in ("listen", "advertise"):
         if isinstance(spec.get(key), str) and not _port(spec[key]):
             ctx.problem(source.child(here, key), f"{where}.kubernetes.{key}",
