@@ -187,7 +187,8 @@ def _check_breaking_point(spec: Mapping[str, Any], workers: Any, node: yaml.Node
         ctx.problem(source.child(node, "step"), f"{where}.step",
                     "expected a rate above 0/s, like `step: 100/s`")
     if isinstance(workers, Mapping) and (str(workers.get("count")) != "1"
-                                         or workers.get("remote") is not None):
+                                         or workers.get("remote") is not None
+                                         or workers.get("kubernetes") is not None):
         ctx.problem(node, f"{where}", "a breaking-point search runs in the runner's own "
                     "generator: remove traffic.workers (one loop keeps ~20,000 req/s)")
 

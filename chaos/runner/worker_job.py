@@ -39,6 +39,7 @@ class WorkerJob:
     def __init__(self, run_id: str, experiment: Experiment, *, ledger: LedgerStore,
                  adapters: AdapterRegistry, clock: Clock) -> None:
         from chaos.adapters.kubernetes.load_job import LoadJob
+        from chaos.adapters.kubernetes.selection import check_namespace
 
         hyp = experiment.hypothesis
         assert hyp is not None and hyp.traffic_kubernetes is not None
@@ -52,6 +53,7 @@ class WorkerJob:
                            lifetime=experiment.limits.max_duration,
                            connect_within=float(spec["connect_within"]),
                            service_account=spec.get("service_account"))
+        check_namespace(self.job.namespace, self.settings, "traffic.workers.kubernetes")
         self._listen = str(spec["listen"])
         self._spec = spec
         self._open = False
@@ -73,9 +75,7 @@ class WorkerJob:
         and raises."""
         from chaos.adapters.kubernetes.api import api_for
         from chaos.adapters.kubernetes.load_job import create_load_job
-        from chaos.adapters.kubernetes.selection import check_namespace
 
-        check_namespace(self.job.namespace, self.settings, "traffic.workers.kubernetes")
         spec, now = self.revert_spec(), self.clock.time()
         target = f"job {self.job.namespace}/{self.job.name} ({self.job.replicas} pods)"
         self.ledger.intents(self.run_id, [(self.ident, target, spec)], fault=WHAT,
