@@ -72,7 +72,7 @@ class WorkerJob:
 
     async def start(self) -> None:
         """Intent, then the Job and its Secret, then applied; a failure deletes what was made
-        and raises."""
+        and raises (cancelled: the engine's cleanup calls `stop`)."""
         from chaos.adapters.kubernetes.api import api_for
         from chaos.adapters.kubernetes.load_job import create_load_job
 
@@ -84,11 +84,11 @@ class WorkerJob:
         self._open = True
         try:
             await create_load_job(api_for(self.settings), self.job, self.token)
-        except BaseException as exc:
+        except ChaosError:
             await self.stop()
-            if isinstance(exc, ChaosError | KeyboardInterrupt | SystemExit) or not isinstance(
-                    exc, Exception):
-                raise
+            raise
+        except Exception as exc:  # the client's own errors, past the adapter's mapping
+            await self.stop()
             raise FaultFailed(f"traffic workers' Job in {self.job.namespace}: "
                               f"{type(exc).__name__}: {truncate(str(exc))}") from exc
         self.ledger.applied_all(self.run_id, {self.ident: None})

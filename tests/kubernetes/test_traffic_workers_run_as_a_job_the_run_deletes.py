@@ -154,6 +154,15 @@ def test_two_pods_send_exactly_what_one_process_sends_and_leave_nothing(
     name = job["metadata"]["name"]
     assert k8s.call(lambda c: c.get(JOBS, "load", name)) is None
     assert k8s.call(lambda c: c.get(SECRETS, "load", name)) is None
+    # held like a fault: intent before the Job existed, deleted by the run itself (not left
+    # to its watchdog, which deletes what a finished run left open)
+    records = [json.loads(line) for path in (state_dir / "ledger").glob("*.jsonl")
+               for line in path.read_text().splitlines()]
+    mine = [r for r in records if str(r.get("id")).endswith(".traffic-workers")]
+    assert [r["event"] for r in mine] == ["intent", "applied", "reverted"], mine
+    assert mine[0]["revert"]["adapter"] == "kubernetes.load-job"
+    assert mine[-1]["by"] == "runner" and mine[-1]["outcome"] == "reverted", mine
+    assert (mine[0]["revert"]["namespace"], mine[0]["revert"]["name"]) == ("load", name)
 
 
 def test_the_watchdog_deletes_the_job_of_a_killed_runner(
