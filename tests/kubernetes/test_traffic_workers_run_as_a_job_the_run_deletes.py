@@ -51,6 +51,7 @@ class Kubelet:
         self.k8s, self.logs = k8s, logs
         self.pods: list[subprocess.Popen[bytes]] = []
         self.jobs: list[dict[str, Any]] = []
+        self.tokens: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
@@ -76,6 +77,7 @@ class Kubelet:
         token = secret.get("stringData", {}).get(ref["key"]) or base64.b64decode(
             secret["data"][ref["key"]]).decode()
         self.jobs.append(job)
+        self.tokens.append(token)
         assert container["command"][:2] == ["chaos", "traffic-worker"]
         for k in range(spec["parallelism"]):
             with open(self.logs / f"pod{k}.err", "wb") as err:
@@ -115,7 +117,7 @@ faults: {faults}
 
 
 def served(tmp_path: Path, name: str, workers: str) -> tuple[int, int, str]:
-    """(requests the server saw, requests the journal counted, the runner's output)."""
+    """(requests the server saw, requests the journal counted, the journal and output)."""
     server = ArrivalServer(tmp_path / f"{name}.log")
     try:
         path = experiment(tmp_path / f"{name}.yaml", server.port, workers)
@@ -126,8 +128,10 @@ def served(tmp_path: Path, name: str, workers: str) -> tuple[int, int, str]:
         arrived = len(server.arrivals())
     finally:
         server.close()
-    journal = json.loads(next((tmp_path / name).rglob("journal.json")).read_text())
-    return arrived, sum(s["requests"] for s in journal["series"]), result.stdout
+    text = next((tmp_path / name).rglob("journal.json")).read_text()
+    journal = json.loads(text)
+    return arrived, sum(s["requests"] for s in journal["series"]), text + result.stdout + (
+        result.stderr)
 
 
 def test_two_pods_send_exactly_what_one_process_sends_and_leave_nothing(
@@ -148,7 +152,10 @@ def test_two_pods_send_exactly_what_one_process_sends_and_leave_nothing(
     pod = job["spec"]["template"]["spec"]
     assert pod["activeDeadlineSeconds"] == job["spec"]["activeDeadlineSeconds"] == 600
     assert "--max-duration" in pod["containers"][0]["command"]
-    # the token reaches the pods through the Secret only: no literal env value, not in argv
+    # the token reaches the pods through the Secret only: no literal env value, not in argv,
+    # not in the journal or the runner's output
+    [token] = kubelet.tokens
+    assert len(token) >= 32 and token not in pods[2]
     assert pod["containers"][0]["env"] == [{"name": "CHAOS_WORKER_TOKEN", "valueFrom": {
         "secretKeyRef": {"name": job["metadata"]["name"], "key": "token"}}}]
     name = job["metadata"]["name"]
