@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -194,6 +195,45 @@ def test_the_watchdog_deletes_the_job_of_a_killed_runner(
                           k8s.call(lambda c: c.get(SECRETS, "load", name)) is None, 30)
         assert gone is not None, "the watchdog did not delete the Job and its Secret"
         assert kubelet.pods[0].wait(30) == 0  # the worker heard the runner go and ended
+    finally:
+        release(runner)
+        runner.wait(10)
+        server.close()
+
+
+def test_recover_kubernetes_deletes_the_job_when_runner_and_watchdog_were_killed(
+        k8s: Emulator, kubelet: Kubelet, state_dir: Path, tmp_path: Path) -> None:
+    """From the cluster's marks alone: another machine, no ledger, the Job not expired yet
+    (so --force)."""
+    address = f"{host_address()}:{free_port()}"
+    server = ArrivalServer(tmp_path / "arrivals.log")
+    path = experiment(tmp_path / "killed.yaml", server.port,
+                      f"workers: {{kubernetes: {{replicas: 1, namespace: load, "
+                      f'image: chaos:test, listen: "{address}", advertise: "{address}"}}}}')
+    with open(tmp_path / "runner.log", "wb") as log:
+        runner = subprocess.Popen(chaos_cmd("run", str(path)), cwd=tmp_path, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    try:
+        assert wait_until(lambda: kubelet.pods, 30) is not None, (
+            tmp_path / "runner.log").read_text()
+        name = kubelet.jobs[0]["metadata"]["name"]
+        [ledger] = (state_dir / "ledger").glob("*.jsonl")
+        [guard] = [json.loads(line) for line in ledger.read_text().splitlines()
+                   if json.loads(line)["event"] == "watchdog"]
+        os.kill(guard["pid"], signal.SIGKILL)
+        runner.kill()
+        runner.wait(5)
+        assert k8s.call(lambda c: c.get(JOBS, "load", name)) is not None  # left behind
+
+        elsewhere = {"CHAOS_STATE_DIR": str(tmp_path / "another-machine")}
+        skipped = run_chaos("recover", "--kubernetes", "-n", "load", env=elsewhere)
+        assert f"job load/{name}" in skipped.stdout and "skipped (held until" in skipped.stdout
+        assert k8s.call(lambda c: c.get(JOBS, "load", name)) is not None
+        result = run_chaos("recover", "--kubernetes", "-n", "load", "--force", env=elsewhere)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"job load/{name}" in result.stdout, result.stdout
+        assert k8s.call(lambda c: c.get(JOBS, "load", name)) is None
+        assert k8s.call(lambda c: c.get(SECRETS, "load", name)) is None
     finally:
         release(runner)
         runner.wait(10)
