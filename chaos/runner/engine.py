@@ -151,6 +151,8 @@ class Engine:
 
     async def _finish(self, stopped: bool) -> RunResult:
         self._outcome = failed_reverts(self.injections, self._outcome)
+        if self.worker_job is not None and self.worker_job.failure:  # held like a fault
+            self._outcome = (ExitCode.REVERT_FAILED, self.worker_job.failure)
         if self.alerts is not None:  # the faults are reverted: detection joins the verdict
             self._outcome = await self.alerts.finish(self._outcome)
         self._outcome = as_recorded(self.experiment, self.injections, self._outcome,

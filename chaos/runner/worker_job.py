@@ -57,6 +57,7 @@ class WorkerJob:
         self._listen = str(spec["listen"])
         self._spec = spec
         self._open = False
+        self.failure = ""  # why deleting the Job failed: the run then exits 5, like a revert
 
     def hypothesis(self, hyp: Hypothesis) -> Hypothesis:
         """`hyp` with the Job's pods as its remote workers (the observer listens for them)."""
@@ -101,6 +102,7 @@ class WorkerJob:
         outcome, error = await revert_spec(self.run_id, self.ident, self.revert_spec(),
                                            self.ledger, self.adapters, by="runner")
         if outcome == "failed":  # open in the ledger: the watchdog and `chaos recover` retry
-            log.error("could not delete the traffic workers' Job %s/%s: %s",
-                      self.job.namespace, self.job.name, error)
+            self.failure = (f"deleting the traffic workers' Job {self.job.namespace}/"
+                            f"{self.job.name} failed: {error}")
+            log.error("%s", self.failure)
         return outcome, error

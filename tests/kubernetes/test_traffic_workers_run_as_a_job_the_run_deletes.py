@@ -173,6 +173,24 @@ def test_two_pods_send_exactly_what_one_process_sends_and_leave_nothing(
     assert (mine[0]["revert"]["namespace"], mine[0]["revert"]["name"]) == ("load", name)
 
 
+def test_a_job_the_run_cannot_delete_fails_the_run_like_a_failed_revert(
+        k8s: Emulator, kubelet: Kubelet, state_dir: Path, tmp_path: Path) -> None:
+    address = f"{host_address()}:{free_port()}"
+    k8s.call(lambda c: c.deny.add(("delete", "batch", "jobs")))
+    server = ArrivalServer(tmp_path / "arrivals.log")
+    try:
+        path = experiment(tmp_path / "denied.yaml", server.port,
+                          f"workers: {{kubernetes: {{replicas: 1, namespace: load, "
+                          f'image: chaos:test, listen: "{address}", advertise: "{address}"}}}}')
+        result = run_chaos("run", str(path), cwd=tmp_path)
+    finally:
+        server.close()
+    out = result.stdout + result.stderr
+    assert result.returncode == 5, out
+    assert "deleting the traffic workers' Job load/chaos-load-" in out, out
+    assert "not allowed to delete batch/jobs" in out, out
+
+
 def test_the_watchdog_deletes_the_job_of_a_killed_runner(
         k8s: Emulator, kubelet: Kubelet, state_dir: Path, tmp_path: Path) -> None:
     address = f"{host_address()}:{free_port()}"
