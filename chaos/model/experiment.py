@@ -138,6 +138,9 @@ class Hypothesis:
     # traffic.workers when they join from other hosts: remote, listen, token, connect_within,
     # max_clock_error (chaos.slo.traffic_remote)
     traffic_remote: Mapping[str, Any] | None = None
+    # traffic.workers.kubernetes, with connect_within and max_clock_error: a Job of worker pods
+    # the run creates (chaos.runner.load_job)
+    traffic_kubernetes: Mapping[str, Any] | None = None
     prometheus: Mapping[str, Any] | None = None  # url, good, total, latency
     min_events: int | None = None  # fewer events in a window is NO_DATA (default per source)
 

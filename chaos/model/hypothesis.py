@@ -122,6 +122,7 @@ def hypothesis(node: yaml.Node, ctx: Context, vocab: Vocabulary,
         traffic_workers=load_profile.worker_count(raw["traffic"]["workers"]) if raw[
             "traffic"] else 1,
         traffic_remote=frozen(load_profile.remote_workers(raw["traffic"])) or None,
+        traffic_kubernetes=frozen(load_profile.kubernetes_workers(raw["traffic"])) or None,
         prometheus=prometheus,
         min_events=raw["min_events"],
         probes=probes, checks=checks,

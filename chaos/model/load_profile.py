@@ -94,6 +94,9 @@ def _check_remote(workers: Mapping[str, Any], node: yaml.Node | None, ctx: Conte
     where = f"{PATH}.workers"
     if workers.get("remote") is INVALID:
         return
+    if isinstance(workers.get("kubernetes"), Mapping):
+        _check_kubernetes(workers, node, ctx)
+        return
     if workers.get("remote") is None:
         for key in REMOTE_ONLY:
             if source.child(node, key) is not None:
@@ -113,6 +116,44 @@ def _check_remote(workers: Mapping[str, Any], node: yaml.Node | None, ctx: Conte
         ctx.problem(source.child(node, "listen"), f"{where}.listen",
                     f"{workers['listen']!r} has no port from 1 to 65535: write HOST:PORT, like "
                     "10.0.0.5:7070 (the host is the address workers reach, 0.0.0.0 for all)")
+
+
+UNREACHABLE = ("0.0.0.0", "::", "localhost", "127.", "::1", "[::]", "[::1]")
+
+
+def _check_kubernetes(workers: Mapping[str, Any], node: yaml.Node | None,
+                      ctx: Context) -> None:
+    """Kubernetes workers: the pods connect to `advertise`, the run listens on `listen` and
+    makes its own token; `count`, `remote` and a token of the file's own mean nothing here."""
+    where, spec = f"{PATH}.workers", workers["kubernetes"]
+    here = source.child(node, "kubernetes")
+    for key, instead in (("count", "kubernetes.replicas says how many"),
+                         ("remote", "kubernetes.replicas says how many"),
+                         ("listen", "write it as kubernetes.listen"),
+                         ("token", "the run makes one and hands it to the pods in a Secret")):
+        if source.child(node, key) is not None:
+            ctx.problem(source.child(node, key), f"{where}.{key}",
+                        f"not with kubernetes workers: remove {key} ({instead})")
+    for key in ("listen", "advertise"):
+        if isinstance(spec.get(key), str) and not _port(spec[key]):
+            ctx.problem(source.child(here, key), f"{where}.kubernetes.{key}",
+                        f"{spec[key]!r} has no port from 1 to 65535: write HOST:PORT, like "
+                        "10.0.0.5:7070")
+    advertise = spec.get("advertise")
+    if isinstance(advertise, str) and advertise.rpartition(":")[0].startswith(UNREACHABLE):
+        ctx.problem(source.child(here, "advertise"), f"{where}.kubernetes.advertise",
+                    f"{advertise!r} is not an address pods can reach: write the runner's "
+                    "address as the cluster sees it (its IP on a network the nodes route to, "
+                    "or a NodePort/load balancer in front of it), like 10.0.0.5:7070")
+
+
+def kubernetes_workers(traffic: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """`traffic.workers.kubernetes` (checked) with the join settings of `traffic.workers`."""
+    workers = (traffic or {}).get("workers")
+    if not isinstance(workers, Mapping) or not isinstance(workers.get("kubernetes"), Mapping):
+        return None
+    return {**workers["kubernetes"], "connect_within": workers["connect_within"],
+            "max_clock_error": workers["max_clock_error"]}
 
 
 def _port(address: str) -> int:
@@ -146,7 +187,8 @@ def _check_breaking_point(spec: Mapping[str, Any], workers: Any, node: yaml.Node
         ctx.problem(source.child(node, "step"), f"{where}.step",
                     "expected a rate above 0/s, like `step: 100/s`")
     if isinstance(workers, Mapping) and (str(workers.get("count")) != "1"
-                                         or workers.get("remote") is not None):
+                                         or workers.get("remote") is not None
+                                         or workers.get("kubernetes") is not None):
         ctx.problem(node, f"{where}", "a breaking-point search runs in the runner's own "
                     "generator: remove traffic.workers (one loop keeps ~20,000 req/s)")
 
@@ -298,5 +340,5 @@ def check_spike(hypothesis: Hypothesis | None, faults: Sequence[FaultSpec] | Non
 
 
 __all__ = ["available_cores", "check_capacity_floors", "check_spike", "check_traffic",
-           "check_under_fault", "check_until", "remote_workers", "search_seconds",
+           "check_under_fault", "check_until", "kubernetes_workers", "remote_workers", "search_seconds",
            "traffic_span", "worker_count"]

@@ -197,6 +197,24 @@ MIX = List(Obj({
 }), "weighted requests sent instead of traffic.http's own, in a smooth round robin",
     min_items=1)
 
+ADDRESS = r"[A-Za-z0-9_.:\[\]-]*:[0-9]{1,5}"
+KUBERNETES_WORKERS = Obj({
+    "replicas": Field(Int("worker pods: each sends an equal share of the schedule", min=1,
+                          max=1000), required=True),
+    "namespace": Field(Str("where the run creates the workers' Job and its token's Secret",
+                           pattern=r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"), required=True),
+    "image": Field(Str("an image with chaos installed (`chaos traffic-worker` on its PATH), "
+                       "e.g. ghcr.io/chaos-runner/chaos:0.1.0", min_length=1), required=True),
+    "listen": Field(Str("HOST:PORT the run listens on for the pods (0.0.0.0:PORT for every "
+                        "interface)", pattern=ADDRESS), required=True),
+    "advertise": Field(Str("HOST:PORT the pods connect to: the listener as the cluster sees it "
+                           "(a routable address, a NodePort or a load balancer in front of "
+                           "the runner)", pattern=ADDRESS), required=True),
+    "service_account": Str("the pods' service account (they call no Kubernetes API; default: "
+                           "the namespace's default)"),
+}, "run the workers as a Kubernetes Job the run creates and deletes (the token is a Secret "
+   "the run makes)")
+
 WORKERS = Obj({
     "count": Str("generator processes: a number, or auto (one per core)", "1",
                  pattern=r"auto|[1-9][0-9]{0,2}"),
@@ -205,7 +223,7 @@ WORKERS = Obj({
                   "HOST:PORT` (instead of count: this machine then sends nothing itself)",
                   min=1, max=1000),
     "listen": Str("HOST:PORT the run listens on for remote workers (required with remote; "
-                  "nothing listens without it)", pattern=r"[A-Za-z0-9_.:\[\]-]*:[0-9]{1,5}"),
+                  "nothing listens without it)", pattern=ADDRESS),
     "token": Str("the secret remote workers prove they know (required with remote): write "
                  "${CHAOS_WORKER_TOKEN}, never the value", min_length=16),
     "connect_within": Duration("the run fails (nothing injected) unless every remote worker "
@@ -213,6 +231,7 @@ WORKERS = Obj({
     "max_clock_error": Duration("a remote worker whose clock offset is known less well than "
                                 "this (half its best ping round trip) is refused", "5ms",
                                 min=0.0001, max=1),
+    "kubernetes": KUBERNETES_WORKERS,
 }, "split the schedule across generator processes, past one core or past one machine; "
    "`workers: 4` is short for `{count: 4}`", shorthand=scalar_as("count"))
 

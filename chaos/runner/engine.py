@@ -47,6 +47,7 @@ from chaos.runner.outcome import as_recorded, failed_reverts, unrecorded_reverts
 from chaos.runner.plan import plan
 from chaos.runner.services import Services
 from chaos.runner.timeline import Injection, Timeline, deadline_grace
+from chaos.runner.worker_job import WorkerJob
 from chaos.safety import failpoints, guards
 from chaos.safety.ledger_protocol import LedgerStore
 from chaos.safety.locks import TargetLocks
@@ -103,6 +104,7 @@ class Engine:
                                  clock=clock, scope=self,
                                  locks=TargetLocks(ledger.state_dir, run_id))
         self.observer: Observer | None = None  # with a hypothesis, from its BEFORE phase on
+        self.worker_job: WorkerJob | None = None  # traffic.workers.kubernetes: pods in a Job
         self.alerts: AlertWatch | None = None  # with `detection:`, from before the services on
         self.watchdog: WatchdogHandle | None = None
         self._spawn = watchdog
@@ -151,6 +153,8 @@ class Engine:
 
     async def _finish(self, stopped: bool) -> RunResult:
         self._outcome = failed_reverts(self.injections, self._outcome)
+        if self.worker_job is not None and self.worker_job.failure:  # held like a fault
+            self._outcome = (ExitCode.REVERT_FAILED, self.worker_job.failure)
         if self.alerts is not None:  # the faults are reverted: detection joins the verdict
             self._outcome = await self.alerts.finish(self._outcome)
         self._outcome = as_recorded(self.experiment, self.injections, self._outcome,
@@ -198,8 +202,8 @@ class Engine:
         for planned in await plan(exp, self.adapters, self.seed, self.ledger):
             if planned.error is not None:
                 raise planned.error
-        if exp.faults:
-            await self._guarded()
+        if exp.faults or (exp.hypothesis and exp.hypothesis.traffic_kubernetes):
+            await self._guarded()  # a worker Job is held like a fault
         if exp.detection is not None:
             self.alerts = AlertWatch(exp.detection, self.bus)
             await self.alerts.start()
@@ -219,11 +223,17 @@ class Engine:
         """The steady state before anything is injected; False (and the outcome) if not met."""
         hyp = self.experiment.hypothesis
         assert hyp is not None
+        if hyp.traffic_kubernetes is not None:
+            self.worker_job = WorkerJob(self.run_id, self.experiment, ledger=self.ledger,
+                                        adapters=self.adapters, clock=self.clock)
+            hyp = self.worker_job.hypothesis(hyp)  # its pods join as remote workers
         seen = self.observer = Observer(hyp, self.bus, abort=self.lifecycle.stop,
                                         stopping=lambda: self.lifecycle.stopping,
                                         on_probe_error=self._on_probe_error, clock=self.clock,
                                         probes=self.probes)
         seen.start_sources()
+        if self.worker_job is not None:  # listening now: the pods may join
+            await self.worker_job.start()
         await seen.sources_ready()
         self.bus.emit("phase.started", phase="before")
         seen.sampler.start(hyp.before.every)
@@ -284,9 +294,12 @@ class Engine:
         failpoints.hit("during_cleanup")
         for task in self._background[1:] if self.watchdog is not None else self._background:
             task.cancel()  # following the ledger (heartbeats go on until the reverts are done)
-        await self.timeline.revert_everything()
+        job = self.worker_job
+        await self.timeline.revert_everything(frozenset([job.ident]) if job else frozenset())
         if self.observer is not None:
             await self.observer.stop()
+        if job is not None:  # after the traffic stopped: the pods' last lines are in
+            await job.stop()
         if self.alerts is not None:
             await self.alerts.stop()
         with contextlib.suppress(Exception):

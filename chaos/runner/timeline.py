@@ -264,12 +264,13 @@ class Timeline:
                               injection=injection.id, target=injection.target.label,
                               outcome=outcome, by=by, at=injection.reverted_at)
 
-    async def revert_everything(self) -> None:
+    async def revert_everything(self, keep: frozenset[str] = frozenset()) -> None:
         """The cleanup's revert: everything still held, newest first, then (belt and braces)
-        whatever the ledger still shows open for this run."""
+        whatever the ledger still shows open for this run, but for the entries in `keep`,
+        which their owner closes a moment later (the traffic workers' Job)."""
         self.follow_reverts()  # e.g. the watchdog reverted while this runner was frozen
         await self.revert_all(self.injections[::-1], by="runner")
-        known = {i.id for i in self.injections}
+        known = {i.id for i in self.injections} | keep
         try:
             leftover = self.ledger.open_entries(self.run_id)
         except OSError as exc:

@@ -26,6 +26,7 @@ from chaos.adapters.kubernetes.ephemeral import PodNetworkAdapter
 from chaos.adapters.kubernetes.ephemeral_kill import ContainerKillAdapter, KillSpec
 from chaos.adapters.kubernetes.nodes import CordonAdapter, DrainAdapter, NodeSpec, TaintAdapter
 from chaos.adapters.kubernetes.pods import PartitionAdapter, PodDeleteAdapter, PartitionSpec
+from chaos.adapters.kubernetes.load_job import LoadJobAdapter, LoadJobSpec
 from chaos.adapters.kubernetes.pods import PodDeleteSpec
 from chaos.adapters.kubernetes.workloads import ScaleDownAdapter, ScaleSpec
 from chaos.adapters.kubernetes.ephemeral_spec import InPodSpec, stop_container
@@ -108,6 +109,9 @@ LEGACY: dict[str, tuple[type[RevertSpec], dict[str, Any]]] = {
                                   "connection": CONNECTION, "namespace": "shop",
                                   "name": "chaos-partition-0123456789",
                                   "verified": "new connections to 2 pods on port 80 failed"}),
+    "load-job": (LoadJobSpec, {"adapter": "kubernetes.load-job", "action": "delete",
+                               "connection": CONNECTION, "namespace": "load",
+                               "name": "chaos-load-20261204t000000-abcdef"}),
     "cordon": (NodeSpec, {"adapter": "kubernetes.cordon", "action": "uncordon",
                           "connection": CONNECTION, "node": "n1", "uid": "u-n1"}),
     "drain": (NodeSpec, {"adapter": "kubernetes.drain", "action": "uncordon",
@@ -127,7 +131,7 @@ LEGACY: dict[str, tuple[type[RevertSpec], dict[str, Any]]] = {
 ADAPTERS = [PodDeleteAdapter(), PartitionAdapter(), CordonAdapter(), DrainAdapter(),
             TaintAdapter(), ScaleDownAdapter(), PodNetworkAdapter(), ProxyAdapter(), ClockAdapter(), ContainerDiskAdapter(), InterfaceAdapter(), NetnsAdapter(), ContainerNetworkAdapter(), HostResourceAdapter(),
             ProcessAdapter(), ServiceAdapter(), ContainerLifecycleAdapter(),
-            ContainerKillAdapter()]
+            ContainerKillAdapter(), LoadJobAdapter()]
 SPEC_OF = {"local.kernel": "kernel-tc", "local.kernel.netns": "kernel-nft",
            "container.network": "container-network", "local.resource": "resource",
            "local.process": "process-suspend", "local.service": "service-restart",
@@ -136,7 +140,8 @@ SPEC_OF = {"local.kernel": "kernel-tc", "local.kernel.netns": "kernel-nft",
            "kubernetes.pod.network": "in-pod", "kubernetes.pod": "pod-delete",
            "kubernetes.partition": "partition", "kubernetes.cordon": "cordon",
            "kubernetes.drain": "drain", "kubernetes.taint": "taint",
-           "kubernetes.scale": "scale", "kubernetes.container.kill": "pod-container-kill"}
+           "kubernetes.scale": "scale", "kubernetes.container.kill": "pod-container-kill",
+           "kubernetes.load-job": "load-job"}
 
 
 @pytest.mark.parametrize("case", sorted(LEGACY))

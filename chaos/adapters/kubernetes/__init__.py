@@ -10,6 +10,7 @@ this package (the adapter registry does) costs nothing until a Kubernetes fault 
     pods        pod.delete, network.partition (NetworkPolicy)
     workloads   workload.scale_down
     nodes       node.cordon, node.drain, node.taint
+    load_job    traffic workers as a Job (+ the Secret with their token), deleted on revert
     sweep       `chaos recover --kubernetes`: undo expired marks found in the cluster
     probes      ready pods, available replicas
 """
@@ -26,7 +27,14 @@ if TYPE_CHECKING:
 
 def adapters() -> list[Adapter]:
     """The built-in Kubernetes adapters, each a fresh instance."""
-    from chaos.adapters.kubernetes import ephemeral, ephemeral_kill, nodes, pods, workloads
+    from chaos.adapters.kubernetes import (
+        ephemeral,
+        ephemeral_kill,
+        load_job,
+        nodes,
+        pods,
+        workloads,
+    )
 
     return [
         pods.PodDeleteAdapter(), pods.PartitionAdapter(),
@@ -35,6 +43,7 @@ def adapters() -> list[Adapter]:
         ephemeral.PodNetworkAdapter(), ephemeral.PodResourceAdapter(),  # in-pod faults (6b)
         ephemeral.PodHttpAdapter(),  # http.* in pods: the proxy behind an nft redirect (16)
         ephemeral_kill.ContainerKillAdapter(),
+        load_job.LoadJobAdapter(),  # no fault: reverts the Job of `traffic.workers.kubernetes`
     ]
 
 

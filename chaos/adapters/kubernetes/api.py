@@ -35,7 +35,8 @@ from chaos.errors import FaultFailed, PermissionDenied, TargetNotFound, truncate
 
 TIMEOUT = (5.0, 30.0)  # connect, read: every call is bounded
 MERGE_PATCH = "application/merge-patch+json"
-API_CLASSES = {"CoreV1Api", "AppsV1Api", "NetworkingV1Api", "PolicyV1Api", "AutoscalingV2Api"}
+API_CLASSES = {"CoreV1Api", "AppsV1Api", "NetworkingV1Api", "PolicyV1Api", "AutoscalingV2Api",
+               "BatchV1Api"}
 # A 429 on a read is an overloaded or throttling API server (or a proxy in front of it): wait
 # and ask again, Retry-After's seconds when it says, else 0.25 s doubling (1.75 s in all).
 # client-go only retries a 429 that carries Retry-After (rest/request.go, checkWait); urllib3

@@ -46,6 +46,12 @@ NAMESPACED_RULES: Final[tuple[Rule, ...]] = (
     # network.partition: a NetworkPolicy we own, deleted on revert and by `chaos recover`
     {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
      "verbs": ["list", "create", "delete"]},
+    # traffic.workers.kubernetes: the workers' Job and the Secret holding their token, created
+    # by the run and deleted at its end; `chaos recover --kubernetes` lists Jobs. Secrets are
+    # never listed or read (that would be every secret of the namespace): the Job owns its
+    # Secret, and a sweep deletes it by the Job's name
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "create", "delete"]},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "delete"]},
 )
 
 CLUSTER_RULES: Final[tuple[Rule, ...]] = (

@@ -6,6 +6,7 @@ annotation, so after the runner, its watchdog and even the machine that ran them
 anyone with the Role can clean up:
 
     NetworkPolicies we created         deleted
+    traffic workers' Jobs              deleted with their pods and their token's Secret
     Deployments / StatefulSets         scaled back to `chaos.dev/replicas`, marks removed
     nodes                              uncordoned (if `chaos.dev/cordoned`), our taint removed
     in-pod faults (`chaos-hold-<id>`)  a stop container, when the agent died without reverting
@@ -24,6 +25,7 @@ from typing import Any
 from chaos.adapters.kubernetes.api import Api
 from chaos.adapters.kubernetes.connection import (
     ANNOTATION_EXPIRES,
+    ANNOTATION_FAULT,
     LABEL_RUN,
     expired,
     unmarks,
@@ -36,6 +38,7 @@ from chaos.adapters.kubernetes.nodes import (
     remove_taint,
     uncordon_node,
 )
+from chaos.adapters.kubernetes.load_job import WHAT, delete_load_job
 from chaos.adapters.kubernetes.pods import delete_policy
 from chaos.adapters.kubernetes.selection import WORKLOAD_METHODS, check_namespace
 from chaos.adapters.kubernetes.workloads import ANNOTATION_REPLICAS, ANNOTATION_SCALED_TO, restore
@@ -105,6 +108,7 @@ async def _namespace(api: Api, namespace: str, everything: bool) -> list[Swept]:
             found.append(Swept(what, run, await delete_policy(api, namespace, meta["name"])))
         else:
             found.append(Swept(what, run, _skipped(meta)))
+    found += await _load_jobs(api, namespace, everything)
     for resource, method in WORKLOAD_METHODS.items():
         workloads = await api.call("list", "apps", resource, namespace,
                                    f"AppsV1Api.list_{method}", namespace,
@@ -124,6 +128,23 @@ async def _namespace(api: Api, namespace: str, everything: bool) -> list[Swept]:
                     api, resource, namespace, meta["name"], meta.get("uid"), int(replicas),
                     int(ours) if ours.isdigit() else None)))
     return found + await _holds(api, namespace, everything)
+
+
+async def _load_jobs(api: Api, namespace: str, everything: bool) -> list[Swept]:
+    """Traffic workers' Jobs; the Secret of each has the Job's name (never listed: a list
+    would read every secret of the namespace)."""
+    jobs = await api.call("list", "batch", "jobs", namespace,
+                          "BatchV1Api.list_namespaced_job", namespace, label_selector=LABEL_RUN)
+    found = []
+    for job in jobs.get("items") or ():
+        meta = job["metadata"]
+        if _annotations(job).get(ANNOTATION_FAULT) != WHAT:
+            continue  # a Job of ours for something else (never the runner's own)
+        what, run = f"job {namespace}/{meta['name']}", str(meta.get("labels", {}).get(LABEL_RUN,
+                                                                                        "?"))
+        found.append(Swept(what, run, await delete_load_job(api, namespace, meta["name"])
+                           if everything or expired(meta) else _skipped(meta)))
+    return found
 
 
 async def _holds(api: Api, namespace: str, everything: bool) -> list[Swept]:

@@ -55,6 +55,8 @@ DEPLOYMENTS = kmock.resource("apps", "v1", "deployments")
 STATEFULSETS = kmock.resource("apps", "v1", "statefulsets")
 PDBS = kmock.resource("policy", "v1", "poddisruptionbudgets")
 NETPOLS = kmock.resource("networking.k8s.io", "v1", "networkpolicies")
+JOBS = kmock.resource("batch", "v1", "jobs")
+SECRETS = kmock.resource("", "v1", "secrets")
 WORKLOADS = (DEPLOYMENTS, STATEFULSETS)
 # The kubelet's side of pods/exec (tests/support/kubernetes/inpod_kubelet.py): given the request to
 # upgrade, the namespace, pod, container and argv, it streams the command's run.
@@ -159,7 +161,7 @@ class Cluster(kmock.KubernetesEmulator):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
-        for resource in (PODS, NODES, *WORKLOADS, PDBS, NETPOLS,  # listable while empty
+        for resource in (PODS, NODES, *WORKLOADS, PDBS, NETPOLS, JOBS,  # listable while empty
                          cluster_rules.HPAS):
             self.resources[resource] = {}
 
