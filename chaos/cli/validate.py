@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -102,7 +103,7 @@ def _validate(paths: tuple[str, ...], vars_: tuple[str, ...],
         click.echo(f"{bad} of {len(files)} file(s) invalid: " + (
             "fix the fields named above (`chaos schema` gives editors the format)" if fields
             else "the file(s) above could not be read as experiments (missing, empty, or not "
-                 "valid YAML/JSON)"), err=True)
+                 f"valid {_formats(files)})"), err=True)
     sys.exit(ExitCode.INVALID if bad else ExitCode.OK)
 
 
@@ -138,3 +139,9 @@ def note_skipped(path: str, why: str) -> None:
 
 def is_ctk(experiment: object) -> bool:
     return type(experiment).__name__ == "CtkExperiment"  # chaos.ctk stays unimported otherwise
+
+
+def _formats(files: list[Path]) -> str:
+    """What the unreadable files should have been: JSON for .json files (Chaos Toolkit's)."""
+    kinds = {"JSON" if f.suffix.lower() == ".json" else "YAML" for f in files}
+    return "/".join(sorted(kinds, reverse=True))

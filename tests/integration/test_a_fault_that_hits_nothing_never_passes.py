@@ -156,4 +156,4 @@ def test_a_service_that_is_gone_when_its_fault_starts_is_refused_by_name(
             duration: 2s
         """))
     code, journal, out = run(path, tmp_path)
-    assert_refused(code, journal, out, "service 'quick' is not running")
+    assert_refused(code, journal, out, "service quick exited (code 0) while the run held it")
