@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -141,7 +140,7 @@ def is_ctk(experiment: object) -> bool:
     return type(experiment).__name__ == "CtkExperiment"  # chaos.ctk stays unimported otherwise
 
 
-def _formats(files: list[Path]) -> str:
+def _formats(files: list[str]) -> str:
     """What the unreadable files should have been: JSON for .json files (Chaos Toolkit's)."""
-    kinds = {"JSON" if f.suffix.lower() == ".json" else "YAML" for f in files}
+    kinds = {"JSON" if f.lower().endswith(".json") else "YAML" for f in files}
     return "/".join(sorted(kinds, reverse=True))
