@@ -24,7 +24,8 @@ def test_a_file_that_cannot_be_read_names_no_fields(tmp_path: Path, text: str | 
         path.write_text(text)
     last = footer(path)
     assert "fields named above" not in last
-    assert "could not be read as experiments (missing, empty, or not valid YAML/JSON)" in last
+    # a .yaml file is told it is not valid YAML (a .json one: JSON)
+    assert "could not be read as experiments (missing, empty, or not valid YAML)" in last
 
 
 def test_an_empty_file_is_located(tmp_path: Path) -> None:
